@@ -1,0 +1,189 @@
+"""probes.yaml → Config, or a list of problems that each name the key path and the line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+from typing import Any
+
+from pydantic import ValidationError
+
+from monitor.config.envsubst import substitute
+from monitor.config.model import Config
+from monitor.config.yamlsource import Path, YamlProblem, line_for, load_yaml
+from monitor.templating import template_names
+
+# Bigger files are not configurations; refusing them early keeps a typo'd path from hanging us.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    path: Path
+    line: int | None
+    message: str
+
+    def format(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        key = dotted(self.path)
+        return f"{where}: {key}: {self.message}" if key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(p.format(source) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    config: Config
+    source: str
+    # Every value substituted from the environment: redacted from all output.
+    secrets: frozenset[str]
+
+
+def dotted(path: Path) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def load_config_file(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    source = str(path)
+    try:
+        file = FilePath(path)
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(source, [ConfigProblem((), None, "file is larger than 4 MiB")])
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(source, [ConfigProblem((), None, "file is not UTF-8 text")]) from None
+    except OSError as exc:
+        raise ConfigError(source, [ConfigProblem((), None, f"cannot read: {exc.strerror}")]) from None
+    return load_config_text(text, source=source, environ=environ)
+
+
+def load_config_text(
+    text: str, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    environ = os.environ if environ is None else environ
+    try:
+        data, lines = load_yaml(text)
+    except YamlProblem as exc:
+        raise ConfigError(source, [ConfigProblem((), exc.line, exc.message)]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigProblem((), 1, "the configuration must be a mapping of keys")])
+
+    substituted = substitute(data, environ)
+    problems = [ConfigProblem(p.path, line_for(p.path, lines), p.message) for p in substituted.problems]
+    try:
+        config = Config.model_validate(substituted.data)
+    except ValidationError as exc:
+        # A value left empty by a missing variable fails validation too; say it once.
+        unset = {p.path for p in problems}
+        problems += [p for p in _pydantic_problems(exc, lines) if p.path not in unset]
+        raise ConfigError(source, problems) from None
+    if problems:
+        raise ConfigError(source, problems)
+
+    problems = [
+        ConfigProblem(path, line_for(path, lines), message) for path, message in _cross_check(config)
+    ]
+    if problems:
+        raise ConfigError(source, problems)
+    return LoadedConfig(config, source, frozenset(substituted.secrets))
+
+
+def _pydantic_problems(exc: ValidationError, lines: dict[Path, int]) -> list[ConfigProblem]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = tuple(part for part in error["loc"] if isinstance(part, int) or not _is_schema_tag(part))
+        problems.append(ConfigProblem(path, line_for(path, lines), _message(error)))
+    return sorted(problems, key=lambda p: (p.line or 0, dotted(p.path)))
+
+
+def _is_schema_tag(part: str) -> bool:
+    # pydantic adds tags such as "function-after[...]" or "list[str]" for unions and validators.
+    return "[" in part or "-" in part and part.startswith(("function", "json-or"))
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message: str = error["msg"]
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _cross_check(config: Config) -> list[tuple[Path, str]]:
+    """Relations pydantic cannot see: references between sections and template variables."""
+    problems: list[tuple[Path, str]] = []
+    for name, check in config.checks.items():
+        if check.target not in config.targets:
+            known = ", ".join(sorted(config.targets)) or "none defined"
+            problems.append((("checks", name, "target"), f"unknown target {check.target!r} (targets: {known})"))
+        if check.after is not None:
+            if check.after not in config.checks:
+                problems.append((("checks", name, "after"), f"unknown check {check.after!r}"))
+            elif not config.checks[check.after].enabled and check.enabled:
+                problems.append((("checks", name, "after"), f"check {check.after!r} is disabled"))
+
+    for name in config.checks:
+        seen = [name]
+        current = config.checks[name].after
+        while current is not None and current in config.checks:
+            if current in seen:
+                cycle = " -> ".join([*seen, current])
+                problems.append((("checks", name, "after"), f"checks depend on each other in a cycle: {cycle}"))
+                break
+            seen.append(current)
+            current = config.checks[current].after
+
+    known_vars = {"tenant"} | set(config.tenants.default_vars)
+    for tenant_vars in config.tenants.vars.values():
+        known_vars |= set(tenant_vars)
+    for name, check in config.checks.items():
+        available = known_vars | _captures_before(config, name)
+        request = check.request
+        fields: dict[str, Any] = {
+            "path": request.path,
+            "params": request.params,
+            "headers": request.headers,
+            "json": request.json_body,
+        }
+        for field, value in fields.items():
+            for missing in sorted(template_names(value) - available):
+                problems.append(
+                    (
+                        ("checks", name, "request", field),
+                        f"template variable {{{missing}}} is not defined: set it in "
+                        "tenants.default_vars, tenants.vars or capture it in an earlier check",
+                    )
+                )
+
+    if config.tenants.static is not None:
+        static = set(config.tenants.static)
+        for tenant in config.tenants.vars:
+            if tenant not in static:
+                problems.append((("tenants", "vars", tenant), "not a tenant listed in tenants.static"))
+    return problems
+
+
+def _captures_before(config: Config, check: str) -> set[str]:
+    names: set[str] = set()
+    current = config.checks[check].after
+    visited: set[str] = set()
+    while current is not None and current in config.checks and current not in visited:
+        visited.add(current)
+        names |= set(config.checks[current].capture)
+        current = config.checks[current].after
+    return names

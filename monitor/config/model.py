@@ -1,0 +1,205 @@
+"""The configuration as typed, frozen, validated objects. Key names are a contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    model_validator,
+)
+
+from monitor.config.units import Rate, parse_duration, parse_rate, parse_size
+from monitor.jsonpath import JsonPath, compile_path
+from monitor.results import Outcome
+from monitor.tenancy import validate_tenant_id
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+RateLimit = Annotated[Rate, PlainValidator(parse_rate)]
+
+
+def _compile_path(value: object) -> JsonPath:
+    if isinstance(value, JsonPath):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a JSON path string like $.results")
+    return compile_path(value)
+
+
+JsonPathField = Annotated[JsonPath, PlainValidator(_compile_path)]
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _listen_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return value
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Defaults(Model):
+    interval: Duration = 60.0
+    timeout: Duration = 5.0
+
+
+class TargetTLS(Model):
+    verify: bool = True
+    ca_file: str | None = None
+
+
+class Target(Model):
+    base_url: HttpUrl
+    headers: dict[str, str] = {}
+    rate_limit: RateLimit | None = None
+    max_connections: int = Field(100, ge=1, le=10_000)
+    tls: TargetTLS = TargetTLS()
+
+
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"path must start with '/', got {value!r}")
+    return value
+
+
+class RequestSpec(Model):
+    method: Annotated[HttpMethod, BeforeValidator(_upper)] = "GET"
+    path: Annotated[str, AfterValidator(_absolute_path)]
+    params: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    json_body: Any = Field(None, alias="json")
+    follow_redirects: bool = False
+
+
+class Expect(Model):
+    status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default=[200], min_length=1)
+    items: JsonPathField | None = None
+    min_items: int = Field(1, ge=0)
+    max_body_bytes: ByteSize = 1024 * 1024
+    # Checked only when the body is parsed (items or capture set); null accepts any type.
+    content_type: str | None = "application/json"
+
+
+class RetrySpec(Model):
+    # Total attempts, the first included. Retries happen inside the probe's one deadline.
+    attempts: int = Field(1, ge=1, le=10)
+    outcomes: list[Outcome] = [Outcome.CONNECT_ERROR]
+    backoff: Duration = 0.1
+
+
+class CheckSpec(Model):
+    target: str
+    request: RequestSpec
+    expect: Expect = Expect()
+    # Values taken from this check's response, usable as {name} by checks that run after it.
+    capture: dict[str, JsonPathField] = {}
+    # Run after this check, in the same round for the tenant, with its captures available.
+    after: str | None = None
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retry: RetrySpec = RetrySpec()
+    enabled: bool = True
+
+
+TenantId = Annotated[str, PlainValidator(validate_tenant_id)]
+
+
+def _unique(values: list[str]) -> list[str]:
+    duplicates = sorted(v for v, n in Counter(values).items() if n > 1)
+    if duplicates:
+        raise ValueError(f"tenant ids must be unique; repeated: {', '.join(duplicates)}")
+    return values
+
+
+class DiscoverSpec(Model):
+    url: HttpUrl
+    items: JsonPathField = compile_path("$.tenants[*].id")
+    refresh: Duration = 600.0
+    timeout: Duration = 10.0
+    headers: dict[str, str] = {}
+    max_tenants: int = Field(100_000, ge=1)
+
+
+class TenantsSpec(Model):
+    static: Annotated[list[TenantId], Field(min_length=1), AfterValidator(_unique)] | None = None
+    file: str | None = None
+    discover: DiscoverSpec | None = None
+    vars: dict[str, dict[str, str]] = {}
+    default_vars: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> TenantsSpec:
+        sources = [n for n in ("static", "file", "discover") if getattr(self, n) is not None]
+        if len(sources) != 1:
+            raise ValueError(
+                "set exactly one tenant source: static, file or discover"
+                + (f" (found {', '.join(sources)})" if sources else "")
+            )
+        return self
+
+
+class EngineSpec(Model):
+    # Probes running at once, across all targets. Keep it below the sum of max_connections:
+    # requests that queue for a pooled connection measure the monitor, not the target.
+    max_in_flight: int = Field(256, ge=1, le=100_000)
+    transport: Literal["httpx", "aiohttp"] = "httpx"
+
+
+class MetricsSpec(Model):
+    listen: Annotated[str, AfterValidator(_listen_address)] = "0.0.0.0:9464"
+    pushgateway: HttpUrl | None = None
+    job: str = "recmon"
+    # Per-tenant latency histograms cost ~14 series per tenant and check; off keeps one
+    # histogram per check (tenant="_all") and per-tenant p95 gauges.
+    per_tenant_histograms: bool = True
+
+
+class StateSpec(Model):
+    path: str = "recmon-state.db"
+
+
+class Config(Model):
+    defaults: Defaults = Defaults()
+    targets: Annotated[dict[str, Target], Field(min_length=1)]
+    tenants: TenantsSpec
+    checks: Annotated[dict[str, CheckSpec], Field(min_length=1)]
+    engine: EngineSpec = EngineSpec()
+    metrics: MetricsSpec = MetricsSpec()
+    state: StateSpec = StateSpec()
+
+    def interval_of(self, check: str) -> float:
+        return self.checks[check].interval or self.defaults.interval
+
+    def timeout_of(self, check: str) -> float:
+        return self.checks[check].timeout or self.defaults.timeout
+
+    @property
+    def max_timeout(self) -> float:
+        return max((self.timeout_of(name) for name in self.checks), default=self.defaults.timeout)

@@ -1,0 +1,105 @@
+"""A small JSONPath subset for response expectations: $, .name, ['name'], [0], [-1], [*].
+
+A full JSONPath engine is far more than probes need and slower on the hot path; this subset
+compiles once at configuration time and walks the decoded body without allocation-heavy tricks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_TOKEN = re.compile(
+    r"""\.(?P<name>[A-Za-z_][A-Za-z0-9_\-]*)
+      | \[\s*(?P<index>-?\d+)\s*\]
+      | \[\s*(?P<star>\*)\s*\]
+      | \.(?P<dotstar>\*)
+      | \[\s*(?P<quote>['"])(?P<qname>(?:(?!(?P=quote)).)*)(?P=quote)\s*\]
+    """,
+    re.VERBOSE,
+)
+
+_WILDCARD = object()
+Step = str | int | object
+
+
+class JsonPathError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPath:
+    text: str
+    steps: tuple[Step, ...]
+
+    @property
+    def has_wildcard(self) -> bool:
+        return any(step is _WILDCARD for step in self.steps)
+
+    def find(self, document: Any) -> list[Any]:
+        """Every value the path selects (empty when nothing matches)."""
+        return list(_find(document, self.steps))
+
+    def first(self, document: Any) -> Any | None:
+        return next(_find(document, self.steps), None)
+
+    def count_items(self, document: Any) -> int | None:
+        """Items the path designates: the length of a selected list, or the number of matches
+        for a wildcard path. None when the path does not exist in the document (wrong shape)."""
+        if self.has_wildcard:
+            return len(self.find(document))
+        found = list(_find(document, self.steps))
+        if not found:
+            return None
+        value = found[0]
+        if isinstance(value, list):
+            return len(value)
+        # null reads as "no items"; an object or a scalar is the wrong shape.
+        return 0 if value is None else None
+
+
+def compile_path(text: str) -> JsonPath:
+    if not isinstance(text, str) or not text.startswith("$"):
+        raise JsonPathError(f"invalid JSON path {text!r}: it must start with '$'")
+    steps: list[Step] = []
+    pos = 1
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise JsonPathError(
+                f"invalid JSON path {text!r} at position {pos}: "
+                "supported are .name, ['name'], [0], [-1] and [*]"
+            )
+        if match.group("name") is not None:
+            steps.append(match.group("name"))
+        elif match.group("qname") is not None:
+            steps.append(match.group("qname"))
+        elif match.group("index") is not None:
+            steps.append(int(match.group("index")))
+        else:
+            steps.append(_WILDCARD)
+        pos = match.end()
+    return JsonPath(text, tuple(steps))
+
+
+def _find(value: Any, steps: tuple[Step, ...]) -> Iterator[Any]:
+    if not steps:
+        yield value
+        return
+    step, rest = steps[0], steps[1:]
+    if step is _WILDCARD:
+        if isinstance(value, list):
+            children: list[Any] = value
+        elif isinstance(value, dict):
+            children = list(value.values())
+        else:
+            return
+        for child in children:
+            yield from _find(child, rest)
+    elif isinstance(step, int) and not isinstance(step, bool):
+        if isinstance(value, list) and -len(value) <= step < len(value):
+            yield from _find(value[step], rest)
+    elif isinstance(step, str) and isinstance(value, dict) and step in value:
+        yield from _find(value[step], rest)
