@@ -24,7 +24,7 @@ class Outcome(enum.StrEnum):
         return self is Outcome.OK
 
 
-_EMPTY_CAPTURES: Mapping[str, str] = MappingProxyType({})
+NO_CAPTURES: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class ProbeResult:
     # Outcome of the first attempt when a retry changed the final outcome; never hidden.
     first_outcome: Outcome | None = None
     # Values taken from the response for later checks of the same tenant.
-    captures: Mapping[str, str] = field(default_factory=lambda: _EMPTY_CAPTURES)
+    captures: Mapping[str, str] = field(default_factory=lambda: NO_CAPTURES)
     # False when the monitor itself was too slow (event-loop lag) to trust the latency.
     latency_trusted: bool = True
 

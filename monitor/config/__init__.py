@@ -1,4 +1,10 @@
-from monitor.config.loader import ConfigError, ConfigProblem, LoadedConfig, load_config_file, load_config_text
+from monitor.config.loader import (
+    ConfigError,
+    ConfigProblem,
+    LoadedConfig,
+    load_config_file,
+    load_config_text,
+)
 from monitor.config.model import CheckSpec, Config, Target
 
 __all__ = [

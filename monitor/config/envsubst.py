@@ -60,7 +60,9 @@ def _substitute_string(text: str, path: Path, environ: Mapping[str, str], out: S
             return default
         else:
             out.problems.append(
-                EnvProblem(path, f"environment variable {name} is not set (referenced as ${{{name}}})")
+                EnvProblem(
+                    path, f"environment variable {name} is not set (referenced as ${{{name}}})"
+                )
             )
             return ""
         out.secrets.add(value)

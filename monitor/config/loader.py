@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from monitor.config.envsubst import substitute
 from monitor.config.model import Config
 from monitor.config.yamlsource import Path, YamlProblem, line_for, load_yaml
+from monitor.secrets import Redactor
 from monitor.templating import template_names
 
 # Bigger files are not configurations; refusing them early keeps a typo'd path from hanging us.
@@ -56,7 +57,9 @@ def dotted(path: Path) -> str:
     return out
 
 
-def load_config_file(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> LoadedConfig:
+def load_config_file(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
     source = str(path)
     try:
         file = FilePath(path)
@@ -66,7 +69,9 @@ def load_config_file(path: str | os.PathLike[str], environ: Mapping[str, str] | 
     except UnicodeDecodeError:
         raise ConfigError(source, [ConfigProblem((), None, "file is not UTF-8 text")]) from None
     except OSError as exc:
-        raise ConfigError(source, [ConfigProblem((), None, f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(
+            source, [ConfigProblem((), None, f"cannot read: {exc.strerror}")]
+        ) from None
     return load_config_text(text, source=source, environ=environ)
 
 
@@ -79,10 +84,14 @@ def load_config_text(
     except YamlProblem as exc:
         raise ConfigError(source, [ConfigProblem((), exc.line, exc.message)]) from None
     if not isinstance(data, dict):
-        raise ConfigError(source, [ConfigProblem((), 1, "the configuration must be a mapping of keys")])
+        raise ConfigError(
+            source, [ConfigProblem((), 1, "the configuration must be a mapping of keys")]
+        )
 
     substituted = substitute(data, environ)
-    problems = [ConfigProblem(p.path, line_for(p.path, lines), p.message) for p in substituted.problems]
+    problems = [
+        ConfigProblem(p.path, line_for(p.path, lines), p.message) for p in substituted.problems
+    ]
     try:
         config = Config.model_validate(substituted.data)
     except ValidationError as exc:
@@ -94,7 +103,8 @@ def load_config_text(
         raise ConfigError(source, problems)
 
     problems = [
-        ConfigProblem(path, line_for(path, lines), message) for path, message in _cross_check(config)
+        ConfigProblem(path, line_for(path, lines), message)
+        for path, message in _cross_check(config)
     ]
     if problems:
         raise ConfigError(source, problems)
@@ -104,14 +114,16 @@ def load_config_text(
 def _pydantic_problems(exc: ValidationError, lines: dict[Path, int]) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        path = tuple(part for part in error["loc"] if isinstance(part, int) or not _is_schema_tag(part))
+        path = tuple(
+            part for part in error["loc"] if isinstance(part, int) or not _is_schema_tag(part)
+        )
         problems.append(ConfigProblem(path, line_for(path, lines), _message(error)))
     return sorted(problems, key=lambda p: (p.line or 0, dotted(p.path)))
 
 
 def _is_schema_tag(part: str) -> bool:
     # pydantic adds tags such as "function-after[...]" or "list[str]" for unions and validators.
-    return "[" in part or "-" in part and part.startswith(("function", "json-or"))
+    return "[" in part or ("-" in part and part.startswith(("function", "json-or")))
 
 
 def _message(error: Any) -> str:
@@ -130,7 +142,9 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
     for name, check in config.checks.items():
         if check.target not in config.targets:
             known = ", ".join(sorted(config.targets)) or "none defined"
-            problems.append((("checks", name, "target"), f"unknown target {check.target!r} (targets: {known})"))
+            problems.append(
+                (("checks", name, "target"), f"unknown target {check.target!r} (targets: {known})")
+            )
         if check.after is not None:
             if check.after not in config.checks:
                 problems.append((("checks", name, "after"), f"unknown check {check.after!r}"))
@@ -143,7 +157,9 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
         while current is not None and current in config.checks:
             if current in seen:
                 cycle = " -> ".join([*seen, current])
-                problems.append((("checks", name, "after"), f"checks depend on each other in a cycle: {cycle}"))
+                problems.append(
+                    (("checks", name, "after"), f"checks depend on each other in a cycle: {cycle}")
+                )
                 break
             seen.append(current)
             current = config.checks[current].after
@@ -174,7 +190,9 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
         static = set(config.tenants.static)
         for tenant in config.tenants.vars:
             if tenant not in static:
-                problems.append((("tenants", "vars", tenant), "not a tenant listed in tenants.static"))
+                problems.append(
+                    (("tenants", "vars", tenant), "not a tenant listed in tenants.static")
+                )
     return problems
 
 

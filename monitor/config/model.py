@@ -48,7 +48,7 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 def _listen_address(value: str) -> str:
-    host, sep, port = value.rpartition(":")
+    _, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"expected host:port, got {value!r}")
     return value

@@ -1,0 +1,73 @@
+"""Serving an ASGI app with uvicorn inside an already running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator, Generator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger("recmon.http")
+
+
+class _EmbeddedServer(uvicorn.Server):
+    # The host program owns signals; uvicorn must neither catch nor re-raise them.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    host: str
+    port: int
+    scheme: str
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def serve_asgi(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    backlog: int = 2048,
+) -> AsyncIterator[Served]:
+    """Serve until the block exits. Port 0 binds an ephemeral port; the bound one is returned."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        backlog=backlog,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        timeout_graceful_shutdown=1,
+    )
+    server = _EmbeddedServer(config)
+    task = asyncio.create_task(server.serve(), name=f"http:{host}:{port}")
+    while not server.started:
+        if task.done():
+            exc = task.exception() if not task.cancelled() else None
+            raise OSError(f"cannot serve on {host}:{port}: {exc or 'server stopped'}")
+        await asyncio.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()
+    try:
+        yield Served(host, bound[1], "https" if ssl_certfile else "http")
+    finally:
+        server.should_exit = True
+        await task

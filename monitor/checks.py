@@ -1,0 +1,101 @@
+"""Checks compiled once from the configuration: templates parsed, defaults applied."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.config.model import CheckSpec, Config
+from monitor.jsonpath import JsonPath
+from monitor.results import Outcome
+from monitor.templating import Template, parse_template, render_value, template_names
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRequest:
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+    json_body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCheck:
+    name: str
+    target: str
+    method: str
+    path: Template
+    params: tuple[tuple[str, Template], ...]
+    headers: tuple[tuple[str, Template], ...]
+    json_body: Any
+    follow_redirects: bool
+    expected_status: frozenset[int]
+    items: JsonPath | None
+    min_items: int
+    max_body_bytes: int
+    content_type: str | None
+    captures: tuple[tuple[str, JsonPath], ...]
+    timeout: float
+    interval: float
+    after: str | None
+    retry_attempts: int
+    retry_outcomes: frozenset[Outcome]
+    retry_backoff: float
+
+    @property
+    def parses_body(self) -> bool:
+        return self.items is not None or bool(self.captures)
+
+    @property
+    def variables(self) -> frozenset[str]:
+        names: set[str] = set(self.path.names) | template_names(self.json_body)
+        for _, template in (*self.params, *self.headers):
+            names |= template.names
+        return frozenset(names)
+
+    def render(self, values: Mapping[str, str]) -> RenderedRequest:
+        """The request for one tenant; raises MissingVariable when a value is unknown."""
+        return RenderedRequest(
+            method=self.method,
+            # Tenant ids and variables go into the path URL-encoded: "a/b" stays one segment.
+            path=self.path.render(values, url_encode=True),
+            params=tuple((k, t.render(values)) for k, t in self.params),
+            headers=tuple((k, t.render(values)) for k, t in self.headers),
+            json_body=render_value(self.json_body, values) if self.json_body is not None else None,
+        )
+
+
+def compile_check(name: str, spec: CheckSpec, config: Config) -> HttpCheck:
+    request, expect = spec.request, spec.expect
+    return HttpCheck(
+        name=name,
+        target=spec.target,
+        method=request.method,
+        path=parse_template(request.path),
+        params=tuple((k, parse_template(v)) for k, v in request.params.items()),
+        headers=tuple((k, parse_template(v)) for k, v in request.headers.items()),
+        json_body=request.json_body,
+        follow_redirects=request.follow_redirects,
+        expected_status=frozenset(expect.status),
+        items=expect.items,
+        min_items=expect.min_items,
+        max_body_bytes=expect.max_body_bytes,
+        content_type=expect.content_type.lower() if expect.content_type else None,
+        captures=tuple(spec.capture.items()),
+        timeout=config.timeout_of(name),
+        interval=config.interval_of(name),
+        after=spec.after,
+        retry_attempts=spec.retry.attempts,
+        retry_outcomes=frozenset(spec.retry.outcomes),
+        retry_backoff=spec.retry.backoff,
+    )
+
+
+def compile_checks(config: Config) -> dict[str, HttpCheck]:
+    return {
+        name: compile_check(name, spec, config)
+        for name, spec in config.checks.items()
+        if spec.enabled
+    }

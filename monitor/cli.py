@@ -1,0 +1,139 @@
+"""Command line: recmon run | once | check-config | sandbox | demo (DESIGN.md contract)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from prometheus_client import disable_created_metrics
+
+from monitor import __version__
+from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
+from monitor.logs import setup_logging
+from monitor.modes import EXIT_ERROR, OnceOptions, run_forever, run_once
+from monitor.secrets import Redactor
+from monitor.tenancy import Shard
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recmon",
+        description="Synthetic per-tenant monitor for search and recommendations APIs.",
+    )
+    parser.add_argument("--version", action="version", version=f"recmon {__version__}")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("RECMON_LOG_FORMAT", "text"),
+        help="text for people, json for log pipelines (one JSON object per line)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=os.environ.get("RECMON_LOG_LEVEL", "info"),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="probe on schedule and serve /metrics (sidecar, Deployment)"
+    )
+    run.add_argument("--config", required=True, help="path to probes.yaml")
+    run.add_argument("--listen", help="override metrics.listen, e.g. 127.0.0.1:9464")
+    _shard_option(run)
+
+    once = commands.add_parser("once", help="probe every tenant once, notify, exit 0/1/2 (CronJob)")
+    once.add_argument("--config", required=True, help="path to probes.yaml")
+    once.add_argument("--pushgateway", help="override metrics.pushgateway URL")
+    once.add_argument(
+        "--metrics-file", help="also write the metrics to this file (textfile format)"
+    )
+    once.add_argument("--quiet", action="store_true", help="no summary on standard output")
+    _shard_option(once)
+
+    check = commands.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("path", help="path to probes.yaml")
+
+    from monitor.sandbox import cli as sandbox_cli
+
+    sandbox = commands.add_parser("sandbox", help="serve the simulated multi-tenant service")
+    sandbox_cli.add_arguments(sandbox)
+
+    from monitor import demo
+
+    demo_parser = commands.add_parser(
+        "demo", help="sandbox + monitor with faults switched on and off"
+    )
+    demo.add_arguments(demo_parser)
+    return parser
+
+
+def _shard_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        default=os.environ.get("RECMON_SHARD", "0/1"),
+        help="probe only shard i of n of the tenants, e.g. 1/3 (env RECMON_SHARD)",
+    )
+
+
+def _load(path: str, redactor: Redactor) -> LoadedConfig | None:
+    try:
+        loaded = load_config_file(path)
+    except ConfigError as exc:
+        print(
+            redactor.redact(f"configuration error{'s' if len(exc.problems) > 1 else ''}:\n{exc}"),
+            file=sys.stderr,
+        )
+        return None
+    redactor.add(loaded.secrets)
+    return loaded
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    args = _parser().parse_args(argv)
+    redactor = Redactor()
+    setup_logging(fmt=args.log_format, level=args.log_level, redactor=redactor)
+
+    if args.command == "check-config":
+        loaded = _load(args.path, redactor)
+        if loaded is None:
+            return EXIT_ERROR
+        config = loaded.config
+        print(f"{args.path}: ok ({len(config.targets)} targets, {len(config.checks)} checks)")
+        return 0
+    if args.command == "sandbox":
+        from monitor.sandbox import cli as sandbox_cli
+
+        return int(sandbox_cli.run(args))
+    if args.command == "demo":
+        from monitor import demo
+
+        return demo.run(args)
+
+    try:
+        shard = Shard.parse(args.shard)
+    except ValueError as exc:
+        print(f"recmon: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    loaded = _load(args.config, redactor)
+    if loaded is None:
+        return EXIT_ERROR
+    try:
+        if args.command == "run":
+            return asyncio.run(run_forever(loaded, shard=shard, listen=args.listen))
+        options = OnceOptions(
+            shard=shard,
+            pushgateway=args.pushgateway,
+            metrics_file=args.metrics_file,
+            quiet=args.quiet,
+        )
+        return asyncio.run(run_once(loaded, options))
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+    except Exception:
+        logging.getLogger("recmon").exception("internal error")
+        return EXIT_ERROR

@@ -1,0 +1,57 @@
+"""One httpx.AsyncClient per target. Tests inject a transport (httpx.MockTransport) here."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+
+import httpx
+
+from monitor import __version__
+from monitor.config.model import Target
+
+USER_AGENT = f"recmon/{__version__}"
+
+ClientFactory = Callable[[str, Target, float], httpx.AsyncClient]
+
+
+def tls_verification(target: Target) -> ssl.SSLContext | bool:
+    if not target.tls.verify:
+        return False
+    if target.tls.ca_file:
+        return ssl.create_default_context(cafile=target.tls.ca_file)
+    return True
+
+
+def build_client(
+    name: str,
+    target: Target,
+    timeout: float,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """A client whose pool is as large as the target allows, so probes never queue inside
+    httpx (queuing time would be reported as the target's latency)."""
+    limits = httpx.Limits(
+        max_connections=target.max_connections,
+        max_keepalive_connections=target.max_connections,
+        keepalive_expiry=30.0,
+    )
+    return httpx.AsyncClient(
+        base_url=target.base_url,
+        headers={"user-agent": USER_AGENT, **target.headers},
+        timeout=httpx.Timeout(timeout),
+        limits=limits,
+        verify=tls_verification(target),
+        transport=transport,
+        follow_redirects=False,
+    )
+
+
+def mock_client_factory(transport: httpx.AsyncBaseTransport) -> ClientFactory:
+    """A factory whose clients all answer through `transport` (for tests)."""
+
+    def factory(name: str, target: Target, timeout: float) -> httpx.AsyncClient:
+        return build_client(name, target, timeout, transport=transport)
+
+    return factory

@@ -1,0 +1,67 @@
+"""The monitor watching itself: how late does the event loop run a timer?
+
+When the loop is late, a probe's measured latency includes the monitor's own delay. Those
+measurements are marked untrusted (kept out of latency histograms and drift detection) instead
+of being reported as the target's latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from monitor.clock import Clock
+
+log = logging.getLogger("recmon.looplag")
+
+TICK_S = 0.1
+
+
+class LoopLagMonitor:
+    def __init__(self, clock: Clock, *, threshold_s: float = 0.05, keep: int = 600) -> None:
+        self._clock = clock
+        self.threshold_s = threshold_s
+        # (tick end, lag) samples, newest last; 600 ticks ≈ one minute.
+        self._samples: deque[tuple[float, float]] = deque(maxlen=keep)
+        self._lagging_since: float | None = None
+
+    def observe(self, tick_end: float, lag: float) -> None:
+        self._samples.append((tick_end, lag))
+        if lag >= self.threshold_s and self._lagging_since is None:
+            self._lagging_since = tick_end
+            log.warning(
+                "event loop is lagging: latencies measured now are not trusted",
+                extra={"fields": {"lag_s": round(lag, 4)}},
+            )
+        elif lag < self.threshold_s and self._lagging_since is not None:
+            log.info(
+                "event loop caught up",
+                extra={"fields": {"lagging_for_s": round(tick_end - self._lagging_since, 3)}},
+            )
+            self._lagging_since = None
+
+    @property
+    def recent_max(self) -> float:
+        return max((lag for _, lag in self._samples), default=0.0)
+
+    def max_lag_between(self, start: float, end: float) -> float:
+        """Largest lag of the ticks that overlap [start, end] (a tick spans TICK_S + lag)."""
+        worst = 0.0
+        for tick_end, lag in reversed(self._samples):
+            if tick_end < start:
+                break
+            if tick_end - TICK_S - lag <= end:
+                worst = max(worst, lag)
+        # The probe may have ended inside a tick that has not finished yet.
+        return worst
+
+    def trusted(self, start: float, end: float) -> bool:
+        return self.max_lag_between(start, end) < self.threshold_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            before = self._clock.monotonic()
+            await self._clock.sleep(TICK_S)
+            after = self._clock.monotonic()
+            self.observe(after, max(0.0, after - before - TICK_S))

@@ -1,0 +1,182 @@
+"""`recmon run` (long-running) and `recmon once` (one round for a CronJob)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from prometheus_client import CollectorRegistry
+
+from monitor import __version__
+from monitor.asgiserve import serve_asgi
+from monitor.clock import SystemClock
+from monitor.config.loader import LoadedConfig
+from monitor.httpapi import MonitorApi
+from monitor.push import push, write_textfile
+from monitor.report import round_summary
+from monitor.service import Monitor
+from monitor.tenancy import Shard
+from monitor.tenants import TenantSourceError
+
+log = logging.getLogger("recmon")
+
+EXIT_HEALTHY = 0
+EXIT_ALERTS = 1
+EXIT_ERROR = 2
+
+
+@dataclass(frozen=True, slots=True)
+class OnceOptions:
+    shard: Shard = Shard()
+    pushgateway: str | None = None
+    metrics_file: str | None = None
+    quiet: bool = False
+
+
+def _base_dir(loaded: LoadedConfig) -> Path:
+    return (
+        Path(loaded.source).resolve().parent
+        if loaded.source and not loaded.source.startswith("<")
+        else Path.cwd()
+    )
+
+
+async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys.stdout) -> int:
+    registry = CollectorRegistry()
+    monitor = Monitor(
+        loaded,
+        clock=SystemClock(),
+        registry=registry,
+        shard=options.shard,
+        base_dir=_base_dir(loaded),
+    )
+    try:
+        try:
+            results = await monitor.run_once()
+        except TenantSourceError as exc:
+            log.error("no tenants to probe", extra={"fields": {"error": str(exc)}})
+            return EXIT_ERROR
+        if not options.quiet:
+            print(round_summary(results, list(monitor.checks)), file=out)
+        exported = _export(registry, loaded, options)
+        healthy = all(r.ok for r in results)
+        log.info(
+            "round complete",
+            extra={
+                "fields": {
+                    "tenants": len(monitor.tenants),
+                    "probes": len(results),
+                    "healthy": healthy,
+                }
+            },
+        )
+        if not exported:
+            return EXIT_ERROR
+        return EXIT_HEALTHY if healthy else EXIT_ALERTS
+    finally:
+        await monitor.aclose()
+
+
+def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOptions) -> bool:
+    ok = True
+    if options.metrics_file:
+        try:
+            write_textfile(registry, options.metrics_file)
+        except OSError as exc:
+            log.error(
+                "cannot write metrics file",
+                extra={"fields": {"path": options.metrics_file, "error": str(exc)}},
+            )
+            ok = False
+    gateway = options.pushgateway or loaded.config.metrics.pushgateway
+    if gateway:
+        grouping = {"shard": str(options.shard).replace("/", "-of-")}
+        try:
+            push(registry, gateway, job=loaded.config.metrics.job, grouping_key=grouping)
+            log.info(
+                "pushed metrics", extra={"fields": {"pushgateway": gateway, "group": grouping}}
+            )
+        except OSError as exc:
+            log.error(
+                "push to Pushgateway failed",
+                extra={"fields": {"pushgateway": gateway, "error": str(exc)}},
+            )
+            ok = False
+    return ok
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+async def run_forever(
+    loaded: LoadedConfig, *, shard: Shard = Shard(), listen: str | None = None
+) -> int:
+    registry = CollectorRegistry()
+    clock = SystemClock()
+    monitor = Monitor(
+        loaded, clock=clock, registry=registry, shard=shard, base_dir=_base_dir(loaded)
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _request_stop, stop, sig)
+
+    def status() -> dict[str, Any]:
+        failing = sorted({t for (t, _), r in monitor.latest.items() if not r.ok})
+        return {
+            "version": __version__,
+            "shard": str(shard),
+            "tenants": len(monitor.tenants),
+            "checks": list(monitor.checks),
+            "probes_running": monitor.scheduler.running,
+            "failing_tenants": len(failing),
+            "failing_sample": failing[:100],
+            "event_loop_lag_seconds": monitor.loop_lag.recent_max,
+            "tenant_source_error": monitor.tenant_source.last_error,
+        }
+
+    api = MonitorApi(
+        registry,
+        is_alive=lambda: monitor.loop_lag.recent_max < 10.0,
+        is_ready=monitor.ready.is_set,
+        status=status,
+    )
+    host, port = _split_listen(listen or loaded.config.metrics.listen)
+    try:
+        async with serve_asgi(api, host, port) as served:
+            log.info(
+                "recmon running",
+                extra={
+                    "fields": {
+                        "version": __version__,
+                        "metrics": f"{served.url}/metrics",
+                        "shard": str(shard),
+                        "checks": list(monitor.checks),
+                    }
+                },
+            )
+            await monitor.run(stop)
+    except OSError as exc:
+        log.error(
+            "cannot serve metrics",
+            extra={"fields": {"listen": f"{host}:{port}", "error": str(exc)}},
+        )
+        return EXIT_ERROR
+    finally:
+        await monitor.aclose()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("recmon stopped")
+    return EXIT_HEALTHY
+
+
+def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
+    log.info("stopping", extra={"fields": {"signal": sig.name}})
+    stop.set()

@@ -1,0 +1,218 @@
+"""The HTTP prober: one request (plus configured retries) inside one overall deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+from tenacity.wait import wait_exponential
+
+from monitor.checks import HttpCheck, RenderedRequest
+from monitor.clock import Clock
+from monitor.results import NO_CAPTURES, Outcome, ProbeResult
+from monitor.tlsreason import classify_tls_error, find_tls_error
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one attempt showed, before it becomes a ProbeResult."""
+
+    outcome: Outcome
+    duration_s: float
+    status: int | None = None
+    items: int | None = None
+    reason: str = ""
+    tls_reason: str = ""
+    captures: dict[str, str] = field(default_factory=dict)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def probe_http(
+    check: HttpCheck,
+    tenant: str,
+    request: RenderedRequest,
+    client: httpx.AsyncClient,
+    clock: Clock,
+) -> ProbeResult:
+    """Send the request and judge the response. Never raises for anything the target does."""
+    started_at = clock.time()
+    begin = clock.monotonic()
+    http_request = client.build_request(
+        request.method,
+        request.path,
+        params=request.params or None,
+        headers=request.headers or None,
+        json=request.json_body,
+    )
+    verdicts: list[Verdict] = []
+    started = 0
+
+    async def attempt() -> Verdict:
+        nonlocal started
+        started += 1
+        verdict = await _attempt(check, http_request, client, clock)
+        verdicts.append(verdict)
+        return verdict
+
+    def give_up(state: RetryCallState) -> Verdict:
+        assert state.outcome is not None
+        result: Verdict = state.outcome.result()
+        return result
+
+    try:
+        async with asyncio.timeout(check.timeout):
+            retrying = AsyncRetrying(
+                stop=stop_after_attempt(check.retry_attempts),
+                wait=wait_exponential(multiplier=check.retry_backoff, max=check.timeout),
+                retry=retry_if_result(lambda v: v.outcome in check.retry_outcomes),
+                retry_error_callback=give_up,
+                sleep=clock.sleep,
+                reraise=True,
+            )
+            final: Verdict = await retrying(attempt)
+    except TimeoutError:
+        final = Verdict(
+            Outcome.TIMEOUT,
+            clock.monotonic() - begin,
+            reason=f"no complete response within {check.timeout:g}s",
+        )
+        verdicts.append(final)
+
+    first = verdicts[0].outcome
+    return ProbeResult(
+        tenant=tenant,
+        check=check.name,
+        outcome=final.outcome,
+        duration_s=final.duration_s,
+        started_at=started_at,
+        status=final.status,
+        items=final.items,
+        reason=final.reason,
+        tls_reason=final.tls_reason,
+        attempts=max(started, 1),
+        first_outcome=first if started > 1 else None,
+        captures=MappingProxyType(final.captures) if final.captures else NO_CAPTURES,
+    )
+
+
+async def _attempt(
+    check: HttpCheck, request: httpx.Request, client: httpx.AsyncClient, clock: Clock
+) -> Verdict:
+    start = clock.monotonic()
+    try:
+        response = await client.send(request, stream=True, follow_redirects=check.follow_redirects)
+        try:
+            body = await _read_capped(response, check.max_body_bytes)
+        finally:
+            await response.aclose()
+    except _BodyTooLarge:
+        return Verdict(
+            Outcome.INVALID_BODY,
+            clock.monotonic() - start,
+            status=response.status_code,
+            reason=f"body larger than {check.max_body_bytes} bytes",
+        )
+    except httpx.TimeoutException:
+        return Verdict(Outcome.TIMEOUT, clock.monotonic() - start, reason="HTTP client timeout")
+    except httpx.TooManyRedirects:
+        return Verdict(Outcome.HTTP_ERROR, clock.monotonic() - start, reason="too many redirects")
+    except httpx.DecodingError as exc:
+        return Verdict(
+            Outcome.INVALID_BODY, clock.monotonic() - start, reason=f"cannot decode body: {exc}"
+        )
+    except (httpx.TransportError, OSError) as exc:
+        return _transport_failure(exc, clock.monotonic() - start)
+    duration = clock.monotonic() - start
+    content_type = response.headers.get("content-type", "")
+    return judge_response(check, response.status_code, content_type, body, duration)
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _transport_failure(exc: BaseException, duration: float) -> Verdict:
+    tls_error = find_tls_error(exc)
+    if tls_error is not None:
+        tls_reason, message = classify_tls_error(tls_error)
+        return Verdict(Outcome.TLS_ERROR, duration, reason=message, tls_reason=tls_reason)
+    kind = type(exc).__name__
+    detail = str(exc) or kind
+    if isinstance(exc, httpx.TimeoutException):
+        return Verdict(Outcome.TIMEOUT, duration, reason=f"HTTP client timeout: {detail}")
+    return Verdict(Outcome.CONNECT_ERROR, duration, reason=f"{kind}: {detail}"[:500])
+
+
+def judge_response(
+    check: HttpCheck, status: int, content_type: str, body: bytes, duration: float
+) -> Verdict:
+    """Pure judgement of a complete response against the check's expectations."""
+    if status not in check.expected_status:
+        return Verdict(
+            Outcome.HTTP_ERROR, duration, status=status, reason=f"unexpected status {status}"
+        )
+    if not check.parses_body:
+        return Verdict(Outcome.OK, duration, status=status)
+    if check.content_type is not None:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type != check.content_type:
+            return Verdict(
+                Outcome.INVALID_BODY,
+                duration,
+                status=status,
+                reason=f"content type {media_type or 'missing'!r}, expected {check.content_type!r}",
+            )
+    try:
+        document: Any = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        return Verdict(
+            Outcome.INVALID_BODY,
+            duration,
+            status=status,
+            reason=f"body is not JSON: {str(exc)[:200]}",
+        )
+
+    captures = {}
+    for name, path in check.captures:
+        value = path.first(document)
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            captures[name] = str(value)
+
+    if check.items is None:
+        return Verdict(Outcome.OK, duration, status=status, captures=captures)
+    count = check.items.count_items(document)
+    if count is None:
+        return Verdict(
+            Outcome.INVALID_BODY,
+            duration,
+            status=status,
+            reason=f"no list at {check.items.text}",
+        )
+    if count < check.min_items:
+        return Verdict(
+            Outcome.EMPTY,
+            duration,
+            status=status,
+            items=count,
+            reason=f"{count} items at {check.items.text}, expected at least {check.min_items}",
+            captures=captures,
+        )
+    return Verdict(Outcome.OK, duration, status=status, items=count, captures=captures)

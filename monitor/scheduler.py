@@ -1,0 +1,126 @@
+"""When probes run: every job once per interval, at a stable phase, spread over the interval.
+
+A job's phase is a hash of (tenant, check): the same tenant probes at the same second of every
+interval, across restarts and replicas, and 10,000 tenants spread evenly instead of arriving
+together (no thundering herd).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import heapq
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from monitor.clock import Clock
+from monitor.engine import Job
+
+log = logging.getLogger("recmon.scheduler")
+
+RunJob = Callable[[Job, float], Coroutine[Any, Any, None]]
+# The loop wakes at least this often, so added tenants and a stop request are seen promptly.
+MAX_SLEEP_S = 1.0
+
+
+def phase(job: Job, interval: float) -> float:
+    """Offset of the job inside its interval, in [0, interval)."""
+    digest = hashlib.blake2b(f"{job.tenant}\0{job.check}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 * interval
+
+
+def first_due(job: Job, interval: float, wall_now: float, mono_now: float) -> float:
+    """The next monotonic time at which wall-clock time sits at the job's phase."""
+    return mono_now + (phase(job, interval) - wall_now) % interval
+
+
+class Scheduler:
+    def __init__(
+        self,
+        run_job: RunJob,
+        interval_of: Callable[[Job], float],
+        *,
+        clock: Clock,
+        on_overrun: Callable[[Job], None] = lambda job: None,
+    ) -> None:
+        self._run_job = run_job
+        self._interval_of = interval_of
+        self._clock = clock
+        self._on_overrun = on_overrun
+        self._heap: list[tuple[float, int, Job]] = []
+        self._jobs: set[Job] = set()
+        self._running: dict[Job, asyncio.Task[None]] = {}
+        self._seq = 0
+        self.overruns = 0
+        self.launched = 0
+
+    @property
+    def jobs(self) -> frozenset[Job]:
+        return frozenset(self._jobs)
+
+    @property
+    def running(self) -> int:
+        return sum(1 for task in self._running.values() if not task.done())
+
+    def set_jobs(self, jobs: Iterable[Job]) -> None:
+        """Reconcile: new jobs get their phase slot, removed jobs are dropped when next due."""
+        wanted = set(jobs)
+        wall, mono = self._clock.time(), self._clock.monotonic()
+        for job in wanted - self._jobs:
+            self._push(first_due(job, self._interval_of(job), wall, mono), job)
+        self._jobs = wanted
+
+    def _push(self, due: float, job: Job) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, job))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Launch jobs as they fall due until `stop` is set; running jobs are left to `drain`."""
+        while not stop.is_set():
+            now = self._clock.monotonic()
+            self._launch_due(now)
+            wait = min(self._heap[0][0] - now, MAX_SLEEP_S) if self._heap else MAX_SLEEP_S
+            if wait > 0:
+                await self._clock.sleep(wait)
+            else:
+                await asyncio.sleep(0)
+
+    def _launch_due(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            due, _, job = heapq.heappop(self._heap)
+            if job not in self._jobs:
+                continue
+            interval = self._interval_of(job)
+            next_due = due + interval
+            if next_due <= now:
+                # We fell more than a whole interval behind (suspended process, huge lag):
+                # skip the missed slots instead of firing them all at once.
+                missed = int((now - next_due) // interval) + 1
+                next_due += missed * interval
+            self._push(next_due, job)
+            previous = self._running.get(job)
+            if previous is not None and not previous.done():
+                self.overruns += 1
+                self._on_overrun(job)
+                continue
+            self.launched += 1
+            task: asyncio.Task[None] = asyncio.create_task(self._run_job(job, due))
+            self._running[job] = task
+            task.add_done_callback(functools.partial(self._forget, job))
+
+    def _forget(self, job: Job, task: asyncio.Task[None]) -> None:
+        if self._running.get(job) is task:
+            del self._running[job]
+
+    async def drain(self, within: float | None = None) -> None:
+        """Wait for running jobs (each probe is bounded by its deadline), cancel what remains."""
+        tasks = [t for t in self._running.values() if not t.done()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=within)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

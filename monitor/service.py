@@ -1,0 +1,279 @@
+"""The monitor assembled: configuration → tenants → engine/scheduler → metrics (and alerts)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from monitor.checks import HttpCheck, compile_checks
+from monitor.clock import Clock
+from monitor.config.loader import LoadedConfig
+from monitor.engine import Engine, Job
+from monitor.httpclient import ClientFactory, build_client
+from monitor.looplag import LoopLagMonitor
+from monitor.metrics import Metrics
+from monitor.results import Outcome, ProbeResult
+from monitor.scheduler import Scheduler
+from monitor.tenancy import Shard
+from monitor.tenants import TenantSource, TenantSourceError
+from monitor.throttle import HostThrottle
+
+log = logging.getLogger("recmon.service")
+
+
+@dataclass
+class Progress:
+    """Counts since the last progress report, for a log line a person can follow."""
+
+    outcomes: Counter[Outcome] = field(default_factory=Counter)
+    lags: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def take(self) -> tuple[Counter[Outcome], list[float]]:
+        outcomes, lags = self.outcomes, sorted(self.lags)
+        self.outcomes, self.lags = Counter(), deque(maxlen=10_000)
+        return outcomes, lags
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+class Monitor:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        clock: Clock,
+        registry: CollectorRegistry,
+        client_factory: ClientFactory = build_client,
+        shard: Shard = Shard(),
+        base_dir: Path | None = None,
+    ) -> None:
+        self.loaded = loaded
+        config = self.config = loaded.config
+        self.clock = clock
+        self.registry = registry
+        self.shard = shard
+        self.metrics = Metrics(
+            registry,
+            max_timeout=config.max_timeout,
+            per_tenant_histograms=config.metrics.per_tenant_histograms,
+        )
+        self.checks: dict[str, HttpCheck] = compile_checks(config)
+        used_targets = {check.target for check in self.checks.values()}
+        self.clients: dict[str, httpx.AsyncClient] = {
+            name: client_factory(name, target, self._target_timeout(name))
+            for name, target in config.targets.items()
+            if name in used_targets
+        }
+        self.discovery_client: httpx.AsyncClient | None = (
+            httpx.AsyncClient(follow_redirects=False)
+            if config.tenants.discover is not None
+            else None
+        )
+        self.tenant_source = TenantSource(
+            config.tenants,
+            shard=shard,
+            client=self.discovery_client,
+            clock=clock,
+            base_dir=base_dir,
+        )
+        self.loop_lag = LoopLagMonitor(clock)
+        self.progress = Progress()
+        self.engine = Engine(
+            self.checks,
+            self.clients,
+            clock=clock,
+            metrics=self.metrics,
+            sink=self.observe,
+            tenant_vars=self.tenant_vars,
+            throttles=self._throttles(),
+            max_in_flight=config.engine.max_in_flight,
+            target_connections={n: t.max_connections for n, t in config.targets.items()},
+            latency_guard=self.loop_lag.trusted,
+            lag_sink=self.progress.lags.append,
+        )
+        self.scheduler = Scheduler(
+            self.engine.run_job,
+            self._interval_of,
+            clock=clock,
+            on_overrun=lambda job: self.metrics.probes_skipped.labels(job.check, "overrun").inc(),
+        )
+        self.tenants: tuple[str, ...] = ()
+        self.latest: dict[tuple[str, str], ProbeResult] = {}
+        self.ready = asyncio.Event()
+        self.result_listeners: list[Callable[[ProbeResult], None]] = []
+
+    # --- wiring -------------------------------------------------------------------------------
+
+    def _target_timeout(self, target: str) -> float:
+        return max(
+            (c.timeout for c in self.checks.values() if c.target == target),
+            default=self.config.defaults.timeout,
+        )
+
+    def _throttles(self) -> dict[str, HostThrottle]:
+        # Targets on the same host share one budget: the limit protects the host, not a name.
+        by_host: dict[str, HostThrottle] = {}
+        throttles: dict[str, HostThrottle] = {}
+        for name, target in self.config.targets.items():
+            if target.rate_limit is None:
+                continue
+            host = httpx.URL(target.base_url).host
+            throttle = by_host.setdefault(host, HostThrottle(target.rate_limit))
+            throttles[name] = throttle
+        return throttles
+
+    def _interval_of(self, job: Job) -> float:
+        return self.checks[job.check].interval
+
+    def tenant_vars(self, tenant: str) -> Mapping[str, str]:
+        spec = self.config.tenants
+        own = spec.vars.get(tenant)
+        return {**spec.default_vars, **own} if own else spec.default_vars
+
+    # --- results ------------------------------------------------------------------------------
+
+    def observe(self, result: ProbeResult) -> None:
+        self.metrics.record(result)
+        self.latest[(result.tenant, result.check)] = result
+        self.progress.outcomes[result.outcome] += 1
+        for listener in self.result_listeners:
+            listener(result)
+        if not result.ok:
+            log.debug(
+                "probe failed",
+                extra={
+                    "fields": {
+                        "tenant": result.tenant,
+                        "check": result.check,
+                        "outcome": result.outcome.value,
+                        "reason": result.reason,
+                    }
+                },
+            )
+
+    # --- tenants ------------------------------------------------------------------------------
+
+    async def refresh_tenants(self) -> tuple[str, ...]:
+        try:
+            tenants = await self.tenant_source.refresh()
+        except TenantSourceError:
+            self.metrics.tenant_source_errors.inc()
+            raise
+        if self.tenant_source.last_error is not None:
+            self.metrics.tenant_source_errors.inc()
+        self._apply_tenants(tenants)
+        return tenants
+
+    def _apply_tenants(self, tenants: tuple[str, ...]) -> None:
+        removed = set(self.tenants) - set(tenants)
+        for tenant in removed:
+            self.metrics.forget_tenant(tenant)
+            for key in [k for k in self.latest if k[0] == tenant]:
+                del self.latest[key]
+        if removed or len(tenants) != len(self.tenants):
+            log.info(
+                "tenants updated",
+                extra={
+                    "fields": {
+                        "tenants": len(tenants),
+                        "removed": len(removed),
+                        "shard": str(self.shard),
+                    }
+                },
+            )
+        self.tenants = tenants
+        self.metrics.tenants.set(len(tenants))
+        self.scheduler.set_jobs(self.engine.jobs(tenants))
+
+    # --- modes --------------------------------------------------------------------------------
+
+    async def run_once(self) -> list[ProbeResult]:
+        """Probe every tenant × check once. Raises TenantSourceError when there are no tenants."""
+        tenants = await self.refresh_tenants()
+        collected: list[ProbeResult] = []
+        self.result_listeners.append(collected.append)
+        try:
+            await self.engine.run_round(tenants)
+        finally:
+            self.result_listeners.remove(collected.append)
+        return collected
+
+    async def run(self, stop: asyncio.Event, *, progress_every: float | None = None) -> None:
+        """Probe on schedule until `stop` is set; then let in-flight probes finish."""
+        background = [
+            asyncio.create_task(self.loop_lag.run(stop), name="loop-lag"),
+            asyncio.create_task(self._refresh_tenants_forever(stop), name="tenants"),
+            asyncio.create_task(self._report_progress(stop, progress_every), name="progress"),
+        ]
+        scheduler = asyncio.create_task(self.scheduler.run(stop), name="scheduler")
+        try:
+            await stop.wait()
+        finally:
+            await scheduler
+            await self.scheduler.drain(within=self.config.max_timeout * 2 + 1)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+
+    async def _refresh_tenants_forever(self, stop: asyncio.Event) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            if self.tenant_source.due():
+                try:
+                    await self.refresh_tenants()
+                    backoff = 1.0
+                    self.ready.set()
+                except TenantSourceError as exc:
+                    log.error(
+                        "no tenants yet: tenant source failed",
+                        extra={"fields": {"error": str(exc), "retry_in_s": backoff}},
+                    )
+                    await self.clock.sleep(backoff)
+                    backoff = min(backoff * 2, 60.0)
+                    self.tenant_source._last_refresh = None
+                    continue
+            await self.clock.sleep(1.0)
+
+    async def _report_progress(self, stop: asyncio.Event, every: float | None) -> None:
+        every = every or min((c.interval for c in self.checks.values()), default=60.0)
+        while not stop.is_set():
+            await self.clock.sleep(every)
+            self.metrics.event_loop_lag.set(self.loop_lag.recent_max)
+            outcomes, lags = self.progress.take()
+            failing = sorted({t for (t, _), r in self.latest.items() if not r.ok})
+            log.info(
+                "progress",
+                extra={
+                    "fields": {
+                        "tenants": len(self.tenants),
+                        "probes": sum(outcomes.values()),
+                        **{o.value: n for o, n in sorted(outcomes.items())},
+                        "failing_tenants": len(failing),
+                        "failing_sample": failing[:5],
+                        "loop_lag_ms": round(self.loop_lag.recent_max * 1000, 1),
+                        "schedule_lag_p99_ms": _ms(percentile(lags, 0.99)),
+                    }
+                },
+            )
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        if self.discovery_client is not None:
+            await self.discovery_client.aclose()

@@ -1,0 +1,213 @@
+"""Where tenants come from: a static list, a file, or a discovery URL refreshed on an interval."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from monitor.clock import Clock
+from monitor.config.model import DiscoverSpec, TenantsSpec
+from monitor.tenancy import InvalidTenantId, Shard, validate_tenant_id
+
+log = logging.getLogger("recmon.tenants")
+
+MAX_DISCOVERY_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+class TenantSourceError(Exception):
+    """The source could not produce a list this time (the last good list stays in use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantList:
+    ids: tuple[str, ...]
+    # (shown id, reason) for each candidate that was not accepted.
+    rejected: tuple[tuple[str, str], ...] = ()
+    truncated: int = 0
+
+
+def accept_ids(candidates: Iterable[object], *, limit: int) -> TenantList:
+    """Validate, de-duplicate and cap candidate ids, keeping their order."""
+    accepted: list[str] = []
+    seen: set[str] = set()
+    rejected: list[tuple[str, str]] = []
+    truncated = 0
+    for candidate in candidates:
+        try:
+            tenant = validate_tenant_id(candidate)
+        except InvalidTenantId as exc:
+            if len(rejected) < 100:
+                rejected.append((repr(candidate)[:80], str(exc)))
+            continue
+        if tenant in seen:
+            continue
+        if len(accepted) >= limit:
+            truncated += 1
+            continue
+        seen.add(tenant)
+        accepted.append(tenant)
+    return TenantList(tuple(accepted), tuple(rejected), truncated)
+
+
+def parse_tenant_file(text: str, *, limit: int = 1_000_000) -> TenantList:
+    """One id per line; blank lines and '#' comments are ignored."""
+    lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return accept_ids((line for line in lines if line), limit=limit)
+
+
+def parse_discovery(body: bytes, spec: DiscoverSpec) -> TenantList:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise TenantSourceError(f"discovery response is not JSON: {str(exc)[:200]}") from None
+    found = spec.items.find(document)
+    if not found:
+        raise TenantSourceError(f"discovery response has no tenants at {spec.items.text}")
+    return accept_ids(found, limit=spec.max_tenants)
+
+
+def report(tenants: TenantList, source: str) -> None:
+    for shown, reason in tenants.rejected:
+        log.warning(
+            "tenant rejected, not probed",
+            extra={"fields": {"source": source, "tenant": shown, "reason": reason}},
+        )
+    if tenants.truncated:
+        log.warning(
+            "tenant list capped",
+            extra={
+                "fields": {"source": source, "kept": len(tenants.ids), "dropped": tenants.truncated}
+            },
+        )
+
+
+class TenantSource:
+    """Produces the current tenant ids for this shard; keeps the last good list on failure."""
+
+    def __init__(
+        self,
+        spec: TenantsSpec,
+        *,
+        shard: Shard = Shard(),
+        client: httpx.AsyncClient | None = None,
+        clock: Clock,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.spec = spec
+        self.shard = shard
+        self._client = client
+        self._clock = clock
+        self._base_dir = base_dir or Path.cwd()
+        self._last_good: tuple[str, ...] | None = None
+        self._last_refresh: float | None = None
+        self.last_error: str | None = None
+
+    @property
+    def refresh_interval(self) -> float | None:
+        if self.spec.discover is not None:
+            return self.spec.discover.refresh
+        if self.spec.file is not None:
+            return 60.0
+        return None
+
+    @property
+    def description(self) -> str:
+        if self.spec.discover is not None:
+            return "discovery"
+        return "file" if self.spec.file is not None else "static"
+
+    def seed(self, tenants: Iterable[str]) -> None:
+        """Start from a list remembered from an earlier run (used when discovery is down)."""
+        self._last_good = tuple(t for t in tenants if self.shard.owns(t))
+
+    def due(self) -> bool:
+        interval = self.refresh_interval
+        if self._last_refresh is None:
+            return True
+        return interval is not None and self._clock.monotonic() - self._last_refresh >= interval
+
+    async def refresh(self) -> tuple[str, ...]:
+        """Fetch the list again. On failure, log, keep and return the last good list; raise only
+        when there has never been one."""
+        self._last_refresh = self._clock.monotonic()
+        try:
+            tenants = await self._load()
+        except TenantSourceError as exc:
+            self.last_error = str(exc)
+            if self._last_good is None:
+                raise
+            log.warning(
+                "tenant source failed, keeping the last good list",
+                extra={
+                    "fields": {
+                        "source": self.description,
+                        "error": str(exc),
+                        "tenants": len(self._last_good),
+                    }
+                },
+            )
+            return self._last_good
+        self.last_error = None
+        report(tenants, self.description)
+        owned = tuple(t for t in tenants.ids if self.shard.owns(t))
+        if not owned and self._last_good:
+            log.warning(
+                "tenant source returned no tenants, keeping the last good list",
+                extra={"fields": {"source": self.description, "tenants": len(self._last_good)}},
+            )
+            return self._last_good
+        self._last_good = owned
+        return owned
+
+    @property
+    def current(self) -> tuple[str, ...]:
+        return self._last_good or ()
+
+    async def _load(self) -> TenantList:
+        if self.spec.static is not None:
+            return accept_ids(self.spec.static, limit=len(self.spec.static))
+        if self.spec.file is not None:
+            return self._load_file(self._base_dir / self.spec.file)
+        assert self.spec.discover is not None
+        return await self._discover(self.spec.discover)
+
+    def _load_file(self, path: Path) -> TenantList:
+        try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise TenantSourceError(f"tenant file {path} is larger than 64 MiB")
+            return parse_tenant_file(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TenantSourceError(f"cannot read tenant file {path}: {exc}") from None
+
+    async def _discover(self, spec: DiscoverSpec) -> TenantList:
+        if self._client is None:
+            raise TenantSourceError("no HTTP client for tenant discovery")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            # One deadline for the whole exchange: httpx timeouts are per read.
+            async with (
+                asyncio.timeout(spec.timeout),
+                self._client.stream("GET", spec.url, headers=spec.headers) as response,
+            ):
+                if response.status_code != 200:
+                    raise TenantSourceError(f"discovery answered status {response.status_code}")
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > MAX_DISCOVERY_BYTES:
+                        raise TenantSourceError("discovery response is larger than 64 MiB")
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise TenantSourceError(f"discovery did not answer within {spec.timeout:g}s") from None
+        except httpx.HTTPError as exc:
+            raise TenantSourceError(
+                f"discovery request failed: {type(exc).__name__}: {exc}"
+            ) from None
+        return parse_discovery(b"".join(chunks), spec)

@@ -1,0 +1,39 @@
+"""Why a TLS connection failed, in words a dashboard can group by."""
+
+from __future__ import annotations
+
+import ssl
+
+# OpenSSL X509_V_ERR_* codes (include/openssl/x509_vfy.h).
+_VERIFY_CODES = {
+    9: "not_yet_valid",
+    10: "expired",
+    2: "unknown_issuer",
+    18: "unknown_issuer",  # self-signed leaf
+    19: "unknown_issuer",  # self-signed certificate in chain
+    20: "unknown_issuer",
+    21: "unknown_issuer",
+    62: "hostname_mismatch",
+    64: "hostname_mismatch",  # IP address mismatch
+}
+TLS_REASONS = ("expired", "not_yet_valid", "unknown_issuer", "hostname_mismatch", "handshake")
+
+
+def find_tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The SSL error behind an exception, following __cause__ and __context__ chains."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def classify_tls_error(error: ssl.SSLError) -> tuple[str, str]:
+    """(machine reason, human message) for an SSL error."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        reason = _VERIFY_CODES.get(error.verify_code, "handshake")
+        return reason, f"certificate verify failed: {error.verify_message}"
+    return "handshake", f"TLS handshake failed: {error.reason or error}"

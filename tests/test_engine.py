@@ -1,0 +1,127 @@
+"""The engine with a mock transport: chains, captures, skips, bounds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from monitor.clock import SystemClock
+from monitor.engine import Engine, Job
+from monitor.metrics import Metrics
+from monitor.results import Outcome, ProbeResult
+from tests.helpers import BASE_CONFIG, checks
+
+
+def make_engine(
+    handler: httpx.AsyncBaseTransport | None = None,
+    *,
+    text: str = BASE_CONFIG,
+    tenant_vars: Mapping[str, Mapping[str, str]] | None = None,
+    max_in_flight: int = 10,
+    target_connections: Mapping[str, int] | None = None,
+) -> tuple[Engine, list[ProbeResult], Metrics]:
+    collected: list[ProbeResult] = []
+    metrics = Metrics(CollectorRegistry())
+    client = httpx.AsyncClient(base_url="http://api.test", transport=handler or httpx.MockTransport(catalog))
+    engine = Engine(
+        checks(text),
+        {"api": client},
+        clock=SystemClock(),
+        metrics=metrics,
+        sink=collected.append,
+        tenant_vars=lambda tenant: (tenant_vars or {}).get(tenant, {"query": "shoes"}),
+        max_in_flight=max_in_flight,
+        target_connections=target_connections,
+    )
+    return engine, collected, metrics
+
+
+def catalog(request: httpx.Request) -> httpx.Response:
+    """Search returns products p1, p2; recommendations exist only for p1."""
+    if request.url.path.endswith("/search"):
+        return httpx.Response(200, json={"results": [{"id": "p1"}, {"id": "p2"}]})
+    product = request.url.params.get("product")
+    return httpx.Response(200, json={"recommendations": [{"id": "x"}] if product == "p1" else []})
+
+
+async def test_dependent_check_uses_the_product_search_returned() -> None:
+    engine, results, _ = make_engine()
+    await engine.run_job(Job("acme", "search"))
+    assert [(r.check, r.outcome) for r in results] == [("search", Outcome.OK), ("recommendations", Outcome.OK)]
+
+
+async def test_captured_value_overrides_a_stale_configured_one() -> None:
+    engine, results, _ = make_engine(tenant_vars={"acme": {"query": "shoes", "product": "delisted"}})
+    await engine.run_job(Job("acme", "search"))
+    assert results[1].outcome is Outcome.OK
+
+
+async def test_configured_value_is_the_fallback_when_search_fails() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/search"):
+            return httpx.Response(503)
+        seen.append(request.url.params["product"])
+        return httpx.Response(200, json={"recommendations": [1]})
+
+    engine, results, _ = make_engine(httpx.MockTransport(handler), tenant_vars={"acme": {"query": "q", "product": "p9"}})
+    await engine.run_job(Job("acme", "search"))
+    assert [r.outcome for r in results] == [Outcome.HTTP_ERROR, Outcome.OK]
+    assert seen == ["p9"]
+
+
+async def test_without_a_product_the_dependent_probe_is_skipped_not_failed() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"results": []})
+
+    engine, results, metrics = make_engine(httpx.MockTransport(handler))
+    await engine.run_job(Job("acme", "search"))
+    assert [(r.check, r.outcome) for r in results] == [("search", Outcome.EMPTY)]
+    assert metrics.registry.get_sample_value(
+        "recmon_probes_skipped_total", {"check": "recommendations", "reason": "missing_variable"}
+    ) == 1
+
+
+async def test_round_probes_every_tenant_and_check_once() -> None:
+    engine, results, _ = make_engine()
+    tenants = [f"t{i}" for i in range(30)]
+    await engine.run_round(tenants)
+    assert sorted((r.tenant, r.check) for r in results) == sorted(
+        (t, c) for t in tenants for c in ("search", "recommendations")
+    )
+
+
+async def test_in_flight_probes_stay_within_the_target_bound() -> None:
+    in_flight = peak = 0
+
+    class Slow(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return catalog(request)
+
+    engine, results, _ = make_engine(Slow(), max_in_flight=50, target_connections={"api": 4})
+    await engine.run_round([f"t{i}" for i in range(20)])
+    assert len(results) == 40
+    assert peak == 4
+
+
+async def test_a_bug_inside_a_probe_is_counted_and_the_round_goes_on() -> None:
+    engine, results, metrics = make_engine()
+
+    def broken_sink(result: ProbeResult) -> None:
+        if result.tenant == "t1":
+            raise RuntimeError("boom")
+        results.append(result)
+
+    engine.sink = broken_sink
+    await engine.run_round(["t0", "t1", "t2"])
+    assert {r.tenant for r in results} == {"t0", "t2"}
+    assert metrics.registry.get_sample_value("recmon_internal_errors_total", {"component": "engine"}) == 1

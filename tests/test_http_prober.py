@@ -1,0 +1,260 @@
+"""The HTTP prober against httpx.MockTransport: one outcome per behaviour, never an exception."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from monitor.checks import HttpCheck
+from monitor.clock import SystemClock
+from monitor.probers.http import probe_http
+from monitor.results import Outcome, ProbeResult
+from tests.helpers import BASE_CONFIG, checks
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def search_check(extra: str = "") -> HttpCheck:
+    text = BASE_CONFIG.replace("defaults: {interval: 10s, timeout: 2s}", "defaults: {interval: 10s, timeout: 0.3s}")
+    if extra:
+        text = text.replace('    capture: {product: "$.results[0].id"}', f'    capture: {{product: "$.results[0].id"}}\n{extra}')
+    return checks(text)["search"]
+
+
+async def probe(handler: Handler | httpx.AsyncBaseTransport, check: HttpCheck | None = None) -> ProbeResult:
+    check = check or search_check()
+    transport = handler if isinstance(handler, httpx.AsyncBaseTransport) else httpx.MockTransport(handler)
+    async with httpx.AsyncClient(base_url="http://api.test", transport=transport) as client:
+        request = check.render({"tenant": "acme", "query": "shoes"})
+        return await probe_http(check, "acme", request, client, SystemClock())
+
+
+def results(items: list[object]) -> Handler:
+    return lambda request: httpx.Response(200, json={"results": items})
+
+
+async def test_ok_counts_items_and_captures_first_product() -> None:
+    result = await probe(results([{"id": "p1"}, {"id": "p2"}]))
+    assert result.outcome is Outcome.OK
+    assert result.items == 2
+    assert result.status == 200
+    assert dict(result.captures) == {"product": "p1"}
+    assert result.tenant == "acme" and result.check == "search"
+    assert 0 < result.duration_s < 0.3
+
+
+async def test_request_is_built_from_the_template_with_url_encoded_tenant() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"results": [1]})
+
+    check = search_check()
+    async with httpx.AsyncClient(base_url="http://api.test", transport=httpx.MockTransport(handler)) as client:
+        request = check.render({"tenant": "a b/c", "query": "red shoes"})
+        await probe_http(check, "a b/c", request, client, SystemClock())
+    assert seen[0].url.raw_path == b"/v1/a%20b%2Fc/search?q=red+shoes"
+
+
+async def test_empty_list_is_empty_not_ok() -> None:
+    result = await probe(results([]))
+    assert result.outcome is Outcome.EMPTY
+    assert result.items == 0
+    assert result.status == 200
+    assert "0 items at $.results, expected at least 1" in result.reason
+
+
+async def test_null_list_counts_as_empty() -> None:
+    result = await probe(lambda r: httpx.Response(200, json={"results": None}))
+    assert result.outcome is Outcome.EMPTY
+
+
+async def test_unexpected_status_is_http_error() -> None:
+    result = await probe(lambda r: httpx.Response(502, text="<html>Bad Gateway</html>"))
+    assert result.outcome is Outcome.HTTP_ERROR
+    assert result.status == 502
+    assert result.reason == "unexpected status 502"
+
+
+async def test_redirect_is_http_error_when_not_followed() -> None:
+    result = await probe(lambda r: httpx.Response(302, headers={"location": str(r.url)}))
+    assert result.outcome is Outcome.HTTP_ERROR
+    assert result.status == 302
+
+
+async def test_redirect_loop_is_http_error_when_followed() -> None:
+    check = checks(BASE_CONFIG.replace('params: {q: "{query}"}}', 'params: {q: "{query}"}, follow_redirects: true}'))["search"]
+    result = await probe(lambda r: httpx.Response(302, headers={"location": str(r.url)}), check)
+    assert result.outcome is Outcome.HTTP_ERROR
+    assert result.reason == "too many redirects"
+
+
+@pytest.mark.parametrize(
+    "response, reason",
+    [
+        (httpx.Response(200, content=b"{not json", headers={"content-type": "application/json"}), "body is not JSON"),
+        (httpx.Response(200, content=b'{"results": [1, 2', headers={"content-type": "application/json"}), "body is not JSON"),
+        (httpx.Response(200, content=b'{"results": [1]}', headers={"content-type": "text/html"}), "content type 'text/html'"),
+        (httpx.Response(200, json={"results": {"a": 1}}), "no list at $.results"),
+        (httpx.Response(200, json={"hits": [1]}), "no list at $.results"),
+    ],
+)
+async def test_bad_bodies_are_invalid_body(response: httpx.Response, reason: str) -> None:
+    result = await probe(lambda r: response)
+    assert result.outcome is Outcome.INVALID_BODY
+    assert reason in result.reason
+
+
+async def test_body_over_the_cap_is_invalid_body_without_reading_it_all() -> None:
+    sent = 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b'{"results": ['
+        for _ in range(10_000):
+            sent += 65536
+            yield b"1," * 32768
+
+    check = search_check("    timeout: 5s")
+    result = await probe(lambda r: httpx.Response(200, content=stream(), headers={"content-type": "application/json"}), check)
+    assert result.outcome is Outcome.INVALID_BODY
+    assert result.reason == "body larger than 1048576 bytes"
+    assert sent < 2 * 1048576
+
+
+async def test_declared_length_over_the_cap_is_refused_before_reading() -> None:
+    check = checks(BASE_CONFIG.replace('min_items: 1}\n    capture', 'min_items: 1, max_body_bytes: 10}\n    capture'))["search"]
+    result = await probe(results([1, 2, 3]), check)
+    assert result.outcome is Outcome.INVALID_BODY
+
+
+async def test_slow_drip_body_hits_the_overall_deadline() -> None:
+    async def drip() -> AsyncIterator[bytes]:
+        for char in b'{"results": [1]}':
+            await asyncio.sleep(0.05)
+            yield bytes([char])
+
+    result = await probe(lambda r: httpx.Response(200, content=drip(), headers={"content-type": "application/json"}))
+    assert result.outcome is Outcome.TIMEOUT
+    assert result.reason == "no complete response within 0.3s"
+    assert 0.3 <= result.duration_s < 1.0
+
+
+async def test_hang_is_timeout() -> None:
+    class Hang(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            await asyncio.Event().wait()
+            raise AssertionError
+
+    result = await probe(Hang())
+    assert result.outcome is Outcome.TIMEOUT
+
+
+def raising(exc: Exception) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return handler
+
+
+async def test_connection_refused_is_connect_error() -> None:
+    result = await probe(raising(httpx.ConnectError("[Errno 111] Connection refused")))
+    assert result.outcome is Outcome.CONNECT_ERROR
+    assert "Connection refused" in result.reason
+
+
+async def test_reset_is_connect_error() -> None:
+    result = await probe(raising(httpx.ReadError("[Errno 104] Connection reset by peer")))
+    assert result.outcome is Outcome.CONNECT_ERROR
+
+
+async def test_client_timeout_is_timeout() -> None:
+    result = await probe(raising(httpx.ReadTimeout("timed out")))
+    assert result.outcome is Outcome.TIMEOUT
+
+
+def tls_failure(code: int, message: str) -> Exception:
+    cause = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {message}")
+    cause.verify_code = code
+    cause.verify_message = message
+    error = httpx.ConnectError("certificate verify failed")
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    "code, message, reason",
+    [
+        (10, "certificate has expired", "expired"),
+        (9, "certificate is not yet valid", "not_yet_valid"),
+        (20, "unable to get local issuer certificate", "unknown_issuer"),
+        (62, "Hostname mismatch, certificate is not valid for 'api.test'.", "hostname_mismatch"),
+    ],
+)
+async def test_tls_failures_keep_their_reason(code: int, message: str, reason: str) -> None:
+    result = await probe(raising(tls_failure(code, message)))
+    assert result.outcome is Outcome.TLS_ERROR
+    assert result.tls_reason == reason
+    assert message in result.reason
+
+
+async def test_retry_recovers_but_keeps_the_first_outcome() -> None:
+    calls = 0
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, json={"results": [1]})
+
+    check = search_check("    retry: {attempts: 3, backoff: 10ms}")
+    result = await probe(flaky, check)
+    assert result.outcome is Outcome.OK
+    assert result.attempts == 2
+    assert result.first_outcome is Outcome.CONNECT_ERROR
+
+
+async def test_retry_gives_up_with_the_last_outcome() -> None:
+    check = search_check("    retry: {attempts: 3, backoff: 1ms}")
+    result = await probe(raising(httpx.ConnectError("refused")), check)
+    assert result.outcome is Outcome.CONNECT_ERROR
+    assert result.attempts == 3
+    assert result.first_outcome is Outcome.CONNECT_ERROR
+
+
+async def test_outcomes_not_listed_are_not_retried() -> None:
+    calls = 0
+
+    def empty(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(200, json={"results": []})
+
+    result = await probe(empty, search_check("    retry: {attempts: 3, backoff: 1ms}"))
+    assert result.outcome is Outcome.EMPTY
+    assert calls == 1
+    assert result.first_outcome is None
+
+
+async def test_json_body_and_headers_are_rendered() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"results": [1]})
+
+    text = BASE_CONFIG.replace(
+        'request: {path: "/v1/{tenant}/search", params: {q: "{query}"}}',
+        'request: {method: post, path: "/v1/search", headers: {X-Tenant: "{tenant}"}, json: {tenant: "{tenant}", q: ["{query}"], n: 3}}',
+    )
+    await probe(handler, checks(text)["search"])
+    assert seen[0].method == "POST"
+    assert seen[0].headers["x-tenant"] == "acme"
+    assert json.loads(seen[0].content) == {"tenant": "acme", "q": ["shoes"], "n": 3}

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from monitor.metrics import ALL_TENANTS, Metrics, latency_buckets
+from monitor.push import pushable
+from monitor.results import Outcome, ProbeResult
+
+
+def result(tenant: str, outcome: Outcome = Outcome.OK, *, check: str = "search", items: int | None = 3, trusted: bool = True) -> ProbeResult:
+    return ProbeResult(tenant, check, outcome, 0.061, 0.0, status=200, items=items, latency_trusted=trusted)
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_top_finite_bucket_is_above_the_largest_timeout() -> None:
+    assert latency_buckets(5.0)[-1] == 10.0
+    assert latency_buckets(4.0)[-1] == 5.0
+    assert latency_buckets(30.0)[-1] == 60.0
+    assert list(latency_buckets(5.0)) == sorted(latency_buckets(5.0))
+
+
+def test_record_sets_counter_gauges_and_histogram() -> None:
+    metrics = Metrics(CollectorRegistry())
+    metrics.record(result("acme"))
+    metrics.record(result("acme", Outcome.EMPTY, items=0))
+    assert sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="ok") == 1
+    assert sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="empty") == 1
+    assert sample(metrics, "recmon_probe_success", tenant="acme", check="search") == 0
+    assert sample(metrics, "recmon_probe_items", tenant="acme", check="search") == 0
+    assert sample(metrics, "recmon_probe_duration_seconds_count", tenant="acme", check="search") == 2
+    assert sample(metrics, "recmon_probe_duration_seconds_bucket", tenant="acme", check="search", le="0.075") == 2
+
+
+def test_untrusted_latency_is_counted_not_observed() -> None:
+    metrics = Metrics(CollectorRegistry())
+    metrics.record(result("acme", trusted=False))
+    assert sample(metrics, "recmon_probe_duration_seconds_count", tenant="acme", check="search") == 0
+    assert sample(metrics, "recmon_latency_untrusted_total", check="search") == 1
+    assert sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="ok") == 1
+
+
+def test_histograms_per_check_only_when_switched_off() -> None:
+    metrics = Metrics(CollectorRegistry(), per_tenant_histograms=False)
+    metrics.record(result("acme"))
+    metrics.record(result("globex"))
+    assert sample(metrics, "recmon_probe_duration_seconds_count", tenant=ALL_TENANTS, check="search") == 2
+    assert sample(metrics, "recmon_probes_total", tenant="globex", check="search", outcome="ok") == 1
+
+
+def test_forget_tenant_removes_every_series_of_it() -> None:
+    metrics = Metrics(CollectorRegistry())
+    metrics.record(result("acme"))
+    metrics.record(result("globex"))
+    metrics.forget_tenant("acme")
+    text = generate_latest(metrics.registry).decode()
+    assert 'tenant="acme"' not in text
+    assert 'tenant="globex"' in text
+    metrics.record(result("acme"))
+    assert sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="ok") == 1
+
+
+def test_pushable_registry_has_no_histograms() -> None:
+    metrics = Metrics(CollectorRegistry())
+    metrics.record(result("acme"))
+    text = generate_latest(pushable(metrics.registry)).decode()
+    assert "recmon_probes_total" in text
+    assert "recmon_probe_duration_seconds" not in text
+    assert "_bucket" not in text

@@ -1,0 +1,148 @@
+"""The scheduler in virtual time: stable phases, one run per interval, no pile-ups."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from monitor.clock import ManualClock
+from monitor.engine import Job
+from monitor.scheduler import Scheduler, first_due, phase
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def advance(clock: ManualClock, seconds: float, step: float = 0.05) -> None:
+    elapsed = 0.0
+    while elapsed < seconds - 1e-9:
+        clock.advance(step)
+        elapsed += step
+        await settle()
+
+
+def test_phases_spread_evenly_over_the_interval() -> None:
+    jobs = [Job(f"tenant-{i:05d}", "search") for i in range(10_000)]
+    buckets = Counter(int(phase(job, 60.0) // 6) for job in jobs)
+    assert set(buckets) == set(range(10))
+    assert max(buckets.values()) < 1.1 * 1000
+    assert min(buckets.values()) > 0.9 * 1000
+
+
+def test_phase_is_stable_and_depends_on_tenant_and_check() -> None:
+    a = Job("acme", "search")
+    assert phase(a, 60) == phase(Job("acme", "search"), 60)
+    assert phase(a, 60) != phase(Job("acme", "recommendations"), 60)
+    assert 0 <= phase(a, 60) < 60
+
+
+def test_first_due_lands_on_the_phase_in_wall_clock_time() -> None:
+    job = Job("acme", "search")
+    wall_now, mono_now = 1_000_000.0, 50.0
+    due = first_due(job, 60.0, wall_now, mono_now)
+    assert mono_now <= due < mono_now + 60
+    assert abs((wall_now + (due - mono_now)) % 60 - phase(job, 60)) < 1e-6
+
+
+async def test_each_job_runs_once_per_interval_at_its_phase() -> None:
+    clock = ManualClock(start=0.0)
+    starts: dict[Job, list[float]] = {}
+
+    async def run_job(job: Job, due: float) -> None:
+        starts.setdefault(job, []).append(clock.monotonic())
+
+    scheduler = Scheduler(run_job, lambda job: 10.0, clock=clock)
+    jobs = [Job(f"t{i}", "search") for i in range(20)]
+    scheduler.set_jobs(jobs)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await advance(clock, 30.0)
+    stop.set()
+    clock.advance(1.0)
+    await task
+    assert set(starts) == set(jobs)
+    for job, times in starts.items():
+        assert len(times) == 3
+        assert times[1] - times[0] == pytest_approx(10.0)
+        # launched within one step of the job's phase
+        assert (times[0] - phase(job, 10.0)) % 10.0 < 0.06
+
+
+def pytest_approx(value: float) -> object:
+    import pytest
+
+    return pytest.approx(value, abs=0.06)
+
+
+async def test_a_job_still_running_is_not_started_again() -> None:
+    clock = ManualClock(start=0.0)
+    release = asyncio.Event()
+    started = 0
+    overruns: list[Job] = []
+
+    async def slow_job(job: Job, due: float) -> None:
+        nonlocal started
+        started += 1
+        await release.wait()
+
+    scheduler = Scheduler(slow_job, lambda job: 1.0, clock=clock, on_overrun=overruns.append)
+    scheduler.set_jobs([Job("acme", "search")])
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await advance(clock, 3.5)
+    slots = sum(1 for k in range(5) if phase(Job("acme", "search"), 1.0) + k <= 3.5)
+    assert started == 1
+    assert len(overruns) == slots - 1 >= 2
+    release.set()
+    await advance(clock, 1.0)
+    assert started == 2
+    stop.set()
+    clock.advance(1.0)
+    await task
+    await scheduler.drain()
+
+
+async def test_removed_jobs_stop_and_added_jobs_start() -> None:
+    clock = ManualClock(start=0.0)
+    seen: Counter[str] = Counter()
+
+    async def run_job(job: Job, due: float) -> None:
+        seen[job.tenant] += 1
+
+    scheduler = Scheduler(run_job, lambda job: 1.0, clock=clock)
+    scheduler.set_jobs([Job("old", "search")])
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await advance(clock, 2.0)
+    scheduler.set_jobs([Job("new", "search")])
+    before = seen["old"]
+    await advance(clock, 3.0)
+    stop.set()
+    clock.advance(1.0)
+    await task
+    assert seen["old"] == before
+    assert seen["new"] >= 2
+
+
+async def test_missed_intervals_are_skipped_not_replayed() -> None:
+    clock = ManualClock(start=0.0)
+    runs = 0
+
+    async def run_job(job: Job, due: float) -> None:
+        nonlocal runs
+        runs += 1
+
+    scheduler = Scheduler(run_job, lambda job: 1.0, clock=clock)
+    scheduler.set_jobs([Job("acme", "search")])
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await advance(clock, 1.0)
+    first = runs
+    clock.advance(10.0)  # the process was suspended for ten intervals
+    await settle()
+    assert runs == first + 1
+    stop.set()
+    clock.advance(1.0)
+    await task
