@@ -181,6 +181,80 @@ class MetricsSpec(Model):
     per_tenant_histograms: bool = True
 
 
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"expected host:port, like api.example.com:443, got {value!r}")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
+class TlsSpec(Model):
+    """Certificates on every backend address of each host."""
+
+    hosts: list[HostPort] = []
+    # Also check the host of every target whose base_url is https.
+    include_targets: bool = False
+    # Backends behind one name that DNS does not list: {"api.example.com:443": [10.0.0.1, ...]}.
+    addresses: dict[HostPort, list[str]] = {}
+    interval: Duration = 300.0
+    timeout: Duration = 5.0
+    warn_before: Duration = 14 * 86400.0
+    critical_before: Duration = 3 * 86400.0
+    # How long addresses of one host may serve different certificates (a rotation in
+    # progress) before that is an alert.
+    inconsistency_grace: Duration = 900.0
+    ca_file: str | None = None
+
+
+class PagerDutySpec(Model):
+    routing_key: Annotated[str, Field(min_length=1)]
+    # Configurable for the EU region and for tests.
+    url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
+    timeout: Duration = 10.0
+    source: str = "recmon"
+
+
+class AlertmanagerSpec(Model):
+    url: HttpUrl  # base URL; alerts go to {url}/api/v2/alerts
+    # Firing alerts are re-sent this often; Alertmanager resolves alerts not re-sent within
+    # its resolve_timeout (5m by default), so keep this well below that.
+    resend_interval: Duration = 60.0
+    timeout: Duration = 10.0
+    headers: dict[str, str] = {}
+
+
+class WebhookSpec(Model):
+    url: HttpUrl
+    headers: dict[str, str] = {}
+    timeout: Duration = 10.0
+
+
+class HeartbeatSpec(Model):
+    """A dead man's switch: pinged while recmon works, so a silent monitor gets noticed."""
+
+    url: HttpUrl
+    interval: Duration = 60.0
+    timeout: Duration = 10.0
+
+
+class DeliverySpec(Model):
+    # Failed deliveries are retried with exponential backoff between these bounds, forever:
+    # a notifier outage delays alerts, it never drops them.
+    backoff_initial: Duration = 1.0
+    backoff_max: Duration = 300.0
+
+
+class NotifySpec(Model):
+    pagerduty: PagerDutySpec | None = None
+    alertmanager: AlertmanagerSpec | None = None
+    webhook: WebhookSpec | None = None
+    heartbeat: HeartbeatSpec | None = None
+    delivery: DeliverySpec = DeliverySpec()
+
+
 class StateSpec(Model):
     path: str = "recmon-state.db"
 
@@ -192,6 +266,8 @@ class Config(Model):
     checks: Annotated[dict[str, CheckSpec], Field(min_length=1)]
     engine: EngineSpec = EngineSpec()
     metrics: MetricsSpec = MetricsSpec()
+    tls: TlsSpec = TlsSpec()
+    notify: NotifySpec = NotifySpec()
     state: StateSpec = StateSpec()
 
     def interval_of(self, check: str) -> float:

@@ -1,0 +1,1 @@
+"""From alert events to delivered notifications: model, planning, outbox, notifiers."""

@@ -1,0 +1,92 @@
+"""What the alerting side passes around: notifications and delivery results."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.StrEnum):
+    """PagerDuty's severities; Alertmanager gets the same word as a label."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Action(enum.StrEnum):
+    TRIGGER = "trigger"
+    RESOLVE = "resolve"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One thing to tell every sink: an incident opened (trigger) or closed (resolve).
+
+    `key` is the alert's identity and doubles as the PagerDuty dedup_key and the Alertmanager
+    label set's identity. `id` is unique per incident and action, so the outbox can hold each
+    notification once and deliver it once.
+    """
+
+    id: str
+    key: str
+    action: Action
+    rule: str
+    severity: Severity
+    summary: str
+    started_at: float  # Unix seconds: when the incident began firing
+    at: float  # Unix seconds: when this trigger or resolve was decided
+    tenant: str | None = None  # None for grouped (storm) and certificate alerts
+    check: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "action": self.action.value,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "summary": self.summary,
+            "started_at": self.started_at,
+            "at": self.at,
+            "tenant": self.tenant,
+            "check": self.check,
+            "labels": dict(self.labels),
+            "details": dict(self.details),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Notification:
+        return cls(
+            id=data["id"],
+            key=data["key"],
+            action=Action(data["action"]),
+            rule=data["rule"],
+            severity=Severity(data["severity"]),
+            summary=data["summary"],
+            started_at=float(data["started_at"]),
+            at=float(data["at"]),
+            tenant=data.get("tenant"),
+            check=data.get("check"),
+            labels=dict(data.get("labels") or {}),
+            details=dict(data.get("details") or {}),
+        )
+
+
+class Delivery(enum.StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # 429, 5xx, network: try again later
+    REJECTED = "rejected"  # 4xx such as 400: retrying cannot help
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    outcome: Delivery
+    detail: str = ""
+    # Seconds the sink asked us to wait (Retry-After), if it said.
+    retry_after: float | None = None
