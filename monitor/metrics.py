@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -169,6 +170,46 @@ class Metrics:
             series.items.set(result.items)
         if result.first_outcome is not None:
             self.probe_retries.labels(result.check, result.first_outcome.value).inc()
+
+    def persistent_counters(self) -> list[Counter]:
+        """Counters a CronJob run continues from the previous run's values (so rate() works
+        on what it pushes)."""
+        return [
+            self.probes,
+            self.probe_retries,
+            self.probes_skipped,
+            self.untrusted_latency,
+            self.notifications,
+            self.internal_errors,
+        ]
+
+    def counter_snapshot(self) -> dict[str, list[tuple[list[str], float]]]:
+        snapshot: dict[str, list[tuple[list[str], float]]] = {}
+        for counter in self.persistent_counters():
+            rows = snapshot.setdefault(counter._name, [])
+            for family in counter.collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        labels = [sample.labels[name] for name in counter._labelnames]
+                        rows.append((labels, sample.value))
+        return snapshot
+
+    def restore_counters(self, snapshot: dict[str, list[tuple[list[str], float]]]) -> None:
+        by_name = {counter._name: counter for counter in self.persistent_counters()}
+        for name, rows in snapshot.items():
+            counter = by_name.get(name)
+            if counter is None:
+                continue
+            for labels, value in rows:
+                if len(labels) == len(counter._labelnames) and value > 0:
+                    counter.labels(*labels).inc(value)
+
+    def set_alert(self, alert: str, tenant: str, check: str, severity: str, firing: bool) -> None:
+        if firing:
+            self.alerts_firing.labels(alert, tenant, check, severity).set(1)
+        else:
+            with contextlib.suppress(KeyError):
+                self.alerts_firing.remove(alert, tenant, check, severity)
 
     def set_latency(
         self, tenant: str, check: str, p95: float | None, baseline: float | None

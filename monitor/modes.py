@@ -18,8 +18,10 @@ from monitor.clock import SystemClock
 from monitor.config.loader import LoadedConfig
 from monitor.httpapi import MonitorApi
 from monitor.push import push, write_textfile
-from monitor.report import round_summary
+from monitor.report import firing_summary, round_summary
 from monitor.service import Monitor
+from monitor.state.persist import Persistence
+from monitor.state.store import StateStore
 from monitor.tenancy import Shard
 from monitor.tenants import TenantSourceError
 
@@ -38,48 +40,61 @@ class OnceOptions:
     quiet: bool = False
 
 
-def _base_dir(loaded: LoadedConfig) -> Path:
-    return (
-        Path(loaded.source).resolve().parent
-        if loaded.source and not loaded.source.startswith("<")
-        else Path.cwd()
-    )
+def base_dir(loaded: LoadedConfig) -> Path:
+    """Relative paths in a configuration file are relative to that file."""
+    if loaded.source and not loaded.source.startswith("<"):
+        return Path(loaded.source).resolve().parent
+    return Path.cwd()
+
+
+def state_path(loaded: LoadedConfig) -> Path:
+    return base_dir(loaded) / loaded.config.state.path
 
 
 async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys.stdout) -> int:
+    """Probe every tenant once, evaluate, notify, persist, export.
+
+    Exit 0 when no alert fires, 1 when alerts fire, 2 on configuration or internal errors.
+    """
     registry = CollectorRegistry()
+    store = StateStore.open(state_path(loaded))
     monitor = Monitor(
         loaded,
         clock=SystemClock(),
         registry=registry,
         shard=options.shard,
-        base_dir=_base_dir(loaded),
+        base_dir=base_dir(loaded),
     )
+    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
     try:
+        persistence.restore(counters=True)
         try:
             results = await monitor.run_once()
         except TenantSourceError as exc:
             log.error("no tenants to probe", extra={"fields": {"error": str(exc)}})
             return EXIT_ERROR
+        persistence.save(counters=True)
         if not options.quiet:
             print(round_summary(results, list(monitor.checks)), file=out)
+            print(firing_summary(monitor.hub), file=out)
         exported = _export(registry, loaded, options)
-        healthy = all(r.ok for r in results)
+        firing = monitor.hub.firing
         log.info(
             "round complete",
             extra={
                 "fields": {
                     "tenants": len(monitor.tenants),
                     "probes": len(results),
-                    "healthy": healthy,
+                    "alerts_firing": firing,
                 }
             },
         )
         if not exported:
             return EXIT_ERROR
-        return EXIT_HEALTHY if healthy else EXIT_ALERTS
+        return EXIT_ALERTS if firing else EXIT_HEALTHY
     finally:
         await monitor.aclose()
+        store.close()
 
 
 def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOptions) -> bool:
@@ -119,10 +134,12 @@ async def run_forever(
     loaded: LoadedConfig, *, shard: Shard = Shard(), listen: str | None = None
 ) -> int:
     registry = CollectorRegistry()
-    clock = SystemClock()
+    store = StateStore.open(state_path(loaded))
     monitor = Monitor(
-        loaded, clock=clock, registry=registry, shard=shard, base_dir=_base_dir(loaded)
+        loaded, clock=SystemClock(), registry=registry, shard=shard, base_dir=base_dir(loaded)
     )
+    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
+    persistence.restore(counters=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -138,6 +155,7 @@ async def run_forever(
             "probes_running": monitor.scheduler.running,
             "failing_tenants": len(failing),
             "failing_sample": failing[:100],
+            "alerts_firing": monitor.hub.firing,
             "event_loop_lag_seconds": monitor.loop_lag.recent_max,
             "tenant_source_error": monitor.tenant_source.last_error,
         }
@@ -162,7 +180,9 @@ async def run_forever(
                     }
                 },
             )
+            saver = asyncio.create_task(persistence.run(stop), name="state")
             await monitor.run(stop)
+            await saver
     except OSError as exc:
         log.error(
             "cannot serve metrics",
@@ -170,7 +190,9 @@ async def run_forever(
         )
         return EXIT_ERROR
     finally:
+        persistence.save(counters=False)
         await monitor.aclose()
+        store.close()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     log.info("recmon stopped")

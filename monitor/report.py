@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from monitor.alerting.hub import AlertHub
 from monitor.results import Outcome, ProbeResult
 
 MAX_PROBLEM_LINES = 50
@@ -76,4 +77,18 @@ def tenant_table(
         healthy = all(cell.startswith("ok") for cell in cells)
         mark = " " if healthy else "!"
         lines.append(f"{tenant:<{width}}" + "".join(f"{c:<28}" for c in cells) + mark)
+    return "\n".join(lines)
+
+
+def firing_summary(hub: AlertHub) -> str:
+    firing = hub.tracker.firing()
+    if not firing:
+        return "no alerts firing"
+    lines = [f"{len(firing)} alert(s) firing:"]
+    for _, rule_id, alert in sorted(firing, key=lambda f: (f[0][1], f[1], f[0][0]))[
+        :MAX_PROBLEM_LINES
+    ]:
+        lines.append(f"  {alert.severity.value:<9} {rule_id:<22} {alert.summary}")
+    if len(firing) > MAX_PROBLEM_LINES:
+        lines.append(f"  ... and {len(firing) - MAX_PROBLEM_LINES} more")
     return "\n".join(lines)

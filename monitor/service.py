@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry
 
+from monitor.alerting.hub import AlertHub, Route
+from monitor.alerting.model import Notification
 from monitor.checks import HttpCheck, compile_checks
 from monitor.clock import Clock
 from monitor.config.loader import LoadedConfig
@@ -48,6 +50,15 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[index]
 
 
+def _log_only(notifications: Sequence[Notification]) -> None:
+    """Without a notifier configured, notifications end in the log."""
+    for notification in notifications:
+        log.warning(
+            f"page ({notification.action.value}): {notification.summary}",
+            extra={"fields": {"key": notification.key, "severity": notification.severity.value}},
+        )
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
@@ -62,6 +73,7 @@ class Monitor:
         client_factory: ClientFactory = build_client,
         shard: Shard = Shard(),
         base_dir: Path | None = None,
+        route: Route | None = None,
     ) -> None:
         self.loaded = loaded
         config = self.config = loaded.config
@@ -113,6 +125,9 @@ class Monitor:
             clock=clock,
             on_overrun=lambda job: self.metrics.probes_skipped.labels(job.check, "overrun").inc(),
         )
+        self.hub = AlertHub(
+            config.alerts, self.checks, metrics=self.metrics, clock=clock, route=route or _log_only
+        )
         self.tenants: tuple[str, ...] = ()
         self.latest: dict[tuple[str, str], ProbeResult] = {}
         self.ready = asyncio.Event()
@@ -150,6 +165,7 @@ class Monitor:
 
     def observe(self, result: ProbeResult) -> None:
         self.metrics.record(result)
+        self.hub.observe(result)
         self.latest[(result.tenant, result.check)] = result
         self.progress.outcomes[result.outcome] += 1
         for listener in self.result_listeners:
@@ -198,6 +214,7 @@ class Monitor:
                 },
             )
         self.tenants = tenants
+        self.hub.set_tenants(tenants, removed)
         self.metrics.tenants.set(len(tenants))
         self.scheduler.set_jobs(self.engine.jobs(tenants))
 
@@ -212,6 +229,8 @@ class Monitor:
             await self.engine.run_round(tenants)
         finally:
             self.result_listeners.remove(collected.append)
+        # The whole fleet was just probed: storms are complete, nothing needs to wait.
+        self.hub.tick(flush=True)
         return collected
 
     async def run(self, stop: asyncio.Event, *, progress_every: float | None = None) -> None:
@@ -220,6 +239,7 @@ class Monitor:
             asyncio.create_task(self.loop_lag.run(stop), name="loop-lag"),
             asyncio.create_task(self._refresh_tenants_forever(stop), name="tenants"),
             asyncio.create_task(self._report_progress(stop, progress_every), name="progress"),
+            asyncio.create_task(self.hub.run(stop), name="alerts"),
         ]
         scheduler = asyncio.create_task(self.scheduler.run(stop), name="scheduler")
         try:

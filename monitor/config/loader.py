@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -89,6 +90,8 @@ def load_config_text(
         )
 
     substituted = substitute(data, environ)
+    # Validation messages may quote a value that came from the environment.
+    redactor = Redactor(substituted.secrets)
     problems = [
         ConfigProblem(p.path, line_for(p.path, lines), p.message) for p in substituted.problems
     ]
@@ -98,7 +101,7 @@ def load_config_text(
         # A value left empty by a missing variable fails validation too; say it once.
         unset = {p.path for p in problems}
         problems += [p for p in _pydantic_problems(exc, lines) if p.path not in unset]
-        raise ConfigError(source, problems) from None
+        raise ConfigError(source, _redacted(problems, redactor)) from None
     if problems:
         raise ConfigError(source, problems)
 
@@ -107,8 +110,44 @@ def load_config_text(
         for path, message in _cross_check(config)
     ]
     if problems:
-        raise ConfigError(source, problems)
-    return LoadedConfig(config, source, frozenset(substituted.secrets))
+        raise ConfigError(source, _redacted(problems, redactor))
+    secrets = frozenset(substituted.secrets) | _literal_secrets(config)
+    return LoadedConfig(config, source, secrets)
+
+
+def _redacted(problems: list[ConfigProblem], redactor: Redactor) -> list[ConfigProblem]:
+    return [ConfigProblem(p.path, p.line, redactor.redact(p.message)) for p in problems]
+
+
+def _literal_secrets(config: Config) -> frozenset[str]:
+    """Values that are secrets even when written in the file: routing keys, header values
+    (Authorization, API keys) and passwords in URLs."""
+    values: set[str] = set()
+    headers: list[dict[str, str]] = [t.headers for t in config.targets.values()]
+    headers += [c.request.headers for c in config.checks.values()]
+    if config.tenants.discover is not None:
+        headers.append(config.tenants.discover.headers)
+    notify = config.notify
+    if notify.pagerduty is not None:
+        values.add(notify.pagerduty.routing_key)
+    for sink in (notify.alertmanager, notify.webhook):
+        if sink is not None:
+            headers.append(sink.headers)
+    for mapping in headers:
+        for value in mapping.values():
+            # "Bearer abc": the credential is the last word; keep the scheme readable.
+            values.add(value.split(" ", 1)[-1] if " " in value else value)
+    urls = [t.base_url for t in config.targets.values()]
+    urls += [
+        u.url for u in (notify.alertmanager, notify.webhook, notify.heartbeat) if u is not None
+    ]
+    if notify.pagerduty is not None:
+        urls.append(notify.pagerduty.url)
+    for url in urls:
+        password = urlsplit(url).password
+        if password:
+            values.add(password)
+    return frozenset(v for v in values if "{" not in v)
 
 
 def _pydantic_problems(exc: ValidationError, lines: dict[Path, int]) -> list[ConfigProblem]:

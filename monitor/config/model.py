@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal, Optional
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -13,9 +14,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    create_model,
     model_validator,
 )
 
+from monitor.alerting.model import Severity
 from monitor.config.units import Rate, parse_duration, parse_rate, parse_size
 from monitor.jsonpath import JsonPath, compile_path
 from monitor.results import Outcome
@@ -259,6 +262,157 @@ class StateSpec(Model):
     path: str = "recmon-state.db"
 
 
+Share = Annotated[float, Field(gt=0, le=1)]
+# Outcomes that count as failures for the failures rule: everything but ok and empty (which has
+# a rule of its own), so one incident maps to one alert.
+FAILURE_OUTCOMES: list[Outcome] = [o for o in Outcome if o not in (Outcome.OK, Outcome.EMPTY)]
+
+
+class EmptyResultsRule(Model):
+    """Fires when a check keeps returning fewer items than min_items (recommendations missing)."""
+
+    enabled: bool = True
+    failure_threshold: int = Field(2, ge=1)  # consecutive empty probes
+    success_threshold: int = Field(2, ge=1)  # consecutive ok probes to resolve
+    window: Duration = 300.0
+    share: Share = 0.5  # ...or this share of the window's probes empty
+    min_probes: int = Field(3, ge=1)
+    severity: Severity = Severity.CRITICAL
+
+
+class FailuresRule(Model):
+    """Fires when a check keeps failing: http_error, timeout, connect_error, tls_error, ..."""
+
+    enabled: bool = True
+    outcomes: list[Outcome] = FAILURE_OUTCOMES
+    failure_threshold: int = Field(3, ge=1)
+    success_threshold: int = Field(2, ge=1)
+    window: Duration = 300.0
+    share: Share = 0.5
+    min_probes: int = Field(5, ge=1)
+    severity: Severity = Severity.CRITICAL
+
+
+class ErrorRateRule(Model):
+    """The slow burn: a share of one failure outcome over a longer window."""
+
+    enabled: bool = True
+    outcomes: list[Outcome] = FAILURE_OUTCOMES
+    window: Duration = 900.0
+    threshold: Share = 0.2
+    min_probes: int = Field(10, ge=1)
+    severity: Severity = Severity.WARNING
+
+
+class LatencyDriftRule(Model):
+    """p95 over a short window against the series' own learned baseline p95."""
+
+    enabled: bool = True
+    window: Duration = 300.0
+    min_samples: int = Field(3, ge=2)
+    ratio: float = Field(1.5, gt=1)
+    min_delta: Duration = 0.02
+    for_: Duration = Field(60.0, alias="for")
+    resolve_for: Duration = 120.0
+    baseline_half_life: Duration = 6 * 3600.0
+    baseline_min_samples: int = Field(30, ge=1)
+    # A known-good p95 to compare against until enough samples are learned.
+    baseline: Duration | None = None
+    # Page only when this sure that the window's p95 is above the threshold: with few samples
+    # a single slow outlier must never page.
+    confidence: float = Field(0.99, ge=0.5, lt=1)
+    severity: Severity = Severity.WARNING
+
+
+class LatencySloRule(Model):
+    """An absolute p95 objective, off unless p95 is set."""
+
+    p95: Duration | None = None
+    window: Duration = 300.0
+    min_samples: int = Field(3, ge=2)
+    for_: Duration = Field(120.0, alias="for")
+    resolve_for: Duration = 120.0
+    confidence: float = Field(0.99, ge=0.5, lt=1)
+    severity: Severity = Severity.WARNING
+
+
+RULE_MODELS: dict[str, type[Model]] = {
+    "empty_results": EmptyResultsRule,
+    "failures": FailuresRule,
+    "error_rate": ErrorRateRule,
+    "latency_drift": LatencyDriftRule,
+    "latency_slo": LatencySloRule,
+}
+
+
+def _partial(model: type[Model]) -> type[Model]:
+    """The same keys, all optional: an override changes only what it names."""
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        annotation: Any = field.annotation
+        if field.metadata:
+            annotation = Annotated[(annotation, *field.metadata)]
+        fields[name] = (Optional[annotation], Field(None, alias=field.alias))  # noqa: UP045
+    return create_model(f"Partial{model.__name__}", __base__=Model, **fields)
+
+
+PartialEmptyResults = _partial(EmptyResultsRule)
+PartialFailures = _partial(FailuresRule)
+PartialErrorRate = _partial(ErrorRateRule)
+PartialLatencyDrift = _partial(LatencyDriftRule)
+PartialLatencySlo = _partial(LatencySloRule)
+
+
+class AlertOverride(Model):
+    """Rule parameters for matching tenants and checks (glob patterns; omitted = all)."""
+
+    tenants: list[str] | None = None
+    checks: list[str] | None = None
+    empty_results: PartialEmptyResults | None = None  # type: ignore[valid-type]
+    failures: PartialFailures | None = None  # type: ignore[valid-type]
+    error_rate: PartialErrorRate | None = None  # type: ignore[valid-type]
+    latency_drift: PartialLatencyDrift | None = None  # type: ignore[valid-type]
+    latency_slo: PartialLatencySlo | None = None  # type: ignore[valid-type]
+
+
+class StormSpec(Model):
+    """Many tenants firing the same alert at once make one grouped incident, not N pages."""
+
+    min_tenants: int = Field(5, ge=2)
+    min_share: Share | None = None  # ...or this share of all tenants, whichever comes first
+    # A new alert waits this long before paging alone, so a storm can gather first.
+    group_wait: Duration = 60.0
+
+
+class MaintenanceWindow(Model):
+    """No notifications for matching tenants and checks between start and end."""
+
+    tenants: list[str] | None = None
+    checks: list[str] | None = None
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a time zone, e.g. 2026-11-24T22:00:00Z")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class AlertsSpec(Model):
+    empty_results: EmptyResultsRule = EmptyResultsRule()
+    failures: FailuresRule = FailuresRule()
+    error_rate: ErrorRateRule = ErrorRateRule()
+    latency_drift: LatencyDriftRule = LatencyDriftRule()
+    latency_slo: LatencySloRule = LatencySloRule()
+    overrides: list[AlertOverride] = []
+    storm: StormSpec = StormSpec()
+    maintenance: list[MaintenanceWindow] = []
+
+
 class Config(Model):
     defaults: Defaults = Defaults()
     targets: Annotated[dict[str, Target], Field(min_length=1)]
@@ -266,6 +420,7 @@ class Config(Model):
     checks: Annotated[dict[str, CheckSpec], Field(min_length=1)]
     engine: EngineSpec = EngineSpec()
     metrics: MetricsSpec = MetricsSpec()
+    alerts: AlertsSpec = AlertsSpec()
     tls: TlsSpec = TlsSpec()
     notify: NotifySpec = NotifySpec()
     state: StateSpec = StateSpec()

@@ -1,0 +1,107 @@
+"""Between probes and pages: runs the detector on each result, keeps the alert gauges, plans
+notifications and hands them to the router (the outbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from monitor.alerting.model import Notification
+from monitor.checks import HttpCheck
+from monitor.clock import Clock
+from monitor.config.model import AlertsSpec
+from monitor.detect.state import AlertEvent, EventKind
+from monitor.detect.tracker import AlertTracker
+from monitor.metrics import Metrics
+from monitor.results import ProbeResult
+
+log = logging.getLogger("recmon.alerts")
+
+Route = Callable[[Sequence[Notification]], None]
+TICK_S = 1.0
+
+
+class AlertHub:
+    def __init__(
+        self,
+        spec: AlertsSpec,
+        checks: Mapping[str, HttpCheck],
+        *,
+        metrics: Metrics,
+        clock: Clock,
+        route: Route,
+    ) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self.route = route
+        self.tracker = AlertTracker(
+            spec,
+            counting_checks=[name for name, check in checks.items() if check.items is not None],
+            parents={name: check.after for name, check in checks.items() if check.after},
+        )
+
+    def observe(self, result: ProbeResult) -> None:
+        now = self.clock.time()
+        events = self.tracker.observe(result, now)
+        p95, baseline = self.tracker.latency(result.tenant, result.check, now)
+        self.metrics.set_latency(result.tenant, result.check, p95, baseline)
+        if events:
+            self.handle(events, now)
+
+    def handle(self, events: Iterable[AlertEvent], now: float, *, flush: bool = False) -> None:
+        events = list(events)
+        for event in events:
+            firing = event.kind is EventKind.FIRING
+            self.metrics.set_alert(
+                event.rule, event.tenant or "", event.check or "", event.severity.value, firing
+            )
+            (log.warning if firing else log.info)(
+                f"alert {event.kind.value}: {event.summary}",
+                extra={
+                    "fields": {
+                        "alert": event.rule,
+                        "tenant": event.tenant,
+                        "check": event.check,
+                        "severity": event.severity.value,
+                        "key": event.key,
+                    }
+                },
+            )
+        notifications = self.tracker.plan(events, now, flush=flush)
+        for notification in notifications:
+            log.info(
+                f"notification planned: {notification.action.value} {notification.key}",
+                extra={"fields": {"id": notification.id, "severity": notification.severity.value}},
+            )
+        if notifications:
+            self.route(notifications)
+
+    def tick(self, *, flush: bool = False) -> None:
+        """Release alerts whose group wait is over (or all of them, with flush)."""
+        self.handle((), self.clock.time(), flush=flush)
+
+    def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
+        self.tracker.total_tenants = len(tenants)
+        now = self.clock.time()
+        events: list[AlertEvent] = []
+        for tenant in removed:
+            events += self.tracker.forget_tenant(tenant, now)
+        if events:
+            self.handle(events, now)
+
+    def restore_gauges(self) -> None:
+        """After loading saved state: show what fires."""
+        for (tenant, check), rule_id, alert in self.tracker.firing():
+            self.metrics.set_alert(
+                rule_id.partition(":")[0], tenant, check, alert.severity.value, True
+            )
+
+    @property
+    def firing(self) -> int:
+        return len(self.tracker.firing())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.clock.sleep(TICK_S)
+            self.tick()

@@ -1,0 +1,242 @@
+"""From alert events to notifications: storm grouping, group wait, maintenance. Pure.
+
+Many tenants firing the same alert at once (a shared backend broke) become one grouped
+incident listing them, not one page per tenant. A new alert waits `group_wait` before paging
+alone, so a storm can gather first; an alert that resolves within that wait never pages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+
+from monitor.alerting.model import Action, Notification, Severity
+from monitor.config.model import MaintenanceWindow, StormSpec
+from monitor.detect.state import AlertEvent, EventKind
+
+_SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]
+_SHOWN_TENANTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    storm: StormSpec
+    total_tenants: int
+    maintenance: Sequence[MaintenanceWindow] = ()
+
+    @property
+    def storm_threshold(self) -> int:
+        threshold = self.storm.min_tenants
+        if self.storm.min_share is not None and self.total_tenants:
+            threshold = min(threshold, math.ceil(self.storm.min_share * self.total_tenants))
+        return max(2, threshold)
+
+    def silenced(self, tenant: str | None, check: str | None, now: float) -> float | None:
+        """End of the maintenance window covering this alert now, if any."""
+        moment = datetime.fromtimestamp(now, UTC)
+        ends = [
+            w.end.timestamp()
+            for w in self.maintenance
+            if w.start <= moment < w.end
+            and (
+                w.tenants is None
+                or (tenant is not None and any(fnmatchcase(tenant, p) for p in w.tenants))
+            )
+            and (
+                w.checks is None
+                or (check is not None and any(fnmatchcase(check, p) for p in w.checks))
+            )
+        ]
+        return max(ends) if ends else None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    key: str
+    started_at: float
+    trigger: Notification
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerState:
+    firing: dict[str, AlertEvent] = field(default_factory=dict)  # key → its firing event
+    held: dict[str, float] = field(default_factory=dict)  # key → when it may page alone
+    notified: dict[str, Notification] = field(default_factory=dict)  # key → trigger sent
+    groups: dict[str, Group] = field(default_factory=dict)  # group key → open storm
+
+    def active_triggers(self) -> list[Notification]:
+        """What is paged right now (for Alertmanager's periodic re-send)."""
+        return [*self.notified.values(), *(g.trigger for g in self.groups.values())]
+
+
+def group_key(event: AlertEvent) -> str | None:
+    if event.tenant is None:
+        return None
+    parts = ["recmon", event.rule, event.check or "-", "multiple-tenants"]
+    if event.variant:
+        parts.append(event.variant)
+    return "/".join(parts)
+
+
+def plan(
+    state: PlannerState,
+    events: Iterable[AlertEvent],
+    now: float,
+    policy: Policy,
+    *,
+    flush: bool = False,
+) -> tuple[PlannerState, list[Notification]]:
+    """Apply detector events, then release what is due. `flush` releases every held alert at
+    once (end of a CronJob round: the whole fleet was just probed, storms are complete)."""
+    firing = dict(state.firing)
+    held = dict(state.held)
+    notified = dict(state.notified)
+    groups = dict(state.groups)
+    out: list[Notification] = []
+
+    for event in events:
+        key = event.key
+        if event.kind is EventKind.FIRING:
+            firing[key] = event
+            gkey = group_key(event)
+            if gkey is None or gkey not in groups:
+                held[key] = now + (policy.storm.group_wait if gkey is not None else 0.0)
+            continue
+        # Resolved: page "resolved" only if it paged at all; a held alert just goes away.
+        firing.pop(key, None)
+        held.pop(key, None)
+        trigger = notified.pop(key, None)
+        if trigger is not None:
+            out.append(_resolve(trigger, event.summary, now))
+
+    # Storms: open a group when enough tenants fire the same alert; close it when none do.
+    members: dict[str, list[AlertEvent]] = {}
+    for event in firing.values():
+        gkey = group_key(event)
+        if gkey is not None:
+            members.setdefault(gkey, []).append(event)
+    for gkey, group in list(groups.items()):
+        current = members.get(gkey)
+        if not current:
+            del groups[gkey]
+            out.append(_resolve(group.trigger, f"resolved: {group.trigger.summary}", now))
+        elif len(current) > group.trigger.details.get("tenant_count", 0):
+            # The storm grew: what is paged (and re-sent to Alertmanager, and said on resolve)
+            # lists its peak. PagerDuty hears nothing new: one incident, one page.
+            grown = _group_trigger(gkey, current, group.started_at, policy)
+            groups[gkey] = replace(
+                group, trigger=replace(grown, id=group.trigger.id, at=group.trigger.at)
+            )
+    for gkey, events_in_group in members.items():
+        if gkey in groups or len(events_in_group) < policy.storm_threshold:
+            continue
+        tenants = sorted({e.tenant for e in events_in_group if e.tenant})
+        if all(policy.silenced(t, events_in_group[0].check, now) for t in tenants):
+            continue
+        trigger = _group_trigger(gkey, events_in_group, now, policy)
+        groups[gkey] = Group(gkey, now, trigger)
+        out.append(trigger)
+        for event in events_in_group:
+            held.pop(event.key, None)  # absorbed into the group: no page of its own
+
+    # Alerts that waited long enough page alone (unless maintenance holds them further).
+    for key, release_at in sorted(held.items(), key=lambda item: item[1]):
+        if release_at > now and not flush:
+            continue
+        waiting = firing.get(key)
+        if waiting is None:
+            del held[key]
+            continue
+        silenced_until = policy.silenced(waiting.tenant, waiting.check, now)
+        if silenced_until is not None:
+            held[key] = silenced_until
+            continue
+        del held[key]
+        trigger = _trigger(waiting, now)
+        notified[key] = trigger
+        out.append(trigger)
+
+    return PlannerState(firing, held, notified, groups), out
+
+
+def _notification_id(key: str, started_at: float, action: Action) -> str:
+    return f"{key}@{round(started_at * 1000)}:{action.value}"
+
+
+def _trigger(event: AlertEvent, now: float) -> Notification:
+    labels = {"outcome": event.variant} if event.rule == "error_rate" and event.variant else {}
+    if event.rule.startswith("tls_") and event.variant:
+        labels = {"host": event.variant}
+    return Notification(
+        id=_notification_id(event.key, event.started_at, Action.TRIGGER),
+        key=event.key,
+        action=Action.TRIGGER,
+        rule=event.rule,
+        severity=event.severity,
+        summary=event.summary,
+        started_at=event.started_at,
+        at=now,
+        tenant=event.tenant,
+        check=event.check,
+        labels=labels,
+        details=dict(event.details),
+    )
+
+
+def _resolve(trigger: Notification, summary: str, now: float) -> Notification:
+    return replace(
+        trigger,
+        id=_notification_id(trigger.key, trigger.started_at, Action.RESOLVE),
+        action=Action.RESOLVE,
+        summary=summary,
+        at=now,
+    )
+
+
+def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Policy) -> Notification:
+    """The grouped incident; `now` is when the storm opened."""
+    events = sorted(events, key=lambda e: e.tenant or "")
+    tenants = [e.tenant for e in events if e.tenant]
+    first = events[0]
+    severity = max((e.severity for e in events), key=_SEVERITY_ORDER.index)
+    shown = ", ".join(tenants[:_SHOWN_TENANTS])
+    more = f" and {len(tenants) - _SHOWN_TENANTS} more" if len(tenants) > _SHOWN_TENANTS else ""
+    healthy_parent = [e for e in events if e.details.get("parent_healthy")]
+    note = ""
+    if healthy_parent and len(healthy_parent) * 2 >= len(events):
+        parent = healthy_parent[0].details.get("parent_check")
+        note = (
+            f"; {parent} is healthy for {len(healthy_parent)} of them, so the hop from the API "
+            "to this check's backend is the likely cause"
+        )
+    what = {
+        "empty_results": "returned no items",
+        "failures": "is failing",
+        "error_rate": f"has a high {first.variant} rate",
+        "latency_drift": "p95 latency is above its baseline",
+        "latency_slo": "p95 latency is above its objective",
+    }.get(first.rule, first.rule)
+    summary = f"{first.check} {what} for {len(tenants)} tenants ({shown}{more}){note}"
+    total = policy.total_tenants
+    return Notification(
+        id=_notification_id(gkey, now, Action.TRIGGER),
+        key=gkey,
+        action=Action.TRIGGER,
+        rule=first.rule,
+        severity=severity,
+        summary=summary,
+        started_at=now,
+        at=now,
+        tenant=None,
+        check=first.check,
+        labels={"grouped": "true"},
+        details={
+            "tenants": tenants,
+            "tenant_count": len(tenants),
+            "total_tenants": total,
+            "samples": [e.summary for e in events[:3]],
+        },
+    )

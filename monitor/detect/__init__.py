@@ -1,0 +1,1 @@
+"""Detection: pure functions from (state, probe result, now) to (state, alert events)."""

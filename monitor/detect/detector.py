@@ -1,0 +1,380 @@
+"""The detector: (series state, probe result, now) → (series state, alert events). Pure.
+
+No I/O and no clock inside: `now` is an argument. The same code runs live, in `recmon once`
+across CronJob runs (state persisted in between), and in virtual-time incident replays.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from monitor.alerting.model import Severity
+from monitor.config.model import (
+    EmptyResultsRule,
+    ErrorRateRule,
+    FailuresRule,
+    LatencyDriftRule,
+    LatencySloRule,
+)
+from monitor.config.units import format_duration
+from monitor.detect.rules import RuleSet
+from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, Sample, SeriesState
+from monitor.detect.stats import p95_lower_bound, p95_nearest_rank
+from monitor.results import Outcome, ProbeResult
+
+_MAX_REASON = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """The check this one runs after (search for recommendations), for correlation."""
+
+    check: str
+    state: SeriesState
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One rule's reading of the window."""
+
+    active: bool  # the alert condition holds
+    clear: bool  # the recovery condition holds (hysteresis: not simply "not active")
+    summary: str = ""
+    details: dict[str, Any] | None = None
+
+
+def observe(
+    state: SeriesState,
+    result: ProbeResult,
+    now: float,
+    rules: RuleSet,
+    parent: Parent | None = None,
+) -> tuple[SeriesState, list[AlertEvent]]:
+    state = _record(state, result, now, rules)
+    events: list[AlertEvent] = []
+    alerts = dict(state.alerts)
+    tenant, check = result.tenant, result.check
+
+    def step(
+        rule_id: str, verdict: Verdict, severity: Severity, hold: float, release: float
+    ) -> None:
+        previous = alerts.get(rule_id)
+        current, event_kind = _lifecycle(previous, verdict, now, hold, release)
+        if current is None:
+            alerts.pop(rule_id, None)
+        else:
+            alerts[rule_id] = replace(
+                current,
+                severity=severity,
+                summary=verdict.summary or current.summary,
+                details=verdict.details if verdict.details is not None else current.details,
+            )
+        if event_kind is not None:
+            rule, _, variant = rule_id.partition(":")
+            latest = alerts.get(rule_id) or previous
+            assert latest is not None
+            summary = latest.summary
+            if event_kind is EventKind.RESOLVED:
+                summary = f"resolved: {summary}"
+            events.append(
+                AlertEvent(
+                    kind=event_kind,
+                    rule=rule,
+                    tenant=tenant,
+                    check=check,
+                    severity=severity,
+                    started_at=latest.fired_at or now,
+                    at=now,
+                    summary=summary,
+                    variant=variant,
+                    details=dict(latest.details),
+                )
+            )
+
+    if rules.empty_results is not None:
+        empty = rules.empty_results
+        verdict = _empty_results(state, empty, now, tenant, check, parent)
+        step("empty_results", verdict, empty.severity, 0, 0)
+    if rules.failures is not None:
+        failures = rules.failures
+        step("failures", _failures(state, failures, now, tenant, check), failures.severity, 0, 0)
+    if rules.latency_drift is not None:
+        drift = rules.latency_drift
+        verdict = _latency_drift(state, drift, now, tenant, check, parent)
+        step("latency_drift", verdict, drift.severity, drift.for_, drift.resolve_for)
+    if rules.latency_slo is not None:
+        slo = rules.latency_slo
+        step(
+            "latency_slo",
+            _latency_slo(state, slo, now, tenant, check),
+            slo.severity,
+            slo.for_,
+            slo.resolve_for,
+        )
+    if rules.error_rate is not None:
+        rate = rules.error_rate
+        # The slow-burn rule stays quiet while a faster rule already speaks for this series.
+        loud = any(alerts.get(r) is not None for r in ("empty_results", "failures"))
+        for outcome, verdict in _error_rates(state, rate, now, tenant, check).items():
+            rule_id = f"error_rate:{outcome.value}"
+            if loud and rule_id not in alerts:
+                continue
+            step(rule_id, verdict, rate.severity, 0, 0)
+
+    return replace(state, alerts=alerts), events
+
+
+def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet) -> SeriesState:
+    # An empty answer is still a complete answer: its latency counts (in the incident, the
+    # broken hop made recommendations both empty and slow).
+    timed = result.outcome in (Outcome.OK, Outcome.EMPTY)
+    latency = result.duration_s if timed and result.latency_trusted else None
+    sample = Sample(now, result.outcome, latency, result.reason[:_MAX_REASON])
+    horizon = now - rules.longest_window
+    samples = (*(s for s in state.samples if s.at > horizon), sample)
+    failures = rules.failures.outcomes if rules.failures is not None else ()
+    baseline, learned_until = state.baseline, state.learned_until
+    drift = rules.latency_drift
+    if drift is not None:
+        # Frozen while drift is pending or firing, so the drift never becomes the new normal.
+        suspected = state.alerts.get("latency_drift") is not None
+        cutoff = now - drift.window
+        for old in samples:
+            if learned_until < old.at <= cutoff and old.latency is not None and not suspected:
+                baseline = baseline.add(old.latency, old.at, drift.baseline_half_life)
+        learned_until = max(learned_until, cutoff)
+    return replace(
+        state,
+        samples=samples,
+        empty_streak=state.empty_streak + 1 if result.outcome is Outcome.EMPTY else 0,
+        failure_streak=state.failure_streak + 1 if result.outcome in failures else 0,
+        ok_streak=state.ok_streak + 1 if result.ok else 0,
+        baseline=baseline,
+        learned_until=learned_until,
+    )
+
+
+def _lifecycle(
+    previous: AlertState | None, verdict: Verdict, now: float, hold: float, release: float
+) -> tuple[AlertState | None, EventKind | None]:
+    """pending → firing after `hold` seconds active; firing → gone after `release` seconds
+    clear. A pending alert that stops being active is dropped without a word."""
+    if previous is None:
+        if not verdict.active:
+            return None, None
+        if hold <= 0:
+            return AlertState(AlertStatus.FIRING, since=now, fired_at=now), EventKind.FIRING
+        return AlertState(AlertStatus.PENDING, since=now), None
+    if previous.status is AlertStatus.PENDING:
+        if not verdict.active:
+            return None, None
+        if now - previous.since >= hold:
+            return replace(previous, status=AlertStatus.FIRING, fired_at=now), EventKind.FIRING
+        return previous, None
+    # firing
+    if not verdict.clear:
+        return replace(previous, clear_since=None), None
+    clear_since = previous.clear_since if previous.clear_since is not None else now
+    if now - clear_since >= release:
+        return None, EventKind.RESOLVED
+    return replace(previous, clear_since=clear_since), None
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}ms"
+
+
+def baseline_p95(state: SeriesState, rules: RuleSet, now: float) -> float | None:
+    """The learned baseline p95, or the configured seed until enough samples are learned."""
+    drift = rules.latency_drift
+    if drift is None:
+        return None
+    if state.baseline.weight >= drift.baseline_min_samples:
+        return state.baseline.quantile(0.95)
+    return drift.baseline
+
+
+def window_p95(state: SeriesState, rules: RuleSet, now: float) -> float | None:
+    window = rules.latency_drift.window if rules.latency_drift else rules.longest_window
+    return p95_nearest_rank(state.latencies(now - window))
+
+
+def _parent_note(parent: Parent | None, *, latency: bool = False) -> tuple[str, dict[str, Any]]:
+    if parent is None or parent.state.last is None:
+        return "", {}
+    last = parent.state.last
+    firing = parent.state.firing()
+    healthy = last.outcome is Outcome.OK and not firing
+    details: dict[str, Any] = {"parent_check": parent.check, "parent_healthy": healthy}
+    if not healthy:
+        return "", details
+    if latency:
+        return (
+            f"; {parent.check} latency is normal for this tenant, so the hop from the API to "
+            f"this check's backend is the likely cause",
+            details,
+        )
+    return (
+        f"; {parent.check} is healthy for this tenant, so the hop from the API to this "
+        f"check's backend is the likely cause",
+        details,
+    )
+
+
+def _share_rule(
+    state: SeriesState,
+    now: float,
+    window: float,
+    is_bad: Callable[[Sample], bool],
+) -> tuple[list[Sample], int]:
+    samples = state.window(now - window)
+    return samples, sum(1 for s in samples if is_bad(s))
+
+
+def _empty_results(
+    state: SeriesState,
+    rule: EmptyResultsRule,
+    now: float,
+    tenant: str,
+    check: str,
+    parent: Parent | None,
+) -> Verdict:
+    samples, empty = _share_rule(state, now, rule.window, lambda s: s.outcome is Outcome.EMPTY)
+    share = empty / len(samples) if samples else 0.0
+    by_share = len(samples) >= rule.min_probes and share >= rule.share
+    active = state.empty_streak >= rule.failure_threshold or by_share
+    clear = state.ok_streak >= rule.success_threshold and share < rule.share
+    note, parent_details = _parent_note(parent)
+    summary = (
+        f"{check} returned no items for tenant {tenant}: {empty} of {len(samples)} probes "
+        f"in the last {format_duration(rule.window)}{note}"
+    )
+    details = {
+        "empty_probes": empty,
+        "probes": len(samples),
+        "window_s": rule.window,
+        "consecutive_empty": state.empty_streak,
+        **parent_details,
+    }
+    return Verdict(active, clear, summary, details)
+
+
+def _failures(
+    state: SeriesState, rule: FailuresRule, now: float, tenant: str, check: str
+) -> Verdict:
+    bad_outcomes = set(rule.outcomes)
+    samples, failed = _share_rule(state, now, rule.window, lambda s: s.outcome in bad_outcomes)
+    share = failed / len(samples) if samples else 0.0
+    by_share = len(samples) >= rule.min_probes and share >= rule.share
+    active = state.failure_streak >= rule.failure_threshold or by_share
+    clear = state.ok_streak >= rule.success_threshold and share < rule.share
+    failing = [s for s in samples if s.outcome in bad_outcomes]
+    outcomes = Counter(s.outcome.value for s in failing)
+    top = outcomes.most_common(1)[0][0] if outcomes else "none"
+    last_reason = failing[-1].reason if failing else ""
+    summary = (
+        f"{check} failing for tenant {tenant}: {failed} of {len(samples)} probes failed in the "
+        f"last {format_duration(rule.window)} (mostly {top}: {last_reason})"
+    )
+    details = {
+        "failed_probes": failed,
+        "probes": len(samples),
+        "window_s": rule.window,
+        "outcomes": dict(outcomes),
+        "sample_errors": [f"{s.outcome.value}: {s.reason}" for s in failing[-3:]],
+    }
+    return Verdict(active, clear, summary, details)
+
+
+def _latency_drift(
+    state: SeriesState,
+    rule: LatencyDriftRule,
+    now: float,
+    tenant: str,
+    check: str,
+    parent: Parent | None,
+) -> Verdict:
+    latencies = state.latencies(now - rule.window)
+    baseline = (
+        state.baseline.quantile(0.95)
+        if state.baseline.weight >= rule.baseline_min_samples
+        else rule.baseline
+    )
+    if baseline is None or len(latencies) < rule.min_samples:
+        # Not enough evidence either way: an active alert neither fires nor resolves.
+        return Verdict(False, False)
+    bound = p95_lower_bound(latencies, rule.confidence)
+    p95 = p95_nearest_rank(latencies)
+    assert bound is not None and p95 is not None
+    threshold = max(baseline * rule.ratio, baseline + rule.min_delta)
+    active = bound > threshold
+    note, parent_details = _parent_note(parent, latency=True)
+    summary = (
+        f"{check} p95 latency {_ms(p95)} is {p95 / baseline:.1f}x its baseline {_ms(baseline)} "
+        f"for tenant {tenant}{note}"
+    )
+    details = {
+        "p95_s": round(p95, 6),
+        "p95_lower_bound_s": round(bound, 6),
+        "baseline_p95_s": round(baseline, 6),
+        "ratio": round(p95 / baseline, 3),
+        "threshold_s": round(threshold, 6),
+        "samples": len(latencies),
+        **parent_details,
+    }
+    return Verdict(active, not active, summary, details)
+
+
+def _latency_slo(
+    state: SeriesState, rule: LatencySloRule, now: float, tenant: str, check: str
+) -> Verdict:
+    latencies = state.latencies(now - rule.window)
+    if rule.p95 is None or len(latencies) < rule.min_samples:
+        return Verdict(False, False)
+    bound = p95_lower_bound(latencies, rule.confidence)
+    p95 = p95_nearest_rank(latencies)
+    assert bound is not None and p95 is not None
+    active = bound > rule.p95
+    summary = (
+        f"{check} p95 latency {_ms(p95)} is above the {_ms(rule.p95)} objective for tenant {tenant}"
+    )
+    details = {
+        "p95_s": round(p95, 6),
+        "p95_lower_bound_s": round(bound, 6),
+        "objective_s": rule.p95,
+        "samples": len(latencies),
+    }
+    return Verdict(active, not active, summary, details)
+
+
+def _error_rates(
+    state: SeriesState, rule: ErrorRateRule, now: float, tenant: str, check: str
+) -> dict[Outcome, Verdict]:
+    samples = state.window(now - rule.window)
+    counts = Counter(s.outcome for s in samples)
+    verdicts: dict[Outcome, Verdict] = {}
+    tracked = set(rule.outcomes)
+    # Evaluate every tracked outcome that is present now or has an alert to resolve.
+    present = {o for o in tracked if counts.get(o)} | {
+        Outcome(k.partition(":")[2]) for k in state.alerts if k.startswith("error_rate:")
+    }
+    for outcome in present:
+        share = counts.get(outcome, 0) / len(samples) if samples else 0.0
+        active = len(samples) >= rule.min_probes and share >= rule.threshold
+        clear = share < rule.threshold / 2
+        summary = (
+            f"{check} {outcome.value} rate {share:.0%} over the last "
+            f"{format_duration(rule.window)} for tenant {tenant} "
+            f"({counts.get(outcome, 0)} of {len(samples)} probes)"
+        )
+        details = {
+            "outcome": outcome.value,
+            "share": round(share, 4),
+            "probes": len(samples),
+            "window_s": rule.window,
+        }
+        verdicts[outcome] = Verdict(active, clear, summary, details)
+    return verdicts

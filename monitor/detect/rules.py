@@ -1,0 +1,108 @@
+"""Rule parameters for one tenant × check: the global rules with matching overrides applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any, TypeVar
+
+from monitor.config.model import (
+    AlertOverride,
+    AlertsSpec,
+    EmptyResultsRule,
+    ErrorRateRule,
+    FailuresRule,
+    LatencyDriftRule,
+    LatencySloRule,
+    Model,
+)
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """The rules that apply to one series; None means the rule is off for it."""
+
+    empty_results: EmptyResultsRule | None
+    failures: FailuresRule | None
+    error_rate: ErrorRateRule | None
+    latency_drift: LatencyDriftRule | None
+    latency_slo: LatencySloRule | None
+
+    @property
+    def longest_window(self) -> float:
+        windows = [
+            rule.window
+            for rule in (
+                self.empty_results,
+                self.failures,
+                self.error_rate,
+                self.latency_drift,
+                self.latency_slo,
+            )
+            if rule is not None
+        ]
+        return max(windows, default=300.0)
+
+
+def _matches(patterns: list[str] | None, value: str) -> bool:
+    return patterns is None or any(fnmatchcase(value, p) for p in patterns)
+
+
+def _merge(base: M, partial: Model | None) -> M:
+    if partial is None:
+        return base
+    changes: dict[str, Any] = {k: v for k, v in partial if v is not None}
+    return base.model_copy(update=changes)
+
+
+class Rulebook:
+    """Resolves (and caches) the RuleSet of each tenant × check."""
+
+    def __init__(self, spec: AlertsSpec, counting_checks: frozenset[str]) -> None:
+        self.spec = spec
+        # The empty-results rule needs a check that counts items.
+        self.counting_checks = counting_checks
+        self._cache: dict[tuple[str, str], RuleSet] = {}
+        self._by_overrides: dict[tuple[int, ...], RuleSet] = {}
+
+    def for_series(self, tenant: str, check: str) -> RuleSet:
+        key = (tenant, check)
+        rules = self._cache.get(key)
+        if rules is None:
+            matching = tuple(
+                i
+                for i, o in enumerate(self.spec.overrides)
+                if _matches(o.tenants, tenant) and _matches(o.checks, check)
+            )
+            # Most tenants share a handful of override combinations: share their RuleSets too.
+            signature = (*matching, -1 if check in self.counting_checks else -2)
+            rules = self._by_overrides.get(signature)
+            if rules is None:
+                rules = self._resolve([self.spec.overrides[i] for i in matching], check)
+                self._by_overrides[signature] = rules
+            self._cache[key] = rules
+        return rules
+
+    def forget_tenant(self, tenant: str) -> None:
+        for key in [k for k in self._cache if k[0] == tenant]:
+            del self._cache[key]
+
+    def _resolve(self, overrides: list[AlertOverride], check: str) -> RuleSet:
+        spec = self.spec
+        empty, failures, rate = spec.empty_results, spec.failures, spec.error_rate
+        drift, slo = spec.latency_drift, spec.latency_slo
+        for override in overrides:
+            empty = _merge(empty, override.empty_results)
+            failures = _merge(failures, override.failures)
+            rate = _merge(rate, override.error_rate)
+            drift = _merge(drift, override.latency_drift)
+            slo = _merge(slo, override.latency_slo)
+        return RuleSet(
+            empty_results=empty if empty.enabled and check in self.counting_checks else None,
+            failures=failures if failures.enabled else None,
+            error_rate=rate if rate.enabled else None,
+            latency_drift=drift if drift.enabled else None,
+            latency_slo=slo if slo.p95 is not None else None,
+        )

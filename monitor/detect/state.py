@@ -1,0 +1,93 @@
+"""What the detector remembers per tenant × check. Frozen: a snapshot is a reference copy."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.alerting.model import Severity
+from monitor.detect.stats import DecayingHistogram
+from monitor.results import Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    at: float
+    outcome: Outcome
+    latency: float | None  # None unless the probe got a complete answer, timed trustworthily
+    reason: str = ""
+
+
+class AlertStatus(enum.StrEnum):
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    status: AlertStatus
+    since: float  # condition true since
+    fired_at: float | None = None
+    clear_since: float | None = None  # while firing: condition clear since
+    severity: Severity = Severity.WARNING
+    summary: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesState:
+    samples: tuple[Sample, ...] = ()
+    empty_streak: int = 0
+    failure_streak: int = 0
+    ok_streak: int = 0
+    baseline: DecayingHistogram = DecayingHistogram()
+    # Samples join the baseline only once they leave the short window, and only if drift was
+    # not suspected meanwhile: a slowdown is judged before it can become the new normal.
+    learned_until: float = 0.0
+    # rule id ("empty_results", "error_rate:timeout", ...) → state; absent = inactive.
+    alerts: Mapping[str, AlertState] = field(default_factory=dict)
+
+    @property
+    def last(self) -> Sample | None:
+        return self.samples[-1] if self.samples else None
+
+    def firing(self) -> dict[str, AlertState]:
+        return {k: a for k, a in self.alerts.items() if a.status is AlertStatus.FIRING}
+
+    def latencies(self, since: float) -> list[float]:
+        """Trusted ok latencies of samples after `since` (a window is (now - length, now])."""
+        return [s.latency for s in self.samples if s.at > since and s.latency is not None]
+
+    def window(self, since: float) -> list[Sample]:
+        return [s for s in self.samples if s.at > since]
+
+
+class EventKind(enum.StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """A detector's verdict: an alert of one series started or stopped firing."""
+
+    kind: EventKind
+    rule: str  # empty_results, failures, error_rate, latency_drift, latency_slo, tls_*
+    tenant: str | None
+    check: str | None
+    severity: Severity
+    started_at: float  # when it fired
+    at: float
+    summary: str
+    variant: str = ""  # error_rate: the outcome; tls: the host
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the alert: the PagerDuty dedup_key, the outbox's grouping."""
+        parts = ["recmon", self.rule, self.check or "-", self.tenant or "-"]
+        if self.variant:
+            parts.append(self.variant)
+        return "/".join(parts)

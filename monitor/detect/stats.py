@@ -1,0 +1,123 @@
+"""Latency statistics for detection: small-sample p95 bounds and a decaying baseline."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+def p95_nearest_rank(values: Sequence[float]) -> float | None:
+    """The plain p95 of a window (nearest-rank), for dashboards."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+@lru_cache(maxsize=4096)
+def lower_bound_rank(n: int, confidence: float, quantile: float = 0.95) -> int:
+    """The largest k such that the k-th smallest of n samples lies at or below the true
+    quantile with at least `confidence` probability (a distribution-free bound).
+
+    For p95 at 99%: n=3 → 2, n=5 → 3 (the median), n=20 → 16. A single slow outlier in a
+    small window can therefore never carry the bound above the threshold.
+    """
+    # P(X_(k) <= q) = P(Binomial(n, quantile) >= k)
+    best = 1
+    tail = 0.0
+    for count in range(n, 0, -1):
+        tail += math.comb(n, count) * quantile**count * (1 - quantile) ** (n - count)
+        if tail >= confidence:
+            best = count
+            break
+    return best
+
+
+def p95_lower_bound(values: Sequence[float], confidence: float) -> float | None:
+    """A value the window's true p95 exceeds with probability ≥ confidence."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[lower_bound_rank(len(ordered), confidence) - 1]
+
+
+# Baseline histogram: log-spaced buckets, 5% wide, from 1 ms up.
+_BUCKET_BASE = 1.05
+_BUCKET_FLOOR_S = 0.001
+_PRUNE_BELOW = 1e-4
+
+
+def _bucket_of(seconds: float) -> int:
+    if seconds <= _BUCKET_FLOOR_S:
+        return 0
+    return int(math.log(seconds / _BUCKET_FLOOR_S, _BUCKET_BASE)) + 1
+
+
+def _bucket_upper(index: int) -> float:
+    return _BUCKET_FLOOR_S * _BUCKET_BASE**index
+
+
+@dataclass(frozen=True, slots=True)
+class DecayingHistogram:
+    """Latency distribution where each sample's weight halves every `half_life` seconds.
+
+    A few dozen numbers per series, whatever the window: ten thousand tenants can keep a day
+    of history without keeping a day of samples. Decay scales every weight alike, so the
+    quantiles only change when a sample is added; p95 is computed then, once.
+    """
+
+    buckets: tuple[tuple[int, float], ...] = ()  # (bucket index, weight at `updated_at`)
+    updated_at: float = 0.0
+    total: float = 0.0
+    p95: float | None = None
+
+    @property
+    def weight(self) -> float:
+        return self.total
+
+    def decayed_to(self, now: float, half_life: float) -> DecayingHistogram:
+        if not self.buckets or now <= self.updated_at:
+            return self
+        factor = 0.5 ** ((now - self.updated_at) / half_life)
+        return DecayingHistogram(self.buckets, now, self.total * factor, self.p95)
+
+    def add(self, seconds: float, now: float, half_life: float) -> DecayingHistogram:
+        factor = 0.5 ** ((now - self.updated_at) / half_life) if now > self.updated_at else 1.0
+        weights: dict[int, float] = {}
+        for index, weight in self.buckets:
+            if weight * factor >= _PRUNE_BELOW:
+                weights[index] = weight * factor
+        index = _bucket_of(seconds)
+        weights[index] = weights.get(index, 0.0) + 1.0
+        buckets = tuple(sorted(weights.items()))
+        total = sum(weights.values())
+        return DecayingHistogram(
+            buckets, max(now, self.updated_at), total, _quantile(buckets, total, 0.95)
+        )
+
+    def quantile(self, q: float) -> float | None:
+        if q == 0.95:
+            return self.p95
+        return _quantile(self.buckets, self.total, q)
+
+    @classmethod
+    def restore(
+        cls, buckets: tuple[tuple[int, float], ...], updated_at: float
+    ) -> DecayingHistogram:
+        total = sum(w for _, w in buckets)
+        return cls(buckets, updated_at, total, _quantile(buckets, total, 0.95))
+
+
+def _quantile(buckets: tuple[tuple[int, float], ...], total: float, q: float) -> float | None:
+    if total <= 0:
+        return None
+    target = q * total
+    running = 0.0
+    for index, weight in buckets:
+        running += weight
+        if running >= target:
+            # Geometric middle of the bucket: within 2.5% of any value in it.
+            return _bucket_upper(index) / math.sqrt(_BUCKET_BASE) if index else _BUCKET_FLOOR_S
+    return _bucket_upper(buckets[-1][0])

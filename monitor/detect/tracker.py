@@ -1,0 +1,99 @@
+"""Holds the detector's state for every series and the planner's state; no I/O.
+
+The pure functions (detector.observe, planner.plan) do the thinking; this keeps their states
+between calls and answers questions about them (what fires, what p95, what baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from monitor.alerting.model import Notification
+from monitor.alerting.planner import PlannerState, Policy, plan
+from monitor.config.model import AlertsSpec
+from monitor.detect.detector import Parent, baseline_p95, observe, window_p95
+from monitor.detect.rules import Rulebook
+from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.results import ProbeResult
+
+SeriesKey = tuple[str, str]  # (tenant, check)
+
+
+class AlertTracker:
+    def __init__(
+        self,
+        spec: AlertsSpec,
+        *,
+        counting_checks: Iterable[str],
+        parents: Mapping[str, str],
+    ) -> None:
+        self.spec = spec
+        self.rulebook = Rulebook(spec, frozenset(counting_checks))
+        # check → the check it runs after (recommendations → search), for correlation.
+        self.parents = dict(parents)
+        self.series: dict[SeriesKey, SeriesState] = {}
+        self.planner = PlannerState()
+        self.total_tenants = 0
+
+    def observe(self, result: ProbeResult, now: float) -> list[AlertEvent]:
+        key = (result.tenant, result.check)
+        state = self.series.get(key) or SeriesState()
+        parent_check = self.parents.get(result.check)
+        parent = None
+        if parent_check is not None:
+            parent_state = self.series.get((result.tenant, parent_check))
+            if parent_state is not None:
+                parent = Parent(parent_check, parent_state)
+        rules = self.rulebook.for_series(*key)
+        state, events = observe(state, result, now, rules, parent)
+        self.series[key] = state
+        return events
+
+    def policy(self) -> Policy:
+        return Policy(self.spec.storm, self.total_tenants, tuple(self.spec.maintenance))
+
+    def plan(
+        self, events: Iterable[AlertEvent], now: float, *, flush: bool = False
+    ) -> list[Notification]:
+        self.planner, notifications = plan(self.planner, events, now, self.policy(), flush=flush)
+        return notifications
+
+    def forget_tenant(self, tenant: str, now: float) -> list[AlertEvent]:
+        """A tenant is no longer probed: its firing alerts resolve, its state goes."""
+        events: list[AlertEvent] = []
+        for key in [k for k in self.series if k[0] == tenant]:
+            state = self.series.pop(key)
+            for rule_id, alert in state.alerts.items():
+                if alert.status is AlertStatus.FIRING:
+                    rule, _, variant = rule_id.partition(":")
+                    events.append(
+                        AlertEvent(
+                            kind=EventKind.RESOLVED,
+                            rule=rule,
+                            tenant=tenant,
+                            check=key[1],
+                            severity=alert.severity,
+                            started_at=alert.fired_at or now,
+                            at=now,
+                            summary=f"resolved (tenant no longer monitored): {alert.summary}",
+                            variant=variant,
+                        )
+                    )
+        self.rulebook.forget_tenant(tenant)
+        return events
+
+    def firing(self) -> list[tuple[SeriesKey, str, AlertState]]:
+        return [
+            (key, rule_id, alert)
+            for key, state in self.series.items()
+            for rule_id, alert in state.alerts.items()
+            if alert.status is AlertStatus.FIRING
+        ]
+
+    def latency(self, tenant: str, check: str, now: float) -> tuple[float | None, float | None]:
+        """(window p95, baseline p95) of a series, for the gauges."""
+        state = self.series.get((tenant, check))
+        if state is None:
+            return None, None
+        rules = self.rulebook.for_series(tenant, check)
+        return window_p95(state, rules, now), baseline_p95(state, rules, now)

@@ -1,0 +1,1 @@
+"""Incident replays: the real detector, planner and notifiers, driven in virtual time."""

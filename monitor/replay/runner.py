@@ -1,0 +1,221 @@
+"""Drive the real detector, planner and (optionally) notifiers through a scenario in virtual
+time. No sockets, no sleeps: seven days replay in seconds."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from monitor.alerting.hub import AlertHub
+from monitor.alerting.model import Action, Notification
+from monitor.checks import compile_checks
+from monitor.clock import ManualClock
+from monitor.config.loader import load_config_text
+from monitor.config.model import AlertsSpec
+from monitor.engine import Job
+from monitor.metrics import Metrics
+from monitor.replay.scenarios import DAY, Scenario, Signal
+from monitor.results import Outcome, ProbeResult
+from monitor.scheduler import phase
+
+REPLAY_START = 1_760_000_000.0  # any fixed moment: replays are reproducible
+CONFIG = """
+targets: {{sim: {{base_url: "http://sim.invalid"}}}}
+tenants: {{static: [sim]}}
+defaults: {{interval: {interval}s, timeout: 5s}}
+checks:
+  search:
+    target: sim
+    request: {{path: "/v1/{{tenant}}/search"}}
+    expect: {{items: "$.results"}}
+    capture: {{product: "$.results[0].id"}}
+  recommendations:
+    target: sim
+    after: search
+    request: {{path: "/v1/{{tenant}}/recommendations", params: {{product: "{{product}}"}}}}
+    expect: {{items: "$.recommendations"}}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReport:
+    signal: Signal
+    first_page: float | None  # seconds since scenario start
+    resolved: float | None
+    pages: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    scenario: Scenario
+    probes: int
+    notifications: tuple[tuple[float, Notification], ...]  # (seconds since start, notification)
+    signals: tuple[SignalReport, ...]
+
+    @property
+    def pages(self) -> int:
+        return sum(1 for _, n in self.notifications if n.action is Action.TRIGGER)
+
+
+Deliver = Callable[[Sequence[Notification], float], None]
+
+
+class _Simulator:
+    """Turns the scenario's scripted behaviour into probe results."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.random = random.Random(seed)
+
+    def result(self, tenant: str, check: str, at: float) -> ProbeResult:
+        scenario, noise, rng = self.scenario, self.scenario.noise, self.random
+        behaviour = scenario.behaviour(tenant, check, at)
+        daily = 1 + noise.daily_amplitude * math.sin(2 * math.pi * at / DAY)
+        latency = scenario.base_latency[check] * behaviour.latency_factor * daily
+        latency *= rng.lognormvariate(0, noise.jitter_sigma)
+        if rng.random() < noise.outlier_rate:
+            latency *= rng.uniform(3, 10)
+        wall = REPLAY_START + at
+        if behaviour.status is not None or rng.random() < noise.blip_rate:
+            status = behaviour.status or 503
+            return ProbeResult(
+                tenant,
+                check,
+                Outcome.HTTP_ERROR,
+                latency,
+                wall,
+                status=status,
+                reason=f"unexpected status {status}",
+            )
+        if behaviour.empty:
+            return ProbeResult(
+                tenant, check, Outcome.EMPTY, latency, wall, status=200, items=0, reason="0 items"
+            )
+        return ProbeResult(tenant, check, Outcome.OK, latency, wall, status=200, items=10)
+
+
+def replay(
+    scenario: Scenario,
+    *,
+    seed: int = 1,
+    alerts: AlertsSpec | None = None,
+    deliver: Deliver | None = None,
+) -> ReplayReport:
+    """Run the scenario; every probe of every tenant at its scheduled phase, in time order.
+
+    Alert logs are muted meanwhile: the report (and the notifications) say what happened.
+    """
+    alerts_log = logging.getLogger("recmon.alerts")
+    level = alerts_log.level
+    alerts_log.setLevel(logging.ERROR)
+    try:
+        return _replay(scenario, seed=seed, alerts=alerts, deliver=deliver)
+    finally:
+        alerts_log.setLevel(level)
+
+
+def _replay(
+    scenario: Scenario, *, seed: int, alerts: AlertsSpec | None, deliver: Deliver | None
+) -> ReplayReport:
+    config = load_config_text(CONFIG.format(interval=scenario.interval), source="<replay>").config
+    if alerts is not None:
+        config = config.model_copy(update={"alerts": alerts})
+    checks = compile_checks(config)
+    clock = ManualClock(start=REPLAY_START)
+    sent: list[tuple[float, Notification]] = []
+
+    def route(notifications: Sequence[Notification]) -> None:
+        at = clock.monotonic()
+        sent.extend((at, n) for n in notifications)
+        if deliver is not None:
+            deliver(notifications, at)
+
+    hub = AlertHub(
+        config.alerts, checks, metrics=Metrics(CollectorRegistry()), clock=clock, route=route
+    )
+    tenants = [f"tenant-{i:03d}" for i in range(1, scenario.tenants + 1)]
+    hub.set_tenants(tenants, ())
+    simulator = _Simulator(scenario, seed)
+    # The scheduler's phases: each tenant probes search, then recommendations, at a stable
+    # offset inside every interval, exactly as `recmon run` does.
+    order = sorted(tenants, key=lambda t: phase(Job(t, "search"), scenario.interval))
+    offsets = [phase(Job(t, "search"), scenario.interval) for t in order]
+    probes = 0
+    start = 0.0
+    while start < scenario.duration:
+        for tenant, offset in zip(order, offsets, strict=True):
+            at = start + offset
+            if at >= scenario.duration:
+                break
+            clock.advance(at - clock.monotonic())
+            search = simulator.result(tenant, "search", at)
+            hub.observe(search)
+            follow = at + search.duration_s
+            clock.advance(follow - clock.monotonic())
+            hub.observe(simulator.result(tenant, "recommendations", follow))
+            hub.tick()
+            probes += 2
+        start += scenario.interval
+    clock.advance(max(0.0, scenario.duration - clock.monotonic()))
+    hub.tick()
+    return ReplayReport(scenario, probes, tuple(sent), tuple(_signal_reports(scenario, sent)))
+
+
+def _signal_reports(
+    scenario: Scenario, sent: list[tuple[float, Notification]]
+) -> list[SignalReport]:
+    reports = []
+    for signal in scenario.signals:
+        mine = [(at, n) for at, n in sent if n.rule == signal.rule and n.check == signal.check]
+        triggers = [at for at, n in mine if n.action is Action.TRIGGER and at >= signal.fault_start]
+        first = min(triggers) if triggers else None
+        resolves = [
+            at for at, n in mine if n.action is Action.RESOLVE and first is not None and at >= first
+        ]
+        reports.append(
+            SignalReport(
+                signal,
+                first,
+                max(resolves) if resolves else None,
+                sum(1 for _, n in mine if n.action is Action.TRIGGER),
+            )
+        )
+    return reports
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    days, rest = divmod(seconds, 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}d {text}" if days else text
+
+
+def format_report(report: ReplayReport) -> str:
+    scenario = report.scenario
+    lines = [
+        f"replay {scenario.name}: {scenario.description}",
+        f"{scenario.tenants} tenants, probe interval {scenario.interval:g}s, "
+        f"{report.probes} probes over {_clock(scenario.duration)}",
+        "",
+        f"{'signal':<30}{'fault start':>13}{'first page':>13}{'after':>9}{'resolve':>13}{'pages sent':>12}",
+    ]
+    for row in report.signals:
+        after = "-" if row.first_page is None else f"{row.first_page - row.signal.fault_start:.0f}s"
+        lines.append(
+            f"{row.signal.name:<30}{_clock(row.signal.fault_start):>13}{_clock(row.first_page):>13}"
+            f"{after:>9}{_clock(row.resolved):>13}{row.pages:>12}"
+        )
+    lines.append("")
+    lines.append(f"notifications: {len(report.notifications)} ({report.pages} pages)")
+    for at, notification in report.notifications[:20]:
+        lines.append(f"  {_clock(at)}  {notification.action.value:<8} {notification.summary[:110]}")
+    if len(report.notifications) > 20:
+        lines.append(f"  ... and {len(report.notifications) - 20} more")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Persistence: detector windows, baselines, alert and planner states, counters, outbox."""

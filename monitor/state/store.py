@@ -1,0 +1,170 @@
+"""The state file (SQLite): one file for windows, baselines, alert states and the outbox.
+
+A state file that is corrupt, or was written by another schema version, is moved aside with a
+log line and recmon starts clean: a monitor that crash-loops on its own state watches nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__
+from monitor.detect.state import SeriesState
+from monitor.state.codec import series_from_json, series_to_json
+
+log = logging.getLogger("recmon.state")
+
+SCHEMA_VERSION = 1
+SeriesKey = tuple[str, str]
+
+
+class StateStore:
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self.connection = connection
+        self.path = path
+        # One connection shared by the event loop thread and the saving thread.
+        self.lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: str | Path) -> StateStore:
+        path = str(path)
+        try:
+            return cls._open_checked(path)
+        except (sqlite3.DatabaseError, _IncompatibleState) as exc:
+            aside = f"{path}.bad-{time.strftime('%Y%m%dT%H%M%S')}"
+            log.error(
+                "state file unusable: kept aside, starting with a clean state",
+                extra={"fields": {"path": path, "kept_as": aside, "error": str(exc)}},
+            )
+            try:
+                Path(path).rename(aside)
+            except OSError as move_error:
+                log.error(
+                    "cannot move the bad state file", extra={"fields": {"error": str(move_error)}}
+                )
+                Path(path).unlink(missing_ok=True)
+            for suffix in ("-wal", "-shm", "-journal"):
+                Path(path + suffix).unlink(missing_ok=True)
+            return cls._open_checked(path)
+
+    @classmethod
+    def _open_checked(cls, path: str) -> StateStore:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=10
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            check = connection.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            tables = {
+                r[0]
+                for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if "meta" in tables:
+                row = connection.execute(
+                    "SELECT value FROM meta WHERE key='schema_version'"
+                ).fetchone()
+                version = int(row[0]) if row and str(row[0]).isdigit() else None
+                if version != SCHEMA_VERSION:
+                    raise _IncompatibleState(
+                        f"state schema version {version}, this recmon uses {SCHEMA_VERSION}"
+                    )
+            elif tables:
+                raise _IncompatibleState(
+                    f"not a recmon state file (tables: {', '.join(sorted(tables))})"
+                )
+            connection.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS series (
+                    tenant TEXT NOT NULL, check_name TEXT NOT NULL, state TEXT NOT NULL,
+                    PRIMARY KEY (tenant, check_name)
+                );
+                CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                """
+            )
+            connection.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            connection.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('written_by', ?)", (f"recmon {__version__}",)
+            )
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, path)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+
+    def load_series(self) -> dict[SeriesKey, SeriesState]:
+        states: dict[SeriesKey, SeriesState] = {}
+        skipped = 0
+        with self.lock:
+            rows = self.connection.execute(
+                "SELECT tenant, check_name, state FROM series"
+            ).fetchall()
+        for tenant, check, text in rows:
+            try:
+                states[(tenant, check)] = series_from_json(json.loads(text))
+            except ValueError:
+                skipped += 1
+        if skipped:
+            log.warning("skipped unreadable series states", extra={"fields": {"count": skipped}})
+        return states
+
+    def save_series(self, states: Mapping[SeriesKey, SeriesState]) -> None:
+        """Replace the stored series with this snapshot (safe to call from a worker thread)."""
+        rows = [
+            (t, c, json.dumps(series_to_json(s), separators=(",", ":")))
+            for (t, c), s in states.items()
+        ]
+        with self.transaction() as db:
+            db.execute("DELETE FROM series")
+            db.executemany("INSERT INTO series VALUES (?, ?, ?)", rows)
+
+    def get(self, name: str) -> Any | None:
+        with self.lock:
+            row = self.connection.execute("SELECT value FROM kv WHERE name=?", (name,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except ValueError:
+            log.warning("unreadable state entry ignored", extra={"fields": {"name": name}})
+            return None
+
+    def put(self, name: str, value: Any) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)",
+                (name, json.dumps(value, separators=(",", ":"))),
+            )
+
+    def close(self) -> None:
+        with self.lock:
+            self.connection.close()
+
+
+class _IncompatibleState(Exception):
+    pass

@@ -1,0 +1,220 @@
+"""Detection rules in virtual time: exact, no sleeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+from monitor.alerting.model import Severity
+from monitor.config.model import AlertsSpec
+from monitor.detect.state import AlertEvent, EventKind
+from monitor.detect.stats import lower_bound_rank, p95_lower_bound
+from monitor.detect.tracker import AlertTracker
+from monitor.results import Outcome, ProbeResult
+
+T0 = 1_700_000_000.0
+E, O, X = Outcome.EMPTY, Outcome.OK, Outcome.TIMEOUT
+
+
+def tracker(**alerts: object) -> AlertTracker:
+    spec = AlertsSpec.model_validate(alerts)
+    return AlertTracker(spec, counting_checks={"search", "recommendations"}, parents={"recommendations": "search"})
+
+
+def result(outcome: Outcome, latency: float = 0.06, *, tenant: str = "acme", check: str = "recommendations") -> ProbeResult:
+    return ProbeResult(tenant, check, outcome, latency, 0.0, status=200, reason="" if outcome is O else f"{outcome.value} happened")
+
+
+def feed(t: AlertTracker, outcomes: Iterable[Outcome], *, start: float = 0.0, every: float = 60.0, latency: float = 0.06, check: str = "recommendations") -> list[tuple[float, AlertEvent]]:
+    events = []
+    now = T0 + start
+    for outcome in outcomes:
+        for event in t.observe(result(outcome, latency, check=check), now):
+            events.append((now - T0, event))
+        now += every
+    return events
+
+
+def kinds(events: list[tuple[float, AlertEvent]]) -> list[tuple[float, str, str]]:
+    return [(at, e.rule, e.kind.value) for at, e in events]
+
+
+def test_one_empty_blip_never_pages() -> None:
+    t = tracker()
+    assert feed(t, [O] * 5 + [E] + [O] * 5) == []
+
+
+def test_two_empty_probes_in_a_row_fire_and_two_ok_resolve() -> None:
+    t = tracker()
+    events = feed(t, [O, O, E, E, O, O, O])
+    assert kinds(events) == [(180.0, "empty_results", "firing"), (300.0, "empty_results", "resolved")]
+    firing = events[0][1]
+    assert firing.severity is Severity.CRITICAL
+    assert firing.key == "recmon/empty_results/recommendations/acme"
+    assert "recommendations returned no items for tenant acme: 2 of 4 probes in the last 5m" in firing.summary
+    assert firing.details["consecutive_empty"] == 2
+
+
+def test_one_good_probe_does_not_resolve_a_real_outage() -> None:
+    t = tracker()
+    events = feed(t, [E, E, O, E, E, O])
+    assert kinds(events) == [(60.0, "empty_results", "firing")]
+
+
+def test_share_of_empty_fires_without_a_streak() -> None:
+    t = tracker()
+    events = feed(t, [O] * 6 + [E, O, E, O, E])
+    assert kinds(events) == [(600.0, "empty_results", "firing")]
+
+
+def test_correlation_names_the_recommendations_hop_when_search_is_healthy() -> None:
+    t = tracker()
+    now = T0
+    events: list[AlertEvent] = []
+    for _ in range(2):
+        t.observe(result(O, check="search"), now)
+        events += t.observe(result(E), now + 1)
+        now += 60
+    assert "search is healthy for this tenant, so the hop from the API to this check's backend is the likely cause" in events[0].summary
+    assert events[0].details["parent_healthy"] is True
+
+
+def test_no_correlation_claim_when_search_fails_too() -> None:
+    t = tracker()
+    now = T0
+    events: list[AlertEvent] = []
+    for _ in range(3):
+        t.observe(result(Outcome.HTTP_ERROR, check="search"), now)
+        events += t.observe(result(E), now + 1)
+        now += 60
+    assert "healthy" not in events[0].summary
+    assert events[0].details["parent_healthy"] is False
+
+
+def test_failures_fire_after_three_and_carry_sample_errors() -> None:
+    t = tracker()
+    events = feed(t, [O, X, X, X, O, O, O])
+    # resolves once two probes are ok and failures are below half of the window again
+    assert kinds(events) == [(180.0, "failures", "firing"), (360.0, "failures", "resolved")]
+    assert events[0][1].details["sample_errors"][-1] == "timeout: timeout happened"
+    assert events[0][1].details["outcomes"] == {"timeout": 3}
+
+
+def test_empty_is_not_also_a_failure() -> None:
+    t = tracker()
+    assert {e.rule for _, e in feed(t, [E] * 6)} == {"empty_results"}
+
+
+def test_error_rate_catches_the_slow_burn() -> None:
+    t = tracker()
+    pattern = [O, O, O, X] * 6  # 25% timeouts, never two in a row
+    events = feed(t, pattern)
+    assert [e.rule for _, e in events] == ["error_rate"]
+    event = events[0][1]
+    assert event.variant == "timeout"
+    assert event.key == "recmon/error_rate/recommendations/acme/timeout"
+    assert event.severity is Severity.WARNING
+    later = feed(t, [O] * 20, start=len(pattern) * 60)
+    assert kinds(later)[0][1:] == ("error_rate", "resolved")
+
+
+def learn(t: AlertTracker, samples: int = 120, latency: float = 0.06) -> float:
+    feed(t, [O] * samples, latency=latency)
+    return samples * 60.0
+
+
+def drift_events(t: AlertTracker, latencies: list[float], start: float) -> list[tuple[float, AlertEvent]]:
+    events = []
+    for i, latency in enumerate(latencies):
+        now = T0 + start + i * 60
+        events += [(now - T0 - start, e) for e in t.observe(result(O, latency), now)]
+    return events
+
+
+def test_latency_doubling_pages_within_five_minutes_and_resolves() -> None:
+    t = tracker()
+    start = learn(t)
+    events = drift_events(t, [0.12] * 10 + [0.06] * 10, start)
+    fired = [(at, e) for at, e in events if e.kind is EventKind.FIRING]
+    resolved = [(at, e) for at, e in events if e.kind is EventKind.RESOLVED]
+    assert len(fired) == 1 and len(resolved) == 1
+    assert fired[0][0] <= 300
+    event = fired[0][1]
+    assert event.rule == "latency_drift"
+    assert event.details["baseline_p95_s"] == pytest.approx(0.06, rel=0.05)
+    assert event.details["p95_s"] == pytest.approx(0.12)
+    assert "recommendations p95 latency 120ms is 2.0x its baseline" in event.summary
+    assert resolved[0][0] > 600
+
+
+def test_baseline_is_frozen_while_drift_fires() -> None:
+    t = tracker()
+    start = learn(t)
+    drift_events(t, [0.12] * 120, start)  # two hours slow
+    _, baseline = t.latency("acme", "recommendations", T0 + start + 120 * 60)
+    assert baseline == pytest.approx(0.06, rel=0.05)
+    assert [rule for _, rule, _ in t.firing()] == ["latency_drift"]
+
+
+def test_single_slow_outliers_never_page() -> None:
+    t = tracker()
+    start = learn(t)
+    latencies = [0.06] * 200
+    for i in range(0, 200, 7):
+        latencies[i] = 0.6
+    assert drift_events(t, latencies, start) == []
+
+
+def test_small_absolute_changes_do_not_page() -> None:
+    t = tracker()
+    start = learn(t, latency=0.005)
+    assert drift_events(t, [0.009] * 20, start) == []  # 1.8x, but only 4 ms
+
+
+def test_no_drift_paging_before_a_baseline_exists_unless_seeded() -> None:
+    assert drift_events(tracker(), [0.12] * 10, 0) == []
+    seeded = tracker(latency_drift={"baseline": "60ms"})
+    assert [e.rule for _, e in drift_events(seeded, [0.12] * 10, 0)] == ["latency_drift"]
+
+
+def test_overrides_apply_per_tenant_and_check() -> None:
+    t = tracker(overrides=[{"tenants": ["acme"], "checks": ["recommendations"], "latency_drift": {"ratio": 3}}])
+    start = learn(t)
+    assert drift_events(t, [0.12] * 10, start) == []
+    other = tracker(overrides=[{"tenants": ["other-*"], "latency_drift": {"ratio": 3}}])
+    start = learn(other)
+    assert len(drift_events(other, [0.12] * 10, start)) == 1
+
+
+def test_latency_slo_is_absolute() -> None:
+    t = tracker(latency_slo={"p95": "100ms", "for": "2m"})
+    events = drift_events(t, [0.05] * 5 + [0.15] * 10, 0)
+    assert [(e.rule, e.kind.value) for _, e in events] == [("latency_slo", "firing")]
+
+
+def test_untrusted_latencies_are_ignored() -> None:
+    t = tracker()
+    start = learn(t)
+    now = T0 + start
+    for i in range(10):
+        r = ProbeResult("acme", "recommendations", O, 0.5, 0.0, latency_trusted=False)
+        assert t.observe(r, now + i * 60) == []
+
+
+def test_forgetting_a_tenant_resolves_its_alerts() -> None:
+    t = tracker()
+    feed(t, [E, E])
+    events = t.forget_tenant("acme", T0 + 200)
+    assert [(e.rule, e.kind) for e in events] == [("empty_results", EventKind.RESOLVED)]
+    assert t.series == {}
+
+
+@pytest.mark.parametrize("n, rank", [(2, 1), (3, 2), (5, 3), (10, 7), (20, 16)])
+def test_p95_lower_bound_rank(n: int, rank: int) -> None:
+    assert lower_bound_rank(n, 0.99) == rank
+
+
+def test_p95_lower_bound_ignores_one_outlier_in_five() -> None:
+    assert p95_lower_bound([0.06, 0.06, 0.06, 0.06, 5.0], 0.99) == 0.06
+    assert p95_lower_bound([0.06, 0.06, 0.12, 0.12, 0.12], 0.99) == 0.12

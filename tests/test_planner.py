@@ -1,0 +1,147 @@
+"""Storm grouping, group wait and maintenance, in virtual time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from monitor.alerting.model import Action, Notification, Severity
+from monitor.alerting.planner import PlannerState, Policy, plan
+from monitor.config.model import MaintenanceWindow, StormSpec
+from monitor.detect.state import AlertEvent, EventKind
+
+T0 = 1_700_000_000.0
+
+
+def event(tenant: str, kind: EventKind = EventKind.FIRING, at: float = T0, rule: str = "empty_results") -> AlertEvent:
+    return AlertEvent(
+        kind=kind,
+        rule=rule,
+        tenant=tenant,
+        check="recommendations",
+        severity=Severity.CRITICAL,
+        started_at=at,
+        at=at,
+        summary=f"recommendations returned no items for tenant {tenant}",
+        details={"parent_check": "search", "parent_healthy": True},
+    )
+
+
+POLICY = Policy(StormSpec(min_tenants=5, group_wait=30), total_tenants=50)
+
+
+class Run:
+    def __init__(self, policy: Policy = POLICY) -> None:
+        self.state = PlannerState()
+        self.policy = policy
+        self.sent: list[Notification] = []
+
+    def __call__(self, events: list[AlertEvent], now: float, *, flush: bool = False) -> list[Notification]:
+        self.state, out = plan(self.state, events, now, self.policy, flush=flush)
+        self.sent += out
+        return out
+
+
+def test_a_single_alert_pages_after_group_wait() -> None:
+    run = Run()
+    assert run([event("t1")], T0) == []
+    assert run([], T0 + 29) == []
+    (trigger,) = run([], T0 + 30)
+    assert trigger.action is Action.TRIGGER
+    assert trigger.key == "recmon/empty_results/recommendations/t1"
+    assert trigger.id.endswith(":trigger")
+    (resolve,) = run([event("t1", EventKind.RESOLVED, T0 + 300)], T0 + 300)
+    assert resolve.action is Action.RESOLVE
+    assert resolve.key == trigger.key
+    assert resolve.id != trigger.id
+    assert resolve.started_at == trigger.started_at
+
+
+def test_an_alert_resolved_within_group_wait_never_pages() -> None:
+    run = Run()
+    run([event("t1")], T0)
+    run([event("t1", EventKind.RESOLVED, T0 + 10)], T0 + 10)
+    run([], T0 + 100)
+    assert run.sent == []
+
+
+def test_many_tenants_at_once_make_one_grouped_page() -> None:
+    run = Run()
+    for i in range(50):
+        run([event(f"t{i:02d}", at=T0 + i)], T0 + i)
+    groups = [n for n in run.sent if n.action is Action.TRIGGER]
+    assert len(groups) == 1
+    group = groups[0]
+    assert group.key == "recmon/empty_results/recommendations/multiple-tenants"
+    assert group.tenant is None
+    assert group.details["tenants"] == [f"t{i:02d}" for i in range(5)]
+    assert group.summary.startswith("recommendations returned no items for 5 tenants (t00, t01, t02, t03, t04)")
+    assert "search is healthy for 5 of them" in group.summary
+    run([], T0 + 200)
+    assert [n.action for n in run.sent] == [Action.TRIGGER]
+    # what is paged now lists the whole storm, under the same incident id
+    (paged,) = run.state.active_triggers()
+    assert paged.id == group.id and paged.details["tenant_count"] == 50
+    # recovery: the group resolves when the last tenant recovers, not before
+    for i in range(49):
+        run([event(f"t{i:02d}", EventKind.RESOLVED, T0 + 500)], T0 + 500)
+    assert [n.action for n in run.sent] == [Action.TRIGGER]
+    (resolve,) = run([event("t49", EventKind.RESOLVED, T0 + 600)], T0 + 600)
+    assert resolve.action is Action.RESOLVE and resolve.key == group.key
+    assert resolve.summary.startswith("resolved: recommendations returned no items for 50 tenants")
+
+
+def test_alerts_paged_before_the_storm_resolve_on_their_own() -> None:
+    run = Run()
+    run([event("early")], T0)
+    run([], T0 + 30)
+    assert [n.key.rsplit("/", 1)[1] for n in run.sent] == ["early"]
+    for i in range(5):
+        run([event(f"t{i}")], T0 + 60)
+    assert [n.key.rsplit("/", 1)[1] for n in run.sent] == ["early", "multiple-tenants"]
+    run([event("early", EventKind.RESOLVED)], T0 + 100)
+    assert run.sent[-1].action is Action.RESOLVE and run.sent[-1].key.endswith("/early")
+
+
+def test_share_threshold_for_small_fleets() -> None:
+    policy = Policy(StormSpec(min_tenants=50, min_share=0.3, group_wait=30), total_tenants=10)
+    run = Run(policy)
+    for i in range(3):
+        run([event(f"t{i}")], T0)
+    assert len(run.sent) == 1 and run.sent[0].tenant is None
+
+
+def test_flush_releases_held_alerts_at_once() -> None:
+    run = Run()
+    (trigger,) = run([event("t1")], T0, flush=True)
+    assert trigger.tenant == "t1"
+
+
+def test_maintenance_holds_pages_until_the_window_ends() -> None:
+    window = MaintenanceWindow(
+        tenants=["t*"], checks=["recommendations"],
+        start=datetime.fromtimestamp(T0 - 10, UTC), end=datetime.fromtimestamp(T0 + 3600, UTC),
+    )
+    run = Run(Policy(StormSpec(group_wait=30), 50, (window,)))
+    run([event("t1")], T0)
+    run([], T0 + 1800)
+    assert run.sent == []
+    (trigger,) = run([], T0 + 3600)
+    assert trigger.tenant == "t1"
+
+
+def test_maintenance_resolved_alert_never_pages() -> None:
+    window = MaintenanceWindow(start=datetime.fromtimestamp(T0 - 10, UTC), end=datetime.fromtimestamp(T0 + 3600, UTC))
+    run = Run(Policy(StormSpec(group_wait=30), 50, (window,)))
+    run([event("t1")], T0)
+    run([event("t1", EventKind.RESOLVED)], T0 + 600)
+    run([], T0 + 4000)
+    assert run.sent == []
+
+
+def test_active_triggers_lists_what_is_paged_now() -> None:
+    run = Run()
+    run([event("t1")], T0, flush=True)
+    for i in range(5):
+        run([event(f"g{i}", rule="latency_drift")], T0 + 1)
+    keys = sorted(n.key for n in run.state.active_triggers())
+    assert keys == ["recmon/empty_results/recommendations/t1", "recmon/latency_drift/recommendations/multiple-tenants"]
