@@ -34,7 +34,9 @@ def test_repository_probes_yaml_is_valid() -> None:
 
 
 def test_unknown_key_names_path_and_line() -> None:
-    text = BASE_CONFIG.replace('  api: {base_url: "http://api.test"}', '  api: {base_url: "http://api.test", colour: red}')
+    text = BASE_CONFIG.replace(
+        '  api: {base_url: "http://api.test"}', '  api: {base_url: "http://api.test", colour: red}'
+    )
     assert problems(text) == ["p.yaml:4: targets.api.colour: unknown key"]
 
 
@@ -45,20 +47,32 @@ def test_bad_duration_names_path_and_line() -> None:
 
 
 def test_missing_environment_variable_names_path_line_and_variable() -> None:
-    text = BASE_CONFIG.replace('{base_url: "http://api.test"}', '{base_url: "http://api.test", headers: {Authorization: "Bearer ${API_TOKEN}"}}')
+    text = BASE_CONFIG.replace(
+        '{base_url: "http://api.test"}',
+        '{base_url: "http://api.test", headers: {Authorization: "Bearer ${API_TOKEN}"}}',
+    )
     (line,) = problems(text)
-    assert line == "p.yaml:4: targets.api.headers.Authorization: environment variable API_TOKEN is not set (referenced as ${API_TOKEN})"
+    assert (
+        line
+        == "p.yaml:4: targets.api.headers.Authorization: "
+        "environment variable API_TOKEN is not set (referenced as ${API_TOKEN})"
+    )
 
 
 def test_environment_values_are_substituted_and_remembered_as_secrets() -> None:
-    text = BASE_CONFIG.replace('{base_url: "http://api.test"}', '{base_url: "http://api.test", headers: {Authorization: "Bearer ${API_TOKEN}"}}')
+    text = BASE_CONFIG.replace(
+        '{base_url: "http://api.test"}',
+        '{base_url: "http://api.test", headers: {Authorization: "Bearer ${API_TOKEN}"}}',
+    )
     loaded = load(text, environ={"API_TOKEN": "s3cr3t-token"})
     assert loaded.config.targets["api"].headers["Authorization"] == "Bearer s3cr3t-token"
     assert loaded.secrets == {"s3cr3t-token"}
 
 
 def test_environment_default_and_dollar_escape() -> None:
-    text = BASE_CONFIG.replace('"http://api.test"', '"${API_URL:-http://fallback.test}"').replace('q: "{query}"', 'q: "$${query}"')
+    text = BASE_CONFIG.replace('"http://api.test"', '"${API_URL:-http://fallback.test}"').replace(
+        'q: "{query}"', 'q: "$${query}"'
+    )
     loaded = load(text)
     assert loaded.config.targets["api"].base_url == "http://fallback.test"
     assert loaded.config.checks["search"].request.params["q"] == "${query}"
@@ -80,7 +94,9 @@ def test_all_problems_are_reported_together_sorted_by_line() -> None:
     """
     lines = problems(text)
     assert lines[0].startswith("p.yaml:2: defaults.interval:")
-    assert lines[1].startswith("p.yaml:4: targets.api.base_url: expected an http:// or https:// URL")
+    assert lines[1].startswith(
+        "p.yaml:4: targets.api.base_url: expected an http:// or https:// URL"
+    )
     assert "tenants.static[1]: invalid tenant id '../admin'" in lines[2]
     assert "tenants.static[2]: tenant id must be a string, got int (quote it in YAML)" in lines[3]
     joined = "\n".join(lines)
@@ -92,37 +108,53 @@ def test_all_problems_are_reported_together_sorted_by_line() -> None:
 
 
 def test_cross_references_are_checked() -> None:
-    text = BASE_CONFIG.replace("target: api\n    after: search", "target: elsewhere\n    after: serch")
+    text = BASE_CONFIG.replace(
+        "target: api\n    after: search", "target: elsewhere\n    after: serch"
+    )
     lines = problems(text)
-    assert any("checks.recommendations.target: unknown target 'elsewhere' (targets: api)" in line for line in lines)
+    assert any(
+        "checks.recommendations.target: unknown target 'elsewhere' (targets: api)" in line
+        for line in lines
+    )
     assert any("checks.recommendations.after: unknown check 'serch'" in line for line in lines)
 
 
 def test_undefined_template_variable_is_an_error() -> None:
     text = BASE_CONFIG.replace('q: "{query}"', 'q: "{qeury}"')
     (line,) = problems(text)
-    assert line.startswith("p.yaml:11: checks.search.request.params: template variable {qeury} is not defined")
+    assert line.startswith(
+        "p.yaml:11: checks.search.request.params: template variable {qeury} is not defined"
+    )
 
 
 def test_capture_is_only_visible_to_checks_that_run_after() -> None:
     text = BASE_CONFIG.replace("    after: search\n", "")
     (line,) = problems(text)
-    assert "checks.recommendations.request.params: template variable {product} is not defined" in line
+    assert (
+        "checks.recommendations.request.params: template variable {product} is not defined" in line
+    )
 
 
 def test_dependency_cycle_is_rejected() -> None:
-    text = BASE_CONFIG.replace("    capture: {product", "    after: recommendations\n    capture: {product")
+    text = BASE_CONFIG.replace(
+        "    capture: {product", "    after: recommendations\n    capture: {product"
+    )
     assert any("cycle" in line for line in problems(text))
 
 
 def test_exactly_one_tenant_source() -> None:
     text = BASE_CONFIG.replace("static: [acme, globex]", "static: [acme]\n  file: tenants.txt")
     (line,) = problems(text)
-    assert "tenants: set exactly one tenant source: static, file or discover (found static, file)" in line
+    assert (
+        "tenants: set exactly one tenant source: static, file or discover (found static, file)"
+        in line
+    )
 
 
 def test_duplicate_keys_are_rejected() -> None:
-    text = BASE_CONFIG.replace("defaults: {interval: 10s, timeout: 2s}", "defaults: {interval: 10s, interval: 20s}")
+    text = BASE_CONFIG.replace(
+        "defaults: {interval: 10s, timeout: 2s}", "defaults: {interval: 10s, interval: 20s}"
+    )
     (line,) = problems(text)
     assert line == "p.yaml:2: duplicate key 'interval' (first defined on line 2)"
 
@@ -167,27 +199,53 @@ def test_units() -> None:
 
 def test_check_config_command_exits_non_zero_with_path_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "probes.yaml"
-    bad.write_text(BASE_CONFIG.replace("interval: 10s", "interval: soon").replace('{base_url: "http://api.test"}', '{base_url: "http://api.test", extra: 1, headers: {X: "${RECMON_TEST_UNSET_VAR}"}}'))
-    done = subprocess.run([sys.executable, "-m", "monitor", "check-config", str(bad)], capture_output=True, text=True, timeout=60)
+    bad.write_text(
+        BASE_CONFIG.replace("interval: 10s", "interval: soon").replace(
+            '{base_url: "http://api.test"}',
+            '{base_url: "http://api.test", extra: 1, headers: {X: "${RECMON_TEST_UNSET_VAR}"}}',
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert f"{bad}:2: defaults.interval: invalid duration 'soon'" in done.stderr
     assert f"{bad}:4: targets.api.extra: unknown key" in done.stderr
-    assert f"{bad}:4: targets.api.headers.X: environment variable RECMON_TEST_UNSET_VAR is not set" in done.stderr
+    assert (
+        f"{bad}:4: targets.api.headers.X: environment variable RECMON_TEST_UNSET_VAR is not set"
+        in done.stderr
+    )
 
 
 def test_check_config_command_accepts_a_good_file(tmp_path: Path) -> None:
     good = tmp_path / "probes.yaml"
     good.write_text(BASE_CONFIG)
-    done = subprocess.run([sys.executable, "-m", "monitor", "check-config", str(good)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "check-config", str(good)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "ok (1 targets, 2 checks)" in done.stdout
 
 
 def test_check_config_never_prints_secret_values(tmp_path: Path) -> None:
     bad = tmp_path / "probes.yaml"
-    bad.write_text(BASE_CONFIG.replace('{base_url: "http://api.test"}', '{base_url: "${RECMON_TEST_SECRET}"}'))
+    bad.write_text(
+        BASE_CONFIG.replace('{base_url: "http://api.test"}', '{base_url: "${RECMON_TEST_SECRET}"}')
+    )
     env = {"RECMON_TEST_SECRET": "not-a-url-but-a-secret", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "monitor", "check-config", str(bad)], capture_output=True, text=True, timeout=60, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert done.returncode == 2
     assert "targets.api.base_url" in done.stderr
     assert "not-a-url-but-a-secret" not in done.stderr + done.stdout

@@ -14,19 +14,39 @@ from monitor.detect.tracker import AlertTracker
 from monitor.results import Outcome, ProbeResult
 
 T0 = 1_700_000_000.0
-E, O, X = Outcome.EMPTY, Outcome.OK, Outcome.TIMEOUT
+E, O, X = Outcome.EMPTY, Outcome.OK, Outcome.TIMEOUT  # noqa: E741
 
 
 def tracker(**alerts: object) -> AlertTracker:
     spec = AlertsSpec.model_validate(alerts)
-    return AlertTracker(spec, counting_checks={"search", "recommendations"}, parents={"recommendations": "search"})
+    return AlertTracker(
+        spec, counting_checks={"search", "recommendations"}, parents={"recommendations": "search"}
+    )
 
 
-def result(outcome: Outcome, latency: float = 0.06, *, tenant: str = "acme", check: str = "recommendations") -> ProbeResult:
-    return ProbeResult(tenant, check, outcome, latency, 0.0, status=200, reason="" if outcome is O else f"{outcome.value} happened")
+def result(
+    outcome: Outcome, latency: float = 0.06, *, tenant: str = "acme", check: str = "recommendations"
+) -> ProbeResult:
+    return ProbeResult(
+        tenant,
+        check,
+        outcome,
+        latency,
+        0.0,
+        status=200,
+        reason="" if outcome is O else f"{outcome.value} happened",
+    )
 
 
-def feed(t: AlertTracker, outcomes: Iterable[Outcome], *, start: float = 0.0, every: float = 60.0, latency: float = 0.06, check: str = "recommendations") -> list[tuple[float, AlertEvent]]:
+def feed(
+    t: AlertTracker,
+    outcomes: Iterable[Outcome],
+    *,
+    start: float = 0.0,
+    every: float = 60.0,
+    latency: float = 0.06,
+    check: str = "recommendations",
+) -> list[tuple[float, AlertEvent]]:
     events = []
     now = T0 + start
     for outcome in outcomes:
@@ -48,11 +68,17 @@ def test_one_empty_blip_never_pages() -> None:
 def test_two_empty_probes_in_a_row_fire_and_two_ok_resolve() -> None:
     t = tracker()
     events = feed(t, [O, O, E, E, O, O, O])
-    assert kinds(events) == [(180.0, "empty_results", "firing"), (300.0, "empty_results", "resolved")]
+    assert kinds(events) == [
+        (180.0, "empty_results", "firing"),
+        (300.0, "empty_results", "resolved"),
+    ]
     firing = events[0][1]
     assert firing.severity is Severity.CRITICAL
     assert firing.key == "recmon/empty_results/recommendations/acme"
-    assert "recommendations returned no items for tenant acme: 2 of 4 probes in the last 5m" in firing.summary
+    assert (
+        "recommendations returned no items for tenant acme: 2 of 4 probes in the last 5m"
+        in firing.summary
+    )
     assert firing.details["consecutive_empty"] == 2
 
 
@@ -76,7 +102,11 @@ def test_correlation_names_the_recommendations_hop_when_search_is_healthy() -> N
         t.observe(result(O, check="search"), now)
         events += t.observe(result(E), now + 1)
         now += 60
-    assert "search is healthy for this tenant, so the hop from the API to this check's backend is the likely cause" in events[0].summary
+    assert (
+        "search is healthy for this tenant, "
+        "so the hop from the API to this check's backend is the likely cause"
+        in events[0].summary
+    )
     assert events[0].details["parent_healthy"] is True
 
 
@@ -124,7 +154,9 @@ def learn(t: AlertTracker, samples: int = 120, latency: float = 0.06) -> float:
     return samples * 60.0
 
 
-def drift_events(t: AlertTracker, latencies: list[float], start: float) -> list[tuple[float, AlertEvent]]:
+def drift_events(
+    t: AlertTracker, latencies: list[float], start: float
+) -> list[tuple[float, AlertEvent]]:
     events = []
     for i, latency in enumerate(latencies):
         now = T0 + start + i * 60
@@ -179,7 +211,11 @@ def test_no_drift_paging_before_a_baseline_exists_unless_seeded() -> None:
 
 
 def test_overrides_apply_per_tenant_and_check() -> None:
-    t = tracker(overrides=[{"tenants": ["acme"], "checks": ["recommendations"], "latency_drift": {"ratio": 3}}])
+    t = tracker(
+        overrides=[
+            {"tenants": ["acme"], "checks": ["recommendations"], "latency_drift": {"ratio": 3}}
+        ]
+    )
     start = learn(t)
     assert drift_events(t, [0.12] * 10, start) == []
     other = tracker(overrides=[{"tenants": ["other-*"], "latency_drift": {"ratio": 3}}])

@@ -25,7 +25,9 @@ def make_engine(
 ) -> tuple[Engine, list[ProbeResult], Metrics]:
     collected: list[ProbeResult] = []
     metrics = Metrics(CollectorRegistry())
-    client = httpx.AsyncClient(base_url="http://api.test", transport=handler or httpx.MockTransport(catalog))
+    client = httpx.AsyncClient(
+        base_url="http://api.test", transport=handler or httpx.MockTransport(catalog)
+    )
     engine = Engine(
         checks(text),
         {"api": client},
@@ -50,11 +52,16 @@ def catalog(request: httpx.Request) -> httpx.Response:
 async def test_dependent_check_uses_the_product_search_returned() -> None:
     engine, results, _ = make_engine()
     await engine.run_job(Job("acme", "search"))
-    assert [(r.check, r.outcome) for r in results] == [("search", Outcome.OK), ("recommendations", Outcome.OK)]
+    assert [(r.check, r.outcome) for r in results] == [
+        ("search", Outcome.OK),
+        ("recommendations", Outcome.OK),
+    ]
 
 
 async def test_captured_value_overrides_a_stale_configured_one() -> None:
-    engine, results, _ = make_engine(tenant_vars={"acme": {"query": "shoes", "product": "delisted"}})
+    engine, results, _ = make_engine(
+        tenant_vars={"acme": {"query": "shoes", "product": "delisted"}}
+    )
     await engine.run_job(Job("acme", "search"))
     assert results[1].outcome is Outcome.OK
 
@@ -68,7 +75,9 @@ async def test_configured_value_is_the_fallback_when_search_fails() -> None:
         seen.append(request.url.params["product"])
         return httpx.Response(200, json={"recommendations": [1]})
 
-    engine, results, _ = make_engine(httpx.MockTransport(handler), tenant_vars={"acme": {"query": "q", "product": "p9"}})
+    engine, results, _ = make_engine(
+        httpx.MockTransport(handler), tenant_vars={"acme": {"query": "q", "product": "p9"}}
+    )
     await engine.run_job(Job("acme", "search"))
     assert [r.outcome for r in results] == [Outcome.HTTP_ERROR, Outcome.OK]
     assert seen == ["p9"]
@@ -81,9 +90,13 @@ async def test_without_a_product_the_dependent_probe_is_skipped_not_failed() -> 
     engine, results, metrics = make_engine(httpx.MockTransport(handler))
     await engine.run_job(Job("acme", "search"))
     assert [(r.check, r.outcome) for r in results] == [("search", Outcome.EMPTY)]
-    assert metrics.registry.get_sample_value(
-        "recmon_probes_skipped_total", {"check": "recommendations", "reason": "missing_variable"}
-    ) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "recmon_probes_skipped_total",
+            {"check": "recommendations", "reason": "missing_variable"},
+        )
+        == 1
+    )
 
 
 async def test_round_probes_every_tenant_and_check_once() -> None:
@@ -124,4 +137,7 @@ async def test_a_bug_inside_a_probe_is_counted_and_the_round_goes_on() -> None:
     engine.sink = broken_sink
     await engine.run_round(["t0", "t1", "t2"])
     assert {r.tenant for r in results} == {"t0", "t2"}
-    assert metrics.registry.get_sample_value("recmon_internal_errors_total", {"component": "engine"}) == 1
+    assert (
+        metrics.registry.get_sample_value("recmon_internal_errors_total", {"component": "engine"})
+        == 1
+    )

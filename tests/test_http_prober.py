@@ -20,15 +20,24 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def search_check(extra: str = "") -> HttpCheck:
-    text = BASE_CONFIG.replace("defaults: {interval: 10s, timeout: 2s}", "defaults: {interval: 10s, timeout: 0.3s}")
+    text = BASE_CONFIG.replace(
+        "defaults: {interval: 10s, timeout: 2s}", "defaults: {interval: 10s, timeout: 0.3s}"
+    )
     if extra:
-        text = text.replace('    capture: {product: "$.results[0].id"}', f'    capture: {{product: "$.results[0].id"}}\n{extra}')
+        text = text.replace(
+            '    capture: {product: "$.results[0].id"}',
+            f'    capture: {{product: "$.results[0].id"}}\n{extra}',
+        )
     return checks(text)["search"]
 
 
-async def probe(handler: Handler | httpx.AsyncBaseTransport, check: HttpCheck | None = None) -> ProbeResult:
+async def probe(
+    handler: Handler | httpx.AsyncBaseTransport, check: HttpCheck | None = None
+) -> ProbeResult:
     check = check or search_check()
-    transport = handler if isinstance(handler, httpx.AsyncBaseTransport) else httpx.MockTransport(handler)
+    transport = (
+        handler if isinstance(handler, httpx.AsyncBaseTransport) else httpx.MockTransport(handler)
+    )
     async with httpx.AsyncClient(base_url="http://api.test", transport=transport) as client:
         request = check.render({"tenant": "acme", "query": "shoes"})
         return await probe_http(check, "acme", request, client, SystemClock())
@@ -56,7 +65,9 @@ async def test_request_is_built_from_the_template_with_url_encoded_tenant() -> N
         return httpx.Response(200, json={"results": [1]})
 
     check = search_check()
-    async with httpx.AsyncClient(base_url="http://api.test", transport=httpx.MockTransport(handler)) as client:
+    async with httpx.AsyncClient(
+        base_url="http://api.test", transport=httpx.MockTransport(handler)
+    ) as client:
         request = check.render({"tenant": "a b/c", "query": "red shoes"})
         await probe_http(check, "a b/c", request, client, SystemClock())
     assert seen[0].url.raw_path == b"/v1/a%20b%2Fc/search?q=red+shoes"
@@ -89,7 +100,11 @@ async def test_redirect_is_http_error_when_not_followed() -> None:
 
 
 async def test_redirect_loop_is_http_error_when_followed() -> None:
-    check = checks(BASE_CONFIG.replace('params: {q: "{query}"}}', 'params: {q: "{query}"}, follow_redirects: true}'))["search"]
+    check = checks(
+        BASE_CONFIG.replace(
+            'params: {q: "{query}"}}', 'params: {q: "{query}"}, follow_redirects: true}'
+        )
+    )["search"]
     result = await probe(lambda r: httpx.Response(302, headers={"location": str(r.url)}), check)
     assert result.outcome is Outcome.HTTP_ERROR
     assert result.reason == "too many redirects"
@@ -98,9 +113,20 @@ async def test_redirect_loop_is_http_error_when_followed() -> None:
 @pytest.mark.parametrize(
     "response, reason",
     [
-        (httpx.Response(200, content=b"{not json", headers={"content-type": "application/json"}), "body is not JSON"),
-        (httpx.Response(200, content=b'{"results": [1, 2', headers={"content-type": "application/json"}), "body is not JSON"),
-        (httpx.Response(200, content=b'{"results": [1]}', headers={"content-type": "text/html"}), "content type 'text/html'"),
+        (
+            httpx.Response(200, content=b"{not json", headers={"content-type": "application/json"}),
+            "body is not JSON",
+        ),
+        (
+            httpx.Response(
+                200, content=b'{"results": [1, 2', headers={"content-type": "application/json"}
+            ),
+            "body is not JSON",
+        ),
+        (
+            httpx.Response(200, content=b'{"results": [1]}', headers={"content-type": "text/html"}),
+            "content type 'text/html'",
+        ),
         (httpx.Response(200, json={"results": {"a": 1}}), "no list at $.results"),
         (httpx.Response(200, json={"hits": [1]}), "no list at $.results"),
     ],
@@ -122,14 +148,23 @@ async def test_body_over_the_cap_is_invalid_body_without_reading_it_all() -> Non
             yield b"1," * 32768
 
     check = search_check("    timeout: 5s")
-    result = await probe(lambda r: httpx.Response(200, content=stream(), headers={"content-type": "application/json"}), check)
+    result = await probe(
+        lambda r: httpx.Response(
+            200, content=stream(), headers={"content-type": "application/json"}
+        ),
+        check,
+    )
     assert result.outcome is Outcome.INVALID_BODY
     assert result.reason == "body larger than 1048576 bytes"
     assert sent < 2 * 1048576
 
 
 async def test_declared_length_over_the_cap_is_refused_before_reading() -> None:
-    check = checks(BASE_CONFIG.replace('min_items: 1}\n    capture', 'min_items: 1, max_body_bytes: 10}\n    capture'))["search"]
+    check = checks(
+        BASE_CONFIG.replace(
+            "min_items: 1}\n    capture", "min_items: 1, max_body_bytes: 10}\n    capture"
+        )
+    )["search"]
     result = await probe(results([1, 2, 3]), check)
     assert result.outcome is Outcome.INVALID_BODY
 
@@ -140,7 +175,9 @@ async def test_slow_drip_body_hits_the_overall_deadline() -> None:
             await asyncio.sleep(0.05)
             yield bytes([char])
 
-    result = await probe(lambda r: httpx.Response(200, content=drip(), headers={"content-type": "application/json"}))
+    result = await probe(
+        lambda r: httpx.Response(200, content=drip(), headers={"content-type": "application/json"})
+    )
     assert result.outcome is Outcome.TIMEOUT
     assert result.reason == "no complete response within 0.3s"
     assert 0.3 <= result.duration_s < 1.0
@@ -180,7 +217,9 @@ async def test_client_timeout_is_timeout() -> None:
 
 
 def tls_failure(code: int, message: str) -> Exception:
-    cause = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {message}")
+    cause = ssl.SSLCertVerificationError(
+        1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {message}"
+    )
     cause.verify_code = code
     cause.verify_message = message
     error = httpx.ConnectError("certificate verify failed")
@@ -252,7 +291,8 @@ async def test_json_body_and_headers_are_rendered() -> None:
 
     text = BASE_CONFIG.replace(
         'request: {path: "/v1/{tenant}/search", params: {q: "{query}"}}',
-        'request: {method: post, path: "/v1/search", headers: {X-Tenant: "{tenant}"}, json: {tenant: "{tenant}", q: ["{query}"], n: 3}}',
+        'request: {method: post, path: "/v1/search", headers: {X-Tenant: "{tenant}"}, '
+        'json: {tenant: "{tenant}", q: ["{query}"], n: 3}}',
     )
     await probe(handler, checks(text)["search"])
     assert seen[0].method == "POST"

@@ -16,7 +16,9 @@ def capture(fmt: str, redactor: Redactor) -> tuple[logging.Logger, io.StringIO]:
 
 def test_json_lines_are_parseable_with_fields() -> None:
     log, stream = capture("json", Redactor())
-    log.info("probe failed", extra={"fields": {"tenant": "acme", "outcome": "empty", "msg": "clash"}})
+    log.info(
+        "probe failed", extra={"fields": {"tenant": "acme", "outcome": "empty", "msg": "clash"}}
+    )
     entry = json.loads(stream.getvalue())
     assert entry["msg"] == "probe failed"
     assert entry["tenant"] == "acme"
@@ -28,7 +30,9 @@ def test_json_lines_are_parseable_with_fields() -> None:
 def test_secrets_are_scrubbed_from_messages_fields_and_tracebacks() -> None:
     redactor = Redactor(["hunter2-token"])
     log, stream = capture("json", redactor)
-    log.warning("header was Bearer %s", "hunter2-token", extra={"fields": {"auth": ["x", "hunter2-token"]}})
+    log.warning(
+        "header was Bearer %s", "hunter2-token", extra={"fields": {"auth": ["x", "hunter2-token"]}}
+    )
     try:
         raise ValueError("bad hunter2-token")
     except ValueError:

@@ -7,8 +7,17 @@ from monitor.push import pushable
 from monitor.results import Outcome, ProbeResult
 
 
-def result(tenant: str, outcome: Outcome = Outcome.OK, *, check: str = "search", items: int | None = 3, trusted: bool = True) -> ProbeResult:
-    return ProbeResult(tenant, check, outcome, 0.061, 0.0, status=200, items=items, latency_trusted=trusted)
+def result(
+    tenant: str,
+    outcome: Outcome = Outcome.OK,
+    *,
+    check: str = "search",
+    items: int | None = 3,
+    trusted: bool = True,
+) -> ProbeResult:
+    return ProbeResult(
+        tenant, check, outcome, 0.061, 0.0, status=200, items=items, latency_trusted=trusted
+    )
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -27,17 +36,32 @@ def test_record_sets_counter_gauges_and_histogram() -> None:
     metrics.record(result("acme"))
     metrics.record(result("acme", Outcome.EMPTY, items=0))
     assert sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="ok") == 1
-    assert sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="empty") == 1
+    assert (
+        sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="empty") == 1
+    )
     assert sample(metrics, "recmon_probe_success", tenant="acme", check="search") == 0
     assert sample(metrics, "recmon_probe_items", tenant="acme", check="search") == 0
-    assert sample(metrics, "recmon_probe_duration_seconds_count", tenant="acme", check="search") == 2
-    assert sample(metrics, "recmon_probe_duration_seconds_bucket", tenant="acme", check="search", le="0.075") == 2
+    assert (
+        sample(metrics, "recmon_probe_duration_seconds_count", tenant="acme", check="search") == 2
+    )
+    assert (
+        sample(
+            metrics,
+            "recmon_probe_duration_seconds_bucket",
+            tenant="acme",
+            check="search",
+            le="0.075",
+        )
+        == 2
+    )
 
 
 def test_untrusted_latency_is_counted_not_observed() -> None:
     metrics = Metrics(CollectorRegistry())
     metrics.record(result("acme", trusted=False))
-    assert sample(metrics, "recmon_probe_duration_seconds_count", tenant="acme", check="search") == 0
+    assert (
+        sample(metrics, "recmon_probe_duration_seconds_count", tenant="acme", check="search") == 0
+    )
     assert sample(metrics, "recmon_latency_untrusted_total", check="search") == 1
     assert sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="ok") == 1
 
@@ -46,8 +70,13 @@ def test_histograms_per_check_only_when_switched_off() -> None:
     metrics = Metrics(CollectorRegistry(), per_tenant_histograms=False)
     metrics.record(result("acme"))
     metrics.record(result("globex"))
-    assert sample(metrics, "recmon_probe_duration_seconds_count", tenant=ALL_TENANTS, check="search") == 2
-    assert sample(metrics, "recmon_probes_total", tenant="globex", check="search", outcome="ok") == 1
+    assert (
+        sample(metrics, "recmon_probe_duration_seconds_count", tenant=ALL_TENANTS, check="search")
+        == 2
+    )
+    assert (
+        sample(metrics, "recmon_probes_total", tenant="globex", check="search", outcome="ok") == 1
+    )
 
 
 def test_forget_tenant_removes_every_series_of_it() -> None:

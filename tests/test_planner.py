@@ -12,7 +12,9 @@ from monitor.detect.state import AlertEvent, EventKind
 T0 = 1_700_000_000.0
 
 
-def event(tenant: str, kind: EventKind = EventKind.FIRING, at: float = T0, rule: str = "empty_results") -> AlertEvent:
+def event(
+    tenant: str, kind: EventKind = EventKind.FIRING, at: float = T0, rule: str = "empty_results"
+) -> AlertEvent:
     return AlertEvent(
         kind=kind,
         rule=rule,
@@ -35,7 +37,9 @@ class Run:
         self.policy = policy
         self.sent: list[Notification] = []
 
-    def __call__(self, events: list[AlertEvent], now: float, *, flush: bool = False) -> list[Notification]:
+    def __call__(
+        self, events: list[AlertEvent], now: float, *, flush: bool = False
+    ) -> list[Notification]:
         self.state, out = plan(self.state, events, now, self.policy, flush=flush)
         self.sent += out
         return out
@@ -74,7 +78,9 @@ def test_many_tenants_at_once_make_one_grouped_page() -> None:
     assert group.key == "recmon/empty_results/recommendations/multiple-tenants"
     assert group.tenant is None
     assert group.details["tenants"] == [f"t{i:02d}" for i in range(5)]
-    assert group.summary.startswith("recommendations returned no items for 5 tenants (t00, t01, t02, t03, t04)")
+    assert group.summary.startswith(
+        "recommendations returned no items for 5 tenants (t00, t01, t02, t03, t04)"
+    )
     assert "search is healthy for 5 of them" in group.summary
     run([], T0 + 200)
     assert [n.action for n in run.sent] == [Action.TRIGGER]
@@ -118,8 +124,10 @@ def test_flush_releases_held_alerts_at_once() -> None:
 
 def test_maintenance_holds_pages_until_the_window_ends() -> None:
     window = MaintenanceWindow(
-        tenants=["t*"], checks=["recommendations"],
-        start=datetime.fromtimestamp(T0 - 10, UTC), end=datetime.fromtimestamp(T0 + 3600, UTC),
+        tenants=["t*"],
+        checks=["recommendations"],
+        start=datetime.fromtimestamp(T0 - 10, UTC),
+        end=datetime.fromtimestamp(T0 + 3600, UTC),
     )
     run = Run(Policy(StormSpec(group_wait=30), 50, (window,)))
     run([event("t1")], T0)
@@ -130,7 +138,9 @@ def test_maintenance_holds_pages_until_the_window_ends() -> None:
 
 
 def test_maintenance_resolved_alert_never_pages() -> None:
-    window = MaintenanceWindow(start=datetime.fromtimestamp(T0 - 10, UTC), end=datetime.fromtimestamp(T0 + 3600, UTC))
+    window = MaintenanceWindow(
+        start=datetime.fromtimestamp(T0 - 10, UTC), end=datetime.fromtimestamp(T0 + 3600, UTC)
+    )
     run = Run(Policy(StormSpec(group_wait=30), 50, (window,)))
     run([event("t1")], T0)
     run([event("t1", EventKind.RESOLVED)], T0 + 600)
@@ -144,4 +154,7 @@ def test_active_triggers_lists_what_is_paged_now() -> None:
     for i in range(5):
         run([event(f"g{i}", rule="latency_drift")], T0 + 1)
     keys = sorted(n.key for n in run.state.active_triggers())
-    assert keys == ["recmon/empty_results/recommendations/t1", "recmon/latency_drift/recommendations/multiple-tenants"]
+    assert keys == [
+        "recmon/empty_results/recommendations/t1",
+        "recmon/latency_drift/recommendations/multiple-tenants",
+    ]

@@ -11,7 +11,10 @@ def test_incident_pages_once_per_signal_in_time_and_resolves() -> None:
     report = replay(incident())
     missing, drift = report.signals
     interval = report.scenario.interval
-    assert missing.first_page is not None and missing.first_page - missing.signal.fault_start <= 2 * interval
+    assert (
+        missing.first_page is not None
+        and missing.first_page - missing.signal.fault_start <= 2 * interval
+    )
     assert drift.first_page is not None and drift.first_page - drift.signal.fault_start <= 300
     for row in (missing, drift):
         assert row.pages == 1
@@ -42,5 +45,7 @@ def test_seven_healthy_noisy_days_page_zero_times() -> None:
 
 def test_report_is_a_readable_table() -> None:
     text = format_report(replay(incident()))
-    assert "signal" in text and "fault start" in text and "first page" in text and "pages sent" in text
+    assert (
+        "signal" in text and "fault start" in text and "first page" in text and "pages sent" in text
+    )
     assert "recommendations missing            02:00:00" in text

@@ -20,7 +20,24 @@ def test_plain_identifiers_are_accepted(good: str) -> None:
     assert validate_tenant_id(good) == good
 
 
-@pytest.mark.parametrize("bad", ["../admin", "a/b", "a b", "", "-x", ".hidden", "a..b", "x\x00", "é", "A" * 129, "a\nb", 7, None])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../admin",
+        "a/b",
+        "a b",
+        "",
+        "-x",
+        ".hidden",
+        "a..b",
+        "x\x00",
+        "é",
+        "A" * 129,
+        "a\nb",
+        7,
+        None,
+    ],
+)
 def test_anything_else_is_rejected(bad: object) -> None:
     with pytest.raises(InvalidTenantId):
         validate_tenant_id(bad)
@@ -89,7 +106,9 @@ async def test_discovery_failure_without_any_list_raises() -> None:
 
 async def test_discovery_list_is_capped() -> None:
     body = json.dumps({"tenants": [{"id": f"t{i}"} for i in range(5000)]}).encode()
-    source = discovery(httpx.MockTransport(lambda r: httpx.Response(200, content=body)), max_tenants=100)
+    source = discovery(
+        httpx.MockTransport(lambda r: httpx.Response(200, content=body)), max_tenants=100
+    )
     assert len(await source.refresh()) == 100
 
 
