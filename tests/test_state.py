@@ -1,0 +1,99 @@
+"""The state file: round trips, corruption, other versions."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.alerting.model import Severity
+from monitor.alerting.planner import PlannerState, Policy, plan
+from monitor.config.model import AlertsSpec, StormSpec
+from monitor.detect.state import AlertEvent, EventKind
+from monitor.detect.tracker import AlertTracker
+from monitor.results import Outcome, ProbeResult
+from monitor.state.codec import planner_from_json, planner_to_json, series_from_json, series_to_json
+from monitor.state.store import SCHEMA_VERSION, StateStore
+
+T0 = 1_700_000_000.0
+
+
+def busy_tracker() -> AlertTracker:
+    tracker = AlertTracker(AlertsSpec(), counting_checks={"recommendations"}, parents={})
+    for i in range(40):
+        outcome = Outcome.EMPTY if i > 35 else Outcome.OK
+        tracker.observe(
+            ProbeResult("acme", "recommendations", outcome, 0.06 + i / 1000, 0.0), T0 + i * 60
+        )
+    return tracker
+
+
+def test_series_state_round_trips_through_json() -> None:
+    tracker = busy_tracker()
+    state = tracker.series[("acme", "recommendations")]
+    assert state.alerts  # empty_results is firing
+    restored = series_from_json(series_to_json(state))
+    assert restored == state
+
+
+def test_planner_state_round_trips_through_json() -> None:
+    event = AlertEvent(
+        EventKind.FIRING, "empty_results", "acme", "recommendations", Severity.CRITICAL, T0, T0, "x"
+    )
+    state, _ = plan(PlannerState(), [event], T0, Policy(StormSpec(), 10), flush=True)
+    assert planner_from_json(planner_to_json(state)) == state
+
+
+def test_store_saves_and_loads(tmp_path: Path) -> None:
+    tracker = busy_tracker()
+    store = StateStore.open(tmp_path / "state.db")
+    store.save_series(tracker.series)
+    store.put("tenants", ["acme"])
+    store.close()
+    again = StateStore.open(tmp_path / "state.db")
+    assert again.load_series() == tracker.series
+    assert again.get("tenants") == ["acme"]
+    assert again.get("missing") is None
+    again.close()
+
+
+def test_corrupt_file_is_kept_aside_and_recmon_starts_clean(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with caplog.at_level(logging.ERROR, logger="recmon.state"):
+        store = StateStore.open(path)
+    assert store.load_series() == {}
+    store.close()
+    aside = list(tmp_path.glob("state.db.bad-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert "kept aside" in caplog.text
+
+
+def test_state_from_another_schema_version_is_kept_aside(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION - 1),))
+    db.commit()
+    db.close()
+    store = StateStore.open(path)
+    store.close()
+    assert len(list(tmp_path.glob("state.db.bad-*"))) == 1
+    # and the fresh file opens without complaint next time: no crash loop
+    StateStore.open(path).close()
+    assert len(list(tmp_path.glob("state.db.bad-*"))) == 1
+
+
+def test_unreadable_rows_are_skipped_not_fatal(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "state.db")
+    store.save_series(busy_tracker().series)
+    with store.transaction() as db:
+        db.execute("INSERT INTO series VALUES ('other', 'search', '{\"garbage\": 1}')")
+        db.execute("INSERT INTO kv VALUES ('planner', 'not json')")
+    assert list(store.load_series()) == [("acme", "recommendations")]
+    assert store.get("planner") is None
+    store.close()
