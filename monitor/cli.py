@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("path", help="path to probes.yaml")
 
-    from monitor.sandbox import cli as sandbox_cli
+    import monitor.sandbox.cli as sandbox_cli
 
     sandbox = commands.add_parser("sandbox", help="serve the simulated multi-tenant service")
     sandbox_cli.add_arguments(sandbox)
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.path}: ok ({len(config.targets)} targets, {len(config.checks)} checks)")
         return 0
     if args.command == "sandbox":
-        from monitor.sandbox import cli as sandbox_cli
+        import monitor.sandbox.cli as sandbox_cli
 
         return int(sandbox_cli.run(args))
     if args.command == "demo":

@@ -1,27 +1,33 @@
 """`recmon demo`: the bundled sandbox and the real monitor, with faults switched on and off.
 
 What a person sees: every tenant healthy, then recommendations empty for some tenants, doubled
-latency and a broken proxy for others, then recovery, each as a table of live probe results.
+latency and a broken proxy for others, the alerts and pages that follow, then recovery — each
+round as a table of live probe results.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
+from monitor.alerting.model import Notification
 from monitor.clock import SystemClock
-from monitor.config.loader import LoadedConfig, load_config_text
-from monitor.report import tenant_table
+from monitor.config.loader import load_config_text
+from monitor.report import firing_summary, tenant_table
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
 from monitor.service import Monitor
 
 
-def sandbox_config(url: str, *, interval: float = 60.0, timeout: float = 2.0) -> str:
+def sandbox_config(
+    url: str, *, interval: float = 60.0, timeout: float = 2.0, group_wait: float = 60.0
+) -> str:
     """probes.yaml for the sandbox: search, then recommendations for the first product found."""
     return f"""
 defaults: {{interval: {interval}s, timeout: {timeout}s}}
@@ -48,19 +54,43 @@ checks:
 """
 
 
+def demo_alerts(interval: float) -> str:
+    """Detection scaled to a demo that lasts seconds: windows of a few probes, and the
+    sandbox's known latencies as baselines (a real deployment learns them over hours)."""
+    return f"""
+alerts:
+  storm: {{group_wait: {interval / 2}s}}
+  empty_results: {{window: {4 * interval}s}}
+  failures: {{window: {4 * interval}s}}
+  error_rate: {{window: {10 * interval}s}}
+  latency_drift:
+    window: {3 * interval}s
+    for: {interval / 2}s
+    resolve_for: {interval / 2}s
+    baseline_min_samples: 1000000
+  overrides:
+    - checks: [search]
+      latency_drift: {{baseline: 40ms}}
+    - checks: [recommendations]
+      latency_drift: {{baseline: 60ms}}
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenants", type=int, default=8, help="sandbox tenants (default 8)")
     parser.add_argument(
-        "--interval", type=float, default=2.0, help="seconds between probes of a tenant"
+        "--interval", type=float, default=2.0, help="seconds between probes of a tenant (default 2)"
     )
-    parser.add_argument("--rounds", type=int, default=2, help="rounds to show in each phase")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds to show in each phase (default 3)"
+    )
 
 
 PHASES: tuple[tuple[str, dict[tuple[str, str], Fault]], ...] = (
     ("healthy: every tenant answers", {}),
     (
-        "fault on: recommendations empty for tenant-002 and tenant-005, latency x2 for "
-        "tenant-003 recommendations, proxy answering 502 for tenant-007 search",
+        "fault on: recommendations empty (HTTP 200, []) for tenant-002 and tenant-005, "
+        "recommendations latency x2 for tenant-003, proxy answering 502 to tenant-007's search",
         {
             ("tenant-002", "recommendations"): Fault(empty=True),
             ("tenant-005", "recommendations"): Fault(empty=True),
@@ -74,28 +104,39 @@ PHASES: tuple[tuple[str, dict[tuple[str, str], Fault]], ...] = (
 
 async def demo(tenants: int, interval: float, rounds: int, out: TextIO) -> int:
     async with serve_sandbox(SandboxSettings(tenants=tenants), host="127.0.0.1", port=0) as sandbox:
-        loaded: LoadedConfig = load_config_text(
-            sandbox_config(sandbox.url, interval=interval), source="<demo>"
-        )
-        monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
+        text = sandbox_config(sandbox.url, interval=interval) + demo_alerts(interval)
+        loaded = load_config_text(text, source="<demo>")
+
+        def page(notifications: Sequence[Notification]) -> None:
+            for n in notifications:
+                print(f"  >> page {n.action.value}: {n.summary}", file=out, flush=True)
+
+        monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry(), route=page)
         stop = asyncio.Event()
         runner = asyncio.create_task(monitor.run(stop))
         print(
-            f"sandbox: {sandbox.url} ({tenants} tenants); probing every {interval:g}s\n", file=out
+            f"sandbox: {sandbox.url} ({tenants} tenants); probing each every {interval:g}s\n",
+            file=out,
         )
         try:
+            await asyncio.wait_for(monitor.ready.wait(), timeout=10)
             for title, faults in PHASES:
                 sandbox.faults.clear()
                 for (tenant, check), fault in faults.items():
                     sandbox.faults.set(tenant, check, fault)
-                print(f"== {title}", file=out)
-                for _ in range(rounds):
+                print(f"== {title}", file=out, flush=True)
+                # Alerts need a few probes to be sure before paging and before resolving.
+                for _ in range(rounds + 2):
+                    # A full interval after the switch, every tenant was probed under it.
                     await asyncio.sleep(interval)
                     print(
-                        tenant_table(monitor.latest, monitor.tenants, list(monitor.checks)),
+                        tenant_table(
+                            monitor.latest, monitor.tenants, list(monitor.checks), monitor.skips
+                        ),
                         file=out,
                     )
-                    print(file=out)
+                    print(file=out, flush=True)
+            print(firing_summary(monitor.hub), file=out)
         finally:
             stop.set()
             await runner
@@ -104,4 +145,7 @@ async def demo(tenants: int, interval: float, rounds: int, out: TextIO) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The tables and pages tell the story; keep routine log lines out of it.
+    if args.log_level == "info":
+        logging.getLogger("recmon").setLevel(logging.ERROR)
     return asyncio.run(demo(args.tenants, args.interval, args.rounds, sys.stdout))

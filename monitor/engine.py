@@ -52,6 +52,7 @@ class Engine:
         target_connections: Mapping[str, int] | None = None,
         latency_guard: Callable[[float, float], bool] | None = None,
         lag_sink: Callable[[float], None] | None = None,
+        skip_sink: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.checks = dict(checks)
         self.clients = clients
@@ -70,6 +71,7 @@ class Engine:
         # (start, end) monotonic → True when the monitor ran on time during that span.
         self.latency_guard = latency_guard
         self.lag_sink = lag_sink
+        self.skip_sink = skip_sink
         self.dependents: dict[str, list[str]] = {name: [] for name in self.checks}
         for name, check in self.checks.items():
             if check.after is not None and check.after in self.dependents:
@@ -119,7 +121,11 @@ class Engine:
             request = check.render(values)
         except MissingVariable as exc:
             self.metrics.probes_skipped.labels(name, "missing_variable").inc()
-            log.warning(
+            if self.skip_sink is not None:
+                self.skip_sink(tenant, name, f"no {{{exc.name}}}")
+            # Debug only: when search fails for every tenant this happens for every tenant,
+            # and recmon_probes_skipped_total already counts it.
+            log.debug(
                 "probe skipped: missing template variable",
                 extra={"fields": {"tenant": tenant, "check": name, "variable": exc.name}},
             )

@@ -67,13 +67,22 @@ def _cell(result: ProbeResult | None) -> str:
 
 
 def tenant_table(
-    latest: Mapping[tuple[str, str], ProbeResult], tenants: Sequence[str], checks: Sequence[str]
+    latest: Mapping[tuple[str, str], ProbeResult],
+    tenants: Sequence[str],
+    checks: Sequence[str],
+    skips: Mapping[tuple[str, str], str] | None = None,
 ) -> str:
     """One row per tenant, one column per check: outcome, latency, items."""
+    skips = skips or {}
     width = max([len(t) for t in tenants] + [6]) + 2
     lines = [f"{'tenant':<{width}}" + "".join(f"{c:<28}" for c in checks)]
     for tenant in tenants:
-        cells = [_cell(latest.get((tenant, check))) for check in checks]
+        cells = [
+            f"skipped ({skips[(tenant, check)]})"
+            if (tenant, check) in skips
+            else _cell(latest.get((tenant, check)))
+            for check in checks
+        ]
         healthy = all(cell.startswith("ok") for cell in cells)
         mark = " " if healthy else "!"
         lines.append(f"{tenant:<{width}}" + "".join(f"{c:<28}" for c in cells) + mark)

@@ -38,8 +38,10 @@ class Progress:
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
     def take(self) -> tuple[Counter[Outcome], list[float]]:
-        outcomes, lags = self.outcomes, sorted(self.lags)
-        self.outcomes, self.lags = Counter(), deque(maxlen=10_000)
+        # Cleared in place: the engine holds a reference to `lags.append`.
+        outcomes, lags = Counter(self.outcomes), sorted(self.lags)
+        self.outcomes.clear()
+        self.lags.clear()
         return outcomes, lags
 
 
@@ -118,6 +120,7 @@ class Monitor:
             target_connections={n: t.max_connections for n, t in config.targets.items()},
             latency_guard=self.loop_lag.trusted,
             lag_sink=self.progress.lags.append,
+            skip_sink=self._skipped,
         )
         self.scheduler = Scheduler(
             self.engine.run_job,
@@ -130,6 +133,7 @@ class Monitor:
         )
         self.tenants: tuple[str, ...] = ()
         self.latest: dict[tuple[str, str], ProbeResult] = {}
+        self.skips: dict[tuple[str, str], str] = {}
         self.ready = asyncio.Event()
         self.result_listeners: list[Callable[[ProbeResult], None]] = []
 
@@ -163,7 +167,13 @@ class Monitor:
 
     # --- results ------------------------------------------------------------------------------
 
+    def _skipped(self, tenant: str, check: str, why: str) -> None:
+        # The last result would be stale: show the skip instead.
+        self.latest.pop((tenant, check), None)
+        self.skips[(tenant, check)] = why
+
     def observe(self, result: ProbeResult) -> None:
+        self.skips.pop((result.tenant, result.check), None)
         self.metrics.record(result)
         self.hub.observe(result)
         self.latest[(result.tenant, result.check)] = result

@@ -104,8 +104,7 @@ def test_correlation_names_the_recommendations_hop_when_search_is_healthy() -> N
         now += 60
     assert (
         "search is healthy for this tenant, "
-        "so the hop from the API to this check's backend is the likely cause"
-        in events[0].summary
+        "so the hop from the API to this check's backend is the likely cause" in events[0].summary
     )
     assert events[0].details["parent_healthy"] is True
 
@@ -254,3 +253,12 @@ def test_p95_lower_bound_rank(n: int, rank: int) -> None:
 def test_p95_lower_bound_ignores_one_outlier_in_five() -> None:
     assert p95_lower_bound([0.06, 0.06, 0.06, 0.06, 5.0], 0.99) == 0.06
     assert p95_lower_bound([0.06, 0.06, 0.12, 0.12, 0.12], 0.99) == 0.12
+
+
+def test_recovering_from_an_outage_does_not_page_again_as_error_rate() -> None:
+    t = tracker()
+    events = feed(t, [O] * 10 + [X] * 8 + [O] * 30)
+    assert [(e.rule, e.kind.value) for _, e in events] == [
+        ("failures", "firing"),
+        ("failures", "resolved"),
+    ]

@@ -65,13 +65,16 @@ def observe(
         current, event_kind = _lifecycle(previous, verdict, now, hold, release)
         if current is None:
             alerts.pop(rule_id, None)
-        else:
+        elif verdict.active or not current.summary:
+            # What the page says is what was wrong while it was wrong, also on resolve.
             alerts[rule_id] = replace(
                 current,
                 severity=severity,
                 summary=verdict.summary or current.summary,
                 details=verdict.details if verdict.details is not None else current.details,
             )
+        else:
+            alerts[rule_id] = current
         if event_kind is not None:
             rule, _, variant = rule_id.partition(":")
             latest = alerts.get(rule_id) or previous
@@ -116,13 +119,17 @@ def observe(
         )
     if rules.error_rate is not None:
         rate = rules.error_rate
-        # The slow-burn rule stays quiet while a faster rule already speaks for this series.
-        loud = any(alerts.get(r) is not None for r in ("empty_results", "failures"))
+        # The slow-burn rule stays quiet while a faster rule speaks for this series, and until
+        # that outage has left the slow-burn window.
+        quiet_until = state.slow_burn_quiet_until
+        if any(alerts.get(r) is not None for r in ("empty_results", "failures")):
+            quiet_until = now + rate.window
         for outcome, verdict in _error_rates(state, rate, now, tenant, check).items():
             rule_id = f"error_rate:{outcome.value}"
-            if loud and rule_id not in alerts:
+            if now < quiet_until and rule_id not in alerts:
                 continue
             step(rule_id, verdict, rate.severity, 0, 0)
+        state = replace(state, slow_burn_quiet_until=quiet_until)
 
     return replace(state, alerts=alerts), events
 

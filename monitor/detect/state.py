@@ -46,6 +46,9 @@ class SeriesState:
     # Samples join the baseline only once they leave the short window, and only if drift was
     # not suspected meanwhile: a slowdown is judged before it can become the new normal.
     learned_until: float = 0.0
+    # The slow-burn error-rate rule stays quiet until the outage a faster rule paged for has
+    # left its (longer) window, so recovering from one outage does not page a second time.
+    slow_burn_quiet_until: float = 0.0
     # rule id ("empty_results", "error_rate:timeout", ...) → state; absent = inactive.
     alerts: Mapping[str, AlertState] = field(default_factory=dict)
 

@@ -204,7 +204,8 @@ def format_report(report: ReplayReport) -> str:
         f"{scenario.tenants} tenants, probe interval {scenario.interval:g}s, "
         f"{report.probes} probes over {_clock(scenario.duration)}",
         "",
-        f"{'signal':<30}{'fault start':>13}{'first page':>13}{'after':>9}{'resolve':>13}{'pages sent':>12}",
+        f"{'signal':<30}{'fault start':>13}{'first page':>13}{'after':>9}"
+        f"{'resolve':>13}{'pages sent':>12}",
     ]
     for row in report.signals:
         after = "-" if row.first_page is None else f"{row.first_page - row.signal.fault_start:.0f}s"

@@ -17,6 +17,7 @@ def series_to_json(state: SeriesState) -> dict[str, Any]:
         "streaks": [state.empty_streak, state.failure_streak, state.ok_streak],
         "b": [state.baseline.updated_at, [[i, w] for i, w in state.baseline.buckets]],
         "learned_until": state.learned_until,
+        "quiet_until": state.slow_burn_quiet_until,
         "alerts": {k: alert_to_json(a) for k, a in state.alerts.items()},
     }
 
@@ -42,6 +43,7 @@ def series_from_json(data: dict[str, Any]) -> SeriesState:
                 tuple((int(i), float(w)) for i, w in buckets), float(updated_at)
             ),
             learned_until=float(data.get("learned_until", 0.0)),
+            slow_burn_quiet_until=float(data.get("quiet_until", 0.0)),
             alerts={str(k): alert_from_json(v) for k, v in data["alerts"].items()},
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -1,0 +1,1 @@
+"""The bundled simulated multi-tenant search + recommendations service, with fault injection."""

@@ -1,0 +1,113 @@
+"""`recmon sandbox`: serve the simulated multi-tenant service from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+
+from monitor.sandbox.faults import Fault, FaultError, fault_from_json
+from monitor.sandbox.server import SandboxSettings, serve_sandbox
+
+log = logging.getLogger("recmon.sandbox")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)"
+    )
+    parser.add_argument("--tenants", type=int, default=20, help="number of tenants (default 20)")
+    parser.add_argument("--products", type=int, default=20, help="products per tenant (default 20)")
+    parser.add_argument(
+        "--latency-ms",
+        default="search=40,recommendations=60",
+        help="simulated latency per check (default search=40,recommendations=60)",
+    )
+    parser.add_argument(
+        "--jitter", type=float, default=0.1, help="lognormal spread of latency (default 0.1)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1, help="random seed for jitter and error rates"
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("RECMON_SANDBOX_TOKEN"),
+        help="require 'Authorization: Bearer TOKEN' on /v1 (env RECMON_SANDBOX_TOKEN)",
+    )
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="private key for --tls-cert (PEM)")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="TENANT:CHECK:JSON",
+        help="initial fault, e.g. '*:recommendations:{\"empty\": true}' (repeatable)",
+    )
+
+
+def _latencies(text: str) -> dict[str, float]:
+    latencies: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"invalid --latency-ms part {part!r}: use check=milliseconds")
+        latencies[name.strip()] = float(value)
+    return latencies
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = SandboxSettings(
+            tenants=args.tenants,
+            products=args.products,
+            latency_ms=_latencies(args.latency_ms),
+            jitter=args.jitter,
+            seed=args.seed,
+            token=args.token,
+        )
+        faults = []
+        for spec in args.fault:
+            tenant, _, rest = spec.partition(":")
+            check, _, body = rest.partition(":")
+            faults.append((tenant, check, fault_from_json(json.loads(body))))
+    except (ValueError, FaultError) as exc:
+        print(f"recmon sandbox: {exc}")
+        return 2
+    return asyncio.run(_serve(args, settings, faults))
+
+
+async def _serve(
+    args: argparse.Namespace, settings: SandboxSettings, faults: list[tuple[str, str, Fault]]
+) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with serve_sandbox(
+            settings,
+            host=args.host,
+            port=args.port,
+            ssl_certfile=args.tls_cert,
+            ssl_keyfile=args.tls_key,
+        ) as sandbox:
+            for tenant, check, fault in faults:
+                sandbox.faults.set(tenant, check, fault)
+            print(
+                f"sandbox serving {settings.tenants} tenants at {sandbox.url}  "
+                f"(API {sandbox.url}/v1/<tenant>/search|recommendations, "
+                f"tenants {sandbox.url}/v1/tenants, faults {sandbox.url}/_admin/faults, "
+                f"stats {sandbox.url}/_admin/stats)",
+                flush=True,
+            )
+            await stop.wait()
+    except OSError as exc:
+        print(f"recmon sandbox: cannot serve on {args.host}:{args.port}: {exc}")
+        return 2
+    return 0

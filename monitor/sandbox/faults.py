@@ -1,0 +1,113 @@
+"""Faults a test or a person can switch on at runtime, per tenant or for all, per check or for
+all. Pure data and lookup; the app applies them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+ALL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    empty: bool = False  # the check's list comes back [] with status 200
+    latency_factor: float = 1.0  # 2.0 turns 60 ms into 120 ms
+    extra_latency_ms: float = 0.0
+    error_rate: float = 0.0  # share of requests answering 500
+    status: int | None = None  # always answer this status (502: a broken proxy)
+    hang: bool = False  # never answer
+    drip_interval_ms: float = 0.0  # send the body a few bytes at a time, this far apart
+    invalid_json: bool = False
+    truncated_json: bool = False
+    wrong_content_type: bool = False
+    huge_body_bytes: int = 0  # a 200 JSON body this large, streamed
+    redirect_loop: bool = False
+    delisted: tuple[str, ...] = ()  # product ids treated as not in the catalog
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["delisted"] = list(self.delisted)
+        return {k: v for k, v in data.items() if v != getattr(HEALTHY, k) or k == "latency_factor"}
+
+
+HEALTHY = Fault()
+_FIELD_TYPES = {f.name: f.type for f in fields(Fault)}
+
+
+class FaultError(ValueError):
+    pass
+
+
+def fault_from_json(data: object) -> Fault:
+    """Validate a JSON object into a Fault: unknown fields and wrong types are errors."""
+    if not isinstance(data, Mapping):
+        raise FaultError("a fault must be a JSON object")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _FIELD_TYPES:
+            raise FaultError(
+                f"unknown fault field {key!r}; known: {', '.join(sorted(_FIELD_TYPES))}"
+            )
+        values[key] = _coerce(key, value)
+    return Fault(**values)
+
+
+def _coerce(key: str, value: object) -> Any:
+    kind = _FIELD_TYPES[key]
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise FaultError(f"{key} must be true or false")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise FaultError(f"{key} must be a non-negative number")
+        if key == "error_rate" and value > 1:
+            raise FaultError("error_rate must be between 0 and 1")
+        return float(value)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise FaultError(f"{key} must be a non-negative integer")
+        return value
+    if kind == "int | None":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+            raise FaultError(f"{key} must be an HTTP status between 100 and 599")
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise FaultError(f"{key} must be a list of strings")
+    return tuple(value)
+
+
+@dataclass
+class FaultTable:
+    """Rules keyed by (tenant or "*", check or "*"). The most specific matching rule wins,
+    whole: (tenant, check) > (tenant, *) > (*, check) > (*, *)."""
+
+    rules: dict[tuple[str, str], Fault] = field(default_factory=dict)
+
+    def set(self, tenant: str, check: str, fault: Fault) -> None:
+        self.rules[(tenant, check)] = fault
+
+    def clear(self, tenant: str | None = None, check: str | None = None) -> None:
+        if tenant is None and check is None:
+            self.rules.clear()
+        else:
+            self.rules.pop((tenant or ALL, check or ALL), None)
+
+    def lookup(self, tenant: str, check: str) -> Fault:
+        if not self.rules:
+            return HEALTHY
+        for key in ((tenant, check), (tenant, ALL), (ALL, check), (ALL, ALL)):
+            fault = self.rules.get(key)
+            if fault is not None:
+                return fault
+        return HEALTHY
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {"tenant": tenant, "check": check, "fault": fault.to_json()}
+            for (tenant, check), fault in sorted(self.rules.items())
+        ]
