@@ -62,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="serve the simulated multi-tenant service")
     sandbox_cli.add_arguments(sandbox)
 
+    replay = commands.add_parser("replay", help="replay an incident scenario in virtual time")
+    replay.add_argument(
+        "scenario", choices=("incident", "latency", "healthy-week"), help="which scenario"
+    )
+    replay.add_argument("--seed", type=int, default=1, help="random seed for the simulated noise")
+
     from monitor import demo
 
     demo_parser = commands.add_parser(
@@ -109,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         import monitor.sandbox.cli as sandbox_cli
 
         return int(sandbox_cli.run(args))
+    if args.command == "replay":
+        from monitor.replay.runner import format_report, replay
+        from monitor.replay.scenarios import SCENARIOS
+
+        print(format_report(replay(SCENARIOS[args.scenario](), seed=args.seed)))
+        return 0
     if args.command == "demo":
         from monitor import demo
 

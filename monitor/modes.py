@@ -48,6 +48,8 @@ def base_dir(loaded: LoadedConfig) -> Path:
 
 
 def state_path(loaded: LoadedConfig) -> Path:
+    # Absolute already when loaded from a file (see config.loader); relative to the working
+    # directory for configurations built in code.
     return base_dir(loaded) / loaded.config.state.path
 
 

@@ -73,7 +73,29 @@ def load_config_file(
         raise ConfigError(
             source, [ConfigProblem((), None, f"cannot read: {exc.strerror}")]
         ) from None
-    return load_config_text(text, source=source, environ=environ)
+    loaded = load_config_text(text, source=source, environ=environ)
+    config = _with_absolute_paths(loaded.config, FilePath(path).resolve().parent)
+    return LoadedConfig(config, loaded.source, loaded.secrets)
+
+
+def _with_absolute_paths(config: Config, base: FilePath) -> Config:
+    """Relative paths in a file are relative to that file, wherever recmon was started."""
+
+    def absolute(value: str | None) -> str | None:
+        return None if value is None else str(base / value)
+
+    tenants = config.tenants.model_copy(update={"file": absolute(config.tenants.file)})
+    tls = config.tls.model_copy(update={"ca_file": absolute(config.tls.ca_file)})
+    state = config.state.model_copy(update={"path": absolute(config.state.path)})
+    targets = {
+        name: target.model_copy(
+            update={"tls": target.tls.model_copy(update={"ca_file": absolute(target.tls.ca_file)})}
+        )
+        for name, target in config.targets.items()
+    }
+    return config.model_copy(
+        update={"tenants": tenants, "tls": tls, "state": state, "targets": targets}
+    )
 
 
 def load_config_text(
