@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics-file", help="also write the metrics to this file (textfile format)"
     )
     once.add_argument("--quiet", action="store_true", help="no summary on standard output")
+    once.add_argument(
+        "--flush-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to spend delivering notifications before exiting (default 30); "
+        "what is left is delivered by the next run",
+    )
     _shard_option(once)
 
     check = commands.add_parser("check-config", help="validate a configuration file and exit")
@@ -142,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pushgateway=args.pushgateway,
             metrics_file=args.metrics_file,
             quiet=args.quiet,
+            flush_within=args.flush_timeout,
         )
         return asyncio.run(run_once(loaded, options))
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__
+from monitor.alerting.pipeline import NotificationPipeline
 from monitor.asgiserve import serve_asgi
 from monitor.clock import SystemClock
 from monitor.config.loader import LoadedConfig
@@ -20,6 +21,7 @@ from monitor.httpapi import MonitorApi
 from monitor.push import push, write_textfile
 from monitor.report import firing_summary, round_summary
 from monitor.service import Monitor
+from monitor.state.codec import planner_to_json
 from monitor.state.persist import Persistence
 from monitor.state.store import StateStore
 from monitor.tenancy import Shard
@@ -30,6 +32,7 @@ log = logging.getLogger("recmon")
 EXIT_HEALTHY = 0
 EXIT_ALERTS = 1
 EXIT_ERROR = 2
+SHUTDOWN_FLUSH_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,9 @@ class OnceOptions:
     pushgateway: str | None = None
     metrics_file: str | None = None
     quiet: bool = False
+    # How long the run may spend delivering notifications before it exits (a CronJob has
+    # a deadline); whatever is left is delivered by the next run.
+    flush_within: float = 30.0
 
 
 def base_dir(loaded: LoadedConfig) -> Path:
@@ -67,6 +73,7 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
         shard=options.shard,
         base_dir=base_dir(loaded),
     )
+    pipeline = _pipeline(loaded, store, monitor)
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
     try:
         persistence.restore(counters=True)
@@ -75,7 +82,11 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
         except TenantSourceError as exc:
             log.error("no tenants to probe", extra={"fields": {"error": str(exc)}})
             return EXIT_ERROR
+        # Deliver now what can be delivered; the rest waits in the outbox for the next run.
+        await pipeline.flush(options.flush_within)
         persistence.save(counters=True)
+        if pipeline.heartbeat is not None:
+            await pipeline.heartbeat.ping()
         if not options.quiet:
             print(round_summary(results, list(monitor.checks)), file=out)
             print(firing_summary(monitor.hub), file=out)
@@ -95,8 +106,18 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
             return EXIT_ERROR
         return EXIT_ALERTS if firing else EXIT_HEALTHY
     finally:
+        await pipeline.aclose()
         await monitor.aclose()
         store.close()
+
+
+def _pipeline(loaded: LoadedConfig, store: StateStore, monitor: Monitor) -> NotificationPipeline:
+    pipeline = NotificationPipeline(
+        loaded.config.notify, store, clock=monitor.clock, metrics=monitor.metrics
+    )
+    monitor.hub.route = pipeline.route
+    pipeline.planner_state = lambda: planner_to_json(monitor.hub.tracker.planner)
+    return pipeline
 
 
 def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOptions) -> bool:
@@ -140,6 +161,7 @@ async def run_forever(
     monitor = Monitor(
         loaded, clock=SystemClock(), registry=registry, shard=shard, base_dir=base_dir(loaded)
     )
+    pipeline = _pipeline(loaded, store, monitor)
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
     persistence.restore(counters=False)
     stop = asyncio.Event()
@@ -183,8 +205,18 @@ async def run_forever(
                 },
             )
             saver = asyncio.create_task(persistence.run(stop), name="state")
+            notifier = asyncio.create_task(
+                pipeline.run(
+                    stop,
+                    firing=lambda: monitor.hub.tracker.planner.active_triggers(),
+                    healthy=monitor.healthy,
+                ),
+                name="notify",
+            )
             await monitor.run(stop)
             await saver
+            await notifier
+            await pipeline.flush(SHUTDOWN_FLUSH_S)
     except OSError as exc:
         log.error(
             "cannot serve metrics",
@@ -193,6 +225,7 @@ async def run_forever(
         return EXIT_ERROR
     finally:
         persistence.save(counters=False)
+        await pipeline.aclose()
         await monitor.aclose()
         store.close()
         for sig in (signal.SIGTERM, signal.SIGINT):

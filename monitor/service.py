@@ -134,6 +134,7 @@ class Monitor:
         self.tenants: tuple[str, ...] = ()
         self.latest: dict[tuple[str, str], ProbeResult] = {}
         self.skips: dict[tuple[str, str], str] = {}
+        self.last_result_at: float | None = None
         self.ready = asyncio.Event()
         self.result_listeners: list[Callable[[ProbeResult], None]] = []
 
@@ -167,12 +168,23 @@ class Monitor:
 
     # --- results ------------------------------------------------------------------------------
 
+    def healthy(self) -> bool:
+        """Probing on schedule: tenants loaded, results arriving, the event loop on time."""
+        if not self.ready.is_set() or self.loop_lag.recent_max >= 1.0:
+            return False
+        longest = max((c.interval for c in self.checks.values()), default=60.0)
+        return (
+            self.last_result_at is not None
+            and self.clock.monotonic() - self.last_result_at < 2 * longest
+        )
+
     def _skipped(self, tenant: str, check: str, why: str) -> None:
         # The last result would be stale: show the skip instead.
         self.latest.pop((tenant, check), None)
         self.skips[(tenant, check)] = why
 
     def observe(self, result: ProbeResult) -> None:
+        self.last_result_at = self.clock.monotonic()
         self.skips.pop((result.tenant, result.check), None)
         self.metrics.record(result)
         self.hub.observe(result)

@@ -78,6 +78,34 @@ class Notification:
         )
 
 
+# Alert names shared by recmon's own pages and deploy/prometheus/recmon-rules.yml, so
+# Alertmanager routes both alike; each has a runbook under docs/runbooks/.
+ALERT_NAMES = {
+    "empty_results": "RecmonEmptyResults",
+    "failures": "RecmonProbeFailures",
+    "error_rate": "RecmonErrorRate",
+    "latency_drift": "RecmonLatencyDrift",
+    "latency_slo": "RecmonLatencySLO",
+    "tls_expiring": "RecmonTLSCertificateExpiring",
+    "tls_invalid": "RecmonTLSCertificateInvalid",
+    "tls_inconsistent": "RecmonTLSCertificateInconsistent",
+}
+RUNBOOKS = {
+    "empty_results": "docs/runbooks/empty-results.md",
+    "failures": "docs/runbooks/probe-failures.md",
+    "error_rate": "docs/runbooks/error-rate.md",
+    "latency_drift": "docs/runbooks/latency-drift.md",
+    "latency_slo": "docs/runbooks/latency-drift.md",
+    "tls_expiring": "docs/runbooks/tls-certificate-expiring.md",
+    "tls_invalid": "docs/runbooks/tls-certificate-invalid.md",
+    "tls_inconsistent": "docs/runbooks/tls-certificate-inconsistent.md",
+}
+
+
+def alert_name(rule: str) -> str:
+    return ALERT_NAMES.get(rule, "Recmon" + "".join(part.title() for part in rule.split("_")))
+
+
 class Delivery(enum.StrEnum):
     DELIVERED = "delivered"
     RETRY = "retry"  # 429, 5xx, network: try again later

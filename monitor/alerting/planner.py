@@ -102,7 +102,9 @@ def plan(
         if event.kind is EventKind.FIRING:
             firing[key] = event
             gkey = group_key(event)
-            if gkey is None or gkey not in groups:
+            # Firing again for an alert already paged or waiting (the detector's state was
+            # older than the planner's after a crash): nothing new to say.
+            if key not in notified and key not in held and (gkey is None or gkey not in groups):
                 held[key] = now + (policy.storm.group_wait if gkey is not None else 0.0)
             continue
         # Resolved: page "resolved" only if it paged at all; a held alert just goes away.

@@ -1,0 +1,198 @@
+"""Delivering the outbox: every sink in order, retried with backoff until it accepts.
+
+A sink that fails is backed off as a whole (its other notifications wait too, instead of each
+hammering a sink that is down); the backoff is exponential with jitter (tenacity's wait
+strategies) and never shorter than a Retry-After the sink asked for. RETRY is never given up:
+an outage delays pages, it never drops them. REJECTED (HTTP 400: the sink will never accept
+this) is logged with the sink's reason and not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+
+from tenacity import RetryCallState, wait_exponential, wait_random
+
+from monitor.alerting.model import Delivery, Notification
+from monitor.alerting.sinks.alertmanager import AlertmanagerSink
+from monitor.alerting.sinks.base import Sink
+from monitor.clock import Clock
+from monitor.config.model import DeliverySpec
+from monitor.metrics import Metrics
+from monitor.state.outbox import Outbox, OutboxItem
+
+log = logging.getLogger("recmon.delivery")
+
+IDLE_WAKE_S = 5.0
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        outbox: Outbox,
+        sinks: Mapping[str, Sink],
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        spec: DeliverySpec,
+    ) -> None:
+        self.outbox = outbox
+        self.sinks = dict(sinks)
+        self.clock = clock
+        self.metrics = metrics
+        self._wait = wait_exponential(
+            multiplier=spec.backoff_initial, max=spec.backoff_max
+        ) + wait_random(0, spec.backoff_initial)
+        self._failures: dict[str, int] = {}
+        self._blocked_until: dict[str, float] = {}
+        self._last_sent: dict[str, float] = {}
+        self._wake = asyncio.Event()
+
+    # --- enqueue ------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        notifications: Sequence[Notification],
+        *,
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Store for delivery to every sink (with `also` in the same transaction), then wake
+        the delivery loop."""
+        if not notifications:
+            return
+        self.outbox.enqueue(notifications, self.sinks, self.clock.time(), also=also)
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    def _backoff(self, failures: int) -> float:
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # only attempt_number is read
+        state.attempt_number = failures
+        return float(self._wait(state))
+
+    async def deliver_due(self) -> int:
+        """One pass over what is due; returns how many were delivered."""
+        now = self.clock.time()
+        by_sink: dict[str, list[OutboxItem]] = {}
+        for item in self.outbox.due(now, limit=500):
+            if self._blocked_until.get(item.sink, 0.0) <= now and item.sink in self.sinks:
+                by_sink.setdefault(item.sink, []).append(item)
+        results = await asyncio.gather(
+            *(self._deliver(sink, items) for sink, items in by_sink.items())
+        )
+        return sum(results)
+
+    async def _deliver(self, sink_name: str, items: list[OutboxItem]) -> int:
+        sink = self.sinks[sink_name]
+        pace = float(getattr(sink, "min_interval_s", 0.0))
+        delivered = 0
+        for item in items:
+            if pace:
+                gap = self._last_sent.get(sink_name, float("-inf")) + pace - self.clock.monotonic()
+                if gap > 0:
+                    await self.clock.sleep(gap)
+                self._last_sent[sink_name] = self.clock.monotonic()
+            result = await sink.send(item.notification)
+            now = self.clock.time()
+            self.metrics.notifications.labels(sink_name, result.outcome.value).inc()
+            fields = {"sink": sink_name, "id": item.notification.id, "attempt": item.attempts + 1}
+            if result.outcome is Delivery.DELIVERED:
+                self.outbox.mark_delivered(item, now)
+                self._failures.pop(sink_name, None)
+                self._blocked_until.pop(sink_name, None)
+                delivered += 1
+                log.info("notification delivered", extra={"fields": fields})
+            elif result.outcome is Delivery.REJECTED:
+                self.outbox.mark_rejected(item, now, result.detail)
+                log.error(
+                    "notification rejected by the sink, not retried",
+                    extra={"fields": {**fields, "reason": result.detail}},
+                )
+            else:
+                failures = self._failures.get(sink_name, 0) + 1
+                self._failures[sink_name] = failures
+                delay = max(self._backoff(failures), result.retry_after or 0.0)
+                self._blocked_until[sink_name] = now + delay
+                self.outbox.mark_retry(item, now + delay, result.detail)
+                log.warning(
+                    "delivery failed, will retry",
+                    extra={
+                        "fields": {**fields, "reason": result.detail, "retry_in_s": round(delay, 1)}
+                    },
+                )
+                break  # the sink is failing: its other notifications wait with this one
+        return delivered
+
+    def next_wakeup(self) -> float | None:
+        """Wall time of the next delivery worth attempting."""
+        candidates = [t for t in self._blocked_until.values()]
+        due = self.outbox.next_attempt()
+        if due is not None:
+            candidates.append(max(due, min(self._blocked_until.values(), default=due)))
+        return min(candidates) if candidates else None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.deliver_due()
+            except Exception:
+                self.metrics.internal_errors.labels("delivery").inc()
+                log.exception("delivery pass failed")
+            wake_at = self.next_wakeup()
+            delay = (
+                IDLE_WAKE_S
+                if wake_at is None
+                else min(IDLE_WAKE_S, max(0.05, wake_at - self.clock.time()))
+            )
+            await self._sleep_or_wake(delay, stop)
+
+    async def _sleep_or_wake(self, delay: float, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        waker = asyncio.ensure_future(self._wake.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sleeper, waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker, stopper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def flush(self, within: float) -> int:
+        """Deliver what can be delivered within `within` seconds (shutdown, end of a CronJob
+        run). What is left stays in the outbox for next time; returns how many are left."""
+        deadline = self.clock.monotonic() + within
+        while self.clock.monotonic() < deadline:
+            await self.deliver_due()
+            if self.outbox.pending() == 0:
+                return 0
+            wake_at = self.next_wakeup()
+            if wake_at is None:
+                break
+            delay = wake_at - self.clock.time()
+            if self.clock.monotonic() + delay >= deadline:
+                break
+            await self.clock.sleep(max(delay, 0.01))
+        return self.outbox.pending()
+
+    async def resend_firing(
+        self, firing: Callable[[], Sequence[Notification]], stop: asyncio.Event
+    ) -> None:
+        """Alertmanager forgets alerts not re-sent within its resolve_timeout."""
+        sink = self.sinks.get("alertmanager")
+        if not isinstance(sink, AlertmanagerSink):
+            return
+        while not stop.is_set():
+            await self.clock.sleep(sink.spec.resend_interval)
+            active = firing()
+            if active:
+                result = await sink.resend(active)
+                self.metrics.notifications.labels("alertmanager", result.outcome.value).inc()

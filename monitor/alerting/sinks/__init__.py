@@ -1,0 +1,25 @@
+"""Notification sinks, one module each, behind one interface (sinks.base.Sink)."""
+
+from __future__ import annotations
+
+import httpx
+
+from monitor.alerting.sinks.alertmanager import AlertmanagerSink
+from monitor.alerting.sinks.base import Sink
+from monitor.alerting.sinks.pagerduty import PagerDutySink
+from monitor.alerting.sinks.webhook import WebhookSink
+from monitor.clock import Clock
+from monitor.config.model import NotifySpec
+
+__all__ = ["AlertmanagerSink", "PagerDutySink", "Sink", "WebhookSink", "build_sinks"]
+
+
+def build_sinks(spec: NotifySpec, client: httpx.AsyncClient, clock: Clock) -> dict[str, Sink]:
+    sinks: dict[str, Sink] = {}
+    if spec.pagerduty is not None:
+        sinks["pagerduty"] = PagerDutySink(spec.pagerduty, client)
+    if spec.alertmanager is not None:
+        sinks["alertmanager"] = AlertmanagerSink(spec.alertmanager, client, clock)
+    if spec.webhook is not None:
+        sinks["webhook"] = WebhookSink(spec.webhook, client)
+    return sinks

@@ -1,0 +1,78 @@
+"""The one interface every sink implements, and what all of them share: timestamps and the
+reading of an HTTP answer as delivered, retry or rejected."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, datetime
+from typing import Protocol
+
+import httpx
+
+from monitor.alerting.model import Delivery, DeliveryResult, Notification
+
+MAX_REASON = 300
+
+
+class Sink(Protocol):
+    name: str
+
+    async def send(self, notification: Notification) -> DeliveryResult: ...
+
+
+def rfc3339(unix_seconds: float) -> str:
+    moment = datetime.fromtimestamp(unix_seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def retry_after(response: httpx.Response, now: float) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def classify(
+    response: httpx.Response, now: float, *, accepted: tuple[int, ...] = ()
+) -> DeliveryResult:
+    """2xx (or the listed codes) delivered; 408, 429 and 5xx retry; other 4xx are rejected —
+    sending the same thing again cannot succeed."""
+    status = response.status_code
+    if status in accepted or 200 <= status < 300:
+        return DeliveryResult(Delivery.DELIVERED, f"status {status}")
+    reason = f"status {status}: {response.text.strip()[:MAX_REASON]}"
+    if status in (408, 429) or status >= 500:
+        return DeliveryResult(Delivery.RETRY, reason, retry_after(response, now))
+    return DeliveryResult(Delivery.REJECTED, reason)
+
+
+def classify_error(exc: Exception) -> DeliveryResult:
+    """Network trouble: timeouts, refused, reset, DNS — always worth another try."""
+    return DeliveryResult(Delivery.RETRY, f"{type(exc).__name__}: {str(exc)[:MAX_REASON]}")
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    body: object,
+    *,
+    request_timeout: float,
+    now: float,
+    headers: dict[str, str] | None = None,
+    accepted: tuple[int, ...] = (),
+) -> DeliveryResult:
+    try:
+        response = await client.post(url, json=body, headers=headers, timeout=request_timeout)
+    except httpx.HTTPError as exc:
+        return classify_error(exc)
+    return classify(response, now, accepted=accepted)

@@ -1,0 +1,81 @@
+"""PagerDuty Events API v2: trigger and resolve with a deterministic dedup_key per alert."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import httpx
+
+from monitor.alerting.model import RUNBOOKS, Action, DeliveryResult, Notification
+from monitor.alerting.sinks.base import post_json, rfc3339
+from monitor.config.model import PagerDutySpec
+
+MAX_SUMMARY = 1024
+MAX_DEDUP_KEY = 255
+
+
+def dedup_key(key: str) -> str:
+    """The alert key, or (if over PagerDuty's 255 characters) a stable shortened form."""
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return f"{key[: MAX_DEDUP_KEY - 33]}#{digest}"
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def event_body(notification: Notification, spec: PagerDutySpec) -> dict[str, Any]:
+    """The Events v2 request body. A resolve needs only routing key, dedup key and action."""
+    body: dict[str, Any] = {
+        "routing_key": spec.routing_key,
+        "event_action": notification.action.value,
+        "dedup_key": dedup_key(notification.key),
+    }
+    if notification.action is Action.RESOLVE:
+        return body
+    details = {
+        **notification.details,
+        "tenant": notification.tenant,
+        "check": notification.check,
+        "started_at": rfc3339(notification.started_at),
+        "labels": dict(notification.labels),
+        "alert_key": notification.key,
+    }
+    body["payload"] = {
+        "summary": truncate(notification.summary, MAX_SUMMARY),
+        "source": spec.source,
+        "severity": notification.severity.value,
+        "timestamp": rfc3339(notification.at),
+        "component": notification.check or "recmon",
+        "group": notification.tenant or "multiple-tenants",
+        "class": notification.rule,
+        "custom_details": details,
+    }
+    body["client"] = "recmon"
+    runbook = RUNBOOKS.get(notification.rule)
+    if runbook:
+        body["links"] = [{"href": runbook, "text": "runbook"}]
+    return body
+
+
+class PagerDutySink:
+    name = "pagerduty"
+    # PagerDuty accepts about 120 events per minute per routing key.
+    min_interval_s = 0.5
+
+    def __init__(self, spec: PagerDutySpec, client: httpx.AsyncClient) -> None:
+        self.spec = spec
+        self.client = client
+
+    async def send(self, notification: Notification) -> DeliveryResult:
+        return await post_json(
+            self.client,
+            self.spec.url,
+            event_body(notification, self.spec),
+            request_timeout=self.spec.timeout,
+            now=notification.at,
+            accepted=(202,),
+        )
