@@ -53,8 +53,7 @@ def test_missing_environment_variable_names_path_line_and_variable() -> None:
     )
     (line,) = problems(text)
     assert (
-        line
-        == "p.yaml:4: targets.api.headers.Authorization: "
+        line == "p.yaml:4: targets.api.headers.Authorization: "
         "environment variable API_TOKEN is not set (referenced as ${API_TOKEN})"
     )
 

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.binaries import require_binary
 
 RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        message = "promtool not installed (Debian package prometheus)"
-        if os.environ.get("RECMON_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_binary("promtool")
 
 
 def test_rules_pass_promtool_check() -> None:

@@ -168,20 +168,19 @@ class Dispatcher:
 
     async def flush(self, within: float) -> int:
         """Deliver what can be delivered within `within` seconds (shutdown, end of a CronJob
-        run). What is left stays in the outbox for next time; returns how many are left."""
+        run); at least one pass. What is left stays in the outbox for next time; returns how
+        many are left."""
         deadline = self.clock.monotonic() + within
-        while self.clock.monotonic() < deadline:
+        while True:
             await self.deliver_due()
-            if self.outbox.pending() == 0:
-                return 0
+            left = self.outbox.pending()
             wake_at = self.next_wakeup()
-            if wake_at is None:
-                break
-            delay = wake_at - self.clock.time()
-            if self.clock.monotonic() + delay >= deadline:
-                break
-            await self.clock.sleep(max(delay, 0.01))
-        return self.outbox.pending()
+            if left == 0 or wake_at is None:
+                return left
+            delay = max(wake_at - self.clock.time(), 0.01)
+            if self.clock.monotonic() + delay > deadline:
+                return left
+            await self.clock.sleep(delay)
 
     async def resend_firing(
         self, firing: Callable[[], Sequence[Notification]], stop: asyncio.Event
