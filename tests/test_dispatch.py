@@ -68,7 +68,6 @@ class Harness:
         self.store = StateStore.open(self.path)
         self.client = httpx.AsyncClient(transport=httpx.MockTransport(self.pd))
         sink = PagerDutySink(PD, self.client)
-        sink.min_interval_s = 0.0  # pacing is real-time; keep the virtual clock in charge
         self.dispatcher = Dispatcher(
             Outbox(self.store),
             {"pagerduty": sink},

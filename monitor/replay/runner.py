@@ -3,25 +3,31 @@ time. No sockets, no sleeps: seven days replay in seconds."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertHub
 from monitor.alerting.model import Action, Notification
+from monitor.alerting.pipeline import NotificationPipeline
 from monitor.checks import compile_checks
 from monitor.clock import ManualClock
 from monitor.config.loader import load_config_text
-from monitor.config.model import AlertsSpec
+from monitor.config.model import AlertsSpec, NotifySpec, PagerDutySpec
 from monitor.engine import Job
 from monitor.metrics import Metrics
 from monitor.replay.scenarios import DAY, Scenario, Signal
 from monitor.results import Outcome, ProbeResult
 from monitor.scheduler import phase
+from monitor.state.store import StateStore
 
 REPLAY_START = 1_760_000_000.0  # any fixed moment: replays are reproducible
 CONFIG = """
@@ -54,15 +60,14 @@ class SignalReport:
 class ReplayReport:
     scenario: Scenario
     probes: int
-    notifications: tuple[tuple[float, Notification], ...]  # (seconds since start, notification)
+    # (seconds since start, notification) as the planner decided them; the signal rows count
+    # what the (fake) PagerDuty received through the real sink and outbox.
+    notifications: tuple[tuple[float, Notification], ...]
     signals: tuple[SignalReport, ...]
 
     @property
     def pages(self) -> int:
         return sum(1 for _, n in self.notifications if n.action is Action.TRIGGER)
-
-
-Deliver = Callable[[Sequence[Notification], float], None]
 
 
 class _Simulator:
@@ -99,45 +104,57 @@ class _Simulator:
         return ProbeResult(tenant, check, Outcome.OK, latency, wall, status=200, items=10)
 
 
-def replay(
-    scenario: Scenario,
-    *,
-    seed: int = 1,
-    alerts: AlertsSpec | None = None,
-    deliver: Deliver | None = None,
-) -> ReplayReport:
+def replay(scenario: Scenario, *, seed: int = 1, alerts: AlertsSpec | None = None) -> ReplayReport:
     """Run the scenario; every probe of every tenant at its scheduled phase, in time order.
 
-    Alert logs are muted meanwhile: the report (and the notifications) say what happened.
+    recmon's logs are muted meanwhile: the report says what happened.
     """
-    alerts_log = logging.getLogger("recmon.alerts")
+    alerts_log = logging.getLogger("recmon")
     level = alerts_log.level
     alerts_log.setLevel(logging.ERROR)
     try:
-        return _replay(scenario, seed=seed, alerts=alerts, deliver=deliver)
+        return asyncio.run(_replay(scenario, seed=seed, alerts=alerts))
     finally:
         alerts_log.setLevel(level)
 
 
-def _replay(
-    scenario: Scenario, *, seed: int, alerts: AlertsSpec | None, deliver: Deliver | None
-) -> ReplayReport:
+class _FakePagerDuty:
+    """Stands in for events.pagerduty.com: accepts every event, remembers when."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.received: list[tuple[float, dict[str, Any]]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.received.append((self.clock.monotonic(), json.loads(request.content)))
+        return httpx.Response(202, json={"status": "success"})
+
+
+async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -> ReplayReport:
     config = load_config_text(CONFIG.format(interval=scenario.interval), source="<replay>").config
     if alerts is not None:
         config = config.model_copy(update={"alerts": alerts})
     checks = compile_checks(config)
     clock = ManualClock(start=REPLAY_START)
-    sent: list[tuple[float, Notification]] = []
+    metrics = Metrics(CollectorRegistry())
+    planned: list[tuple[float, Notification]] = []
+    pagerduty = _FakePagerDuty(clock)
+    store = StateStore.open(":memory:")
+    pipeline = NotificationPipeline(
+        NotifySpec(
+            pagerduty=PagerDutySpec(routing_key="replay", url="http://pagerduty.replay/v2/enqueue")
+        ),
+        store,
+        clock=clock,
+        metrics=metrics,
+        transport=httpx.MockTransport(pagerduty),
+    )
 
     def route(notifications: Sequence[Notification]) -> None:
-        at = clock.monotonic()
-        sent.extend((at, n) for n in notifications)
-        if deliver is not None:
-            deliver(notifications, at)
+        planned.extend((clock.monotonic(), n) for n in notifications)
+        pipeline.route(notifications)
 
-    hub = AlertHub(
-        config.alerts, checks, metrics=Metrics(CollectorRegistry()), clock=clock, route=route
-    )
+    hub = AlertHub(config.alerts, checks, metrics=metrics, clock=clock, route=route)
     tenants = [f"tenant-{i:03d}" for i in range(1, scenario.tenants + 1)]
     hub.set_tenants(tenants, ())
     simulator = _Simulator(scenario, seed)
@@ -147,44 +164,59 @@ def _replay(
     offsets = [phase(Job(t, "search"), scenario.interval) for t in order]
     probes = 0
     start = 0.0
-    while start < scenario.duration:
-        for tenant, offset in zip(order, offsets, strict=True):
-            at = start + offset
-            if at >= scenario.duration:
-                break
-            clock.advance(at - clock.monotonic())
-            search = simulator.result(tenant, "search", at)
-            hub.observe(search)
-            follow = at + search.duration_s
-            clock.advance(follow - clock.monotonic())
-            hub.observe(simulator.result(tenant, "recommendations", follow))
-            hub.tick()
-            probes += 2
-        start += scenario.interval
-    clock.advance(max(0.0, scenario.duration - clock.monotonic()))
-    hub.tick()
-    return ReplayReport(scenario, probes, tuple(sent), tuple(_signal_reports(scenario, sent)))
+    try:
+        while start < scenario.duration:
+            for tenant, offset in zip(order, offsets, strict=True):
+                at = start + offset
+                if at >= scenario.duration:
+                    break
+                clock.advance(at - clock.monotonic())
+                search = simulator.result(tenant, "search", at)
+                hub.observe(search)
+                follow = at + search.duration_s
+                clock.advance(follow - clock.monotonic())
+                hub.observe(simulator.result(tenant, "recommendations", follow))
+                hub.tick()
+                probes += 2
+                if planned and pipeline.outbox.pending():
+                    await pipeline.dispatcher.deliver_due()
+            start += scenario.interval
+        clock.advance(max(0.0, scenario.duration - clock.monotonic()))
+        hub.tick()
+        await pipeline.dispatcher.deliver_due()
+    finally:
+        await pipeline.aclose()
+        store.close()
+    pages = [
+        (at, str(body["dedup_key"]), str(body["event_action"])) for at, body in pagerduty.received
+    ]
+    return ReplayReport(
+        scenario, probes, tuple(planned), tuple(_signal_reports(scenario, planned, pages))
+    )
 
 
 def _signal_reports(
-    scenario: Scenario, sent: list[tuple[float, Notification]]
+    scenario: Scenario,
+    planned: list[tuple[float, Notification]],
+    pages: list[tuple[float, str, str]],
 ) -> list[SignalReport]:
+    """Per signal, from what PagerDuty actually received: first trigger after the fault, the
+    last resolve after it, and how many triggers arrived in all."""
+    what = {n.key: (n.rule, n.check) for _, n in planned}
     reports = []
     for signal in scenario.signals:
-        mine = [(at, n) for at, n in sent if n.rule == signal.rule and n.check == signal.check]
-        triggers = [at for at, n in mine if n.action is Action.TRIGGER and at >= signal.fault_start]
+        mine = [
+            (at, action)
+            for at, key, action in pages
+            if what.get(key) == (signal.rule, signal.check)
+        ]
+        triggers = [at for at, action in mine if action == "trigger" and at >= signal.fault_start]
         first = min(triggers) if triggers else None
         resolves = [
-            at for at, n in mine if n.action is Action.RESOLVE and first is not None and at >= first
+            at for at, action in mine if action == "resolve" and first is not None and at >= first
         ]
-        reports.append(
-            SignalReport(
-                signal,
-                first,
-                max(resolves) if resolves else None,
-                sum(1 for _, n in mine if n.action is Action.TRIGGER),
-            )
-        )
+        pages_sent = sum(1 for _, action in mine if action == "trigger")
+        reports.append(SignalReport(signal, first, max(resolves) if resolves else None, pages_sent))
     return reports
 
 
