@@ -10,6 +10,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from monitor import __version__
 from monitor.results import Outcome, ProbeResult
+from monitor.tls.certinfo import CertificateInfo
 
 ALL_TENANTS = "_all"  # tenant label of the per-check histogram when per-tenant ones are off
 _BASE_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
@@ -102,6 +103,13 @@ class Metrics:
             ("host", "address", "fingerprint_sha256", "serial", "issuer"),
             registry=registry,
         )
+        self.tls_cert_valid = Gauge(
+            "recmon_tls_cert_valid",
+            "1 if the address served a certificate clients accept, else 0.",
+            ("host", "address"),
+            registry=registry,
+        )
+        self._tls_info_labels: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}
         self.alerts_firing = Gauge(
             "recmon_alerts_firing",
             "Alerts firing now.",
@@ -203,6 +211,23 @@ class Metrics:
             for labels, value in rows:
                 if len(labels) == len(counter._labelnames) and value > 0:
                     counter.labels(*labels).inc(value)
+
+    def record_tls(
+        self, host: str, address: str, cert: CertificateInfo | None, valid: bool
+    ) -> None:
+        """Expiry and identity of what an address serves — also when it is invalid."""
+        self.tls_cert_valid.labels(host, address).set(1.0 if valid else 0.0)
+        if cert is None:
+            return
+        self.tls_not_after.labels(host, address).set(cert.not_after)
+        labels = (host, address, cert.fingerprint_sha256, cert.serial, cert.issuer)
+        previous = self._tls_info_labels.get((host, address))
+        if previous is not None and previous != labels:
+            # A rotated certificate: the old fingerprint must not linger.
+            with contextlib.suppress(KeyError):
+                self.tls_info.remove(*previous)
+        self._tls_info_labels[(host, address)] = labels
+        self.tls_info.labels(*labels).set(1)
 
     def set_alert(self, alert: str, tenant: str, check: str, severity: str, firing: bool) -> None:
         if firing:

@@ -26,6 +26,7 @@ from monitor.scheduler import Scheduler
 from monitor.tenancy import Shard
 from monitor.tenants import TenantSource, TenantSourceError
 from monitor.throttle import HostThrottle
+from monitor.tls.watch import TlsWatch
 
 log = logging.getLogger("recmon.service")
 
@@ -130,6 +131,9 @@ class Monitor:
         )
         self.hub = AlertHub(
             config.alerts, self.checks, metrics=self.metrics, clock=clock, route=route or _log_only
+        )
+        self.tls = TlsWatch(
+            config.tls, config.targets, clock=clock, metrics=self.metrics, hub=self.hub
         )
         self.tenants: tuple[str, ...] = ()
         self.latest: dict[tuple[str, str], ProbeResult] = {}
@@ -251,6 +255,8 @@ class Monitor:
             await self.engine.run_round(tenants)
         finally:
             self.result_listeners.remove(collected.append)
+        if self.tls.hosts:
+            await self.tls.round()
         # The whole fleet was just probed: storms are complete, nothing needs to wait.
         self.hub.tick(flush=True)
         return collected
@@ -262,6 +268,7 @@ class Monitor:
             asyncio.create_task(self._refresh_tenants_forever(stop), name="tenants"),
             asyncio.create_task(self._report_progress(stop, progress_every), name="progress"),
             asyncio.create_task(self.hub.run(stop), name="alerts"),
+            asyncio.create_task(self.tls.run(stop), name="tls"),
         ]
         scheduler = asyncio.create_task(self.scheduler.run(stop), name="scheduler")
         try:

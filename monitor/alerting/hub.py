@@ -14,7 +14,9 @@ from monitor.config.model import AlertsSpec
 from monitor.detect.state import AlertEvent, EventKind
 from monitor.detect.tracker import AlertTracker
 from monitor.metrics import Metrics
+from monitor.probers.certificate import TlsResult
 from monitor.results import ProbeResult
+from monitor.tls.rules import TLS_CHECK
 
 log = logging.getLogger("recmon.alerts")
 
@@ -49,12 +51,18 @@ class AlertHub:
         if events:
             self.handle(events, now)
 
+    def observe_tls(self, host: str, results: Sequence[TlsResult]) -> None:
+        now = self.clock.time()
+        events = self.tracker.observe_tls(host, results, now)
+        if events:
+            self.handle(events, now)
+
     def handle(self, events: Iterable[AlertEvent], now: float, *, flush: bool = False) -> None:
         events = list(events)
         for event in events:
             firing = event.kind is EventKind.FIRING
-            self.metrics.set_alert(
-                event.rule, event.tenant or "", event.check or "", event.severity.value, firing
+            self._gauge(
+                event.rule, event.variant, event.tenant, event.check, event.severity.value, firing
             )
             (log.warning if firing else log.info)(
                 f"alert {event.kind.value}: {event.summary}",
@@ -92,10 +100,29 @@ class AlertHub:
 
     def restore_gauges(self) -> None:
         """After loading saved state: show what fires."""
-        for (tenant, check), rule_id, alert in self.tracker.firing():
-            self.metrics.set_alert(
-                rule_id.partition(":")[0], tenant, check, alert.severity.value, True
-            )
+        for (subject, check), rule_id, alert in self.tracker.firing():
+            rule, _, variant = rule_id.partition(":")
+            if check == TLS_CHECK:
+                self._gauge(rule, subject, None, check, alert.severity.value, True)
+            else:
+                self._gauge(rule, variant, subject, check, alert.severity.value, True)
+
+    def _gauge(
+        self,
+        rule: str,
+        variant: str,
+        tenant: str | None,
+        check: str | None,
+        severity: str,
+        firing: bool,
+    ) -> None:
+        """recmon_alerts_firing: error-rate alerts name their outcome (alert="error_rate:timeout");
+        certificate alerts put their host where tenant alerts put the check."""
+        if check == TLS_CHECK:
+            self.metrics.set_alert(rule, "", variant, severity, firing)
+        else:
+            alert = f"{rule}:{variant}" if variant else rule
+            self.metrics.set_alert(alert, tenant or "", check or "", severity, firing)
 
     @property
     def firing(self) -> int:

@@ -87,6 +87,7 @@ ALERT_NAMES = {
     "latency_drift": "RecmonLatencyDrift",
     "latency_slo": "RecmonLatencySLO",
     "tls_expiring": "RecmonTLSCertificateExpiring",
+    "tls_expiring_soon": "RecmonTLSCertificateExpiringSoon",
     "tls_invalid": "RecmonTLSCertificateInvalid",
     "tls_inconsistent": "RecmonTLSCertificateInconsistent",
 }
@@ -97,6 +98,7 @@ RUNBOOKS = {
     "latency_drift": "docs/runbooks/latency-drift.md",
     "latency_slo": "docs/runbooks/latency-drift.md",
     "tls_expiring": "docs/runbooks/tls-certificate-expiring.md",
+    "tls_expiring_soon": "docs/runbooks/tls-certificate-expiring.md",
     "tls_invalid": "docs/runbooks/tls-certificate-invalid.md",
     "tls_inconsistent": "docs/runbooks/tls-certificate-inconsistent.md",
 }

@@ -6,15 +6,17 @@ between calls and answers questions about them (what fires, what p95, what basel
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from monitor.alerting.model import Notification
 from monitor.alerting.planner import PlannerState, Policy, plan
-from monitor.config.model import AlertsSpec
+from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.detect.detector import Parent, baseline_p95, observe, window_p95
 from monitor.detect.rules import Rulebook
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.probers.certificate import TlsResult
 from monitor.results import ProbeResult
+from monitor.tls.rules import TLS_CHECK, HostState, observe_host
 
 SeriesKey = tuple[str, str]  # (tenant, check)
 
@@ -34,6 +36,16 @@ class AlertTracker:
         self.series: dict[SeriesKey, SeriesState] = {}
         self.planner = PlannerState()
         self.total_tenants = 0
+        self.tls_hosts: dict[str, HostState] = {}
+        self.tls_spec: TlsSpec | None = None
+
+    def observe_tls(self, host: str, results: Sequence[TlsResult], now: float) -> list[AlertEvent]:
+        if self.tls_spec is None:
+            return []
+        state = self.tls_hosts.get(host) or HostState()
+        state, events = observe_host(state, host, results, now, self.tls_spec)
+        self.tls_hosts[host] = state
+        return events
 
     def observe(self, result: ProbeResult, now: float) -> list[AlertEvent]:
         key = (result.tenant, result.check)
@@ -83,12 +95,20 @@ class AlertTracker:
         return events
 
     def firing(self) -> list[tuple[SeriesKey, str, AlertState]]:
-        return [
+        """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
+        ((host, "tls"), rule, state)."""
+        firing = [
             (key, rule_id, alert)
             for key, state in self.series.items()
             for rule_id, alert in state.alerts.items()
             if alert.status is AlertStatus.FIRING
         ]
+        firing += [
+            ((host, TLS_CHECK), rule_id, alert)
+            for host, state in self.tls_hosts.items()
+            for rule_id, alert in state.alerts.items()
+        ]
+        return firing
 
     def latency(self, tenant: str, check: str, now: float) -> tuple[float | None, float | None]:
         """(window p95, baseline p95) of a series, for the gauges."""

@@ -15,7 +15,7 @@ from tenacity.wait import wait_exponential
 from monitor.checks import HttpCheck, RenderedRequest
 from monitor.clock import Clock
 from monitor.results import NO_CAPTURES, Outcome, ProbeResult
-from monitor.tlsreason import classify_tls_error, find_tls_error
+from monitor.tls.reasons import classify_tls_error, find_tls_error
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from monitor.alerting.planner import Group, PlannerState
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, Sample, SeriesState
 from monitor.detect.stats import DecayingHistogram
 from monitor.results import Outcome
+from monitor.tls.rules import HostState
 
 
 def series_to_json(state: SeriesState) -> dict[str, Any]:
@@ -129,3 +130,26 @@ def planner_from_json(data: dict[str, Any]) -> PlannerState:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unreadable planner state: {exc}") from None
+
+
+def tls_hosts_to_json(hosts: dict[str, HostState]) -> dict[str, Any]:
+    return {
+        host: {
+            "inconsistent_since": state.inconsistent_since,
+            "alerts": {k: alert_to_json(a) for k, a in state.alerts.items()},
+        }
+        for host, state in hosts.items()
+    }
+
+
+def tls_hosts_from_json(data: dict[str, Any]) -> dict[str, HostState]:
+    try:
+        return {
+            str(host): HostState(
+                None if v.get("inconsistent_since") is None else float(v["inconsistent_since"]),
+                {str(k): alert_from_json(a) for k, a in v["alerts"].items()},
+            )
+            for host, v in data.items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"unreadable certificate state: {exc}") from None

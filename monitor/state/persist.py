@@ -8,7 +8,12 @@ import logging
 
 from monitor.alerting.hub import AlertHub
 from monitor.metrics import Metrics
-from monitor.state.codec import planner_from_json, planner_to_json
+from monitor.state.codec import (
+    planner_from_json,
+    planner_to_json,
+    tls_hosts_from_json,
+    tls_hosts_to_json,
+)
 from monitor.state.store import StateStore
 from monitor.tenants import TenantSource
 
@@ -40,6 +45,15 @@ class Persistence:
                     "planner state unreadable, starting it clean",
                     extra={"fields": {"error": str(exc)}},
                 )
+        tls = self.store.get("tls")
+        if isinstance(tls, dict):
+            try:
+                tracker.tls_hosts.update(tls_hosts_from_json(tls))
+            except ValueError as exc:
+                log.warning(
+                    "certificate state unreadable, starting it clean",
+                    extra={"fields": {"error": str(exc)}},
+                )
         tenants = self.store.get("tenants")
         if isinstance(tenants, list) and all(isinstance(t, str) for t in tenants):
             self.tenants.seed(tenants)
@@ -62,6 +76,7 @@ class Persistence:
     def save(self, *, counters: bool) -> None:
         self.store.save_series(dict(self.hub.tracker.series))
         self.store.put("planner", planner_to_json(self.hub.tracker.planner))
+        self.store.put("tls", tls_hosts_to_json(self.hub.tracker.tls_hosts))
         if self.tenants.current:
             self.store.put("tenants", list(self.tenants.current))
         if counters:
@@ -72,11 +87,13 @@ class Persistence:
         # the encoding and writing can happen off the event loop.
         series = dict(self.hub.tracker.series)
         planner = planner_to_json(self.hub.tracker.planner)
+        tls = tls_hosts_to_json(self.hub.tracker.tls_hosts)
         tenants = list(self.tenants.current)
 
         def write() -> None:
             self.store.save_series(series)
             self.store.put("planner", planner)
+            self.store.put("tls", tls)
             if tenants:
                 self.store.put("tenants", tenants)
 

@@ -1,0 +1,192 @@
+"""The TLS prober: every address of a host, certificates read even when they are invalid.
+
+Fetch first, verify separately. A handshake that does not verify reads the leaf certificate
+from every backend — also an expired, untrusted or wrongly named one, exactly when it matters
+most (tools that verify first report nothing then). Validity and name are judged in code
+against the injected clock; trust is judged by a second, verifying handshake, whose OpenSSL
+verdict (which builds the chain the server sends) gives the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from dataclasses import dataclass
+
+from monitor.clock import Clock
+from monitor.tls.certinfo import CertificateInfo, matches_hostname, parse_certificate
+from monitor.tls.reasons import classify_tls_error, find_tls_error
+
+# Reasons a certificate is invalid (vs. a backend that could not be asked at all).
+INVALID_REASONS = ("expired", "not_yet_valid", "unknown_issuer", "hostname_mismatch")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsResult:
+    host: str
+    port: int
+    address: str
+    server_name: str
+    ok: bool
+    # "" when ok; else expired, not_yet_valid, unknown_issuer, hostname_mismatch, handshake,
+    # connect_error, timeout or dns_error.
+    reason: str
+    message: str
+    certificate: CertificateInfo | None  # whenever one was received, valid or not
+    duration_s: float
+    checked_at: float
+
+    @property
+    def hostport(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def invalid(self) -> bool:
+        return self.reason in INVALID_REASONS
+
+
+def unverified_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def verifying_context(ca_file: str | None = None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file)
+
+
+async def resolve_addresses(host: str, port: int) -> list[str]:
+    """Every A and AAAA address of the host, deduplicated, in resolver order."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    seen: dict[str, None] = {}
+    for _, _, _, _, sockaddr in infos:
+        seen.setdefault(str(sockaddr[0]), None)
+    return list(seen)
+
+
+async def _handshake(address: str, port: int, server_name: str, context: ssl.SSLContext) -> bytes:
+    _, writer = await asyncio.open_connection(
+        address, port, ssl=context, server_hostname=server_name, ssl_handshake_timeout=None
+    )
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            raise ssl.SSLError("the server sent no certificate")
+        return bytes(der)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def probe_tls(
+    host: str,
+    port: int,
+    address: str,
+    *,
+    server_name: str | None = None,
+    deadline_s: float,
+    clock: Clock,
+    trust: ssl.SSLContext,
+) -> TlsResult:
+    """Read and judge the certificate one backend address serves. Never raises for anything
+    the backend does."""
+    name = server_name or host
+    started, checked_at = clock.monotonic(), clock.time()
+
+    def result(reason: str, message: str, cert: CertificateInfo | None) -> TlsResult:
+        return TlsResult(
+            host,
+            port,
+            address,
+            name,
+            not reason,
+            reason,
+            message,
+            cert,
+            clock.monotonic() - started,
+            checked_at,
+        )
+
+    try:
+        async with asyncio.timeout(deadline_s):
+            der = await _handshake(address, port, name, unverified_context())
+    except TimeoutError:
+        return result("timeout", f"no TLS handshake within {deadline_s:g}s", None)
+    except ssl.SSLError as exc:
+        return result("handshake", f"TLS handshake failed: {exc.reason or exc}", None)
+    except OSError as exc:
+        return result("connect_error", f"{type(exc).__name__}: {exc}", None)
+    try:
+        cert = parse_certificate(der)
+    except ValueError as exc:
+        return result("handshake", f"unparseable certificate: {exc}", None)
+
+    now = clock.time()
+    if now > cert.not_after:
+        return result(
+            "expired", f"certificate expired {(now - cert.not_after) / 86400:.1f} days ago", cert
+        )
+    if now < cert.not_before:
+        return result("not_yet_valid", "certificate is not valid yet", cert)
+    if not matches_hostname(cert, name):
+        names = ", ".join((*cert.dns_names, *cert.ip_addresses)) or cert.common_name or "none"
+        return result(
+            "hostname_mismatch", f"certificate is not valid for {name} (valid for: {names})", cert
+        )
+    try:
+        async with asyncio.timeout(deadline_s):
+            await _handshake(address, port, name, trust)
+    except TimeoutError:
+        return result("timeout", f"verifying handshake took longer than {deadline_s:g}s", cert)
+    except (ssl.SSLError, OSError) as exc:
+        tls_error = find_tls_error(exc)
+        if tls_error is None:
+            return result("connect_error", f"{type(exc).__name__}: {exc}", cert)
+        reason, message = classify_tls_error(tls_error)
+        return result(reason, message, cert)
+    return result("", "", cert)
+
+
+async def probe_host(
+    host: str,
+    port: int,
+    *,
+    addresses: list[str] | None,
+    deadline_s: float,
+    clock: Clock,
+    trust: ssl.SSLContext,
+) -> list[TlsResult]:
+    """Probe every backend address of a host at once; an explicit list wins over DNS."""
+    if not addresses:
+        try:
+            async with asyncio.timeout(deadline_s):
+                addresses = await resolve_addresses(host, port)
+        except (OSError, TimeoutError) as exc:
+            now = clock.time()
+            return [
+                TlsResult(
+                    host,
+                    port,
+                    "",
+                    host,
+                    False,
+                    "dns_error",
+                    f"cannot resolve {host}: {exc}",
+                    None,
+                    0.0,
+                    now,
+                )
+            ]
+    return list(
+        await asyncio.gather(
+            *(
+                probe_tls(host, port, a, deadline_s=deadline_s, clock=clock, trust=trust)
+                for a in addresses
+            )
+        )
+    )

@@ -1,0 +1,1 @@
+"""Certificates on every backend: parsing, probing each address, and the pure rules."""

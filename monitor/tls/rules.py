@@ -1,0 +1,170 @@
+"""Certificate rules for one host, pure: (state, every address's result, now) → (state, events).
+
+- tls_inconsistent (warning): addresses serve different certificates for longer than the
+  grace period — a rotation left some backends behind.
+- tls_expiring (warning) / tls_expiring_soon (critical): the earliest expiry among the
+  addresses' still-valid certificates is within warn_before / critical_before.
+- tls_invalid (critical): some address serves an expired, not yet valid, untrusted or wrongly
+  named certificate; the alert names the addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.alerting.model import Severity
+from monitor.config.model import TlsSpec
+from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind
+from monitor.probers.certificate import TlsResult
+
+TLS_CHECK = "tls"
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    inconsistent_since: float | None = None
+    alerts: Mapping[str, AlertState] = field(default_factory=dict)
+
+
+def _day(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _short(fingerprint: str) -> str:
+    return fingerprint[:16]
+
+
+def observe_host(
+    state: HostState, host: str, results: Sequence[TlsResult], now: float, spec: TlsSpec
+) -> tuple[HostState, list[AlertEvent]]:
+    served = [(r, r.certificate) for r in results if r.certificate is not None]
+    verdicts: dict[str, tuple[bool, Severity, str, dict[str, Any]]] = {}
+
+    # Inconsistent: more than one certificate across the addresses.
+    by_fingerprint: dict[str, list[str]] = {}
+    not_after: dict[str, float] = {}
+    for r, cert in served:
+        by_fingerprint.setdefault(cert.fingerprint_sha256, []).append(r.address)
+        not_after[cert.fingerprint_sha256] = cert.not_after
+    inconsistent = len(by_fingerprint) > 1
+    since = (state.inconsistent_since or now) if inconsistent else None
+    described = "; ".join(
+        f"{', '.join(sorted(addresses))} serve {_short(fp)}… (expires {_day(not_after[fp])})"
+        for fp, addresses in sorted(by_fingerprint.items(), key=lambda item: -len(item[1]))
+    )
+    verdicts["tls_inconsistent"] = (
+        since is not None and now - since >= spec.inconsistency_grace,
+        Severity.WARNING,
+        f"{host}: backends serve {len(by_fingerprint)} different certificates — a rotation did "
+        f"not reach every backend: {described}",
+        {
+            "host": host,
+            "certificates": {fp: sorted(addresses) for fp, addresses in by_fingerprint.items()},
+            "inconsistent_since": since,
+        },
+    )
+
+    # Expiring: the earliest expiry among certificates that are still valid (an invalid one
+    # is tls_invalid's business).
+    valid = [(r, cert) for r, cert in served if not r.invalid]
+    earliest = min((cert for _, cert in valid), key=lambda cert: cert.not_after, default=None)
+    text: str = ""
+    details: dict[str, Any] = {"host": host}
+    soon = expiring = False
+    if earliest is not None:
+        left = earliest.not_after - now
+        soon = left < spec.critical_before
+        expiring = not soon and left < spec.warn_before
+        holders = sorted(
+            r.address for r, c in valid if c.fingerprint_sha256 == earliest.fingerprint_sha256
+        )
+        text = (
+            f"{host}: certificate {_short(earliest.fingerprint_sha256)}… served by "
+            f"{', '.join(holders)} expires in {left / 86400:.1f} days ({_day(earliest.not_after)})"
+        )
+        details = {
+            "host": host,
+            "addresses": holders,
+            "not_after": earliest.not_after,
+            "days_left": round(left / 86400, 2),
+            "fingerprint_sha256": earliest.fingerprint_sha256,
+        }
+    verdicts["tls_expiring"] = (expiring, Severity.WARNING, text, details)
+    verdicts["tls_expiring_soon"] = (soon, Severity.CRITICAL, text, details)
+
+    # Invalid: any address serving a certificate clients reject.
+    invalid = sorted((r for r in results if r.invalid), key=lambda r: r.address)
+    verdicts["tls_invalid"] = (
+        bool(invalid),
+        Severity.CRITICAL,
+        f"{host}: {len(invalid)} of {len(results)} backends serve an invalid certificate: "
+        + "; ".join(f"{r.address} {r.reason} ({r.message})" for r in invalid),
+        {
+            "host": host,
+            "addresses": {r.address: r.reason for r in invalid},
+            "fingerprints": {
+                r.address: r.certificate.fingerprint_sha256 for r in invalid if r.certificate
+            },
+        },
+    )
+
+    alerts = dict(state.alerts)
+    events: list[AlertEvent] = []
+    for rule, (active, severity, summary, rule_details) in verdicts.items():
+        previous = alerts.get(rule)
+        if active and previous is None:
+            alerts[rule] = AlertState(
+                AlertStatus.FIRING,
+                since=now,
+                fired_at=now,
+                severity=severity,
+                summary=summary,
+                details=rule_details,
+            )
+            events.append(
+                _event(EventKind.FIRING, rule, host, severity, now, now, summary, rule_details)
+            )
+        elif active and previous is not None:
+            alerts[rule] = replace(previous, summary=summary, details=rule_details)
+        elif previous is not None:
+            del alerts[rule]
+            events.append(
+                _event(
+                    EventKind.RESOLVED,
+                    rule,
+                    host,
+                    severity,
+                    previous.fired_at or now,
+                    now,
+                    f"resolved: {previous.summary}",
+                    dict(previous.details),
+                )
+            )
+    return HostState(since, alerts), events
+
+
+def _event(
+    kind: EventKind,
+    rule: str,
+    host: str,
+    severity: Severity,
+    started: float,
+    now: float,
+    summary: str,
+    details: Mapping[str, Any],
+) -> AlertEvent:
+    return AlertEvent(
+        kind=kind,
+        rule=rule,
+        tenant=None,
+        check=TLS_CHECK,
+        severity=severity,
+        started_at=started,
+        at=now,
+        summary=summary,
+        variant=host,
+        details=dict(details),
+    )

@@ -1,0 +1,92 @@
+"""Runs the TLS prober over every configured host on its interval and hands the results to
+metrics and the detector."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import httpx
+
+from monitor.alerting.hub import AlertHub
+from monitor.clock import Clock
+from monitor.config.model import Target, TlsSpec
+from monitor.metrics import Metrics
+from monitor.probers.certificate import TlsResult, probe_host, verifying_context
+
+log = logging.getLogger("recmon.tls")
+
+
+def tls_hosts(spec: TlsSpec, targets: Mapping[str, Target]) -> list[tuple[str, int]]:
+    """tls.hosts, plus the host of every https target when include_targets is set."""
+    hosts: dict[tuple[str, int], None] = {}
+    for entry in spec.hosts:
+        host, _, port = entry.rpartition(":")
+        hosts[(host, int(port))] = None
+    if spec.include_targets:
+        for target in targets.values():
+            url = httpx.URL(target.base_url)
+            if url.scheme == "https" and url.host:
+                hosts[(url.host, url.port or 443)] = None
+    return list(hosts)
+
+
+class TlsWatch:
+    def __init__(
+        self,
+        spec: TlsSpec,
+        targets: Mapping[str, Target],
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        hub: AlertHub,
+    ) -> None:
+        self.spec = spec
+        self.hosts = tls_hosts(spec, targets)
+        self.clock = clock
+        self.metrics = metrics
+        self.hub = hub
+        self.trust = verifying_context(spec.ca_file)
+        hub.tracker.tls_spec = spec
+
+    async def round(self) -> list[TlsResult]:
+        """Probe every address of every host once; record; detect."""
+        batches = await asyncio.gather(
+            *(
+                probe_host(
+                    host,
+                    port,
+                    addresses=self.spec.addresses.get(f"{host}:{port}"),
+                    deadline_s=self.spec.timeout,
+                    clock=self.clock,
+                    trust=self.trust,
+                )
+                for host, port in self.hosts
+            )
+        )
+        everything: list[TlsResult] = []
+        for (host, port), results in zip(self.hosts, batches, strict=True):
+            hostport = f"{host}:{port}"
+            for r in results:
+                if r.address:
+                    self.metrics.record_tls(hostport, r.address, r.certificate, r.ok)
+                if not r.ok:
+                    log.warning(
+                        f"certificate check failed: {r.message}",
+                        extra={
+                            "fields": {"host": hostport, "address": r.address, "reason": r.reason}
+                        },
+                    )
+            self.hub.observe_tls(hostport, results)
+            everything += results
+        return everything
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() and self.hosts:
+            try:
+                await self.round()
+            except Exception:
+                self.metrics.internal_errors.labels("tls").inc()
+                log.exception("certificate round failed")
+            await self.clock.sleep(self.spec.interval)

@@ -1,0 +1,163 @@
+"""Real TLS servers on several loopback addresses answering for one name, with certificates the
+test generates: each case yields the right result, and an expired certificate still reports
+its expiry and fingerprint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.clock import SystemClock
+from monitor.probers.certificate import probe_host, verifying_context
+from tests.tlscerts import CertificateAuthority, Issued
+
+pytestmark = pytest.mark.integration
+HOST = "api.recmon.test"
+
+
+def shared_port(addresses: list[str]) -> int:
+    """A port free on every one of the addresses."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((addresses[0], 0))
+            port = int(s.getsockname()[1])
+        try:
+            for address in addresses[1:]:
+                with socket.socket() as t:
+                    t.bind((address, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no shared free port")
+
+
+class Backends:
+    """One TLS server per loopback address; certificates can be swapped (a rotation)."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+        self.port = shared_port(addresses)
+        self.servers: dict[str, asyncio.Server] = {}
+
+    async def serve(self, address: str, issued: Issued) -> None:
+        await self.stop(address)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(issued.cert_pem, issued.key_pem)
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        self.servers[address] = await asyncio.start_server(answer, address, self.port, ssl=context)
+
+    async def serve_plain(self, address: str) -> None:
+        """Accepts TCP, never speaks TLS."""
+        await self.stop(address)
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+
+        self.servers[address] = await asyncio.start_server(silent, address, self.port)
+
+    async def stop(self, address: str) -> None:
+        server = self.servers.pop(address, None)
+        if server is not None:
+            server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1)
+
+    async def probe(self, ca: CertificateAuthority) -> dict[str, object]:
+        results = await probe_host(
+            HOST,
+            self.port,
+            addresses=self.addresses,
+            deadline_s=1.0,
+            clock=SystemClock(),
+            trust=verifying_context(str(ca.pem)),
+        )
+        return {r.address: r for r in results}
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[Backends]:
+    b = Backends(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+    yield b
+    for address in list(b.servers):
+        await b.stop(address)
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path)
+
+
+async def test_every_case_on_its_own_backend(
+    backends: Backends, ca: CertificateAuthority, tmp_path: Path
+) -> None:
+    valid = ca.issue("valid")
+    expired = ca.issue("expired", valid_from=-100, valid_days=90)
+    other = CertificateAuthority(tmp_path, name="someone else").issue("other")
+    await backends.serve("127.0.0.2", valid)
+    await backends.serve("127.0.0.3", expired)
+    await backends.serve("127.0.0.4", other)
+    results = await backends.probe(ca)
+    ok, old, foreign = results["127.0.0.2"], results["127.0.0.3"], results["127.0.0.4"]
+    assert ok.ok and ok.reason == "" and ok.certificate.fingerprint_sha256 == valid.fingerprint  # type: ignore[attr-defined]
+    assert old.reason == "expired" and not old.ok  # type: ignore[attr-defined]
+    # the certificate is still read: its expiry and fingerprint are reported
+    assert old.certificate.fingerprint_sha256 == expired.fingerprint  # type: ignore[attr-defined]
+    assert abs(old.certificate.not_after - expired.certificate.not_valid_after_utc.timestamp()) < 1  # type: ignore[attr-defined]
+    assert foreign.reason == "unknown_issuer" and foreign.certificate.issuer == "CN=someone else"  # type: ignore[attr-defined]
+
+
+async def test_expiring_wrong_name_and_not_yet_valid(
+    backends: Backends, ca: CertificateAuthority
+) -> None:
+    soon = ca.issue("soon", valid_from=-88, valid_days=90)  # expires in 2 days: still valid
+    wrong = ca.issue("wrong", names=("other.recmon.test",))
+    future = ca.issue("future", valid_from=5, valid_days=90)
+    await backends.serve("127.0.0.2", soon)
+    await backends.serve("127.0.0.3", wrong)
+    await backends.serve("127.0.0.4", future)
+    results = await backends.probe(ca)
+    assert results["127.0.0.2"].ok  # type: ignore[attr-defined]
+    days_left = (results["127.0.0.2"].certificate.not_after - SystemClock().time()) / 86400  # type: ignore[attr-defined]
+    assert 1.9 < days_left < 2.1
+    assert results["127.0.0.3"].reason == "hostname_mismatch"  # type: ignore[attr-defined]
+    assert "other.recmon.test" in results["127.0.0.3"].message  # type: ignore[attr-defined]
+    assert results["127.0.0.4"].reason == "not_yet_valid"  # type: ignore[attr-defined]
+
+
+async def test_dead_and_silent_backends(backends: Backends, ca: CertificateAuthority) -> None:
+    await backends.serve("127.0.0.2", ca.issue("valid"))
+    await backends.serve_plain("127.0.0.4")
+    results = await backends.probe(ca)
+    assert (
+        results["127.0.0.3"].reason == "connect_error" and results["127.0.0.3"].certificate is None
+    )  # type: ignore[attr-defined]
+    assert results["127.0.0.4"].reason == "timeout"  # type: ignore[attr-defined]
+    assert results["127.0.0.4"].duration_s < 1.5  # type: ignore[attr-defined]
+
+
+async def test_half_finished_rotation_shows_two_certificates(
+    backends: Backends, ca: CertificateAuthority
+) -> None:
+    old, new = ca.issue("old", valid_from=-80, valid_days=90), ca.issue("new")
+    for address in backends.addresses:
+        await backends.serve(address, old)
+    assert {r.certificate.fingerprint_sha256 for r in (await backends.probe(ca)).values()} == {
+        old.fingerprint
+    }  # type: ignore[attr-defined]
+    await backends.serve("127.0.0.2", new)
+    await backends.serve("127.0.0.3", new)
+    served = {a: r.certificate.fingerprint_sha256 for a, r in (await backends.probe(ca)).items()}  # type: ignore[attr-defined]
+    assert served == {
+        "127.0.0.2": new.fingerprint,
+        "127.0.0.3": new.fingerprint,
+        "127.0.0.4": old.fingerprint,
+    }

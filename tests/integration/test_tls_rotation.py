@@ -1,0 +1,161 @@
+"""A scripted rotation on real TLS backends (127.0.0.2-4), through recmon's TLS watch, metrics
+and detector: the inconsistency pages on the first round after the grace period, days before
+the old certificate expires, and resolves when the last backend rotates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.alerting.hub import AlertHub
+from monitor.alerting.model import Action, Notification
+from monitor.config.model import AlertsSpec, TlsSpec
+from monitor.metrics import Metrics
+from monitor.tls.watch import TlsWatch
+from tests.integration.test_tls_backends import HOST, Backends
+from tests.tlscerts import CertificateAuthority
+
+pytestmark = pytest.mark.integration
+
+
+class ShiftedClock:
+    """Real time, plus however far the test has moved it forward."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.shift
+
+    def monotonic(self) -> float:
+        return time.perf_counter() + self.shift
+
+    async def sleep(self, seconds: float) -> None:
+        raise AssertionError("the test drives rounds itself")
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[Backends]:
+    b = Backends(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+    yield b
+    for address in list(b.servers):
+        await b.stop(address)
+
+
+def watch(
+    backends: Backends, ca: CertificateAuthority, clock: ShiftedClock
+) -> tuple[TlsWatch, Metrics, list[Notification]]:
+    hostport = f"{HOST}:{backends.port}"
+    spec = TlsSpec(
+        hosts=[hostport],
+        addresses={hostport: backends.addresses},
+        ca_file=str(ca.pem),
+        timeout=1,
+        inconsistency_grace=900,
+    )
+    metrics = Metrics(CollectorRegistry())
+    pages: list[Notification] = []
+
+    def route(notifications: Sequence[Notification]) -> None:
+        pages.extend(notifications)
+
+    hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=route)
+    return TlsWatch(spec, {}, clock=clock, metrics=metrics, hub=hub), metrics, pages
+
+
+async def test_rotation_left_behind(backends: Backends, tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path)
+    old = ca.issue(
+        "old", valid_from=-80, valid_days=90
+    )  # 10 days left: not yet "expiring"... (14d)
+    new = ca.issue("new", valid_from=-1, valid_days=365)
+    clock = ShiftedClock()
+    tls, metrics, pages = watch(backends, ca, clock)
+    hostport = f"{HOST}:{backends.port}"
+    for address in backends.addresses:
+        await backends.serve(address, old)
+    await tls.round()
+    # The old certificate is within 14 days: its expiry warning is not this test's business.
+    pages.clear()
+
+    await backends.serve("127.0.0.2", new)
+    await backends.serve("127.0.0.3", new)
+    await tls.round()
+    assert [p.rule for p in pages if p.rule == "tls_inconsistent"] == []  # within the grace period
+    fingerprints = {
+        s.labels["address"]: s.labels["fingerprint_sha256"]
+        for f in metrics.tls_info.collect()
+        for s in f.samples
+    }
+    assert fingerprints == {
+        "127.0.0.2": new.fingerprint,
+        "127.0.0.3": new.fingerprint,
+        "127.0.0.4": old.fingerprint,
+    }
+
+    clock.shift += 16 * 60  # past the 15-minute grace
+    await tls.round()
+    inconsistent = [p for p in pages if p.rule == "tls_inconsistent"]
+    assert [p.action for p in inconsistent] == [Action.TRIGGER]
+    assert inconsistent[0].labels == {"host": hostport}
+    assert "127.0.0.4 serve" in inconsistent[0].summary
+    days_before_expiry = (old.certificate.not_valid_after_utc.timestamp() - clock.time()) / 86400
+    assert days_before_expiry > 9  # paged days before the old certificate breaks anything
+
+    await backends.serve("127.0.0.4", new)
+    clock.shift += 5 * 60
+    await tls.round()
+    assert [p.action for p in pages if p.rule == "tls_inconsistent"] == [
+        Action.TRIGGER,
+        Action.RESOLVE,
+    ]
+    # the old certificate's identity is gone from the metrics
+    assert {
+        s.labels["fingerprint_sha256"] for f in metrics.tls_info.collect() for s in f.samples
+    } == {new.fingerprint}
+
+
+async def test_expired_backend_is_invalid_and_still_reports_its_certificate(
+    backends: Backends, tmp_path: Path
+) -> None:
+    ca = CertificateAuthority(tmp_path)
+    good, expired = ca.issue("good"), ca.issue("expired", valid_from=-100, valid_days=90)
+    tls, metrics, pages = watch(backends, ca, ShiftedClock())
+    await backends.serve("127.0.0.2", good)
+    await backends.serve("127.0.0.3", good)
+    await backends.serve("127.0.0.4", expired)
+    await tls.round()
+    hostport = f"{HOST}:{backends.port}"
+    (invalid,) = [p for p in pages if p.rule == "tls_invalid"]
+    assert invalid.severity.value == "critical" and invalid.details["addresses"] == {
+        "127.0.0.4": "expired"
+    }
+    expiry = metrics.registry.get_sample_value(
+        "recmon_tls_cert_not_after_timestamp_seconds", {"host": hostport, "address": "127.0.0.4"}
+    )
+    assert (
+        expiry is not None and abs(expiry - expired.certificate.not_valid_after_utc.timestamp()) < 1
+    )
+    assert (
+        metrics.registry.get_sample_value(
+            "recmon_tls_cert_valid", {"host": hostport, "address": "127.0.0.4"}
+        )
+        == 0
+    )
+    assert (
+        metrics.registry.get_sample_value(
+            "recmon_tls_cert_info",
+            {
+                "host": hostport,
+                "address": "127.0.0.4",
+                "fingerprint_sha256": expired.fingerprint,
+                "serial": format(expired.certificate.serial_number, "x"),
+                "issuer": "CN=recmon test CA",
+            },
+        )
+        == 1
+    )
