@@ -1,31 +1,71 @@
-"""Incident replays in virtual time: the real detector and planner against scripted faults."""
+"""Incident replays in virtual time: the real detector, planner, PagerDuty sink and outbox
+against scripted faults."""
 
 from __future__ import annotations
 
 from monitor.alerting.model import Action
-from monitor.replay.runner import format_report, replay
-from monitor.replay.scenarios import healthy_week, incident, latency_only
+from monitor.replay.runner import ReplayReport, SignalReport, format_report, replay
+from monitor.replay.scenarios import DAY, healthy_week, incident, latency_only
+
+_INCIDENT: ReplayReport | None = None
 
 
-def test_incident_pages_once_per_signal_in_time_and_resolves() -> None:
-    report = replay(incident())
-    missing, drift = report.signals
-    interval = report.scenario.interval
-    assert (
-        missing.first_page is not None
-        and missing.first_page - missing.signal.fault_start <= 2 * interval
-    )
-    assert drift.first_page is not None and drift.first_page - drift.signal.fault_start <= 300
-    for row in (missing, drift):
-        assert row.pages == 1
-        assert row.resolved is not None and row.resolved > row.signal.fault_end
-    # one grouped page per signal for an all-tenant outage, not one per tenant
-    triggers = [n for _, n in report.notifications if n.action is Action.TRIGGER]
-    assert len(triggers) == 2
-    assert all(n.tenant is None and n.labels == {"grouped": "true"} for n in triggers)
-    assert "search is healthy" in triggers[0].summary
-    resolves = [n for _, n in report.notifications if n.action is Action.RESOLVE]
-    assert {n.key for n in resolves} == {n.key for n in triggers}
+def incident_report() -> ReplayReport:
+    global _INCIDENT
+    if _INCIDENT is None:
+        _INCIDENT = replay(incident())
+    return _INCIDENT
+
+
+def row(report: ReplayReport, rule: str) -> SignalReport:
+    return next(r for r in report.signals if r.signal.rule == rule)
+
+
+def paged_after_fault(signal: SignalReport) -> float:
+    assert signal.first_page is not None, f"{signal.signal.name} never paged"
+    return signal.first_page - signal.signal.fault_start
+
+
+def test_every_signal_pages_once_and_resolves_after_recovery() -> None:
+    report = incident_report()
+    for signal in report.signals:
+        assert signal.pages == 1, signal.signal.name
+        assert signal.resolved is not None and signal.resolved >= signal.signal.fault_end, (
+            signal.signal.name
+        )
+
+
+def test_recommendations_missing_within_two_intervals_and_drift_within_five_minutes() -> None:
+    report = incident_report()
+    assert paged_after_fault(row(report, "empty_results")) <= 2 * report.scenario.interval
+    assert paged_after_fault(row(report, "latency_drift")) <= 300
+
+
+def test_half_finished_rotation_is_paged_days_before_the_expiry_that_breaks_search() -> None:
+    report = incident_report()
+    rotation = report.scenario.rotation
+    assert rotation is not None
+    inconsistent = row(report, "tls_inconsistent")
+    assert paged_after_fault(inconsistent) <= 15 * 60 + rotation.interval  # grace + one round
+    assert inconsistent.first_page is not None
+    assert rotation.old_expires - inconsistent.first_page > 19 * DAY
+    assert paged_after_fault(row(report, "tls_invalid")) <= rotation.interval + 30  # next round
+    assert paged_after_fault(row(report, "failures")) <= 300
+
+
+def test_all_tenant_outages_are_grouped_pages() -> None:
+    report = incident_report()
+    tenant_pages = [
+        n for _, n in report.notifications if n.action is Action.TRIGGER and n.check != "tls"
+    ]
+    assert len(tenant_pages) == 3  # search failing, recommendations missing, p95 drift
+    assert all(n.tenant is None and n.labels == {"grouped": "true"} for n in tenant_pages)
+    missing = next(n for n in tenant_pages if n.rule == "empty_results")
+    assert "search is healthy" in missing.summary
+    resolves = [
+        n for _, n in report.notifications if n.action is Action.RESOLVE and n.check != "tls"
+    ]
+    assert {n.key for n in resolves} == {n.key for n in tenant_pages}
     # the resolve reports the storm at its peak: (nearly) every tenant
     assert all(n.details["tenant_count"] >= 45 for n in resolves)
 
@@ -34,7 +74,7 @@ def test_latency_doubling_alone_is_one_grouped_page() -> None:
     report = replay(latency_only())
     (drift,) = report.signals
     assert drift.pages == 1
-    assert drift.first_page is not None and drift.first_page - drift.signal.fault_start <= 300
+    assert paged_after_fault(drift) <= 300
 
 
 def test_seven_healthy_noisy_days_page_zero_times() -> None:
@@ -44,8 +84,12 @@ def test_seven_healthy_noisy_days_page_zero_times() -> None:
 
 
 def test_report_is_a_readable_table() -> None:
-    text = format_report(replay(incident()))
+    text = format_report(incident_report())
     assert (
         "signal" in text and "fault start" in text and "first page" in text and "pages sent" in text
     )
-    assert "recommendations missing            02:00:00" in text
+    assert "recommendations missing        20d 02:00:00" in text
+    assert (
+        "the half-finished rotation was paged 19d 23:45:00 before the old certificate expired"
+        in text
+    )

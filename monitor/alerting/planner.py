@@ -72,11 +72,17 @@ class PlannerState:
         return [*self.notified.values(), *(g.trigger for g in self.groups.values())]
 
 
+# Rules that say the same thing about a check — it fails — storm together: many tenants
+# failing at once is one incident, whether each tenant tripped the fast rule or the slow one.
+_STORM_FAMILY = {"error_rate": "failures"}
+
+
 def group_key(event: AlertEvent) -> str | None:
     if event.tenant is None:
         return None
-    parts = ["recmon", event.rule, event.check or "-", "multiple-tenants"]
-    if event.variant:
+    family = _STORM_FAMILY.get(event.rule, event.rule)
+    parts = ["recmon", family, event.check or "-", "multiple-tenants"]
+    if event.variant and family == event.rule:
         parts.append(event.variant)
     return "/".join(parts)
 
@@ -201,8 +207,9 @@ def _resolve(trigger: Notification, summary: str, now: float) -> Notification:
 def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Policy) -> Notification:
     """The grouped incident; `now` is when the storm opened."""
     events = sorted(events, key=lambda e: e.tenant or "")
-    tenants = [e.tenant for e in events if e.tenant]
+    tenants = sorted({e.tenant for e in events if e.tenant})
     first = events[0]
+    rule = _STORM_FAMILY.get(first.rule, first.rule)
     severity = max((e.severity for e in events), key=_SEVERITY_ORDER.index)
     shown = ", ".join(tenants[:_SHOWN_TENANTS])
     more = f" and {len(tenants) - _SHOWN_TENANTS} more" if len(tenants) > _SHOWN_TENANTS else ""
@@ -214,20 +221,23 @@ def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Poli
             f"; {parent} is healthy for {len(healthy_parent)} of them, so the hop from the API "
             "to this check's backend is the likely cause"
         )
+    outcomes = sorted(
+        {e.variant for e in events if e.rule == "error_rate"}
+        | {o for e in events if e.rule == "failures" for o in e.details.get("outcomes", {})}
+    )
     what = {
         "empty_results": "returned no items",
-        "failures": "is failing",
-        "error_rate": f"has a high {first.variant} rate",
+        "failures": "is failing" + (f" ({', '.join(outcomes)})" if outcomes else ""),
         "latency_drift": "p95 latency is above its baseline",
         "latency_slo": "p95 latency is above its objective",
-    }.get(first.rule, first.rule)
+    }.get(rule, rule)
     summary = f"{first.check} {what} for {len(tenants)} tenants ({shown}{more}){note}"
     total = policy.total_tenants
     return Notification(
         id=_notification_id(gkey, now, Action.TRIGGER),
         key=gkey,
         action=Action.TRIGGER,
-        rule=first.rule,
+        rule=rule,
         severity=severity,
         summary=summary,
         started_at=now,

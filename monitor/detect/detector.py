@@ -214,7 +214,9 @@ def _parent_note(parent: Parent | None, *, latency: bool = False) -> tuple[str, 
         return "", {}
     last = parent.state.last
     firing = parent.state.firing()
-    healthy = last.outcome is Outcome.OK and not firing
+    # Healthy: answering now. Two good probes in a row count even while the parent's own
+    # alert has yet to resolve (it lags recovery on purpose).
+    healthy = last.outcome is Outcome.OK and (not firing or parent.state.ok_streak >= 2)
     details: dict[str, Any] = {"parent_check": parent.check, "parent_healthy": healthy}
     if not healthy:
         return "", details

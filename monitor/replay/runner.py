@@ -4,11 +4,13 @@ time. No sockets, no sleeps: seven days replay in seconds."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import heapq
 import json
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +23,15 @@ from monitor.alerting.pipeline import NotificationPipeline
 from monitor.checks import compile_checks
 from monitor.clock import ManualClock
 from monitor.config.loader import load_config_text
-from monitor.config.model import AlertsSpec, NotifySpec, PagerDutySpec
+from monitor.config.model import AlertsSpec, NotifySpec, PagerDutySpec, TlsSpec
 from monitor.engine import Job
 from monitor.metrics import Metrics
-from monitor.replay.scenarios import DAY, Scenario, Signal
+from monitor.probers.certificate import TlsResult
+from monitor.replay.scenarios import DAY, Rotation, Scenario, Signal
 from monitor.results import Outcome, ProbeResult
 from monitor.scheduler import phase
 from monitor.state.store import StateStore
+from monitor.tls.certinfo import CertificateInfo
 
 REPLAY_START = 1_760_000_000.0  # any fixed moment: replays are reproducible
 CONFIG = """
@@ -86,6 +90,16 @@ class _Simulator:
         if rng.random() < noise.outlier_rate:
             latency *= rng.uniform(3, 10)
         wall = REPLAY_START + at
+        if behaviour.tls_error_share and rng.random() < behaviour.tls_error_share:
+            return ProbeResult(
+                tenant,
+                check,
+                Outcome.TLS_ERROR,
+                latency,
+                wall,
+                reason="certificate verify failed: certificate has expired",
+                tls_reason="expired",
+            )
         if behaviour.status is not None or rng.random() < noise.blip_rate:
             status = behaviour.status or 503
             return ProbeResult(
@@ -116,6 +130,49 @@ def replay(scenario: Scenario, *, seed: int = 1, alerts: AlertsSpec | None = Non
         return asyncio.run(_replay(scenario, seed=seed, alerts=alerts))
     finally:
         alerts_log.setLevel(level)
+
+
+def _certificate(label: str, expires: float) -> CertificateInfo:
+    return CertificateInfo(
+        subject="CN=api.example.com",
+        common_name="api.example.com",
+        dns_names=("api.example.com",),
+        ip_addresses=(),
+        issuer="CN=Example CA",
+        serial=label,
+        not_before=REPLAY_START - 365 * DAY,
+        not_after=REPLAY_START + expires,
+        fingerprint_sha256=hashlib.sha256(label.encode()).hexdigest(),
+        self_signed=False,
+    )
+
+
+def _tls_results(rotation: Rotation, at: float) -> list[TlsResult]:
+    """What each backend address serves at `at`, judged as the TLS prober would."""
+    old = _certificate("old", rotation.old_expires)
+    new = _certificate("new", rotation.new_expires)
+    host, _, port = rotation.host.rpartition(":")
+    results = []
+    for address in rotation.addresses:
+        cert = new if rotation.rotated_at.get(address, float("inf")) <= at else old
+        expired = REPLAY_START + at > cert.not_after
+        reason = "expired" if expired else ""
+        message = "certificate has expired" if expired else ""
+        results.append(
+            TlsResult(
+                host,
+                int(port),
+                address,
+                host,
+                not expired,
+                reason,
+                message,
+                cert,
+                0.01,
+                REPLAY_START + at,
+            )
+        )
+    return results
 
 
 class _FakePagerDuty:
@@ -159,31 +216,60 @@ async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -
     hub.set_tenants(tenants, ())
     simulator = _Simulator(scenario, seed)
     # The scheduler's phases: each tenant probes search, then recommendations, at a stable
-    # offset inside every interval, exactly as `recmon run` does.
+    # offset inside every interval, exactly as `recmon run` does; certificate rounds interleave.
     order = sorted(tenants, key=lambda t: phase(Job(t, "search"), scenario.interval))
     offsets = [phase(Job(t, "search"), scenario.interval) for t in order]
-    probes = 0
-    start = 0.0
-    try:
+    rotation = scenario.rotation
+    if rotation is not None:
+        hub.tracker.tls_spec = TlsSpec(hosts=[rotation.host])
+
+    def http_rounds() -> Iterator[tuple[float, str]]:
+        start = scenario.http_start - scenario.http_start % scenario.interval
         while start < scenario.duration:
             for tenant, offset in zip(order, offsets, strict=True):
-                at = start + offset
-                if at >= scenario.duration:
-                    break
-                clock.advance(at - clock.monotonic())
+                if scenario.http_start <= start + offset < scenario.duration:
+                    yield start + offset, tenant
+            start += scenario.interval
+
+    def tls_rounds() -> Iterator[tuple[float, str]]:
+        if rotation is None:
+            return
+        at = 0.0
+        while at < scenario.duration:
+            yield at, ""
+            at += rotation.interval
+
+    probes = 0
+    try:
+
+        async def deliver_until(moment: float) -> None:
+            # What the dispatcher's loop would do between two events: wake when due.
+            while (
+                wake := pipeline.dispatcher.next_wakeup()
+            ) is not None and wake <= REPLAY_START + moment:
+                clock.advance(max(0.0, wake - clock.time()))
+                await pipeline.dispatcher.deliver_due()
+
+        for at, tenant in heapq.merge(tls_rounds(), http_rounds()):
+            await deliver_until(at)
+            clock.advance(at - clock.monotonic())
+            if not tenant:
+                assert rotation is not None
+                hub.observe_tls(rotation.host, _tls_results(rotation, at))
+            else:
                 search = simulator.result(tenant, "search", at)
                 hub.observe(search)
                 follow = at + search.duration_s
                 clock.advance(follow - clock.monotonic())
                 hub.observe(simulator.result(tenant, "recommendations", follow))
-                hub.tick()
                 probes += 2
-                if planned and pipeline.outbox.pending():
-                    await pipeline.dispatcher.deliver_due()
-            start += scenario.interval
+            hub.tick()
+            if planned and pipeline.outbox.pending():
+                await pipeline.dispatcher.deliver_due()
         clock.advance(max(0.0, scenario.duration - clock.monotonic()))
         hub.tick()
         await pipeline.dispatcher.deliver_due()
+        await deliver_until(scenario.duration + 60)
     finally:
         await pipeline.aclose()
         store.close()
@@ -244,6 +330,15 @@ def format_report(report: ReplayReport) -> str:
         lines.append(
             f"{row.signal.name:<30}{_clock(row.signal.fault_start):>13}{_clock(row.first_page):>13}"
             f"{after:>9}{_clock(row.resolved):>13}{row.pages:>12}"
+        )
+    rotation = scenario.rotation
+    rotation_row = next((r for r in report.signals if r.signal.rule == "tls_inconsistent"), None)
+    if rotation is not None and rotation_row is not None and rotation_row.first_page is not None:
+        lead = rotation.old_expires - rotation_row.first_page
+        lines.append("")
+        lines.append(
+            f"the half-finished rotation was paged {_clock(lead)} before the old certificate "
+            "expired and broke search"
         )
     lines.append("")
     lines.append(f"notifications: {len(report.notifications)} ({report.pages} pages)")

@@ -15,6 +15,8 @@ class Behaviour:
     empty: bool = False
     latency_factor: float = 1.0
     status: int | None = None  # answer this HTTP status instead of results
+    # Share of requests that land on a backend whose certificate clients reject.
+    tls_error_share: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,19 @@ class Noise:
 
 
 @dataclass(frozen=True, slots=True)
+class Rotation:
+    """Certificates of one host's backends over time: every address serves the old
+    certificate until it is rotated (`rotated_at`; absent = never) to the new one."""
+
+    host: str
+    addresses: tuple[str, ...]
+    old_expires: float  # seconds since the scenario start
+    new_expires: float
+    rotated_at: dict[str, float]
+    interval: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     description: str
@@ -64,6 +79,10 @@ class Scenario:
     noise: Noise = Noise()
     changes: tuple[Change, ...] = ()
     signals: tuple[Signal, ...] = ()
+    rotation: Rotation | None = None
+    # Probes start here (certificate checks run from 0): long scenarios simulate only the
+    # hours of HTTP traffic that matter, after a warm-up for baselines.
+    http_start: float = 0.0
 
     def behaviour(self, tenant: str, check: str, at: float) -> Behaviour:
         current = Behaviour()
@@ -74,24 +93,58 @@ class Scenario:
 
 
 def incident() -> Scenario:
-    """The post-mortem: the proxy between the API and the recommendations service broke, so
-    recommendations came back empty (HTTP 200, []) for every tenant and their latency doubled
-    from 60 ms to 120 ms; search stayed healthy. Repaired 30 minutes later."""
-    broken = 2 * HOUR
-    repaired = 2.5 * HOUR
+    """The post-mortem, in order. Day 0: a certificate rotation reaches two of the three
+    backends of the API; the third keeps the old certificate. Day 20: the old certificate
+    expires and a third of search requests — every tenant's — fail on that backend. Two hours
+    later the repair installs the new certificate there but breaks the proxy between the API
+    and the recommendations service: recommendations come back empty (HTTP 200, []) for every
+    tenant and their latency doubles from 60 to 120 ms, while search is healthy again. The
+    proxy is fixed 30 minutes later."""
+    expiry = 20 * DAY
+    repair = expiry + 2 * HOUR
+    proxy_fixed = repair + 0.5 * HOUR
     return Scenario(
         name="incident",
-        description="recommendations empty for every tenant and p95 60 → 120 ms, then repaired",
+        description="half-finished certificate rotation, expiry, then the broken proxy",
         tenants=50,
-        duration=3.5 * HOUR,
+        duration=proxy_fixed + HOUR,
+        http_start=expiry - 2 * HOUR,
+        rotation=Rotation(
+            host="api.example.com:443",
+            addresses=("10.0.0.1", "10.0.0.2", "10.0.0.3"),
+            old_expires=expiry,
+            new_expires=expiry + 365 * DAY,
+            rotated_at={"10.0.0.1": 0.0, "10.0.0.2": 0.0, "10.0.0.3": repair},
+        ),
         changes=(
-            Change(broken, Behaviour(empty=True, latency_factor=2.0), check="recommendations"),
-            Change(repaired, Behaviour(), check="recommendations"),
+            Change(expiry, Behaviour(tls_error_share=1 / 3), check="search"),
+            Change(repair, Behaviour(), check="search"),
+            Change(repair, Behaviour(empty=True, latency_factor=2.0), check="recommendations"),
+            Change(proxy_fixed, Behaviour(), check="recommendations"),
         ),
         signals=(
-            Signal("recommendations missing", "empty_results", "recommendations", broken, repaired),
+            Signal("rotation left a backend behind", "tls_inconsistent", "tls", 0.0, repair),
             Signal(
-                "recommendations p95 drift", "latency_drift", "recommendations", broken, repaired
+                "old certificate expiring",
+                "tls_expiring",
+                "tls",
+                expiry - 14 * DAY,
+                expiry - 3 * DAY,
+            ),
+            Signal(
+                "old certificate expiring soon",
+                "tls_expiring_soon",
+                "tls",
+                expiry - 3 * DAY,
+                expiry,
+            ),
+            Signal("expired certificate served", "tls_invalid", "tls", expiry, repair),
+            Signal("search failing (expired cert)", "failures", "search", expiry, repair),
+            Signal(
+                "recommendations missing", "empty_results", "recommendations", repair, proxy_fixed
+            ),
+            Signal(
+                "recommendations p95 drift", "latency_drift", "recommendations", repair, proxy_fixed
             ),
         ),
     )
