@@ -244,6 +244,15 @@ class Metrics:
         if baseline is not None:
             self.latency_baseline_p95.labels(tenant, check).set(baseline)
 
+    def tenants_seen(self) -> set[str]:
+        """Tenants any per-tenant counter has a series for (also restored ones)."""
+        return {
+            sample.labels["tenant"]
+            for family in self.probes.collect()
+            for sample in family.samples
+            if sample.labels.get("tenant")
+        }
+
     def forget_tenant(self, tenant: str) -> None:
         """Drop every series of a tenant that is no longer probed."""
         for key in [k for k in self._series if k[0] == tenant]:

@@ -223,7 +223,10 @@ class Monitor:
         return tenants
 
     def _apply_tenants(self, tenants: tuple[str, ...]) -> None:
-        removed = set(self.tenants) - set(tenants)
+        # Known tenants include those remembered from the state file and restored counters:
+        # a tenant offboarded between two CronJob runs must vanish from metrics and resolve.
+        known = set(self.tenants) | {t for t, _ in self.hub.tracker.series} | self.metrics.tenants_seen()
+        removed = known - set(tenants)
         for tenant in removed:
             self.metrics.forget_tenant(tenant)
             for key in [k for k in self.latest if k[0] == tenant]:
