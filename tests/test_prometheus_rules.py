@@ -48,3 +48,13 @@ def test_every_alert_has_summary_description_and_a_runbook_that_exists() -> None
         assert (root / annotations["runbook_url"]).is_file(), (
             f"{alert['alert']}: {annotations['runbook_url']} missing"
         )
+
+
+def test_example_prometheus_configuration_is_valid() -> None:
+    done = subprocess.run(
+        [promtool(), "check", "config", str(RULES / "prometheus.example.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
