@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--config", required=True, help="path to probes.yaml")
     run.add_argument("--listen", help="override metrics.listen, e.g. 127.0.0.1:9464")
+    run.add_argument("--results-log", help="append every probe result to this file as a JSON line")
     _shard_option(run)
 
     once = commands.add_parser("once", help="probe every tenant once, notify, exit 0/1/2 (CronJob)")
@@ -143,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     try:
         if args.command == "run":
-            return asyncio.run(run_forever(loaded, shard=shard, listen=args.listen))
+            return asyncio.run(
+                run_forever(loaded, shard=shard, listen=args.listen, results_log=args.results_log)
+            )
         options = OnceOptions(
             shard=shard,
             pushgateway=args.pushgateway,

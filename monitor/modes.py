@@ -20,6 +20,7 @@ from monitor.config.loader import LoadedConfig
 from monitor.httpapi import MonitorApi
 from monitor.push import push, write_textfile
 from monitor.report import firing_summary, round_summary
+from monitor.resultslog import ResultsLog
 from monitor.service import Monitor
 from monitor.state.codec import planner_to_json
 from monitor.state.persist import Persistence
@@ -154,7 +155,11 @@ def _split_listen(listen: str) -> tuple[str, int]:
 
 
 async def run_forever(
-    loaded: LoadedConfig, *, shard: Shard = Shard(), listen: str | None = None
+    loaded: LoadedConfig,
+    *,
+    shard: Shard = Shard(),
+    listen: str | None = None,
+    results_log: str | None = None,
 ) -> int:
     registry = CollectorRegistry()
     store = StateStore.open(state_path(loaded))
@@ -164,6 +169,9 @@ async def run_forever(
     pipeline = _pipeline(loaded, store, monitor)
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
     persistence.restore(counters=False)
+    log_file = ResultsLog(results_log) if results_log else None
+    if log_file is not None:
+        monitor.result_listeners.append(log_file.write)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -224,6 +232,8 @@ async def run_forever(
         )
         return EXIT_ERROR
     finally:
+        if log_file is not None:
+            log_file.close()
         persistence.save(counters=False)
         await pipeline.aclose()
         await monitor.aclose()

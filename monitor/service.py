@@ -225,7 +225,11 @@ class Monitor:
     def _apply_tenants(self, tenants: tuple[str, ...]) -> None:
         # Known tenants include those remembered from the state file and restored counters:
         # a tenant offboarded between two CronJob runs must vanish from metrics and resolve.
-        known = set(self.tenants) | {t for t, _ in self.hub.tracker.series} | self.metrics.tenants_seen()
+        known = (
+            set(self.tenants)
+            | {t for t, _ in self.hub.tracker.series}
+            | self.metrics.tenants_seen()
+        )
         removed = known - set(tenants)
         for tenant in removed:
             self.metrics.forget_tenant(tenant)
