@@ -29,6 +29,7 @@ def build_client(
     timeout: float,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    kind: str = "httpx",
 ) -> httpx.AsyncClient:
     """A client whose pool is as large as the target allows, so probes never queue inside
     httpx (queuing time would be reported as the target's latency)."""
@@ -37,12 +38,18 @@ def build_client(
         max_keepalive_connections=target.max_connections,
         keepalive_expiry=30.0,
     )
+    verify = tls_verification(target)
+    if transport is None and kind == "aiohttp":
+        # Same httpx API, aiohttp underneath: several times less CPU per request (DESIGN.md).
+        from httpx_aiohttp import AiohttpTransport
+
+        transport = AiohttpTransport(verify=verify, limits=limits)
     return httpx.AsyncClient(
         base_url=target.base_url,
         headers={"user-agent": USER_AGENT, **target.headers},
         timeout=httpx.Timeout(timeout),
         limits=limits,
-        verify=tls_verification(target),
+        verify=verify,
         transport=transport,
         follow_redirects=False,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -73,7 +74,7 @@ class Monitor:
         *,
         clock: Clock,
         registry: CollectorRegistry,
-        client_factory: ClientFactory = build_client,
+        client_factory: ClientFactory | None = None,
         shard: Shard = Shard(),
         base_dir: Path | None = None,
         route: Route | None = None,
@@ -90,8 +91,9 @@ class Monitor:
         )
         self.checks: dict[str, HttpCheck] = compile_checks(config)
         used_targets = {check.target for check in self.checks.values()}
+        factory = client_factory or functools.partial(build_client, kind=config.engine.transport)
         self.clients: dict[str, httpx.AsyncClient] = {
-            name: client_factory(name, target, self._target_timeout(name))
+            name: factory(name, target, self._target_timeout(name))
             for name, target in config.targets.items()
             if name in used_targets
         }

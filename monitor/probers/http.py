@@ -120,8 +120,10 @@ async def _attempt(
             status=response.status_code,
             reason=f"body larger than {check.max_body_bytes} bytes",
         )
-    except httpx.TimeoutException:
-        return Verdict(Outcome.TIMEOUT, clock.monotonic() - start, reason="HTTP client timeout")
+    except httpx.TimeoutException as exc:
+        if _really_a_timeout(exc):
+            return Verdict(Outcome.TIMEOUT, clock.monotonic() - start, reason="HTTP client timeout")
+        return _transport_failure(exc, clock.monotonic() - start)
     except httpx.TooManyRedirects:
         return Verdict(Outcome.HTTP_ERROR, clock.monotonic() - start, reason="too many redirects")
     except httpx.DecodingError as exc:
@@ -154,11 +156,21 @@ def _transport_failure(exc: BaseException, duration: float) -> Verdict:
     if tls_error is not None:
         tls_reason, message = classify_tls_error(tls_error)
         return Verdict(Outcome.TLS_ERROR, duration, reason=message, tls_reason=tls_reason)
-    kind = type(exc).__name__
-    detail = str(exc) or kind
-    if isinstance(exc, httpx.TimeoutException):
+    cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
+    kind = type(cause).__name__
+    detail = str(cause) or kind
+    if isinstance(exc, httpx.TimeoutException) and _really_a_timeout(exc):
         return Verdict(Outcome.TIMEOUT, duration, reason=f"HTTP client timeout: {detail}")
     return Verdict(Outcome.CONNECT_ERROR, duration, reason=f"{kind}: {detail}"[:500])
+
+
+def _really_a_timeout(exc: httpx.TimeoutException) -> bool:
+    """httpx-aiohttp maps every aiohttp connection error (a reset, a closed connection) to
+    ConnectTimeout; the aiohttp exception underneath says what really happened."""
+    cause = exc.__cause__
+    if cause is None or not type(cause).__module__.startswith("aiohttp"):
+        return True
+    return isinstance(cause, TimeoutError)
 
 
 def judge_response(

@@ -20,20 +20,29 @@ TLS_REASONS = ("expired", "not_yet_valid", "unknown_issuer", "hostname_mismatch"
 
 
 def find_tls_error(exc: BaseException) -> ssl.SSLError | None:
-    """The SSL error behind an exception, following __cause__ and __context__ chains."""
+    """The SSL error behind an exception, following __cause__ and __context__ chains. The
+    most informative one wins: OpenSSL's own verification error, when some wrapper (aiohttp's
+    ClientConnectorCertificateError) carries it, over the wrapper."""
     seen: set[int] = set()
+    found: list[ssl.SSLError] = []
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, ssl.SSLError):
-            return current
         seen.add(id(current))
+        wrapped = getattr(current, "certificate_error", None)
+        if isinstance(wrapped, ssl.SSLError):
+            found.append(wrapped)
+        if isinstance(current, ssl.SSLError):
+            found.append(current)
         current = current.__cause__ or current.__context__
-    return None
+    verified = [e for e in found if getattr(e, "verify_code", None) is not None]
+    best = verified or found
+    return best[0] if best else None
 
 
 def classify_tls_error(error: ssl.SSLError) -> tuple[str, str]:
     """(machine reason, human message) for an SSL error."""
-    if isinstance(error, ssl.SSLCertVerificationError):
-        reason = _VERIFY_CODES.get(error.verify_code, "handshake")
+    code = getattr(error, "verify_code", None)
+    if isinstance(error, ssl.SSLCertVerificationError) and code is not None:
+        reason = _VERIFY_CODES.get(code, "handshake")
         return reason, f"certificate verify failed: {error.verify_message}"
     return "handshake", f"TLS handshake failed: {error.reason or error}"

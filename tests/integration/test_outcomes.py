@@ -32,12 +32,20 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield served
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every outcome, through both HTTP transports behind the httpx API."""
+    return str(request.param)
+
+
+def engine(transport: str) -> str:
+    return f"\nengine: {{transport: {transport}}}\n"
+
+
 async def probe_round(
-    url: str, *, probe_timeout: float = 0.5, extra: str = ""
+    url: str, transport: str, *, probe_timeout: float = 0.5
 ) -> dict[tuple[str, str], ProbeResult]:
-    text = sandbox_config(url, interval=60, timeout=probe_timeout)
-    if extra:
-        text += extra
+    text = sandbox_config(url, interval=60, timeout=probe_timeout) + engine(transport)
     loaded = load_config_text(text, source="<test>")
     monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
     try:
@@ -47,32 +55,34 @@ async def probe_round(
     return {(r.tenant, r.check): r for r in results}
 
 
-async def test_ok(sandbox: Sandbox) -> None:
-    results = await probe_round(sandbox.url)
+async def test_ok(sandbox: Sandbox, transport: str) -> None:
+    results = await probe_round(sandbox.url, transport)
     assert {r.outcome for r in results.values()} == {Outcome.OK}
     assert len(results) == 6
 
 
-async def test_empty(sandbox: Sandbox) -> None:
+async def test_empty(sandbox: Sandbox, transport: str) -> None:
     sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
-    results = await probe_round(sandbox.url)
+    results = await probe_round(sandbox.url, transport)
     assert results[("tenant-002", "recommendations")].outcome is Outcome.EMPTY
     assert results[("tenant-002", "recommendations")].items == 0
     assert results[("tenant-001", "recommendations")].outcome is Outcome.OK
 
 
-async def test_http_error_from_a_broken_proxy(sandbox: Sandbox) -> None:
+async def test_http_error_from_a_broken_proxy(sandbox: Sandbox, transport: str) -> None:
     sandbox.faults.set("tenant-001", "search", Fault(status=502))
-    result = (await probe_round(sandbox.url))[("tenant-001", "search")]
+    result = (await probe_round(sandbox.url, transport))[("tenant-001", "search")]
     assert result.outcome is Outcome.HTTP_ERROR and result.status == 502
 
 
 @pytest.mark.parametrize(
     "fault", [Fault(hang=True), Fault(drip_interval_ms=100)], ids=["hang", "slow-drip"]
 )
-async def test_timeout(sandbox: Sandbox, fault: Fault) -> None:
+async def test_timeout(sandbox: Sandbox, fault: Fault, transport: str) -> None:
     sandbox.faults.set("tenant-001", "search", fault)
-    result = (await probe_round(sandbox.url, probe_timeout=0.4))[("tenant-001", "search")]
+    result = (await probe_round(sandbox.url, transport, probe_timeout=0.4))[
+        ("tenant-001", "search")
+    ]
     assert result.outcome is Outcome.TIMEOUT
     assert 0.4 <= result.duration_s < 1.0
 
@@ -87,16 +97,18 @@ async def test_timeout(sandbox: Sandbox, fault: Fault) -> None:
     ],
     ids=["invalid-json", "truncated-json", "wrong-content-type", "too-large"],
 )
-async def test_invalid_body(sandbox: Sandbox, fault: Fault) -> None:
+async def test_invalid_body(sandbox: Sandbox, fault: Fault, transport: str) -> None:
     sandbox.faults.set("tenant-003", "search", fault)
-    result = (await probe_round(sandbox.url))[("tenant-003", "search")]
+    result = (await probe_round(sandbox.url, transport))[("tenant-003", "search")]
     assert result.outcome is Outcome.INVALID_BODY
 
 
-async def test_connect_error_when_nothing_listens() -> None:
+async def test_connect_error_when_nothing_listens(transport: str) -> None:
     async with serve_sandbox(SandboxSettings(tenants=2, latency_ms=dict(FAST))) as served:
         url = served.url
-        loaded = load_config_text(sandbox_config(url, timeout=0.5), source="<test>")
+        loaded = load_config_text(
+            sandbox_config(url, timeout=0.5) + engine(transport), source="<test>"
+        )
         monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
         await monitor.refresh_tenants()  # discovery while the sandbox is up
     try:
@@ -141,7 +153,9 @@ def self_signed(tmp_path: Path, *, expired: bool) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("expired, reason", [(True, "expired"), (False, "unknown_issuer")])
-async def test_tls_error_keeps_the_reason(tmp_path: Path, expired: bool, reason: str) -> None:
+async def test_tls_error_keeps_the_reason(
+    tmp_path: Path, expired: bool, reason: str, transport: str
+) -> None:
     cert, key = self_signed(tmp_path, expired=expired)
     settings = SandboxSettings(tenants=2, latency_ms=dict(FAST))
     async with serve_sandbox(settings, ssl_certfile=cert, ssl_keyfile=key) as served:
@@ -151,6 +165,7 @@ async def test_tls_error_keeps_the_reason(tmp_path: Path, expired: bool, reason:
             f'discover: {{url: "{served.url}/v1/tenants", items: "$.tenants[*].id", refresh: 10m}}',
             "static: [tenant-001, tenant-002]",
         )
+        text += engine(transport)
         if expired:
             # Trust the certificate itself, so the only fault left is its age.
             text = text.replace(
