@@ -54,6 +54,10 @@ def observe(
     parent: Parent | None = None,
 ) -> tuple[SeriesState, list[AlertEvent]]:
     state = _record(state, result, now, rules)
+    # The short window's latencies, sorted once: the p95 gauge and both latency rules use them.
+    window = rules.latency_drift.window if rules.latency_drift else rules.longest_window
+    latencies = sorted(state.latencies(now - window))
+    state = replace(state, window_p95=p95_nearest_rank(latencies))
     events: list[AlertEvent] = []
     alerts = dict(state.alerts)
     tenant, check = result.tenant, result.check
@@ -106,7 +110,7 @@ def observe(
         step("failures", _failures(state, failures, now, tenant, check), failures.severity, 0, 0)
     if rules.latency_drift is not None:
         drift = rules.latency_drift
-        verdict = _latency_drift(state, drift, now, tenant, check, parent)
+        verdict = _latency_drift(state, latencies, drift, tenant, check, parent)
         step("latency_drift", verdict, drift.severity, drift.for_, drift.resolve_for)
     if rules.latency_slo is not None:
         slo = rules.latency_slo
@@ -204,11 +208,6 @@ def baseline_p95(state: SeriesState, rules: RuleSet, now: float) -> float | None
     return drift.baseline
 
 
-def window_p95(state: SeriesState, rules: RuleSet, now: float) -> float | None:
-    window = rules.latency_drift.window if rules.latency_drift else rules.longest_window
-    return p95_nearest_rank(state.latencies(now - window))
-
-
 def _parent_note(parent: Parent | None, *, latency: bool = False) -> tuple[str, dict[str, Any]]:
     if parent is None or parent.state.last is None:
         return "", {}
@@ -300,13 +299,12 @@ def _failures(
 
 def _latency_drift(
     state: SeriesState,
+    latencies: list[float],
     rule: LatencyDriftRule,
-    now: float,
     tenant: str,
     check: str,
     parent: Parent | None,
 ) -> Verdict:
-    latencies = state.latencies(now - rule.window)
     baseline = (
         state.baseline.quantile(0.95)
         if state.baseline.weight >= rule.baseline_min_samples

@@ -49,6 +49,8 @@ class SeriesState:
     # The slow-burn error-rate rule stays quiet until the outage a faster rule paged for has
     # left its (longer) window, so recovering from one outage does not page a second time.
     slow_burn_quiet_until: float = 0.0
+    # p95 of the short window as of the last probe (the recmon_latency_p95_seconds gauge).
+    window_p95: float | None = None
     # rule id ("empty_results", "error_rate:timeout", ...) → state; absent = inactive.
     alerts: Mapping[str, AlertState] = field(default_factory=dict)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from monitor.alerting.model import Notification
 from monitor.alerting.planner import PlannerState, Policy, plan
 from monitor.config.model import AlertsSpec, TlsSpec
-from monitor.detect.detector import Parent, baseline_p95, observe, window_p95
+from monitor.detect.detector import Parent, baseline_p95, observe
 from monitor.detect.rules import Rulebook
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
 from monitor.probers.certificate import TlsResult
@@ -116,4 +116,4 @@ class AlertTracker:
         if state is None:
             return None, None
         rules = self.rulebook.for_series(tenant, check)
-        return window_p95(state, rules, now), baseline_p95(state, rules, now)
+        return state.window_p95, baseline_p95(state, rules, now)

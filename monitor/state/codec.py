@@ -19,6 +19,7 @@ def series_to_json(state: SeriesState) -> dict[str, Any]:
         "b": [state.baseline.updated_at, [[i, w] for i, w in state.baseline.buckets]],
         "learned_until": state.learned_until,
         "quiet_until": state.slow_burn_quiet_until,
+        "p95": state.window_p95,
         "alerts": {k: alert_to_json(a) for k, a in state.alerts.items()},
     }
 
@@ -45,6 +46,7 @@ def series_from_json(data: dict[str, Any]) -> SeriesState:
             ),
             learned_until=float(data.get("learned_until", 0.0)),
             slow_burn_quiet_until=float(data.get("quiet_until", 0.0)),
+            window_p95=None if data.get("p95") is None else float(data["p95"]),
             alerts={str(k): alert_from_json(v) for k, v in data["alerts"].items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
