@@ -53,11 +53,7 @@ def observe(
     rules: RuleSet,
     parent: Parent | None = None,
 ) -> tuple[SeriesState, list[AlertEvent]]:
-    state = _record(state, result, now, rules)
-    # The short window's latencies, sorted once: the p95 gauge and both latency rules use them.
-    window = rules.latency_drift.window if rules.latency_drift else rules.longest_window
-    latencies = sorted(state.latencies(now - window))
-    state = replace(state, window_p95=p95_nearest_rank(latencies))
+    state, latencies = _record(state, result, now, rules)
     events: list[AlertEvent] = []
     alerts = dict(state.alerts)
     tenant, check = result.tenant, result.check
@@ -133,12 +129,34 @@ def observe(
             if now < quiet_until and rule_id not in alerts:
                 continue
             step(rule_id, verdict, rate.severity, 0, 0)
-        state = replace(state, slow_burn_quiet_until=quiet_until)
+    else:
+        quiet_until = state.slow_burn_quiet_until
 
-    return replace(state, alerts=alerts), events
+    return _with(state, alerts=alerts, slow_burn_quiet_until=quiet_until), events
 
 
-def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet) -> SeriesState:
+def _with(state: SeriesState, **changes: Any) -> SeriesState:
+    """dataclasses.replace, without its per-call introspection (this runs for every probe)."""
+    fields: dict[str, Any] = {
+        "samples": state.samples,
+        "empty_streak": state.empty_streak,
+        "failure_streak": state.failure_streak,
+        "ok_streak": state.ok_streak,
+        "baseline": state.baseline,
+        "alerts": state.alerts,
+        "learned_until": state.learned_until,
+        "slow_burn_quiet_until": state.slow_burn_quiet_until,
+        "window_p95": state.window_p95,
+    }
+    fields.update(changes)
+    return SeriesState(**fields)
+
+
+def _record(
+    state: SeriesState, result: ProbeResult, now: float, rules: RuleSet
+) -> tuple[SeriesState, list[float]]:
+    """The state with this probe recorded, and the short window's latencies, sorted (the p95
+    gauge and both latency rules read them)."""
     # An empty answer is still a complete answer: its latency counts (in the incident, the
     # broken hop made recommendations both empty and slow).
     timed = result.outcome in (Outcome.OK, Outcome.EMPTY)
@@ -157,7 +175,9 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
             if learned_until < old.at <= cutoff and old.latency is not None and not suspected:
                 baseline = baseline.add(old.latency, old.at, drift.baseline_half_life)
         learned_until = max(learned_until, cutoff)
-    return replace(
+    since = now - (drift.window if drift is not None else rules.longest_window)
+    latencies = sorted(s.latency for s in samples if s.at > since and s.latency is not None)
+    recorded = _with(
         state,
         samples=samples,
         empty_streak=state.empty_streak + 1 if result.outcome is Outcome.EMPTY else 0,
@@ -165,7 +185,9 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
         ok_streak=state.ok_streak + 1 if result.ok else 0,
         baseline=baseline,
         learned_until=learned_until,
+        window_p95=p95_nearest_rank(latencies),
     )
+    return recorded, latencies
 
 
 def _lifecycle(
