@@ -25,6 +25,9 @@ class LoopLagMonitor:
         # (tick end, lag) samples, newest last; 600 ticks ≈ one minute.
         self._samples: deque[tuple[float, float]] = deque(maxlen=keep)
         self._lagging_since: float | None = None
+        # When the running tick should wake: past it, the loop is late right now, before the
+        # tick itself can say so.
+        self._expected_wake: float | None = None
 
     def observe(self, tick_end: float, lag: float) -> None:
         self._samples.append((tick_end, lag))
@@ -46,22 +49,30 @@ class LoopLagMonitor:
         return max((lag for _, lag in self._samples), default=0.0)
 
     def max_lag_between(self, start: float, end: float) -> float:
-        """Largest lag of the ticks that overlap [start, end] (a tick spans TICK_S + lag)."""
+        """Largest lag whose late stretch — the `lag` seconds before its tick ran — overlaps
+        [start, end]."""
         worst = 0.0
         for tick_end, lag in reversed(self._samples):
             if tick_end < start:
                 break
-            if tick_end - TICK_S - lag <= end:
+            if tick_end - lag <= end:
                 worst = max(worst, lag)
-        # The probe may have ended inside a tick that has not finished yet.
         return worst
 
+    def current_lag(self) -> float:
+        expected = self._expected_wake
+        return 0.0 if expected is None else max(0.0, self._clock.monotonic() - expected)
+
     def trusted(self, start: float, end: float) -> bool:
-        return self.max_lag_between(start, end) < self.threshold_s
+        """False when the loop ran late during [start, end]: a probe that finishes right after
+        a pause (a garbage collection, a slow scrape) is judged before the tick reports it."""
+        lag = max(self.max_lag_between(start, end), self.current_lag())
+        return lag < self.threshold_s
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             before = self._clock.monotonic()
+            self._expected_wake = before + TICK_S
             await self._clock.sleep(TICK_S)
             after = self._clock.monotonic()
             self.observe(after, max(0.0, after - before - TICK_S))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.results import Outcome, ProbeResult
@@ -24,12 +28,69 @@ def latency_buckets(max_timeout: float) -> tuple[float, ...]:
     return (*(b for b in _BASE_BUCKETS if b < top), top)
 
 
-@dataclass(slots=True)
-class _Series:
-    histogram: Histogram
-    success: Gauge
-    items: Gauge
-    outcomes: dict[Outcome, Counter] = field(default_factory=dict)
+SeriesKey = tuple[str, str]  # (tenant, check)
+
+
+class TenantSeries(Collector):
+    """recmon_probes_total, recmon_probe_success, recmon_probe_items and the latency p95
+    gauges for every tenant × check, kept in plain dicts of floats.
+
+    With prometheus_client's own metric objects each of these series would carry a child
+    object, a lock and a value box: for 10,000 tenants that is over 100,000 objects for the
+    garbage collector to walk on every full collection, and a lock taken on every probe.
+    """
+
+    def __init__(self) -> None:
+        self.probes: dict[tuple[str, str, str], float] = {}
+        self.success: dict[SeriesKey, float] = {}
+        self.items: dict[SeriesKey, float] = {}
+        self.p95: dict[SeriesKey, float] = {}
+        self.baseline: dict[SeriesKey, float] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        # Called from the rendering thread while the event loop records: list() snapshots a
+        # dict atomically under the GIL.
+        return self._families(
+            list(self.probes.items()),
+            list(self.success.items()),
+            list(self.items.items()),
+            list(self.p95.items()),
+            list(self.baseline.items()),
+        )
+
+    def _families(
+        self, *data: list[tuple[Any, float]]
+    ) -> list[CounterMetricFamily | GaugeMetricFamily]:
+        probes, success, items, p95, baseline = data or ([], [], [], [], [])
+        tc = ["tenant", "check"]
+        families: list[CounterMetricFamily | GaugeMetricFamily] = [
+            CounterMetricFamily("recmon_probes", "Probes by outcome.", labels=[*tc, "outcome"]),
+            GaugeMetricFamily("recmon_probe_success", "1 if the last probe was ok.", labels=tc),
+            GaugeMetricFamily("recmon_probe_items", "Items in the last response.", labels=tc),
+            GaugeMetricFamily(
+                "recmon_latency_p95_seconds", "p95 latency over the short window.", labels=tc
+            ),
+            GaugeMetricFamily(
+                "recmon_latency_baseline_p95_seconds", "Learned baseline p95 latency.", labels=tc
+            ),
+        ]
+        for family, rows in zip(families, (probes, success, items, p95, baseline), strict=True):
+            for labels, value in rows:
+                family.add_metric(list(labels), value)
+        return families
+
+    def tenants(self) -> set[str]:
+        return {key[0] for key in list(self.probes)} | {key[0] for key in list(self.success)}
+
+    def forget(self, tenant: str) -> None:
+        for key in [k for k in self.probes if k[0] == tenant]:
+            del self.probes[key]
+        for table in (self.success, self.items, self.p95, self.baseline):
+            for series in [k for k in table if k[0] == tenant]:
+                del table[series]
 
 
 class Metrics:
@@ -52,27 +113,8 @@ class Metrics:
             buckets=latency_buckets(max_timeout),
             registry=registry,
         )
-        self.probes = Counter(
-            "recmon_probes_total", "Probes by outcome.", (*tc, "outcome"), registry=registry
-        )
-        self.probe_success = Gauge(
-            "recmon_probe_success", "1 if the last probe was ok, else 0.", tc, registry=registry
-        )
-        self.probe_items = Gauge(
-            "recmon_probe_items", "Items in the last response.", tc, registry=registry
-        )
-        self.latency_p95 = Gauge(
-            "recmon_latency_p95_seconds",
-            "p95 latency over the short detection window.",
-            tc,
-            registry=registry,
-        )
-        self.latency_baseline_p95 = Gauge(
-            "recmon_latency_baseline_p95_seconds",
-            "Learned baseline p95 latency.",
-            tc,
-            registry=registry,
-        )
+        self.series = TenantSeries()
+        registry.register(self.series)
         self.probe_retries = Counter(
             "recmon_probe_retries_total",
             "Attempts that were retried, by their outcome.",
@@ -147,35 +189,27 @@ class Metrics:
             "recmon_build_info", "Version of recmon, value 1.", ("version",), registry=registry
         )
         self.build_info.labels(__version__).set(1)
-        self._series: dict[tuple[str, str], _Series] = {}
+        self._histograms: dict[SeriesKey, Histogram] = {}
 
-    def _series_for(self, tenant: str, check: str) -> _Series:
-        key = (tenant, check)
-        series = self._series.get(key)
-        if series is None:
-            hist_tenant = tenant if self.per_tenant_histograms else ALL_TENANTS
-            series = _Series(
-                histogram=self.probe_duration.labels(hist_tenant, check),
-                success=self.probe_success.labels(tenant, check),
-                items=self.probe_items.labels(tenant, check),
-            )
-            self._series[key] = series
-        return series
+    def _histogram_for(self, tenant: str, check: str) -> Histogram:
+        key = (tenant, check) if self.per_tenant_histograms else (ALL_TENANTS, check)
+        child = self._histograms.get(key)
+        if child is None:
+            child = self._histograms[key] = self.probe_duration.labels(*key)
+        return child
 
     def record(self, result: ProbeResult) -> None:
-        series = self._series_for(result.tenant, result.check)
-        counter = series.outcomes.get(result.outcome)
-        if counter is None:
-            counter = self.probes.labels(result.tenant, result.check, result.outcome.value)
-            series.outcomes[result.outcome] = counter
-        counter.inc()
+        series = self.series
+        key = (result.tenant, result.check)
+        outcome_key = (result.tenant, result.check, result.outcome.value)
+        series.probes[outcome_key] = series.probes.get(outcome_key, 0.0) + 1.0
+        series.success[key] = 1.0 if result.outcome is Outcome.OK else 0.0
+        if result.items is not None:
+            series.items[key] = float(result.items)
         if result.latency_trusted:
-            series.histogram.observe(result.duration_s)
+            self._histogram_for(*key).observe(result.duration_s)
         else:
             self.untrusted_latency.labels(result.check).inc()
-        series.success.set(1.0 if result.outcome is Outcome.OK else 0.0)
-        if result.items is not None:
-            series.items.set(result.items)
         if result.first_outcome is not None:
             self.probe_retries.labels(result.check, result.first_outcome.value).inc()
 
@@ -183,7 +217,6 @@ class Metrics:
         """Counters a CronJob run continues from the previous run's values (so rate() works
         on what it pushes)."""
         return [
-            self.probes,
             self.probe_retries,
             self.probes_skipped,
             self.untrusted_latency,
@@ -192,7 +225,11 @@ class Metrics:
         ]
 
     def counter_snapshot(self) -> dict[str, list[tuple[list[str], float]]]:
-        snapshot: dict[str, list[tuple[list[str], float]]] = {}
+        snapshot: dict[str, list[tuple[list[str], float]]] = {
+            "recmon_probes": [
+                (list(labels), value) for labels, value in list(self.series.probes.items())
+            ]
+        }
         for counter in self.persistent_counters():
             rows = snapshot.setdefault(counter._name, [])
             for family in counter.collect():
@@ -203,6 +240,10 @@ class Metrics:
         return snapshot
 
     def restore_counters(self, snapshot: dict[str, list[tuple[list[str], float]]]) -> None:
+        for labels, value in snapshot.get("recmon_probes", []):
+            if len(labels) == 3 and value > 0:
+                key = (str(labels[0]), str(labels[1]), str(labels[2]))
+                self.series.probes[key] = self.series.probes.get(key, 0.0) + float(value)
         by_name = {counter._name: counter for counter in self.persistent_counters()}
         for name, rows in snapshot.items():
             counter = by_name.get(name)
@@ -240,31 +281,20 @@ class Metrics:
         self, tenant: str, check: str, p95: float | None, baseline: float | None
     ) -> None:
         if p95 is not None:
-            self.latency_p95.labels(tenant, check).set(p95)
+            self.series.p95[(tenant, check)] = p95
         if baseline is not None:
-            self.latency_baseline_p95.labels(tenant, check).set(baseline)
+            self.series.baseline[(tenant, check)] = baseline
 
     def tenants_seen(self) -> set[str]:
-        """Tenants any per-tenant counter has a series for (also restored ones)."""
-        return {
-            sample.labels["tenant"]
-            for family in self.probes.collect()
-            for sample in family.samples
-            if sample.labels.get("tenant")
-        }
+        """Tenants any per-tenant series exists for (also restored counters)."""
+        return self.series.tenants()
 
     def forget_tenant(self, tenant: str) -> None:
         """Drop every series of a tenant that is no longer probed."""
-        for key in [k for k in self._series if k[0] == tenant]:
-            del self._series[key]
-        per_tenant: list[MetricWrapperBase] = [
-            self.probes,
-            self.probe_success,
-            self.probe_items,
-            self.latency_p95,
-            self.latency_baseline_p95,
-            self.alerts_firing,
-        ]
+        self.series.forget(tenant)
+        for key in [k for k in self._histograms if k[0] == tenant]:
+            del self._histograms[key]
+        per_tenant: list[MetricWrapperBase] = [self.alerts_firing]
         if self.per_tenant_histograms:
             per_tenant.append(self.probe_duration)
         for metric in per_tenant:

@@ -161,7 +161,7 @@ def _record(
     # broken hop made recommendations both empty and slow).
     timed = result.outcome in (Outcome.OK, Outcome.EMPTY)
     latency = result.duration_s if timed and result.latency_trusted else None
-    sample = Sample(now, result.outcome, latency, result.reason[:_MAX_REASON])
+    sample = Sample(now, result.outcome.value, latency, result.reason[:_MAX_REASON])
     horizon = now - rules.longest_window
     samples = (*(s for s in state.samples if s.at > horizon), sample)
     failures = rules.failures.outcomes if rules.failures is not None else ()
@@ -237,7 +237,7 @@ def _parent_note(parent: Parent | None, *, latency: bool = False) -> tuple[str, 
     firing = parent.state.firing()
     # Healthy: answering now. Two good probes in a row count even while the parent's own
     # alert has yet to resolve (it lags recovery on purpose).
-    healthy = last.outcome is Outcome.OK and (not firing or parent.state.ok_streak >= 2)
+    healthy = last.outcome == Outcome.OK and (not firing or parent.state.ok_streak >= 2)
     details: dict[str, Any] = {"parent_check": parent.check, "parent_healthy": healthy}
     if not healthy:
         return "", details
@@ -272,7 +272,7 @@ def _empty_results(
     check: str,
     parent: Parent | None,
 ) -> Verdict:
-    samples, empty = _share_rule(state, now, rule.window, lambda s: s.outcome is Outcome.EMPTY)
+    samples, empty = _share_rule(state, now, rule.window, lambda s: s.outcome == Outcome.EMPTY)
     share = empty / len(samples) if samples else 0.0
     by_share = len(samples) >= rule.min_probes and share >= rule.share
     active = state.empty_streak >= rule.failure_threshold or by_share
@@ -295,14 +295,14 @@ def _empty_results(
 def _failures(
     state: SeriesState, rule: FailuresRule, now: float, tenant: str, check: str
 ) -> Verdict:
-    bad_outcomes = set(rule.outcomes)
+    bad_outcomes = {o.value for o in rule.outcomes}
     samples, failed = _share_rule(state, now, rule.window, lambda s: s.outcome in bad_outcomes)
     share = failed / len(samples) if samples else 0.0
     by_share = len(samples) >= rule.min_probes and share >= rule.share
     active = state.failure_streak >= rule.failure_threshold or by_share
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
     failing = [s for s in samples if s.outcome in bad_outcomes]
-    outcomes = Counter(s.outcome.value for s in failing)
+    outcomes = Counter(s.outcome for s in failing)
     top = outcomes.most_common(1)[0][0] if outcomes else "none"
     last_reason = failing[-1].reason if failing else ""
     summary = (
@@ -314,7 +314,7 @@ def _failures(
         "probes": len(samples),
         "window_s": rule.window,
         "outcomes": dict(outcomes),
-        "sample_errors": [f"{s.outcome.value}: {s.reason}" for s in failing[-3:]],
+        "sample_errors": [f"{s.outcome}: {s.reason}" for s in failing[-3:]],
     }
     return Verdict(active, clear, summary, details)
 
@@ -383,21 +383,21 @@ def _error_rates(
     state: SeriesState, rule: ErrorRateRule, now: float, tenant: str, check: str
 ) -> dict[Outcome, Verdict]:
     samples = state.window(now - rule.window)
-    counts = Counter(s.outcome for s in samples)
+    counts = Counter(s.outcome for s in samples)  # keyed by the outcome's string value
     verdicts: dict[Outcome, Verdict] = {}
     tracked = set(rule.outcomes)
     # Evaluate every tracked outcome that is present now or has an alert to resolve.
-    present = {o for o in tracked if counts.get(o)} | {
+    present = {o for o in tracked if counts.get(o.value)} | {
         Outcome(k.partition(":")[2]) for k in state.alerts if k.startswith("error_rate:")
     }
     for outcome in present:
-        share = counts.get(outcome, 0) / len(samples) if samples else 0.0
+        share = counts.get(outcome.value, 0) / len(samples) if samples else 0.0
         active = len(samples) >= rule.min_probes and share >= rule.threshold
         clear = share < rule.threshold / 2
         summary = (
             f"{check} {outcome.value} rate {share:.0%} over the last "
             f"{format_duration(rule.window)} for tenant {tenant} "
-            f"({counts.get(outcome, 0)} of {len(samples)} probes)"
+            f"({counts.get(outcome.value, 0)} of {len(samples)} probes)"
         )
         details = {
             "outcome": outcome.value,

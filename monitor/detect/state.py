@@ -5,17 +5,19 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor.alerting.model import Severity
 from monitor.detect.stats import DecayingHistogram
-from monitor.results import Outcome
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
+    """One probe, as a window remembers it. A tuple of plain atoms (the outcome by its string
+    value): CPython's garbage collector stops tracking such tuples, and tens of thousands of
+    windows no longer lengthen every full collection."""
+
     at: float
-    outcome: Outcome
+    outcome: str  # an Outcome value; Outcome members compare equal to it
     latency: float | None  # None unless the probe got a complete answer, timed trustworthily
     reason: str = ""
 

@@ -14,7 +14,7 @@ from monitor.tls.rules import HostState
 
 def series_to_json(state: SeriesState) -> dict[str, Any]:
     return {
-        "s": [[s.at, s.outcome.value, s.latency, s.reason] for s in state.samples],
+        "s": [[s.at, s.outcome, s.latency, s.reason] for s in state.samples],
         "streaks": [state.empty_streak, state.failure_streak, state.ok_streak],
         "b": [state.baseline.updated_at, [[i, w] for i, w in state.baseline.buckets]],
         "learned_until": state.learned_until,
@@ -32,7 +32,7 @@ def series_from_json(data: dict[str, Any]) -> SeriesState:
             samples=tuple(
                 Sample(
                     float(at),
-                    Outcome(outcome),
+                    Outcome(outcome).value,
                     None if latency is None else float(latency),
                     str(reason),
                 )

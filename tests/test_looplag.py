@@ -1,0 +1,49 @@
+"""The monitor watching itself: late timers make latencies untrusted, also before the late
+tick reports in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from monitor.clock import ManualClock
+from monitor.looplag import TICK_S, LoopLagMonitor
+
+
+def test_lag_recorded_during_a_probe_makes_it_untrusted() -> None:
+    monitor = LoopLagMonitor(ManualClock(), threshold_s=0.05)
+    monitor.observe(10.0, 0.002)
+    monitor.observe(10.1, 0.2)  # a 200 ms pause ended at 10.1
+    monitor.observe(10.2, 0.001)
+    assert monitor.trusted(9.5, 9.85)  # before the pause
+    assert not monitor.trusted(9.9, 10.05)  # during it
+    assert monitor.trusted(10.15, 10.2)  # after it
+
+
+async def test_a_pause_in_progress_is_seen_before_the_tick_reports_it() -> None:
+    clock = ManualClock(start=0.0)
+    monitor = LoopLagMonitor(clock, threshold_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    await asyncio.sleep(0)  # the tick is now asleep, due at TICK_S
+    clock._now = TICK_S + 0.3  # the loop was blocked: time passed, the tick has not run yet
+    assert monitor.current_lag() == pytest.approx(0.3)
+    assert not monitor.trusted(0.0, clock.monotonic())
+    stop.set()
+    clock.advance(1.0)
+    await task
+
+
+def test_lagging_is_logged_once_and_recovery_too(caplog: pytest.LogCaptureFixture) -> None:
+    monitor = LoopLagMonitor(ManualClock(), threshold_s=0.05)
+    with caplog.at_level(logging.INFO, logger="recmon.looplag"):
+        for at, lag in [(1.0, 0.1), (1.2, 0.2), (1.4, 0.001), (1.6, 0.001)]:
+            monitor.observe(at, lag)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "event loop is lagging: latencies measured now are not trusted",
+        "event loop caught up",
+    ]
+    assert monitor.recent_max == pytest.approx(0.2)
