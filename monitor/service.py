@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -296,7 +297,13 @@ class Monitor:
                 try:
                     await self.refresh_tenants()
                     backoff = 1.0
-                    self.ready.set()
+                    if not self.ready.is_set():
+                        self.ready.set()
+                        # Everything built so far (modules, configuration, the tenant list)
+                        # lives as long as the process: keep it out of garbage-collector scans,
+                        # which otherwise pause the loop for longer with every tenant.
+                        gc.collect()
+                        gc.freeze()
                 except TenantSourceError as exc:
                     log.error(
                         "no tenants yet: tenant source failed",
@@ -304,7 +311,7 @@ class Monitor:
                     )
                     await self.clock.sleep(backoff)
                     backoff = min(backoff * 2, 60.0)
-                    self.tenant_source._last_refresh = None
+                    self.tenant_source.retry_soon()
                     continue
             await self.clock.sleep(1.0)
 

@@ -127,6 +127,10 @@ class TenantSource:
         """Start from a list remembered from an earlier run (used when discovery is down)."""
         self._last_good = tuple(t for t in tenants if self.shard.owns(t))
 
+    def retry_soon(self) -> None:
+        """After a failed first load: the next due() is true."""
+        self._last_refresh = None
+
     def due(self) -> bool:
         interval = self.refresh_interval
         if self._last_refresh is None:
