@@ -90,6 +90,16 @@ class Row:
 
 class Sandbox:
     def __init__(self, tenants: int) -> None:
+        for attempt in range(3):  # a free port can be taken by someone else before we bind it
+            try:
+                self._start(tenants)
+                return
+            except RuntimeError:
+                self.process.kill()
+                if attempt == 2:
+                    raise
+
+    def _start(self, tenants: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
@@ -110,7 +120,7 @@ class Sandbox:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_http(f"{self.url}/healthz")
+        wait_http(f"{self.url}/healthz", within=30)
 
     def reset_stats(self) -> None:
         httpx.delete(f"{self.url}/_admin/stats")
@@ -363,6 +373,7 @@ def fmt(value: float | None, spec: str) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
+    sys.stdout.flush()
     print(
         f"\n{'row':<16}{'tool':<20}{'offered/s':>10}{'done/s':>9}{'CPU s/1k':>10}{'p95 rep':>9}{'p95 true':>9}"
         f"{'error':>8}{'lag p99':>9}{'RSS MB':>8}{'/metrics':>10}"
@@ -396,6 +407,8 @@ def main() -> int:
     parser.add_argument(
         "--shards", type=int, default=4, help="processes for the sharded 2000/s row"
     )
+    parser.add_argument("--rates", help="comma-separated probe rates to run (default: all)")
+    parser.add_argument("--no-fleet", action="store_true", help="skip the 10k tenants / 60 s row")
     args = parser.parse_args()
     window = 10 if args.quick else 30
     rates = (
@@ -405,7 +418,10 @@ def main() -> int:
     )
     rows: list[Row] = []
     for _ in range(args.repeat):
-        if not args.quick:
+        if args.rates:
+            wanted = {int(r) for r in args.rates.split(",")}
+            rates = [r for r in rates if r[0] in wanted] or [(r, r * 5, 10) for r in sorted(wanted)]
+        if not args.quick and not args.no_fleet:
             # The fleet the issue asks for: 10,000 tenants × 2 checks every 60 s, per-tenant
             # histograms off (see README: the /metrics trade-off).
             rows.append(
@@ -416,6 +432,7 @@ def main() -> int:
             rows.append(
                 recmon_row(f"{rate}/s", tenants, interval, window, args.transport, histograms=False)
             )
+            print_table(rows)
             if rate >= 2000 and args.shards > 1:
                 # Horizontal scale on one machine: the same load split by --shard i/n.
                 rows.append(

@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("path", help="path to probes.yaml")
+    check.add_argument(
+        "--dump", action="store_true", help="print the effective configuration, secrets redacted"
+    )
 
     import monitor.sandbox.cli as sandbox_cli
 
@@ -117,7 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if loaded is None:
             return EXIT_ERROR
         config = loaded.config
-        print(f"{args.path}: ok ({len(config.targets)} targets, {len(config.checks)} checks)")
+        if args.dump:
+            from monitor.config.dump import dump_config
+
+            print(redactor.redact(dump_config(config)), end="")
+        print(
+            f"{args.path}: ok ({len(config.targets)} targets, {len(config.checks)} checks)",
+            file=sys.stderr if args.dump else sys.stdout,
+        )
         return 0
     if args.command == "sandbox":
         import monitor.sandbox.cli as sandbox_cli
@@ -145,7 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return asyncio.run(
-                run_forever(loaded, shard=shard, listen=args.listen, results_log=args.results_log)
+                run_forever(
+                    loaded,
+                    shard=shard,
+                    listen=args.listen,
+                    results_log=args.results_log,
+                    redactor=redactor,
+                )
             )
         options = OnceOptions(
             shard=shard,

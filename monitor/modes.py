@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from monitor import __version__
-from monitor.alerting.pipeline import NotificationPipeline
-from monitor.asgiserve import serve_asgi
 from monitor.clock import SystemClock
 from monitor.config.loader import LoadedConfig
-from monitor.httpapi import MonitorApi
+from monitor.longrun import LongRunning, base_dir, pipeline_for, state_path
 from monitor.push import push, write_textfile
 from monitor.report import firing_summary, round_summary
-from monitor.resultslog import ResultsLog
+from monitor.secrets import Redactor
 from monitor.service import Monitor
-from monitor.state.codec import planner_to_json
 from monitor.state.persist import Persistence
 from monitor.state.store import StateStore
 from monitor.tenancy import Shard
@@ -47,19 +40,6 @@ class OnceOptions:
     flush_within: float = 30.0
 
 
-def base_dir(loaded: LoadedConfig) -> Path:
-    """Relative paths in a configuration file are relative to that file."""
-    if loaded.source and not loaded.source.startswith("<"):
-        return Path(loaded.source).resolve().parent
-    return Path.cwd()
-
-
-def state_path(loaded: LoadedConfig) -> Path:
-    # Absolute already when loaded from a file (see config.loader); relative to the working
-    # directory for configurations built in code.
-    return base_dir(loaded) / loaded.config.state.path
-
-
 async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys.stdout) -> int:
     """Probe every tenant once, evaluate, notify, persist, export.
 
@@ -74,7 +54,7 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
         shard=options.shard,
         base_dir=base_dir(loaded),
     )
-    pipeline = _pipeline(loaded, store, monitor)
+    pipeline = pipeline_for(loaded, store, monitor)
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
     try:
         persistence.restore(counters=True)
@@ -112,15 +92,6 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
         store.close()
 
 
-def _pipeline(loaded: LoadedConfig, store: StateStore, monitor: Monitor) -> NotificationPipeline:
-    pipeline = NotificationPipeline(
-        loaded.config.notify, store, clock=monitor.clock, metrics=monitor.metrics
-    )
-    monitor.hub.route = pipeline.route
-    pipeline.planner_state = lambda: planner_to_json(monitor.hub.tracker.planner)
-    return pipeline
-
-
 def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOptions) -> bool:
     ok = True
     if options.metrics_file:
@@ -149,101 +120,15 @@ def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOpti
     return ok
 
 
-def _split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 async def run_forever(
     loaded: LoadedConfig,
     *,
     shard: Shard = Shard(),
     listen: str | None = None,
     results_log: str | None = None,
+    redactor: Redactor | None = None,
 ) -> int:
-    registry = CollectorRegistry()
-    store = StateStore.open(state_path(loaded))
-    monitor = Monitor(
-        loaded, clock=SystemClock(), registry=registry, shard=shard, base_dir=base_dir(loaded)
+    runner = LongRunning(
+        loaded, shard=shard, listen=listen, results_log=results_log, redactor=redactor
     )
-    pipeline = _pipeline(loaded, store, monitor)
-    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
-    persistence.restore(counters=False)
-    log_file = ResultsLog(results_log) if results_log else None
-    if log_file is not None:
-        monitor.result_listeners.append(log_file.write)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _request_stop, stop, sig)
-
-    def status() -> dict[str, Any]:
-        failing = sorted({t for (t, _), r in monitor.latest.items() if not r.ok})
-        return {
-            "version": __version__,
-            "shard": str(shard),
-            "tenants": len(monitor.tenants),
-            "checks": list(monitor.checks),
-            "probes_running": monitor.scheduler.running,
-            "failing_tenants": len(failing),
-            "failing_sample": failing[:100],
-            "alerts_firing": monitor.hub.firing,
-            "event_loop_lag_seconds": monitor.loop_lag.recent_max,
-            "tenant_source_error": monitor.tenant_source.last_error,
-        }
-
-    api = MonitorApi(
-        registry,
-        is_alive=lambda: monitor.loop_lag.recent_max < 10.0,
-        is_ready=monitor.ready.is_set,
-        status=status,
-    )
-    host, port = _split_listen(listen or loaded.config.metrics.listen)
-    try:
-        async with serve_asgi(api, host, port) as served:
-            log.info(
-                "recmon running",
-                extra={
-                    "fields": {
-                        "version": __version__,
-                        "metrics": f"{served.url}/metrics",
-                        "shard": str(shard),
-                        "checks": list(monitor.checks),
-                    }
-                },
-            )
-            saver = asyncio.create_task(persistence.run(stop), name="state")
-            notifier = asyncio.create_task(
-                pipeline.run(
-                    stop,
-                    firing=lambda: monitor.hub.tracker.planner.active_triggers(),
-                    healthy=monitor.healthy,
-                ),
-                name="notify",
-            )
-            await monitor.run(stop)
-            await saver
-            await notifier
-            await pipeline.flush(SHUTDOWN_FLUSH_S)
-    except OSError as exc:
-        log.error(
-            "cannot serve metrics",
-            extra={"fields": {"listen": f"{host}:{port}", "error": str(exc)}},
-        )
-        return EXIT_ERROR
-    finally:
-        if log_file is not None:
-            log_file.close()
-        persistence.save(counters=False)
-        await pipeline.aclose()
-        await monitor.aclose()
-        store.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-    log.info("recmon stopped")
-    return EXIT_HEALTHY
-
-
-def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
-    log.info("stopping", extra={"fields": {"signal": sig.name}})
-    stop.set()
+    return await runner.run()

@@ -55,6 +55,7 @@ class Scheduler:
         self._seq = 0
         self.overruns = 0
         self.launched = 0
+        self._changed = asyncio.Event()
 
     @property
     def jobs(self) -> frozenset[Job]:
@@ -71,6 +72,7 @@ class Scheduler:
         for job in wanted - self._jobs:
             self._push(first_due(job, self._interval_of(job), wall, mono), job)
         self._jobs = wanted
+        self._changed.set()  # a sleeping loop re-reads the schedule now, not a second later
 
     def _push(self, due: float, job: Job) -> None:
         self._seq += 1
@@ -83,9 +85,19 @@ class Scheduler:
             self._launch_due(now)
             wait = min(self._heap[0][0] - now, MAX_SLEEP_S) if self._heap else MAX_SLEEP_S
             if wait > 0:
-                await self._clock.sleep(wait)
+                await self._sleep_unless_changed(wait)
             else:
                 await asyncio.sleep(0)
+
+    async def _sleep_unless_changed(self, seconds: float) -> None:
+        self._changed.clear()
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, changed):
+                task.cancel()
 
     def _launch_due(self, now: float) -> None:
         while self._heap and self._heap[0][0] <= now:

@@ -130,11 +130,13 @@ class Monitor:
             self.engine.run_job,
             self._interval_of,
             clock=clock,
-            on_overrun=lambda job: self.metrics.probes_skipped.labels(job.check, "overrun").inc(),
+            on_overrun=self._overrun,
         )
         self.hub = AlertHub(
             config.alerts, self.checks, metrics=self.metrics, clock=clock, route=route or _log_only
         )
+        if shard.count > 1:
+            self.hub.tracker.shard = str(shard)
         self.tls = TlsWatch(
             config.tls, config.targets, clock=clock, metrics=self.metrics, hub=self.hub
         )
@@ -142,6 +144,8 @@ class Monitor:
         self.latest: dict[tuple[str, str], ProbeResult] = {}
         self.skips: dict[tuple[str, str], str] = {}
         self.last_result_at: float | None = None
+        self._overruns = 0
+        self._overrun_logged_at = float("-inf")
         self.ready = asyncio.Event()
         self.result_listeners: list[Callable[[ProbeResult], None]] = []
 
@@ -174,6 +178,26 @@ class Monitor:
         return {**spec.default_vars, **own} if own else spec.default_vars
 
     # --- results ------------------------------------------------------------------------------
+
+    def _overrun(self, job: Job) -> None:
+        """A job still running when it is due again: skip this run, count it, and say so
+        (once a minute) — recmon cannot keep the schedule for this tenant."""
+        self.metrics.probes_skipped.labels(job.check, "overrun").inc()
+        self._overruns += 1
+        now = self.clock.monotonic()
+        if now - self._overrun_logged_at >= 60.0:
+            log.warning(
+                "probes take longer than their interval: runs skipped",
+                extra={
+                    "fields": {
+                        "skipped": self._overruns,
+                        "example_tenant": job.tenant,
+                        "check": job.check,
+                    }
+                },
+            )
+            self._overrun_logged_at = now
+            self._overruns = 0
 
     def healthy(self) -> bool:
         """Probing on schedule: tenants loaded, results arriving, the event loop on time."""

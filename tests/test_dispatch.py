@@ -13,9 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from monitor.alerting.dispatch import Dispatcher
 from monitor.alerting.model import Action, Notification, Severity
+from monitor.alerting.sinks.alertmanager import AlertmanagerSink
+from monitor.alerting.sinks.base import rfc3339
 from monitor.alerting.sinks.pagerduty import PagerDutySink
 from monitor.clock import ManualClock
-from monitor.config.model import DeliverySpec, PagerDutySpec
+from monitor.config.model import AlertmanagerSpec, DeliverySpec, PagerDutySpec
 from monitor.metrics import Metrics
 from monitor.state.outbox import Outbox
 from monitor.state.store import StateStore
@@ -206,3 +208,68 @@ async def test_flush_delivers_within_its_budget_and_leaves_the_rest(tmp_path: Pa
     clock.advance(5)  # past the backoff
     assert await h.dispatcher.flush(within=0) == 0
     assert pd.accepted == [("recmon/empty_results/recommendations/a", "trigger")]
+
+
+class FakeAlertmanager:
+    def __init__(self, clock: ManualClock, answer: Callable[[float], httpx.Response]) -> None:
+        self.clock = clock
+        self.answer = answer
+        self.accepted: list[tuple[str, str]] = []  # (tenant, "firing" | "resolved")
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = self.answer(self.clock.time())
+        if response.status_code == 200:
+            for alert in json.loads(request.content):
+                ends = alert["endsAt"]
+                state = "resolved" if ends <= rfc3339(self.clock.time()) else "firing"
+                self.accepted.append((alert["labels"]["tenant"], state))
+        return response
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda now: httpx.Response(500),
+        lambda now: httpx.Response(429, headers={"retry-after": "30"}),
+        "timeout",
+        "unreachable",
+    ],
+    ids=["500", "429-retry-after", "timeout", "unreachable"],
+)
+async def test_alertmanager_failures_delay_never_drop_or_double(
+    tmp_path: Path, failure: object
+) -> None:
+    clock = ManualClock(start=T0)
+    recovers = T0 + 300
+
+    def answer(now: float) -> httpx.Response:
+        if now >= recovers:
+            return httpx.Response(200)
+        if failure == "timeout":
+            raise httpx.ReadTimeout("timed out")
+        if failure == "unreachable":
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+        return failure(now)  # type: ignore[operator]
+
+    am = FakeAlertmanager(clock, answer)
+    store = StateStore.open(tmp_path / "state.db")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(am)) as client:
+        sink = AlertmanagerSink(AlertmanagerSpec(url="http://am.test"), client, clock)
+        dispatcher = Dispatcher(
+            Outbox(store),
+            {"alertmanager": sink},
+            clock=clock,
+            metrics=Metrics(CollectorRegistry()),
+            spec=DeliverySpec(backoff_initial=1, backoff_max=60),
+        )
+        dispatcher.enqueue([note("a"), note("b")])
+        for _ in range(60):
+            await dispatcher.deliver_due()
+            clock.advance(1)
+        dispatcher.enqueue([note("a", Action.RESOLVE, clock.time())])
+        for _ in range(400):
+            await dispatcher.deliver_due()
+            clock.advance(1)
+    assert sorted(am.accepted) == [("a", "firing"), ("a", "resolved"), ("b", "firing")]
+    assert am.accepted.index(("a", "firing")) < am.accepted.index(("a", "resolved"))
+    store.close()

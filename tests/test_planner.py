@@ -158,3 +158,18 @@ def test_active_triggers_lists_what_is_paged_now() -> None:
         "recmon/empty_results/recommendations/t1",
         "recmon/latency_drift/recommendations/multiple-tenants",
     ]
+
+
+def test_sharded_replicas_keep_their_storms_apart() -> None:
+    run = Run(Policy(StormSpec(min_tenants=5, group_wait=30), total_tenants=50, shard="1/3"))
+    for i in range(5):
+        run([event(f"t{i}")], T0)
+    (group,) = run.sent
+    assert group.key == "recmon/empty_results/recommendations/multiple-tenants/shard-1-of-3"
+    assert group.labels == {"grouped": "true", "shard": "1/3"}
+    alone = Run(Policy(StormSpec(group_wait=30), total_tenants=50, shard="1/3"))
+    alone([event("t1")], T0, flush=True)
+    assert alone.sent[0].labels == {"shard": "1/3"}
+    assert (
+        alone.sent[0].key == "recmon/empty_results/recommendations/t1"
+    )  # tenants belong to one shard

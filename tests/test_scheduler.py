@@ -146,3 +146,23 @@ async def test_missed_intervals_are_skipped_not_replayed() -> None:
     stop.set()
     clock.advance(1.0)
     await task
+
+
+async def test_jobs_added_while_idle_start_at_their_slot_not_after_the_idle_sleep() -> None:
+    clock = ManualClock(start=0.0)
+    starts: list[float] = []
+
+    async def run_job(job: Job, due: float) -> None:
+        starts.append(clock.monotonic())
+
+    scheduler = Scheduler(run_job, lambda job: 10.0, clock=clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await settle()  # no jobs yet: the loop sleeps for up to a second
+    job = Job("acme", "search")
+    scheduler.set_jobs([job])
+    await advance(clock, 10.0)
+    stop.set()
+    clock.advance(1.0)
+    await task
+    assert abs(starts[0] - phase(job, 10.0)) < 0.06

@@ -26,6 +26,9 @@ class Policy:
     storm: StormSpec
     total_tenants: int
     maintenance: Sequence[MaintenanceWindow] = ()
+    # "1/3" when tenants are split across replicas: each replica's storm is its own incident
+    # (and carries a shard label), so one replica's recovery never resolves another's.
+    shard: str = ""
 
     @property
     def storm_threshold(self) -> int:
@@ -77,13 +80,15 @@ class PlannerState:
 _STORM_FAMILY = {"error_rate": "failures"}
 
 
-def group_key(event: AlertEvent) -> str | None:
+def group_key(event: AlertEvent, shard: str = "") -> str | None:
     if event.tenant is None:
         return None
     family = _STORM_FAMILY.get(event.rule, event.rule)
     parts = ["recmon", family, event.check or "-", "multiple-tenants"]
     if event.variant and family == event.rule:
         parts.append(event.variant)
+    if shard:
+        parts.append(f"shard-{shard.replace('/', '-of-')}")
     return "/".join(parts)
 
 
@@ -107,7 +112,7 @@ def plan(
         key = event.key
         if event.kind is EventKind.FIRING:
             firing[key] = event
-            gkey = group_key(event)
+            gkey = group_key(event, policy.shard)
             # Firing again for an alert already paged or waiting (the detector's state was
             # older than the planner's after a crash): nothing new to say.
             if key not in notified and key not in held and (gkey is None or gkey not in groups):
@@ -123,7 +128,7 @@ def plan(
     # Storms: open a group when enough tenants fire the same alert; close it when none do.
     members: dict[str, list[AlertEvent]] = {}
     for event in firing.values():
-        gkey = group_key(event)
+        gkey = group_key(event, policy.shard)
         if gkey is not None:
             members.setdefault(gkey, []).append(event)
     for gkey, group in list(groups.items()):
@@ -163,7 +168,7 @@ def plan(
             held[key] = silenced_until
             continue
         del held[key]
-        trigger = _trigger(waiting, now)
+        trigger = _trigger(waiting, now, policy.shard)
         notified[key] = trigger
         out.append(trigger)
 
@@ -174,10 +179,12 @@ def _notification_id(key: str, started_at: float, action: Action) -> str:
     return f"{key}@{round(started_at * 1000)}:{action.value}"
 
 
-def _trigger(event: AlertEvent, now: float) -> Notification:
+def _trigger(event: AlertEvent, now: float, shard: str = "") -> Notification:
     labels = {"outcome": event.variant} if event.rule == "error_rate" and event.variant else {}
     if event.rule.startswith("tls_") and event.variant:
         labels = {"host": event.variant}
+    if shard:
+        labels = {**labels, "shard": shard}
     return Notification(
         id=_notification_id(event.key, event.started_at, Action.TRIGGER),
         key=event.key,
@@ -244,7 +251,7 @@ def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Poli
         at=now,
         tenant=None,
         check=first.check,
-        labels={"grouped": "true"},
+        labels={"grouped": "true", **({"shard": policy.shard} if policy.shard else {})},
         details={
             "tenants": tenants,
             "tenant_count": len(tenants),

@@ -172,7 +172,9 @@ class EngineSpec(Model):
     # Probes running at once, across all targets. Keep it below the sum of max_connections:
     # requests that queue for a pooled connection measure the monitor, not the target.
     max_in_flight: int = Field(256, ge=1, le=100_000)
-    transport: Literal["httpx", "aiohttp"] = "httpx"
+    # aiohttp: the httpx API on the httpx-aiohttp transport, about a quarter of the CPU per probe
+    # of httpx's own pool, which degrades steeply with many connections (see bench/).
+    transport: Literal["httpx", "aiohttp"] = "aiohttp"
 
 
 class MetricsSpec(Model):

@@ -36,6 +36,7 @@ class AlertTracker:
         self.series: dict[SeriesKey, SeriesState] = {}
         self.planner = PlannerState()
         self.total_tenants = 0
+        self.shard = ""  # "i/n" when tenants are split across replicas
         self.tls_hosts: dict[str, HostState] = {}
         self.tls_spec: TlsSpec | None = None
 
@@ -62,7 +63,7 @@ class AlertTracker:
         return events
 
     def policy(self) -> Policy:
-        return Policy(self.spec.storm, self.total_tenants, tuple(self.spec.maintenance))
+        return Policy(self.spec.storm, self.total_tenants, tuple(self.spec.maintenance), self.shard)
 
     def plan(
         self, events: Iterable[AlertEvent], now: float, *, flush: bool = False

@@ -125,12 +125,27 @@ def _build(client: httpx.AsyncClient, request: RenderedRequest) -> httpx.Request
     return httpx.Request(request.method, url, headers=headers, json=request.json_body)
 
 
+async def _send(
+    client: httpx.AsyncClient, request: httpx.Request, follow_redirects: bool
+) -> httpx.Response:
+    if follow_redirects:
+        return await client.send(request, stream=True, follow_redirects=True)
+    # Straight to the client's transport: no redirect, auth or cookie handling. A probe carries
+    # no cookies, and extracting them from every response (http.cookiejar parsing headers
+    # through email.message) cost more CPU than the rest of the probe.
+    request.extensions.setdefault("timeout", client.timeout.as_dict())
+    transport = client._transport_for_url(request.url)  # httpx 0.28 (pinned below 0.29)
+    response = await transport.handle_async_request(request)
+    response.request = request
+    return response
+
+
 async def _attempt(
     check: HttpCheck, request: httpx.Request, client: httpx.AsyncClient, clock: Clock
 ) -> Verdict:
     start = clock.monotonic()
     try:
-        response = await client.send(request, stream=True, follow_redirects=check.follow_redirects)
+        response = await _send(client, request, check.follow_redirects)
         try:
             body = await _read_capped(response, check.max_body_bytes)
         finally:

@@ -1,0 +1,135 @@
+"""recmon killed at the worst moment, stopped politely, or handed a broken state file."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.asgiserve import serve_asgi
+from monitor.demo import sandbox_config
+from monitor.sandbox.faults import Fault
+from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from tests.fakes import RecordingEndpoint
+from tests.integration.recmonproc import RecmonProcess
+
+pytestmark = pytest.mark.integration
+FAST = {"search": 5.0, "recommendations": 5.0}
+KEY = "recmon/empty_results/recommendations/tenant-002"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with serve_sandbox(SandboxSettings(tenants=3, latency_ms=dict(FAST))) as served:
+        yield served
+
+
+def paging_config(sandbox: Sandbox, pagerduty: str, *, timeout: float = 1) -> str:
+    return (
+        sandbox_config(sandbox.url, interval=1, timeout=timeout)
+        + f"""
+alerts: {{storm: {{group_wait: 1s}}}}
+notify:
+  pagerduty: {{routing_key: test-key, url: "{pagerduty}/v2/enqueue"}}
+  delivery: {{backoff_initial: 0.2s, backoff_max: 0.5s}}
+"""
+    )
+
+
+def kept_aside(directory: Path) -> int:
+    return len(list(directory.glob("recmon-state.db.bad-*")))
+
+
+def outbox_rows(state: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(state) as db:
+        return list(db.execute("SELECT key, status FROM outbox"))
+
+
+async def test_sigkill_between_deciding_and_delivering_delivers_exactly_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    pagerduty = RecordingEndpoint(status=503)
+    async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd:
+        config = tmp_path / "probes.yaml"
+        config.write_text(paging_config(sandbox, pd.url))
+        sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
+        first = RecmonProcess(config)
+        await first.start()
+        await first.wait_for_log("delivery failed, will retry")  # decided, stored, not delivered
+        assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+        assert outbox_rows(tmp_path / "recmon-state.db") == [(KEY, "pending")]
+
+        pagerduty.status = 202
+        second = RecmonProcess(config)
+        await second.start()
+        try:
+            await second.wait_for(lambda: pagerduty.events(), "the delivery")
+            await asyncio.sleep(4)  # the alert fires again in the new process: no second page
+        finally:
+            assert await second.stop() == 0
+    assert pagerduty.events() == [(KEY, "trigger")]
+    assert outbox_rows(tmp_path / "recmon-state.db") == [(KEY, "delivered")]
+
+
+async def test_sigterm_cuts_hung_probes_at_their_deadline_flushes_and_saves(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    pagerduty = RecordingEndpoint(status=202)
+    async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd:
+        config = tmp_path / "probes.yaml"
+        config.write_text(paging_config(sandbox, pd.url, timeout=3))
+        recmon = RecmonProcess(config)
+        await recmon.start()
+        await asyncio.sleep(1.5)
+        sandbox.faults.set("*", "search", Fault(hang=True))
+
+        async def hanging() -> bool:
+            return (await recmon.get("/status")).json()["probes_running"] > 0
+
+        await recmon.wait_for(hanging, "probes hanging")
+        started = time.monotonic()
+        code = await recmon.stop(signal.SIGTERM)
+        took = time.monotonic() - started
+    assert code == 0
+    assert took < 3 + 5  # the probe deadline, plus shutdown
+    assert recmon.messages()[-1] == "recmon stopped"
+    with sqlite3.connect(tmp_path / "recmon-state.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM series").fetchone()[0] >= 3  # state saved
+
+
+async def test_a_corrupt_state_file_is_kept_aside_without_a_crash_loop(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "probes.yaml"
+    config.write_text(sandbox_config(sandbox.url, timeout=1))
+    state = tmp_path / "recmon-state.db"
+    state.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
+
+    async def once() -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor",
+            "once",
+            "--quiet",
+            "--config",
+            str(config),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return process.returncode, err.decode()
+
+    code, err = await once()
+    assert code == 0, err
+    assert "state file unusable: kept aside, starting with a clean state" in err
+    assert kept_aside(tmp_path) == 1
+    code, err = await once()
+    assert code == 0 and "unusable" not in err
+    assert kept_aside(tmp_path) == 1

@@ -1,0 +1,114 @@
+"""Secrets never leak: every output recmon produces is searched for the values it holds —
+logs (JSON, debug level), /metrics, /healthz, /readyz, /status, the results log, the state
+file, error messages and the configuration dump."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.asgiserve import serve_asgi
+from monitor.demo import sandbox_config
+from monitor.sandbox.faults import Fault
+from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from tests.binaries import free_port
+from tests.fakes import RecordingEndpoint
+from tests.integration.recmonproc import RecmonProcess
+
+pytestmark = pytest.mark.integration
+FAST = {"search": 5.0, "recommendations": 5.0}
+SECRETS = {
+    "API_TOKEN": "tok-7f3a9c1e55d2",
+    "PD_KEY": "rk-b4e1d0c9a8f7",
+    "HOOK_TOKEN": "wh-19c7e3a2b6d5",
+}
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    settings = SandboxSettings(tenants=3, latency_ms=dict(FAST), token=SECRETS["API_TOKEN"])
+    async with serve_sandbox(settings) as served:
+        yield served
+
+
+def config_text(sandbox: Sandbox, pagerduty: str) -> str:
+    text = sandbox_config(sandbox.url, interval=1, timeout=1)
+    text = text.replace(
+        "    rate_limit: 200/s",
+        '    rate_limit: 200/s\n    headers: {Authorization: "Bearer ${API_TOKEN}"}',
+    )
+    text = text.replace(
+        "refresh: 10m}", 'refresh: 10m, headers: {Authorization: "Bearer ${API_TOKEN}"}}'
+    )
+    return (
+        text
+        + f"""
+alerts: {{storm: {{group_wait: 1s}}}}
+notify:
+  pagerduty: {{routing_key: "${{PD_KEY}}", url: "{pagerduty}/v2/enqueue"}}
+  webhook: {{url: "http://127.0.0.1:{free_port()}/hook", headers: {{X-Token: "${{HOOK_TOKEN}}"}}}}
+  delivery: {{backoff_initial: 0.2s, backoff_max: 0.5s}}
+"""
+    )
+
+
+async def run_cli(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "--log-level",
+        "debug",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **SECRETS},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return out.decode(errors="replace") + err.decode(errors="replace")
+
+
+async def test_no_output_contains_a_secret(sandbox: Sandbox, tmp_path: Path) -> None:
+    pagerduty = RecordingEndpoint(status=503)
+    outputs: dict[str, str] = {}
+    async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd:
+        config = tmp_path / "probes.yaml"
+        config.write_text(config_text(sandbox, pd.url))
+        sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
+        results = tmp_path / "results.jsonl"
+        recmon = RecmonProcess(config, env=SECRETS, args=["--results-log", str(results)])
+        await recmon.start()
+        try:
+            await recmon.wait_for_log("delivery failed, will retry")  # both sinks fail for a while
+            await asyncio.sleep(1)
+            pagerduty.status = 202
+            await recmon.wait_for(lambda: pagerduty.received, "the page")
+            for path in ("/metrics", "/healthz", "/readyz", "/status", "/nowhere"):
+                outputs[path] = (await recmon.get(path)).text
+        finally:
+            assert await recmon.stop() == 0
+        outputs["logs"] = "\n".join(recmon.stderr_lines)
+        outputs["results log"] = results.read_text()
+        outputs["state file"] = (tmp_path / "recmon-state.db").read_bytes().decode("latin-1")
+        outputs["dump"] = await run_cli("check-config", "--dump", str(config))
+        outputs["once"] = await run_cli("once", "--flush-timeout", "1", "--config", str(config))
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(
+            config.read_text().replace(f"base_url: {sandbox.url}", "base_url: ${API_TOKEN}")
+        )
+        outputs["config error"] = await run_cli("check-config", str(broken))
+
+    # The secrets were really in use: the sandbox demanded the token, PagerDuty got the key.
+    assert pagerduty.received[0]["body"]["routing_key"] == SECRETS["PD_KEY"]
+    assert '"tenants": 3' in outputs["/status"]
+    assert "targets.sandbox.base_url" in outputs["config error"]
+    assert "[REDACTED]" in outputs["dump"]
+    for name, text in outputs.items():
+        assert text, f"{name} produced nothing: the check would prove nothing"
+        for secret in SECRETS.values():
+            assert secret not in text, f"{secret!r} leaked into {name}"
