@@ -139,7 +139,9 @@ async def test_hanging_tenants_never_stall_the_others(sandbox: Sandbox, transpor
     await task
     registry = monitor.registry
     on_time = registry.get_sample_value("recmon_schedule_lag_seconds_bucket", {"le": "0.1"}) or 0
-    within_half = registry.get_sample_value("recmon_schedule_lag_seconds_bucket", {"le": "0.5"}) or 0
+    within_half = (
+        registry.get_sample_value("recmon_schedule_lag_seconds_bucket", {"le": "0.5"}) or 0
+    )
     launched = registry.get_sample_value("recmon_schedule_lag_seconds_count") or 0
     await monitor.aclose()
     healthy = Counter(r.tenant for r in results if r.check == "search" and r.tenant not in hung)
