@@ -88,11 +88,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _default_shard() -> str:
+    """RECMON_SHARD ("1/3"), or RECMON_SHARD_INDEX with RECMON_SHARD_COUNT — the index can come
+    straight from a StatefulSet pod's apps.kubernetes.io/pod-index label."""
+    if "RECMON_SHARD" in os.environ:
+        return os.environ["RECMON_SHARD"]
+    index = os.environ.get("RECMON_SHARD_INDEX")
+    if index is not None:
+        return f"{index}/{os.environ.get('RECMON_SHARD_COUNT', '1')}"
+    return "0/1"
+
+
 def _shard_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard",
-        default=os.environ.get("RECMON_SHARD", "0/1"),
-        help="probe only shard i of n of the tenants, e.g. 1/3 (env RECMON_SHARD)",
+        default=_default_shard(),
+        help="probe only shard i of n of the tenants, e.g. 1/3 "
+        "(env RECMON_SHARD, or RECMON_SHARD_INDEX and RECMON_SHARD_COUNT)",
     )
 
 

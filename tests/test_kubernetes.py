@@ -86,3 +86,22 @@ def test_sidecar_is_a_native_sidecar() -> None:
     (sidecar,) = pod["initContainers"]
     assert sidecar["restartPolicy"] == "Always"
     assert sidecar["args"][0] == "run"
+
+
+def test_statefulset_shards_by_pod_ordinal() -> None:
+    sts = by_kind("StatefulSet")["spec"]
+    (container,) = sts["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RECMON_SHARD_COUNT"]["value"] == str(sts["replicas"])
+    assert "pod-index" in env["RECMON_SHARD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"]
+
+
+def test_shard_comes_from_the_pod_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.cli import _default_shard
+
+    monkeypatch.delenv("RECMON_SHARD", raising=False)
+    monkeypatch.setenv("RECMON_SHARD_INDEX", "2")
+    monkeypatch.setenv("RECMON_SHARD_COUNT", "3")
+    assert _default_shard() == "2/3"
+    monkeypatch.setenv("RECMON_SHARD", "0/2")
+    assert _default_shard() == "0/2"
