@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.dispatch import Dispatcher
-from monitor.alerting.model import Action, Notification, Severity
+from monitor.alerting.model import Action, Delivery, DeliveryResult, Notification, Severity
 from monitor.alerting.sinks.alertmanager import AlertmanagerSink
 from monitor.alerting.sinks.base import rfc3339
 from monitor.alerting.sinks.pagerduty import PagerDutySink
@@ -272,4 +272,52 @@ async def test_alertmanager_failures_delay_never_drop_or_double(
             clock.advance(1)
     assert sorted(am.accepted) == [("a", "firing"), ("a", "resolved"), ("b", "firing")]
     assert am.accepted.index(("a", "firing")) < am.accepted.index(("a", "resolved"))
+    store.close()
+
+
+async def test_a_sink_that_crashes_delays_the_page_and_is_counted(tmp_path: Path) -> None:
+    clock = ManualClock(start=T0)
+    store = StateStore.open(tmp_path / "state.db")
+    calls = 0
+
+    class Flaky:
+        name = "webhook"
+        min_interval_s = 0.0
+
+        async def send(self, notification: Notification) -> DeliveryResult:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise KeyError("a bug")
+            return DeliveryResult(Delivery.DELIVERED)
+
+    metrics = Metrics(CollectorRegistry())
+    dispatcher = Dispatcher(
+        Outbox(store),
+        {"webhook": Flaky()},
+        clock=clock,
+        metrics=metrics,
+        spec=DeliverySpec(backoff_initial=1),
+    )
+    dispatcher.enqueue([note("a")])
+    for _ in range(10):
+        await dispatcher.deliver_due()
+        clock.advance(1)
+    assert calls == 2 and dispatcher.outbox.pending() == 0
+    assert (
+        metrics.registry.get_sample_value("recmon_internal_errors_total", {"component": "delivery"})
+        == 1
+    )
+    store.close()
+
+
+async def test_outbox_prunes_finished_rows_after_a_week(tmp_path: Path) -> None:
+    store = StateStore.open(tmp_path / "state.db")
+    outbox = Outbox(store)
+    outbox.enqueue([note("a"), note("b")], ["pagerduty"], T0)
+    first, _ = outbox.due(T0)
+    outbox.mark_delivered(first, T0)
+    assert outbox.prune(T0 + 6 * 86400) == 0
+    assert outbox.prune(T0 + 8 * 86400) == 1  # the delivered one; the pending one stays
+    assert outbox.pending() == 1
     store.close()

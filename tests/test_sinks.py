@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -178,3 +179,21 @@ async def test_network_failures_are_retried(
             result = await PagerDutySink(PD, client).send(trigger())
     assert result.outcome is Delivery.RETRY
     assert ROUTING_KEY not in result.detail and ROUTING_KEY not in caplog.text
+
+
+async def test_a_sink_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
+    class Trickle(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                yield b"."
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(202, stream=Trickle())
+
+    spec = PagerDutySpec(
+        routing_key=ROUTING_KEY, url="http://pagerduty.test/v2/enqueue", timeout=0.3
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        result = await PagerDutySink(spec, client).send(trigger())
+    assert result.outcome is Delivery.RETRY and "within 0.3s" in result.detail

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from tenacity import RetryCallState, wait_exponential, wait_random
 
-from monitor.alerting.model import Delivery, Notification
+from monitor.alerting.model import Delivery, DeliveryResult, Notification
 from monitor.alerting.sinks.alertmanager import AlertmanagerSink
 from monitor.alerting.sinks.base import Sink
 from monitor.clock import Clock
@@ -28,6 +28,7 @@ from monitor.state.outbox import Outbox, OutboxItem
 log = logging.getLogger("recmon.delivery")
 
 IDLE_WAKE_S = 5.0
+PRUNE_EVERY_S = 3600.0
 
 
 class Dispatcher:
@@ -101,7 +102,12 @@ class Dispatcher:
                     self._blocked_until[sink_name] = self.clock.time() + gap
                     break
                 self._last_sent[sink_name] = self.clock.monotonic()
-            result = await sink.send(item.notification)
+            try:
+                result = await sink.send(item.notification)
+            except Exception as exc:  # a bug in a sink must delay this page, never drop it
+                self.metrics.internal_errors.labels("delivery").inc()
+                log.exception("sink failed unexpectedly", extra={"fields": {"sink": sink_name}})
+                result = DeliveryResult(Delivery.RETRY, f"internal error: {type(exc).__name__}")
             now = self.clock.time()
             self.metrics.notifications.labels(sink_name, result.outcome.value).inc()
             fields = {"sink": sink_name, "id": item.notification.id, "attempt": item.attempts + 1}
@@ -141,7 +147,12 @@ class Dispatcher:
         return min(candidates) if candidates else None
 
     async def run(self, stop: asyncio.Event) -> None:
+        pruned_at = float("-inf")
         while not stop.is_set():
+            if self.clock.monotonic() - pruned_at >= PRUNE_EVERY_S:
+                # Delivered and rejected rows are kept a week for inspection, then dropped.
+                self.outbox.prune(self.clock.time())
+                pruned_at = self.clock.monotonic()
             try:
                 await self.deliver_due()
             except Exception:

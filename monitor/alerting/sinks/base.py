@@ -3,6 +3,7 @@ reading of an HTTP answer as delivered, retry or rejected."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from datetime import UTC, datetime
 from typing import Protocol
@@ -72,7 +73,12 @@ async def post_json(
     accepted: tuple[int, ...] = (),
 ) -> DeliveryResult:
     try:
-        response = await client.post(url, json=body, headers=headers, timeout=request_timeout)
+        # One deadline for the whole exchange: httpx's timeouts are per read, and a sink
+        # that trickles its answer would otherwise hold every page behind it.
+        async with asyncio.timeout(request_timeout):
+            response = await client.post(url, json=body, headers=headers, timeout=request_timeout)
+    except TimeoutError:
+        return DeliveryResult(Delivery.RETRY, f"no complete answer within {request_timeout:g}s")
     except httpx.HTTPError as exc:
         return classify_error(exc)
     return classify(response, now, accepted=accepted)
