@@ -270,6 +270,16 @@ class Metrics:
         self._tls_info_labels[(host, address)] = labels
         self.tls_info.labels(*labels).set(1)
 
+    def forget_tls_address(self, host: str, address: str) -> None:
+        with contextlib.suppress(KeyError):
+            self.tls_not_after.remove(host, address)
+        with contextlib.suppress(KeyError):
+            self.tls_cert_valid.remove(host, address)
+        labels = self._tls_info_labels.pop((host, address), None)
+        if labels is not None:
+            with contextlib.suppress(KeyError):
+                self.tls_info.remove(*labels)
+
     def set_alert(self, alert: str, tenant: str, check: str, severity: str, firing: bool) -> None:
         if firing:
             self.alerts_firing.labels(alert, tenant, check, severity).set(1)

@@ -44,13 +44,20 @@ class TlsResult:
 
     @property
     def invalid(self) -> bool:
-        return self.reason in INVALID_REASONS
+        """Clients reject what this backend serves: a bad certificate, or one read but refused
+        in the verifying handshake (a weak key, a deprecated algorithm)."""
+        return self.reason in INVALID_REASONS or (
+            self.reason == "handshake" and self.certificate is not None
+        )
 
 
 def unverified_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    # Security level 0: a backend with a weak key or DH group still shows its certificate
+    # here; the verifying handshake is the one that judges it.
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
     return context
 
 

@@ -9,6 +9,10 @@ _VERIFY_CODES = {
     9: "not_yet_valid",
     10: "expired",
     2: "unknown_issuer",
+    7: "unknown_issuer",  # certificate signature failure
+    24: "unknown_issuer",  # invalid CA certificate
+    27: "unknown_issuer",  # certificate not trusted
+    28: "unknown_issuer",  # certificate rejected
     18: "unknown_issuer",  # self-signed leaf
     19: "unknown_issuer",  # self-signed certificate in chain
     20: "unknown_issuer",
@@ -45,4 +49,5 @@ def classify_tls_error(error: ssl.SSLError) -> tuple[str, str]:
     if isinstance(error, ssl.SSLCertVerificationError) and code is not None:
         reason = _VERIFY_CODES.get(code, "handshake")
         return reason, f"certificate verify failed: {error.verify_message}"
-    return "handshake", f"TLS handshake failed: {error.reason or error}"
+    # Not every SSLError comes from OpenSSL with a reason attached.
+    return "handshake", f"TLS handshake failed: {getattr(error, 'reason', None) or error}"

@@ -48,6 +48,7 @@ class TlsWatch:
         self.metrics = metrics
         self.hub = hub
         self.trust = verifying_context(spec.ca_file)
+        self._addresses: dict[str, set[str]] = {}
         hub.tracker.tls_spec = spec
 
     async def round(self) -> list[TlsResult]:
@@ -68,6 +69,12 @@ class TlsWatch:
         everything: list[TlsResult] = []
         for (host, port), results in zip(self.hosts, batches, strict=True):
             hostport = f"{host}:{port}"
+            if not any(r.reason == "dns_error" for r in results):
+                # A backend that left the host's address list takes its series with it.
+                current = {r.address for r in results}
+                for gone in self._addresses.get(hostport, set()) - current:
+                    self.metrics.forget_tls_address(hostport, gone)
+                self._addresses[hostport] = current
             for r in results:
                 if r.address:
                     self.metrics.record_tls(hostport, r.address, r.certificate, r.ok)

@@ -1,0 +1,72 @@
+"""The TLS watch's bookkeeping: series of backends that left a host disappear, not after a
+DNS failure; handshake refusals with a certificate count as invalid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.alerting.hub import AlertHub
+from monitor.clock import ManualClock
+from monitor.config.model import AlertsSpec, TlsSpec
+from monitor.metrics import Metrics
+from monitor.probers.certificate import TlsResult
+from monitor.tls import watch as watch_module
+from monitor.tls.certinfo import CertificateInfo
+from monitor.tls.watch import TlsWatch
+
+T0 = 1_763_990_400.0
+CERT = CertificateInfo(
+    "CN=a", "a", ("a.example",), (), "CN=CA", "1", T0 - 10, T0 + 86400 * 90, "ab" * 32, False
+)
+
+
+def result(address: str, reason: str = "", cert: CertificateInfo | None = CERT) -> TlsResult:
+    return TlsResult(
+        "a.example", 443, address, "a.example", not reason, reason, reason, cert, 0.01, T0
+    )
+
+
+async def test_departed_backends_lose_their_series_but_not_on_dns_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rounds: list[list[TlsResult]] = [
+        [result("10.0.0.1"), result("10.0.0.2")],
+        [
+            TlsResult(
+                "a.example", 443, "", "a.example", False, "dns_error", "nxdomain", None, 0.0, T0
+            )
+        ],
+        [result("10.0.0.1")],
+    ]
+
+    async def fake_probe_host(*args: object, **kwargs: object) -> Sequence[TlsResult]:
+        return rounds.pop(0)
+
+    monkeypatch.setattr(watch_module, "probe_host", fake_probe_host)
+    metrics = Metrics(CollectorRegistry())
+    clock = ManualClock(start=T0)
+    hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=lambda n: None)
+    tls = TlsWatch(TlsSpec(hosts=["a.example:443"]), {}, clock=clock, metrics=metrics, hub=hub)
+
+    def addresses() -> set[str]:
+        return {s.labels["address"] for f in metrics.tls_not_after.collect() for s in f.samples}
+
+    await tls.round()
+    assert addresses() == {"10.0.0.1", "10.0.0.2"}
+    await tls.round()  # resolution failed: keep what we knew
+    assert addresses() == {"10.0.0.1", "10.0.0.2"}
+    await tls.round()
+    assert addresses() == {"10.0.0.1"}
+    assert {s.labels["address"] for f in metrics.tls_info.collect() for s in f.samples} == {
+        "10.0.0.1"
+    }
+
+
+def test_a_certificate_refused_in_the_handshake_is_invalid_a_dead_backend_is_not() -> None:
+    assert result("10.0.0.1", "handshake").invalid
+    assert not result("10.0.0.1", "handshake", cert=None).invalid
+    assert not result("10.0.0.1", "connect_error", cert=None).invalid
+    assert result("10.0.0.1", "expired").invalid
