@@ -82,6 +82,7 @@ class Row:
     lag_p99_s: float | None = None
     rss_mb: float | None = None
     render_s: float | None = None
+    untrusted_share: float | None = None  # recmon: ok probes whose latency it withheld
 
     @property
     def error_ms(self) -> float:
@@ -203,14 +204,17 @@ def recmon_row(
             process.wait(timeout=60)
         sandbox.stop()
     durations = []
-    probes = 0
+    probes = untrusted = 0
     for _, _, results in processes:
         for line in results.read_text().splitlines():
             entry = json.loads(line)
             if start_wall <= entry["started_at"] < end_wall:
                 probes += 1
-                if entry["outcome"] == "ok" and entry["trusted"]:
-                    durations.append(entry["duration_s"] * 1000)
+                if entry["outcome"] == "ok":
+                    if entry["trusted"]:
+                        durations.append(entry["duration_s"] * 1000)
+                    else:
+                        untrusted += 1
     shutil.rmtree(work, ignore_errors=True)
     lag_values = [lag for lag in lags if lag is not None]
     tool = f"recmon ({transport})" + (f" ×{shards}" if shards > 1 else "")
@@ -225,6 +229,7 @@ def recmon_row(
         max(lag_values) if lag_values else None,
         rss,
         statistics.median(renders),
+        untrusted / max(untrusted + len(durations), 1),
     )
 
 
@@ -264,24 +269,25 @@ metrics: {{listen: "127.0.0.1:{port}", per_tenant_histograms: {str(histograms).l
 state: {{path: {work / "state.db"}}}
 """)
     results = work / "results.jsonl"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "--log-level",
-            "warning",
-            "run",
-            "--config",
-            str(work / "probes.yaml"),
-            "--results-log",
-            str(results),
-            "--shard",
-            f"{shard}/{shards}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(work / "recmon.log", "wb"),
-    )
+    with open(work / "recmon.log", "wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "monitor",
+                "--log-level",
+                "warning",
+                "run",
+                "--config",
+                str(work / "probes.yaml"),
+                "--results-log",
+                str(results),
+                "--shard",
+                f"{shard}/{shards}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     return process, port, results
 
 
@@ -316,14 +322,16 @@ def blackbox_row(label: str, rate: float, window: float) -> Row | None:
     binary = shutil.which("prometheus-blackbox-exporter")
     if binary is None:
         print(
-            "blackbox_exporter not installed (Debian package prometheus-blackbox-exporter): skipped",
+            "blackbox_exporter not installed (Debian package prometheus-blackbox-exporter):"
+            " skipped",
             file=sys.stderr,
         )
         return None
     sandbox = Sandbox(10)
     work = Path(tempfile.mkdtemp(prefix="blackbox-bench-"))
     (work / "blackbox.yml").write_text(
-        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      valid_status_codes: [200]\n"
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n"
+        "      valid_status_codes: [200]\n"
         "      fail_if_body_not_matches_regexp: ['\"results\": \\[\\{']\n"
     )
     port = free_port()
@@ -375,14 +383,17 @@ def fmt(value: float | None, spec: str) -> str:
 def print_table(rows: list[Row]) -> None:
     sys.stdout.flush()
     print(
-        f"\n{'row':<16}{'tool':<20}{'offered/s':>10}{'done/s':>9}{'CPU s/1k':>10}{'p95 rep':>9}{'p95 true':>9}"
-        f"{'error':>8}{'lag p99':>9}{'RSS MB':>8}{'/metrics':>10}"
+        f"\n{'row':<16}{'tool':<20}{'offered/s':>10}{'done/s':>9}{'CPU s/1k':>10}"
+        f"{'p95 rep':>9}{'p95 true':>9}"
+        f"{'error':>8}{'lag p99':>9}{'RSS MB':>8}{'/metrics':>10}{'withheld':>10}"
     )
     for r in rows:
         print(
             f"{r.label:<16}{r.tool:<20}{r.offered:>10.0f}{r.achieved:>9.0f}{r.cpu_per_1k:>10.3f}"
-            f"{fmt(r.p95_reported_ms, '.1f'):>9}{fmt(r.p95_true_ms, '.1f'):>9}{fmt(r.error_ms, '+.1f'):>8}"
+            f"{fmt(r.p95_reported_ms, '.1f'):>9}{fmt(r.p95_true_ms, '.1f'):>9}"
+            f"{fmt(r.error_ms, '+.1f'):>8}"
             f"{fmt(r.lag_p99_s, '.3f'):>9}{fmt(r.rss_mb, '.0f'):>8}{fmt(r.render_s, '.3f'):>10}"
+            f"{'-' if r.untrusted_share is None else f'{r.untrusted_share:.1%}':>10}"
         )
     by_label: dict[str, dict[str, Row]] = {}
     for r in rows:

@@ -47,3 +47,16 @@ def test_lagging_is_logged_once_and_recovery_too(caplog: pytest.LogCaptureFixtur
         "event loop caught up",
     ]
     assert monitor.recent_max == pytest.approx(0.2)
+
+
+def test_a_few_late_milliseconds_untrust_a_probe_without_calling_the_monitor_lagging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor = LoopLagMonitor(ManualClock(), threshold_s=0.05, trust_threshold_s=0.005)
+    with caplog.at_level(logging.INFO, logger="recmon.looplag"):
+        monitor.observe(1.00, 0.001)
+        monitor.observe(1.02, 0.008)  # the loop ran 8 ms late just before 1.02
+        monitor.observe(1.04, 0.001)
+    assert not monitor.trusted(0.98, 1.03)  # in flight across the late stretch: off by ~8 ms
+    assert monitor.trusted(1.025, 1.04)
+    assert caplog.records == []  # 8 ms is no reason to say the monitor is falling behind
