@@ -8,7 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -18,13 +18,13 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class MonitorApi:
     def __init__(
         self,
-        registry: CollectorRegistry,
         *,
+        render_metrics: Callable[[], bytes],
         is_alive: Callable[[], bool],
         is_ready: Callable[[], bool],
         status: Callable[[], dict[str, Any]],
     ) -> None:
-        self.registry = registry
+        self.render_metrics = render_metrics
         self.is_alive = is_alive
         self.is_ready = is_ready
         self.status = status
@@ -59,7 +59,7 @@ class MonitorApi:
         await _respond(send, 200, body, content_type=CONTENT_TYPE_LATEST.encode(), extra=extra)
 
     def _render(self, compress: bool) -> bytes:
-        body = generate_latest(self.registry)
+        body = self.render_metrics()
         return gzip.compress(body, compresslevel=1) if compress else body
 
 

@@ -221,7 +221,7 @@ class LongRunning:
         generation = self._build(self.loaded, counters=False)
         await self._start(generation)
         api = MonitorApi(
-            generation.monitor.registry,
+            render_metrics=generation.monitor.metrics.render,
             is_alive=lambda: (
                 self.current is not None and self.current.monitor.loop_lag.recent_max < 10.0
             ),
@@ -283,7 +283,7 @@ class LongRunning:
             self.loaded = loaded
             generation = self._build(loaded, counters=True)
             await self._start(generation)
-            api.registry = generation.monitor.registry
+            api.render_metrics = generation.monitor.metrics.render
             log.info(
                 "configuration reloaded",
                 extra={"fields": {"checks": list(generation.monitor.checks)}},

@@ -13,6 +13,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
+from monitor.exposition import family_text, label_text, render, skipping_fast_series
 from monitor.results import Outcome, ProbeResult
 from monitor.tls.certinfo import CertificateInfo
 
@@ -29,6 +30,8 @@ def latency_buckets(max_timeout: float) -> tuple[float, ...]:
 
 
 SeriesKey = tuple[str, str]  # (tenant, check)
+_TENANT_CHECK = ("tenant", "check")
+_TENANT_CHECK_OUTCOME = ("tenant", "check", "outcome")
 
 
 class TenantSeries(Collector):
@@ -40,17 +43,29 @@ class TenantSeries(Collector):
     garbage collector to walk on every full collection, and a lock taken on every probe.
     """
 
+    _HELP = (
+        ("recmon_probes_total", "Probes by outcome.", "counter"),
+        ("recmon_probe_success", "1 if the last probe was ok.", "gauge"),
+        ("recmon_probe_items", "Items in the last response.", "gauge"),
+        ("recmon_latency_p95_seconds", "p95 latency over the short window.", "gauge"),
+        ("recmon_latency_baseline_p95_seconds", "Learned baseline p95 latency.", "gauge"),
+    )
+
     def __init__(self) -> None:
         self.probes: dict[tuple[str, str, str], float] = {}
         self.success: dict[SeriesKey, float] = {}
         self.items: dict[SeriesKey, float] = {}
         self.p95: dict[SeriesKey, float] = {}
         self.baseline: dict[SeriesKey, float] = {}
+        # Escaped label text per series, built on first render (by the rendering thread).
+        self._label_text: dict[tuple[str, ...], str] = {}
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
 
     def collect(self) -> Iterable[Metric]:
+        if skipping_fast_series():
+            return []  # exposition() writes them
         # Called from the rendering thread while the event loop records: list() snapshots a
         # dict atomically under the GIL.
         return self._families(
@@ -64,23 +79,40 @@ class TenantSeries(Collector):
     def _families(
         self, *data: list[tuple[Any, float]]
     ) -> list[CounterMetricFamily | GaugeMetricFamily]:
-        probes, success, items, p95, baseline = data or ([], [], [], [], [])
-        tc = ["tenant", "check"]
         families: list[CounterMetricFamily | GaugeMetricFamily] = [
-            CounterMetricFamily("recmon_probes", "Probes by outcome.", labels=[*tc, "outcome"]),
-            GaugeMetricFamily("recmon_probe_success", "1 if the last probe was ok.", labels=tc),
-            GaugeMetricFamily("recmon_probe_items", "Items in the last response.", labels=tc),
-            GaugeMetricFamily(
-                "recmon_latency_p95_seconds", "p95 latency over the short window.", labels=tc
-            ),
-            GaugeMetricFamily(
-                "recmon_latency_baseline_p95_seconds", "Learned baseline p95 latency.", labels=tc
-            ),
+            CounterMetricFamily(
+                name.removesuffix("_total"), help_text, labels=_TENANT_CHECK_OUTCOME
+            )
+            if kind == "counter"
+            else GaugeMetricFamily(name, help_text, labels=_TENANT_CHECK)
+            for name, help_text, kind in self._HELP
         ]
-        for family, rows in zip(families, (probes, success, items, p95, baseline), strict=True):
+        for family, rows in zip(families, data or [[]] * len(families), strict=True):
             for labels, value in rows:
                 family.add_metric(list(labels), value)
         return families
+
+    def exposition(self) -> str:
+        """The five families as exposition text, the same as generate_latest writes them."""
+        cache = self._label_text
+        parts = []
+        tables: tuple[dict[Any, float], ...] = (
+            self.probes,
+            self.success,
+            self.items,
+            self.p95,
+            self.baseline,
+        )
+        for (name, help_text, kind), table in zip(self._HELP, tables, strict=True):
+            rows = []
+            for key, value in list(table.items()):
+                text = cache.get(key)
+                if text is None:
+                    names = _TENANT_CHECK_OUTCOME if len(key) == 3 else _TENANT_CHECK
+                    text = cache[key] = label_text(names, key)
+                rows.append((text, value))
+            parts.append(family_text(name, help_text, kind, rows))
+        return "".join(parts)
 
     def tenants(self) -> set[str]:
         return {key[0] for key in list(self.probes)} | {key[0] for key in list(self.success)}
@@ -91,6 +123,9 @@ class TenantSeries(Collector):
         for table in (self.success, self.items, self.p95, self.baseline):
             for series in [k for k in table if k[0] == tenant]:
                 del table[series]
+        # list(): the rendering thread may be adding entries right now.
+        for cached in [k for k in list(self._label_text) if k[0] == tenant]:
+            self._label_text.pop(cached, None)
 
 
 class Metrics:
@@ -197,6 +232,10 @@ class Metrics:
         if child is None:
             child = self._histograms[key] = self.probe_duration.labels(*key)
         return child
+
+    def render(self) -> bytes:
+        """The /metrics body (the per-tenant series by their fast path)."""
+        return render(self.registry, self.series)
 
     def record(self, result: ProbeResult) -> None:
         series = self.series
