@@ -10,6 +10,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_exponential
@@ -167,7 +168,9 @@ async def _attempt(
         return Verdict(
             Outcome.INVALID_BODY, clock.monotonic() - start, reason=f"cannot decode body: {exc}"
         )
-    except (httpx.TransportError, OSError) as exc:
+    except (httpx.TransportError, OSError, aiohttp.ClientError) as exc:
+        # aiohttp.ClientError: httpx-aiohttp passes some of aiohttp's own errors through
+        # unmapped (a garbage status line, an oversized header), which are the target's doing.
         return _transport_failure(exc, clock.monotonic() - start)
     duration = clock.monotonic() - start
     content_type = response.headers.get("content-type", "")
@@ -194,6 +197,11 @@ def _transport_failure(exc: BaseException, duration: float) -> Verdict:
         tls_reason, message = classify_tls_error(tls_error)
         return Verdict(Outcome.TLS_ERROR, duration, reason=message, tls_reason=tls_reason)
     cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
+    if isinstance(cause, aiohttp.ClientResponseError):
+        # Its str() carries the request URL, query string (and any token in it) included.
+        return Verdict(
+            Outcome.CONNECT_ERROR, duration, reason=f"invalid HTTP response: {cause.message}"[:500]
+        )
     kind = type(cause).__name__
     detail = str(cause) or kind
     if isinstance(exc, httpx.TimeoutException) and _really_a_timeout(exc):

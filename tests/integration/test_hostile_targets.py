@@ -10,7 +10,7 @@ import socket
 import struct
 import tracemalloc
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -58,18 +58,16 @@ async def one_round(monitor: Monitor) -> dict[tuple[str, str], ProbeResult]:
         await monitor.aclose()
 
 
-async def test_connection_reset_is_connect_error(transport: str) -> None:
-    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-        )  # RST on close
-        writer.transport.abort()
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
-    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+
+async def probe_raw_target(
+    handler: Handler, transport: str, *, probe_timeout: float = 2, host: str | None = None
+) -> ProbeResult:
+    """One search probe against a hand-written TCP server that misbehaves as `handler` says."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    base = sandbox_config(f"http://127.0.0.1:{port}", timeout=2)
+    base = sandbox_config(f"http://{host or '127.0.0.1'}:{port}", timeout=probe_timeout)
     text = (
         re.sub(r"discover: \{.*\}", "static: [acme]", base)
         + f"\nengine: {{transport: {transport}}}\n"
@@ -79,12 +77,105 @@ async def test_connection_reset_is_connect_error(transport: str) -> None:
     )
     try:
         results = await monitor.run_once()
+        internal_errors = monitor.registry.get_sample_value(
+            "recmon_internal_errors_total", {"component": "engine"}
+        )
     finally:
         await monitor.aclose()
         server.close()
+    assert not internal_errors  # the target's doing is an outcome, never a recmon bug
     (search,) = [r for r in results if r.check == "search"]
+    return search
+
+
+async def test_connection_reset_is_connect_error(transport: str) -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )  # RST on close
+        writer.transport.abort()
+
+    search = await probe_raw_target(reset, transport)
     assert search.outcome is Outcome.CONNECT_ERROR
     assert search.duration_s < 2
+
+
+def replying(raw: bytes) -> Handler:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(raw)
+        await writer.drain()
+        writer.close()
+
+    return reply
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Huge: " + b"a" * 20_000 + b"\r\nContent-Length: 2\r\n\r\n[]",
+        b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"results": [',
+    ],
+    ids=["garbage-status-line", "oversized-header", "truncated-body"],
+)
+async def test_malformed_http_is_an_outcome_not_a_crash(transport: str, raw: bytes) -> None:
+    search = await probe_raw_target(replying(raw), transport)
+    assert search.outcome in {Outcome.CONNECT_ERROR, Outcome.INVALID_BODY}, search
+    assert search.reason and "127.0.0.1" not in search.reason  # no URL (nor its query) echoed
+
+
+async def test_unresolvable_host_is_connect_error(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name fails inside this process's resolver: no query ever leaves the machine.
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: object, *args: object, **kwargs: object) -> object:
+        if host == "no-such-host.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    async def never_called(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise AssertionError("nothing should connect")
+
+    search = await probe_raw_target(never_called, transport, host="no-such-host.test")
+    assert search.outcome is Outcome.CONNECT_ERROR
+    assert "name" in search.reason.lower() or "resolve" in search.reason.lower(), search.reason
+
+
+async def test_endless_chunked_body_is_cut_at_the_cap_with_bounded_memory(transport: str) -> None:
+    """No Content-Length to refuse on: the cap must hold while the body streams in."""
+    chunk = b"x" * 65536
+    sent = 0
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal sent
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            while sent < 50_000_000:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass  # the client hung up at its cap: what we want
+        finally:
+            writer.close()
+
+    tracemalloc.start()
+    try:
+        search = await probe_raw_target(endless, transport, probe_timeout=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert search.outcome is Outcome.INVALID_BODY and "larger than" in search.reason
+    assert sent < 20_000_000  # the client stopped reading: the 50 MB were never pulled in
+    assert peak < 16 * 1024 * 1024
 
 
 async def test_fifty_megabyte_body_is_refused_with_bounded_memory(
