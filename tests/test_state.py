@@ -97,3 +97,48 @@ def test_unreadable_rows_are_skipped_not_fatal(tmp_path: Path) -> None:
     assert list(store.load_series()) == [("acme", "recommendations")]
     assert store.get("planner") is None
     store.close()
+
+
+def test_an_incident_paged_before_a_crash_still_resolves(tmp_path: Path) -> None:
+    """The planner is saved with every page it decides, the detector only now and then: after a
+    kill in between, the restarted detector must still know the alert fires, or the fault's
+    recovery would never resolve the incident."""
+    from prometheus_client import CollectorRegistry
+
+    from monitor.alerting.model import Action, Notification
+    from monitor.clock import ManualClock
+    from monitor.service import Monitor
+    from monitor.state.persist import Persistence
+    from tests.helpers import load
+
+    def monitor(clock: ManualClock, sent: list[Notification]) -> Monitor:
+        return Monitor(load(), clock=clock, registry=CollectorRegistry(), route=sent.extend)
+
+    def probe(m: Monitor, clock: ManualClock, outcome: Outcome) -> None:
+        clock.advance(10)
+        m.hub.observe(ProbeResult("acme", "recommendations", outcome, 0.06, clock.time()))
+        m.hub.tick(flush=True)
+
+    clock = ManualClock()
+    store = StateStore.open(tmp_path / "state.db")
+    sent: list[Notification] = []
+    before = monitor(clock, sent)
+    Persistence(store, before.hub, before.metrics, before.tenant_source).save(counters=False)
+    for _ in range(3):
+        probe(before, clock, Outcome.EMPTY)
+    assert [n.action for n in sent] == [Action.TRIGGER]
+    # What the outbox transaction keeps of that moment: the planner, not the detector's windows.
+    store.put("planner", planner_to_json(before.hub.tracker.planner))
+    store.close()
+
+    store = StateStore.open(tmp_path / "state.db")
+    after = monitor(clock, sent)
+    Persistence(store, after.hub, after.metrics, after.tenant_source).restore(counters=False)
+    assert after.hub.firing == 1
+    for _ in range(3):
+        probe(after, clock, Outcome.OK)
+    store.close()
+    assert [(n.action, n.key) for n in sent] == [
+        (Action.TRIGGER, "recmon/empty_results/recommendations/acme"),
+        (Action.RESOLVE, "recmon/empty_results/recommendations/acme"),
+    ]

@@ -7,6 +7,7 @@ between calls and answers questions about them (what fires, what p95, what basel
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from monitor.alerting.model import Notification
 from monitor.alerting.planner import PlannerState, Policy, plan
@@ -95,6 +96,34 @@ class AlertTracker:
         self.rulebook.forget_tenant(tenant)
         return events
 
+    def adopt_paged_alerts(self) -> int:
+        """After a restore: every alert the planner paged is firing in the detector too.
+
+        The planner is saved with each page it decides, the detector's windows only every so
+        often; after a crash the detector may not know an alert it paged for. Without this,
+        recovery would never emit the resolve, and the incident would stay open for good.
+        Returns how many alerts were adopted."""
+        adopted = 0
+        for event in self.planner.firing.values():
+            rule_id = f"{event.rule}:{event.variant}" if event.variant else event.rule
+            if event.check == TLS_CHECK:
+                host = self.tls_hosts.get(event.variant) or HostState()
+                if event.rule not in host.alerts:
+                    alerts = {**host.alerts, event.rule: _adopted(event)}
+                    self.tls_hosts[event.variant] = replace(host, alerts=alerts)
+                    adopted += 1
+                continue
+            if event.tenant is None or event.check is None:
+                continue
+            key = (event.tenant, event.check)
+            state = self.series.get(key) or SeriesState()
+            known = state.alerts.get(rule_id)
+            if known is None or known.status is not AlertStatus.FIRING:
+                alerts = {**state.alerts, rule_id: _adopted(event)}
+                self.series[key] = replace(state, alerts=alerts)
+                adopted += 1
+        return adopted
+
     def firing(self) -> list[tuple[SeriesKey, str, AlertState]]:
         """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
         ((host, "tls"), rule, state)."""
@@ -118,3 +147,14 @@ class AlertTracker:
             return None, None
         rules = self.rulebook.for_series(tenant, check)
         return state.window_p95, baseline_p95(state, rules, now)
+
+
+def _adopted(event: AlertEvent) -> AlertState:
+    return AlertState(
+        AlertStatus.FIRING,
+        since=event.started_at,
+        fired_at=event.started_at,
+        severity=event.severity,
+        summary=event.summary,
+        details=dict(event.details),
+    )

@@ -57,6 +57,13 @@ class Persistence:
         tenants = self.store.get("tenants")
         if isinstance(tenants, list) and all(isinstance(t, str) for t in tenants):
             self.tenants.seed(tenants)
+        adopted = tracker.adopt_paged_alerts()
+        if adopted:
+            log.warning(
+                "paged alerts missing from the saved detector state (recmon stopped without "
+                "saving): kept firing, so they resolve when their series recover",
+                extra={"fields": {"alerts": adopted}},
+            )
         if counters:
             snapshot = self.store.get("counters")
             if isinstance(snapshot, dict):
