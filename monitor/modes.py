@@ -27,6 +27,10 @@ EXIT_HEALTHY = 0
 EXIT_ALERTS = 1
 EXIT_ERROR = 2
 SHUTDOWN_FLUSH_S = 10.0
+# Firing alerts reach Alertmanager again only at the next run; until a second run shows the
+# schedule, assume runs at most this far apart.
+LAST_RUN_KEY = "once_last_run_at"
+FIRST_RUN_GAP_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +60,11 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
     )
     pipeline = pipeline_for(loaded, store, monitor)
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
+    clock = monitor.clock
     try:
         persistence.restore(counters=True)
+        pipeline.refresh_alertmanager_every(_gap_since_last_run(store, clock.time()))
+        store.put(LAST_RUN_KEY, clock.time())
         try:
             results = await monitor.run_once()
         except TenantSourceError as exc:
@@ -65,6 +72,7 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
             return EXIT_ERROR
         # Deliver now what can be delivered; the rest waits in the outbox for the next run.
         await pipeline.flush(options.flush_within)
+        await pipeline.refresh_firing(monitor.hub.tracker.planner.active_triggers())
         persistence.save(counters=True)
         if pipeline.heartbeat is not None:
             await pipeline.heartbeat.ping()
@@ -90,6 +98,13 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
         await pipeline.aclose()
         await monitor.aclose()
         store.close()
+
+
+def _gap_since_last_run(store: StateStore, now: float) -> float:
+    previous = store.get(LAST_RUN_KEY)
+    if isinstance(previous, int | float) and now > previous:
+        return now - float(previous)
+    return FIRST_RUN_GAP_S
 
 
 def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOptions) -> bool:

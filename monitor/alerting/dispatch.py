@@ -204,7 +204,12 @@ class Dispatcher:
             return
         while not stop.is_set():
             await self.clock.sleep(sink.spec.resend_interval)
-            active = firing()
-            if active:
-                result = await sink.resend(active)
-                self.metrics.notifications.labels("alertmanager", result.outcome.value).inc()
+            await self.resend_once(firing())
+
+    async def resend_once(self, active: Sequence[Notification]) -> None:
+        """Re-post what is firing to Alertmanager, so it does not time the alerts out. A
+        failed re-post is counted; the next one (or the alert's endsAt margin) covers it."""
+        sink = self.sinks.get("alertmanager")
+        if isinstance(sink, AlertmanagerSink) and active:
+            result = await sink.resend(active)
+            self.metrics.notifications.labels("alertmanager", result.outcome.value).inc()

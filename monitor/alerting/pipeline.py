@@ -16,6 +16,7 @@ from monitor.alerting.dispatch import Dispatcher
 from monitor.alerting.heartbeat import Heartbeat
 from monitor.alerting.model import Notification
 from monitor.alerting.sinks import build_sinks
+from monitor.alerting.sinks.alertmanager import AlertmanagerSink
 from monitor.clock import Clock
 from monitor.config.model import NotifySpec
 from monitor.metrics import Metrics
@@ -83,6 +84,16 @@ class NotificationPipeline:
         for task in tasks[1:]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def refresh_alertmanager_every(self, seconds: float) -> None:
+        """Firing alerts are next re-posted in `seconds` (a CronJob's next run), so their
+        endsAt must reach past that, or Alertmanager resolves them in between."""
+        sink = self.sinks.get("alertmanager")
+        if isinstance(sink, AlertmanagerSink):
+            sink.refresh_every = max(sink.spec.resend_interval, seconds)
+
+    async def refresh_firing(self, firing: Sequence[Notification]) -> None:
+        await self.dispatcher.resend_once(firing)
 
     async def flush(self, within: float) -> int:
         left = await self.dispatcher.flush(within)

@@ -72,6 +72,9 @@ class AlertmanagerSink:
         self.client = client
         self.clock = clock
         self.url = f"{spec.url}/api/v2/alerts"
+        # How often firing alerts are re-posted. `recmon run` re-posts every resend_interval;
+        # `recmon once` only at its next run, so it sets this to the gap between runs.
+        self.refresh_every = spec.resend_interval
 
     async def send(self, notification: Notification) -> DeliveryResult:
         return await self._post([notification])
@@ -82,9 +85,7 @@ class AlertmanagerSink:
 
     async def _post(self, notifications: list[Notification]) -> DeliveryResult:
         now = self.clock.time()
-        body = [
-            alert_body(n, now=now, resend_interval=self.spec.resend_interval) for n in notifications
-        ]
+        body = [alert_body(n, now=now, resend_interval=self.refresh_every) for n in notifications]
         return await post_json(
             self.client,
             self.url,
