@@ -69,7 +69,7 @@ class Harness:
     def open(self) -> None:
         self.store = StateStore.open(self.path)
         self.client = httpx.AsyncClient(transport=httpx.MockTransport(self.pd))
-        sink = PagerDutySink(PD, self.client)
+        sink = PagerDutySink(PD, self.client, self.clock)
         self.dispatcher = Dispatcher(
             Outbox(self.store),
             {"pagerduty": sink},
@@ -151,6 +151,23 @@ async def test_retry_after_is_honoured(tmp_path: Path) -> None:
     assert pd.accepted == [] and pd.attempts == 1
     await h.run_for(30)
     assert len(pd.accepted) == 1
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["9" * 400, "Fri, 01 Jan 2100 00:00:00 GMT"], ids=["huge", "far-future"]
+)
+async def test_a_bogus_retry_after_delays_but_never_parks_a_page(
+    tmp_path: Path, retry_after: str
+) -> None:
+    clock = ManualClock(start=T0)
+    answers = [httpx.Response(429, headers={"retry-after": retry_after})]
+    pd = FakePagerDuty(clock, lambda now: answers.pop(0) if answers else httpx.Response(202))
+    h = Harness(tmp_path / "state.db", clock, pd)
+    h.dispatcher.enqueue([note("a")])
+    await h.run_for(800)
+    assert pd.accepted == []
+    await h.run_for(200)  # the ceiling: 15 minutes
+    assert pd.accepted == [("recmon/empty_results/recommendations/a", "trigger")]
 
 
 async def test_rejected_is_logged_with_the_reason_and_not_retried(

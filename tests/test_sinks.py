@@ -57,7 +57,14 @@ def test_pagerduty_trigger_payload() -> None:
     assert details["empty_probes"] == 2 and details["parent_healthy"] is True
     assert details["tenant"] == "acme" and details["check"] == "recommendations"
     assert details["started_at"] == "2025-11-24T13:20:00.000Z"
-    assert body["links"] == [{"href": "docs/runbooks/empty-results.md", "text": "runbook"}]
+    assert "links" not in body  # a relative path is no link: only with runbook_base_url
+    linked = event_body(trigger(), PD, "https://git.example.com/recmon/blob/main/")
+    assert linked["links"] == [
+        {
+            "href": "https://git.example.com/recmon/blob/main/docs/runbooks/empty-results.md",
+            "text": "runbook",
+        }
+    ]
 
 
 def test_pagerduty_resolve_payload_is_minimal() -> None:
@@ -108,7 +115,8 @@ async def test_alertmanager_trigger_resolve_and_resend_bodies() -> None:
     }
     assert first["annotations"]["summary"].startswith("recommendations returned no items")  # type: ignore[index]
     assert "empty_probes: 2" in first["annotations"]["description"]  # type: ignore[index]
-    assert first["annotations"]["runbook_url"] == "docs/runbooks/empty-results.md"  # type: ignore[index]
+    assert first["annotations"]["runbook"] == "docs/runbooks/empty-results.md"  # type: ignore[index]
+    assert "runbook_url" not in first["annotations"]  # type: ignore[operator]
     assert first["startsAt"] == "2025-11-24T13:20:00.000Z"
     assert first["endsAt"] == "2025-11-24T13:24:30.000Z"  # 4 resend intervals ahead
     assert resent["endsAt"] == "2025-11-24T13:34:30.000Z"  # pushed ahead from the resend time
@@ -125,7 +133,9 @@ async def test_webhook_posts_the_notification_as_json() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         sink = WebhookSink(
-            WebhookSpec(url="http://hook.test/in", headers={"X-Token": "t0ken"}), client
+            WebhookSpec(url="http://hook.test/in", headers={"X-Token": "t0ken"}),
+            client,
+            ManualClock(start=T0),
         )
         assert (await sink.send(trigger())).outcome is Delivery.DELIVERED
     body = json.loads(seen[0].content)
@@ -158,7 +168,7 @@ async def test_pagerduty_answers_are_classified(
     response: httpx.Response, outcome: Delivery, retry_after: float | None
 ) -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: response)) as client:
-        result = await PagerDutySink(PD, client).send(trigger())
+        result = await PagerDutySink(PD, client, ManualClock(start=T0 + 30)).send(trigger())
     assert result.outcome is outcome
     assert result.retry_after == retry_after
     if outcome is Delivery.REJECTED:
@@ -176,7 +186,7 @@ async def test_network_failures_are_retried(
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         with caplog.at_level(logging.DEBUG):
-            result = await PagerDutySink(PD, client).send(trigger())
+            result = await PagerDutySink(PD, client, ManualClock(start=T0 + 30)).send(trigger())
     assert result.outcome is Delivery.RETRY
     assert ROUTING_KEY not in result.detail and ROUTING_KEY not in caplog.text
 
@@ -195,5 +205,5 @@ async def test_a_sink_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
         routing_key=ROUTING_KEY, url="http://pagerduty.test/v2/enqueue", timeout=0.3
     )
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        result = await PagerDutySink(spec, client).send(trigger())
+        result = await PagerDutySink(spec, client, ManualClock(start=T0 + 30)).send(trigger())
     assert result.outcome is Delivery.RETRY and "within 0.3s" in result.detail

@@ -25,6 +25,8 @@ from monitor.config.model import DeliverySpec
 from monitor.metrics import Metrics
 from monitor.state.outbox import Outbox, OutboxItem
 
+MAX_RETRY_AFTER_S = 900.0
+
 log = logging.getLogger("recmon.delivery")
 
 IDLE_WAKE_S = 5.0
@@ -48,6 +50,9 @@ class Dispatcher:
         self._wait = wait_exponential(
             multiplier=spec.backoff_initial, max=spec.backoff_max
         ) + wait_random(0, spec.backoff_initial)
+        # A sink's Retry-After is honoured up to a ceiling: a bogus huge value (or a date years
+        # ahead) must not park its pages forever.
+        self._max_retry_after = max(spec.backoff_max, MAX_RETRY_AFTER_S)
         self._failures: dict[str, int] = {}
         self._blocked_until: dict[str, float] = {}
         self._last_sent: dict[str, float] = {}
@@ -126,7 +131,8 @@ class Dispatcher:
             else:
                 failures = self._failures.get(sink_name, 0) + 1
                 self._failures[sink_name] = failures
-                delay = max(self._backoff(failures), result.retry_after or 0.0)
+                asked = min(result.retry_after or 0.0, self._max_retry_after)
+                delay = max(self._backoff(failures), asked)
                 self._blocked_until[sink_name] = now + delay
                 self.outbox.mark_retry(item, now + delay, result.detail)
                 log.warning(

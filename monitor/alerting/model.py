@@ -104,6 +104,15 @@ RUNBOOKS = {
 }
 
 
+def runbook_url(rule: str, base_url: str | None) -> str | None:
+    """The rule's runbook as an absolute link, or None without `notify.runbook_base_url`: a
+    relative path is no link a pager can open (and PagerDuty may refuse the event for it)."""
+    path = RUNBOOKS.get(rule)
+    if path is None or not base_url:
+        return None
+    return f"{base_url.rstrip('/')}/{path}"
+
+
 def alert_name(rule: str) -> str:
     return ALERT_NAMES.get(rule, "Recmon" + "".join(part.title() for part in rule.split("_")))
 

@@ -258,6 +258,9 @@ class NotifySpec(Model):
     webhook: WebhookSpec | None = None
     heartbeat: HeartbeatSpec | None = None
     delivery: DeliverySpec = DeliverySpec()
+    # Where docs/ is published (e.g. https://git.example.com/recmon/blob/main): pages then
+    # link their runbook; without it they carry none.
+    runbook_base_url: HttpUrl | None = None
 
 
 class StateSpec(Model):

@@ -79,7 +79,7 @@ async def test_alert_appears_and_disappears_after_resolve(alertmanager: str) -> 
         labels = alerts[0]["labels"]
         assert labels["alertname"] == "RecmonEmptyResults"  # type: ignore[index]
         assert labels["tenant"] == "acme" and labels["severity"] == "critical"  # type: ignore[index]
-        assert alerts[0]["annotations"]["runbook_url"] == "docs/runbooks/empty-results.md"  # type: ignore[index]
+        assert alerts[0]["annotations"]["runbook"] == "docs/runbooks/empty-results.md"  # type: ignore[index]
 
         resolved_at = clock.time()
         result = await sink.send(notification(Action.RESOLVE, resolved_at, started))

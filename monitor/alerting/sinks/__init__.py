@@ -16,10 +16,11 @@ __all__ = ["AlertmanagerSink", "PagerDutySink", "Sink", "WebhookSink", "build_si
 
 def build_sinks(spec: NotifySpec, client: httpx.AsyncClient, clock: Clock) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {}
+    runbooks = spec.runbook_base_url
     if spec.pagerduty is not None:
-        sinks["pagerduty"] = PagerDutySink(spec.pagerduty, client)
+        sinks["pagerduty"] = PagerDutySink(spec.pagerduty, client, clock, runbooks)
     if spec.alertmanager is not None:
-        sinks["alertmanager"] = AlertmanagerSink(spec.alertmanager, client, clock)
+        sinks["alertmanager"] = AlertmanagerSink(spec.alertmanager, client, clock, runbooks)
     if spec.webhook is not None:
-        sinks["webhook"] = WebhookSink(spec.webhook, client)
+        sinks["webhook"] = WebhookSink(spec.webhook, client, clock)
     return sinks

@@ -8,7 +8,14 @@ from typing import Any
 
 import httpx
 
-from monitor.alerting.model import RUNBOOKS, Action, DeliveryResult, Notification, alert_name
+from monitor.alerting.model import (
+    RUNBOOKS,
+    Action,
+    DeliveryResult,
+    Notification,
+    alert_name,
+    runbook_url,
+)
 from monitor.alerting.sinks.base import post_json, rfc3339
 from monitor.clock import Clock
 from monitor.config.model import AlertmanagerSpec
@@ -42,7 +49,13 @@ def describe(details: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def alert_body(notification: Notification, *, now: float, resend_interval: float) -> dict[str, Any]:
+def alert_body(
+    notification: Notification,
+    *,
+    now: float,
+    resend_interval: float,
+    runbook_base_url: str | None = None,
+) -> dict[str, Any]:
     ends_at = (
         notification.at
         if notification.action is Action.RESOLVE
@@ -52,9 +65,11 @@ def alert_body(notification: Notification, *, now: float, resend_interval: float
         "summary": notification.summary,
         "description": describe(dict(notification.details)),
     }
-    runbook = RUNBOOKS.get(notification.rule)
-    if runbook:
-        annotations["runbook_url"] = runbook
+    link = runbook_url(notification.rule, runbook_base_url)
+    if link:
+        annotations["runbook_url"] = link
+    elif notification.rule in RUNBOOKS:
+        annotations["runbook"] = RUNBOOKS[notification.rule]  # a path in recmon's docs
     return {
         "labels": labels(notification),
         "annotations": annotations,
@@ -67,10 +82,17 @@ class AlertmanagerSink:
     name = "alertmanager"
     min_interval_s = 0.0
 
-    def __init__(self, spec: AlertmanagerSpec, client: httpx.AsyncClient, clock: Clock) -> None:
+    def __init__(
+        self,
+        spec: AlertmanagerSpec,
+        client: httpx.AsyncClient,
+        clock: Clock,
+        runbook_base_url: str | None = None,
+    ) -> None:
         self.spec = spec
         self.client = client
         self.clock = clock
+        self.runbook_base_url = runbook_base_url
         self.url = f"{spec.url}/api/v2/alerts"
         # How often firing alerts are re-posted. `recmon run` re-posts every resend_interval;
         # `recmon once` only at its next run, so it sets this to the gap between runs.
@@ -85,7 +107,15 @@ class AlertmanagerSink:
 
     async def _post(self, notifications: list[Notification]) -> DeliveryResult:
         now = self.clock.time()
-        body = [alert_body(n, now=now, resend_interval=self.refresh_every) for n in notifications]
+        body = [
+            alert_body(
+                n,
+                now=now,
+                resend_interval=self.refresh_every,
+                runbook_base_url=self.runbook_base_url,
+            )
+            for n in notifications
+        ]
         return await post_json(
             self.client,
             self.url,

@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 
-from monitor.alerting.model import RUNBOOKS, Action, DeliveryResult, Notification
+from monitor.alerting.model import Action, DeliveryResult, Notification, runbook_url
 from monitor.alerting.sinks.base import post_json, rfc3339
+from monitor.clock import Clock
 from monitor.config.model import PagerDutySpec
 
 MAX_SUMMARY = 1024
@@ -27,7 +28,9 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def event_body(notification: Notification, spec: PagerDutySpec) -> dict[str, Any]:
+def event_body(
+    notification: Notification, spec: PagerDutySpec, runbook_base_url: str | None = None
+) -> dict[str, Any]:
     """The Events v2 request body. A resolve needs only routing key, dedup key and action."""
     body: dict[str, Any] = {
         "routing_key": spec.routing_key,
@@ -55,7 +58,7 @@ def event_body(notification: Notification, spec: PagerDutySpec) -> dict[str, Any
         "custom_details": details,
     }
     body["client"] = "recmon"
-    runbook = RUNBOOKS.get(notification.rule)
+    runbook = runbook_url(notification.rule, runbook_base_url)
     if runbook:
         body["links"] = [{"href": runbook, "text": "runbook"}]
     return body
@@ -66,16 +69,24 @@ class PagerDutySink:
     # PagerDuty accepts about 120 events per minute per routing key.
     min_interval_s = 0.5
 
-    def __init__(self, spec: PagerDutySpec, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        spec: PagerDutySpec,
+        client: httpx.AsyncClient,
+        clock: Clock,
+        runbook_base_url: str | None = None,
+    ) -> None:
         self.spec = spec
         self.client = client
+        self.clock = clock
+        self.runbook_base_url = runbook_base_url
 
     async def send(self, notification: Notification) -> DeliveryResult:
         return await post_json(
             self.client,
             self.spec.url,
-            event_body(notification, self.spec),
+            event_body(notification, self.spec, self.runbook_base_url),
             request_timeout=self.spec.timeout,
-            now=notification.at,
+            now=self.clock.time(),
             accepted=(202,),
         )

@@ -6,6 +6,7 @@ import httpx
 
 from monitor.alerting.model import DeliveryResult, Notification
 from monitor.alerting.sinks.base import post_json
+from monitor.clock import Clock
 from monitor.config.model import WebhookSpec
 
 WEBHOOK_VERSION = 1
@@ -15,9 +16,10 @@ class WebhookSink:
     name = "webhook"
     min_interval_s = 0.0
 
-    def __init__(self, spec: WebhookSpec, client: httpx.AsyncClient) -> None:
+    def __init__(self, spec: WebhookSpec, client: httpx.AsyncClient, clock: Clock) -> None:
         self.spec = spec
         self.client = client
+        self.clock = clock
 
     async def send(self, notification: Notification) -> DeliveryResult:
         body = {"version": WEBHOOK_VERSION, **notification.to_json()}
@@ -26,6 +28,6 @@ class WebhookSink:
             self.spec.url,
             body,
             request_timeout=self.spec.timeout,
-            now=notification.at,
+            now=self.clock.time(),
             headers=self.spec.headers or None,
         )
