@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to spend delivering notifications before exiting (default 30); "
         "what is left is delivered by the next run",
     )
+    once.add_argument(
+        "--alerts-exit-code",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="exit code when the round ends with alerts firing (default 1); 0 for a "
+        "Kubernetes CronJob, so that only errors (exit 2) mark its Job failed",
+    )
     _shard_option(once)
 
     check = commands.add_parser("check-config", help="validate a configuration file and exit")
@@ -181,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_file=args.metrics_file,
             quiet=args.quiet,
             flush_within=args.flush_timeout,
+            alerts_exit_code=args.alerts_exit_code,
         )
         return asyncio.run(run_once(loaded, options))
     except KeyboardInterrupt:

@@ -42,6 +42,7 @@ class OnceOptions:
     # How long the run may spend delivering notifications before it exits (a CronJob has
     # a deadline); whatever is left is delivered by the next run.
     flush_within: float = 30.0
+    alerts_exit_code: int = EXIT_ALERTS
 
 
 async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys.stdout) -> int:
@@ -93,7 +94,7 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
         )
         if not exported:
             return EXIT_ERROR
-        return EXIT_ALERTS if firing else EXIT_HEALTHY
+        return options.alerts_exit_code if firing else EXIT_HEALTHY
     finally:
         await pipeline.aclose()
         await monitor.aclose()

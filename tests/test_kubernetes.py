@@ -63,6 +63,9 @@ def test_cronjob_never_overlaps_and_keeps_state() -> None:
     pod = job["template"]["spec"]
     (container,) = pod["containers"]
     assert container["args"][0] == "once"
+    # Alerts firing is no failed Job, and no failure is retried: a re-run would probe twice.
+    assert container["args"][container["args"].index("--alerts-exit-code") + 1] == "0"
+    assert job["backoffLimit"] == 0 and "podFailurePolicy" not in job
     assert {"secretRef": {"name": "recmon-secrets"}} in container["envFrom"]
     claims = [
         v["persistentVolumeClaim"]["claimName"]
