@@ -16,6 +16,7 @@ from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
 from monitor.logs import setup_logging
 from monitor.modes import EXIT_ERROR, OnceOptions, run_forever, run_once
 from monitor.secrets import Redactor
+from monitor.state.store import StateUnavailable
 from monitor.tenancy import Shard
 
 
@@ -193,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return asyncio.run(run_once(loaded, options))
     except KeyboardInterrupt:
+        return EXIT_ERROR
+    except StateUnavailable as exc:
+        logging.getLogger("recmon").error(str(exc))
         return EXIT_ERROR
     except Exception:
         logging.getLogger("recmon").exception("internal error")

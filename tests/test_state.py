@@ -142,3 +142,29 @@ def test_an_incident_paged_before_a_crash_still_resolves(tmp_path: Path) -> None
         (Action.TRIGGER, "recmon/empty_results/recommendations/acme"),
         (Action.RESOLVE, "recmon/empty_results/recommendations/acme"),
     ]
+
+
+def test_a_locked_state_file_is_never_moved_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another recmon holding the file (two CronJob pods, a manual run) is no corruption: the
+    file may hold undelivered pages, so it stays where it is and the run stops with a reason."""
+    from monitor.state.store import StateUnavailable
+
+    path = tmp_path / "state.db"
+    StateStore.open(path).close()
+    real_connect = sqlite3.connect
+    holder = real_connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    # The store waits 10 s for a lock; the test need not.
+    monkeypatch.setattr(
+        sqlite3, "connect", lambda *a, **k: real_connect(*a, **{**k, "timeout": 0.1})
+    )
+    try:
+        with pytest.raises(StateUnavailable, match="locked"):
+            StateStore.open(path)
+    finally:
+        holder.close()
+    assert list(tmp_path.glob("state.db.bad-*")) == []
+    StateStore.open(path).close()  # and it opens once released

@@ -26,6 +26,11 @@ SCHEMA_VERSION = 1
 SeriesKey = tuple[str, str]
 
 
+class StateUnavailable(Exception):
+    """The state file is fine but cannot be used now (locked by another recmon, read-only,
+    unwritable directory). Never moved aside: it may hold undelivered pages."""
+
+
 class StateStore:
     def __init__(self, connection: sqlite3.Connection, path: str) -> None:
         self.connection = connection
@@ -38,6 +43,9 @@ class StateStore:
         path = str(path)
         try:
             return cls._open_checked(path)
+        except sqlite3.OperationalError as exc:
+            # Locked, read-only, I/O: the file's contents are not at fault.
+            raise StateUnavailable(f"state file {path} cannot be used: {exc}") from exc
         except (sqlite3.DatabaseError, _IncompatibleState) as exc:
             aside = f"{path}.bad-{time.strftime('%Y%m%dT%H%M%S')}"
             log.error(
