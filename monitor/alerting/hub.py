@@ -42,6 +42,9 @@ class AlertHub:
             counting_checks=[name for name, check in checks.items() if check.items is not None],
             parents={name: check.after for name, check in checks.items() if check.after},
         )
+        # Events whose notifications could not be stored (the state file failed): planned
+        # again at the next tick, so a failing disk delays a page instead of losing it.
+        self._unstored: list[AlertEvent] = []
 
     def observe(self, result: ProbeResult) -> None:
         now = self.clock.time()
@@ -76,14 +79,28 @@ class AlertHub:
                     }
                 },
             )
+        events = self._unstored + events
+        before = self.tracker.planner
         notifications = self.tracker.plan(events, now, flush=flush)
+        if notifications:
+            try:
+                self.route(notifications)
+            except Exception:
+                # Nothing was stored: forget the decision, decide again next tick.
+                self.tracker.planner = before
+                self._unstored = events
+                self.metrics.internal_errors.labels("outbox").inc()
+                log.exception(
+                    "notifications could not be stored; they are planned again in a second",
+                    extra={"fields": {"notifications": len(notifications)}},
+                )
+                return
+        self._unstored = []
         for notification in notifications:
             log.info(
                 f"notification planned: {notification.action.value} {notification.key}",
                 extra={"fields": {"id": notification.id, "severity": notification.severity.value}},
             )
-        if notifications:
-            self.route(notifications)
 
     def tick(self, *, flush: bool = False) -> None:
         """Release alerts whose group wait is over (or all of them, with flush)."""
@@ -131,4 +148,8 @@ class AlertHub:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await self.clock.sleep(TICK_S)
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # a bug: count it, keep releasing held alerts
+                self.metrics.internal_errors.labels("alerts").inc()
+                log.exception("alert tick failed")
