@@ -280,8 +280,15 @@ class LongRunning:
             if loaded is None:
                 continue
             await self._retire(self.current, counters=True)
-            self.loaded = loaded
-            generation = self._build(loaded, counters=True)
+            try:
+                generation = self._build(loaded, counters=True)
+            except Exception:
+                # Valid on paper, yet it cannot be built (a file vanished since validation):
+                # the last good configuration runs on rather than nothing at all.
+                log.exception("configuration reload failed: keeping the last good configuration")
+                generation = self._build(self.loaded, counters=True)
+            else:
+                self.loaded = loaded
             await self._start(generation)
             api.render_metrics = generation.monitor.metrics.render
             log.info(

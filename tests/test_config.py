@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.loader import ConfigError, load_config_file, load_config_text
+from monitor.config.loader import ConfigError, dotted, load_config_file, load_config_text
 from monitor.config.units import Rate, parse_duration, parse_rate, parse_size
 from tests.helpers import BASE_CONFIG, load
 
@@ -248,3 +248,21 @@ def test_check_config_never_prints_secret_values(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "targets.api.base_url" in done.stderr
     assert "not-a-url-but-a-secret" not in done.stderr + done.stdout
+
+
+def test_missing_or_garbled_ca_files_are_configuration_errors(tmp_path: Path) -> None:
+    """Caught when the file is loaded (check-config, a reload), never when clients are built."""
+    (tmp_path / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n")
+    config = tmp_path / "probes.yaml"
+    config.write_text(
+        BASE_CONFIG.replace(
+            '{base_url: "http://api.test"}',
+            '{base_url: "https://api.test", tls: {ca_file: garbage.pem}}',
+        )
+        + "tls: {hosts: ['api.test:443'], ca_file: missing.pem}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(config)
+    problems = {(dotted(p.path), p.line) for p in caught.value.problems}
+    assert problems == {("targets.api.tls.ca_file", 4), ("tls.ca_file", 19)}
+    assert "missing.pem" in str(caught.value) and "not a usable CA file" in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path as FilePath
@@ -75,7 +76,34 @@ def load_config_file(
         ) from None
     loaded = load_config_text(text, source=source, environ=environ)
     config = _with_absolute_paths(loaded.config, FilePath(path).resolve().parent)
+    problems = _trust_file_problems(config)
+    if problems:
+        _, lines = load_yaml(text)
+        raise ConfigError(
+            source, [ConfigProblem(key, line_for(key, lines), message) for key, message in problems]
+        )
     return LoadedConfig(config, loaded.source, loaded.secrets)
+
+
+def _trust_file_problems(config: Config) -> list[tuple[Path, str]]:
+    """CA files are loaded when recmon builds its clients: a missing or garbled one is a
+    configuration error now, not a crash at startup or in the middle of a reload."""
+    files: list[tuple[Path, str | None]] = [(("tls", "ca_file"), config.tls.ca_file)]
+    files += [
+        (("targets", name, "tls", "ca_file"), target.tls.ca_file)
+        for name, target in config.targets.items()
+    ]
+    problems: list[tuple[Path, str]] = []
+    for key, ca_file in files:
+        if ca_file is None:
+            continue
+        try:
+            ssl.create_default_context(cafile=ca_file)
+        except FileNotFoundError:
+            problems.append((key, f"no such file: {ca_file}"))
+        except (OSError, ssl.SSLError) as exc:
+            problems.append((key, f"not a usable CA file ({ca_file}): {exc}"))
+    return problems
 
 
 def _with_absolute_paths(config: Config, base: FilePath) -> Config:
