@@ -179,6 +179,25 @@ def test_latency_doubling_pages_within_five_minutes_and_resolves() -> None:
     assert resolved[0][0] > 600
 
 
+@pytest.mark.parametrize("search_slow", [False, True], ids=["search-normal", "search-slow-too"])
+def test_latency_correlation_blames_the_hop_only_when_search_is_not_slow(
+    search_slow: bool,
+) -> None:
+    t = tracker()
+    for i in range(120):  # both checks learn 60 ms
+        t.observe(result(O, check="search"), T0 + i * 60)
+        t.observe(result(O), T0 + i * 60 + 1)
+    fired: list[AlertEvent] = []
+    for i in range(120, 130):
+        now = T0 + i * 60
+        t.observe(result(O, 0.12 if search_slow else 0.06, check="search"), now)
+        fired += [e for e in t.observe(result(O, 0.12), now + 1) if e.kind is EventKind.FIRING]
+    (event,) = [e for e in fired if e.check == "recommendations"]
+    hop = "search latency is normal for this tenant, so the hop"
+    assert (hop in event.summary) is not search_slow
+    assert event.details["parent_healthy"] is not search_slow
+
+
 def test_baseline_is_frozen_while_drift_fires() -> None:
     t = tracker()
     start = learn(t)

@@ -238,6 +238,12 @@ def _parent_note(parent: Parent | None, *, latency: bool = False) -> tuple[str, 
     # Healthy: answering now. Two good probes in a row count even while the parent's own
     # alert has yet to resolve (it lags recovery on purpose).
     healthy = last.outcome == Outcome.OK and (not firing or parent.state.ok_streak >= 2)
+    if latency:
+        # Answering is not enough to blame the hop for slowness: the parent must not be slow
+        # itself (its own drift pending or firing means everything slowed down).
+        healthy = healthy and not any(
+            rule in parent.state.alerts for rule in ("latency_drift", "latency_slo")
+        )
     details: dict[str, Any] = {"parent_check": parent.check, "parent_healthy": healthy}
     if not healthy:
         return "", details
