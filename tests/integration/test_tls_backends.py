@@ -44,11 +44,19 @@ class Backends:
         self.addresses = addresses
         self.port = shared_port(addresses)
         self.servers: dict[str, asyncio.Server] = {}
+        self.sni_seen: list[str | None] = []
 
     async def serve(self, address: str, issued: Issued) -> None:
         await self.stop(address)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(issued.cert_pem, issued.key_pem)
+
+        def only_for_the_host(_: object, server_name: str | None, __: object) -> int | None:
+            # Like a real virtual-hosting backend: no certificate without the right SNI.
+            self.sni_seen.append(server_name)
+            return None if server_name == HOST else ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
+
+        context.sni_callback = only_for_the_host  # type: ignore[assignment]
 
         async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.close()
@@ -113,6 +121,7 @@ async def test_every_case_on_its_own_backend(
     assert old.certificate.fingerprint_sha256 == expired.fingerprint  # type: ignore[attr-defined]
     assert abs(old.certificate.not_after - expired.certificate.not_valid_after_utc.timestamp()) < 1  # type: ignore[attr-defined]
     assert foreign.reason == "unknown_issuer" and foreign.certificate.issuer == "CN=someone else"  # type: ignore[attr-defined]
+    assert set(backends.sni_seen) == {HOST}  # every handshake named the host
 
 
 async def test_expiring_wrong_name_and_not_yet_valid(

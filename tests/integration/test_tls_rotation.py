@@ -159,3 +159,63 @@ async def test_expired_backend_is_invalid_and_still_reports_its_certificate(
         )
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    "case, rule, severity, reason",
+    [
+        ("valid", None, None, ""),
+        ("expires-in-10-days", "tls_expiring", "warning", ""),
+        ("expires-in-2-days", "tls_expiring_soon", "critical", ""),
+        ("already-expired", "tls_invalid", "critical", "expired"),
+        ("not-yet-valid", "tls_invalid", "critical", "not_yet_valid"),
+        ("another-issuer", "tls_invalid", "critical", "unknown_issuer"),
+        ("wrong-name", "tls_invalid", "critical", "hostname_mismatch"),
+    ],
+)
+async def test_each_certificate_case_yields_its_metrics_and_alert(
+    backends: Backends,
+    tmp_path: Path,
+    case: str,
+    rule: str | None,
+    severity: str | None,
+    reason: str,
+) -> None:
+    ca = CertificateAuthority(tmp_path)
+    issued = {
+        "valid": lambda: ca.issue("valid"),
+        "expires-in-10-days": lambda: ca.issue("ten", valid_from=-80, valid_days=90),
+        "expires-in-2-days": lambda: ca.issue("two", valid_from=-88, valid_days=90),
+        "already-expired": lambda: ca.issue("old", valid_from=-100, valid_days=90),
+        "not-yet-valid": lambda: ca.issue("future", valid_from=5, valid_days=90),
+        "another-issuer": lambda: CertificateAuthority(tmp_path, name="else").issue("x"),
+        "wrong-name": lambda: ca.issue("wrong", names=("other.recmon.test",)),
+    }[case]()
+    good = ca.issue("good")
+    tls, metrics, pages = watch(backends, ca, ShiftedClock())
+    await backends.serve("127.0.0.2", good)
+    await backends.serve("127.0.0.3", good)
+    await backends.serve("127.0.0.4", issued)
+    await tls.round()
+
+    assert [(p.rule, p.severity.value) for p in pages] == ([(rule, severity)] if rule else [])
+    if rule == "tls_invalid":
+        assert pages[0].details["addresses"] == {"127.0.0.4": reason}
+        assert "127.0.0.4" in pages[0].summary
+    hostport = f"{HOST}:{backends.port}"
+    labels = {"host": hostport, "address": "127.0.0.4"}
+    # Read and reported whatever its state: expiry and identity, and whether clients accept it.
+    expiry = metrics.registry.get_sample_value(
+        "recmon_tls_cert_not_after_timestamp_seconds", labels
+    )
+    assert expiry == pytest.approx(issued.certificate.not_valid_after_utc.timestamp(), abs=1)
+    valid = metrics.registry.get_sample_value("recmon_tls_cert_valid", labels)
+    assert valid == (0 if reason else 1)
+    info = [
+        s
+        for family in metrics.registry.collect()
+        if family.name == "recmon_tls_cert_info"
+        for s in family.samples
+        if s.labels["address"] == "127.0.0.4"
+    ]
+    assert [s.labels["fingerprint_sha256"] for s in info] == [issued.fingerprint]
