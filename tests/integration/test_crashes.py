@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sqlite3
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 from monitor.asgiserve import serve_asgi
 from monitor.demo import sandbox_config
+from monitor.modes import SHUTDOWN_FLUSH_S
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from tests.fakes import RecordingEndpoint
@@ -80,27 +82,42 @@ async def test_sigkill_between_deciding_and_delivering_delivers_exactly_once(
 async def test_sigterm_cuts_hung_probes_at_their_deadline_flushes_and_saves(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    pagerduty = RecordingEndpoint(status=202)
+    pagerduty = RecordingEndpoint(status=503)
     async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd:
         config = tmp_path / "probes.yaml"
         config.write_text(paging_config(sandbox, pd.url, timeout=3))
-        recmon = RecmonProcess(config)
+        results = tmp_path / "results.jsonl"
+        recmon = RecmonProcess(config, args=["--results-log", str(results)])
         await recmon.start()
-        await asyncio.sleep(1.5)
-        sandbox.faults.set("*", "search", Fault(hang=True))
+        sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
+        # A page decided and not yet delivered (PagerDuty is down) ...
+        await recmon.wait_for_log("delivery failed, will retry")
+        # ... and probes hanging on their deadline when SIGTERM arrives.
+        sandbox.faults.set("tenant-001", "search", Fault(hang=True))
+        sandbox.faults.set("tenant-003", "search", Fault(hang=True))
 
         async def hanging() -> bool:
             return (await recmon.get("/status")).json()["probes_running"] > 0
 
         await recmon.wait_for(hanging, "probes hanging")
+        pagerduty.status = 202  # back just as recmon is told to stop
         started = time.monotonic()
         code = await recmon.stop(signal.SIGTERM)
         took = time.monotonic() - started
     assert code == 0
-    assert took < 3 + 5  # the probe deadline, plus shutdown
+    assert took < 3 + SHUTDOWN_FLUSH_S  # the probe deadline, then at most the flush
     assert recmon.messages()[-1] == "recmon stopped"
+    assert pagerduty.events() == [(KEY, "trigger")]  # the pending page went out, once
+    assert outbox_rows(tmp_path / "recmon-state.db") == [(KEY, "delivered")]
     with sqlite3.connect(tmp_path / "recmon-state.db") as db:
         assert db.execute("SELECT COUNT(*) FROM series").fetchone()[0] >= 3  # state saved
+    # The hung probes were not abandoned: each ended as a timeout at its 3 s deadline.
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    hung = [
+        r for r in lines if r["tenant"] in ("tenant-001", "tenant-003") and r["check"] == "search"
+    ]
+    cut = [r for r in hung if r["outcome"] == "timeout"]
+    assert cut and all(2.9 <= r["duration_s"] < 3.5 for r in cut)
 
 
 async def test_a_corrupt_state_file_is_kept_aside_without_a_crash_loop(
