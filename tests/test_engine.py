@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 
 import httpx
 from prometheus_client import CollectorRegistry
 
-from monitor.clock import SystemClock
+from monitor.clock import Clock, ManualClock, SystemClock
+from monitor.config.units import Rate
 from monitor.engine import Engine, Job
 from monitor.metrics import Metrics
 from monitor.results import Outcome, ProbeResult
+from monitor.throttle import HostThrottle
 from tests.helpers import BASE_CONFIG, checks
 
 
@@ -22,6 +25,8 @@ def make_engine(
     tenant_vars: Mapping[str, Mapping[str, str]] | None = None,
     max_in_flight: int = 10,
     target_connections: Mapping[str, int] | None = None,
+    clock: Clock | None = None,
+    throttles: Mapping[str, HostThrottle] | None = None,
 ) -> tuple[Engine, list[ProbeResult], Metrics]:
     collected: list[ProbeResult] = []
     metrics = Metrics(CollectorRegistry())
@@ -31,12 +36,13 @@ def make_engine(
     engine = Engine(
         checks(text),
         {"api": client},
-        clock=SystemClock(),
+        clock=clock or SystemClock(),
         metrics=metrics,
         sink=collected.append,
         tenant_vars=lambda tenant: (tenant_vars or {}).get(tenant, {"query": "shoes"}),
         max_in_flight=max_in_flight,
         target_connections=target_connections,
+        throttles=throttles,
     )
     return engine, collected, metrics
 
@@ -141,3 +147,49 @@ async def test_a_bug_inside_a_probe_is_counted_and_the_round_goes_on() -> None:
         metrics.registry.get_sample_value("recmon_internal_errors_total", {"component": "engine"})
         == 1
     )
+
+
+SEARCH_ONLY = BASE_CONFIG.split("  recommendations:")[0].replace(
+    '    capture: {product: "$.results[0].id"}\n', ""
+)
+
+
+async def test_time_waiting_for_an_in_flight_slot_is_not_the_targets_latency() -> None:
+    """Two probes, one slot, a target answering in 1 s (virtual): the second probe waits a
+    second for the slot and still reports 1 s, not 2."""
+    clock = ManualClock()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await clock.sleep(1.0)
+        return httpx.Response(200, json={"results": [{"id": "p1"}]})
+
+    engine, results, _ = make_engine(
+        httpx.MockTransport(slow), text=SEARCH_ONLY, max_in_flight=1, clock=clock
+    )
+    jobs = asyncio.gather(engine.run_job(Job("acme", "search")), engine.run_job(Job("b", "search")))
+    while not jobs.done():
+        await asyncio.sleep(0)
+        clock.advance(0.25)
+    await jobs
+    assert [r.outcome for r in results] == [Outcome.OK, Outcome.OK]
+    assert [r.duration_s for r in results] == [1.0, 1.0]
+
+
+async def test_probes_to_one_host_keep_to_its_rate_limit() -> None:
+    """20 probes at once against 50/s (5 per 100 ms window): the 16th cannot leave before
+    three windows have passed. A lower bound only: a slow machine cannot break it."""
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        return httpx.Response(200, json={"results": [{"id": "p1"}]})
+
+    throttle = HostThrottle(Rate(50, 1.0))
+    engine, results, _ = make_engine(
+        httpx.MockTransport(handler), text=SEARCH_ONLY, throttles={"api": throttle}
+    )
+    await asyncio.gather(*(engine.run_job(Job(f"t{i}", "search")) for i in range(20)))
+    assert len(results) == 20
+    sent.sort()
+    assert sent[15] - sent[0] >= 0.3 - 0.005
+    assert all(sent[i + 5] - sent[i] >= 0.1 - 0.005 for i in range(15))  # never 6 in a window
