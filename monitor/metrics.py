@@ -162,6 +162,14 @@ class Metrics:
             ("check", "reason"),
             registry=registry,
         )
+        # Why probes failed on TLS (expired, unknown_issuer, ...): "expired certificate" and
+        # "down" apart on a dashboard. By check, not tenant: one certificate serves them all.
+        self.probe_tls_errors = Counter(
+            "recmon_probe_tls_errors_total",
+            "Probes that failed on TLS, by reason.",
+            ("check", "reason"),
+            registry=registry,
+        )
         self.untrusted_latency = Counter(
             "recmon_latency_untrusted_total",
             "Probe latencies not recorded because the monitor itself was lagging.",
@@ -251,12 +259,15 @@ class Metrics:
             self.untrusted_latency.labels(result.check).inc()
         if result.first_outcome is not None:
             self.probe_retries.labels(result.check, result.first_outcome.value).inc()
+        if result.tls_reason:
+            self.probe_tls_errors.labels(result.check, result.tls_reason).inc()
 
     def persistent_counters(self) -> list[Counter]:
         """Counters a CronJob run continues from the previous run's values (so rate() works
         on what it pushes)."""
         return [
             self.probe_retries,
+            self.probe_tls_errors,
             self.probes_skipped,
             self.untrusted_latency,
             self.notifications,

@@ -183,3 +183,8 @@ async def test_tls_error_keeps_the_reason(
     search = [r for r in results if r.check == "search"]
     assert {r.outcome for r in search} == {Outcome.TLS_ERROR}
     assert {r.tls_reason for r in search} == {reason}
+    # ... and a dashboard can say "expired certificate", not just "tls_error".
+    counted = monitor.registry.get_sample_value(
+        "recmon_probe_tls_errors_total", {"check": "search", "reason": reason}
+    )
+    assert counted == 2
