@@ -266,3 +266,19 @@ def test_missing_or_garbled_ca_files_are_configuration_errors(tmp_path: Path) ->
     problems = {(dotted(p.path), p.line) for p in caught.value.problems}
     assert problems == {("targets.api.tls.ca_file", 4), ("tls.ca_file", 19)}
     assert "missing.pem" in str(caught.value) and "not a usable CA file" in str(caught.value)
+
+
+def test_credentials_written_into_urls_are_secrets_too() -> None:
+    loaded = load(
+        BASE_CONFIG.replace(
+            "  static: [acme, globex]\n",
+            '  discover: {url: "https://bot:hunter2-discovery@tenants.test/list?api_key=K3Y-42"}\n',
+        )
+        + "notify:\n"
+        + '  heartbeat: {url: "https://hc-ping.test/0f8fad5b-d9cb-469f-a165-70867728950e"}\n'
+        + '  webhook: {url: "https://hooks.test/in?token=T0KEN-99&team=search"}\n'
+    )
+    assert {"hunter2-discovery", "K3Y-42", "0f8fad5b-d9cb-469f-a165-70867728950e", "T0KEN-99"} <= (
+        loaded.secrets
+    )
+    assert "search" not in loaded.secrets  # only credential-looking parameters

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import ValidationError
 
@@ -169,9 +169,16 @@ def _redacted(problems: list[ConfigProblem], redactor: Redactor) -> list[ConfigP
     return [ConfigProblem(p.path, p.line, redactor.redact(p.message)) for p in problems]
 
 
+# Query parameters whose values are credentials (?token=..., ?api_key=...).
+_SECRET_PARAMS = ("token", "key", "secret", "password", "passwd", "signature", "sig", "auth")
+# A dead man's switch URL usually is its own credential (https://hc-ping.com/<uuid>).
+_MIN_PATH_TOKEN = 16
+
+
 def _literal_secrets(config: Config) -> frozenset[str]:
     """Values that are secrets even when written in the file: routing keys, header values
-    (Authorization, API keys) and passwords in URLs."""
+    (Authorization, API keys), passwords and credential query parameters in URLs, and the
+    token at the end of a heartbeat URL."""
     values: set[str] = set()
     headers: list[dict[str, str]] = [t.headers for t in config.targets.values()]
     headers += [c.request.headers for c in config.checks.values()]
@@ -193,10 +200,19 @@ def _literal_secrets(config: Config) -> frozenset[str]:
     ]
     if notify.pagerduty is not None:
         urls.append(notify.pagerduty.url)
+    if config.tenants.discover is not None:
+        urls.append(config.tenants.discover.url)
     for url in urls:
-        password = urlsplit(url).password
-        if password:
-            values.add(password)
+        parts = urlsplit(url)
+        if parts.password:
+            values.add(parts.password)
+        for name, value in parse_qsl(parts.query):
+            if any(word in name.lower() for word in _SECRET_PARAMS) and value:
+                values.add(value)
+    if notify.heartbeat is not None:
+        token = urlsplit(notify.heartbeat.url).path.rstrip("/").rsplit("/", 1)[-1]
+        if len(token) >= _MIN_PATH_TOKEN:
+            values.add(token)
     return frozenset(v for v in values if "{" not in v)
 
 
