@@ -282,3 +282,14 @@ def test_credentials_written_into_urls_are_secrets_too() -> None:
         loaded.secrets
     )
     assert "search" not in loaded.secrets  # only credential-looking parameters
+
+
+def test_a_variable_only_some_static_tenants_define_is_an_error() -> None:
+    text = BASE_CONFIG.replace(
+        "  default_vars: {query: shoes}\n", "  vars: {acme: {query: shoes}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(text)
+    (problem,) = caught.value.problems
+    assert dotted(problem.path) == "checks.search.request.params"
+    assert "{query} is set for some tenants only; not for globex" in problem.message

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.clock import Clock, ManualClock, SystemClock
@@ -103,6 +105,24 @@ async def test_without_a_product_the_dependent_probe_is_skipped_not_failed() -> 
         )
         == 1
     )
+
+
+async def test_a_tenant_without_its_configured_variable_is_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """{query} comes from configuration, not from a capture: a (discovered) tenant without it
+    is never probed by search, and the log says so once, not every interval."""
+    engine, results, _ = make_engine(tenant_vars={"acme": {"query": "q"}, "new": {}})
+    with caplog.at_level(logging.DEBUG, logger="recmon.engine"):
+        for _ in range(3):
+            await engine.run_job(Job("new", "search"))
+    assert results == []
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].fields == {  # type: ignore[attr-defined]
+        "tenant": "new",
+        "check": "search",
+        "variable": "query",
+    }
 
 
 async def test_round_probes_every_tenant_and_check_once() -> None:

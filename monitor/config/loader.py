@@ -290,6 +290,7 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
                         "tenants.default_vars, tenants.vars or capture it in an earlier check",
                     )
                 )
+            problems += _set_for_some_tenants_only(config, name, field, value)
 
     if config.tenants.static is not None:
         static = set(config.tenants.static)
@@ -298,6 +299,30 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
                 problems.append(
                     (("tenants", "vars", tenant), "not a tenant listed in tenants.static")
                 )
+    return problems
+
+
+def _set_for_some_tenants_only(
+    config: Config, check: str, field: str, value: Any
+) -> list[tuple[Path, str]]:
+    """A variable only some listed tenants define: the others would never be probed."""
+    if config.tenants.static is None:
+        return []
+    shared = {"tenant"} | set(config.tenants.default_vars) | _captures_before(config, check)
+    problems: list[tuple[Path, str]] = []
+    for variable in sorted(template_names(value) - shared):
+        lacking = [
+            t for t in config.tenants.static if variable not in config.tenants.vars.get(t, {})
+        ]
+        if lacking and len(lacking) < len(config.tenants.static):
+            shown = ", ".join(lacking[:5]) + (" …" if len(lacking) > 5 else "")
+            problems.append(
+                (
+                    ("checks", check, "request", field),
+                    f"template variable {{{variable}}} is set for some tenants only; not for "
+                    f"{shown}: add it to tenants.default_vars or to each tenant's tenants.vars",
+                )
+            )
     return problems
 
 
