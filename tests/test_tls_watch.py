@@ -70,3 +70,26 @@ def test_a_certificate_refused_in_the_handshake_is_invalid_a_dead_backend_is_not
     assert not result("10.0.0.1", "handshake", cert=None).invalid
     assert not result("10.0.0.1", "connect_error", cert=None).invalid
     assert result("10.0.0.1", "expired").invalid
+
+
+def test_target_hosts_are_judged_with_the_trust_their_clients_use() -> None:
+    from monitor.config.model import Target
+    from monitor.tls.watch import tls_hosts
+
+    targets = {
+        "private": Target.model_validate(
+            {"base_url": "https://internal.test:8443", "tls": {"ca_file": "/etc/private-ca.pem"}}
+        ),
+        "public": Target.model_validate({"base_url": "https://api.test"}),
+        "unverified": Target.model_validate(
+            {"base_url": "https://lab.test", "tls": {"verify": False}}
+        ),
+        "plain": Target.model_validate({"base_url": "http://plain.test"}),
+    }
+    spec = TlsSpec(hosts=["edge.test:443"], include_targets=True, ca_file="/etc/edge-ca.pem")
+    assert tls_hosts(spec, targets) == {
+        ("edge.test", 443): "/etc/edge-ca.pem",
+        ("internal.test", 8443): "/etc/private-ca.pem",  # its own CA, not tls.ca_file
+        ("api.test", 443): "/etc/edge-ca.pem",
+        # lab.test asked for no verification: not watched (it would only ever read "invalid")
+    }

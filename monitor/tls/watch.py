@@ -18,18 +18,21 @@ from monitor.probers.certificate import TlsResult, probe_host, verifying_context
 log = logging.getLogger("recmon.tls")
 
 
-def tls_hosts(spec: TlsSpec, targets: Mapping[str, Target]) -> list[tuple[str, int]]:
-    """tls.hosts, plus the host of every https target when include_targets is set."""
-    hosts: dict[tuple[str, int], None] = {}
+def tls_hosts(spec: TlsSpec, targets: Mapping[str, Target]) -> dict[tuple[str, int], str | None]:
+    """tls.hosts, plus the host of every verified https target when include_targets is set;
+    each with the CA file its certificates are judged against. A target's own
+    `tls.ca_file` (a private CA) is what its clients trust; one with `verify: false` asked
+    for no verification, so it is not watched."""
+    hosts: dict[tuple[str, int], str | None] = {}
     for entry in spec.hosts:
         host, _, port = entry.rpartition(":")
-        hosts[(host, int(port))] = None
+        hosts[(host, int(port))] = spec.ca_file
     if spec.include_targets:
         for target in targets.values():
             url = httpx.URL(target.base_url)
-            if url.scheme == "https" and url.host:
-                hosts[(url.host, url.port or 443)] = None
-    return list(hosts)
+            if url.scheme == "https" and url.host and target.tls.verify:
+                hosts.setdefault((url.host, url.port or 443), target.tls.ca_file or spec.ca_file)
+    return hosts
 
 
 class TlsWatch:
@@ -43,11 +46,13 @@ class TlsWatch:
         hub: AlertHub,
     ) -> None:
         self.spec = spec
-        self.hosts = tls_hosts(spec, targets)
+        trust_files = tls_hosts(spec, targets)
+        self.hosts = list(trust_files)
+        contexts = {ca_file: verifying_context(ca_file) for ca_file in set(trust_files.values())}
+        self.trust = {host: contexts[ca_file] for host, ca_file in trust_files.items()}
         self.clock = clock
         self.metrics = metrics
         self.hub = hub
-        self.trust = verifying_context(spec.ca_file)
         self._addresses: dict[str, set[str]] = {}
         hub.tracker.tls_spec = spec
 
@@ -61,7 +66,7 @@ class TlsWatch:
                     addresses=self.spec.addresses.get(f"{host}:{port}"),
                     deadline_s=self.spec.timeout,
                     clock=self.clock,
-                    trust=self.trust,
+                    trust=self.trust[(host, port)],
                 )
                 for host, port in self.hosts
             )
