@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -182,6 +182,12 @@ class Metrics:
             ("host", "address"),
             registry=registry,
         )
+        self.tls_chain_not_after = Gauge(
+            "recmon_tls_chain_not_after_timestamp_seconds",
+            "Earliest expiry among the intermediate certificates served with the leaf.",
+            ("host", "address"),
+            registry=registry,
+        )
         self.tls_info = Gauge(
             "recmon_tls_cert_info",
             "Leaf certificate served, value 1.",
@@ -304,13 +310,23 @@ class Metrics:
                     counter.labels(*labels).inc(value)
 
     def record_tls(
-        self, host: str, address: str, cert: CertificateInfo | None, valid: bool
+        self,
+        host: str,
+        address: str,
+        cert: CertificateInfo | None,
+        valid: bool,
+        chain: Sequence[CertificateInfo] = (),
     ) -> None:
         """Expiry and identity of what an address serves — also when it is invalid."""
         self.tls_cert_valid.labels(host, address).set(1.0 if valid else 0.0)
         if cert is None:
             return
         self.tls_not_after.labels(host, address).set(cert.not_after)
+        if chain:
+            self.tls_chain_not_after.labels(host, address).set(min(c.not_after for c in chain))
+        else:
+            with contextlib.suppress(KeyError):
+                self.tls_chain_not_after.remove(host, address)
         labels = (host, address, cert.fingerprint_sha256, cert.serial, cert.issuer)
         previous = self._tls_info_labels.get((host, address))
         if previous is not None and previous != labels:
@@ -323,6 +339,8 @@ class Metrics:
     def forget_tls_address(self, host: str, address: str) -> None:
         with contextlib.suppress(KeyError):
             self.tls_not_after.remove(host, address)
+        with contextlib.suppress(KeyError):
+            self.tls_chain_not_after.remove(host, address)
         with contextlib.suppress(KeyError):
             self.tls_cert_valid.remove(host, address)
         labels = self._tls_info_labels.pop((host, address), None)

@@ -28,24 +28,44 @@ class Issued:
 
 
 class CertificateAuthority:
-    def __init__(self, directory: Path, name: str = "recmon test CA") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        name: str = "recmon test CA",
+        *,
+        parent: CertificateAuthority | None = None,
+        valid_from: float = -365,
+        valid_days: float = 4015,
+    ) -> None:
+        """A root CA, or with `parent` an intermediate signed by it."""
         self.directory = directory
         self.key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.datetime.now(UTC)
+        start = datetime.datetime.now(UTC) + datetime.timedelta(days=valid_from)
         self.certificate = (
             x509.CertificateBuilder()
             .subject_name(subject)
-            .issuer_name(subject)
+            .issuer_name(parent.certificate.subject if parent else subject)
             .public_key(self.key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=365))
-            .not_valid_after(now + datetime.timedelta(days=3650))
+            .not_valid_before(start)
+            .not_valid_after(start + datetime.timedelta(days=valid_days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
+            .sign(parent.key if parent else self.key, hashes.SHA256())
+        )
+        # What a server sends after a leaf this CA issued: the intermediates up to the root.
+        self.chain: list[x509.Certificate] = (
+            [self.certificate, *parent.chain] if parent is not None else []
         )
         self.pem = directory / f"{name.replace(' ', '-')}.pem"
         self.pem.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+
+    def intermediate(
+        self, name: str, *, valid_from: float = -30, valid_days: float = 365
+    ) -> CertificateAuthority:
+        return CertificateAuthority(
+            self.directory, name, parent=self, valid_from=valid_from, valid_days=valid_days
+        )
 
     def issue(
         self,
@@ -78,7 +98,9 @@ class CertificateAuthority:
         )
         cert_pem = self.directory / f"{label}.crt"
         key_pem = self.directory / f"{label}.key"
-        cert_pem.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        cert_pem.write_bytes(
+            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [certificate, *self.chain])
+        )
         key_pem.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM,

@@ -1,10 +1,11 @@
 """The TLS prober: every address of a host, certificates read even when they are invalid.
 
 Fetch first, verify separately. A handshake that does not verify reads the leaf certificate
-from every backend — also an expired, untrusted or wrongly named one, exactly when it matters
-most (tools that verify first report nothing then). Validity and name are judged in code
-against the injected clock; trust is judged by a second, verifying handshake, whose OpenSSL
-verdict (which builds the chain the server sends) gives the reason.
+(and the intermediates the backend sends with it) from every backend — also an expired,
+untrusted or wrongly named one, exactly when it matters most (tools that verify first report
+nothing then). Validity and name are judged in code against the injected clock; trust is
+judged by a second, verifying handshake, whose OpenSSL verdict (which builds the chain the
+server sends) gives the reason.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class TlsResult:
     certificate: CertificateInfo | None  # whenever one was received, valid or not
     duration_s: float
     checked_at: float
+    # The intermediates served after the leaf, in the order sent: an expiring intermediate
+    # breaks clients as surely as an expiring leaf.
+    chain: tuple[CertificateInfo, ...] = ()
 
     @property
     def hostport(self) -> str:
@@ -74,7 +78,29 @@ async def resolve_addresses(host: str, port: int) -> list[str]:
     return list(seen)
 
 
-async def _handshake(address: str, port: int, server_name: str, context: ssl.SSLContext) -> bytes:
+def _served_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
+    """DER of every certificate the server sent after its leaf, unverified. Public from
+    Python 3.13 (SSLObject.get_unverified_chain); on 3.11-3.12 the same call sits on the
+    underlying _ssl object."""
+    read = getattr(ssl_object, "get_unverified_chain", None)
+    if read is None:
+        read = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
+    if read is None:
+        return []
+    try:
+        served = read() or []
+    except (ssl.SSLError, ValueError):
+        return []
+    ders = [c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in served]
+    return ders[1:]  # [0] is the leaf
+
+
+_ENCODING_DER = 2  # _ssl.ENCODING_DER
+
+
+async def _handshake(
+    address: str, port: int, server_name: str, context: ssl.SSLContext
+) -> tuple[bytes, list[bytes]]:
     _, writer = await asyncio.open_connection(
         address, port, ssl=context, server_hostname=server_name, ssl_handshake_timeout=None
     )
@@ -83,7 +109,7 @@ async def _handshake(address: str, port: int, server_name: str, context: ssl.SSL
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:
             raise ssl.SSLError("the server sent no certificate")
-        return bytes(der)
+        return bytes(der), _served_chain(ssl_object)
     finally:
         writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):
@@ -105,6 +131,8 @@ async def probe_tls(
     name = server_name or host
     started, checked_at = clock.monotonic(), clock.time()
 
+    chain: tuple[CertificateInfo, ...] = ()
+
     def result(reason: str, message: str, cert: CertificateInfo | None) -> TlsResult:
         return TlsResult(
             host,
@@ -117,11 +145,12 @@ async def probe_tls(
             cert,
             clock.monotonic() - started,
             checked_at,
+            chain,
         )
 
     try:
         async with asyncio.timeout(deadline_s):
-            der = await _handshake(address, port, name, unverified_context())
+            der, chain_ders = await _handshake(address, port, name, unverified_context())
     except TimeoutError:
         return result("timeout", f"no TLS handshake within {deadline_s:g}s", None)
     except ssl.SSLError as exc:
@@ -132,6 +161,7 @@ async def probe_tls(
         cert = parse_certificate(der)
     except ValueError as exc:
         return result("handshake", f"unparseable certificate: {exc}", None)
+    chain = tuple(_parsed(chain_ders))
 
     now = clock.time()
     if now > cert.not_after:
@@ -157,6 +187,14 @@ async def probe_tls(
         reason, message = classify_tls_error(tls_error)
         return result(reason, message, cert)
     return result("", "", cert)
+
+
+def _parsed(ders: list[bytes]) -> list[CertificateInfo]:
+    parsed = []
+    for der in ders:
+        with contextlib.suppress(ValueError):  # an unparseable extra is no reason to fail
+            parsed.append(parse_certificate(der))
+    return parsed
 
 
 async def probe_host(

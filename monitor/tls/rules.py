@@ -68,8 +68,8 @@ def observe_host(
     )
 
     # Expiring: the earliest expiry among certificates that are still valid (an invalid one
-    # is tls_invalid's business).
-    valid = [(r, cert) for r, cert in served if not r.invalid]
+    # is tls_invalid's business), leaves and the intermediates served with them alike.
+    valid = [(r, c) for r, cert in served if not r.invalid for c in (cert, *r.chain)]
     earliest = min((cert for _, cert in valid), key=lambda cert: cert.not_after, default=None)
     text: str = ""
     details: dict[str, Any] = {"host": host}
@@ -79,10 +79,15 @@ def observe_host(
         soon = left < spec.critical_before
         expiring = not soon and left < spec.warn_before
         holders = sorted(
-            r.address for r, c in valid if c.fingerprint_sha256 == earliest.fingerprint_sha256
+            {r.address for r, c in valid if c.fingerprint_sha256 == earliest.fingerprint_sha256}
+        )
+        what = (
+            "certificate"
+            if any(r.certificate is earliest for r, _ in valid)
+            else f"intermediate CA certificate {earliest.subject}"
         )
         text = (
-            f"{host}: certificate {_short(earliest.fingerprint_sha256)}… served by "
+            f"{host}: {what} {_short(earliest.fingerprint_sha256)}… served by "
             f"{', '.join(holders)} expires in {left / 86400:.1f} days ({_day(earliest.not_after)})"
         )
         details = {

@@ -82,7 +82,7 @@ class TlsWatch:
                 self._addresses[hostport] = current
             for r in results:
                 if r.address:
-                    self.metrics.record_tls(hostport, r.address, r.certificate, r.ok)
+                    self.metrics.record_tls(hostport, r.address, r.certificate, r.ok, r.chain)
                 if not r.ok:
                     log.warning(
                         f"certificate check failed: {r.message}",

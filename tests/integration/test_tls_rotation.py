@@ -219,3 +219,27 @@ async def test_each_certificate_case_yields_its_metrics_and_alert(
         if s.labels["address"] == "127.0.0.4"
     ]
     assert [s.labels["fingerprint_sha256"] for s in info] == [issued.fingerprint]
+
+
+async def test_an_expiring_intermediate_is_caught_behind_a_valid_leaf(
+    backends: Backends, tmp_path: Path
+) -> None:
+    """The leaf has a year left; the intermediate it was issued by, two days."""
+    ca = CertificateAuthority(tmp_path)
+    intermediate = ca.intermediate("recmon issuing CA", valid_from=-363, valid_days=365)
+    leaf = intermediate.issue("leaf", valid_from=-1, valid_days=365)
+    tls, metrics, pages = watch(backends, ca, ShiftedClock())
+    for address in backends.addresses:
+        await backends.serve(address, leaf)
+    await tls.round()
+    (page,) = pages
+    assert page.rule == "tls_expiring_soon" and page.severity.value == "critical"
+    assert "intermediate CA certificate CN=recmon issuing CA" in page.summary
+    assert page.details["addresses"] == backends.addresses
+    labels = {"host": f"{HOST}:{backends.port}", "address": "127.0.0.3"}
+    chain_expiry = metrics.registry.get_sample_value(
+        "recmon_tls_chain_not_after_timestamp_seconds", labels
+    )
+    expected = intermediate.certificate.not_valid_after_utc.timestamp()
+    assert chain_expiry == pytest.approx(expected, abs=1)
+    assert metrics.registry.get_sample_value("recmon_tls_cert_valid", labels) == 1
