@@ -28,9 +28,10 @@ def test_demo_shows_tenants_probed_then_faults_then_recovery() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    healthy = phase(out, "healthy")
+    # The last table of each phase: by then every tenant was probed under its conditions.
+    healthy = phase(out, "healthy").strip().split("\n\n")[-1]
     for i in range(1, 9):
-        assert row(healthy, f"tenant-00{i}").split()[1:2] == ["ok"], healthy
+        assert row(healthy, f"tenant-00{i}").split().count("ok") == 2, healthy
     broken = phase(out, "fault on")
     last_table = broken.strip().split("\n\n")[-1]
     assert "empty" in row(last_table, "tenant-002") and "empty" in row(last_table, "tenant-005")
