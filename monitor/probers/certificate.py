@@ -78,6 +78,9 @@ async def resolve_addresses(host: str, port: int) -> list[str]:
     return list(seen)
 
 
+_ENCODING_DER = 2  # _ssl.ENCODING_DER, for the 3.11-3.12 certificate objects
+
+
 def _served_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
     """DER of every certificate the server sent after its leaf, unverified. Public from
     Python 3.13 (SSLObject.get_unverified_chain); on 3.11-3.12 the same call sits on the
@@ -93,9 +96,6 @@ def _served_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
         return []
     ders = [c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in served]
     return ders[1:]  # [0] is the leaf
-
-
-_ENCODING_DER = 2  # _ssl.ENCODING_DER
 
 
 async def _handshake(
