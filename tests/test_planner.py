@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from monitor.alerting.model import Action, Notification, Severity
@@ -94,6 +95,24 @@ def test_many_tenants_at_once_make_one_grouped_page() -> None:
     (resolve,) = run([event("t49", EventKind.RESOLVED, T0 + 600)], T0 + 600)
     assert resolve.action is Action.RESOLVE and resolve.key == group.key
     assert resolve.summary.startswith("resolved: recommendations returned no items for 50 tenants")
+
+
+def test_a_growing_storm_keeps_the_identity_it_was_paged_with() -> None:
+    """Slow-burn (warning) alerts open the storm, fast (critical) ones join it: the incident
+    keeps its severity, so Alertmanager sees one alert from trigger to resolve."""
+    run = Run()
+
+    def failing(tenant: str, rule: str, severity: Severity) -> AlertEvent:
+        variant = "timeout" if rule == "error_rate" else ""
+        return replace(event(tenant, rule=rule), check="search", severity=severity, variant=variant)
+
+    run([failing(f"t{i}", "error_rate", Severity.WARNING) for i in range(5)], T0)
+    (paged,) = run.sent
+    assert paged.severity is Severity.WARNING and paged.rule == "failures"
+    run([failing(f"t{i}", "failures", Severity.CRITICAL) for i in range(5, 20)], T0 + 60)
+    (active,) = run.state.active_triggers()
+    assert active.details["tenant_count"] == 20
+    assert (active.id, active.severity, active.labels) == (paged.id, paged.severity, paged.labels)
 
 
 def test_alerts_paged_before_the_storm_resolve_on_their_own() -> None:

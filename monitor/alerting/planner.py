@@ -138,10 +138,13 @@ def plan(
             out.append(_resolve(group.trigger, f"resolved: {group.trigger.summary}", now))
         elif len(current) > group.trigger.details.get("tenant_count", 0):
             # The storm grew: what is paged (and re-sent to Alertmanager, and said on resolve)
-            # lists its peak. PagerDuty hears nothing new: one incident, one page.
+            # lists its peak. PagerDuty hears nothing new: one incident, one page. Its
+            # identity stays as paged — severity included, a label in Alertmanager, where a
+            # new label set would be a second alert and the first would never be resolved.
             grown = _group_trigger(gkey, current, group.started_at, policy)
+            kept = group.trigger
             groups[gkey] = replace(
-                group, trigger=replace(grown, id=group.trigger.id, at=group.trigger.at)
+                group, trigger=replace(grown, id=kept.id, at=kept.at, severity=kept.severity)
             )
     for gkey, events_in_group in members.items():
         if gkey in groups or len(events_in_group) < policy.storm_threshold:
