@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import zlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -164,7 +165,7 @@ async def _attempt(
         return _transport_failure(exc, clock.monotonic() - start)
     except httpx.TooManyRedirects:
         return Verdict(Outcome.HTTP_ERROR, clock.monotonic() - start, reason="too many redirects")
-    except httpx.DecodingError as exc:
+    except (httpx.DecodingError, zlib.error) as exc:
         return Verdict(
             Outcome.INVALID_BODY, clock.monotonic() - start, reason=f"cannot decode body: {exc}"
         )
@@ -177,10 +178,46 @@ async def _attempt(
     return judge_response(check, response.status_code, content_type, body, duration)
 
 
+# The encodings httpx asks for; zlib tells gzip from zlib-wrapped deflate by their headers.
+_INFLATED = ("gzip", "x-gzip", "deflate")
+_ANY_ZLIB_HEADER = zlib.MAX_WBITS | 32
+
+
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The body, decoded, refused past `limit` bytes. Compressed bodies are inflated here, at
+    most `limit` bytes at a time: httpx would inflate a whole chunk at once, and a hostile
+    kilobyte of gzip can stand for gigabytes."""
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _BodyTooLarge
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    if response.is_stream_consumed or coding not in ("", "identity", *_INFLATED):
+        # Already in memory (a mock transport's response), or an encoding httpx never asked
+        # for: httpx's own decoding.
+        return await _read_decoded_by_httpx(response, limit)
+    inflate = zlib.decompressobj(_ANY_ZLIB_HEADER) if coding in _INFLATED else None
+    chunks: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_raw():
+        pending = raw
+        while pending:
+            if inflate is None:
+                chunk, pending = pending, b""
+            else:
+                chunk = inflate.decompress(pending, limit - size + 1)
+                pending = inflate.unconsumed_tail
+            size += len(chunk)
+            if size > limit:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+    if inflate is not None:
+        chunks.append(inflate.flush())
+        if size + len(chunks[-1]) > limit:
+            raise _BodyTooLarge
+    return b"".join(chunks)
+
+
+async def _read_decoded_by_httpx(response: httpx.Response, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():

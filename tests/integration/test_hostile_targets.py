@@ -5,10 +5,12 @@ scheduler keeps everyone else on time."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import struct
 import tracemalloc
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -176,6 +178,35 @@ async def test_endless_chunked_body_is_cut_at_the_cap_with_bounded_memory(transp
     assert search.outcome is Outcome.INVALID_BODY and "larger than" in search.reason
     assert sent < 20_000_000  # the client stopped reading: the 50 MB were never pulled in
     assert peak < 16 * 1024 * 1024
+
+
+def gzipped(body: bytes) -> bytes:
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return squeezer.compress(body) + squeezer.flush()
+
+
+async def test_a_gzip_bomb_is_cut_at_the_cap_with_bounded_memory(transport: str) -> None:
+    """48 KB on the wire, 50 MB inflated: refused after 1 MiB of inflating, never held."""
+    bomb = gzipped(b"\0" * 50_000_000)
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+    raw = head + b"Content-Length: %d\r\n\r\n" % len(bomb) + bomb
+    tracemalloc.start()
+    try:
+        search = await probe_raw_target(replying(raw), transport, probe_timeout=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(bomb) < 100_000
+    assert search.outcome is Outcome.INVALID_BODY and "larger than" in search.reason
+    assert peak < 8 * 1024 * 1024
+
+
+async def test_a_gzipped_answer_is_read_like_any_other(transport: str) -> None:
+    body = gzipped(json.dumps({"results": [{"id": "p1"}, {"id": "p2"}]}).encode())
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+    raw = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    search = await probe_raw_target(replying(raw), transport)
+    assert (search.outcome, search.items) == (Outcome.OK, 2)
 
 
 async def test_fifty_megabyte_body_is_refused_with_bounded_memory(
