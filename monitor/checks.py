@@ -43,6 +43,8 @@ class HttpCheck:
     retry_attempts: int
     retry_outcomes: frozenset[Outcome]
     retry_backoff: float
+    # What earlier checks capture for this one: missing when one of them failed.
+    captured_before: frozenset[str] = frozenset()
 
     @property
     def parses_body(self) -> bool:
@@ -90,6 +92,7 @@ def compile_check(name: str, spec: CheckSpec, config: Config) -> HttpCheck:
         retry_attempts=spec.retry.attempts,
         retry_outcomes=frozenset(spec.retry.outcomes),
         retry_backoff=spec.retry.backoff,
+        captured_before=config.captures_before(name),
     )
 
 

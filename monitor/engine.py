@@ -72,27 +72,13 @@ class Engine:
         self.latency_guard = latency_guard
         self.lag_sink = lag_sink
         self.skip_sink = skip_sink
-        # Variables a check can only get from an earlier check's captures: missing when that
-        # check failed (routine, counted). Any other missing variable is a configuration gap
-        # for that tenant, said once.
-        self.captured: dict[str, frozenset[str]] = {
-            name: self._captured_before(name) for name in self.checks
-        }
+        # A missing captured variable is routine (the earlier check failed) and counted; any
+        # other missing variable is a configuration gap for that tenant, said once.
         self._told_missing: set[tuple[str, str, str]] = set()
         self.dependents: dict[str, list[str]] = {name: [] for name in self.checks}
         for name, check in self.checks.items():
             if check.after is not None and check.after in self.dependents:
                 self.dependents[check.after].append(name)
-
-    def _captured_before(self, name: str) -> frozenset[str]:
-        names: set[str] = set()
-        seen: set[str] = set()
-        current = self.checks[name].after
-        while current is not None and current in self.checks and current not in seen:
-            seen.add(current)
-            names |= {capture for capture, _ in self.checks[current].captures}
-            current = self.checks[current].after
-        return frozenset(names)
 
     @property
     def roots(self) -> list[str]:
@@ -142,7 +128,7 @@ class Engine:
                 self.skip_sink(tenant, name, f"no {{{exc.name}}}")
             fields = {"tenant": tenant, "check": name, "variable": exc.name}
             told = (tenant, name, exc.name)
-            if exc.name not in self.captured[name] and told not in self._told_missing:
+            if exc.name not in check.captured_before and told not in self._told_missing:
                 self._told_missing.add(told)
                 log.warning(
                     "tenant never probed by this check: template variable not set for it "

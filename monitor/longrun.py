@@ -289,12 +289,12 @@ class LongRunning:
                 generation = self._build(self.loaded, counters=True)
             else:
                 self.loaded = loaded
+                log.info(
+                    "configuration reloaded",
+                    extra={"fields": {"checks": list(generation.monitor.checks)}},
+                )
             await self._start(generation)
             api.render_metrics = generation.monitor.metrics.render
-            log.info(
-                "configuration reloaded",
-                extra={"fields": {"checks": list(generation.monitor.checks)}},
-            )
 
     def _on_stop(self, sig: signal.Signals) -> None:
         log.info("stopping", extra={"fields": {"signal": sig.name}})

@@ -273,7 +273,10 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
     for tenant_vars in config.tenants.vars.values():
         known_vars |= set(tenant_vars)
     for name, check in config.checks.items():
-        available = known_vars | _captures_before(config, name)
+        captured = config.captures_before(name)
+        available = known_vars | captured
+        # Variables every tenant has: the rest must be set for each listed tenant.
+        shared = {"tenant"} | set(config.tenants.default_vars) | captured
         request = check.request
         fields: dict[str, Any] = {
             "path": request.path,
@@ -282,7 +285,8 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
             "json": request.json_body,
         }
         for field, value in fields.items():
-            for missing in sorted(template_names(value) - available):
+            names = template_names(value)
+            for missing in sorted(names - available):
                 problems.append(
                     (
                         ("checks", name, "request", field),
@@ -290,7 +294,7 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
                         "tenants.default_vars, tenants.vars or capture it in an earlier check",
                     )
                 )
-            problems += _set_for_some_tenants_only(config, name, field, value)
+            problems += _set_for_some_tenants_only(config, name, field, names - shared)
 
     if config.tenants.static is not None:
         static = set(config.tenants.static)
@@ -303,14 +307,13 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
 
 
 def _set_for_some_tenants_only(
-    config: Config, check: str, field: str, value: Any
+    config: Config, check: str, field: str, per_tenant: set[str]
 ) -> list[tuple[Path, str]]:
     """A variable only some listed tenants define: the others would never be probed."""
     if config.tenants.static is None:
         return []
-    shared = {"tenant"} | set(config.tenants.default_vars) | _captures_before(config, check)
     problems: list[tuple[Path, str]] = []
-    for variable in sorted(template_names(value) - shared):
+    for variable in sorted(per_tenant):
         lacking = [
             t for t in config.tenants.static if variable not in config.tenants.vars.get(t, {})
         ]
@@ -324,14 +327,3 @@ def _set_for_some_tenants_only(
                 )
             )
     return problems
-
-
-def _captures_before(config: Config, check: str) -> set[str]:
-    names: set[str] = set()
-    current = config.checks[check].after
-    visited: set[str] = set()
-    while current is not None and current in config.checks and current not in visited:
-        visited.add(current)
-        names |= set(config.checks[current].capture)
-        current = config.checks[current].after
-    return names

@@ -436,6 +436,17 @@ class Config(Model):
     def timeout_of(self, check: str) -> float:
         return self.checks[check].timeout or self.defaults.timeout
 
+    def captures_before(self, check: str) -> frozenset[str]:
+        """Variables the checks this one runs after capture for it."""
+        names: set[str] = set()
+        current = self.checks[check].after
+        visited: set[str] = set()
+        while current is not None and current in self.checks and current not in visited:
+            visited.add(current)
+            names |= set(self.checks[current].capture)
+            current = self.checks[current].after
+        return frozenset(names)
+
     @property
     def max_timeout(self) -> float:
         return max((self.timeout_of(name) for name in self.checks), default=self.defaults.timeout)

@@ -105,7 +105,6 @@ class AlertTracker:
         Returns how many alerts were adopted."""
         adopted = 0
         for event in self.planner.firing.values():
-            rule_id = f"{event.rule}:{event.variant}" if event.variant else event.rule
             if event.check == TLS_CHECK:
                 host = self.tls_hosts.get(event.variant) or HostState()
                 if event.rule not in host.alerts:
@@ -117,6 +116,7 @@ class AlertTracker:
                 continue
             key = (event.tenant, event.check)
             state = self.series.get(key) or SeriesState()
+            rule_id = f"{event.rule}:{event.variant}" if event.variant else event.rule
             known = state.alerts.get(rule_id)
             if known is None or known.status is not AlertStatus.FIRING:
                 alerts = {**state.alerts, rule_id: _adopted(event)}

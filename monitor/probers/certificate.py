@@ -131,7 +131,7 @@ async def probe_tls(
     name = server_name or host
     started, checked_at = clock.monotonic(), clock.time()
 
-    chain: tuple[CertificateInfo, ...] = ()
+    chain: tuple[CertificateInfo, ...] = ()  # filled in once the certificates are read
 
     def result(reason: str, message: str, cert: CertificateInfo | None) -> TlsResult:
         return TlsResult(

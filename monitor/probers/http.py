@@ -191,15 +191,19 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _BodyTooLarge
     coding = response.headers.get("content-encoding", "").strip().lower()
+    inflate = None
     if response.is_stream_consumed or coding not in ("", "identity", *_INFLATED):
         # Already in memory (a mock transport's response), or an encoding httpx never asked
         # for: httpx's own decoding.
-        return await _read_decoded_by_httpx(response, limit)
-    inflate = zlib.decompressobj(_ANY_ZLIB_HEADER) if coding in _INFLATED else None
+        source = response.aiter_bytes()
+    else:
+        source = response.aiter_raw()
+        if coding in _INFLATED:
+            inflate = zlib.decompressobj(_ANY_ZLIB_HEADER)
     chunks: list[bytes] = []
     size = 0
-    async for raw in response.aiter_raw():
-        pending = raw
+    async for received in source:
+        pending = received
         while pending:
             if inflate is None:
                 chunk, pending = pending, b""
@@ -214,17 +218,6 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
         chunks.append(inflate.flush())
         if size + len(chunks[-1]) > limit:
             raise _BodyTooLarge
-    return b"".join(chunks)
-
-
-async def _read_decoded_by_httpx(response: httpx.Response, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -47,14 +47,18 @@ class TlsWatch:
     ) -> None:
         self.spec = spec
         trust_files = tls_hosts(spec, targets)
-        self.hosts = list(trust_files)
         contexts = {ca_file: verifying_context(ca_file) for ca_file in set(trust_files.values())}
+        # (host, port) → the trust its certificates are judged against; the watched hosts.
         self.trust = {host: contexts[ca_file] for host, ca_file in trust_files.items()}
         self.clock = clock
         self.metrics = metrics
         self.hub = hub
         self._addresses: dict[str, set[str]] = {}
         hub.tracker.tls_spec = spec
+
+    @property
+    def hosts(self) -> list[tuple[str, int]]:
+        return list(self.trust)
 
     async def round(self) -> list[TlsResult]:
         """Probe every address of every host once; record; detect."""
@@ -66,13 +70,13 @@ class TlsWatch:
                     addresses=self.spec.addresses.get(f"{host}:{port}"),
                     deadline_s=self.spec.timeout,
                     clock=self.clock,
-                    trust=self.trust[(host, port)],
+                    trust=trust,
                 )
-                for host, port in self.hosts
+                for (host, port), trust in self.trust.items()
             )
         )
         everything: list[TlsResult] = []
-        for (host, port), results in zip(self.hosts, batches, strict=True):
+        for (host, port), results in zip(self.trust, batches, strict=True):
             hostport = f"{host}:{port}"
             if not any(r.reason == "dns_error" for r in results):
                 # A backend that left the host's address list takes its series with it.

@@ -53,13 +53,13 @@ def alert_body(
     notification: Notification,
     *,
     now: float,
-    resend_interval: float,
+    refresh_every: float,
     runbook_base_url: str | None = None,
 ) -> dict[str, Any]:
     ends_at = (
         notification.at
         if notification.action is Action.RESOLVE
-        else now + ENDS_AT_RESENDS * resend_interval
+        else now + ENDS_AT_RESENDS * refresh_every
     )
     annotations = {
         "summary": notification.summary,
@@ -111,7 +111,7 @@ class AlertmanagerSink:
             alert_body(
                 n,
                 now=now,
-                resend_interval=self.refresh_every,
+                refresh_every=self.refresh_every,
                 runbook_base_url=self.runbook_base_url,
             )
             for n in notifications
