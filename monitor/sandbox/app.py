@@ -105,7 +105,11 @@ class SandboxApp:
         started: float,
     ) -> int:
         if fault.hang:
-            await _until_disconnect(receive)
+            self.stats.hanging += 1
+            try:
+                await _until_disconnect(receive)
+            finally:
+                self.stats.hanging -= 1
             return 499
         base = self.settings.latency_ms.get(check, 50.0)
         jitter = (

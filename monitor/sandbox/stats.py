@@ -19,6 +19,7 @@ def _percentile(ordered: list[float], q: float) -> float | None:
 class ServerStats:
     durations_ms: dict[str, deque[float]] = field(default_factory=dict)
     statuses: dict[str, Counter[int]] = field(default_factory=dict)
+    hanging: int = 0  # requests held open by a hang fault right now, for tests to wait on
 
     def record(self, check: str, status: int, duration_ms: float) -> None:
         bucket = self.durations_ms.get(check)
