@@ -39,7 +39,12 @@ def build_client(
         keepalive_expiry=30.0,
     )
     verify = tls_verification(target)
-    if transport is None and kind == "aiohttp":
+    if transport is None and kind == "asyncio":
+        # Same httpx API, recmon's own lean HTTP/1.1 client underneath (monitor.transport).
+        from monitor.transport.pool import AsyncioTransport
+
+        transport = AsyncioTransport(verify=verify, limits=limits)
+    elif transport is None and kind == "aiohttp":
         # Same httpx API, aiohttp underneath: several times less CPU per request (DESIGN.md).
         from httpx_aiohttp import AiohttpTransport
 

@@ -174,7 +174,7 @@ class EngineSpec(Model):
     max_in_flight: int = Field(256, ge=1, le=100_000)
     # aiohttp: the httpx API on the httpx-aiohttp transport, about a quarter of the CPU per probe
     # of httpx's own pool, which degrades steeply with many connections (see bench/).
-    transport: Literal["httpx", "aiohttp"] = "aiohttp"
+    transport: Literal["httpx", "aiohttp", "asyncio"] = "aiohttp"
 
 
 class MetricsSpec(Model):

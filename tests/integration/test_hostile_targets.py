@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 FAST = {"search": 5.0, "recommendations": 5.0}
 
 
-@pytest.fixture(params=["httpx", "aiohttp"])
+@pytest.fixture(params=["httpx", "aiohttp", "asyncio"])
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

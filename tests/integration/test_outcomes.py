@@ -32,7 +32,7 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield served
 
 
-@pytest.fixture(params=["httpx", "aiohttp"])
+@pytest.fixture(params=["httpx", "aiohttp", "asyncio"])
 def transport(request: pytest.FixtureRequest) -> str:
     """Every outcome, through both HTTP transports behind the httpx API."""
     return str(request.param)

@@ -1,0 +1,156 @@
+"""One HTTP/1.1 connection as an asyncio protocol: one request at a time, the response body
+handed over in pieces, reading paused while the reader is behind (a cap holds without the
+rest of the body ever being pulled in)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from monitor.transport.framing import Head, ProtocolError, ResponseParser
+
+_PAUSE_ABOVE = 256 * 1024  # bytes of body waiting for the reader
+_RESUME_BELOW = 64 * 1024
+
+
+class ConnectionClosed(Exception):
+    """The connection ended (reset, or closed early); `cause` is the OS error, if any."""
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.received = False  # any byte of the current response: a retry is no longer safe
+        self.idle_since = 0.0
+        self._parser: ResponseParser | None = None
+        self._error: BaseException | None = None
+        self._head: asyncio.Future[Head] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self._pieces: deque[bytes] = deque()
+        self._buffered = 0
+        self._paused = False
+
+    # --- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or self._error is not None:
+            self._fail(ProtocolError("data from the server while no request was pending"))
+            return
+        self.received = True
+        try:
+            pieces = parser.feed(data)
+        except ProtocolError as exc:
+            self._fail(exc)
+            return
+        if parser.head is not None and self._head is not None and not self._head.done():
+            self._head.set_result(parser.head)
+        if pieces:
+            self._pieces.extend(pieces)
+            self._buffered += sum(map(len, pieces))
+            if self._buffered > _PAUSE_ABOVE and not self._paused and self.transport is not None:
+                self._paused = True
+                self.transport.pause_reading()
+        if pieces or parser.complete:
+            self._wake()
+
+    def eof_received(self) -> bool:
+        if self._parser is not None and self._error is None:
+            try:
+                self._parser.feed_eof()
+            except ProtocolError as exc:
+                self._fail(exc)
+            self._wake()
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._parser is not None and not self._parser.complete and self._error is None:
+            if exc is not None:
+                closed = ConnectionClosed(f"{type(exc).__name__}: {exc}")
+                closed.__cause__ = exc
+                self._fail(closed)
+            else:
+                try:
+                    self._parser.feed_eof()
+                except ProtocolError as error:
+                    self._fail(error)
+        self._wake()
+
+    # --- used by the pool -------------------------------------------------------------------
+
+    async def send(self, data: bytes, *, head_request: bool, read_timeout: float | None) -> Head:
+        """Write the request; return the response head. Raises ProtocolError, ConnectionClosed
+        or TimeoutError (read_timeout)."""
+        assert self.transport is not None
+        self._parser = ResponseParser(head_request=head_request)
+        self._error = None
+        self.received = False
+        self._head = self._loop.create_future()
+        if self.closed:
+            raise ConnectionClosed("the connection was closed while idle")
+        self.transport.write(data)
+        async with asyncio.timeout(read_timeout):
+            return await self._head
+
+    async def read(self, read_timeout: float | None) -> bytes:
+        """The next body piece; b"" once the body is complete."""
+        parser = self._parser
+        assert parser is not None
+        while not self._pieces:
+            if self._error is not None:
+                raise self._error
+            if parser.complete:
+                return b""
+            self._wakeup = self._loop.create_future()
+            async with asyncio.timeout(read_timeout):
+                await self._wakeup
+        piece = self._pieces.popleft()
+        self._buffered -= len(piece)
+        if self._paused and self._buffered < _RESUME_BELOW and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        return piece
+
+    @property
+    def reusable(self) -> bool:
+        parser = self._parser
+        return (
+            not self.closed
+            and self._error is None
+            and parser is not None
+            and parser.complete
+            and not self._pieces
+            and parser.head is not None
+            and parser.head.keep_alive
+        )
+
+    def release(self, now: float) -> None:
+        """The response is done with; the connection waits for the next request."""
+        self._parser = None
+        self._head = None
+        self.idle_since = now
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+        if self._head is not None and not self._head.done():
+            self._head.set_exception(exc)
+            self._head.exception()  # retrieved: a late failure nobody awaits is not "lost"
+        self._wake()
+        self.close()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)

@@ -1,0 +1,234 @@
+"""The asyncio transport's pool against hand-written loopback servers: connections kept and
+reused, a connection the server closed while idle retried once, the connection limit held,
+abandoned bodies never reused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from monitor.transport.pool import AsyncioTransport
+
+pytestmark = pytest.mark.integration
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
+
+
+@dataclass
+class Server:
+    url: str = ""
+    accepted: int = 0
+    open_now: int = 0
+    most_open: int = 0
+    requests: list[bytes] = field(default_factory=list)
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Server]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler) -> Server:
+        state = Server()
+
+        async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            state.accepted += 1
+            state.open_now += 1
+            state.most_open = max(state.most_open, state.open_now)
+            try:
+                await handler(reader, writer, state)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                state.open_now -= 1
+                writer.close()
+
+        server = await asyncio.start_server(connected, "127.0.0.1", 0)
+        servers.append(server)
+        state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        return state
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+async def answer_each(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+) -> None:
+    while True:
+        state.requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(OK)
+        await writer.drain()
+
+
+def client(**limits: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=AsyncioTransport(limits=httpx.Limits(**limits)))
+
+
+async def test_a_kept_alive_connection_is_reused(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    server = await serve(answer_each)
+    async with client() as http:
+        for _ in range(3):
+            response = await http.get(server.url + "/x?q=1")
+            assert (response.status_code, response.text) == (200, "ok")
+    assert server.accepted == 1
+    assert server.requests[0].startswith(b"GET /x?q=1 HTTP/1.1\r\n")
+
+
+async def test_connection_close_is_not_reused(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def once_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await reader.read()  # until the client hangs up
+
+    server = await serve(once_then_close)
+    async with client() as http:
+        for _ in range(2):
+            assert (await http.get(server.url)).text == "ok"
+    assert server.accepted == 2
+
+
+async def test_a_connection_closed_while_idle_is_not_used_again(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)  # says nothing about closing, then closes: a keep-alive timeout
+        await writer.drain()
+
+    server = await serve(one_answer_then_close)
+    async with client() as http:
+        assert (await http.get(server.url)).text == "ok"
+        await asyncio.sleep(0.1)  # the close reaches the idle connection
+        assert (await http.get(server.url)).text == "ok"
+    assert server.accepted == 2
+
+
+async def test_a_request_the_server_closes_on_unanswered_goes_again_once(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def first_connection_drops_its_second_request(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        first = state.accepted == 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+        if not first:
+            writer.write(OK)
+            await writer.drain()
+        # first connection: the race a keep-alive timeout makes, closed with the request unread
+
+    server = await serve(first_connection_drops_its_second_request)
+    async with client() as http:
+        assert (await http.get(server.url)).text == "ok"
+        assert (await http.get(server.url)).text == "ok"  # retried on a new connection
+    assert server.accepted == 2
+
+
+async def test_a_request_dropped_on_a_new_connection_is_not_retried(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def drop(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+
+    server = await serve(drop)
+    async with client() as http:
+        with pytest.raises(httpx.RemoteProtocolError, match="without a response"):
+            await http.get(server.url)
+    assert server.accepted == 1
+
+
+async def test_the_connection_limit_holds_and_waiting_requests_get_their_turn(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def slow(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(0.02)
+            writer.write(OK)
+            await writer.drain()
+
+    server = await serve(slow)
+    async with client(max_connections=2) as http:
+        responses = await asyncio.gather(*(http.get(server.url) for _ in range(6)))
+    assert [r.text for r in responses] == ["ok"] * 6
+    assert server.most_open == 2 and server.accepted == 2
+
+
+async def test_pool_timeout_when_every_connection_is_busy(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def hang(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        await reader.read()
+
+    server = await serve(hang)
+    async with httpx.AsyncClient(
+        transport=AsyncioTransport(limits=httpx.Limits(max_connections=1)),
+        timeout=httpx.Timeout(5, pool=0.1),
+    ) as http:
+        first = asyncio.ensure_future(http.get(server.url))
+        await asyncio.sleep(0.05)
+        with pytest.raises(httpx.PoolTimeout):
+            await http.get(server.url)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+
+
+async def test_a_body_left_unread_closes_its_connection(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def big(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000)
+            await writer.drain()
+
+    server = await serve(big)
+    async with client() as http:
+        for _ in range(2):
+            async with http.stream("GET", server.url) as response:
+                assert response.status_code == 200  # closed with 999,000 bytes unread
+    assert server.accepted == 2
+
+
+async def test_read_timeout_and_refused_connection_are_httpx_errors(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def mute(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        await reader.read()
+
+    server = await serve(mute)
+    async with httpx.AsyncClient(transport=AsyncioTransport(), timeout=0.1) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.get(server.url)
+        with pytest.raises(httpx.ConnectError):
+            await http.get("http://127.0.0.1:1/")
+        with pytest.raises(httpx.UnsupportedProtocol):
+            await http.get("ftp://127.0.0.1/")
