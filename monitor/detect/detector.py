@@ -6,6 +6,7 @@ across CronJob runs (state persisted in between), and in virtual-time incident r
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,6 +27,9 @@ from monitor.detect.stats import p95_lower_bound, p95_nearest_rank
 from monitor.results import Outcome, ProbeResult
 
 _MAX_REASON = 200
+# An enum member's .value goes through a descriptor; a probe asked for it a dozen times.
+_VALUE: dict[Outcome, str] = {o: o.value for o in Outcome}
+_TIMED = frozenset((Outcome.OK, Outcome.EMPTY))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +40,19 @@ class Parent:
     state: SeriesState
 
 
+Description = tuple[str, dict[str, Any]]  # what a page says: summary, details
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """One rule's reading of the window."""
 
     active: bool  # the alert condition holds
     clear: bool  # the recovery condition holds (hysteresis: not simply "not active")
-    summary: str = ""
-    details: dict[str, Any] | None = None
+    # The page's text, built only for an alert that is pending or firing: nearly every probe
+    # of nearly every series finds nothing, and writing each rule's text anyway was a fifth
+    # of a probe's CPU.
+    describe: Callable[[], Description] | None = None
 
 
 def observe(
@@ -67,11 +76,12 @@ def observe(
             alerts.pop(rule_id, None)
         elif verdict.active or not current.summary:
             # What the page says is what was wrong while it was wrong, also on resolve.
+            summary, details = verdict.describe() if verdict.describe else ("", None)
             alerts[rule_id] = replace(
                 current,
                 severity=severity,
-                summary=verdict.summary or current.summary,
-                details=verdict.details if verdict.details is not None else current.details,
+                summary=summary or current.summary,
+                details=details if details is not None else current.details,
             )
         else:
             alerts[rule_id] = current
@@ -159,9 +169,10 @@ def _record(
     gauge and both latency rules read them)."""
     # An empty answer is still a complete answer: its latency counts (in the incident, the
     # broken hop made recommendations both empty and slow).
-    timed = result.outcome in (Outcome.OK, Outcome.EMPTY)
+    outcome = result.outcome
+    timed = outcome in _TIMED
     latency = result.duration_s if timed and result.latency_trusted else None
-    sample = Sample(now, result.outcome.value, latency, result.reason[:_MAX_REASON])
+    sample = Sample(now, _VALUE[outcome], latency, result.reason[:_MAX_REASON])
     horizon = now - rules.longest_window
     samples = (*(s for s in state.samples if s.at > horizon), sample)
     failures = rules.failures.outcomes if rules.failures is not None else ()
@@ -283,46 +294,54 @@ def _empty_results(
     by_share = len(samples) >= rule.min_probes and share >= rule.share
     active = state.empty_streak >= rule.failure_threshold or by_share
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
-    note, parent_details = _parent_note(parent)
-    summary = (
-        f"{check} returned no items for tenant {tenant}: {empty} of {len(samples)} probes "
-        f"in the last {format_duration(rule.window)}{note}"
-    )
-    details = {
-        "empty_probes": empty,
-        "probes": len(samples),
-        "window_s": rule.window,
-        "consecutive_empty": state.empty_streak,
-        **parent_details,
-    }
-    return Verdict(active, clear, summary, details)
+
+    def describe() -> Description:
+        note, parent_details = _parent_note(parent)
+        summary = (
+            f"{check} returned no items for tenant {tenant}: {empty} of {len(samples)} probes "
+            f"in the last {format_duration(rule.window)}{note}"
+        )
+        details = {
+            "empty_probes": empty,
+            "probes": len(samples),
+            "window_s": rule.window,
+            "consecutive_empty": state.empty_streak,
+            **parent_details,
+        }
+        return summary, details
+
+    return Verdict(active, clear, describe)
 
 
 def _failures(
     state: SeriesState, rule: FailuresRule, now: float, tenant: str, check: str
 ) -> Verdict:
-    bad_outcomes = {o.value for o in rule.outcomes}
+    bad_outcomes = _values(tuple(rule.outcomes))
     samples, failed = _share_rule(state, now, rule.window, lambda s: s.outcome in bad_outcomes)
     share = failed / len(samples) if samples else 0.0
     by_share = len(samples) >= rule.min_probes and share >= rule.share
     active = state.failure_streak >= rule.failure_threshold or by_share
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
-    failing = [s for s in samples if s.outcome in bad_outcomes]
-    outcomes = Counter(s.outcome for s in failing)
-    top = outcomes.most_common(1)[0][0] if outcomes else "none"
-    last_reason = failing[-1].reason if failing else ""
-    summary = (
-        f"{check} failing for tenant {tenant}: {failed} of {len(samples)} probes failed in the "
-        f"last {format_duration(rule.window)} (mostly {top}: {last_reason})"
-    )
-    details = {
-        "failed_probes": failed,
-        "probes": len(samples),
-        "window_s": rule.window,
-        "outcomes": dict(outcomes),
-        "sample_errors": [f"{s.outcome}: {s.reason}" for s in failing[-3:]],
-    }
-    return Verdict(active, clear, summary, details)
+
+    def describe() -> Description:
+        failing = [s for s in samples if s.outcome in bad_outcomes]
+        outcomes = Counter(s.outcome for s in failing)
+        top = outcomes.most_common(1)[0][0] if outcomes else "none"
+        last_reason = failing[-1].reason if failing else ""
+        summary = (
+            f"{check} failing for tenant {tenant}: {failed} of {len(samples)} probes failed in "
+            f"the last {format_duration(rule.window)} (mostly {top}: {last_reason})"
+        )
+        details = {
+            "failed_probes": failed,
+            "probes": len(samples),
+            "window_s": rule.window,
+            "outcomes": dict(outcomes),
+            "sample_errors": [f"{s.outcome}: {s.reason}" for s in failing[-3:]],
+        }
+        return summary, details
+
+    return Verdict(active, clear, describe)
 
 
 def _latency_drift(
@@ -346,21 +365,25 @@ def _latency_drift(
     assert bound is not None and p95 is not None
     threshold = max(baseline * rule.ratio, baseline + rule.min_delta)
     active = bound > threshold
-    note, parent_details = _parent_note(parent, latency=True)
-    summary = (
-        f"{check} p95 latency {_ms(p95)} is {p95 / baseline:.1f}x its baseline {_ms(baseline)} "
-        f"for tenant {tenant}{note}"
-    )
-    details = {
-        "p95_s": round(p95, 6),
-        "p95_lower_bound_s": round(bound, 6),
-        "baseline_p95_s": round(baseline, 6),
-        "ratio": round(p95 / baseline, 3),
-        "threshold_s": round(threshold, 6),
-        "samples": len(latencies),
-        **parent_details,
-    }
-    return Verdict(active, not active, summary, details)
+
+    def describe() -> Description:
+        note, parent_details = _parent_note(parent, latency=True)
+        summary = (
+            f"{check} p95 latency {_ms(p95)} is {p95 / baseline:.1f}x its baseline "
+            f"{_ms(baseline)} for tenant {tenant}{note}"
+        )
+        details = {
+            "p95_s": round(p95, 6),
+            "p95_lower_bound_s": round(bound, 6),
+            "baseline_p95_s": round(baseline, 6),
+            "ratio": round(p95 / baseline, 3),
+            "threshold_s": round(threshold, 6),
+            "samples": len(latencies),
+            **parent_details,
+        }
+        return summary, details
+
+    return Verdict(active, not active, describe)
 
 
 def _latency_slo(
@@ -373,16 +396,22 @@ def _latency_slo(
     p95 = p95_nearest_rank(latencies)
     assert bound is not None and p95 is not None
     active = bound > rule.p95
-    summary = (
-        f"{check} p95 latency {_ms(p95)} is above the {_ms(rule.p95)} objective for tenant {tenant}"
-    )
-    details = {
-        "p95_s": round(p95, 6),
-        "p95_lower_bound_s": round(bound, 6),
-        "objective_s": rule.p95,
-        "samples": len(latencies),
-    }
-    return Verdict(active, not active, summary, details)
+    objective = rule.p95
+
+    def describe() -> Description:
+        summary = (
+            f"{check} p95 latency {_ms(p95)} is above the {_ms(objective)} objective for "
+            f"tenant {tenant}"
+        )
+        details = {
+            "p95_s": round(p95, 6),
+            "p95_lower_bound_s": round(bound, 6),
+            "objective_s": objective,
+            "samples": len(latencies),
+        }
+        return summary, details
+
+    return Verdict(active, not active, describe)
 
 
 def _error_rates(
@@ -391,25 +420,51 @@ def _error_rates(
     samples = state.window(now - rule.window)
     counts = Counter(s.outcome for s in samples)  # keyed by the outcome's string value
     verdicts: dict[Outcome, Verdict] = {}
-    tracked = set(rule.outcomes)
+    tracked = _values(tuple(rule.outcomes))
     # Evaluate every tracked outcome that is present now or has an alert to resolve.
-    present = {o for o in tracked if counts.get(o.value)} | {
-        Outcome(k.partition(":")[2]) for k in state.alerts if k.startswith("error_rate:")
-    }
+    present = {Outcome(value) for value in counts if value in tracked}
+    if state.alerts:
+        present |= {
+            Outcome(k.partition(":")[2]) for k in state.alerts if k.startswith("error_rate:")
+        }
     for outcome in present:
-        share = counts.get(outcome.value, 0) / len(samples) if samples else 0.0
+        share = counts.get(_VALUE[outcome], 0) / len(samples) if samples else 0.0
         active = len(samples) >= rule.min_probes and share >= rule.threshold
         clear = share < rule.threshold / 2
+        verdicts[outcome] = Verdict(
+            active,
+            clear,
+            _rate_description(outcome, share, counts, len(samples), rule, tenant, check),
+        )
+    return verdicts
+
+
+@functools.lru_cache(maxsize=64)
+def _values(outcomes: tuple[Outcome, ...]) -> frozenset[str]:
+    return frozenset(_VALUE[o] for o in outcomes)
+
+
+def _rate_description(
+    outcome: Outcome,
+    share: float,
+    counts: Counter[str],
+    probes: int,
+    rule: ErrorRateRule,
+    tenant: str,
+    check: str,
+) -> Callable[[], Description]:
+    def describe() -> Description:
         summary = (
             f"{check} {outcome.value} rate {share:.0%} over the last "
             f"{format_duration(rule.window)} for tenant {tenant} "
-            f"({counts.get(outcome.value, 0)} of {len(samples)} probes)"
+            f"({counts.get(outcome.value, 0)} of {probes} probes)"
         )
         details = {
             "outcome": outcome.value,
             "share": round(share, 4),
-            "probes": len(samples),
+            "probes": probes,
             "window_s": rule.window,
         }
-        verdicts[outcome] = Verdict(active, clear, summary, details)
-    return verdicts
+        return summary, details
+
+    return describe

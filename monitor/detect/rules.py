@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
@@ -30,8 +30,10 @@ class RuleSet:
     latency_drift: LatencyDriftRule | None
     latency_slo: LatencySloRule | None
 
-    @property
-    def longest_window(self) -> float:
+    # The longest of their windows: how far back a series must remember (every probe asks).
+    longest_window: float = field(init=False)
+
+    def __post_init__(self) -> None:
         windows = [
             rule.window
             for rule in (
@@ -43,7 +45,7 @@ class RuleSet:
             )
             if rule is not None
         ]
-        return max(windows, default=300.0)
+        object.__setattr__(self, "longest_window", max(windows, default=300.0))
 
 
 def _matches(patterns: list[str] | None, value: str) -> bool:
