@@ -197,7 +197,14 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
         # for: httpx's own decoding.
         source = response.aiter_bytes()
     else:
-        source = response.aiter_raw()
+        # The transport's stream itself: aiter_raw re-chunks and counts bytes, work a capped
+        # read does not need. response.aclose() still closes it.
+        stream = response.stream
+        source = (
+            stream.__aiter__()
+            if isinstance(stream, httpx.AsyncByteStream)
+            else response.aiter_raw()
+        )
         if coding in _INFLATED:
             inflate = zlib.decompressobj(_ANY_ZLIB_HEADER)
     chunks: list[bytes] = []

@@ -1,0 +1,66 @@
+"""`--results-log`: one JSON object per probe, whatever the tenant, reason or numbers hold."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.results import Outcome, ProbeResult
+from monitor.resultslog import ResultsLog
+
+
+@settings(max_examples=200)
+@given(
+    tenant=st.text(),
+    reason=st.text(),
+    outcome=st.sampled_from(list(Outcome)),
+    duration=st.floats(0, 1e6, allow_nan=False),
+    started=st.floats(0, 4e9, allow_nan=False),
+    status=st.none() | st.integers(100, 599),
+    items=st.none() | st.integers(0, 10**9),
+    trusted=st.booleans(),
+)
+def test_every_line_is_the_json_of_the_result(
+    tenant: str,
+    reason: str,
+    outcome: Outcome,
+    duration: float,
+    started: float,
+    status: int | None,
+    items: int | None,
+    trusted: bool,
+) -> None:
+    result = ProbeResult(
+        tenant=tenant,
+        check="search",
+        outcome=outcome,
+        duration_s=duration,
+        started_at=started,
+        status=status,
+        items=items,
+        reason=reason,
+        latency_trusted=trusted,
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "results.jsonl"
+        log = ResultsLog(path)
+        log.write(result)
+        log.write(result)
+        log.close()
+        lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[0]) == {
+        "tenant": tenant,
+        "check": "search",
+        "outcome": outcome.value,
+        "duration_s": round(duration, 6),
+        "started_at": round(started, 3),
+        "status": status,
+        "items": items,
+        "reason": reason,
+        "trusted": trusted,
+    }
