@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -48,12 +49,31 @@ async def test_ten_times_slower_everywhere_is_one_grouped_page_per_check() -> No
             registry=CollectorRegistry(),
             route=route,
         )
+        # The sandbox shares this event loop: its work makes the loop late, and recmon rightly
+        # withholds latencies measured then (5 ms trust threshold), which on a loaded machine
+        # left some tenants' windows short of samples for the whole test. A 20 ms -> 400 ms
+        # drift is no less clear with 100 ms of lag in it.
+        monitor.loop_lag.trust_threshold_s = 0.1
         stop = asyncio.Event()
         task = asyncio.create_task(monitor.run(stop))
         await asyncio.wait_for(monitor.ready.wait(), 10)
+        began = time.monotonic()
         await asyncio.sleep(3 * interval)
         sandbox.faults.set("*", "*", Fault(latency_factor=10.0))
-        await asyncio.sleep(8 * interval)
+
+        def grown() -> bool:
+            storms = monitor.hub.tracker.planner.active_triggers()
+            return len(storms) == 2 and all(
+                p.details["tenant_count"] >= TENANTS * 0.9 for p in storms
+            )
+
+        # Until the storms have grown to (nearly) every tenant: 8 intervals on an idle
+        # machine, a few more on a loaded one.
+        for _ in range(20):
+            await asyncio.sleep(interval)
+            if grown():
+                break
+        intervals = (time.monotonic() - began) / interval
         stop.set()
         await task
         registry = monitor.registry
@@ -74,4 +94,5 @@ async def test_ten_times_slower_everywhere_is_one_grouped_page_per_check() -> No
     # what is paged now — the storm grown to every tenant — is still those two incidents
     assert sorted(p.id for p in storms) == sorted(p.id for p in triggers)
     assert all(p.details["tenant_count"] >= TENANTS * 0.9 for p in storms)
-    assert launched > TENANTS * 8 and on_time / launched >= 0.99  # on schedule throughout
+    # every tenant's search launched once per interval, on schedule throughout
+    assert launched >= TENANTS * (intervals - 1) and on_time / launched >= 0.99
