@@ -412,7 +412,7 @@ def print_table(rows: list[Row]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short windows, fewer rows")
-    parser.add_argument("--transport", default="aiohttp", choices=("httpx", "aiohttp", "asyncio"))
+    parser.add_argument("--transport", default="asyncio", choices=("httpx", "aiohttp", "asyncio"))
     parser.add_argument("--no-blackbox", action="store_true")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument(

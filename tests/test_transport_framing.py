@@ -93,7 +93,6 @@ def test_keep_alive_follows_version_and_connection_header(head: bytes, keep_aliv
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", "bad chunk size"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n", "longer than"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nab", "after the end"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD_BYTES, "larger than"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n", "larger than"),
     ],
@@ -101,6 +100,16 @@ def test_keep_alive_follows_version_and_connection_header(head: bytes, keep_aliv
 def test_broken_responses_are_protocol_errors(raw: bytes, message: str) -> None:
     with pytest.raises(ProtocolError, match=message):
         ResponseParser().feed(raw)
+
+
+def test_bytes_after_the_end_leave_the_answer_but_spoil_the_connection() -> None:
+    parser = ResponseParser()
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]\r\n") == [b"[]"]
+    assert parser.complete and parser.trailing_data
+    later = ResponseParser()
+    later.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
+    assert not later.trailing_data
+    assert later.feed(b"HTTP/1.1 408 Request Timeout\r\n\r\n") == [] and later.trailing_data
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,9 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
-        if parser is None or self._error is not None:
+        if self._error is not None:
+            return
+        if parser is None:
             self._fail(ProtocolError("data from the server while no request was pending"))
             return
         self.received = True
@@ -104,10 +106,10 @@ class Connection(asyncio.Protocol):
         parser = self._parser
         assert parser is not None
         while not self._pieces:
+            if parser.complete:  # whole: whatever happens to the connection afterwards
+                return b""
             if self._error is not None:
                 raise self._error
-            if parser.complete:
-                return b""
             self._wakeup = self._loop.create_future()
             async with asyncio.timeout(read_timeout):
                 await self._wakeup
@@ -126,6 +128,7 @@ class Connection(asyncio.Protocol):
             and self._error is None
             and parser is not None
             and parser.complete
+            and not parser.trailing_data
             and not self._pieces
             and parser.head is not None
             and parser.head.keep_alive

@@ -52,6 +52,9 @@ class ResponseParser:
 
     def __init__(self, *, head_request: bool = False) -> None:
         self.head: Head | None = None
+        # Bytes after the end of the response: the answer stands, the connection is not
+        # reused (they may be the start of something nobody asked for).
+        self.trailing_data = False
         self._head_request = head_request
         self._buffer = b""
         self._state = _Body.HEAD
@@ -64,8 +67,7 @@ class ResponseParser:
     def feed(self, data: bytes) -> list[bytes]:
         """Body pieces found in `data` (possibly none). Raises ProtocolError."""
         if self._state is _Body.DONE:
-            if data:
-                raise ProtocolError("data after the end of the response")
+            self.trailing_data = self.trailing_data or bool(data)
             return []
         buffer: bytes | None = self._buffer + data if self._buffer else data
         self._buffer = b""
@@ -73,7 +75,7 @@ class ResponseParser:
         while buffer and not self.complete:
             buffer = self._step(buffer, pieces)
         if buffer and self.complete:
-            raise ProtocolError("data after the end of the response")
+            self.trailing_data = True
         return pieces
 
     def feed_eof(self) -> None:

@@ -232,3 +232,21 @@ async def test_read_timeout_and_refused_connection_are_httpx_errors(
             await http.get("http://127.0.0.1:1/")
         with pytest.raises(httpx.UnsupportedProtocol):
             await http.get("ftp://127.0.0.1/")
+
+
+async def test_bytes_after_a_complete_answer_keep_the_answer_and_drop_the_connection(
+    serve: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    async def stray(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(OK + b"\r\n")  # one CRLF too many, as some servers send
+            await writer.drain()
+
+    server = await serve(stray)
+    async with client() as http:
+        for _ in range(2):
+            assert (await http.get(server.url)).text == "ok"
+    assert server.accepted == 2
