@@ -81,6 +81,14 @@ async def test_ten_times_slower_everywhere_is_one_grouped_page_per_check() -> No
             registry.get_sample_value("recmon_schedule_lag_seconds_bucket", {"le": "0.1"}) or 0
         )
         launched = registry.get_sample_value("recmon_schedule_lag_seconds_count") or 0
+        # At ten times the latency a tenant's search + recommendations can outlast the 1 s
+        # interval; that slot is skipped (and counted) rather than queued.
+        overrun = (
+            registry.get_sample_value(
+                "recmon_probes_skipped_total", {"check": "search", "reason": "overrun"}
+            )
+            or 0
+        )
         storms = monitor.hub.tracker.planner.active_triggers()
         await monitor.aclose()
 
@@ -94,5 +102,6 @@ async def test_ten_times_slower_everywhere_is_one_grouped_page_per_check() -> No
     # what is paged now — the storm grown to every tenant — is still those two incidents
     assert sorted(p.id for p in storms) == sorted(p.id for p in triggers)
     assert all(p.details["tenant_count"] >= TENANTS * 0.9 for p in storms)
-    # every tenant's search launched once per interval, on schedule throughout
-    assert launched >= TENANTS * (intervals - 1) and on_time / launched >= 0.99
+    # every tenant's search due once per interval: launched on schedule, or skipped as overrun
+    assert launched + overrun >= TENANTS * (intervals - 1)
+    assert on_time / launched >= 0.99
