@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import ssl
 from collections.abc import Callable
 
@@ -11,6 +13,18 @@ from monitor import __version__
 from monitor.config.model import Target
 
 USER_AGENT = f"recmon/{__version__}"
+# Honoured by httpx's own transport only; named in a warning, their values never logged
+# (a proxy URL can carry a password).
+PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+)
+
+log = logging.getLogger("recmon.http")
 
 ClientFactory = Callable[[str, Target, float], httpx.AsyncClient]
 
@@ -39,6 +53,8 @@ def build_client(
         keepalive_expiry=30.0,
     )
     verify = tls_verification(target)
+    if transport is None and kind != "httpx":
+        _warn_if_proxy_ignored(name, kind)
     if transport is None and kind == "asyncio":
         # Same httpx API, recmon's own lean HTTP/1.1 client underneath (monitor.transport).
         from monitor.transport.pool import AsyncioTransport
@@ -58,6 +74,16 @@ def build_client(
         transport=transport,
         follow_redirects=False,
     )
+
+
+def _warn_if_proxy_ignored(target: str, kind: str) -> None:
+    present = [v for v in PROXY_VARIABLES if os.environ.get(v)]
+    if present:
+        log.warning(
+            "proxy settings in the environment are not used by this transport: probes go "
+            "direct (set engine.transport: httpx to probe through the proxy)",
+            extra={"fields": {"target": target, "transport": kind, "variables": present}},
+        )
 
 
 def mock_client_factory(transport: httpx.AsyncBaseTransport) -> ClientFactory:
