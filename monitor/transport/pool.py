@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import NoReturn
 
 import httpx
 
@@ -64,10 +64,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                     and isinstance(exc, ConnectionClosed | ProtocolError)
                 ):
                     continue
-                mapped = _as_httpx(exc, request)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
+                _raise_as_httpx(exc, request)
             return httpx.Response(
                 head.status,
                 headers=list(head.headers),
@@ -103,7 +100,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 and now - connection.idle_since > self._keepalive_expiry
             ):
                 connection.close()
-                self._forget(connection)
+                self._forget()
                 continue
             self._busy.add(connection)
             return connection, True
@@ -156,15 +153,15 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             self._idle.setdefault(origin, []).append(connection)
             self._wake_one()
         else:
-            connection.close()
-            self._forget(connection)
+            self._discard(connection)
 
     def _discard(self, connection: Connection) -> None:
         self._busy.discard(connection)
         connection.close()
-        self._forget(connection)
+        self._forget()
 
-    def _forget(self, connection: Connection) -> None:
+    def _forget(self) -> None:
+        """One connection fewer: its slot goes to a waiting request."""
         self._open = max(0, self._open - 1)
         self._wake_one()
 
@@ -209,10 +206,7 @@ class _ResponseBody(httpx.AsyncByteStream):
                 piece = await connection.read(self._read_timeout)
             except BaseException as exc:
                 await self.aclose()
-                mapped = _as_httpx(exc, self._request)
-                if mapped is exc:
-                    raise
-                raise mapped from exc
+                _raise_as_httpx(exc, self._request)
             if not piece:
                 break
             yield piece
@@ -224,15 +218,15 @@ class _ResponseBody(httpx.AsyncByteStream):
             self._pool.release(connection, self._origin)
 
 
-def _as_httpx(exc: BaseException, request: httpx.Request) -> BaseException:
-    """The exception httpx's own transport would raise (the original stays as __cause__)."""
-    kwargs: dict[str, Any] = {"request": request}
-    if isinstance(exc, httpx.HTTPError | asyncio.CancelledError):
-        return exc
+def _raise_as_httpx(exc: BaseException, request: httpx.Request) -> NoReturn:
+    """Raise what httpx's own transport would (the original stays as __cause__); httpx's
+    errors, cancellation and anything unforeseen go on as they are."""
     if isinstance(exc, TimeoutError):
-        return httpx.ReadTimeout("no response data within the read timeout", **kwargs)
+        raise httpx.ReadTimeout(
+            "no response data within the read timeout", request=request
+        ) from exc
     if isinstance(exc, ProtocolError):
-        return httpx.RemoteProtocolError(str(exc), **kwargs)
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
     if isinstance(exc, ConnectionClosed | OSError):
-        return httpx.ReadError(str(exc) or type(exc).__name__, **kwargs)
-    return exc
+        raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
+    raise exc

@@ -100,7 +100,7 @@ async def test_connection_close_is_not_reused(
     assert server.accepted == 2
 
 
-async def test_a_connection_closed_while_idle_is_not_used_again(
+async def test_a_connection_the_server_closed_while_idle_is_replaced(
     serve: Callable[[Handler], Awaitable[Server]],
 ) -> None:
     async def one_answer_then_close(
