@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from prometheus_client import disable_created_metrics
 
 from monitor import __version__
+from monitor.app.modes import EXIT_ERROR, OnceOptions, run_forever, run_once
 from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
-from monitor.logs import setup_logging
-from monitor.modes import EXIT_ERROR, OnceOptions, run_forever, run_once
-from monitor.secrets import Redactor
+from monitor.core.secrets import Redactor
+from monitor.core.tenancy import Shard
 from monitor.state.store import StateUnavailable
-from monitor.tenancy import Shard
+from monitor.telemetry.logs import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--seed", type=int, default=1, help="random seed for the simulated noise")
 
-    from monitor import demo
+    from monitor.sandbox import demo
 
     demo_parser = commands.add_parser(
         "demo", help="sandbox + monitor with faults switched on and off"
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_report(replay(SCENARIOS[args.scenario](), seed=args.seed)))
         return 0
     if args.command == "demo":
-        from monitor import demo
+        from monitor.sandbox import demo
 
         return demo.run(args)
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.httpapi import Scope
+from monitor.app.httpapi import Scope
 
 
 @dataclass

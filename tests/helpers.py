@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping
 
-from monitor.checks import HttpCheck, compile_checks
 from monitor.config.loader import LoadedConfig, load_config_text
+from monitor.probing.checks import HttpCheck, compile_checks
 
 BASE_CONFIG = """
 defaults: {interval: 10s, timeout: 2s}

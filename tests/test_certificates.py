@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from monitor.tls.certinfo import CertificateInfo, matches_hostname, parse_certificate
+from monitor.core.certinfo import CertificateInfo, matches_hostname, parse_certificate
 from tests.tlscerts import CertificateAuthority
 
 

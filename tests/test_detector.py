@@ -6,12 +6,12 @@ from collections.abc import Iterable
 
 import pytest
 
-from monitor.alerting.model import Severity
+from monitor.alerting.tracker import AlertTracker
 from monitor.config.model import AlertsSpec
+from monitor.core.notifications import Severity
+from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.state import AlertEvent, EventKind
 from monitor.detect.stats import lower_bound_rank, p95_lower_bound
-from monitor.detect.tracker import AlertTracker
-from monitor.results import Outcome, ProbeResult
 
 T0 = 1_700_000_000.0
 E, O, X = Outcome.EMPTY, Outcome.OK, Outcome.TIMEOUT  # noqa: E741

@@ -12,15 +12,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.dispatch import Dispatcher
-from monitor.alerting.model import Action, Delivery, DeliveryResult, Notification, Severity
 from monitor.alerting.sinks.alertmanager import AlertmanagerSink
 from monitor.alerting.sinks.base import rfc3339
 from monitor.alerting.sinks.pagerduty import PagerDutySink
-from monitor.clock import ManualClock
 from monitor.config.model import AlertmanagerSpec, DeliverySpec, PagerDutySpec
-from monitor.metrics import Metrics
+from monitor.core.clock import ManualClock
+from monitor.core.notifications import Action, Delivery, DeliveryResult, Notification, Severity
 from monitor.state.outbox import Outbox
 from monitor.state.store import StateStore
+from monitor.telemetry.metrics import Metrics
 
 T0 = 1_763_990_400.0
 PD = PagerDutySpec(routing_key="rk-0123456789", url="http://pagerduty.test/v2/enqueue")

@@ -11,12 +11,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.clock import Clock, ManualClock, SystemClock
 from monitor.config.units import Rate
-from monitor.engine import Engine, Job
-from monitor.metrics import Metrics
-from monitor.results import Outcome, ProbeResult
-from monitor.throttle import HostThrottle
+from monitor.core.clock import Clock, ManualClock, SystemClock
+from monitor.core.results import Outcome, ProbeResult
+from monitor.probing.engine import Engine, Job
+from monitor.probing.throttle import HostThrottle
+from monitor.telemetry.metrics import Metrics
 from tests.helpers import BASE_CONFIG, checks
 
 

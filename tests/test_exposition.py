@@ -7,9 +7,9 @@ import math
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.exposition import label_text
-from monitor.metrics import Metrics
-from monitor.results import Outcome, ProbeResult
+from monitor.core.results import Outcome, ProbeResult
+from monitor.telemetry.exposition import label_text
+from monitor.telemetry.metrics import Metrics
 
 Samples = list[tuple[str, tuple[tuple[str, str], ...], float]]
 

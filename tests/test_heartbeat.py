@@ -9,9 +9,9 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.heartbeat import Heartbeat
-from monitor.clock import ManualClock
 from monitor.config.model import HeartbeatSpec
-from monitor.metrics import Metrics
+from monitor.core.clock import ManualClock
+from monitor.telemetry.metrics import Metrics
 
 
 async def test_pings_every_interval_while_healthy_and_falls_silent_when_not() -> None:

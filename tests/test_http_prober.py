@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from monitor.checks import HttpCheck
-from monitor.clock import SystemClock
-from monitor.probers.http import probe_http
-from monitor.results import Outcome, ProbeResult
+from monitor.core.clock import SystemClock
+from monitor.core.results import Outcome, ProbeResult
+from monitor.probing.checks import HttpCheck
+from monitor.probing.http import probe_http
 from tests.helpers import BASE_CONFIG, checks
 
 Handler = Callable[[httpx.Request], httpx.Response]

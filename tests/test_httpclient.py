@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.config.model import Target
-from monitor.httpclient import build_client
+from monitor.probing.httpclient import build_client
 
 
 @pytest.mark.parametrize("kind", ["asyncio", "aiohttp"])

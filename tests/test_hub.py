@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
-from monitor.alerting.model import Action, Notification
-from monitor.clock import ManualClock
-from monitor.results import Outcome, ProbeResult
-from monitor.service import Monitor
+from monitor.app.service import Monitor
+from monitor.core.clock import ManualClock
+from monitor.core.notifications import Action, Notification
+from monitor.core.results import Outcome, ProbeResult
 from tests.helpers import load
 
 

@@ -4,8 +4,8 @@ import io
 import json
 import logging
 
-from monitor.logs import setup_logging
-from monitor.secrets import REDACTED, Redactor
+from monitor.core.secrets import REDACTED, Redactor
+from monitor.telemetry.logs import setup_logging
 
 
 def capture(fmt: str, redactor: Redactor) -> tuple[logging.Logger, io.StringIO]:

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from monitor.clock import ManualClock
-from monitor.looplag import TICK_S, LoopLagMonitor
+from monitor.core.clock import ManualClock
+from monitor.telemetry.looplag import TICK_S, LoopLagMonitor
 
 
 def test_lag_recorded_during_a_probe_makes_it_untrusted() -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from monitor.metrics import ALL_TENANTS, Metrics, latency_buckets
-from monitor.push import pushable
-from monitor.results import Outcome, ProbeResult
+from monitor.core.results import Outcome, ProbeResult
+from monitor.telemetry.metrics import ALL_TENANTS, Metrics, latency_buckets
+from monitor.telemetry.push import pushable
 
 
 def result(

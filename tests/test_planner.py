@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from monitor.alerting.model import Action, Notification, Severity
 from monitor.alerting.planner import PlannerState, Policy, plan
 from monitor.config.model import MaintenanceWindow, StormSpec
+from monitor.core.notifications import Action, Notification, Severity
 from monitor.detect.state import AlertEvent, EventKind
 
 T0 = 1_700_000_000.0

@@ -3,7 +3,7 @@ against scripted faults."""
 
 from __future__ import annotations
 
-from monitor.alerting.model import Action
+from monitor.core.notifications import Action
 from monitor.replay.runner import ReplayReport, SignalReport, format_report, replay
 from monitor.replay.scenarios import DAY, healthy_week, incident, latency_only
 

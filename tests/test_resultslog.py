@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.results import Outcome, ProbeResult
-from monitor.resultslog import ResultsLog
+from monitor.core.results import Outcome, ProbeResult
+from monitor.telemetry.resultslog import ResultsLog
 
 
 @settings(max_examples=200)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from monitor.clock import ManualClock
-from monitor.engine import Job
-from monitor.scheduler import Scheduler, first_due, phase
+from monitor.core.clock import ManualClock
+from monitor.probing.engine import Job
+from monitor.probing.scheduler import Scheduler, first_due, phase
 
 
 async def settle() -> None:

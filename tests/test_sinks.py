@@ -9,12 +9,12 @@ import logging
 import httpx
 import pytest
 
-from monitor.alerting.model import Action, Delivery, Notification, Severity
 from monitor.alerting.sinks.alertmanager import AlertmanagerSink
 from monitor.alerting.sinks.pagerduty import PagerDutySink, dedup_key, event_body
 from monitor.alerting.sinks.webhook import WebhookSink
-from monitor.clock import ManualClock
 from monitor.config.model import AlertmanagerSpec, PagerDutySpec, WebhookSpec
+from monitor.core.clock import ManualClock
+from monitor.core.notifications import Action, Delivery, Notification, Severity
 
 T0 = 1_763_990_400.0  # 2025-11-24T13:20:00Z
 ROUTING_KEY = "R0UTING-KEY-abcdef0123456789"

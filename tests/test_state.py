@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerting.model import Severity
 from monitor.alerting.planner import PlannerState, Policy, plan
+from monitor.alerting.tracker import AlertTracker
 from monitor.config.model import AlertsSpec, StormSpec
+from monitor.core.notifications import Severity
+from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.state import AlertEvent, EventKind
-from monitor.detect.tracker import AlertTracker
-from monitor.results import Outcome, ProbeResult
 from monitor.state.codec import planner_from_json, planner_to_json, series_from_json, series_to_json
 from monitor.state.store import SCHEMA_VERSION, StateStore
 
@@ -105,10 +105,10 @@ def test_an_incident_paged_before_a_crash_still_resolves(tmp_path: Path) -> None
     recovery would never resolve the incident."""
     from prometheus_client import CollectorRegistry
 
-    from monitor.alerting.model import Action, Notification
-    from monitor.clock import ManualClock
-    from monitor.service import Monitor
-    from monitor.state.persist import Persistence
+    from monitor.app.persist import Persistence
+    from monitor.app.service import Monitor
+    from monitor.core.clock import ManualClock
+    from monitor.core.notifications import Action, Notification
     from tests.helpers import load
 
     def monitor(clock: ManualClock, sent: list[Notification]) -> Monitor:

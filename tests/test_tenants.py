@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.clock import ManualClock
 from monitor.config.model import DiscoverSpec, TenantsSpec
-from monitor.tenancy import InvalidTenantId, Shard, validate_tenant_id
-from monitor.tenants import TenantSource, TenantSourceError, accept_ids, parse_tenant_file
+from monitor.core.clock import ManualClock
+from monitor.core.tenancy import InvalidTenantId, Shard, validate_tenant_id
+from monitor.probing.tenants import TenantSource, TenantSourceError, accept_ids, parse_tenant_file
 
 
 @pytest.mark.parametrize("good", ["acme", "tenant-001", "a.b_c-d", "7eleven", "A" * 128])

@@ -3,11 +3,11 @@ invalid certificates named by address."""
 
 from __future__ import annotations
 
-from monitor.alerting.model import Severity
 from monitor.config.model import TlsSpec
+from monitor.core.certinfo import CertificateInfo
+from monitor.core.notifications import Severity
 from monitor.detect.state import AlertEvent, EventKind
-from monitor.probers.certificate import TlsResult
-from monitor.tls.certinfo import CertificateInfo
+from monitor.tls.prober import TlsResult
 from monitor.tls.rules import HostState, observe_host
 
 DAY = 86400.0

@@ -9,12 +9,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertHub
-from monitor.clock import ManualClock
 from monitor.config.model import AlertsSpec, TlsSpec
-from monitor.metrics import Metrics
-from monitor.probers.certificate import TlsResult
+from monitor.core.certinfo import CertificateInfo
+from monitor.core.clock import ManualClock
+from monitor.telemetry.metrics import Metrics
 from monitor.tls import watch as watch_module
-from monitor.tls.certinfo import CertificateInfo
+from monitor.tls.prober import TlsResult
 from monitor.tls.watch import TlsWatch
 
 T0 = 1_763_990_400.0

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.transport.framing import (
+from monitor.probing.transport.framing import (
     MAX_HEAD_BYTES,
     ProtocolError,
     ResponseParser,

@@ -17,13 +17,13 @@ from collections.abc import Callable, Mapping, Sequence
 
 from tenacity import RetryCallState, wait_exponential, wait_random
 
-from monitor.alerting.model import Delivery, DeliveryResult, Notification
 from monitor.alerting.sinks.alertmanager import AlertmanagerSink
 from monitor.alerting.sinks.base import Sink
-from monitor.clock import Clock
 from monitor.config.model import DeliverySpec
-from monitor.metrics import Metrics
+from monitor.core.clock import Clock
+from monitor.core.notifications import Delivery, DeliveryResult, Notification
 from monitor.state.outbox import Outbox, OutboxItem
+from monitor.telemetry.metrics import Metrics
 
 MAX_RETRY_AFTER_S = 900.0
 

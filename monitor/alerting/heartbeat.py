@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import httpx
 
-from monitor.alerting.model import Delivery, DeliveryResult
 from monitor.alerting.sinks.base import classify, classify_error
-from monitor.clock import Clock
 from monitor.config.model import HeartbeatSpec
-from monitor.metrics import Metrics
+from monitor.core.clock import Clock
+from monitor.core.notifications import Delivery, DeliveryResult
+from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("recmon.heartbeat")
 

@@ -7,15 +7,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from monitor.alerting.model import Notification
-from monitor.checks import HttpCheck
-from monitor.clock import Clock
+from monitor.alerting.tracker import AlertTracker
 from monitor.config.model import AlertsSpec
+from monitor.core.clock import Clock
+from monitor.core.notifications import Notification
+from monitor.core.results import ProbeResult
 from monitor.detect.state import AlertEvent, EventKind
-from monitor.detect.tracker import AlertTracker
-from monitor.metrics import Metrics
-from monitor.probers.certificate import TlsResult
-from monitor.results import ProbeResult
+from monitor.probing.checks import HttpCheck
+from monitor.telemetry.metrics import Metrics
+from monitor.tls.prober import TlsResult
 from monitor.tls.rules import TLS_CHECK
 
 log = logging.getLogger("recmon.alerts")

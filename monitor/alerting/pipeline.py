@@ -14,14 +14,14 @@ import httpx
 
 from monitor.alerting.dispatch import Dispatcher
 from monitor.alerting.heartbeat import Heartbeat
-from monitor.alerting.model import Notification
 from monitor.alerting.sinks import build_sinks
 from monitor.alerting.sinks.alertmanager import AlertmanagerSink
-from monitor.clock import Clock
 from monitor.config.model import NotifySpec
-from monitor.metrics import Metrics
+from monitor.core.clock import Clock
+from monitor.core.notifications import Notification
 from monitor.state.outbox import Outbox
 from monitor.state.store import StateStore
+from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("recmon.notify")
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
-from monitor.alerting.model import Action, Notification, Severity
 from monitor.config.model import MaintenanceWindow, StormSpec
+from monitor.core.notifications import Action, Notification, Severity
 from monitor.detect.state import AlertEvent, EventKind
 
 _SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]

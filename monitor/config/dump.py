@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from monitor.config.model import Config
 from monitor.config.units import Rate
-from monitor.jsonpath import JsonPath
+from monitor.core.jsonpath import JsonPath
 
 
 def _plain(value: Any) -> Any:

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from monitor.config.envsubst import substitute
 from monitor.config.model import Config
 from monitor.config.yamlsource import Path, YamlProblem, line_for, load_yaml
-from monitor.secrets import Redactor
-from monitor.templating import template_names
+from monitor.core.secrets import Redactor
+from monitor.core.templating import template_names
 
 # Bigger files are not configurations; refusing them early keeps a typo'd path from hanging us.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024

@@ -18,11 +18,11 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.alerting.model import Severity
 from monitor.config.units import Rate, parse_duration, parse_rate, parse_size
-from monitor.jsonpath import JsonPath, compile_path
-from monitor.results import Outcome
-from monitor.tenancy import validate_tenant_id
+from monitor.core.jsonpath import JsonPath, compile_path
+from monitor.core.notifications import Severity
+from monitor.core.results import Outcome
+from monitor.core.tenancy import validate_tenant_id
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 ByteSize = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
@@ -172,7 +172,7 @@ class EngineSpec(Model):
     # Probes running at once, across all targets. Keep it below the sum of max_connections:
     # requests that queue for a pooled connection measure the monitor, not the target.
     max_in_flight: int = Field(256, ge=1, le=100_000)
-    # asyncio: the httpx API on recmon's own HTTP/1.1 transport (monitor/transport), about a
+    # asyncio: the httpx API on recmon's own HTTP/1.1 transport (monitor/probing/transport), about a
     # quarter less CPU per probe than aiohttp (the httpx API on httpx-aiohttp), which in turn
     # needs a quarter of httpx's own pool; that one degrades steeply with many connections.
     transport: Literal["httpx", "aiohttp", "asyncio"] = "asyncio"

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from monitor.alerting.model import Severity
 from monitor.config.model import (
     EmptyResultsRule,
     ErrorRateRule,
@@ -21,10 +20,11 @@ from monitor.config.model import (
     LatencySloRule,
 )
 from monitor.config.units import format_duration
+from monitor.core.notifications import Severity
+from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.rules import RuleSet
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, Sample, SeriesState
 from monitor.detect.stats import p95_lower_bound, p95_nearest_rank
-from monitor.results import Outcome, ProbeResult
 
 _MAX_REASON = 200
 # An enum member's .value goes through a descriptor; a probe asked for it a dozen times.

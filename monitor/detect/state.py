@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from monitor.alerting.model import Severity
+from monitor.core.notifications import Severity
 from monitor.detect.stats import DecayingHistogram
 
 

@@ -18,20 +18,20 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertHub
-from monitor.alerting.model import Action, Notification
 from monitor.alerting.pipeline import NotificationPipeline
-from monitor.checks import compile_checks
-from monitor.clock import ManualClock
 from monitor.config.loader import load_config_text
 from monitor.config.model import AlertsSpec, NotifySpec, PagerDutySpec, TlsSpec
-from monitor.engine import Job
-from monitor.metrics import Metrics
-from monitor.probers.certificate import TlsResult
+from monitor.core.certinfo import CertificateInfo
+from monitor.core.clock import ManualClock
+from monitor.core.notifications import Action, Notification
+from monitor.core.results import Outcome, ProbeResult
+from monitor.probing.checks import compile_checks
+from monitor.probing.engine import Job
+from monitor.probing.scheduler import phase
 from monitor.replay.scenarios import DAY, Rotation, Scenario, Signal
-from monitor.results import Outcome, ProbeResult
-from monitor.scheduler import phase
 from monitor.state.store import StateStore
-from monitor.tls.certinfo import CertificateInfo
+from monitor.telemetry.metrics import Metrics
+from monitor.tls.prober import TlsResult
 
 REPLAY_START = 1_760_000_000.0  # any fixed moment: replays are reproducible
 CONFIG = """

@@ -6,10 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from monitor.asgiserve import serve_asgi
 from monitor.sandbox.app import SandboxApp, SandboxSettings
 from monitor.sandbox.faults import FaultTable
 from monitor.sandbox.stats import ServerStats
+from monitor.telemetry.asgiserve import serve_asgi
 
 __all__ = ["Sandbox", "SandboxSettings", "serve_sandbox"]
 

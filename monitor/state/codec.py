@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.alerting.model import Notification, Severity
 from monitor.alerting.planner import Group, PlannerState
+from monitor.core.notifications import Notification, Severity
+from monitor.core.results import Outcome
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, Sample, SeriesState
 from monitor.detect.stats import DecayingHistogram
-from monitor.results import Outcome
 from monitor.tls.rules import HostState
 
 

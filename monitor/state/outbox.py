@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from monitor.alerting.model import Notification
+from monitor.core.notifications import Notification
 from monitor.state.store import StateStore
 
 RETENTION_S = 7 * 86400

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.alerting.model import Severity
 from monitor.config.model import TlsSpec
+from monitor.core.notifications import Severity
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind
-from monitor.probers.certificate import TlsResult
+from monitor.tls.prober import TlsResult
 
 TLS_CHECK = "tls"
 

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 import httpx
 
 from monitor.alerting.hub import AlertHub
-from monitor.clock import Clock
 from monitor.config.model import Target, TlsSpec
-from monitor.metrics import Metrics
-from monitor.probers.certificate import TlsResult, probe_host, verifying_context
+from monitor.core.clock import Clock
+from monitor.telemetry.metrics import Metrics
+from monitor.tls.prober import TlsResult, probe_host, verifying_context
 
 log = logging.getLogger("recmon.tls")
 

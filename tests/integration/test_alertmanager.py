@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.alerting.model import Action, Delivery, Notification, Severity
 from monitor.alerting.sinks.alertmanager import AlertmanagerSink
-from monitor.clock import SystemClock
 from monitor.config.model import AlertmanagerSpec
+from monitor.core.clock import SystemClock
+from monitor.core.notifications import Action, Delivery, Notification, Severity
 from tests.binaries import free_port, require_binary, running
 
 pytestmark = pytest.mark.integration

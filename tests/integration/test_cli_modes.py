@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.demo import sandbox_config
+from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.asgiserve import serve_asgi
-from monitor.demo import sandbox_config
-from monitor.modes import SHUTDOWN_FLUSH_S
+from monitor.app.modes import SHUTDOWN_FLUSH_S
+from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.telemetry.asgiserve import serve_asgi
 from tests.fakes import RecordingEndpoint
 from tests.integration.recmonproc import RecmonProcess
 

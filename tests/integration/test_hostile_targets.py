@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.clock import SystemClock
+from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
-from monitor.demo import sandbox_config
-from monitor.results import Outcome, ProbeResult
+from monitor.core.clock import SystemClock
+from monitor.core.results import Outcome, ProbeResult
+from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
-from monitor.service import Monitor
 
 pytestmark = pytest.mark.integration
 FAST = {"search": 5.0, "recommendations": 5.0}

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.alerting.model import Action, Notification
-from monitor.clock import SystemClock
+from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
-from monitor.demo import demo_alerts, sandbox_config
+from monitor.core.clock import SystemClock
+from monitor.core.notifications import Action, Notification
+from monitor.sandbox.demo import demo_alerts, sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
-from monitor.service import Monitor
 
 pytestmark = pytest.mark.integration
 TENANTS = 30

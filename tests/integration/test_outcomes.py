@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry
 
-from monitor.clock import SystemClock
+from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
-from monitor.demo import sandbox_config
-from monitor.results import Outcome, ProbeResult
+from monitor.core.clock import SystemClock
+from monitor.core.results import Outcome, ProbeResult
+from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
-from monitor.service import Monitor
 
 pytestmark = pytest.mark.integration
 FAST = {"search": 5.0, "recommendations": 5.0}

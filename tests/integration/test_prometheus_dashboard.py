@@ -15,10 +15,10 @@ import httpx
 import pytest
 import yaml
 
-from monitor.asgiserve import serve_asgi
-from monitor.demo import sandbox_config
+from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
+from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, require_binary, running
 from tests.fakes import RecordingEndpoint
 from tests.integration.test_tls_backends import HOST, Backends

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.demo import sandbox_config
+from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from tests.integration.recmonproc import RecmonProcess
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.asgiserve import serve_asgi
-from monitor.demo import sandbox_config
+from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port
 from tests.fakes import RecordingEndpoint
 from tests.integration.recmonproc import RecmonProcess

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.clock import SystemClock
-from monitor.probers.certificate import probe_host, verifying_context
+from monitor.core.clock import SystemClock
+from monitor.tls.prober import probe_host, verifying_context
 from tests.tlscerts import CertificateAuthority, Issued
 
 pytestmark = pytest.mark.integration

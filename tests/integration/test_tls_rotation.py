@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertHub
-from monitor.alerting.model import Action, Notification
 from monitor.config.model import AlertsSpec, TlsSpec
-from monitor.metrics import Metrics
+from monitor.core.notifications import Action, Notification
+from monitor.telemetry.metrics import Metrics
 from monitor.tls.watch import TlsWatch
 from tests.integration.test_tls_backends import HOST, Backends
 from tests.tlscerts import CertificateAuthority

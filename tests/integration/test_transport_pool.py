@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from monitor.transport.pool import AsyncioTransport
+from monitor.probing.transport.pool import AsyncioTransport
 
 pytestmark = pytest.mark.integration
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"

@@ -8,8 +8,8 @@ from monitor.alerting.sinks.alertmanager import AlertmanagerSink
 from monitor.alerting.sinks.base import Sink
 from monitor.alerting.sinks.pagerduty import PagerDutySink
 from monitor.alerting.sinks.webhook import WebhookSink
-from monitor.clock import Clock
 from monitor.config.model import NotifySpec
+from monitor.core.clock import Clock
 
 __all__ = ["AlertmanagerSink", "PagerDutySink", "Sink", "WebhookSink", "build_sinks"]
 

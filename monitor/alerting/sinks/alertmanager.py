@@ -8,7 +8,10 @@ from typing import Any
 
 import httpx
 
-from monitor.alerting.model import (
+from monitor.alerting.sinks.base import post_json, rfc3339
+from monitor.config.model import AlertmanagerSpec
+from monitor.core.clock import Clock
+from monitor.core.notifications import (
     RUNBOOKS,
     Action,
     DeliveryResult,
@@ -16,9 +19,6 @@ from monitor.alerting.model import (
     alert_name,
     runbook_url,
 )
-from monitor.alerting.sinks.base import post_json, rfc3339
-from monitor.clock import Clock
-from monitor.config.model import AlertmanagerSpec
 
 # Like Prometheus: a firing alert's endsAt lies a few resend intervals ahead, so the alerts of
 # a recmon that died expire instead of firing forever (the heartbeat reports the death).

@@ -10,7 +10,7 @@ from typing import Protocol
 
 import httpx
 
-from monitor.alerting.model import Delivery, DeliveryResult, Notification
+from monitor.core.notifications import Delivery, DeliveryResult, Notification
 
 MAX_REASON = 300
 

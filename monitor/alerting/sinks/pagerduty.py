@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 
-from monitor.alerting.model import Action, DeliveryResult, Notification, runbook_url
 from monitor.alerting.sinks.base import post_json, rfc3339
-from monitor.clock import Clock
 from monitor.config.model import PagerDutySpec
+from monitor.core.clock import Clock
+from monitor.core.notifications import Action, DeliveryResult, Notification, runbook_url
 
 MAX_SUMMARY = 1024
 MAX_DEDUP_KEY = 255

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 
-from monitor.alerting.model import DeliveryResult, Notification
 from monitor.alerting.sinks.base import post_json
-from monitor.clock import Clock
 from monitor.config.model import WebhookSpec
+from monitor.core.clock import Clock
+from monitor.core.notifications import DeliveryResult, Notification
 
 WEBHOOK_VERSION = 1
 

@@ -6,7 +6,7 @@ from json.encoder import encode_basestring_ascii as _string
 from pathlib import Path
 from typing import TextIO
 
-from monitor.results import ProbeResult
+from monitor.core.results import ProbeResult
 
 
 class ResultsLog:

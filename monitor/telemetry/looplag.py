@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections import deque
 
-from monitor.clock import Clock
+from monitor.core.clock import Clock
 
 log = logging.getLogger("recmon.looplag")
 

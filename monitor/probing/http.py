@@ -16,10 +16,10 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_exponential
 
-from monitor.checks import HttpCheck, RenderedRequest
-from monitor.clock import Clock
-from monitor.results import NO_CAPTURES, Outcome, ProbeResult
-from monitor.tls.reasons import classify_tls_error, find_tls_error
+from monitor.core.clock import Clock
+from monitor.core.results import NO_CAPTURES, Outcome, ProbeResult
+from monitor.core.tlsreasons import classify_tls_error, find_tls_error
+from monitor.probing.checks import HttpCheck, RenderedRequest
 
 
 @dataclass(frozen=True, slots=True)

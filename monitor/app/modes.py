@@ -9,17 +9,17 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from monitor.clock import SystemClock
+from monitor.app.longrun import LongRunning, base_dir, pipeline_for, state_path
+from monitor.app.persist import Persistence
+from monitor.app.report import firing_summary, round_summary
+from monitor.app.service import Monitor
 from monitor.config.loader import LoadedConfig
-from monitor.longrun import LongRunning, base_dir, pipeline_for, state_path
-from monitor.push import push, write_textfile
-from monitor.report import firing_summary, round_summary
-from monitor.secrets import Redactor
-from monitor.service import Monitor
-from monitor.state.persist import Persistence
+from monitor.core.clock import SystemClock
+from monitor.core.secrets import Redactor
+from monitor.core.tenancy import Shard
+from monitor.probing.tenants import TenantSourceError
 from monitor.state.store import StateStore
-from monitor.tenancy import Shard
-from monitor.tenants import TenantSourceError
+from monitor.telemetry.push import push, write_textfile
 
 log = logging.getLogger("recmon")
 

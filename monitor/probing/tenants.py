@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from monitor.clock import Clock
 from monitor.config.model import DiscoverSpec, TenantsSpec
-from monitor.tenancy import InvalidTenantId, Shard, validate_tenant_id
+from monitor.core.clock import Clock
+from monitor.core.tenancy import InvalidTenantId, Shard, validate_tenant_id
 
 log = logging.getLogger("recmon.tenants")
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from monitor.alerting.model import Notification
 from monitor.alerting.planner import PlannerState, Policy, plan
 from monitor.config.model import AlertsSpec, TlsSpec
+from monitor.core.notifications import Notification
+from monitor.core.results import ProbeResult
 from monitor.detect.detector import Parent, baseline_p95, observe
 from monitor.detect.rules import Rulebook
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
-from monitor.probers.certificate import TlsResult
-from monitor.results import ProbeResult
+from monitor.tls.prober import TlsResult
 from monitor.tls.rules import TLS_CHECK, HostState, observe_host
 
 SeriesKey = tuple[str, str]  # (tenant, check)

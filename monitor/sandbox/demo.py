@@ -16,13 +16,13 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from monitor.alerting.model import Notification
-from monitor.clock import SystemClock
+from monitor.app.report import firing_summary, tenant_table
+from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
-from monitor.report import firing_summary, tenant_table
+from monitor.core.clock import SystemClock
+from monitor.core.notifications import Notification
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
-from monitor.service import Monitor
 
 
 def sandbox_config(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from monitor.transport.framing import Head, ProtocolError, ResponseParser
+from monitor.probing.transport.framing import Head, ProtocolError, ResponseParser
 
 _PAUSE_ABOVE = 256 * 1024  # bytes of body waiting for the reader
 _RESUME_BELOW = 64 * 1024

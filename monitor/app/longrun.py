@@ -22,17 +22,17 @@ from prometheus_client import CollectorRegistry
 
 from monitor import __version__
 from monitor.alerting.pipeline import NotificationPipeline
-from monitor.asgiserve import serve_asgi
-from monitor.clock import SystemClock
+from monitor.app.httpapi import MonitorApi
+from monitor.app.persist import Persistence
+from monitor.app.service import Monitor
 from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
-from monitor.httpapi import MonitorApi
-from monitor.resultslog import ResultsLog
-from monitor.secrets import Redactor
-from monitor.service import Monitor
+from monitor.core.clock import SystemClock
+from monitor.core.secrets import Redactor
+from monitor.core.tenancy import Shard
 from monitor.state.codec import planner_to_json
-from monitor.state.persist import Persistence
 from monitor.state.store import StateStore
-from monitor.tenancy import Shard
+from monitor.telemetry.asgiserve import serve_asgi
+from monitor.telemetry.resultslog import ResultsLog
 
 log = logging.getLogger("recmon")
 

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from monitor.secrets import RedactingFilter, Redactor
+from monitor.core.secrets import RedactingFilter, Redactor
 
 _RESERVED = ("ts", "level", "logger", "msg")
 

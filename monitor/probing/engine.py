@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from monitor.checks import HttpCheck, RenderedRequest
-from monitor.clock import Clock
-from monitor.metrics import Metrics
-from monitor.probers.http import probe_http
-from monitor.results import ProbeResult
-from monitor.templating import MissingVariable
-from monitor.throttle import HostThrottle
+from monitor.core.clock import Clock
+from monitor.core.results import ProbeResult
+from monitor.core.templating import MissingVariable
+from monitor.probing.checks import HttpCheck, RenderedRequest
+from monitor.probing.http import probe_http
+from monitor.probing.throttle import HostThrottle
+from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("recmon.engine")
 

@@ -56,8 +56,8 @@ def build_client(
     if transport is None and kind != "httpx":
         _warn_if_proxy_ignored(name, kind)
     if transport is None and kind == "asyncio":
-        # Same httpx API, recmon's own lean HTTP/1.1 client underneath (monitor.transport).
-        from monitor.transport.pool import AsyncioTransport
+        # Same httpx API, recmon's own lean HTTP/1.1 client underneath (monitor.probing.transport).
+        from monitor.probing.transport.pool import AsyncioTransport
 
         transport = AsyncioTransport(verify=verify, limits=limits)
     elif transport is None and kind == "aiohttp":

@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 from monitor.alerting.hub import AlertHub
-from monitor.metrics import Metrics
+from monitor.probing.tenants import TenantSource
 from monitor.state.codec import (
     planner_from_json,
     planner_to_json,
@@ -15,7 +15,7 @@ from monitor.state.codec import (
     tls_hosts_to_json,
 )
 from monitor.state.store import StateStore
-from monitor.tenants import TenantSource
+from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("recmon.state")
 

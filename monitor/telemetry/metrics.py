@@ -13,9 +13,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.exposition import family_text, label_text, render, skipping_fast_series
-from monitor.results import Outcome, ProbeResult
-from monitor.tls.certinfo import CertificateInfo
+from monitor.core.certinfo import CertificateInfo
+from monitor.core.results import Outcome, ProbeResult
+from monitor.telemetry.exposition import family_text, label_text, render, skipping_fast_series
 
 ALL_TENANTS = "_all"  # tenant label of the per-check histogram when per-tenant ones are off
 _BASE_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from monitor.alerting.hub import AlertHub
-from monitor.results import Outcome, ProbeResult
+from monitor.core.results import Outcome, ProbeResult
 
 MAX_PROBLEM_LINES = 50
 

@@ -16,9 +16,9 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from monitor.clock import Clock
-from monitor.tls.certinfo import CertificateInfo, matches_hostname, parse_certificate
-from monitor.tls.reasons import classify_tls_error, find_tls_error
+from monitor.core.certinfo import CertificateInfo, matches_hostname, parse_certificate
+from monitor.core.clock import Clock
+from monitor.core.tlsreasons import classify_tls_error, find_tls_error
 
 # Reasons a certificate is invalid (vs. a backend that could not be asked at all).
 INVALID_REASONS = ("expired", "not_yet_valid", "unknown_issuer", "hostname_mismatch")

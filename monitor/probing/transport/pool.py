@@ -10,8 +10,8 @@ from typing import NoReturn
 
 import httpx
 
-from monitor.transport.connection import Connection, ConnectionClosed
-from monitor.transport.framing import ProtocolError, encode_request
+from monitor.probing.transport.connection import Connection, ConnectionClosed
+from monitor.probing.transport.framing import ProtocolError, encode_request
 
 Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}

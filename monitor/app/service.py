@@ -15,19 +15,19 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertHub, Route
-from monitor.alerting.model import Notification
-from monitor.checks import HttpCheck, compile_checks
-from monitor.clock import Clock
 from monitor.config.loader import LoadedConfig
-from monitor.engine import Engine, Job
-from monitor.httpclient import ClientFactory, build_client
-from monitor.looplag import LoopLagMonitor
-from monitor.metrics import Metrics
-from monitor.results import Outcome, ProbeResult
-from monitor.scheduler import Scheduler
-from monitor.tenancy import Shard
-from monitor.tenants import TenantSource, TenantSourceError
-from monitor.throttle import HostThrottle
+from monitor.core.clock import Clock
+from monitor.core.notifications import Notification
+from monitor.core.results import Outcome, ProbeResult
+from monitor.core.tenancy import Shard
+from monitor.probing.checks import HttpCheck, compile_checks
+from monitor.probing.engine import Engine, Job
+from monitor.probing.httpclient import ClientFactory, build_client
+from monitor.probing.scheduler import Scheduler
+from monitor.probing.tenants import TenantSource, TenantSourceError
+from monitor.probing.throttle import HostThrottle
+from monitor.telemetry.looplag import LoopLagMonitor
+from monitor.telemetry.metrics import Metrics
 from monitor.tls.watch import TlsWatch
 
 log = logging.getLogger("recmon.service")

@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from monitor.clock import Clock
-from monitor.engine import Job
+from monitor.core.clock import Clock
+from monitor.probing.engine import Job
 
 log = logging.getLogger("recmon.scheduler")
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.config.model import CheckSpec, Config
-from monitor.jsonpath import JsonPath
-from monitor.results import Outcome
-from monitor.templating import Template, parse_template, render_value, template_names
+from monitor.core.jsonpath import JsonPath
+from monitor.core.results import Outcome
+from monitor.core.templating import Template, parse_template, render_value, template_names
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,0 @@
-"""Probers: one per file, each returns a ProbeResult and never touches metrics or alerts."""
