@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.planner import PlannerState, Policy, plan
 from monitor.alerting.tracker import AlertTracker
 from monitor.config.model import AlertsSpec, StormSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
+from monitor.detect.codec import series_from_json, series_to_json
 from monitor.detect.state import AlertEvent, EventKind
-from monitor.state.codec import planner_from_json, planner_to_json, series_from_json, series_to_json
 from monitor.state.store import SCHEMA_VERSION, StateStore
 
 T0 = 1_700_000_000.0
@@ -49,11 +50,11 @@ def test_planner_state_round_trips_through_json() -> None:
 def test_store_saves_and_loads(tmp_path: Path) -> None:
     tracker = busy_tracker()
     store = StateStore.open(tmp_path / "state.db")
-    store.save_series(tracker.series)
+    store.save_series(tracker.series, series_to_json)
     store.put("tenants", ["acme"])
     store.close()
     again = StateStore.open(tmp_path / "state.db")
-    assert again.load_series() == tracker.series
+    assert again.load_series(series_from_json) == tracker.series
     assert again.get("tenants") == ["acme"]
     assert again.get("missing") is None
     again.close()
@@ -66,7 +67,7 @@ def test_corrupt_file_is_kept_aside_and_recmon_starts_clean(
     path.write_bytes(b"this is not a database" * 100)
     with caplog.at_level(logging.ERROR, logger="recmon.state"):
         store = StateStore.open(path)
-    assert store.load_series() == {}
+    assert store.load_series(series_from_json) == {}
     store.close()
     aside = list(tmp_path.glob("state.db.bad-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
@@ -90,11 +91,11 @@ def test_state_from_another_schema_version_is_kept_aside(tmp_path: Path) -> None
 
 def test_unreadable_rows_are_skipped_not_fatal(tmp_path: Path) -> None:
     store = StateStore.open(tmp_path / "state.db")
-    store.save_series(busy_tracker().series)
+    store.save_series(busy_tracker().series, series_to_json)
     with store.transaction() as db:
         db.execute("INSERT INTO series VALUES ('other', 'search', '{\"garbage\": 1}')")
         db.execute("INSERT INTO kv VALUES ('planner', 'not json')")
-    assert list(store.load_series()) == [("acme", "recommendations")]
+    assert list(store.load_series(series_from_json)) == [("acme", "recommendations")]
     assert store.get("planner") is None
     store.close()
 

@@ -48,8 +48,9 @@ async def test_departed_backends_lose_their_series_but_not_on_dns_failure(
     monkeypatch.setattr(watch_module, "probe_host", fake_probe_host)
     metrics = Metrics(CollectorRegistry())
     clock = ManualClock(start=T0)
-    hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=lambda n: None)
-    tls = TlsWatch(TlsSpec(hosts=["a.example:443"]), {}, clock=clock, metrics=metrics, hub=hub)
+    spec = TlsSpec(hosts=["a.example:443"])
+    hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=lambda n: None, tls=spec)
+    tls = TlsWatch(spec, {}, clock=clock, metrics=metrics, emit=hub.observe_tls)
 
     def addresses() -> set[str]:
         return {s.labels["address"] for f in metrics.tls_not_after.collect() for s in f.samples}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from tenacity import RetryCallState, wait_exponential, wait_random
 
@@ -64,13 +64,18 @@ class Dispatcher:
         self,
         notifications: Sequence[Notification],
         *,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        entries: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
-        """Store for delivery to every sink (with `also` in the same transaction), then wake
-        the delivery loop."""
+        """Store for delivery to every sink (with the named `entries` in the same
+        transaction), then wake the delivery loop."""
         if not notifications:
             return
-        self.outbox.enqueue(notifications, self.sinks, self.clock.time(), also=also)
+        self.outbox.enqueue(
+            notifications,
+            self.sinks,
+            self.clock.time(),
+            entries=None if entries is None else entries(),
+        )
         self._wake.set()
 
     def wake(self) -> None:

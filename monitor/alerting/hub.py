@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from monitor.alerting.tracker import AlertTracker
-from monitor.config.model import AlertsSpec
+from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.clock import Clock
 from monitor.core.notifications import Notification
 from monitor.core.results import ProbeResult
@@ -33,6 +33,7 @@ class AlertHub:
         metrics: Metrics,
         clock: Clock,
         route: Route,
+        tls: TlsSpec | None = None,
     ) -> None:
         self.metrics = metrics
         self.clock = clock
@@ -41,6 +42,7 @@ class AlertHub:
             spec,
             counting_checks=[name for name, check in checks.items() if check.items is not None],
             parents={name: check.after for name, check in checks.items() if check.after},
+            tls=tls,
         )
         # Events whose notifications could not be stored (the state file failed): planned
         # again at the next tick, so a failing disk delays a page instead of losing it.

@@ -4,9 +4,7 @@ Alertmanager re-sends and the heartbeat, assembled from the `notify` configurati
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,14 +56,10 @@ class NotificationPipeline:
                     f"page ({n.action.value}, no notify sink configured): {n.summary}",
                     extra={"fields": {"key": n.key, "severity": n.severity.value}},
                 )
-        self.dispatcher.enqueue(notifications, also=self._save_planner)
+        self.dispatcher.enqueue(notifications, entries=self._planner_entry)
 
-    def _save_planner(self, db: sqlite3.Connection) -> None:
-        if self.planner_state is not None:
-            db.execute(
-                "INSERT OR REPLACE INTO kv VALUES ('planner', ?)",
-                (json.dumps(self.planner_state(), separators=(",", ":")),),
-            )
+    def _planner_entry(self) -> dict[str, Any]:
+        return {} if self.planner_state is None else {"planner": self.planner_state()}
 
     async def run(
         self,

@@ -29,6 +29,7 @@ class AlertTracker:
         *,
         counting_checks: Iterable[str],
         parents: Mapping[str, str],
+        tls: TlsSpec | None = None,
     ) -> None:
         self.spec = spec
         self.rulebook = Rulebook(spec, frozenset(counting_checks))
@@ -39,7 +40,8 @@ class AlertTracker:
         self.total_tenants = 0
         self.shard = ""  # "i/n" when tenants are split across replicas
         self.tls_hosts: dict[str, HostState] = {}
-        self.tls_spec: TlsSpec | None = None
+        # Without it (no certificate watch), certificate results raise no alerts.
+        self.tls_spec = tls
 
     def observe_tls(self, host: str, results: Sequence[TlsResult], now: float) -> list[AlertEvent]:
         if self.tls_spec is None:

@@ -21,6 +21,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__
+from monitor.alerting.codec import planner_to_json
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.httpapi import MonitorApi
 from monitor.app.persist import Persistence
@@ -29,7 +30,6 @@ from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
 from monitor.core.clock import SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.state.codec import planner_to_json
 from monitor.state.store import StateStore
 from monitor.telemetry.asgiserve import serve_asgi
 from monitor.telemetry.resultslog import ResultsLog

@@ -6,16 +6,13 @@ import asyncio
 import contextlib
 import logging
 
+from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.hub import AlertHub
+from monitor.detect.codec import series_from_json, series_to_json
 from monitor.probing.tenants import TenantSource
-from monitor.state.codec import (
-    planner_from_json,
-    planner_to_json,
-    tls_hosts_from_json,
-    tls_hosts_to_json,
-)
 from monitor.state.store import StateStore
 from monitor.telemetry.metrics import Metrics
+from monitor.tls.codec import tls_hosts_from_json, tls_hosts_to_json
 
 log = logging.getLogger("recmon.state")
 
@@ -35,7 +32,7 @@ class Persistence:
         """Windows, baselines, alert and planner states, the last good tenant list and — for a
         CronJob run, whose process starts from zero each time — the counters."""
         tracker = self.hub.tracker
-        tracker.series.update(self.store.load_series())
+        tracker.series.update(self.store.load_series(series_from_json))
         planner = self.store.get("planner")
         if planner is not None:
             try:
@@ -81,7 +78,7 @@ class Persistence:
         )
 
     def save(self, *, counters: bool) -> None:
-        self.store.save_series(dict(self.hub.tracker.series))
+        self.store.save_series(dict(self.hub.tracker.series), series_to_json)
         self.store.put("planner", planner_to_json(self.hub.tracker.planner))
         self.store.put("tls", tls_hosts_to_json(self.hub.tracker.tls_hosts))
         if self.tenants.current:
@@ -98,7 +95,7 @@ class Persistence:
         tenants = list(self.tenants.current)
 
         def write() -> None:
-            self.store.save_series(series)
+            self.store.save_series(series, series_to_json)
             self.store.put("planner", planner)
             self.store.put("tls", tls)
             if tenants:

@@ -135,12 +135,17 @@ class Monitor:
             on_overrun=self._overrun,
         )
         self.hub = AlertHub(
-            config.alerts, self.checks, metrics=self.metrics, clock=clock, route=route or _log_only
+            config.alerts,
+            self.checks,
+            metrics=self.metrics,
+            clock=clock,
+            route=route or _log_only,
+            tls=config.tls,
         )
         if shard.count > 1:
             self.hub.tracker.shard = str(shard)
         self.tls = TlsWatch(
-            config.tls, config.targets, clock=clock, metrics=self.metrics, hub=self.hub
+            config.tls, config.targets, clock=clock, metrics=self.metrics, emit=self.hub.observe_tls
         )
         self.tenants: tuple[str, ...] = ()
         self.latest: dict[tuple[str, str], ProbeResult] = {}

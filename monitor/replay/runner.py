@@ -211,7 +211,15 @@ async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -
         planned.extend((clock.monotonic(), n) for n in notifications)
         pipeline.route(notifications)
 
-    hub = AlertHub(config.alerts, checks, metrics=metrics, clock=clock, route=route)
+    rotation = scenario.rotation
+    hub = AlertHub(
+        config.alerts,
+        checks,
+        metrics=metrics,
+        clock=clock,
+        route=route,
+        tls=None if rotation is None else TlsSpec(hosts=[rotation.host]),
+    )
     tenants = [f"tenant-{i:03d}" for i in range(1, scenario.tenants + 1)]
     hub.set_tenants(tenants, ())
     simulator = _Simulator(scenario, seed)
@@ -219,9 +227,6 @@ async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -
     # offset inside every interval, exactly as `recmon run` does; certificate rounds interleave.
     order = sorted(tenants, key=lambda t: phase(Job(t, "search"), scenario.interval))
     offsets = [phase(Job(t, "search"), scenario.interval) for t in order]
-    rotation = scenario.rotation
-    if rotation is not None:
-        hub.tracker.tls_spec = TlsSpec(hosts=[rotation.host])
 
     def http_rounds() -> Iterator[tuple[float, str]]:
         start = scenario.http_start - scenario.http_start % scenario.interval

@@ -8,12 +8,12 @@ order: a resolve never overtakes its trigger.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from monitor.core.notifications import Notification
-from monitor.state.store import StateStore
+from monitor.state.store import StateStore, put_entry
 
 RETENTION_S = 7 * 86400
 
@@ -56,10 +56,11 @@ class Outbox:
         sinks: Iterable[str],
         now: float,
         *,
-        also: Callable[[sqlite3.Connection], None] | None = None,
+        entries: Mapping[str, Any] | None = None,
     ) -> int:
-        """Store each notification for each sink; returns how many were new. `also` runs in
-        the same transaction (the planner's state goes with the notifications it decided)."""
+        """Store each notification for each sink; returns how many were new. `entries` (named
+        JSON values) are written in the same transaction: the planner's state goes with the
+        notifications it decided."""
         sinks = list(sinks)
         rows = [
             (n.id, sink, n.key, json.dumps(n.to_json(), separators=(",", ":")), now, now)
@@ -67,8 +68,8 @@ class Outbox:
             for sink in sinks
         ]
         with self.store.transaction() as db:
-            if also is not None:
-                also(db)
+            for name, value in (entries or {}).items():
+                put_entry(db, name, value)
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO outbox "

@@ -1,5 +1,8 @@
 """The state file (SQLite): one file for windows, baselines, alert states and the outbox.
 
+Storage only: rows and named entries hold JSON the domain packages encode and decode
+themselves (detect.codec, alerting.codec, tls.codec); nothing here knows their types.
+
 A state file that is corrupt, or was written by another schema version, is moved aside with a
 log line and recmon starts clean: a monitor that crash-loops on its own state watches nothing.
 """
@@ -11,19 +14,18 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from monitor import __version__
-from monitor.detect.state import SeriesState
-from monitor.state.codec import series_from_json, series_to_json
 
 log = logging.getLogger("recmon.state")
 
 SCHEMA_VERSION = 1
 SeriesKey = tuple[str, str]
+T = TypeVar("T")
 
 
 class StateUnavailable(Exception):
@@ -125,8 +127,9 @@ class StateStore:
                 raise
             self.connection.execute("COMMIT")
 
-    def load_series(self) -> dict[SeriesKey, SeriesState]:
-        states: dict[SeriesKey, SeriesState] = {}
+    def load_series(self, decode: Callable[[Any], T]) -> dict[SeriesKey, T]:
+        """Every stored series, decoded; a row `decode` rejects (ValueError) is skipped."""
+        states: dict[SeriesKey, T] = {}
         skipped = 0
         with self.lock:
             rows = self.connection.execute(
@@ -134,18 +137,18 @@ class StateStore:
             ).fetchall()
         for tenant, check, text in rows:
             try:
-                states[(tenant, check)] = series_from_json(json.loads(text))
+                states[(tenant, check)] = decode(json.loads(text))
             except ValueError:
                 skipped += 1
         if skipped:
             log.warning("skipped unreadable series states", extra={"fields": {"count": skipped}})
         return states
 
-    def save_series(self, states: Mapping[SeriesKey, SeriesState]) -> None:
-        """Replace the stored series with this snapshot (safe to call from a worker thread)."""
+    def save_series(self, states: Mapping[SeriesKey, T], encode: Callable[[T], Any]) -> None:
+        """Replace the stored series with this snapshot, each encoded to JSON by `encode`
+        (safe to call from a worker thread)."""
         rows = [
-            (t, c, json.dumps(series_to_json(s), separators=(",", ":")))
-            for (t, c), s in states.items()
+            (t, c, json.dumps(encode(s), separators=(",", ":"))) for (t, c), s in states.items()
         ]
         with self.transaction() as db:
             db.execute("DELETE FROM series")
@@ -164,14 +167,18 @@ class StateStore:
 
     def put(self, name: str, value: Any) -> None:
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO kv VALUES (?, ?)",
-                (name, json.dumps(value, separators=(",", ":"))),
-            )
+            put_entry(db, name, value)
 
     def close(self) -> None:
         with self.lock:
             self.connection.close()
+
+
+def put_entry(db: sqlite3.Connection, name: str, value: Any) -> None:
+    """A named entry, written within a transaction the caller holds."""
+    db.execute(
+        "INSERT OR REPLACE INTO kv VALUES (?, ?)", (name, json.dumps(value, separators=(",", ":")))
+    )
 
 
 class _IncompatibleState(Exception):

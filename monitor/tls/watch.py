@@ -1,21 +1,23 @@
 """Runs the TLS prober over every configured host on its interval and hands the results to
-metrics and the detector."""
+metrics and to `emit` (the alert hub, given by the assembler)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import httpx
 
-from monitor.alerting.hub import AlertHub
 from monitor.config.model import Target, TlsSpec
 from monitor.core.clock import Clock
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult, probe_host, verifying_context
 
 log = logging.getLogger("recmon.tls")
+
+# One host's results of a round (host:port, a result per address), to the alert rules.
+TlsSink = Callable[[str, Sequence[TlsResult]], None]
 
 
 def tls_hosts(spec: TlsSpec, targets: Mapping[str, Target]) -> dict[tuple[str, int], str | None]:
@@ -43,7 +45,7 @@ class TlsWatch:
         *,
         clock: Clock,
         metrics: Metrics,
-        hub: AlertHub,
+        emit: TlsSink,
     ) -> None:
         self.spec = spec
         trust_files = tls_hosts(spec, targets)
@@ -52,9 +54,8 @@ class TlsWatch:
         self.trust = {host: contexts[ca_file] for host, ca_file in trust_files.items()}
         self.clock = clock
         self.metrics = metrics
-        self.hub = hub
+        self.emit = emit
         self._addresses: dict[str, set[str]] = {}
-        hub.tracker.tls_spec = spec
 
     @property
     def hosts(self) -> list[tuple[str, int]]:
@@ -94,7 +95,7 @@ class TlsWatch:
                             "fields": {"host": hostport, "address": r.address, "reason": r.reason}
                         },
                     )
-            self.hub.observe_tls(hostport, results)
+            self.emit(hostport, results)
             everything += results
         return everything
 

@@ -63,8 +63,8 @@ def watch(
     def route(notifications: Sequence[Notification]) -> None:
         pages.extend(notifications)
 
-    hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=route)
-    return TlsWatch(spec, {}, clock=clock, metrics=metrics, hub=hub), metrics, pages
+    hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=route, tls=spec)
+    return TlsWatch(spec, {}, clock=clock, metrics=metrics, emit=hub.observe_tls), metrics, pages
 
 
 async def test_rotation_left_behind(backends: Backends, tmp_path: Path) -> None:

@@ -1,15 +1,14 @@
-"""Detector and planner states to JSON and back. Unknown or broken entries raise ValueError."""
+"""The detector's state to JSON and back (the state file stores it opaque). Unknown or broken
+entries raise ValueError."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitor.alerting.planner import Group, PlannerState
-from monitor.core.notifications import Notification, Severity
+from monitor.core.notifications import Severity
 from monitor.core.results import Outcome
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, Sample, SeriesState
 from monitor.detect.stats import DecayingHistogram
-from monitor.tls.rules import HostState
 
 
 def series_to_json(state: SeriesState) -> dict[str, Any]:
@@ -105,53 +104,3 @@ def event_from_json(data: dict[str, Any]) -> AlertEvent:
         variant=str(data.get("variant", "")),
         details=dict(data.get("details") or {}),
     )
-
-
-def planner_to_json(state: PlannerState) -> dict[str, Any]:
-    return {
-        "firing": {k: event_to_json(e) for k, e in state.firing.items()},
-        "held": dict(state.held),
-        "notified": {k: n.to_json() for k, n in state.notified.items()},
-        "groups": {
-            k: {"started_at": g.started_at, "trigger": g.trigger.to_json()}
-            for k, g in state.groups.items()
-        },
-    }
-
-
-def planner_from_json(data: dict[str, Any]) -> PlannerState:
-    try:
-        return PlannerState(
-            firing={str(k): event_from_json(v) for k, v in data["firing"].items()},
-            held={str(k): float(v) for k, v in data["held"].items()},
-            notified={str(k): Notification.from_json(v) for k, v in data["notified"].items()},
-            groups={
-                str(k): Group(str(k), float(v["started_at"]), Notification.from_json(v["trigger"]))
-                for k, v in data["groups"].items()
-            },
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"unreadable planner state: {exc}") from None
-
-
-def tls_hosts_to_json(hosts: dict[str, HostState]) -> dict[str, Any]:
-    return {
-        host: {
-            "inconsistent_since": state.inconsistent_since,
-            "alerts": {k: alert_to_json(a) for k, a in state.alerts.items()},
-        }
-        for host, state in hosts.items()
-    }
-
-
-def tls_hosts_from_json(data: dict[str, Any]) -> dict[str, HostState]:
-    try:
-        return {
-            str(host): HostState(
-                None if v.get("inconsistent_since") is None else float(v["inconsistent_since"]),
-                {str(k): alert_from_json(a) for k, a in v["alerts"].items()},
-            )
-            for host, v in data.items()
-        }
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValueError(f"unreadable certificate state: {exc}") from None
