@@ -1,4 +1,5 @@
-"""Command line: recmon run | once | check-config | sandbox | demo (DESIGN.md contract)."""
+"""Command line: recmon run | once | check-config | sandbox | replay | demo (the contract is
+in README.md: commands, options, exit codes)."""
 
 from __future__ import annotations
 
@@ -20,35 +21,87 @@ from monitor.state.store import StateUnavailable
 from monitor.telemetry.logs import setup_logging
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recmon",
-        description="Synthetic per-tenant monitor for search and recommendations APIs.",
-    )
-    parser.add_argument("--version", action="version", version=f"recmon {__version__}")
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions keep their line breaks (the sandbox lists its fault fields)."""
+
+
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """--log-format and --log-level, accepted before and after the subcommand like git's or
+    kubectl's. After it they default to SUPPRESS, so they override only when given."""
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default=os.environ.get("RECMON_LOG_FORMAT", "text"),
-        help="text for people, json for log pipelines (one JSON object per line)",
+        default=os.environ.get("RECMON_LOG_FORMAT", "text") if top else argparse.SUPPRESS,
+        help="text for people, json for log pipelines (one JSON object per line; "
+        "env RECMON_LOG_FORMAT)",
     )
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
-        default=os.environ.get("RECMON_LOG_LEVEL", "info"),
+        default=os.environ.get("RECMON_LOG_LEVEL", "info") if top else argparse.SUPPRESS,
+        help="env RECMON_LOG_LEVEL (default info)",
     )
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    """The configuration file: PATH, --config PATH or RECMON_CONFIG, in every command."""
+    parser.add_argument(
+        "path", nargs="?", metavar="PATH", help="path to probes.yaml (or --config, RECMON_CONFIG)"
+    )
+    parser.add_argument("--config", metavar="PATH", help="path to probes.yaml (same as PATH)")
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        name, help=summary, description=description, formatter_class=_Formatter
+    )
+    _global_options(parser, top=False)
+    return parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recmon",
+        description="Synthetic per-tenant monitor for search and recommendations APIs.",
+        epilog="Global options (--log-format, --log-level) go before or after the command. "
+        "'recmon COMMAND --help' describes each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"recmon {__version__}")
+    _global_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser(
-        "run", help="probe on schedule and serve /metrics (sidecar, Deployment)"
+    run = _command(
+        commands,
+        "run",
+        "probe on schedule and serve /metrics (sidecar, Deployment)",
+        "Probe every tenant on schedule, page through the configured sinks, serve /metrics, "
+        "/healthz, /readyz and /status. Runs until SIGTERM; SIGHUP or a change to the file "
+        "reloads the configuration. Exit 0 after a clean stop, 2 on errors (a bad "
+        "configuration, a busy port, a state file in use).",
     )
-    run.add_argument("--config", required=True, help="path to probes.yaml")
+    _config_options(run)
     run.add_argument("--listen", help="override metrics.listen, e.g. 127.0.0.1:9464")
-    run.add_argument("--results-log", help="append every probe result to this file as a JSON line")
+    run.add_argument(
+        "--results-log",
+        help="append every probe result to this file as a JSON line (flushed each line)",
+    )
     _shard_option(run)
 
-    once = commands.add_parser("once", help="probe every tenant once, notify, exit 0/1/2 (CronJob)")
-    once.add_argument("--config", required=True, help="path to probes.yaml")
+    once = _command(
+        commands,
+        "once",
+        "probe every tenant once, notify, exit 0/1/2 (CronJob)",
+        "Probe every tenant once, evaluate the alert rules against the saved state, deliver "
+        "notifications, save state, push or write metrics, print a summary. Exit 0 when no "
+        "alert fires, 1 when alerts fire (see --alerts-exit-code), 2 on errors (a bad "
+        "configuration, no tenants, a failed push or metrics file, a state file in use).",
+    )
+    _config_options(once)
     once.add_argument("--pushgateway", help="override metrics.pushgateway URL")
     once.add_argument(
         "--metrics-file", help="also write the metrics to this file (textfile format)"
@@ -71,18 +124,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     _shard_option(once)
 
-    check = commands.add_parser("check-config", help="validate a configuration file and exit")
-    check.add_argument("path", help="path to probes.yaml")
+    check = _command(
+        commands,
+        "check-config",
+        "validate a configuration file and exit",
+        "Validate a configuration file: every problem with its key path and line, then "
+        "warnings for settings that are valid but probably wrong. Exit 0 when valid, 2 when "
+        "not.",
+    )
+    _config_options(check)
     check.add_argument(
         "--dump", action="store_true", help="print the effective configuration, secrets redacted"
     )
 
     import monitor.sandbox.cli as sandbox_cli
 
-    sandbox = commands.add_parser("sandbox", help="serve the simulated multi-tenant service")
+    sandbox = _command(
+        commands,
+        "sandbox",
+        "serve the simulated multi-tenant service",
+        sandbox_cli.DESCRIPTION,
+    )
     sandbox_cli.add_arguments(sandbox)
 
-    replay = commands.add_parser("replay", help="replay an incident scenario in virtual time")
+    replay = _command(
+        commands,
+        "replay",
+        "replay an incident scenario in virtual time",
+        "Replay a scenario through the real detector and alert planner on a virtual clock "
+        "(days in seconds) and print what was paged and when, ending with a verdict line.",
+    )
     replay.add_argument(
         "scenario", choices=("incident", "latency", "healthy-week"), help="which scenario"
     )
@@ -90,8 +161,13 @@ def _parser() -> argparse.ArgumentParser:
 
     from monitor.sandbox import demo
 
-    demo_parser = commands.add_parser(
-        "demo", help="sandbox + monitor with faults switched on and off"
+    demo_parser = _command(
+        commands,
+        "demo",
+        "sandbox + monitor with faults switched on and off",
+        "Start the sandbox and a monitor in one process, then switch faults on and off in "
+        "three phases (healthy, faults, recovery), printing a table of live probe results "
+        "per round and the pages sent.",
     )
     demo.add_arguments(demo_parser)
     return parser
@@ -112,9 +188,23 @@ def _shard_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard",
         default=_default_shard(),
-        help="probe only shard i of n of the tenants, e.g. 1/3 "
-        "(env RECMON_SHARD, or RECMON_SHARD_INDEX and RECMON_SHARD_COUNT)",
+        help="probe only shard i of n of the tenants, counted from 0: 0/3, 1/3 and 2/3 "
+        "split them in three (env RECMON_SHARD, or RECMON_SHARD_INDEX and RECMON_SHARD_COUNT; "
+        "default 0/1, every tenant)",
     )
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    """PATH, --config PATH or RECMON_CONFIG; two different paths given are an error."""
+    given = {p for p in (args.path, args.config) if p}
+    if len(given) > 1:
+        raise ValueError(
+            f"two configuration files given ({args.path} and --config {args.config}): give one"
+        )
+    path = args.path or args.config or os.environ.get("RECMON_CONFIG")
+    if not path:
+        raise ValueError("no configuration file: give PATH, --config PATH or set RECMON_CONFIG")
+    return str(path)
 
 
 def _load(path: str, redactor: Redactor) -> LoadedConfig | None:
@@ -135,6 +225,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     redactor = Redactor()
     setup_logging(fmt=args.log_format, level=args.log_level, redactor=redactor)
+
+    if args.command in ("run", "once", "check-config"):
+        try:
+            args.path = _config_path(args)
+        except ValueError as exc:
+            print(f"recmon {args.command}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
 
     if args.command == "check-config":
         loaded = _load(args.path, redactor)
@@ -170,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"recmon: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    loaded = _load(args.config, redactor)
+    loaded = _load(args.path, redactor)
     if loaded is None:
         return EXIT_ERROR
     try:

@@ -64,3 +64,24 @@ def test_every_line_is_the_json_of_the_result(
         "reason": reason,
         "trusted": trusted,
     }
+
+
+def test_each_line_is_readable_while_the_log_is_open(tmp_path: Path) -> None:
+    """`tail -f` must see a result as it happens, not when a 64 KiB buffer fills or at exit."""
+    path = tmp_path / "results.jsonl"
+    log = ResultsLog(path)
+    try:
+        for n in range(3):
+            log.write(
+                ProbeResult(
+                    tenant=f"t{n}",
+                    check="search",
+                    outcome=Outcome.OK,
+                    duration_s=0.01,
+                    started_at=1.0,
+                )
+            )
+            lines = path.read_text(encoding="utf-8").splitlines()
+            assert [json.loads(line)["tenant"] for line in lines] == [f"t{i}" for i in range(n + 1)]
+    finally:
+        log.close()

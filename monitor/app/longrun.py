@@ -31,7 +31,7 @@ from monitor.core.clock import SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.state.store import StateStore
-from monitor.telemetry.asgiserve import serve_asgi
+from monitor.telemetry.asgiserve import listen, serve_asgi
 from monitor.telemetry.resultslog import ResultsLog
 
 log = logging.getLogger("recmon")
@@ -214,6 +214,14 @@ class LongRunning:
         }
 
     async def run(self) -> int:
+        host, port = _split_listen(self.listen)
+        try:
+            # The port first: a busy one is one line and exit 2, before anything has started.
+            listener = listen(host, port)
+        except OSError as exc:
+            log.error(exc.strerror or str(exc))
+            self.store.close()
+            return 2
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop, sig)
@@ -228,9 +236,8 @@ class LongRunning:
             is_ready=lambda: self.current is not None and self.current.monitor.ready.is_set(),
             status=self.status,
         )
-        host, port = _split_listen(self.listen)
         try:
-            async with serve_asgi(api, host, port) as served:
+            async with serve_asgi(api, host, port, sock=listener) as served:
                 log.info(
                     "recmon running",
                     extra={
@@ -247,15 +254,8 @@ class LongRunning:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-        except OSError as exc:
-            log.error(
-                "cannot serve metrics",
-                extra={"fields": {"listen": f"{host}:{port}", "error": str(exc)}},
-            )
-            if self.current is not None:
-                await self._retire(self.current, counters=False)
-            return 2
         finally:
+            listener.close()
             if self.results_log is not None:
                 self.results_log.close()
             self.store.close()

@@ -8,11 +8,38 @@ import json
 import logging
 import os
 import signal
+import sys
 
 from monitor.sandbox.faults import Fault, FaultError, fault_from_json
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
 
 log = logging.getLogger("recmon.sandbox")
+
+DESCRIPTION = """\
+Serve a simulated multi-tenant search and recommendations API on loopback:
+  GET /v1/tenants                                   the tenant list
+  GET /v1/<tenant>/search?q=...                     {"results": [...]}
+  GET /v1/<tenant>/recommendations?product=...      {"recommendations": [...]}
+  GET /_admin/stats                                 requests served, per tenant and check
+  PUT /_admin/faults  {"tenant": T, "check": C, "fault": {...}}   switch a fault on
+  DELETE /_admin/faults                             clear every fault
+
+T is a tenant id or "*", C is search, recommendations or "*". Fault fields (JSON):
+  empty: true                 the list comes back [] with status 200
+  latency_factor: 2           latency multiplied (60 ms becomes 120 ms)
+  extra_latency_ms: 500       latency added
+  error_rate: 0.3             share of requests answering 500
+  status: 502                 always answer this status (a broken proxy)
+  hang: true                  never answer
+  drip_interval_ms: 200       send the body a few bytes at a time, this far apart
+  invalid_json: true          a body that is not JSON
+  truncated_json: true        a JSON body cut short
+  wrong_content_type: true    JSON served as text/html
+  huge_body_bytes: 50000000   a 200 JSON body this large, streamed
+  redirect_loop: true         redirect to itself forever
+  delisted: ["p-001"]         product ids treated as not in the catalog
+
+Example: recmon sandbox --fault '*:recommendations:{"empty": true}'"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             check, _, body = rest.partition(":")
             faults.append((tenant, check, fault_from_json(json.loads(body))))
     except (ValueError, FaultError) as exc:
-        print(f"recmon sandbox: {exc}")
+        print(f"recmon sandbox: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_serve(args, settings, faults))
 
@@ -108,6 +135,7 @@ async def _serve(
             )
             await stop.wait()
     except OSError as exc:
-        print(f"recmon sandbox: cannot serve on {args.host}:{args.port}: {exc}")
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"recmon sandbox: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     return 0

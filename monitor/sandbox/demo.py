@@ -82,7 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--interval", type=float, default=2.0, help="seconds between probes of a tenant (default 2)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds to show in each phase (default 3)"
+        "--rounds",
+        type=int,
+        default=3,
+        help="tables to show in each phase after the 2 that let alerts fire or resolve "
+        "(default 3: 5 tables a phase)",
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import ssl
 from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
@@ -34,6 +36,19 @@ class Served:
         return f"{self.scheme}://{host}:{self.port}"
 
 
+def listen(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
+    """A listening socket, or an OSError whose message is one line a person reads.
+
+    Bound here, not by uvicorn: its bind failure is a sys.exit(3) from inside a task, which
+    tore through asyncio.run as a 30-line traceback."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=backlog)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
+
+
 @contextlib.asynccontextmanager
 async def serve_asgi(
     app: Any,
@@ -43,8 +58,10 @@ async def serve_asgi(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     backlog: int = 2048,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[Served]:
-    """Serve until the block exits. Port 0 binds an ephemeral port; the bound one is returned."""
+    """Serve until the block exits. Port 0 binds an ephemeral port; the bound one is returned.
+    `sock`, from listen(), lets a caller claim the port before it starts anything else."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -58,8 +75,9 @@ async def serve_asgi(
         ssl_version=ssl.PROTOCOL_TLS_SERVER,
         timeout_graceful_shutdown=1,
     )
+    listener = sock or listen(host, port, backlog=backlog)
     server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(), name=f"http:{host}:{port}")
+    task = asyncio.create_task(server.serve(sockets=[listener]), name=f"http:{host}:{port}")
     while not server.started:
         if task.done():
             exc = task.exception() if not task.cancelled() else None
@@ -71,3 +89,4 @@ async def serve_asgi(
     finally:
         server.should_exit = True
         await task
+        listener.close()

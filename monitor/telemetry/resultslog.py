@@ -11,8 +11,9 @@ from monitor.core.results import ProbeResult
 
 class ResultsLog:
     def __init__(self, path: str | Path) -> None:
-        # Buffered: thousands of lines a second cost one write call per 64 KiB.
-        self._file: TextIO = Path(path).open("a", encoding="utf-8", buffering=64 * 1024)  # noqa: SIM115 - open for the process's life
+        # Line-buffered: `tail -f` sees each result as it happens (64 KiB blocks arrived minutes
+        # apart at 20 tenants). One write call per probe is microseconds at 2,000 probes/s.
+        self._file: TextIO = Path(path).open("a", encoding="utf-8", buffering=1)  # noqa: SIM115 - open for the process's life
 
     def write(self, result: ProbeResult) -> None:
         # Written by hand, strings escaped by json's own encoder: json.dumps of a dict was a
