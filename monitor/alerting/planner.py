@@ -102,40 +102,76 @@ def plan(
 ) -> tuple[PlannerState, list[Notification]]:
     """Apply detector events, then release what is due. `flush` releases every held alert at
     once (end of a CronJob round: the whole fleet was just probed, storms are complete)."""
-    firing = dict(state.firing)
-    held = dict(state.held)
-    notified = dict(state.notified)
-    groups = dict(state.groups)
-    out: list[Notification] = []
+    draft = _Draft.of(state)
+    _apply_events(draft, events, now, policy)
+    members = _storm_members(draft, policy)
+    _update_storms(draft, members, now, policy)
+    _open_storms(draft, members, now, policy)
+    _release_held(draft, now, policy, flush)
+    return draft.state(), draft.out
 
+
+@dataclass(slots=True)
+class _Draft:
+    """The planner's state while one call works on it (copies; the input stays untouched)."""
+
+    firing: dict[str, AlertEvent]
+    held: dict[str, float]
+    notified: dict[str, Notification]
+    groups: dict[str, Group]
+    out: list[Notification] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, state: PlannerState) -> _Draft:
+        return cls(dict(state.firing), dict(state.held), dict(state.notified), dict(state.groups))
+
+    def state(self) -> PlannerState:
+        return PlannerState(self.firing, self.held, self.notified, self.groups)
+
+
+def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, policy: Policy) -> None:
+    """Firing alerts start waiting (alone: not at all; in a storm-able rule: group_wait);
+    resolved ones page "resolved" only if they paged at all, a held one just goes away."""
     for event in events:
         key = event.key
         if event.kind is EventKind.FIRING:
-            firing[key] = event
+            draft.firing[key] = event
             gkey = group_key(event, policy.shard)
             # Firing again for an alert already paged or waiting (the detector's state was
             # older than the planner's after a crash): nothing new to say.
-            if key not in notified and key not in held and (gkey is None or gkey not in groups):
-                held[key] = now + (policy.storm.group_wait if gkey is not None else 0.0)
+            if (
+                key not in draft.notified
+                and key not in draft.held
+                and (gkey is None or gkey not in draft.groups)
+            ):
+                draft.held[key] = now + (policy.storm.group_wait if gkey is not None else 0.0)
             continue
-        # Resolved: page "resolved" only if it paged at all; a held alert just goes away.
-        firing.pop(key, None)
-        held.pop(key, None)
-        trigger = notified.pop(key, None)
+        draft.firing.pop(key, None)
+        draft.held.pop(key, None)
+        trigger = draft.notified.pop(key, None)
         if trigger is not None:
-            out.append(_resolve(trigger, event.summary, now))
+            draft.out.append(_resolve(trigger, event.summary, now))
 
-    # Storms: open a group when enough tenants fire the same alert; close it when none do.
+
+def _storm_members(draft: _Draft, policy: Policy) -> dict[str, list[AlertEvent]]:
+    """Firing alerts by the storm they would belong to."""
     members: dict[str, list[AlertEvent]] = {}
-    for event in firing.values():
+    for event in draft.firing.values():
         gkey = group_key(event, policy.shard)
         if gkey is not None:
             members.setdefault(gkey, []).append(event)
-    for gkey, group in list(groups.items()):
+    return members
+
+
+def _update_storms(
+    draft: _Draft, members: dict[str, list[AlertEvent]], now: float, policy: Policy
+) -> None:
+    """An open storm closes when none of its tenants fires any more, and remembers its peak."""
+    for gkey, group in list(draft.groups.items()):
         current = members.get(gkey)
         if not current:
-            del groups[gkey]
-            out.append(_resolve(group.trigger, f"resolved: {group.trigger.summary}", now))
+            del draft.groups[gkey]
+            draft.out.append(_resolve(group.trigger, f"resolved: {group.trigger.summary}", now))
         elif len(current) > group.trigger.details.get("tenant_count", 0):
             # The storm grew: what is paged (and re-sent to Alertmanager, and said on resolve)
             # lists its peak. PagerDuty hears nothing new: one incident, one page. Its
@@ -143,39 +179,46 @@ def plan(
             # new label set would be a second alert and the first would never be resolved.
             grown = _group_trigger(gkey, current, group.started_at, policy)
             kept = group.trigger
-            groups[gkey] = replace(
+            draft.groups[gkey] = replace(
                 group, trigger=replace(grown, id=kept.id, at=kept.at, severity=kept.severity)
             )
+
+
+def _open_storms(
+    draft: _Draft, members: dict[str, list[AlertEvent]], now: float, policy: Policy
+) -> None:
+    """Enough tenants firing the same alert open one grouped incident, which absorbs their
+    own pages (unless maintenance covers every one of them)."""
     for gkey, events_in_group in members.items():
-        if gkey in groups or len(events_in_group) < policy.storm_threshold:
+        if gkey in draft.groups or len(events_in_group) < policy.storm_threshold:
             continue
         tenants = sorted({e.tenant for e in events_in_group if e.tenant})
         if all(policy.silenced(t, events_in_group[0].check, now) for t in tenants):
             continue
         trigger = _group_trigger(gkey, events_in_group, now, policy)
-        groups[gkey] = Group(gkey, now, trigger)
-        out.append(trigger)
+        draft.groups[gkey] = Group(gkey, now, trigger)
+        draft.out.append(trigger)
         for event in events_in_group:
-            held.pop(event.key, None)  # absorbed into the group: no page of its own
+            draft.held.pop(event.key, None)  # absorbed into the group: no page of its own
 
-    # Alerts that waited long enough page alone (unless maintenance holds them further).
-    for key, release_at in sorted(held.items(), key=lambda item: item[1]):
+
+def _release_held(draft: _Draft, now: float, policy: Policy, flush: bool) -> None:
+    """Alerts that waited long enough page alone (unless maintenance holds them further)."""
+    for key, release_at in sorted(draft.held.items(), key=lambda item: item[1]):
         if release_at > now and not flush:
             continue
-        waiting = firing.get(key)
+        waiting = draft.firing.get(key)
         if waiting is None:
-            del held[key]
+            del draft.held[key]
             continue
         silenced_until = policy.silenced(waiting.tenant, waiting.check, now)
         if silenced_until is not None:
-            held[key] = silenced_until
+            draft.held[key] = silenced_until
             continue
-        del held[key]
+        del draft.held[key]
         trigger = _trigger(waiting, now, policy.shard)
-        notified[key] = trigger
-        out.append(trigger)
-
-    return PlannerState(firing, held, notified, groups), out
+        draft.notified[key] = trigger
+        draft.out.append(trigger)
 
 
 def _notification_id(key: str, started_at: float, action: Action) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from monitor.config.model import (
@@ -22,8 +22,16 @@ from monitor.config.model import (
 from monitor.config.units import format_duration
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
+from monitor.detect.lifecycle import (
+    IMMEDIATE,
+    Description,
+    Subject,
+    Thresholds,
+    Verdict,
+    advance,
+)
 from monitor.detect.rules import RuleSet
-from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, Sample, SeriesState
+from monitor.detect.state import AlertEvent, AlertState, Sample, SeriesState
 from monitor.detect.stats import p95_lower_bound, p95_nearest_rank
 
 _MAX_REASON = 200
@@ -40,21 +48,6 @@ class Parent:
     state: SeriesState
 
 
-Description = tuple[str, dict[str, Any]]  # what a page says: summary, details
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One rule's reading of the window."""
-
-    active: bool  # the alert condition holds
-    clear: bool  # the recovery condition holds (hysteresis: not simply "not active")
-    # The page's text, built only for an alert that is pending or firing: nearly every probe
-    # of nearly every series finds nothing, and writing each rule's text anyway was a fifth
-    # of a probe's CPU.
-    describe: Callable[[], Description] | None = None
-
-
 def observe(
     state: SeriesState,
     result: ProbeResult,
@@ -62,87 +55,83 @@ def observe(
     rules: RuleSet,
     parent: Parent | None = None,
 ) -> tuple[SeriesState, list[AlertEvent]]:
+    """Record the probe, read every rule's verdict, move each rule's alert along the shared
+    lifecycle (monitor/detect/lifecycle.py)."""
     state, latencies = _record(state, result, now, rules)
-    events: list[AlertEvent] = []
     alerts = dict(state.alerts)
-    tenant, check = result.tenant, result.check
-
-    def step(
-        rule_id: str, verdict: Verdict, severity: Severity, hold: float, release: float
-    ) -> None:
-        previous = alerts.get(rule_id)
-        current, event_kind = _lifecycle(previous, verdict, now, hold, release)
-        if current is None:
-            alerts.pop(rule_id, None)
-        elif verdict.active or not current.summary:
-            # What the page says is what was wrong while it was wrong, also on resolve.
-            summary, details = verdict.describe() if verdict.describe else ("", None)
-            alerts[rule_id] = replace(
-                current,
-                severity=severity,
-                summary=summary or current.summary,
-                details=details if details is not None else current.details,
-            )
-        else:
-            alerts[rule_id] = current
-        if event_kind is not None:
-            rule, _, variant = rule_id.partition(":")
-            latest = alerts.get(rule_id) or previous
-            assert latest is not None
-            summary = latest.summary
-            if event_kind is EventKind.RESOLVED:
-                summary = f"resolved: {summary}"
-            events.append(
-                AlertEvent(
-                    kind=event_kind,
-                    rule=rule,
-                    tenant=tenant,
-                    check=check,
-                    severity=severity,
-                    started_at=latest.fired_at or now,
-                    at=now,
-                    summary=summary,
-                    variant=variant,
-                    details=dict(latest.details),
-                )
-            )
-
-    if rules.empty_results is not None:
-        empty = rules.empty_results
-        verdict = _empty_results(state, empty, now, tenant, check, parent)
-        step("empty_results", verdict, empty.severity, 0, 0)
-    if rules.failures is not None:
-        failures = rules.failures
-        step("failures", _failures(state, failures, now, tenant, check), failures.severity, 0, 0)
-    if rules.latency_drift is not None:
-        drift = rules.latency_drift
-        verdict = _latency_drift(state, latencies, drift, tenant, check, parent)
-        step("latency_drift", verdict, drift.severity, drift.for_, drift.resolve_for)
-    if rules.latency_slo is not None:
-        slo = rules.latency_slo
-        step(
-            "latency_slo",
-            _latency_slo(state, slo, now, tenant, check),
-            slo.severity,
-            slo.for_,
-            slo.resolve_for,
+    subject = Subject(result.tenant, result.check)
+    events: list[AlertEvent] = []
+    for rule_id, verdict, severity, thresholds in _fast_verdicts(
+        state, latencies, now, rules, subject, parent
+    ):
+        event = advance(
+            alerts,
+            rule_id,
+            verdict,
+            severity=severity,
+            now=now,
+            subject=subject,
+            thresholds=thresholds,
         )
-    if rules.error_rate is not None:
-        rate = rules.error_rate
-        # The slow-burn rule stays quiet while a faster rule speaks for this series, and until
-        # that outage has left the slow-burn window.
-        quiet_until = state.slow_burn_quiet_until
-        if any(alerts.get(r) is not None for r in ("empty_results", "failures")):
-            quiet_until = now + rate.window
-        for outcome, verdict in _error_rates(state, rate, now, tenant, check).items():
-            rule_id = f"error_rate:{outcome.value}"
-            if now < quiet_until and rule_id not in alerts:
-                continue
-            step(rule_id, verdict, rate.severity, 0, 0)
-    else:
-        quiet_until = state.slow_burn_quiet_until
-
+        if event is not None:
+            events.append(event)
+    quiet_until = _slow_burn(state, alerts, now, rules, subject, events)
     return _with(state, alerts=alerts, slow_burn_quiet_until=quiet_until), events
+
+
+RuleReading = tuple[str, Verdict, Severity, Thresholds]
+
+
+def _fast_verdicts(
+    state: SeriesState,
+    latencies: list[float],
+    now: float,
+    rules: RuleSet,
+    subject: Subject,
+    parent: Parent | None,
+) -> Iterator[RuleReading]:
+    """The per-series rules that speak first: empty results, failures, latency."""
+    tenant, check = subject.tenant or "", subject.check or ""
+    if (empty := rules.empty_results) is not None:
+        verdict = _empty_results(state, empty, now, tenant, check, parent)
+        yield "empty_results", verdict, empty.severity, IMMEDIATE
+    if (failures := rules.failures) is not None:
+        verdict = _failures(state, failures, now, tenant, check)
+        yield "failures", verdict, failures.severity, IMMEDIATE
+    if (drift := rules.latency_drift) is not None:
+        verdict = _latency_drift(state, latencies, drift, tenant, check, parent)
+        yield "latency_drift", verdict, drift.severity, Thresholds(drift.for_, drift.resolve_for)
+    if (slo := rules.latency_slo) is not None:
+        verdict = _latency_slo(state, slo, now, tenant, check)
+        yield "latency_slo", verdict, slo.severity, Thresholds(slo.for_, slo.resolve_for)
+
+
+def _slow_burn(
+    state: SeriesState,
+    alerts: dict[str, AlertState],
+    now: float,
+    rules: RuleSet,
+    subject: Subject,
+    events: list[AlertEvent],
+) -> float:
+    """The error-rate rule, one alert per outcome; returns until when it stays quiet. It stays
+    quiet while a faster rule speaks for this series, and until that outage has left the
+    slow-burn window."""
+    rate = rules.error_rate
+    quiet_until = state.slow_burn_quiet_until
+    if rate is None:
+        return quiet_until
+    if any(alerts.get(r) is not None for r in ("empty_results", "failures")):
+        quiet_until = now + rate.window
+    tenant, check = subject.tenant or "", subject.check or ""
+    for outcome, verdict in _error_rates(state, rate, now, tenant, check).items():
+        rule_id = f"error_rate:{outcome.value}"
+        if now < quiet_until and rule_id not in alerts:
+            continue
+        event = advance(alerts, rule_id, verdict, severity=rate.severity, now=now, subject=subject)
+        if event is not None:
+            events.append(event)
+    return quiet_until
 
 
 def _with(state: SeriesState, **changes: Any) -> SeriesState:
@@ -199,32 +188,6 @@ def _record(
         window_p95=p95_nearest_rank(latencies),
     )
     return recorded, latencies
-
-
-def _lifecycle(
-    previous: AlertState | None, verdict: Verdict, now: float, hold: float, release: float
-) -> tuple[AlertState | None, EventKind | None]:
-    """pending → firing after `hold` seconds active; firing → gone after `release` seconds
-    clear. A pending alert that stops being active is dropped without a word."""
-    if previous is None:
-        if not verdict.active:
-            return None, None
-        if hold <= 0:
-            return AlertState(AlertStatus.FIRING, since=now, fired_at=now), EventKind.FIRING
-        return AlertState(AlertStatus.PENDING, since=now), None
-    if previous.status is AlertStatus.PENDING:
-        if not verdict.active:
-            return None, None
-        if now - previous.since >= hold:
-            return replace(previous, status=AlertStatus.FIRING, fired_at=now), EventKind.FIRING
-        return previous, None
-    # firing
-    if not verdict.clear:
-        return replace(previous, clear_since=None), None
-    clear_since = previous.clear_since if previous.clear_since is not None else now
-    if now - clear_since >= release:
-        return None, EventKind.RESOLVED
-    return replace(previous, clear_since=clear_since), None
 
 
 def _ms(seconds: float | None) -> str:

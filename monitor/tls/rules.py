@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from monitor.config.model import TlsSpec
+from monitor.core.certinfo import CertificateInfo
 from monitor.core.notifications import Severity
-from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind
+from monitor.detect.lifecycle import Subject, Verdict, advance
+from monitor.detect.state import AlertEvent, AlertState
 from monitor.tls.prober import TlsResult
 
 TLS_CHECK = "tls"
@@ -40,10 +42,50 @@ def _short(fingerprint: str) -> str:
 def observe_host(
     state: HostState, host: str, results: Sequence[TlsResult], now: float, spec: TlsSpec
 ) -> tuple[HostState, list[AlertEvent]]:
+    """Read each certificate rule's verdict from the round's results, then move each rule's
+    alert along the lifecycle every rule shares (monitor/detect/lifecycle.py)."""
     served = [(r, r.certificate) for r in results if r.certificate is not None]
-    verdicts: dict[str, tuple[bool, Severity, str, dict[str, Any]]] = {}
+    since, inconsistent = _inconsistency(state, host, served, now, spec)
+    verdicts = {
+        "tls_inconsistent": inconsistent,
+        **_expiry(host, served, now, spec),
+        "tls_invalid": _invalid(host, results),
+    }
+    alerts = dict(state.alerts)
+    subject = Subject(None, TLS_CHECK)
+    events: list[AlertEvent] = []
+    for rule, verdict in verdicts.items():
+        event = advance(
+            alerts,
+            rule,
+            verdict,
+            severity=SEVERITY[rule],
+            now=now,
+            subject=subject,
+            variant=host,
+        )
+        if event is not None:
+            events.append(event)
+    return HostState(since, alerts), events
 
-    # Inconsistent: more than one certificate across the addresses.
+
+SEVERITY = {
+    "tls_inconsistent": Severity.WARNING,
+    "tls_expiring": Severity.WARNING,
+    "tls_expiring_soon": Severity.CRITICAL,
+    "tls_invalid": Severity.CRITICAL,
+}
+Served = Sequence[tuple[TlsResult, CertificateInfo]]
+
+
+def _verdict(active: bool, summary: str, details: dict[str, Any]) -> Verdict:
+    return Verdict(active, not active, lambda: (summary, details))
+
+
+def _inconsistency(
+    state: HostState, host: str, served: Served, now: float, spec: TlsSpec
+) -> tuple[float | None, Verdict]:
+    """More than one certificate across the addresses, for longer than the grace period."""
     by_fingerprint: dict[str, list[str]] = {}
     not_after: dict[str, float] = {}
     for r, cert in served:
@@ -55,9 +97,8 @@ def observe_host(
         f"{', '.join(sorted(addresses))} serve {_short(fp)}… (expires {_day(not_after[fp])})"
         for fp, addresses in sorted(by_fingerprint.items(), key=lambda item: -len(item[1]))
     )
-    verdicts["tls_inconsistent"] = (
+    return since, _verdict(
         since is not None and now - since >= spec.inconsistency_grace,
-        Severity.WARNING,
         f"{host}: backends serve {len(by_fingerprint)} different certificates — a rotation did "
         f"not reach every backend: {described}",
         {
@@ -67,8 +108,10 @@ def observe_host(
         },
     )
 
-    # Expiring: the earliest expiry among certificates that are still valid (an invalid one
-    # is tls_invalid's business), leaves and the intermediates served with them alike.
+
+def _expiry(host: str, served: Served, now: float, spec: TlsSpec) -> dict[str, Verdict]:
+    """The earliest expiry among certificates that are still valid (an invalid one is
+    tls_invalid's business), leaves and the intermediates served with them alike."""
     valid = [(r, c) for r, cert in served if not r.invalid for c in (cert, *r.chain)]
     earliest = min((cert for _, cert in valid), key=lambda cert: cert.not_after, default=None)
     text: str = ""
@@ -97,14 +140,17 @@ def observe_host(
             "days_left": round(left / 86400, 2),
             "fingerprint_sha256": earliest.fingerprint_sha256,
         }
-    verdicts["tls_expiring"] = (expiring, Severity.WARNING, text, details)
-    verdicts["tls_expiring_soon"] = (soon, Severity.CRITICAL, text, details)
+    return {
+        "tls_expiring": _verdict(expiring, text, details),
+        "tls_expiring_soon": _verdict(soon, text, details),
+    }
 
-    # Invalid: any address serving a certificate clients reject.
+
+def _invalid(host: str, results: Sequence[TlsResult]) -> Verdict:
+    """Any address serving a certificate clients reject."""
     invalid = sorted((r for r in results if r.invalid), key=lambda r: r.address)
-    verdicts["tls_invalid"] = (
+    return _verdict(
         bool(invalid),
-        Severity.CRITICAL,
         f"{host}: {len(invalid)} of {len(results)} backends serve an invalid certificate: "
         + "; ".join(f"{r.address} {r.reason} ({r.message})" for r in invalid),
         {
@@ -114,62 +160,4 @@ def observe_host(
                 r.address: r.certificate.fingerprint_sha256 for r in invalid if r.certificate
             },
         },
-    )
-
-    alerts = dict(state.alerts)
-    events: list[AlertEvent] = []
-    for rule, (active, severity, summary, rule_details) in verdicts.items():
-        previous = alerts.get(rule)
-        if active and previous is None:
-            alerts[rule] = AlertState(
-                AlertStatus.FIRING,
-                since=now,
-                fired_at=now,
-                severity=severity,
-                summary=summary,
-                details=rule_details,
-            )
-            events.append(
-                _event(EventKind.FIRING, rule, host, severity, now, now, summary, rule_details)
-            )
-        elif active and previous is not None:
-            alerts[rule] = replace(previous, summary=summary, details=rule_details)
-        elif previous is not None:
-            del alerts[rule]
-            events.append(
-                _event(
-                    EventKind.RESOLVED,
-                    rule,
-                    host,
-                    severity,
-                    previous.fired_at or now,
-                    now,
-                    f"resolved: {previous.summary}",
-                    dict(previous.details),
-                )
-            )
-    return HostState(since, alerts), events
-
-
-def _event(
-    kind: EventKind,
-    rule: str,
-    host: str,
-    severity: Severity,
-    started: float,
-    now: float,
-    summary: str,
-    details: Mapping[str, Any],
-) -> AlertEvent:
-    return AlertEvent(
-        kind=kind,
-        rule=rule,
-        tenant=None,
-        check=TLS_CHECK,
-        severity=severity,
-        started_at=started,
-        at=now,
-        summary=summary,
-        variant=host,
-        details=dict(details),
     )

@@ -1,0 +1,131 @@
+"""The one alert lifecycle every rule shares — tenant rules and certificate rules alike. Pure.
+
+A rule reads its evidence into a `Verdict` (is the condition active, is the recovery condition
+clear); `advance` moves the rule's alert through
+
+    (absent) → pending → firing → resolving → (absent)
+
+pending: active, not yet long enough (`hold`); firing: paged; resolving: firing, clear, not
+yet long enough (`release`). A pending alert that stops being active is dropped without a
+word; a resolving alert that stops being clear is firing again. Failure and success thresholds
+counted in probes or rounds live in the verdicts (a streak is evidence); thresholds in time
+live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from monitor.core.notifications import Severity
+from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind
+
+Description = tuple[str, dict[str, Any]]  # what a page says: summary, details
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One rule's reading of its evidence."""
+
+    active: bool  # the alert condition holds
+    clear: bool  # the recovery condition holds (hysteresis: not simply "not active")
+    # The page's text, built only for an alert that is pending or firing: nearly every probe
+    # of nearly every series finds nothing, and writing each rule's text anyway was a fifth
+    # of a probe's CPU.
+    describe: Callable[[], Description] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Seconds a condition must hold before the alert fires (`hold`) and seconds the recovery
+    condition must hold before it resolves (`release`)."""
+
+    hold: float = 0.0
+    release: float = 0.0
+
+
+IMMEDIATE = Thresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an alert is about, as its events name it."""
+
+    tenant: str | None
+    check: str | None
+
+
+def advance(
+    alerts: dict[str, AlertState],
+    rule_id: str,
+    verdict: Verdict,
+    *,
+    severity: Severity,
+    now: float,
+    subject: Subject,
+    thresholds: Thresholds = IMMEDIATE,
+    variant: str | None = None,
+) -> AlertEvent | None:
+    """Apply one verdict to the alert `alerts[rule_id]` (updated in place); the event, if the
+    alert started or stopped firing. `rule_id` is "rule" or "rule:variant"; `variant`, when
+    given, overrides the part after the colon (certificate alerts: the host)."""
+    previous = alerts.get(rule_id)
+    current, kind = transition(previous, verdict, now, thresholds)
+    if current is None:
+        alerts.pop(rule_id, None)
+    elif verdict.active or not current.summary:
+        # What the page says is what was wrong while it was wrong, also on resolve.
+        summary, details = verdict.describe() if verdict.describe else ("", None)
+        alerts[rule_id] = replace(
+            current,
+            severity=severity,
+            summary=summary or current.summary,
+            details=details if details is not None else current.details,
+        )
+    else:
+        alerts[rule_id] = current
+    if kind is None:
+        return None
+    rule, _, suffix = rule_id.partition(":")
+    latest = alerts.get(rule_id) or previous
+    assert latest is not None
+    summary = latest.summary if kind is EventKind.FIRING else f"resolved: {latest.summary}"
+    return AlertEvent(
+        kind=kind,
+        rule=rule,
+        tenant=subject.tenant,
+        check=subject.check,
+        severity=severity,
+        started_at=now if latest.fired_at is None else latest.fired_at,
+        at=now,
+        summary=summary,
+        variant=suffix if variant is None else variant,
+        details=dict(latest.details),
+    )
+
+
+def transition(
+    previous: AlertState | None, verdict: Verdict, now: float, thresholds: Thresholds
+) -> tuple[AlertState | None, EventKind | None]:
+    """The alert's next state, and the event when it starts or stops firing."""
+    hold, release = thresholds.hold, thresholds.release
+    if previous is None:
+        if not verdict.active:
+            return None, None
+        if hold <= 0:
+            return AlertState(AlertStatus.FIRING, since=now, fired_at=now), EventKind.FIRING
+        return AlertState(AlertStatus.PENDING, since=now), None
+    if previous.status is AlertStatus.PENDING:
+        if not verdict.active:
+            return None, None
+        if now - previous.since >= hold:
+            return replace(previous, status=AlertStatus.FIRING, fired_at=now), EventKind.FIRING
+        return previous, None
+    # firing (resolving while clear_since is set)
+    if not verdict.clear:
+        return replace(previous, clear_since=None), None
+    clear_since = previous.clear_since if previous.clear_since is not None else now
+    if now - clear_since >= release:
+        return None, EventKind.RESOLVED
+    return replace(previous, clear_since=clear_since), None
