@@ -34,6 +34,8 @@ class AlertHub:
         clock: Clock,
         route: Route,
         tls: TlsSpec | None = None,
+        location: str = "",
+        tenant_pages: bool = True,
     ) -> None:
         self.metrics = metrics
         self.clock = clock
@@ -43,6 +45,8 @@ class AlertHub:
             counting_checks=[name for name, check in checks.items() if check.items is not None],
             parents={name: check.after for name, check in checks.items() if check.after},
             tls=tls,
+            location=location,
+            tenant_pages=tenant_pages,
         )
         # Events whose notifications could not be stored (the state file failed): planned
         # again at the next tick, so a failing disk delays a page instead of losing it.

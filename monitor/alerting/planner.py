@@ -29,6 +29,12 @@ class Policy:
     # "1/3" when tenants are split across replicas: each replica's storm is its own incident
     # (and carries a shard label), so one replica's recovery never resolves another's.
     shard: str = ""
+    # Where this instance probes from: on every page's labels, key and text, so each
+    # location's view is its own incident (HA replicas at one location share it).
+    location: str = ""
+    # False (notify.tenant_pages: rules): tenant alerts page through the cross-location
+    # Prometheus rules, not from here; only certificate alerts are planned.
+    tenant_pages: bool = True
 
     @property
     def storm_threshold(self) -> int:
@@ -80,7 +86,7 @@ class PlannerState:
 _STORM_FAMILY = {"error_rate": "failures"}
 
 
-def group_key(event: AlertEvent, shard: str = "") -> str | None:
+def group_key(event: AlertEvent, shard: str = "", location: str = "") -> str | None:
     if event.tenant is None:
         return None
     family = _STORM_FAMILY.get(event.rule, event.rule)
@@ -89,7 +95,18 @@ def group_key(event: AlertEvent, shard: str = "") -> str | None:
         parts.append(event.variant)
     if shard:
         parts.append(f"shard-{shard.replace('/', '-of-')}")
+    if location:
+        parts.append(f"location-{location}")
     return "/".join(parts)
+
+
+def located_key(key: str, location: str) -> str:
+    """The notification's identity (PagerDuty dedup_key): the alert's, plus the location."""
+    return f"{key}/location-{location}" if location else key
+
+
+def located_text(summary: str, location: str) -> str:
+    return f"{summary} (from location {location})" if location else summary
 
 
 def plan(
@@ -133,10 +150,12 @@ def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, polic
     """Firing alerts start waiting (alone: not at all; in a storm-able rule: group_wait);
     resolved ones page "resolved" only if they paged at all, a held one just goes away."""
     for event in events:
+        if event.tenant is not None and not policy.tenant_pages:
+            continue  # paged through the cross-location rules, never from here
         key = event.key
         if event.kind is EventKind.FIRING:
             draft.firing[key] = event
-            gkey = group_key(event, policy.shard)
+            gkey = group_key(event, policy.shard, policy.location)
             # Firing again for an alert already paged or waiting (the detector's state was
             # older than the planner's after a crash): nothing new to say.
             if (
@@ -150,14 +169,15 @@ def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, polic
         draft.held.pop(key, None)
         trigger = draft.notified.pop(key, None)
         if trigger is not None:
-            draft.out.append(_resolve(trigger, event.summary, now))
+            location = trigger.labels.get("location", "")
+            draft.out.append(_resolve(trigger, located_text(event.summary, location), now))
 
 
 def _storm_members(draft: _Draft, policy: Policy) -> dict[str, list[AlertEvent]]:
     """Firing alerts by the storm they would belong to."""
     members: dict[str, list[AlertEvent]] = {}
     for event in draft.firing.values():
-        gkey = group_key(event, policy.shard)
+        gkey = group_key(event, policy.shard, policy.location)
         if gkey is not None:
             members.setdefault(gkey, []).append(event)
     return members
@@ -216,7 +236,7 @@ def _release_held(draft: _Draft, now: float, policy: Policy, flush: bool) -> Non
             draft.held[key] = silenced_until
             continue
         del draft.held[key]
-        trigger = _trigger(waiting, now, policy.shard)
+        trigger = _trigger(waiting, now, policy.shard, policy.location)
         draft.notified[key] = trigger
         draft.out.append(trigger)
 
@@ -225,19 +245,22 @@ def _notification_id(key: str, started_at: float, action: Action) -> str:
     return f"{key}@{round(started_at * 1000)}:{action.value}"
 
 
-def _trigger(event: AlertEvent, now: float, shard: str = "") -> Notification:
+def _trigger(event: AlertEvent, now: float, shard: str = "", location: str = "") -> Notification:
     labels = {"outcome": event.variant} if event.rule == "error_rate" and event.variant else {}
     if event.rule.startswith("tls_") and event.variant:
         labels = {"host": event.variant}
     if shard:
         labels = {**labels, "shard": shard}
+    if location:
+        labels = {**labels, "location": location}
+    key = located_key(event.key, location)
     return Notification(
-        id=_notification_id(event.key, event.started_at, Action.TRIGGER),
-        key=event.key,
+        id=_notification_id(key, event.started_at, Action.TRIGGER),
+        key=key,
         action=Action.TRIGGER,
         rule=event.rule,
         severity=event.severity,
-        summary=event.summary,
+        summary=located_text(event.summary, location),
         started_at=event.started_at,
         at=now,
         tenant=event.tenant,
@@ -284,7 +307,9 @@ def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Poli
         "latency_drift": "p95 latency is above its baseline",
         "latency_slo": "p95 latency is above its objective",
     }.get(rule, rule)
-    summary = f"{first.check} {what} for {len(tenants)} tenants ({shown}{more}){note}"
+    summary = located_text(
+        f"{first.check} {what} for {len(tenants)} tenants ({shown}{more}){note}", policy.location
+    )
     total = policy.total_tenants
     return Notification(
         id=_notification_id(gkey, now, Action.TRIGGER),
@@ -297,7 +322,11 @@ def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Poli
         at=now,
         tenant=None,
         check=first.check,
-        labels={"grouped": "true", **({"shard": policy.shard} if policy.shard else {})},
+        labels={
+            "grouped": "true",
+            **({"shard": policy.shard} if policy.shard else {}),
+            **({"location": policy.location} if policy.location else {}),
+        },
         details={
             "tenants": tenants,
             "tenant_count": len(tenants),

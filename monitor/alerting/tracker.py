@@ -30,6 +30,8 @@ class AlertTracker:
         counting_checks: Iterable[str],
         parents: Mapping[str, str],
         tls: TlsSpec | None = None,
+        location: str = "",
+        tenant_pages: bool = True,
     ) -> None:
         self.spec = spec
         self.rulebook = Rulebook(spec, frozenset(counting_checks))
@@ -39,6 +41,8 @@ class AlertTracker:
         self.planner = PlannerState()
         self.total_tenants = 0
         self.shard = ""  # "i/n" when tenants are split across replicas
+        self.location = location
+        self.tenant_pages = tenant_pages
         self.tls_hosts: dict[str, HostState] = {}
         # Without it (no certificate watch), certificate results raise no alerts.
         self.tls_spec = tls
@@ -66,7 +70,14 @@ class AlertTracker:
         return events
 
     def policy(self) -> Policy:
-        return Policy(self.spec.storm, self.total_tenants, tuple(self.spec.maintenance), self.shard)
+        return Policy(
+            self.spec.storm,
+            self.total_tenants,
+            tuple(self.spec.maintenance),
+            self.shard,
+            location=self.location,
+            tenant_pages=self.tenant_pages,
+        )
 
     def plan(
         self, events: Iterable[AlertEvent], now: float, *, flush: bool = False

@@ -110,9 +110,11 @@ def _gap_since_last_run(store: StateStore, now: float) -> float:
 
 def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOptions) -> bool:
     ok = True
+    location = loaded.config.location
+    labels = {"location": location} if location else None
     if options.metrics_file:
         try:
-            write_textfile(registry, options.metrics_file)
+            write_textfile(registry, options.metrics_file, labels)
         except OSError as exc:
             log.error(
                 "cannot write metrics file",
@@ -122,8 +124,17 @@ def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOpti
     gateway = options.pushgateway or loaded.config.metrics.pushgateway
     if gateway:
         grouping = {"shard": str(options.shard).replace("/", "-of-")}
+        if location:
+            # Each location's CronJob replaces its own group, never another location's.
+            grouping["location"] = location
         try:
-            push(registry, gateway, job=loaded.config.metrics.job, grouping_key=grouping)
+            push(
+                registry,
+                gateway,
+                job=loaded.config.metrics.job,
+                grouping_key=grouping,
+                labels=labels,
+            )
             log.info(
                 "pushed metrics", extra={"fields": {"pushgateway": gateway, "group": grouping}}
             )

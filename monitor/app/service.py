@@ -91,10 +91,13 @@ class Monitor:
             registry,
             max_timeout=config.max_timeout,
             per_tenant_histograms=config.metrics.per_tenant_histograms,
+            const_labels={"location": config.location} if config.location else None,
         )
         self.checks: dict[str, HttpCheck] = compile_checks(config)
         used_targets = {check.target for check in self.checks.values()}
-        factory = client_factory or functools.partial(build_client, kind=config.engine.transport)
+        factory = client_factory or functools.partial(
+            build_client, kind=config.engine.transport, location=config.location
+        )
         self.clients: dict[str, httpx.AsyncClient] = {
             name: factory(name, target, self._target_timeout(name))
             for name, target in config.targets.items()
@@ -141,6 +144,8 @@ class Monitor:
             clock=clock,
             route=route or _log_only,
             tls=config.tls,
+            location=config.location or "",
+            tenant_pages=config.notify.tenant_pages == "direct",
         )
         if shard.count > 1:
             self.hub.tracker.shard = str(shard)

@@ -41,6 +41,9 @@ class ConfigError(Exception):
         super().__init__("\n".join(p.format(source) for p in problems))
 
 
+LOCATION_ENV = "RECMON_LOCATION"  # used when the file sets no `location`
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedConfig:
     config: Config
@@ -139,6 +142,9 @@ def load_config_text(
             source, [ConfigProblem((), 1, "the configuration must be a mapping of keys")]
         )
 
+    if data.get("location") is None and environ.get(LOCATION_ENV):
+        # The same file in every cluster, the location from the pod's environment.
+        data = {"location": environ[LOCATION_ENV], **data}
     substituted = substitute(data, environ)
     # Validation messages may quote a value that came from the environment.
     redactor = Redactor(substituted.secrets)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any, Literal, Optional
@@ -262,6 +263,10 @@ class NotifySpec(Model):
     # Where docs/ is published (e.g. https://git.example.com/recmon/blob/main): pages then
     # link their runbook; without it they carry none.
     runbook_base_url: HttpUrl | None = None
+    # direct: recmon pages its tenant alerts itself. rules: it sends none (they still show in
+    # metrics, logs and /status): in a multi-location deployment the cross-location rules in
+    # deploy/prometheus page them, classified, so one location's network never pages alone.
+    tenant_pages: Literal["direct", "rules"] = "direct"
 
 
 class StateSpec(Model):
@@ -419,7 +424,25 @@ class AlertsSpec(Model):
     maintenance: list[MaintenanceWindow] = []
 
 
+_LOCATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}")
+
+
+def _location(value: str) -> str:
+    if not _LOCATION.fullmatch(value):
+        raise ValueError(
+            "expected a location name of letters, digits, '_', '.', ':' or '-' "
+            f"(at most 63, starting with a letter or digit), got {value!r}"
+        )
+    return value
+
+
+Location = Annotated[str, AfterValidator(_location)]
+
+
 class Config(Model):
+    # Where this instance probes from (a region, a cluster): a label on every metric and
+    # every alert, so rules can tell one location's trouble from the platform's.
+    location: Location | None = None
     defaults: Defaults = Defaults()
     targets: Annotated[dict[str, Target], Field(min_length=1)]
     tenants: TenantsSpec

@@ -37,6 +37,9 @@ def tls_verification(target: Target) -> ssl.SSLContext | bool:
     return True
 
 
+LOCATION_HEADER = "x-recmon-location"
+
+
 def build_client(
     name: str,
     target: Target,
@@ -44,6 +47,7 @@ def build_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     kind: str = "httpx",
+    location: str | None = None,
 ) -> httpx.AsyncClient:
     """A client whose pool is as large as the target allows, so probes never queue inside
     httpx (queuing time would be reported as the target's latency)."""
@@ -67,7 +71,13 @@ def build_client(
         transport = AiohttpTransport(verify=verify, limits=limits)
     return httpx.AsyncClient(
         base_url=target.base_url,
-        headers={"user-agent": USER_AGENT, **target.headers},
+        headers={
+            "user-agent": USER_AGENT,
+            # Where the probe comes from, for the API's logs (and the sandbox's faults by
+            # location); the target's own headers may override it.
+            **({LOCATION_HEADER: location} if location else {}),
+            **target.headers,
+        },
         timeout=httpx.Timeout(timeout),
         limits=limits,
         verify=verify,

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol, cast
 
 from prometheus_client import CollectorRegistry, generate_latest, utils
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 # The value format generate_latest uses (Go's: +Inf, NaN, 1e+06).
 format_value = cast(Callable[[float], str], utils.floatToGoString)
@@ -65,8 +67,37 @@ class FastSeries(Protocol):
     def exposition(self) -> str: ...
 
 
-def render(registry: CollectorRegistry, fast: FastSeries) -> bytes:
-    """The registry's exposition; `fast` must be registered in it."""
+class _Labelled(Collector):
+    """A registry's metrics with labels added to every sample (a series' own label wins)."""
+
+    def __init__(self, registry: CollectorRegistry, labels: Mapping[str, str]) -> None:
+        self._registry = registry
+        self._labels = dict(labels)
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self._registry.collect():
+            out = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            out.samples = [
+                sample._replace(labels={**self._labels, **sample.labels})
+                for sample in metric.samples
+            ]
+            yield out
+
+
+def with_labels(registry: CollectorRegistry, labels: Mapping[str, str] | None) -> CollectorRegistry:
+    """The registry as it is exported: with `labels` on every series (prometheus_client has
+    no constant labels of its own). Without labels, the registry itself."""
+    if not labels:
+        return registry
+    out = CollectorRegistry(auto_describe=False)
+    out.register(_Labelled(registry, labels))
+    return out
+
+
+def render(
+    registry: CollectorRegistry, fast: FastSeries, labels: Mapping[str, str] | None = None
+) -> bytes:
+    """The registry's exposition; `fast` must be registered in it and carry `labels` itself."""
     with _fast_series_rendered_here():
-        rest = generate_latest(registry)
+        rest = generate_latest(with_labels(registry, labels))
     return rest + fast.exposition().encode()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -51,7 +51,10 @@ class TenantSeries(Collector):
         ("recmon_latency_baseline_p95_seconds", "Learned baseline p95 latency.", "gauge"),
     )
 
-    def __init__(self) -> None:
+    def __init__(self, const_labels: Mapping[str, str] | None = None) -> None:
+        # Labels every series carries (location), after the series' own.
+        self._const_names = tuple(const_labels or ())
+        self._const_values = tuple((const_labels or {}).values())
         self.probes: dict[tuple[str, str, str], float] = {}
         self.success: dict[SeriesKey, float] = {}
         self.items: dict[SeriesKey, float] = {}
@@ -79,17 +82,18 @@ class TenantSeries(Collector):
     def _families(
         self, *data: list[tuple[Any, float]]
     ) -> list[CounterMetricFamily | GaugeMetricFamily]:
+        const = self._const_names
         families: list[CounterMetricFamily | GaugeMetricFamily] = [
             CounterMetricFamily(
-                name.removesuffix("_total"), help_text, labels=_TENANT_CHECK_OUTCOME
+                name.removesuffix("_total"), help_text, labels=_TENANT_CHECK_OUTCOME + const
             )
             if kind == "counter"
-            else GaugeMetricFamily(name, help_text, labels=_TENANT_CHECK)
+            else GaugeMetricFamily(name, help_text, labels=_TENANT_CHECK + const)
             for name, help_text, kind in self._HELP
         ]
         for family, rows in zip(families, data or [[]] * len(families), strict=True):
             for labels, value in rows:
-                family.add_metric(list(labels), value)
+                family.add_metric([*labels, *self._const_values], value)
         return families
 
     def exposition(self) -> str:
@@ -109,7 +113,9 @@ class TenantSeries(Collector):
                 text = cache.get(key)
                 if text is None:
                     names = _TENANT_CHECK_OUTCOME if len(key) == 3 else _TENANT_CHECK
-                    text = cache[key] = label_text(names, key)
+                    text = cache[key] = label_text(
+                        names + self._const_names, key + self._const_values
+                    )
                 rows.append((text, value))
             parts.append(family_text(name, help_text, kind, rows))
         return "".join(parts)
@@ -137,8 +143,12 @@ class Metrics:
         *,
         max_timeout: float = 5.0,
         per_tenant_histograms: bool = True,
+        const_labels: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
+        # On every exported series ({"location": ...}), so a metric says where it was seen
+        # from however it travels: scraped, federated, remote-written or pushed.
+        self.const_labels = dict(const_labels or {})
         self.per_tenant_histograms = per_tenant_histograms
         tc = ("tenant", "check")
         self.probe_duration = Histogram(
@@ -148,7 +158,7 @@ class Metrics:
             buckets=latency_buckets(max_timeout),
             registry=registry,
         )
-        self.series = TenantSeries()
+        self.series = TenantSeries(self.const_labels)
         registry.register(self.series)
         self.probe_retries = Counter(
             "recmon_probe_retries_total",
@@ -249,7 +259,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The /metrics body (the per-tenant series by their fast path)."""
-        return render(self.registry, self.series)
+        return render(self.registry, self.series, self.const_labels)
 
     def record(self, result: ProbeResult) -> None:
         series = self.series

@@ -47,9 +47,11 @@ def event_body(
         "labels": dict(notification.labels),
         "alert_key": notification.key,
     }
+    location = notification.labels.get("location")
     body["payload"] = {
         "summary": truncate(notification.summary, MAX_SUMMARY),
-        "source": spec.source,
+        # Where it was seen from: "recmon@eu-west" (the check stays the component).
+        "source": f"{spec.source}@{location}" if location else spec.source,
         "severity": notification.severity.value,
         "timestamp": rfc3339(notification.at),
         "component": notification.check or "recmon",
