@@ -169,3 +169,78 @@ def test_a_locked_state_file_is_never_moved_aside(
         holder.close()
     assert list(tmp_path.glob("state.db.bad-*")) == []
     StateStore.open(path).close()  # and it opens once released
+
+
+def test_a_second_process_on_the_state_file_is_refused_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from monitor.state.store import StateUnavailable
+
+    path = tmp_path / "state.db"
+    tracker = busy_tracker()
+    store = StateStore.open(path)
+    store.save_series(tracker.series, series_to_json)
+    store.close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from monitor.state.store import StateStore; "
+            f"s = StateStore.open({str(path)!r}); print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(
+            StateUnavailable, match=rf"in use by another recmon process \(pid {holder.pid}\)"
+        ):
+            StateStore.open(path)
+    finally:
+        holder.communicate("", timeout=30)
+    assert list(tmp_path.glob("state.db.bad-*")) == []
+    again = StateStore.open(path)  # the holder exited: the kernel released its lock
+    assert again.load_series(series_from_json) == tracker.series
+    again.close()
+
+
+def test_one_process_cannot_open_the_file_twice(tmp_path: Path) -> None:
+    from monitor.state.store import StateUnavailable
+
+    first = StateStore.open(tmp_path / "state.db")
+    with pytest.raises(StateUnavailable, match="in use"):
+        StateStore.open(tmp_path / "state.db")
+    first.close()
+    StateStore.open(tmp_path / "state.db").close()
+
+
+def test_a_file_written_by_another_shard_is_refused_and_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from monitor.app.ownership import open_for_shard
+    from monitor.core.tenancy import Shard
+    from monitor.state.store import StateUnavailable
+
+    path = tmp_path / "state.db"
+    tracker = busy_tracker()
+    store = open_for_shard(path, Shard(0, 3))
+    store.save_series(tracker.series, series_to_json)
+    store.close()
+    with pytest.raises(StateUnavailable, match=r"belongs to shard 0/3, this is shard 1/3"):
+        open_for_shard(path, Shard(1, 3))
+    # Refused before anything was written, and the lock was let go.
+    again = open_for_shard(path, Shard(0, 3))
+    assert again.load_series(series_from_json) == tracker.series
+    assert again.get_meta("shard") == "0/3"
+    again.close()
+    # A reshard keeps the index (a StatefulSet pod keeps its volume): accepted, with a warning.
+    with caplog.at_level(logging.WARNING, logger="recmon.state"):
+        resharded = open_for_shard(path, Shard(0, 4))
+    assert resharded.get_meta("shard") == "0/4"
+    resharded.close()
+    assert "shard count changed" in caplog.text

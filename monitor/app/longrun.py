@@ -24,6 +24,7 @@ from monitor import __version__
 from monitor.alerting.codec import planner_to_json
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.httpapi import MonitorApi
+from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.service import Monitor
 from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
@@ -93,7 +94,7 @@ class LongRunning:
         self.results_log = ResultsLog(results_log) if results_log else None
         self.stop = asyncio.Event()
         self.reload_requested = asyncio.Event()
-        self.store = StateStore.open(state_path(loaded))
+        self.store = open_for_shard(state_path(loaded), shard)
         self.current: Generation | None = None
 
     # --- generations --------------------------------------------------------------------------

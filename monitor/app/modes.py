@@ -10,6 +10,7 @@ from typing import TextIO
 from prometheus_client import CollectorRegistry
 
 from monitor.app.longrun import LongRunning, base_dir, pipeline_for, state_path
+from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.report import firing_summary, round_summary
 from monitor.app.service import Monitor
@@ -51,7 +52,7 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
     Exit 0 when no alert fires, 1 when alerts fire, 2 on configuration or internal errors.
     """
     registry = CollectorRegistry()
-    store = StateStore.open(state_path(loaded))
+    store = open_for_shard(state_path(loaded), options.shard)
     monitor = Monitor(
         loaded,
         clock=SystemClock(),

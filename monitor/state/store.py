@@ -9,15 +9,17 @@ log line and recmon starts clean: a monitor that crash-loops on its own state wa
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from monitor import __version__
 
@@ -34,15 +36,32 @@ class StateUnavailable(Exception):
 
 
 class StateStore:
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: str, owner_lock: TextIO | None = None
+    ) -> None:
         self.connection = connection
         self.path = path
         # One connection shared by the event loop thread and the saving thread.
         self.lock = threading.RLock()
+        self._owner_lock = owner_lock
 
     @classmethod
     def open(cls, path: str | Path) -> StateStore:
+        """Open (or create) the state file for this process alone: a second process on the
+        same file is refused with StateUnavailable, before either touches its contents."""
         path = str(path)
+        owner_lock = _claim(path)
+        try:
+            store = cls._open_or_set_aside(path)
+        except BaseException:
+            if owner_lock is not None:
+                owner_lock.close()
+            raise
+        store._owner_lock = owner_lock
+        return store
+
+    @classmethod
+    def _open_or_set_aside(cls, path: str) -> StateStore:
         try:
             return cls._open_checked(path)
         except sqlite3.OperationalError as exc:
@@ -169,9 +188,51 @@ class StateStore:
         with self.transaction() as db:
             put_entry(db, name, value)
 
+    def get_meta(self, key: str) -> str | None:
+        """A property of the file itself (schema_version, written_by, owner)."""
+        with self.lock:
+            row = self.connection.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def close(self) -> None:
         with self.lock:
             self.connection.close()
+            if self._owner_lock is not None:
+                self._owner_lock.close()  # releases the flock
+                self._owner_lock = None
+
+
+def _claim(path: str) -> TextIO | None:
+    """An exclusive flock on `<path>.lock`, held while the store is open, released by the
+    kernel if the process dies (no stale lock to clean up). A separate file: SQLite's own
+    fcntl locks on the database must not meet ours (on NFS flock is emulated with fcntl)."""
+    if path == ":memory:":
+        return None
+    lock_path = Path(path + ".lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise StateUnavailable(f"state file {path} cannot be used: {exc}") from exc
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise StateUnavailable(
+            f"state file {path} is in use by another recmon process (pid {holder}): a state "
+            "file belongs to one process; give each process its own state.path"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def put_entry(db: sqlite3.Connection, name: str, value: Any) -> None:

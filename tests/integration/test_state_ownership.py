@@ -1,0 +1,83 @@
+"""A state file belongs to one shard and one process: through the command line, a second
+process or another shard is refused with one line and exit 2, and the state is untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.sandbox.demo import sandbox_config
+from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from tests.integration.recmonproc import RecmonProcess
+
+pytestmark = pytest.mark.integration
+FAST = {"search": 5.0, "recommendations": 5.0}
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with serve_sandbox(SandboxSettings(tenants=6, latency_ms=dict(FAST))) as served:
+        yield served
+
+
+async def recmon(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+def series_rows(path: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(path) as db:
+        return sorted(db.execute("SELECT tenant, check_name, state FROM series").fetchall())
+
+
+async def test_another_shard_on_the_same_file_is_refused_and_loses_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "probes.yaml"
+    config.write_text(sandbox_config(sandbox.url, timeout=2))
+    state = tmp_path / "recmon-state.db"
+    code, _ = await recmon("--log-level", "error", "once", str(config), "--shard", "0/2")
+    assert code == 0
+    before = series_rows(state)
+    assert before  # shard 0/2 owns some of the 6 tenants
+    code, stderr = await recmon("once", str(config), "--shard", "1/2")
+    assert code == 2
+    assert stderr.strip().splitlines() == [stderr.strip()], stderr
+    assert "belongs to shard 0/2, this is shard 1/2" in stderr
+    assert series_rows(state) == before
+
+
+async def test_a_second_process_on_the_same_file_is_refused(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "probes.yaml"
+    config.write_text(sandbox_config(sandbox.url, interval=1, timeout=2))
+    running = RecmonProcess(config)
+    await running.start()
+    try:
+        assert running.process is not None
+        code, stderr = await recmon("once", "--config", str(config))
+        assert code == 2
+        assert f"in use by another recmon process (pid {running.process.pid})" in stderr
+        assert "Traceback" not in stderr
+        assert (await running.get("/readyz")).status_code == 200  # the first one runs on
+    finally:
+        await running.stop()
+    # Stopped, it saved its state, and the file is free again.
+    assert series_rows(tmp_path / "recmon-state.db")
+    code, _ = await recmon("--log-level", "error", "once", str(config))
+    assert code == 0
