@@ -1,5 +1,6 @@
-"""HTTP/1.1 response framing without sockets: every way a response can end, every way it can
-be broken, and the same reading however the bytes are split."""
+"""HTTP/1.1 response framing without sockets: every case of the corpus (tests/http_corpus.py)
+read as it should be, the same reading however the bytes are split, and what llhttp is not
+asked to know (HEAD, the end of a body read until close, bytes after the end)."""
 
 from __future__ import annotations
 
@@ -13,129 +14,117 @@ from monitor.probing.transport.framing import (
     ResponseParser,
     encode_request,
 )
+from tests.http_corpus import BODY, CASES, Case, length
 
-LENGTH = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n" + (
-    b'{"results":1}'
-)
-CHUNKED = (
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"5;ext=1\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n"
-)
+READABLE = [c for c in CASES if c.outcome == "ok"]
+BROKEN = [c for c in CASES if c.outcome != "ok"]
 
 
-def read(raw: bytes, *, head_request: bool = False, eof: bool = False) -> tuple[int, bytes, bool]:
+def read_all(pieces: list[bytes], *, head_request: bool = False) -> tuple[ResponseParser, bytes]:
+    """Feed the pieces, then the server's close unless the response was already complete."""
     parser = ResponseParser(head_request=head_request)
-    body = b"".join(parser.feed(raw))
-    if eof:
+    body = b"".join(b"".join(parser.feed(piece)) for piece in pieces)
+    if not parser.complete:
         parser.feed_eof()
-    assert parser.complete and parser.head is not None
-    return parser.head.status, body, parser.head.keep_alive
+    return parser, body
 
 
-def test_content_length_body() -> None:
+def reusable(parser: ResponseParser) -> bool:
+    return (
+        parser.complete
+        and parser.head is not None
+        and parser.head.keep_alive
+        and not parser.trailing_data
+    )
+
+
+@pytest.mark.parametrize("case", READABLE, ids=[c.name for c in READABLE])
+def test_each_readable_case_gives_its_body_and_says_if_the_connection_can_be_kept(
+    case: Case,
+) -> None:
+    parser, body = read_all([case.raw])
+    assert parser.head is not None and parser.head.status == 200
+    assert body == BODY
+    assert reusable(parser) is case.reusable
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=[c.name for c in BROKEN])
+def test_each_broken_case_is_a_protocol_error(case: Case) -> None:
+    with pytest.raises(ProtocolError, match=case.error):
+        read_all([case.raw])
+
+
+def split(raw: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(raw)) for c in cuts})
+    return [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+
+
+def outcome(pieces: list[bytes]) -> tuple[bytes, bool] | str:
+    try:
+        parser, body = read_all(pieces)
+    except ProtocolError as exc:
+        return str(exc)
+    return body, reusable(parser)
+
+
+@given(st.sampled_from(CASES), st.lists(st.integers(0, 400), max_size=12))
+def test_any_split_of_the_bytes_reads_the_same(case: Case, cuts: list[int]) -> None:
+    assert outcome(split(case.raw, cuts)) == outcome([case.raw])
+
+
+def test_the_head_arrives_before_the_body() -> None:
+    raw = length()
     parser = ResponseParser()
-    assert parser.feed(LENGTH[:20]) == [] and parser.head is None
-    assert b"".join(parser.feed(LENGTH[20:])) == b'{"results":1}'
+    assert parser.feed(raw[:20]) == [] and parser.head is None
+    assert b"".join(parser.feed(raw[20:])) == BODY
     assert parser.complete and parser.head is not None
     assert parser.head.status == 200 and parser.head.reason == b"OK"
     assert (b"content-type", b"application/json") in parser.head.headers  # names lower-cased
-    assert parser.head.keep_alive
-
-
-def test_chunked_body_with_extensions_and_trailers() -> None:
-    assert read(CHUNKED) == (200, b"hello world", True)
-
-
-def test_body_until_close_ends_at_eof_and_the_connection_is_not_kept() -> None:
-    assert read(b"HTTP/1.1 200 OK\r\n\r\nall of it", eof=True) == (200, b"all of it", False)
 
 
 @pytest.mark.parametrize(
     ("raw", "head_request"),
     [
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", True),  # HEAD: length, no body
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", True),
         (b"HTTP/1.1 204 No Content\r\n\r\n", False),
         (b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", False),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", False),
     ],
 )
 def test_responses_without_a_body_complete_at_their_head(raw: bytes, head_request: bool) -> None:
-    assert read(raw, head_request=head_request)[1] == b""
+    parser = ResponseParser(head_request=head_request)
+    assert parser.feed(raw) == []
+    assert reusable(parser)
 
 
-def test_interim_100_continue_is_skipped() -> None:
-    raw = b"HTTP/1.1 100 Continue\r\n\r\n" + LENGTH
-    assert read(raw)[:2] == (200, b'{"results":1}')
-
-
-@pytest.mark.parametrize(
-    ("head", "keep_alive"),
-    [
-        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n", False),
-        (b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\n", False),
-        (b"HTTP/1.0 200 OK\r\n", False),
-        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n", True),
-    ],
-)
-def test_keep_alive_follows_version_and_connection_header(head: bytes, keep_alive: bool) -> None:
-    assert read(head + b"Content-Length: 2\r\n\r\n[]")[2] is keep_alive
-
-
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        (b"GARBAGE\r\n\r\n", "bad status line"),
-        (b"HTTP/1.1 2000 OK\r\n\r\n", "bad status line"),
-        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "bad header line"),
-        (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", "bad header line"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n", "Content-Length"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", "bad chunk size"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n", "longer than"),
-        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD_BYTES, "larger than"),
-        (b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n", "larger than"),
-    ],
-)
-def test_broken_responses_are_protocol_errors(raw: bytes, message: str) -> None:
-    with pytest.raises(ProtocolError, match=message):
-        ResponseParser().feed(raw)
-
-
-def test_bytes_after_the_end_leave_the_answer_but_spoil_the_connection() -> None:
-    parser = ResponseParser()
-    assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]\r\n") == [b"[]"]
+def test_a_head_response_followed_by_more_bytes_spoils_the_connection() -> None:
+    parser = ResponseParser(head_request=True)
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
     assert parser.complete and parser.trailing_data
-    later = ResponseParser()
-    later.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
-    assert not later.trailing_data
-    assert later.feed(b"HTTP/1.1 408 Request Timeout\r\n\r\n") == [] and later.trailing_data
 
 
 @pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        (b"", "without a response"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", "before the response was complete"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", "before the response"),
-    ],
+    "after",
+    [b"X", b"HTTP/1.1 408 Request Timeout\r\n\r\n", b"\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"],
+    ids=["a-byte", "a-second-response", "a-response-after-blank-lines"],
 )
-def test_a_close_before_the_end_is_a_protocol_error(raw: bytes, message: str) -> None:
-    parser = ResponseParser()
-    parser.feed(raw)
-    with pytest.raises(ProtocolError, match=message):
-        parser.feed_eof()
+def test_bytes_after_the_end_leave_the_answer_but_spoil_the_connection(after: bytes) -> None:
+    at_once = ResponseParser()
+    assert b"".join(at_once.feed(length() + after)) == BODY
+    assert at_once.complete and at_once.trailing_data
+    later = ResponseParser()
+    later.feed(length())
+    assert not later.trailing_data
+    assert later.feed(after) == [] and later.trailing_data
 
 
-@given(st.sampled_from([LENGTH, CHUNKED]), st.lists(st.integers(0, 200), max_size=12))
-def test_any_split_of_the_bytes_reads_the_same(raw: bytes, cuts: list[int]) -> None:
-    points = sorted({min(c, len(raw)) for c in cuts})
+def test_endless_trailers_are_cut() -> None:
     parser = ResponseParser()
-    body = b""
-    for start, end in zip([0, *points], [*points, len(raw)], strict=True):
-        body += b"".join(parser.feed(raw[start:end]))
-    assert parser.complete and parser.head is not None and parser.head.status == 200
-    assert body == read(raw)[1]
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX: ")
+    with pytest.raises(ProtocolError, match="trailers too long"):
+        for _ in range(10):
+            parser.feed(b"a" * MAX_HEAD_BYTES)
 
 
 def test_request_encoding() -> None:

@@ -20,6 +20,7 @@ from monitor.core.clock import Clock
 from monitor.core.results import NO_CAPTURES, Outcome, ProbeResult
 from monitor.core.tlsreasons import classify_tls_error, find_tls_error
 from monitor.probing.checks import HttpCheck, RenderedRequest
+from monitor.probing.transport.framing import MAX_HEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,24 @@ class Verdict:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def head_fault(response: httpx.Response) -> str | None:
+    """What is wrong with a response head that some transports let through and others refuse:
+    the same rule on all three, checked before the body is read (a connection closed with its
+    body unread is never reused). None if nothing."""
+    raw = response.headers.raw
+    size = 15 + len(response.extensions.get("reason_phrase", b""))  # "HTTP/1.1 200 " CRLF
+    size += sum(len(name) + len(value) + 4 for name, value in raw)
+    if size > MAX_HEAD_BYTES:
+        # h11 (httpx) reads heads up to 100 KB, aiohttp counts per line: one limit for all.
+        return f"response head larger than {MAX_HEAD_BYTES} bytes"
+    names = {name.lower() for name, _ in raw}
+    if b"transfer-encoding" in names and b"content-length" in names:
+        # RFC 9112 section 6.3: a possible response-splitting attempt, to be handled as an
+        # error. h11 reads it by Transfer-Encoding and would keep the connection.
+        return "invalid HTTP response: Content-Length can't be present with Transfer-Encoding"
+    return None
 
 
 async def probe_http(
@@ -161,6 +180,10 @@ async def _attempt(
     start = clock.monotonic()
     try:
         response = await _send(client, request, check.follow_redirects)
+        fault = head_fault(response)
+        if fault is not None:
+            await response.aclose()
+            return Verdict(Outcome.CONNECT_ERROR, clock.monotonic() - start, reason=fault)
         try:
             body = await _read_capped(response, check.max_body_bytes)
         finally:

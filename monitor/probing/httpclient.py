@@ -66,9 +66,9 @@ def build_client(
         transport = AsyncioTransport(verify=verify, limits=limits)
     elif transport is None and kind == "aiohttp":
         # Same httpx API, aiohttp underneath: several times less CPU per request (DESIGN.md).
-        from httpx_aiohttp import AiohttpTransport
+        from monitor.probing.aiohttp_transport import HeadCappedAiohttpTransport
 
-        transport = AiohttpTransport(verify=verify, limits=limits)
+        transport = HeadCappedAiohttpTransport(verify=verify, limits=limits)
     return httpx.AsyncClient(
         base_url=target.base_url,
         headers={

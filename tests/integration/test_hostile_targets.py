@@ -63,19 +63,26 @@ async def one_round(monitor: Monitor) -> dict[tuple[str, str], ProbeResult]:
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
+def raw_target_monitor(url: str, transport: str, *, probe_timeout: float = 2) -> Monitor:
+    """The sandbox's checks for one static tenant (acme) of the target at `url`."""
+    base = sandbox_config(url, timeout=probe_timeout)
+    text = (
+        re.sub(r"discover: \{.*\}", "static: [acme]", base)
+        + f"\nengine: {{transport: {transport}}}\n"
+    )
+    return Monitor(
+        load_config_text(text, source="<test>"), clock=SystemClock(), registry=CollectorRegistry()
+    )
+
+
 async def probe_raw_target(
     handler: Handler, transport: str, *, probe_timeout: float = 2, host: str | None = None
 ) -> ProbeResult:
     """One search probe against a hand-written TCP server that misbehaves as `handler` says."""
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    base = sandbox_config(f"http://{host or '127.0.0.1'}:{port}", timeout=probe_timeout)
-    text = (
-        re.sub(r"discover: \{.*\}", "static: [acme]", base)
-        + f"\nengine: {{transport: {transport}}}\n"
-    )
-    monitor = Monitor(
-        load_config_text(text, source="<test>"), clock=SystemClock(), registry=CollectorRegistry()
+    monitor = raw_target_monitor(
+        f"http://{host or '127.0.0.1'}:{port}", transport, probe_timeout=probe_timeout
     )
     try:
         results = await monitor.run_once()

@@ -1,18 +1,26 @@
 """HTTP/1.1 message framing without I/O: a request to bytes; response bytes to a head and
-body pieces. Strict where a lenient reading could hide a broken target, bounded everywhere."""
+body pieces. The grammar is llhttp's (Node's parser, through httptools), strict: no lenient
+flags. recmon adds what a probe needs around it: caps on the head and the chunk framing,
+the end of a body read until close (httptools does not expose llhttp_finish), and never
+reusing a connection whose response could be read more than one way."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import httptools
+
 MAX_HEAD_BYTES = 16 * 1024  # a larger response head is the target's fault, not ours to hold
-_MAX_CHUNK_LINE = 1024
+_MAX_CHUNK_LINE = 1024  # per chunk: its size line (and extensions) and the CRLF after it
 
 
 class ProtocolError(Exception):
     """The response is not HTTP/1.1 as RFC 9112 frames it."""
+
+
+class _Stop(Exception):
+    """Raised from a parser callback to stop parsing where the response ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,160 +44,126 @@ def encode_request(
     return b"".join(lines)
 
 
-class _Body(enum.Enum):
-    HEAD = 0  # waiting for the head
-    LENGTH = 1  # Content-Length bytes to go
-    CHUNK_SIZE = 2
-    CHUNK_DATA = 3
-    CHUNK_END = 4  # the CRLF after a chunk's data
-    TRAILERS = 5
-    UNTIL_CLOSE = 6
-    DONE = 7
-
-
 class ResponseParser:
     """Feed it what the socket gives; it says when the head is there and the body is done."""
 
     def __init__(self, *, head_request: bool = False) -> None:
         self.head: Head | None = None
+        self.complete = False
         # Bytes after the end of the response: the answer stands, the connection is not
-        # reused (they may be the start of something nobody asked for).
+        # reused (they may be the start of something nobody asked for). A stray CRLF is
+        # skipped, as llhttp and RFC 9112 section 2.2 allow.
         self.trailing_data = False
         self._head_request = head_request
-        self._buffer = b""
-        self._state = _Body.HEAD
-        self._remaining = 0
-
-    @property
-    def complete(self) -> bool:
-        return self._state is _Body.DONE
+        self._parser = httptools.HttpResponseParser(self)
+        self._stopped = False
+        self._ends_at_head = False
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._until_close = False
+        self._fed = 0  # bytes since the head began, against the caps
+        self._body_bytes = 0
+        self._chunks = 0
+        self._pieces: list[bytes] = []
 
     def feed(self, data: bytes) -> list[bytes]:
         """Body pieces found in `data` (possibly none). Raises ProtocolError."""
-        if self._state is _Body.DONE:
+        if self._stopped:
             self.trailing_data = self.trailing_data or bool(data)
             return []
-        buffer: bytes | None = self._buffer + data if self._buffer else data
-        self._buffer = b""
-        pieces: list[bytes] = []
-        while buffer and not self.complete:
-            buffer = self._step(buffer, pieces)
-        if buffer and self.complete:
-            self.trailing_data = True
+        self._fed += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._stopped = True
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):
+                raise cause from None
+            if not self.complete:
+                raise ProtocolError(f"invalid HTTP response: {exc}") from None
+            # Whatever came after the response stands apart from it. A response that ends at
+            # its head (HEAD) stopped llhttp there: anything after the blank line trails.
+            self.trailing_data = not (self._ends_at_head and data.endswith(b"\r\n\r\n"))
+        pieces, self._pieces = self._pieces, []
+        if self.head is None:
+            if self._fed > MAX_HEAD_BYTES:
+                raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES} bytes")
+        elif self._fed - self._body_bytes > 2 * MAX_HEAD_BYTES + _MAX_CHUNK_LINE * self._chunks:
+            # The head, chunk size lines and trailers: llhttp holds a trailer's partial
+            # value in memory, so this is bounded too.
+            raise ProtocolError("chunk framing or trailers too long")
         return pieces
 
     def feed_eof(self) -> None:
         """The server closed the connection. Raises ProtocolError unless that ends the body."""
-        if self._state is _Body.UNTIL_CLOSE:
-            self._state = _Body.DONE
-        elif self._state is not _Body.DONE:
-            raise ProtocolError(
-                "server closed the connection before the response was complete"
-                if self.head is not None
-                else "server closed the connection without a response"
-            )
-
-    def _step(self, buffer: bytes, pieces: list[bytes]) -> bytes | None:
-        """Consume what one state can from `buffer`; the rest, or None to wait for more (the
-        unconsumed part kept)."""
-        state = self._state
-        if state is _Body.LENGTH or state is _Body.CHUNK_DATA:
-            piece = buffer[: self._remaining]
-            pieces.append(piece)
-            self._remaining -= len(piece)
-            if self._remaining == 0:
-                self._state = _Body.DONE if state is _Body.LENGTH else _Body.CHUNK_END
-            return buffer[len(piece) :]
-        if state is _Body.UNTIL_CLOSE:
-            pieces.append(buffer)
-            return b""
-        if state is _Body.HEAD:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD_BYTES:
-                    raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES} bytes")
-                self._buffer = buffer
-                return None
-            if end > MAX_HEAD_BYTES:
-                raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES} bytes")
-            self._start_body(_parse_head(buffer[:end]))
-            return buffer[end + 4 :]
-        end = buffer.find(b"\r\n")
-        if end < 0:
-            if len(buffer) > (MAX_HEAD_BYTES if state is _Body.TRAILERS else _MAX_CHUNK_LINE):
-                raise ProtocolError("chunk framing line too long")
-            self._buffer = buffer
-            return None
-        line, rest = buffer[:end], buffer[end + 2 :]
-        if state is _Body.CHUNK_SIZE:
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
-            if size < 0 or not size_text.isalnum():
-                raise ProtocolError(f"bad chunk size {size_text[:20]!r}")
-            if size == 0:
-                self._state = _Body.TRAILERS
-            else:
-                self._state, self._remaining = _Body.CHUNK_DATA, size
-        elif state is _Body.CHUNK_END:
-            if line:
-                raise ProtocolError("chunk data longer than its size")
-            self._state = _Body.CHUNK_SIZE
-        elif not line:  # TRAILERS: an empty line ends them (their contents are ignored)
-            self._state = _Body.DONE
-        return rest
-
-    def _start_body(self, head: Head) -> None:
-        if 100 <= head.status < 200:
-            return  # an interim response (100 Continue): the real one follows
-        self.head = head
-        if self._head_request or head.status in (204, 304):
-            self._state = _Body.DONE
+        if self.complete:
             return
-        encodings = [v for n, v in head.headers if n == b"transfer-encoding"]
-        lengths = {v.strip() for n, v in head.headers if n == b"content-length"}
-        if encodings:
-            codings = b",".join(encodings).lower().replace(b" ", b"").split(b",")
-            if codings[-1] != b"chunked":
-                self._state = _Body.UNTIL_CLOSE
-                self.head = _closing(head)
-            else:
-                self._state = _Body.CHUNK_SIZE
-        elif lengths:
-            if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
-                raise ProtocolError("conflicting or invalid Content-Length")
-            self._remaining = int(lengths.pop())
-            self._state = _Body.LENGTH if self._remaining else _Body.DONE
-        else:
-            self._state = _Body.UNTIL_CLOSE
-            self.head = _closing(head)
+        if self.head is not None and self._until_close:
+            self.complete = True
+            return
+        raise ProtocolError(
+            "server closed the connection before the response was complete"
+            if self.head is not None
+            else "server closed the connection without a response"
+        )
 
+    # --- llhttp's callbacks (httptools calls them from feed_data) ----------------------------
 
-def _closing(head: Head) -> Head:
-    return Head(head.status, head.reason, head.headers, keep_alive=False)
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise _Stop  # a second response nobody asked for: trailing data
 
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+        self._grow_head(len(reason) + 13)  # the "HTTP/1.1 200 " before it
 
-def _parse_head(raw: bytes) -> Head:
-    status_line, *header_lines = raw.split(b"\r\n")
-    version, _, rest = status_line.partition(b" ")
-    code, _, reason = rest.partition(b" ")
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
-        raise ProtocolError(f"bad status line {status_line[:40]!r}")
-    headers = []
-    keep_alive = version == b"HTTP/1.1"
-    for line in header_lines:
-        name, colon, value = line.partition(b":")
-        if not colon or not name or name != name.strip() or b" " in name or b"\t" in name:
-            raise ProtocolError(f"bad header line {line[:40]!r}")
-        name = name.lower()
-        value = value.strip(b" \t")
-        if name == b"connection":
-            tokens = value.lower().replace(b" ", b"").split(b",")
-            if b"close" in tokens:
-                keep_alive = False
-            elif b"keep-alive" in tokens:
-                keep_alive = True
-        headers.append((name, value))
-    return Head(int(code), reason, tuple(headers), keep_alive)
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head is not None:
+            return  # a trailer: counted against the framing cap, otherwise ignored
+        self._headers.append((name.lower(), value))
+        self._grow_head(len(name) + len(value) + 4)
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            # An interim response (100 Continue): the real one follows.
+            self._reason, self._headers = b"", []
+            return
+        if status == 101:
+            # RFC 9110 section 15.2.2: never without the client's Upgrade header (h11 agrees).
+            raise ProtocolError("101 Switching Protocols to a request that asked for none")
+        if parser.get_http_version() not in ("1.1", "1.0"):
+            raise ProtocolError(f"not an HTTP/1.x response (HTTP/{parser.get_http_version()})")
+        codings = b",".join(v for n, v in self._headers if n == b"transfer-encoding")
+        chunked = codings.lower().replace(b" ", b"").rsplit(b",", 1)[-1] == b"chunked"
+        no_body = self._head_request or status in (204, 304)
+        self._until_close = (
+            not no_body
+            and not chunked
+            and (bool(codings) or not any(n == b"content-length" for n, _ in self._headers))
+        )
+        self.head = Head(
+            status, self._reason, tuple(self._headers), keep_alive=parser.should_keep_alive()
+        )
+        self._fed = self._body_bytes = 0  # from here on, the framing cap counts
+        if self._head_request:
+            self._ends_at_head = self.complete = True
+            raise _Stop  # llhttp would wait for the body Content-Length announces
+
+    def on_body(self, body: bytes) -> None:
+        self._pieces.append(body)
+        self._body_bytes += len(body)
+
+    def on_chunk_header(self) -> None:
+        self._chunks += 1
+
+    def on_message_complete(self) -> None:
+        if self.head is not None:
+            self.complete = True
+
+    def _grow_head(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_HEAD_BYTES:
+            raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES} bytes")
