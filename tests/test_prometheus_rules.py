@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.binaries import require_binary
@@ -16,7 +17,13 @@ def promtool() -> str:
 
 def test_rules_pass_promtool_check() -> None:
     done = subprocess.run(
-        [promtool(), "check", "rules", str(RULES / "recmon-rules.yml")],
+        [
+            promtool(),
+            "check",
+            "rules",
+            str(RULES / "recmon-rules.yml"),
+            str(RULES / "recmon-locations.yml"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -27,7 +34,13 @@ def test_rules_pass_promtool_check() -> None:
 
 def test_rule_unit_tests_pass() -> None:
     done = subprocess.run(
-        [promtool(), "test", "rules", str(RULES / "tests" / "recmon-rules.test.yml")],
+        [
+            promtool(),
+            "test",
+            "rules",
+            str(RULES / "tests" / "recmon-rules.test.yml"),
+            str(RULES / "tests" / "recmon-locations.test.yml"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -38,9 +51,14 @@ def test_rule_unit_tests_pass() -> None:
 def test_every_alert_has_summary_description_and_a_runbook_that_exists() -> None:
     import yaml
 
-    rules = yaml.safe_load((RULES / "recmon-rules.yml").read_text())
-    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    assert len(alerts) >= 10
+    alerts = [
+        r
+        for name in ("recmon-rules.yml", "recmon-locations.yml")
+        for g in yaml.safe_load((RULES / name).read_text())["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    ]
+    assert len(alerts) >= 14
     root = RULES.parent.parent
     for alert in alerts:
         annotations = alert["annotations"]
@@ -58,3 +76,53 @@ def test_example_prometheus_configuration_is_valid() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_location_rules_are_the_generators_output_with_its_defaults() -> None:
+    done = subprocess.run(
+        [sys.executable, str(RULES / "locations.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_generator_scales_windows_and_durations(tmp_path: Path) -> None:
+    out = tmp_path / "fast.yml"
+    args = ["--window", "20s", "--for", "5s", "--stale-for", "7s", "--quorum", "3", "-o", str(out)]
+    subprocess.run([sys.executable, str(RULES / "locations.py"), *args], check=True, timeout=60)
+    text = out.read_text()
+    assert "[20s]" in text and "[5m]" not in text
+    assert "for: 5s" in text and "for: 7s" in text and "for: 2m" not in text
+    assert ">= 3" in text
+    done = subprocess.run(
+        [promtool(), "check", "rules", str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+ALERTMANAGER = RULES.parent / "alertmanager" / "recmon-locations.yml"
+
+
+def test_the_alertmanager_routing_is_valid_and_pages_one_class_per_cause() -> None:
+    amtool = require_binary("amtool")
+    done = subprocess.run(
+        [amtool, "check-config", str(ALERTMANAGER)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def receiver(*labels: str) -> str:
+        routed = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER}", *labels],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert routed.returncode == 0, routed.stderr
+        return routed.stdout.strip()
+
+    assert receiver("class=platform", "check=search") == "recmon-pager"
+    assert receiver("class=tenant", "tenant=acme") == "recmon-pager"
+    assert receiver("class=stale", "location=eu") == "recmon-pager"
+    assert receiver("class=location", "location=eu") == "recmon-tickets"
