@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
+from monitor.alerting.hub import Decision
 from monitor.app.service import Monitor
 from monitor.core.clock import ManualClock
 from monitor.core.notifications import Action, Notification
@@ -19,10 +19,10 @@ def test_a_page_the_outbox_could_not_store_is_planned_again_not_lost() -> None:
     stored: list[Notification] = []
     disk_full = [True]
 
-    def route(notifications: Sequence[Notification]) -> None:
+    def route(decision: Decision) -> None:
         if disk_full[0]:
             raise sqlite3.OperationalError("database or disk is full")
-        stored.extend(notifications)
+        stored.extend(decision.notifications)
 
     monitor = Monitor(load(), clock=clock, registry=CollectorRegistry(), route=route)
     for _ in range(2):

@@ -113,7 +113,12 @@ def test_an_incident_paged_before_a_crash_still_resolves(tmp_path: Path) -> None
     from tests.helpers import load
 
     def monitor(clock: ManualClock, sent: list[Notification]) -> Monitor:
-        return Monitor(load(), clock=clock, registry=CollectorRegistry(), route=sent.extend)
+        return Monitor(
+            load(),
+            clock=clock,
+            registry=CollectorRegistry(),
+            route=lambda d: sent.extend(d.notifications),
+        )
 
     def probe(m: Monitor, clock: ManualClock, outcome: Outcome) -> None:
         clock.advance(10)
@@ -129,7 +134,7 @@ def test_an_incident_paged_before_a_crash_still_resolves(tmp_path: Path) -> None
         probe(before, clock, Outcome.EMPTY)
     assert [n.action for n in sent] == [Action.TRIGGER]
     # What the outbox transaction keeps of that moment: the planner, not the detector's windows.
-    store.put("planner", planner_to_json(before.hub.tracker.planner))
+    store.put("planner", planner_to_json(before.hub.memory().planner))
     store.close()
 
     store = StateStore.open(tmp_path / "state.db")

@@ -49,7 +49,7 @@ async def test_departed_backends_lose_their_series_but_not_on_dns_failure(
     metrics = Metrics(CollectorRegistry())
     clock = ManualClock(start=T0)
     spec = TlsSpec(hosts=["a.example:443"])
-    hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=lambda n: None, tls=spec)
+    hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=lambda d: None, tls=spec)
     tls = TlsWatch(spec, {}, clock=clock, metrics=metrics, emit=hub.observe_tls)
 
     def addresses() -> set[str]:

@@ -39,12 +39,15 @@ class Dispatcher:
         outbox: Outbox,
         sinks: Mapping[str, Sink],
         *,
+        alertmanager: AlertmanagerSink | None = None,
         clock: Clock,
         metrics: Metrics,
         spec: DeliverySpec,
     ) -> None:
         self.outbox = outbox
         self.sinks = dict(sinks)
+        # The sink firing alerts are re-posted to (one of `sinks`), if configured.
+        self.alertmanager = alertmanager
         self.clock = clock
         self.metrics = metrics
         self._wait = wait_exponential(
@@ -64,7 +67,7 @@ class Dispatcher:
         self,
         notifications: Sequence[Notification],
         *,
-        entries: Callable[[], Mapping[str, Any]] | None = None,
+        entries: Mapping[str, Any] | None = None,
     ) -> None:
         """Store for delivery to every sink (with the named `entries` in the same
         transaction), then wake the delivery loop."""
@@ -74,7 +77,7 @@ class Dispatcher:
             notifications,
             self.sinks,
             self.clock.time(),
-            entries=None if entries is None else entries(),
+            entries=entries,
         )
         self._wake.set()
 
@@ -102,7 +105,7 @@ class Dispatcher:
 
     async def _deliver(self, sink_name: str, items: list[OutboxItem]) -> int:
         sink = self.sinks[sink_name]
-        pace = float(getattr(sink, "min_interval_s", 0.0))
+        pace = sink.min_interval_s
         delivered = 0
         for item in items:
             if pace:
@@ -210,8 +213,8 @@ class Dispatcher:
         self, firing: Callable[[], Sequence[Notification]], stop: asyncio.Event
     ) -> None:
         """Alertmanager forgets alerts not re-sent within its resolve_timeout."""
-        sink = self.sinks.get("alertmanager")
-        if not isinstance(sink, AlertmanagerSink):
+        sink = self.alertmanager
+        if sink is None:
             return
         while not stop.is_set():
             await self.clock.sleep(sink.spec.resend_interval)
@@ -220,7 +223,7 @@ class Dispatcher:
     async def resend_once(self, active: Sequence[Notification]) -> None:
         """Re-post what is firing to Alertmanager, so it does not time the alerts out. A
         failed re-post is counted; the next one (or the alert's endsAt margin) covers it."""
-        sink = self.sinks.get("alertmanager")
-        if isinstance(sink, AlertmanagerSink) and active:
+        sink = self.alertmanager
+        if sink is not None and active:
             result = await sink.resend(active)
-            self.metrics.notifications.labels("alertmanager", result.outcome.value).inc()
+            self.metrics.notifications.labels(sink.name, result.outcome.value).inc()

@@ -1,27 +1,65 @@
 """Between probes and pages: runs the detector on each result, keeps the alert gauges, plans
-notifications and hands them to the router (the outbox)."""
+notifications and hands them to the router (the outbox).
+
+The hub is the one owner of the planner's state. A decision reaches the router together with
+the planner state it leads to (`Decision`), and the hub adopts that state only once the router
+has stored both: a page decided is a page stored, or decided again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from monitor.alerting.tracker import AlertTracker
+from monitor.alerting.planner import PlannerState, Policy, plan
+from monitor.alerting.tracker import AlertTracker, SeriesKey
 from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.clock import Clock
 from monitor.core.notifications import Notification
 from monitor.core.results import ProbeResult
-from monitor.detect.state import AlertEvent, EventKind
+from monitor.core.tenancy import Shard
+from monitor.detect.state import AlertEvent, AlertState, EventKind, SeriesState
 from monitor.probing.checks import HttpCheck
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult
-from monitor.tls.rules import TLS_CHECK
+from monitor.tls.rules import TLS_CHECK, HostState
 
 log = logging.getLogger("recmon.alerts")
 
-Route = Callable[[Sequence[Notification]], None]
 TICK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Notifications the planner decided, and the planner state that follows from them. The
+    router stores both in one transaction, so a crash can neither lose a decided page nor
+    decide it twice; the hub adopts `planner` only when the router returns."""
+
+    notifications: tuple[Notification, ...]
+    planner: PlannerState
+
+
+Route = Callable[[Decision], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMemory:
+    """What the hub remembers between runs (the state file keeps it): the detector's series,
+    the planner, the certificate rules' hosts."""
+
+    series: Mapping[SeriesKey, SeriesState] = field(default_factory=dict)
+    planner: PlannerState = field(default_factory=PlannerState)
+    tls_hosts: Mapping[str, HostState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """A series' window p95 and its baseline's p95, for the gauges (None: not known yet)."""
+
+    p95: float | None
+    baseline: float | None
 
 
 class AlertHub:
@@ -36,33 +74,43 @@ class AlertHub:
         tls: TlsSpec | None = None,
         location: str = "",
         tenant_pages: bool = True,
+        shard: Shard = Shard(),
     ) -> None:
+        self.spec = spec
         self.metrics = metrics
         self.clock = clock
         self.route = route
-        self.tracker = AlertTracker(
+        # A replica's storms are its own incidents (labelled with its shard): one replica's
+        # recovery never resolves another's.
+        self._shard = str(shard) if shard.count > 1 else ""
+        self._location = location
+        self._tenant_pages = tenant_pages
+        self._total_tenants = 0
+        self._planner = PlannerState()
+        self._tracker = AlertTracker(
             spec,
             counting_checks=[name for name, check in checks.items() if check.items is not None],
             parents={name: check.after for name, check in checks.items() if check.after},
             tls=tls,
-            location=location,
-            tenant_pages=tenant_pages,
         )
         # Events whose notifications could not be stored (the state file failed): planned
         # again at the next tick, so a failing disk delays a page instead of losing it.
         self._unstored: list[AlertEvent] = []
 
-    def observe(self, result: ProbeResult) -> None:
+    # --- events in -----------------------------------------------------------------------------
+
+    def observe(self, result: ProbeResult) -> Latency:
+        """Run the detector on a result; returns the series' latency for the gauges."""
         now = self.clock.time()
-        events = self.tracker.observe(result, now)
-        p95, baseline = self.tracker.latency(result.tenant, result.check, now)
-        self.metrics.set_latency(result.tenant, result.check, p95, baseline)
+        events = self._tracker.observe(result, now)
+        latency = Latency(*self._tracker.latency(result.tenant, result.check, now))
         if events:
             self.handle(events, now)
+        return latency
 
     def observe_tls(self, host: str, results: Sequence[TlsResult]) -> None:
         now = self.clock.time()
-        events = self.tracker.observe_tls(host, results, now)
+        events = self._tracker.observe_tls(host, results, now)
         if events:
             self.handle(events, now)
 
@@ -86,14 +134,12 @@ class AlertHub:
                 },
             )
         events = self._unstored + events
-        before = self.tracker.planner
-        notifications = self.tracker.plan(events, now, flush=flush)
+        planner, notifications = plan(self._planner, events, now, self._policy(), flush=flush)
         if notifications:
             try:
-                self.route(notifications)
+                self.route(Decision(tuple(notifications), planner))
             except Exception:
                 # Nothing was stored: forget the decision, decide again next tick.
-                self.tracker.planner = before
                 self._unstored = events
                 self.metrics.internal_errors.labels("outbox").inc()
                 log.exception(
@@ -101,6 +147,7 @@ class AlertHub:
                     extra={"fields": {"notifications": len(notifications)}},
                 )
                 return
+        self._planner = planner
         self._unstored = []
         for notification in notifications:
             log.info(
@@ -113,17 +160,62 @@ class AlertHub:
         self.handle((), self.clock.time(), flush=flush)
 
     def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
-        self.tracker.total_tenants = len(tenants)
+        self._total_tenants = len(tenants)
         now = self.clock.time()
         events: list[AlertEvent] = []
         for tenant in removed:
-            events += self.tracker.forget_tenant(tenant, now)
+            events += self._tracker.forget_tenant(tenant, now)
         if events:
             self.handle(events, now)
 
-    def restore_gauges(self) -> None:
-        """After loading saved state: show what fires."""
-        for (subject, check), rule_id, alert in self.tracker.firing():
+    def _policy(self) -> Policy:
+        return Policy(
+            self.spec.storm,
+            self._total_tenants,
+            tuple(self.spec.maintenance),
+            self._shard,
+            location=self._location,
+            tenant_pages=self._tenant_pages,
+        )
+
+    # --- what the hub knows ----------------------------------------------------------------
+
+    @property
+    def firing(self) -> int:
+        return len(self._tracker.firing())
+
+    def firing_alerts(self) -> list[tuple[SeriesKey, str, AlertState]]:
+        """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
+        ((host, "tls"), rule, state)."""
+        return self._tracker.firing()
+
+    def active_triggers(self) -> list[Notification]:
+        """What is paged right now (for Alertmanager's periodic re-send)."""
+        return self._planner.active_triggers()
+
+    def tenants_known(self) -> set[str]:
+        """Tenants the detector holds a series for (also restored from the state file)."""
+        return {tenant for tenant, _ in self._tracker.series}
+
+    # --- the state file ----------------------------------------------------------------------
+
+    def memory(self) -> AlertMemory:
+        """A consistent snapshot (the states are immutable; the mappings are copies)."""
+        return AlertMemory(dict(self._tracker.series), self._planner, dict(self._tracker.tls_hosts))
+
+    def restore(self, memory: AlertMemory) -> int:
+        """Take over a saved memory (at start, before any result) and show what fires;
+        returns how many paged alerts the saved detector state missed (see
+        AlertTracker.adopt_paged_alerts)."""
+        self._tracker.series.update(memory.series)
+        self._tracker.tls_hosts.update(memory.tls_hosts)
+        self._planner = memory.planner
+        adopted = self._tracker.adopt_paged_alerts(self._planner)
+        self._restore_gauges()
+        return adopted
+
+    def _restore_gauges(self) -> None:
+        for (subject, check), rule_id, alert in self._tracker.firing():
             rule, _, variant = rule_id.partition(":")
             if check == TLS_CHECK:
                 self._gauge(rule, subject, None, check, alert.severity.value, True)
@@ -146,10 +238,6 @@ class AlertHub:
         else:
             alert = f"{rule}:{variant}" if variant else rule
             self.metrics.set_alert(alert, tenant or "", check or "", severity, firing)
-
-    @property
-    def firing(self) -> int:
-        return len(self.tracker.firing())
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import httpx
 
+from monitor.alerting.codec import planner_to_json
 from monitor.alerting.dispatch import Dispatcher
 from monitor.alerting.heartbeat import Heartbeat
+from monitor.alerting.hub import Decision
 from monitor.alerting.sinks import build_sinks
-from monitor.alerting.sinks.alertmanager import AlertmanagerSink
 from monitor.config.model import NotifySpec
 from monitor.core.clock import Clock
 from monitor.core.notifications import Notification
@@ -22,6 +22,9 @@ from monitor.state.store import StateStore
 from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("recmon.notify")
+
+# The state file's entry for the planner's state (app.persist reads it at start).
+PLANNER_ENTRY = "planner"
 
 
 class NotificationPipeline:
@@ -33,33 +36,43 @@ class NotificationPipeline:
         clock: Clock,
         metrics: Metrics,
         transport: httpx.AsyncBaseTransport | None = None,
+        refresh_every: float | None = None,
     ) -> None:
+        """`refresh_every`: when firing alerts are next re-posted to Alertmanager, if later
+        than its resend_interval (`recmon once`: the next run, so their endsAt reaches past
+        it, or Alertmanager resolves them in between)."""
         self.spec = spec
         self.clock = clock
         self.client = httpx.AsyncClient(transport=transport, follow_redirects=False)
-        self.sinks = build_sinks(spec, self.client, clock)
+        sinks = build_sinks(spec, self.client, clock, refresh_every=refresh_every)
+        self.sinks = sinks.by_name
         self.outbox = Outbox(store)
         self.dispatcher = Dispatcher(
-            self.outbox, self.sinks, clock=clock, metrics=metrics, spec=spec.delivery
+            self.outbox,
+            self.sinks,
+            alertmanager=sinks.alertmanager,
+            clock=clock,
+            metrics=metrics,
+            spec=spec.delivery,
         )
         self.heartbeat = (
             Heartbeat(spec.heartbeat, self.client, clock, metrics) if spec.heartbeat else None
         )
-        # Set by the assembler: the planner's state, saved with every notification it decides,
-        # so a crash can neither lose a decided page nor decide it twice.
-        self.planner_state: Callable[[], dict[str, Any]] | None = None
 
-    def route(self, notifications: Sequence[Notification]) -> None:
+    def route(self, decision: Decision) -> None:
+        """Store the notifications, and with them (one transaction) the planner's state that
+        decided them: a crash can neither lose a decided page nor decide it twice."""
+        notifications = decision.notifications
         if not self.sinks:
             for n in notifications:
                 log.warning(
                     f"page ({n.action.value}, no notify sink configured): {n.summary}",
                     extra={"fields": {"key": n.key, "severity": n.severity.value}},
                 )
-        self.dispatcher.enqueue(notifications, entries=self._planner_entry)
-
-    def _planner_entry(self) -> dict[str, Any]:
-        return {} if self.planner_state is None else {"planner": self.planner_state()}
+        if notifications:
+            self.dispatcher.enqueue(
+                notifications, entries={PLANNER_ENTRY: planner_to_json(decision.planner)}
+            )
 
     async def run(
         self,
@@ -78,13 +91,6 @@ class NotificationPipeline:
         for task in tasks[1:]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    def refresh_alertmanager_every(self, seconds: float) -> None:
-        """Firing alerts are next re-posted in `seconds` (a CronJob's next run), so their
-        endsAt must reach past that, or Alertmanager resolves them in between."""
-        sink = self.sinks.get("alertmanager")
-        if isinstance(sink, AlertmanagerSink):
-            sink.refresh_every = max(sink.spec.resend_interval, seconds)
 
     async def refresh_firing(self, firing: Sequence[Notification]) -> None:
         await self.dispatcher.resend_once(firing)

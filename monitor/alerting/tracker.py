@@ -1,7 +1,7 @@
-"""Holds the detector's state for every series and the planner's state; no I/O.
-
-The pure functions (detector.observe, planner.plan) do the thinking; this keeps their states
-between calls and answers questions about them (what fires, what p95, what baseline).
+"""Holds the detector's state for every series and the certificate rules' state per host; no
+I/O. The pure functions (detector.observe, tls.rules.observe_host) do the thinking; this keeps
+their states between calls and answers questions about them (what fires, what p95, what
+baseline). The planner's state is the hub's.
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from monitor.alerting.planner import PlannerState, Policy, plan
+from monitor.alerting.planner import PlannerState
 from monitor.config.model import AlertsSpec, TlsSpec
-from monitor.core.notifications import Notification
 from monitor.core.results import ProbeResult
 from monitor.detect.detector import Parent, baseline_p95, observe
 from monitor.detect.rules import Rulebook
@@ -30,19 +29,12 @@ class AlertTracker:
         counting_checks: Iterable[str],
         parents: Mapping[str, str],
         tls: TlsSpec | None = None,
-        location: str = "",
-        tenant_pages: bool = True,
     ) -> None:
         self.spec = spec
         self.rulebook = Rulebook(spec, frozenset(counting_checks))
         # check → the check it runs after (recommendations → search), for correlation.
         self.parents = dict(parents)
         self.series: dict[SeriesKey, SeriesState] = {}
-        self.planner = PlannerState()
-        self.total_tenants = 0
-        self.shard = ""  # "i/n" when tenants are split across replicas
-        self.location = location
-        self.tenant_pages = tenant_pages
         self.tls_hosts: dict[str, HostState] = {}
         # Without it (no certificate watch), certificate results raise no alerts.
         self.tls_spec = tls
@@ -69,22 +61,6 @@ class AlertTracker:
         self.series[key] = state
         return events
 
-    def policy(self) -> Policy:
-        return Policy(
-            self.spec.storm,
-            self.total_tenants,
-            tuple(self.spec.maintenance),
-            self.shard,
-            location=self.location,
-            tenant_pages=self.tenant_pages,
-        )
-
-    def plan(
-        self, events: Iterable[AlertEvent], now: float, *, flush: bool = False
-    ) -> list[Notification]:
-        self.planner, notifications = plan(self.planner, events, now, self.policy(), flush=flush)
-        return notifications
-
     def forget_tenant(self, tenant: str, now: float) -> list[AlertEvent]:
         """A tenant is no longer probed: its firing alerts resolve, its state goes."""
         events: list[AlertEvent] = []
@@ -109,7 +85,7 @@ class AlertTracker:
         self.rulebook.forget_tenant(tenant)
         return events
 
-    def adopt_paged_alerts(self) -> int:
+    def adopt_paged_alerts(self, planner: PlannerState) -> int:
         """After a restore: every alert the planner paged is firing in the detector too.
 
         The planner is saved with each page it decides, the detector's windows only every so
@@ -117,7 +93,7 @@ class AlertTracker:
         recovery would never emit the resolve, and the incident would stay open for good.
         Returns how many alerts were adopted."""
         adopted = 0
-        for event in self.planner.firing.values():
+        for event in planner.firing.values():
             if event.check == TLS_CHECK:
                 host = self.tls_hosts.get(event.variant) or HostState()
                 if event.rule not in host.alerts:

@@ -21,14 +21,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from monitor import __version__
-from monitor.alerting.codec import planner_to_json
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.httpapi import MonitorApi
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
-from monitor.app.service import Monitor
+from monitor.app.service import Monitor, metrics_for
 from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
-from monitor.core.clock import SystemClock
+from monitor.core.clock import Clock, SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.state.store import StateStore
@@ -41,14 +40,26 @@ SHUTDOWN_FLUSH_S = 10.0
 WATCH_EVERY_S = 2.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Generation:
     loaded: LoadedConfig
     monitor: Monitor
     pipeline: NotificationPipeline
     persistence: Persistence
     stop: asyncio.Event
-    task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        """Probe, save now and then, deliver; until `stop`, then flush the outbox."""
+        monitor, stop = self.monitor, self.stop
+        saver = asyncio.create_task(self.persistence.run(stop), name="state")
+        notifier = asyncio.create_task(
+            self.pipeline.run(stop, firing=monitor.hub.active_triggers, healthy=monitor.healthy),
+            name="notify",
+        )
+        await monitor.run(stop)
+        await saver
+        await notifier
+        await self.pipeline.flush(SHUTDOWN_FLUSH_S)
 
 
 def base_dir(loaded: LoadedConfig) -> Path:
@@ -63,13 +74,30 @@ def state_path(loaded: LoadedConfig) -> Path:
     return base_dir(loaded) / loaded.config.state.path
 
 
-def pipeline_for(loaded: LoadedConfig, store: StateStore, monitor: Monitor) -> NotificationPipeline:
+def assemble(
+    loaded: LoadedConfig,
+    store: StateStore,
+    *,
+    clock: Clock,
+    shard: Shard,
+    refresh_every: float | None = None,
+) -> tuple[Monitor, NotificationPipeline]:
+    """A monitor whose decided notifications go to a notification pipeline on `store`."""
+    registry = CollectorRegistry()
+    metrics = metrics_for(loaded.config, registry)
     pipeline = NotificationPipeline(
-        loaded.config.notify, store, clock=monitor.clock, metrics=monitor.metrics
+        loaded.config.notify, store, clock=clock, metrics=metrics, refresh_every=refresh_every
     )
-    monitor.hub.route = pipeline.route
-    pipeline.planner_state = lambda: planner_to_json(monitor.hub.tracker.planner)
-    return pipeline
+    monitor = Monitor(
+        loaded,
+        clock=clock,
+        registry=registry,
+        metrics=metrics,
+        route=pipeline.route,
+        shard=shard,
+        base_dir=base_dir(loaded),
+    )
+    return monitor, pipeline
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -96,18 +124,12 @@ class LongRunning:
         self.reload_requested = asyncio.Event()
         self.store = open_for_shard(state_path(loaded), shard)
         self.current: Generation | None = None
+        self._running: asyncio.Task[None] | None = None
 
     # --- generations --------------------------------------------------------------------------
 
     def _build(self, loaded: LoadedConfig, *, counters: bool) -> Generation:
-        monitor = Monitor(
-            loaded,
-            clock=SystemClock(),
-            registry=CollectorRegistry(),
-            shard=self.shard,
-            base_dir=base_dir(loaded),
-        )
-        pipeline = pipeline_for(loaded, self.store, monitor)
+        monitor, pipeline = assemble(loaded, self.store, clock=SystemClock(), shard=self.shard)
         persistence = Persistence(self.store, monitor.hub, monitor.metrics, monitor.tenant_source)
         persistence.restore(counters=counters)
         if self.results_log is not None:
@@ -115,32 +137,16 @@ class LongRunning:
         return Generation(loaded, monitor, pipeline, persistence, asyncio.Event())
 
     async def _start(self, generation: Generation) -> None:
-        monitor, stop = generation.monitor, generation.stop
-
-        async def run() -> None:
-            saver = asyncio.create_task(generation.persistence.run(stop), name="state")
-            notifier = asyncio.create_task(
-                generation.pipeline.run(
-                    stop,
-                    firing=lambda: monitor.hub.tracker.planner.active_triggers(),
-                    healthy=monitor.healthy,
-                ),
-                name="notify",
-            )
-            await monitor.run(stop)
-            await saver
-            await notifier
-            await generation.pipeline.flush(SHUTDOWN_FLUSH_S)
-
-        generation.task = asyncio.create_task(run(), name="generation")
+        self._running = asyncio.create_task(generation.run(), name="generation")
         self.current = generation
 
     async def _retire(self, generation: Generation, *, counters: bool) -> None:
-        """Stop a generation: in-flight probes finish (or hit their deadline), the outbox is
-        flushed, state is saved."""
+        """Stop the running generation: in-flight probes finish (or hit their deadline), the
+        outbox is flushed, state is saved."""
         generation.stop.set()
-        if generation.task is not None:
-            await generation.task
+        if self._running is not None:
+            await self._running
+            self._running = None
         generation.persistence.save(counters=counters)
         await generation.pipeline.aclose()
         await generation.monitor.aclose()
@@ -230,7 +236,7 @@ class LongRunning:
         generation = self._build(self.loaded, counters=False)
         await self._start(generation)
         api = MonitorApi(
-            render_metrics=generation.monitor.metrics.render,
+            render_metrics=self._render_metrics,
             is_alive=lambda: (
                 self.current is not None and self.current.monitor.loop_lag.recent_max < 10.0
             ),
@@ -251,7 +257,7 @@ class LongRunning:
                     },
                 )
                 watcher = asyncio.create_task(self._watch_file(), name="config-watch")
-                await self._supervise(api)
+                await self._supervise()
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
@@ -265,7 +271,7 @@ class LongRunning:
         log.info("recmon stopped")
         return 0
 
-    async def _supervise(self, api: MonitorApi) -> None:
+    async def _supervise(self) -> None:
         while True:
             stop = asyncio.ensure_future(self.stop.wait())
             reload = asyncio.ensure_future(self.reload_requested.wait())
@@ -295,7 +301,11 @@ class LongRunning:
                     extra={"fields": {"checks": list(generation.monitor.checks)}},
                 )
             await self._start(generation)
-            api.render_metrics = generation.monitor.metrics.render
+
+    def _render_metrics(self) -> bytes:
+        """The running generation's metrics (a reload starts a new registry)."""
+        assert self.current is not None
+        return self.current.monitor.metrics.render()
 
     def _on_stop(self, sig: signal.Signals) -> None:
         log.info("stopping", extra={"fields": {"signal": sig.name}})

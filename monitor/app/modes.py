@@ -9,11 +9,10 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from monitor.app.longrun import LongRunning, base_dir, pipeline_for, state_path
+from monitor.app.longrun import LongRunning, assemble, state_path
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.report import firing_summary, round_summary
-from monitor.app.service import Monitor
 from monitor.config.loader import LoadedConfig
 from monitor.core.clock import SystemClock
 from monitor.core.secrets import Redactor
@@ -51,21 +50,21 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
 
     Exit 0 when no alert fires, 1 when alerts fire, 2 on configuration or internal errors.
     """
-    registry = CollectorRegistry()
     store = open_for_shard(state_path(loaded), options.shard)
-    monitor = Monitor(
+    clock = SystemClock()
+    # Firing alerts reach Alertmanager again only at the next run: their endsAt must reach
+    # past it, or Alertmanager resolves them in between.
+    monitor, pipeline = assemble(
         loaded,
-        clock=SystemClock(),
-        registry=registry,
+        store,
+        clock=clock,
         shard=options.shard,
-        base_dir=base_dir(loaded),
+        refresh_every=_gap_since_last_run(store, clock.time()),
     )
-    pipeline = pipeline_for(loaded, store, monitor)
+    registry = monitor.registry
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
-    clock = monitor.clock
     try:
         persistence.restore(counters=True)
-        pipeline.refresh_alertmanager_every(_gap_since_last_run(store, clock.time()))
         store.put(LAST_RUN_KEY, clock.time())
         try:
             results = await monitor.run_once()
@@ -74,7 +73,7 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
             return EXIT_ERROR
         # Deliver now what can be delivered; the rest waits in the outbox for the next run.
         await pipeline.flush(options.flush_within)
-        await pipeline.refresh_firing(monitor.hub.tracker.planner.active_triggers())
+        await pipeline.refresh_firing(monitor.hub.active_triggers())
         persistence.save(counters=True)
         if pipeline.heartbeat is not None:
             await pipeline.heartbeat.ping()

@@ -7,12 +7,14 @@ import contextlib
 import logging
 
 from monitor.alerting.codec import planner_from_json, planner_to_json
-from monitor.alerting.hub import AlertHub
+from monitor.alerting.hub import AlertHub, AlertMemory
+from monitor.alerting.planner import PlannerState
 from monitor.detect.codec import series_from_json, series_to_json
 from monitor.probing.tenants import TenantSource
 from monitor.state.store import StateStore
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.codec import tls_hosts_from_json, tls_hosts_to_json
+from monitor.tls.rules import HostState
 
 log = logging.getLogger("recmon.state")
 
@@ -31,21 +33,22 @@ class Persistence:
     def restore(self, *, counters: bool) -> None:
         """Windows, baselines, alert and planner states, the last good tenant list and — for a
         CronJob run, whose process starts from zero each time — the counters."""
-        tracker = self.hub.tracker
-        tracker.series.update(self.store.load_series(series_from_json))
-        planner = self.store.get("planner")
-        if planner is not None:
+        series = self.store.load_series(series_from_json)
+        planner = PlannerState()
+        saved_planner = self.store.get("planner")
+        if saved_planner is not None:
             try:
-                tracker.planner = planner_from_json(planner)
+                planner = planner_from_json(saved_planner)
             except ValueError as exc:
                 log.warning(
                     "planner state unreadable, starting it clean",
                     extra={"fields": {"error": str(exc)}},
                 )
+        tls_hosts: dict[str, HostState] = {}
         tls = self.store.get("tls")
         if isinstance(tls, dict):
             try:
-                tracker.tls_hosts.update(tls_hosts_from_json(tls))
+                tls_hosts = tls_hosts_from_json(tls)
             except ValueError as exc:
                 log.warning(
                     "certificate state unreadable, starting it clean",
@@ -54,7 +57,7 @@ class Persistence:
         tenants = self.store.get("tenants")
         if isinstance(tenants, list) and all(isinstance(t, str) for t in tenants):
             self.tenants.seed(tenants)
-        adopted = tracker.adopt_paged_alerts()
+        adopted = self.hub.restore(AlertMemory(series, planner, tls_hosts))
         if adopted:
             log.warning(
                 "paged alerts missing from the saved detector state (recmon stopped without "
@@ -65,37 +68,37 @@ class Persistence:
             snapshot = self.store.get("counters")
             if isinstance(snapshot, dict):
                 self.metrics.restore_counters(snapshot)
-        self.hub.restore_gauges()
         log.info(
             "state restored",
             extra={
                 "fields": {
                     "path": self.store.path,
-                    "series": len(tracker.series),
+                    "series": len(self.hub.memory().series),
                     "firing": self.hub.firing,
                 }
             },
         )
 
     def save(self, *, counters: bool) -> None:
-        self.store.save_series(dict(self.hub.tracker.series), series_to_json)
-        self.store.put("planner", planner_to_json(self.hub.tracker.planner))
-        self.store.put("tls", tls_hosts_to_json(self.hub.tracker.tls_hosts))
+        memory = self.hub.memory()
+        self.store.save_series(memory.series, series_to_json)
+        self.store.put("planner", planner_to_json(memory.planner))
+        self.store.put("tls", tls_hosts_to_json(memory.tls_hosts))
         if self.tenants.current:
             self.store.put("tenants", list(self.tenants.current))
         if counters:
             self.store.put("counters", self.metrics.counter_snapshot())
 
     async def save_async(self) -> None:
-        # Series states are immutable: a dict copy taken here is a consistent snapshot, and
-        # the encoding and writing can happen off the event loop.
-        series = dict(self.hub.tracker.series)
-        planner = planner_to_json(self.hub.tracker.planner)
-        tls = tls_hosts_to_json(self.hub.tracker.tls_hosts)
+        # The memory is a consistent snapshot (immutable states, copied mappings): the series'
+        # encoding and the writing happen off the event loop.
+        memory = self.hub.memory()
+        planner = planner_to_json(memory.planner)
+        tls = tls_hosts_to_json(memory.tls_hosts)
         tenants = list(self.tenants.current)
 
         def write() -> None:
-            self.store.save_series(series, series_to_json)
+            self.store.save_series(memory.series, series_to_json)
             self.store.put("planner", planner)
             self.store.put("tls", tls)
             if tenants:

@@ -90,7 +90,7 @@ def tenant_table(
 
 
 def firing_summary(hub: AlertHub) -> str:
-    firing = hub.tracker.firing()
+    firing = hub.firing_alerts()
     if not firing:
         return "no alerts firing"
     lines = [f"{len(firing)} alert(s) firing:"]

@@ -7,17 +7,17 @@ import functools
 import gc
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry
 
-from monitor.alerting.hub import AlertHub, Route
+from monitor.alerting.hub import AlertHub, Decision, Route
 from monitor.config.loader import LoadedConfig
+from monitor.config.model import Config
 from monitor.core.clock import Clock
-from monitor.core.notifications import Notification
 from monitor.core.results import Outcome, ProbeResult
 from monitor.core.tenancy import Shard
 from monitor.probing.checks import HttpCheck, compile_checks
@@ -57,13 +57,22 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[index]
 
 
-def _log_only(notifications: Sequence[Notification]) -> None:
+def _log_only(decision: Decision) -> None:
     """Without a notifier configured, notifications end in the log."""
-    for notification in notifications:
+    for notification in decision.notifications:
         log.warning(
             f"page ({notification.action.value}): {notification.summary}",
             extra={"fields": {"key": notification.key, "severity": notification.severity.value}},
         )
+
+
+def metrics_for(config: Config, registry: CollectorRegistry) -> Metrics:
+    return Metrics(
+        registry,
+        max_timeout=config.max_timeout,
+        per_tenant_histograms=config.metrics.per_tenant_histograms,
+        const_labels={"location": config.location} if config.location else None,
+    )
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -81,18 +90,17 @@ class Monitor:
         shard: Shard = Shard(),
         base_dir: Path | None = None,
         route: Route | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """`route`: where decided notifications go (the notification pipeline; without one,
+        the log). `metrics`: built on `registry` unless given (the assembler builds them
+        first when the pipeline, which counts deliveries, needs them too)."""
         self.loaded = loaded
         config = self.config = loaded.config
         self.clock = clock
         self.registry = registry
         self.shard = shard
-        self.metrics = Metrics(
-            registry,
-            max_timeout=config.max_timeout,
-            per_tenant_histograms=config.metrics.per_tenant_histograms,
-            const_labels={"location": config.location} if config.location else None,
-        )
+        self.metrics = metrics or metrics_for(config, registry)
         self.checks: dict[str, HttpCheck] = compile_checks(config)
         used_targets = {check.target for check in self.checks.values()}
         factory = client_factory or functools.partial(
@@ -146,9 +154,8 @@ class Monitor:
             tls=config.tls,
             location=config.location or "",
             tenant_pages=config.notify.tenant_pages == "direct",
+            shard=shard,
         )
-        if shard.count > 1:
-            self.hub.tracker.shard = str(shard)
         self.tls = TlsWatch(
             config.tls, config.targets, clock=clock, metrics=self.metrics, emit=self.hub.observe_tls
         )
@@ -229,8 +236,10 @@ class Monitor:
     def observe(self, result: ProbeResult) -> None:
         self.last_result_at = self.clock.monotonic()
         self.skips.pop((result.tenant, result.check), None)
-        self.metrics.record(result)
-        self.hub.observe(result)
+        latency = self.hub.observe(result)
+        # The one place a result's metrics are written: outcome, latency and the gauges the
+        # detector's windows give (window and baseline p95).
+        self.metrics.record(result, p95=latency.p95, baseline=latency.baseline)
         self.latest[(result.tenant, result.check)] = result
         self.progress.outcomes[result.outcome] += 1
         for listener in self.result_listeners:
@@ -264,11 +273,7 @@ class Monitor:
     def _apply_tenants(self, tenants: tuple[str, ...]) -> None:
         # Known tenants include those remembered from the state file and restored counters:
         # a tenant offboarded between two CronJob runs must vanish from metrics and resolve.
-        known = (
-            set(self.tenants)
-            | {t for t, _ in self.hub.tracker.series}
-            | self.metrics.tenants_seen()
-        )
+        known = set(self.tenants) | self.hub.tenants_known() | self.metrics.tenants_seen()
         removed = known - set(tenants)
         for tenant in removed:
             self.metrics.forget_tenant(tenant)

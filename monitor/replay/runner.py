@@ -10,14 +10,14 @@ import json
 import logging
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
 
-from monitor.alerting.hub import AlertHub
+from monitor.alerting.hub import AlertHub, Decision
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.config.loader import load_config_text
 from monitor.config.model import AlertsSpec, NotifySpec, PagerDutySpec, TlsSpec
@@ -207,9 +207,9 @@ async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -
         transport=httpx.MockTransport(pagerduty),
     )
 
-    def route(notifications: Sequence[Notification]) -> None:
-        planned.extend((clock.monotonic(), n) for n in notifications)
-        pipeline.route(notifications)
+    def route(decision: Decision) -> None:
+        planned.extend((clock.monotonic(), n) for n in decision.notifications)
+        pipeline.route(decision)
 
     rotation = scenario.rotation
     hub = AlertHub(

@@ -11,16 +11,15 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
 from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
+from monitor.alerting.hub import Decision
 from monitor.app.report import firing_summary, tenant_table
 from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
-from monitor.core.notifications import Notification
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
 
@@ -111,8 +110,8 @@ async def demo(tenants: int, interval: float, rounds: int, out: TextIO) -> int:
         text = sandbox_config(sandbox.url, interval=interval) + demo_alerts(interval)
         loaded = load_config_text(text, source="<demo>")
 
-        def page(notifications: Sequence[Notification]) -> None:
-            for n in notifications:
+        def page(decision: Decision) -> None:
+            for n in decision.notifications:
                 print(f"  >> page {n.action.value}: {n.summary}", file=out, flush=True)
 
         monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry(), route=page)

@@ -261,7 +261,11 @@ class Metrics:
         """The /metrics body (the per-tenant series by their fast path)."""
         return render(self.registry, self.series, self.const_labels)
 
-    def record(self, result: ProbeResult) -> None:
+    def record(
+        self, result: ProbeResult, *, p95: float | None = None, baseline: float | None = None
+    ) -> None:
+        """Everything one result shows: its outcome and latency, and the window and baseline
+        p95 of its series (from the detector; None leaves the gauge as it was)."""
         series = self.series
         key = (result.tenant, result.check)
         outcome_key = (result.tenant, result.check, result.outcome.value)
@@ -277,6 +281,8 @@ class Metrics:
             self.probe_retries.labels(result.check, result.first_outcome.value).inc()
         if result.tls_reason:
             self.probe_tls_errors.labels(result.check, result.tls_reason).inc()
+        if p95 is not None or baseline is not None:
+            self.set_latency(result.tenant, result.check, p95, baseline)
 
     def persistent_counters(self) -> list[Counter]:
         """Counters a CronJob run continues from the previous run's values (so rate() works

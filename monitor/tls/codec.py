@@ -3,13 +3,14 @@ entries raise ValueError."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from monitor.detect.codec import alert_from_json, alert_to_json
 from monitor.tls.rules import HostState
 
 
-def tls_hosts_to_json(hosts: dict[str, HostState]) -> dict[str, Any]:
+def tls_hosts_to_json(hosts: Mapping[str, HostState]) -> dict[str, Any]:
     return {
         host: {
             "inconsistent_since": state.inconsistent_since,

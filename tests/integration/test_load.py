@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from monitor.alerting.hub import Decision
 from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
@@ -40,8 +40,8 @@ async def test_ten_times_slower_everywhere_is_one_grouped_page_per_check() -> No
         text = sandbox_config(sandbox.url, interval=interval, timeout=3) + alerts
         pages: list[Notification] = []
 
-        def route(notifications: Sequence[Notification]) -> None:
-            pages.extend(notifications)
+        def route(decision: Decision) -> None:
+            pages.extend(decision.notifications)
 
         monitor = Monitor(
             load_config_text(text, source="<test>"),
@@ -62,7 +62,7 @@ async def test_ten_times_slower_everywhere_is_one_grouped_page_per_check() -> No
         sandbox.faults.set("*", "*", Fault(latency_factor=10.0))
 
         def grown() -> bool:
-            storms = monitor.hub.tracker.planner.active_triggers()
+            storms = monitor.hub.active_triggers()
             return len(storms) == 2 and all(
                 p.details["tenant_count"] >= TENANTS * 0.9 for p in storms
             )
@@ -89,7 +89,7 @@ async def test_ten_times_slower_everywhere_is_one_grouped_page_per_check() -> No
             )
             or 0
         )
-        storms = monitor.hub.tracker.planner.active_triggers()
+        storms = monitor.hub.active_triggers()
         await monitor.aclose()
 
     triggers = [p for p in pages if p.action is Action.TRIGGER]

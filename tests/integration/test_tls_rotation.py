@@ -5,13 +5,13 @@ the old certificate expires, and resolves when the last backend rotates."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.alerting.hub import AlertHub
+from monitor.alerting.hub import AlertHub, Decision
 from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.notifications import Action, Notification
 from monitor.telemetry.metrics import Metrics
@@ -60,8 +60,8 @@ def watch(
     metrics = Metrics(CollectorRegistry())
     pages: list[Notification] = []
 
-    def route(notifications: Sequence[Notification]) -> None:
-        pages.extend(notifications)
+    def route(decision: Decision) -> None:
+        pages.extend(decision.notifications)
 
     hub = AlertHub(AlertsSpec(), {}, metrics=metrics, clock=clock, route=route, tls=spec)
     return TlsWatch(spec, {}, clock=clock, metrics=metrics, emit=hub.observe_tls), metrics, pages

@@ -88,6 +88,8 @@ class AlertmanagerSink:
         client: httpx.AsyncClient,
         clock: Clock,
         runbook_base_url: str | None = None,
+        *,
+        refresh_every: float | None = None,
     ) -> None:
         self.spec = spec
         self.client = client
@@ -95,8 +97,8 @@ class AlertmanagerSink:
         self.runbook_base_url = runbook_base_url
         self.url = f"{spec.url}/api/v2/alerts"
         # How often firing alerts are re-posted. `recmon run` re-posts every resend_interval;
-        # `recmon once` only at its next run, so it sets this to the gap between runs.
-        self.refresh_every = spec.resend_interval
+        # `recmon once` only at its next run, so it passes the gap between runs.
+        self.refresh_every = max(spec.resend_interval, refresh_every or 0.0)
 
     async def send(self, notification: Notification) -> DeliveryResult:
         return await self._post([notification])

@@ -16,7 +16,11 @@ MAX_REASON = 300
 
 
 class Sink(Protocol):
+    """What the dispatcher reads of a sink."""
+
     name: str
+    # Seconds between two sends, at least (PagerDuty takes ~120 events/min per key); 0: none.
+    min_interval_s: float
 
     async def send(self, notification: Notification) -> DeliveryResult: ...
 
