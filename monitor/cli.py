@@ -136,6 +136,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--dump", action="store_true", help="print the effective configuration, secrets redacted"
     )
+    check.add_argument(
+        "--strict", action="store_true", help="warnings count as errors (exit 2), e.g. in CI"
+    )
 
     import monitor.sandbox.cli as sandbox_cli
 
@@ -242,8 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from monitor.config.dump import dump_config
 
             print(redactor.redact(dump_config(config)), end="")
+        for warning in loaded.warnings:
+            print(f"warning: {warning.format(loaded.source)}", file=sys.stderr)
+        if loaded.warnings and args.strict:
+            print(f"{args.path}: {len(loaded.warnings)} warning(s), --strict", file=sys.stderr)
+            return EXIT_ERROR
+        noted = f", {len(loaded.warnings)} warning(s)" if loaded.warnings else ""
         print(
-            f"{args.path}: ok ({len(config.targets)} targets, {len(config.checks)} checks)",
+            f"{args.path}: ok ({len(config.targets)} targets, {len(config.checks)} checks{noted})",
             file=sys.stderr if args.dump else sys.stdout,
         )
         return 0
@@ -270,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = _load(args.path, redactor)
     if loaded is None:
         return EXIT_ERROR
+    for warning in loaded.warnings:
+        logging.getLogger("recmon").warning(
+            f"configuration warning: {redactor.redact(warning.format(loaded.source))}"
+        )
     try:
         if args.command == "run":
             return asyncio.run(

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from monitor.config.envsubst import substitute
 from monitor.config.model import Config
+from monitor.config.units import format_duration
 from monitor.config.yamlsource import Path, YamlProblem, line_for, load_yaml
 from monitor.core.secrets import Redactor
 from monitor.core.templating import template_names
@@ -27,9 +28,12 @@ class ConfigProblem:
     path: Path
     line: int | None
     message: str
+    column: int | None = None  # known for YAML syntax errors
 
     def format(self, source: str) -> str:
         where = f"{source}:{self.line}" if self.line else source
+        if self.line and self.column:
+            where += f":{self.column}"
         key = dotted(self.path)
         return f"{where}: {key}: {self.message}" if key else f"{where}: {self.message}"
 
@@ -50,6 +54,8 @@ class LoadedConfig:
     source: str
     # Every value substituted from the environment: redacted from all output.
     secrets: frozenset[str]
+    # Valid, but probably not what was meant: check-config prints them, run and once log them.
+    warnings: tuple[ConfigProblem, ...] = ()
 
 
 def dotted(path: Path) -> str:
@@ -79,13 +85,27 @@ def load_config_file(
         ) from None
     loaded = load_config_text(text, source=source, environ=environ)
     config = _with_absolute_paths(loaded.config, FilePath(path).resolve().parent)
-    problems = _trust_file_problems(config)
+    problems = _trust_file_problems(config) + _tenants_file_problems(config)
     if problems:
         _, lines = load_yaml(text)
         raise ConfigError(
             source, [ConfigProblem(key, line_for(key, lines), message) for key, message in problems]
         )
-    return LoadedConfig(config, loaded.source, loaded.secrets)
+    return LoadedConfig(config, loaded.source, loaded.secrets, loaded.warnings)
+
+
+def _tenants_file_problems(config: Config) -> list[tuple[Path, str]]:
+    """The tenants file is read when recmon starts probing: one that is not there would pass
+    check-config and then stop `recmon once` with exit 2."""
+    path = config.tenants.file
+    if path is None:
+        return []
+    file = FilePath(path)
+    if not file.is_file():
+        return [(("tenants", "file"), f"no such file: {path}")]
+    if not os.access(file, os.R_OK):
+        return [(("tenants", "file"), f"cannot read: {path}")]
+    return []
 
 
 def _trust_file_problems(config: Config) -> list[tuple[Path, str]]:
@@ -136,7 +156,7 @@ def load_config_text(
     try:
         data, lines = load_yaml(text)
     except YamlProblem as exc:
-        raise ConfigError(source, [ConfigProblem((), exc.line, exc.message)]) from None
+        raise ConfigError(source, [ConfigProblem((), exc.line, exc.message, exc.column)]) from None
     if not isinstance(data, dict):
         raise ConfigError(
             source, [ConfigProblem((), 1, "the configuration must be a mapping of keys")]
@@ -168,7 +188,11 @@ def load_config_text(
     if problems:
         raise ConfigError(source, _redacted(problems, redactor))
     secrets = frozenset(substituted.secrets) | _literal_secrets(config)
-    return LoadedConfig(config, source, secrets)
+    warnings = tuple(
+        ConfigProblem(path, line_for(path, lines), redactor.redact(message))
+        for path, message in _warnings(config)
+    )
+    return LoadedConfig(config, source, secrets, warnings)
 
 
 def _redacted(problems: list[ConfigProblem], redactor: Redactor) -> list[ConfigProblem]:
@@ -237,19 +261,114 @@ def _is_schema_tag(part: str) -> bool:
     return "[" in part or ("-" in part and part.startswith(("function", "json-or")))
 
 
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string (quote it in YAML)",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping of keys",
+    "model_type": "expected a mapping of keys",
+    "model_attributes_type": "expected a mapping of keys",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "too_short": "needs at least {min_length} item(s)",
+    "too_long": "takes at most {max_length} item(s)",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "literal_error": "expected one of {expected}",
+    "enum": "expected one of {expected}",
+    "string_pattern_mismatch": "does not have the expected form ({pattern})",
+}
+
+
 def _message(error: Any) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
+    """recmon's wording for pydantic's errors ("Input should be a valid integer, unable to
+    parse string as an integer" reads as the library talking); our own validators' text as
+    they wrote it."""
+    template = _MESSAGES.get(error["type"])
+    if template is not None:
+        try:
+            return template.format(**error.get("ctx", {}))
+        except (KeyError, IndexError):
+            pass
     message: str = error["msg"]
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
+# A probe interval longer than a day is no synthetic monitoring (every alert rule's window is
+# minutes to hours): almost always a unit typo, like 10000w for 10000s.
+MAX_INTERVAL_S = 86_400.0
+
+
+def _interval_problems(config: Config) -> list[tuple[Path, str]]:
+    problems: list[tuple[Path, str]] = []
+    spans: list[tuple[Path, float | None]] = [(("defaults", "interval"), config.defaults.interval)]
+    spans += [(("checks", n, "interval"), c.interval) for n, c in config.checks.items()]
+    for key, seconds in spans:
+        if seconds is not None and seconds > MAX_INTERVAL_S:
+            problems.append(
+                (
+                    key,
+                    f"interval {format_duration(seconds)} is longer than a day: probes that "
+                    "far apart never fill an alert window (a unit typo?)",
+                )
+            )
+    return problems
+
+
+def _warnings(config: Config) -> list[tuple[Path, str]]:
+    """Settings that work, though probably not as meant."""
+    warnings: list[tuple[Path, str]] = []
+    for name, check in config.checks.items():
+        if not check.enabled:
+            continue
+        interval, timeout = config.interval_of(name), config.timeout_of(name)
+        if timeout > interval:
+            key: Path = (
+                ("checks", name, "timeout")
+                if check.timeout is not None
+                else ("checks", name, "interval")
+                if check.interval is not None
+                else ("defaults", "timeout")
+            )
+            warnings.append(
+                (
+                    key,
+                    f"check {name}: timeout {format_duration(timeout)} is longer than its "
+                    f"interval {format_duration(interval)}: a hanging target still holds the "
+                    "previous probe when the next is due, and that one is skipped",
+                )
+            )
+    # Set in the file, that is: the defaults (256 against one target's 100) are not a choice
+    # someone made, and a probe beyond a target's pool only waits, untimed, for its turn.
+    used = {config.checks[n].target for n in config.checks if config.checks[n].enabled}
+    connections = sum(t.max_connections for n, t in config.targets.items() if n in used)
+    engine = config.engine
+    if used and "max_in_flight" in engine.model_fields_set and engine.max_in_flight > connections:
+        warnings.append(
+            (
+                ("engine", "max_in_flight"),
+                f"{engine.max_in_flight} probes in flight, but the targets allow "
+                f"{connections} connections (sum of max_connections): the probes beyond "
+                "that only wait for a connection; set it at or below the sum, or raise "
+                "max_connections",
+            )
+        )
+    return warnings
+
+
 def _cross_check(config: Config) -> list[tuple[Path, str]]:
     """Relations pydantic cannot see: references between sections and template variables."""
-    problems: list[tuple[Path, str]] = []
+    problems: list[tuple[Path, str]] = _interval_problems(config)
     for name, check in config.checks.items():
         if check.target not in config.targets:
             known = ", ".join(sorted(config.targets)) or "none defined"

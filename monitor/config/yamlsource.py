@@ -16,9 +16,10 @@ MAX_EXPANDED_NODES = 200_000
 
 
 class YamlProblem(Exception):
-    def __init__(self, line: int | None, message: str) -> None:
+    def __init__(self, line: int | None, message: str, column: int | None = None) -> None:
         super().__init__(message)
         self.line = line
+        self.column = column
         self.message = message
 
 
@@ -83,10 +84,20 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int]]:
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise YamlProblem(line, f"invalid YAML: {message}") from None
+        # PyYAML's own positions, both of them: where the construct began ("while scanning a
+        # quoted scalar", line 9, column 14) and where it went wrong (line 10, column 1). The
+        # headline is the first, as PyYAML prints it; a 1-based column, as PyYAML counts.
+        parts = [
+            f"{text} (line {mark.line + 1}, column {mark.column + 1})" if mark else str(text)
+            for text, mark in ((exc.context, exc.context_mark), (exc.problem, exc.problem_mark))
+            if text
+        ]
+        mark = exc.context_mark or exc.problem_mark
+        raise YamlProblem(
+            mark.line + 1 if mark else None,
+            f"invalid YAML: {', '.join(parts)}",
+            mark.column + 1 if mark else None,
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(None, f"invalid YAML: {exc}") from None
     except RecursionError:
