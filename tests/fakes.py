@@ -4,6 +4,7 @@ a dead man's switch): they record what they receive and answer what the test say
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ class RecordingEndpoint:
                     "method": scope["method"],
                     "path": scope["path"],
                     "body": json.loads(body) if body else None,
+                    "at": time.monotonic(),  # when it arrived, for time-to-page figures
                 }
             )
         payload = json.dumps({"status": "success" if status < 300 else "unavailable"}).encode()

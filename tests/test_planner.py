@@ -69,13 +69,13 @@ def test_an_alert_resolved_within_group_wait_never_pages() -> None:
     assert run.sent == []
 
 
-def test_many_tenants_at_once_make_one_grouped_page() -> None:
+def test_many_tenants_at_once_make_one_grouped_page_and_one_fleet_wide_escalation() -> None:
     run = Run()
     for i in range(50):
         run([event(f"t{i:02d}", at=T0 + i)], T0 + i)
-    groups = [n for n in run.sent if n.action is Action.TRIGGER]
-    assert len(groups) == 1
-    group = groups[0]
+    triggers = [n for n in run.sent if n.action is Action.TRIGGER]
+    assert len(triggers) == 2  # the storm at its first page, then its scope
+    group, fleet = triggers
     assert group.key == "recmon/empty_results/recommendations/multiple-tenants"
     assert group.tenant is None
     assert group.details["tenants"] == [f"t{i:02d}" for i in range(5)]
@@ -83,18 +83,65 @@ def test_many_tenants_at_once_make_one_grouped_page() -> None:
         "recommendations returned no items for 5 tenants (t00, t01, t02, t03, t04)"
     )
     assert "search is healthy for 5 of them" in group.summary
+    # every tenant fires: the escalation is sent at once, under a key of its own
+    assert fleet.at == T0 + 49
+    assert fleet.key == "recmon/empty_results/recommendations/multiple-tenants/fleet-wide"
+    assert fleet.summary.startswith("recommendations returned no items for all 50 tenants")
+    assert fleet.labels == {"grouped": "true", "scope": "fleet-wide"}
+    assert fleet.details["tenant_count"] == 50 and fleet.details["total_tenants"] == 50
+    assert fleet.details["tenants"] == [f"t{i:02d}" for i in range(50)]
     run([], T0 + 200)
-    assert [n.action for n in run.sent] == [Action.TRIGGER]
-    # what is paged now lists the whole storm, under the same incident id
-    (paged,) = run.state.active_triggers()
-    assert paged.id == group.id and paged.details["tenant_count"] == 50
-    # recovery: the group resolves when the last tenant recovers, not before
+    assert len(run.sent) == 2
+    # what is paged now lists the whole storm, under the same incident ids
+    paged = {n.key: n for n in run.state.active_triggers()}
+    assert paged[group.key].id == group.id and paged[group.key].details["tenant_count"] == 50
+    assert paged[fleet.key].id == fleet.id
+    # recovery: both resolve when the last tenant recovers, not before
     for i in range(49):
         run([event(f"t{i:02d}", EventKind.RESOLVED, T0 + 500)], T0 + 500)
-    assert [n.action for n in run.sent] == [Action.TRIGGER]
-    (resolve,) = run([event("t49", EventKind.RESOLVED, T0 + 600)], T0 + 600)
-    assert resolve.action is Action.RESOLVE and resolve.key == group.key
-    assert resolve.summary.startswith("resolved: recommendations returned no items for 50 tenants")
+    assert len(run.sent) == 2
+    resolves = run([event("t49", EventKind.RESOLVED, T0 + 600)], T0 + 600)
+    assert [(n.action, n.key) for n in resolves] == [
+        (Action.RESOLVE, group.key),
+        (Action.RESOLVE, fleet.key),
+    ]
+    assert resolves[0].summary.startswith(
+        "resolved: recommendations returned no items for all 50 tenants"
+    )
+
+
+def test_a_storm_short_of_every_tenant_escalates_one_probe_interval_after_crossing() -> None:
+    policy = replace(POLICY, intervals={"recommendations": 30.0})
+    run = Run(policy)
+    for i in range(40):  # 40 of 50: the fleet share (80%) is crossed at the 40th
+        run([event(f"t{i:02d}", at=T0 + i)], T0 + i)
+    assert [n.key.rsplit("/", 1)[-1] for n in run.sent] == ["multiple-tenants"]
+    run([event("t40", at=T0 + 50)], T0 + 50)  # still growing: wait for the round
+    assert len(run.sent) == 1
+    (fleet,) = run([], T0 + 39 + 30)
+    assert fleet.summary.startswith("recommendations returned no items for 41 of 50 tenants (82%)")
+    assert fleet.details["scope"] == "fleet-wide" and fleet.details["share"] == 0.82
+    run([], T0 + 1000)
+    assert len(run.sent) == 2  # never more than two incidents for one outage
+
+
+def test_a_storm_paged_whole_needs_no_escalation() -> None:
+    run = Run(replace(POLICY, total_tenants=8))
+    run([event(f"t{i}") for i in range(8)], T0, flush=True)
+    (group,) = run.sent
+    assert group.summary.startswith("recommendations returned no items for all 8 tenants")
+    assert group.details["scope"] == "all"
+    run([], T0 + 1000)
+    assert len(run.sent) == 1
+
+
+def test_a_storm_that_shrinks_below_the_fleet_share_before_settling_does_not_escalate() -> None:
+    run = Run(replace(POLICY, intervals={"recommendations": 30.0}))
+    run([event(f"t{i:02d}") for i in range(5)], T0)
+    run([event(f"t{i:02d}") for i in range(5, 41)], T0 + 10)
+    run([event(f"t{i:02d}", EventKind.RESOLVED, T0 + 20) for i in range(30, 41)], T0 + 20)
+    run([], T0 + 100)
+    assert [n.key.endswith("fleet-wide") for n in run.sent] == [False]
 
 
 def test_a_growing_storm_keeps_the_identity_it_was_paged_with() -> None:

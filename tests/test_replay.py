@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from monitor.core.notifications import Action
 from monitor.replay.runner import ReplayReport, SignalReport, format_report, replay
-from monitor.replay.scenarios import DAY, healthy_week, incident, latency_only
+from monitor.replay.scenarios import DAY, FLEET, healthy_week, incident, latency_only
 
 _INCIDENT: ReplayReport | None = None
 
@@ -17,8 +17,8 @@ def incident_report() -> ReplayReport:
     return _INCIDENT
 
 
-def row(report: ReplayReport, rule: str) -> SignalReport:
-    return next(r for r in report.signals if r.signal.rule == rule)
+def row(report: ReplayReport, rule: str, scope: str = "") -> SignalReport:
+    return next(r for r in report.signals if (r.signal.rule, r.signal.scope) == (rule, scope))
 
 
 def paged_after_fault(signal: SignalReport) -> float:
@@ -53,13 +53,16 @@ def test_half_finished_rotation_is_paged_days_before_the_expiry_that_breaks_sear
     assert paged_after_fault(row(report, "failures")) <= 300
 
 
-def test_all_tenant_outages_are_grouped_pages() -> None:
+def test_all_tenant_outages_are_grouped_pages_and_their_scope_is_paged() -> None:
     report = incident_report()
     tenant_pages = [
         n for _, n in report.notifications if n.action is Action.TRIGGER and n.check != "tls"
     ]
-    assert len(tenant_pages) == 3  # search failing, recommendations missing, p95 drift
-    assert all(n.tenant is None and n.labels == {"grouped": "true"} for n in tenant_pages)
+    # search failing, recommendations missing, p95 drift: each a storm and its escalation
+    assert len(tenant_pages) == 6
+    storms = [n for n in tenant_pages if "scope" not in n.labels]
+    assert all(n.tenant is None and n.labels == {"grouped": "true"} for n in storms)
+    assert {n.rule for n in storms} == {"failures", "empty_results", "latency_drift"}
     missing = next(n for n in tenant_pages if n.rule == "empty_results")
     assert "search is healthy" in missing.summary
     resolves = [
@@ -70,11 +73,25 @@ def test_all_tenant_outages_are_grouped_pages() -> None:
     assert all(n.details["tenant_count"] >= 45 for n in resolves)
 
 
-def test_latency_doubling_alone_is_one_grouped_page() -> None:
+def test_the_all_tenant_row_names_all_50_tenants_within_three_intervals() -> None:
+    report = incident_report()
+    storm = row(report, "empty_results")
+    scope = row(report, "empty_results", FLEET)
+    assert storm.first_page is not None and scope.first_page is not None
+    assert scope.first_page - storm.first_page <= 3 * report.scenario.interval
+    assert "returned no items for all 50 tenants" in scope.first_text
+    assert "for 5 tenants (" in storm.first_text  # the storm's own first page: its first five
+    text = format_report(report)
+    assert "...all tenants: recommendations returned no items for all 50 tenants" in text
+
+
+def test_latency_doubling_alone_is_one_grouped_page_and_its_scope() -> None:
     report = replay(latency_only())
-    (drift,) = report.signals
-    assert drift.pages == 1
+    drift, scope = report.signals
+    assert drift.pages == 1 and scope.pages == 1
     assert paged_after_fault(drift) <= 300
+    assert scope.first_page is not None and drift.first_page is not None
+    assert scope.first_page - drift.first_page <= 3 * report.scenario.interval
 
 
 def test_seven_healthy_noisy_days_page_zero_times() -> None:

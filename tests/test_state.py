@@ -45,6 +45,25 @@ def test_planner_state_round_trips_through_json() -> None:
     )
     state, _ = plan(PlannerState(), [event], T0, Policy(StormSpec(), 10), flush=True)
     assert planner_from_json(planner_to_json(state)) == state
+    # a storm with its fleet-wide escalation (two incidents, resolved together)
+    storm = [
+        AlertEvent(
+            EventKind.FIRING,
+            "empty_results",
+            f"t{i}",
+            "recommendations",
+            Severity.CRITICAL,
+            T0,
+            T0,
+            "x",
+        )
+        for i in range(10)
+    ]
+    state, _ = plan(PlannerState(), storm[:5], T0, Policy(StormSpec(), 10))
+    state, _ = plan(state, storm[5:], T0 + 1, Policy(StormSpec(), 10))
+    (group,) = state.groups.values()
+    assert group.escalation is not None and group.opened_with == 5
+    assert planner_from_json(planner_to_json(state)) == state
 
 
 def test_store_saves_and_loads(tmp_path: Path) -> None:

@@ -15,10 +15,7 @@ def planner_to_json(state: PlannerState) -> dict[str, Any]:
         "firing": {k: event_to_json(e) for k, e in state.firing.items()},
         "held": dict(state.held),
         "notified": {k: n.to_json() for k, n in state.notified.items()},
-        "groups": {
-            k: {"started_at": g.started_at, "trigger": g.trigger.to_json()}
-            for k, g in state.groups.items()
-        },
+        "groups": {k: _group_to_json(g) for k, g in state.groups.items()},
     }
 
 
@@ -28,10 +25,32 @@ def planner_from_json(data: dict[str, Any]) -> PlannerState:
             firing={str(k): event_from_json(v) for k, v in data["firing"].items()},
             held={str(k): float(v) for k, v in data["held"].items()},
             notified={str(k): Notification.from_json(v) for k, v in data["notified"].items()},
-            groups={
-                str(k): Group(str(k), float(v["started_at"]), Notification.from_json(v["trigger"]))
-                for k, v in data["groups"].items()
-            },
+            groups={str(k): _group_from_json(str(k), v) for k, v in data["groups"].items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unreadable planner state: {exc}") from None
+
+
+def _group_to_json(group: Group) -> dict[str, Any]:
+    return {
+        "started_at": group.started_at,
+        "trigger": group.trigger.to_json(),
+        "fleet_since": group.fleet_since,
+        "escalation": None if group.escalation is None else group.escalation.to_json(),
+        "opened_with": group.opened_with,
+    }
+
+
+def _group_from_json(key: str, data: dict[str, Any]) -> Group:
+    escalation = data.get("escalation")
+    fleet_since = data.get("fleet_since")
+    trigger = Notification.from_json(data["trigger"])
+    return Group(
+        key,
+        float(data["started_at"]),
+        trigger,
+        fleet_since=None if fleet_since is None else float(fleet_since),
+        escalation=None if escalation is None else Notification.from_json(escalation),
+        # Saved before escalations existed: what it lists now is at least what it paged.
+        opened_with=int(data.get("opened_with", trigger.details.get("tenant_count", 0))),
+    )

@@ -85,6 +85,8 @@ class AlertHub:
         self._shard = str(shard) if shard.count > 1 else ""
         self._location = location
         self._tenant_pages = tenant_pages
+        # check → probe interval: how long a fleet-wide storm may grow before it escalates.
+        self._intervals = {name: check.interval for name, check in checks.items()}
         self._total_tenants = 0
         self._planner = PlannerState()
         self._tracker = AlertTracker(
@@ -176,6 +178,7 @@ class AlertHub:
             self._shard,
             location=self._location,
             tenant_pages=self._tenant_pages,
+            intervals=self._intervals,
         )
 
     # --- what the hub knows ----------------------------------------------------------------

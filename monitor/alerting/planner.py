@@ -3,12 +3,21 @@
 Many tenants firing the same alert at once (a shared backend broke) become one grouped
 incident listing them, not one page per tenant. A new alert waits `group_wait` before paging
 alone, so a storm can gather first; an alert that resolves within that wait never pages.
+
+A storm is paged as soon as it has `min_tenants` members, so its first page often names only
+the first few tenants; PagerDuty keeps an incident's title when later events share its
+dedup_key. So a storm that grows to `fleet_share` of the tenants probed gets one more incident,
+the fleet-wide escalation, with its own dedup_key and the scope in its title ("for all 40
+tenants"): sent at once when every tenant fires, else one probe interval after the storm
+crossed the share (every tenant has been probed since, so the count is the outage's), and
+resolved with the storm. A storm whose own first page already said that scope needs none. At
+most two incidents per outage; the first page is never held back.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -35,6 +44,19 @@ class Policy:
     # False (notify.tenant_pages: rules): tenant alerts page through the cross-location
     # Prometheus rules, not from here; only certificate alerts are planned.
     tenant_pages: bool = True
+    # check → its probe interval: how long a fleet-wide storm may keep growing before its
+    # escalation is sent.
+    intervals: Mapping[str, float] = field(default_factory=dict)
+
+    def fleet_wide(self, count: int) -> bool:
+        return (
+            self.total_tenants > 0
+            and count >= self.storm_threshold
+            and count >= self.storm.fleet_share * self.total_tenants
+        )
+
+    def settle_after(self, check: str | None) -> float:
+        return self.intervals.get(check or "", self.storm.group_wait)
 
     @property
     def storm_threshold(self) -> int:
@@ -67,6 +89,12 @@ class Group:
     key: str
     started_at: float
     trigger: Notification
+    # Since when the storm covers the fleet share (None: it does not, or not yet).
+    fleet_since: float | None = None
+    # The fleet-wide escalation, once sent: resolved with the group.
+    escalation: Notification | None = None
+    # Tenants its first page named: an escalation to no larger a scope says nothing new.
+    opened_with: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +106,11 @@ class PlannerState:
 
     def active_triggers(self) -> list[Notification]:
         """What is paged right now (for Alertmanager's periodic re-send)."""
-        return [*self.notified.values(), *(g.trigger for g in self.groups.values())]
+        return [
+            *self.notified.values(),
+            *(g.trigger for g in self.groups.values()),
+            *(g.escalation for g in self.groups.values() if g.escalation is not None),
+        ]
 
 
 # Rules that say the same thing about a check — it fails — storm together: many tenants
@@ -186,22 +218,64 @@ def _storm_members(draft: _Draft, policy: Policy) -> dict[str, list[AlertEvent]]
 def _update_storms(
     draft: _Draft, members: dict[str, list[AlertEvent]], now: float, policy: Policy
 ) -> None:
-    """An open storm closes when none of its tenants fires any more, and remembers its peak."""
+    """An open storm closes (with its escalation) when none of its tenants fires any more,
+    remembers its peak, and escalates once it is fleet-wide and has settled."""
     for gkey, group in list(draft.groups.items()):
         current = members.get(gkey)
         if not current:
             del draft.groups[gkey]
             draft.out.append(_resolve(group.trigger, f"resolved: {group.trigger.summary}", now))
-        elif len(current) > group.trigger.details.get("tenant_count", 0):
+            if group.escalation is not None:
+                summary = f"resolved: {group.escalation.summary}"
+                draft.out.append(_resolve(group.escalation, summary, now))
+            continue
+        if len(current) > group.trigger.details.get("tenant_count", 0):
             # The storm grew: what is paged (and re-sent to Alertmanager, and said on resolve)
-            # lists its peak. PagerDuty hears nothing new: one incident, one page. Its
-            # identity stays as paged — severity included, a label in Alertmanager, where a
-            # new label set would be a second alert and the first would never be resolved.
-            grown = _group_trigger(gkey, current, group.started_at, policy)
-            kept = group.trigger
-            draft.groups[gkey] = replace(
-                group, trigger=replace(grown, id=kept.id, at=kept.at, severity=kept.severity)
-            )
+            # lists its peak. PagerDuty hears nothing new under this key (the escalation
+            # below tells it the scope). The identity stays as paged — severity included, a
+            # label in Alertmanager, where a new label set would be a second alert and the
+            # first would never be resolved.
+            group = replace(group, trigger=_grown(group.trigger, gkey, current, group, policy))
+            if group.escalation is not None:
+                escalation = _grown(group.escalation, gkey, current, group, policy, fleet=True)
+                group = replace(group, escalation=escalation)
+        draft.groups[gkey] = _escalate(draft, group, current, now, policy)
+
+
+def _grown(
+    kept: Notification,
+    gkey: str,
+    current: list[AlertEvent],
+    group: Group,
+    policy: Policy,
+    *,
+    fleet: bool = False,
+) -> Notification:
+    grown = _group_trigger(gkey, current, group.started_at, policy, fleet=fleet)
+    return replace(grown, id=kept.id, key=kept.key, at=kept.at, severity=kept.severity)
+
+
+def _escalate(
+    draft: _Draft, group: Group, current: list[AlertEvent], now: float, policy: Policy
+) -> Group:
+    """The fleet-wide escalation: sent once the storm covers the fleet share and either every
+    tenant fires or one probe interval has passed since it crossed (the scope has settled);
+    not sent when the storm's own first page already stated that scope."""
+    if group.escalation is not None:
+        return group
+    count = len({e.tenant for e in current})
+    if not policy.fleet_wide(count):
+        return replace(group, fleet_since=None)
+    since = group.fleet_since if group.fleet_since is not None else now
+    group = replace(group, fleet_since=since)
+    complete = count >= policy.total_tenants
+    if not complete and now - since < policy.settle_after(group.trigger.check):
+        return group
+    if group.opened_with >= count:
+        return group  # the storm's first page already said it
+    escalation = _group_trigger(group.key, current, now, policy, fleet=True)
+    draft.out.append(escalation)
+    return replace(group, escalation=escalation)
 
 
 def _open_storms(
@@ -216,7 +290,8 @@ def _open_storms(
         if all(policy.silenced(t, events_in_group[0].check, now) for t in tenants):
             continue
         trigger = _group_trigger(gkey, events_in_group, now, policy)
-        draft.groups[gkey] = Group(gkey, now, trigger)
+        fleet_since = now if policy.fleet_wide(len(tenants)) else None
+        draft.groups[gkey] = Group(gkey, now, trigger, fleet_since, opened_with=len(tenants))
         draft.out.append(trigger)
         for event in events_in_group:
             draft.held.pop(event.key, None)  # absorbed into the group: no page of its own
@@ -280,15 +355,16 @@ def _resolve(trigger: Notification, summary: str, now: float) -> Notification:
     )
 
 
-def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Policy) -> Notification:
-    """The grouped incident; `now` is when the storm opened."""
+def _group_trigger(
+    gkey: str, events: list[AlertEvent], now: float, policy: Policy, *, fleet: bool = False
+) -> Notification:
+    """The grouped incident (`now`: when the storm opened), or with `fleet` its fleet-wide
+    escalation (`now`: when it was sent)."""
     events = sorted(events, key=lambda e: e.tenant or "")
     tenants = sorted({e.tenant for e in events if e.tenant})
     first = events[0]
     rule = _STORM_FAMILY.get(first.rule, first.rule)
     severity = max((e.severity for e in events), key=_SEVERITY_ORDER.index)
-    shown = ", ".join(tenants[:_SHOWN_TENANTS])
-    more = f" and {len(tenants) - _SHOWN_TENANTS} more" if len(tenants) > _SHOWN_TENANTS else ""
     healthy_parent = [e for e in events if e.details.get("parent_healthy")]
     note = ""
     if healthy_parent and len(healthy_parent) * 2 >= len(events):
@@ -307,13 +383,30 @@ def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Poli
         "latency_drift": "p95 latency is above its baseline",
         "latency_slo": "p95 latency is above its objective",
     }.get(rule, rule)
-    summary = located_text(
-        f"{first.check} {what} for {len(tenants)} tenants ({shown}{more}){note}", policy.location
-    )
-    total = policy.total_tenants
+    count, total = len(tenants), policy.total_tenants
+    scope = "storm"
+    if policy.fleet_wide(count):
+        scope = "all" if count >= total else "fleet-wide"
+    if scope == "all":
+        who = f"all {count} tenants"
+    elif scope == "fleet-wide":
+        who = f"{count} of {total} tenants ({count / total:.0%})"
+    else:
+        shown = ", ".join(tenants[:_SHOWN_TENANTS])
+        more = f" and {count - _SHOWN_TENANTS} more" if count > _SHOWN_TENANTS else ""
+        who = f"{count} tenants ({shown}{more})"
+    summary = located_text(f"{first.check} {what} for {who}{note}", policy.location)
+    key = f"{gkey}/fleet-wide" if fleet else gkey
+    labels = {"grouped": "true"}
+    if fleet:
+        labels["scope"] = "fleet-wide"
+    if policy.shard:
+        labels["shard"] = policy.shard
+    if policy.location:
+        labels["location"] = policy.location
     return Notification(
-        id=_notification_id(gkey, now, Action.TRIGGER),
-        key=gkey,
+        id=_notification_id(key, now, Action.TRIGGER),
+        key=key,
         action=Action.TRIGGER,
         rule=rule,
         severity=severity,
@@ -322,15 +415,14 @@ def _group_trigger(gkey: str, events: list[AlertEvent], now: float, policy: Poli
         at=now,
         tenant=None,
         check=first.check,
-        labels={
-            "grouped": "true",
-            **({"shard": policy.shard} if policy.shard else {}),
-            **({"location": policy.location} if policy.location else {}),
-        },
+        labels=labels,
         details={
-            "tenants": tenants,
-            "tenant_count": len(tenants),
+            "scope": scope,
+            "tenant_count": count,
             "total_tenants": total,
+            "share": round(count / total, 4) if total else None,
+            "tenants": tenants,
             "samples": [e.summary for e in events[:3]],
+            **({"storm_key": gkey} if fleet else {}),
         },
     )

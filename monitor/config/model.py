@@ -391,6 +391,9 @@ class StormSpec(Model):
 
     min_tenants: int = Field(5, ge=2)
     min_share: Share | None = None  # ...or this share of all tenants, whichever comes first
+    # A storm covering this share of the tenants probed is fleet-wide: an incident of its own
+    # says so ("for all 40 tenants", "for 37 of 40 tenants (93%)").
+    fleet_share: Share = 0.8
     # A new alert waits this long before paging alone, so a storm can gather first.
     group_wait: Duration = 60.0
 

@@ -58,6 +58,7 @@ class SignalReport:
     first_page: float | None  # seconds since scenario start
     resolved: float | None
     pages: int
+    first_text: str = ""  # the summary of that first page, as PagerDuty received it
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +280,13 @@ async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -
         await pipeline.aclose()
         store.close()
     pages = [
-        (at, str(body["dedup_key"]), str(body["event_action"])) for at, body in pagerduty.received
+        (
+            at,
+            str(body["dedup_key"]),
+            str(body["event_action"]),
+            str(body.get("payload", {}).get("summary", "")),
+        )
+        for at, body in pagerduty.received
     ]
     return ReplayReport(
         scenario, probes, tuple(planned), tuple(_signal_reports(scenario, planned, pages))
@@ -289,25 +296,33 @@ async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -
 def _signal_reports(
     scenario: Scenario,
     planned: list[tuple[float, Notification]],
-    pages: list[tuple[float, str, str]],
+    pages: list[tuple[float, str, str, str]],
 ) -> list[SignalReport]:
-    """Per signal, from what PagerDuty actually received: first trigger after the fault, the
-    last resolve after it, and how many triggers arrived in all."""
-    what = {n.key: (n.rule, n.check) for _, n in planned}
+    """Per signal, from what PagerDuty actually received: first trigger after the fault (and
+    its text), the last resolve after it, and how many triggers arrived in all."""
+    what = {n.key: (n.rule, n.check, n.labels.get("scope", "")) for _, n in planned}
     reports = []
     for signal in scenario.signals:
         mine = [
-            (at, action)
-            for at, key, action in pages
-            if what.get(key) == (signal.rule, signal.check)
+            (at, action, text)
+            for at, key, action, text in pages
+            if what.get(key) == (signal.rule, signal.check, signal.scope)
         ]
-        triggers = [at for at, action in mine if action == "trigger" and at >= signal.fault_start]
-        first = min(triggers) if triggers else None
+        triggers = [
+            (at, text)
+            for at, action, text in mine
+            if action == "trigger" and at >= signal.fault_start
+        ]
+        first, first_text = min(triggers) if triggers else (None, "")
         resolves = [
-            at for at, action in mine if action == "resolve" and first is not None and at >= first
+            at
+            for at, action, _ in mine
+            if action == "resolve" and first is not None and at >= first
         ]
-        pages_sent = sum(1 for _, action in mine if action == "trigger")
-        reports.append(SignalReport(signal, first, max(resolves) if resolves else None, pages_sent))
+        pages_sent = sum(1 for _, action, _ in mine if action == "trigger")
+        reports.append(
+            SignalReport(signal, first, max(resolves) if resolves else None, pages_sent, first_text)
+        )
     return reports
 
 
@@ -345,6 +360,11 @@ def format_report(report: ReplayReport) -> str:
             f"the half-finished rotation was paged {_clock(lead)} before the old certificate "
             "expired and broke search"
         )
+    lines.append("")
+    lines.append("first page per signal, as PagerDuty received it:")
+    for row in report.signals:
+        if row.first_text:
+            lines.append(f"  {row.signal.name.strip()}: {row.first_text}")
     lines.append("")
     lines.append(f"notifications: {len(report.notifications)} ({report.pages} pages)")
     for at, notification in report.notifications[:20]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 HOUR = 3600.0
 DAY = 86400.0
+FLEET = "fleet-wide"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class Signal:
     check: str
     fault_start: float
     fault_end: float
+    # "fleet-wide": the storm's escalation stating its scope, not the storm's own page.
+    scope: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +143,18 @@ def incident() -> Scenario:
             ),
             Signal("expired certificate served", "tls_invalid", "tls", expiry, repair),
             Signal("search failing (expired cert)", "failures", "search", expiry, repair),
+            Signal("  ...all tenants", "failures", "search", expiry, repair, FLEET),
             Signal(
                 "recommendations missing", "empty_results", "recommendations", repair, proxy_fixed
             ),
             Signal(
+                "  ...all tenants", "empty_results", "recommendations", repair, proxy_fixed, FLEET
+            ),
+            Signal(
                 "recommendations p95 drift", "latency_drift", "recommendations", repair, proxy_fixed
+            ),
+            Signal(
+                "  ...all tenants", "latency_drift", "recommendations", repair, proxy_fixed, FLEET
             ),
         ),
     )
@@ -164,6 +174,7 @@ def latency_only() -> Scenario:
         ),
         signals=(
             Signal("recommendations p95 drift", "latency_drift", "recommendations", start, end),
+            Signal("  ...all tenants", "latency_drift", "recommendations", start, end, FLEET),
         ),
     )
 
