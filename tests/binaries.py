@@ -23,6 +23,7 @@ DEBIAN_PACKAGES = {
     "prometheus-alertmanager": "prometheus-alertmanager",
     "prometheus-pushgateway": "prometheus-pushgateway",
     "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
+    "tinyproxy": "tinyproxy",
 }
 
 
@@ -68,6 +69,47 @@ def running(
                     )
                 time.sleep(0.1)
             yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def tinyproxy(
+    directory: Path, *, settings: str = "", within: float = 10.0
+) -> Iterator[tuple[str, Path]]:
+    """A real tinyproxy on loopback (Debian package tinyproxy), in the foreground, logging
+    each request it is asked to carry. Yields its http:// URL and its log file."""
+    binary = require_binary("tinyproxy")
+    port = free_port()
+    config = directory / f"tinyproxy-{port}.conf"
+    log = directory / f"tinyproxy-{port}.log"
+    config.write_text(
+        f"Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 50\nLogLevel Connect\n"
+        f"Allow 127.0.0.1\n{settings}"
+    )
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [binary, "-d", "-c", str(config)], stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + within
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"tinyproxy exited:\n{log.read_text()[-3000:]}")
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), timeout=1),
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"tinyproxy not listening after {within}s")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}", log
         finally:
             process.terminate()
             try:

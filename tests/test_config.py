@@ -273,15 +273,40 @@ def test_credentials_written_into_urls_are_secrets_too() -> None:
         BASE_CONFIG.replace(
             "  static: [acme, globex]\n",
             '  discover: {url: "https://bot:hunter2-discovery@tenants.test/list?api_key=K3Y-42"}\n',
+        ).replace(
+            '{base_url: "http://api.test"}',
+            '{base_url: "http://api.test", proxy: "http://me:pr%40xy-pw@proxy.test:3128"}',
         )
         + "notify:\n"
         + '  heartbeat: {url: "https://hc-ping.test/0f8fad5b-d9cb-469f-a165-70867728950e"}\n'
         + '  webhook: {url: "https://hooks.test/in?token=T0KEN-99&team=search"}\n'
     )
-    assert {"hunter2-discovery", "K3Y-42", "0f8fad5b-d9cb-469f-a165-70867728950e", "T0KEN-99"} <= (
-        loaded.secrets
-    )
+    assert {
+        "hunter2-discovery",
+        "K3Y-42",
+        "0f8fad5b-d9cb-469f-a165-70867728950e",
+        "T0KEN-99",
+        "pr%40xy-pw",  # the proxy's password as written, and as it goes out
+        "pr@xy-pw",
+    } <= loaded.secrets
     assert "search" not in loaded.secrets  # only credential-looking parameters
+
+
+@pytest.mark.parametrize(
+    "proxy", ["https://me:pw-1234@proxy.test:3128", "socks5://proxy.test:1080", "http://"]
+)
+def test_a_proxy_must_be_an_http_url_and_the_error_never_echoes_it(proxy: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(
+            BASE_CONFIG.replace(
+                '{base_url: "http://api.test"}',
+                f'{{base_url: "http://api.test", proxy: "{proxy}"}}',
+            )
+        )
+    (problem,) = caught.value.problems
+    assert dotted(problem.path) == "targets.api.proxy"
+    assert "http://[user:password@]host:port" in problem.message
+    assert "pw-1234" not in str(caught.value)
 
 
 def test_a_variable_only_some_static_tenants_define_is_an_error() -> None:

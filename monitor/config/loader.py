@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import ValidationError
 
@@ -225,6 +225,7 @@ def _literal_secrets(config: Config) -> frozenset[str]:
             # "Bearer abc": the credential is the last word; keep the scheme readable.
             values.add(value.split(" ", 1)[-1] if " " in value else value)
     urls = [t.base_url for t in config.targets.values()]
+    urls += [t.proxy for t in config.targets.values() if t.proxy is not None]
     urls += [
         u.url for u in (notify.alertmanager, notify.webhook, notify.heartbeat) if u is not None
     ]
@@ -236,6 +237,7 @@ def _literal_secrets(config: Config) -> frozenset[str]:
         parts = urlsplit(url)
         if parts.password:
             values.add(parts.password)
+            values.add(unquote(parts.password))  # as it goes out, in a Basic credential
         for name, value in parse_qsl(parts.query):
             if any(word in name.lower() for word in _SECRET_PARAMS) and value:
                 values.add(value)

@@ -51,6 +51,17 @@ def _http_url(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+def _proxy_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "http" or not parts.hostname:
+        # The value is not echoed: it may carry the proxy's password.
+        raise ValueError("expected an http://[user:password@]host:port proxy URL")
+    return value
+
+
+ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
+
+
 def _listen_address(value: str) -> str:
     _, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -78,6 +89,9 @@ class Target(Model):
     rate_limit: RateLimit | None = None
     max_connections: int = Field(100, ge=1, le=10_000)
     tls: TargetTLS = TargetTLS()
+    # This target's requests go through it (HTTP_PROXY/HTTPS_PROXY/NO_PROXY then do not
+    # apply to them); its password is a secret.
+    proxy: ProxyUrl | None = None
 
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -14,12 +14,15 @@ from monitor.probing.transport.framing import MAX_HEAD_BYTES
 class HeadCappedAiohttpTransport(AiohttpTransport):
     def get_client(self) -> aiohttp.ClientSession:
         # As httpx-aiohttp builds it (its ssl_context carries verify and any client
-        # certificate), plus the line and field limits.
+        # certificate), plus the line and field limits and the proxy variables.
         connector = aiohttp.TCPConnector(
             keepalive_timeout=self.limits.keepalive_expiry,
             ssl=self.ssl_context,
             limit=self.limits.max_connections or 0,
         )
         return aiohttp.ClientSession(
-            connector=connector, max_line_size=MAX_HEAD_BYTES, max_field_size=MAX_HEAD_BYTES
+            connector=connector,
+            max_line_size=MAX_HEAD_BYTES,
+            max_field_size=MAX_HEAD_BYTES,
+            trust_env=True,  # HTTP_PROXY, HTTPS_PROXY, NO_PROXY, as the other transports
         )

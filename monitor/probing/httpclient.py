@@ -6,6 +6,7 @@ import logging
 import os
 import ssl
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -13,7 +14,7 @@ from monitor import __version__
 from monitor.config.model import Target
 
 USER_AGENT = f"recmon/{__version__}"
-# Honoured by httpx's own transport only; named in a warning, their values never logged
+# Every transport honours them (and NO_PROXY); named in a log line, their values never shown
 # (a proxy URL can carry a password).
 PROXY_VARIABLES = (
     "HTTPS_PROXY",
@@ -57,41 +58,57 @@ def build_client(
         keepalive_expiry=30.0,
     )
     verify = tls_verification(target)
-    if transport is None and kind != "httpx":
-        _warn_if_proxy_ignored(name, kind)
+    if transport is None:
+        _say_which_proxy(name, target, kind)
     if transport is None and kind == "asyncio":
         # Same httpx API, recmon's own lean HTTP/1.1 client underneath (monitor.probing.transport).
-        from monitor.probing.transport.pool import AsyncioTransport
+        from monitor.probing.transport.pool import AsyncioTransport, environment_proxies
 
-        transport = AsyncioTransport(verify=verify, limits=limits)
+        transport = AsyncioTransport(
+            verify=verify, limits=limits, proxy=target.proxy, environment=environment_proxies()
+        )
     elif transport is None and kind == "aiohttp":
         # Same httpx API, aiohttp underneath: several times less CPU per request (DESIGN.md).
+        # Its session reads the proxy variables itself (trust_env).
         from monitor.probing.aiohttp_transport import HeadCappedAiohttpTransport
 
-        transport = HeadCappedAiohttpTransport(verify=verify, limits=limits)
+        transport = HeadCappedAiohttpTransport(
+            verify=verify,
+            limits=limits,
+            proxy=httpx.Proxy(target.proxy) if target.proxy else None,
+        )
     return httpx.AsyncClient(
         base_url=target.base_url,
-        headers={
-            "user-agent": USER_AGENT,
-            # Where the probe comes from, for the API's logs (and the sandbox's faults by
-            # location); the target's own headers may override it.
-            **({LOCATION_HEADER: location} if location else {}),
-            **target.headers,
-        },
+        headers={"user-agent": USER_AGENT, **target.headers},
         timeout=httpx.Timeout(timeout),
         limits=limits,
         verify=verify,
         transport=transport,
+        proxy=target.proxy if transport is None else None,  # httpx's own: env, or this
         follow_redirects=False,
     )
 
 
-def _warn_if_proxy_ignored(target: str, kind: str) -> None:
+def _say_which_proxy(target: str, config: Target, kind: str) -> None:
+    """One line per target client when a proxy is in play: the configured one by host:port,
+    or the proxy variables by name (their values, which may carry a password, never)."""
+    if config.proxy is not None:
+        parts = urlsplit(config.proxy)
+        log.info(
+            "probes go through the target's proxy",
+            extra={
+                "fields": {
+                    "target": target,
+                    "transport": kind,
+                    "proxy": f"{parts.hostname}:{parts.port or 80}",
+                }
+            },
+        )
+        return
     present = [v for v in PROXY_VARIABLES if os.environ.get(v)]
     if present:
-        log.warning(
-            "proxy settings in the environment are not used by this transport: probes go "
-            "direct (set engine.transport: httpx to probe through the proxy)",
+        log.info(
+            "proxy settings in the environment are honoured (NO_PROXY too)",
             extra={"fields": {"target": target, "transport": kind, "variables": present}},
         )
 

@@ -63,9 +63,14 @@ async def one_round(monitor: Monitor) -> dict[tuple[str, str], ProbeResult]:
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def raw_target_monitor(url: str, transport: str, *, probe_timeout: float = 2) -> Monitor:
-    """The sandbox's checks for one static tenant (acme) of the target at `url`."""
-    base = sandbox_config(url, timeout=probe_timeout)
+def raw_target_monitor(
+    url: str, transport: str, *, probe_timeout: float = 2, target: str = ""
+) -> Monitor:
+    """The sandbox's checks for one static tenant (acme) of the target at `url`; `target`
+    adds keys to the target (YAML lines, indented by four)."""
+    base = sandbox_config(url, timeout=probe_timeout).replace(
+        "    rate_limit: 200/s\n", "    rate_limit: 200/s\n" + target
+    )
     text = (
         re.sub(r"discover: \{.*\}", "static: [acme]", base)
         + f"\nengine: {{transport: {transport}}}\n"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from monitor.telemetry.asgiserve import serve_asgi
-from tests.binaries import free_port
+from tests.binaries import free_port, tinyproxy
 from tests.fakes import RecordingEndpoint
 from tests.integration.recmonproc import RecmonProcess
 
@@ -26,6 +26,7 @@ SECRETS = {
     "API_TOKEN": "tok-7f3a9c1e55d2",
     "PD_KEY": "rk-b4e1d0c9a8f7",
     "HOOK_TOKEN": "wh-19c7e3a2b6d5",
+    "PROXY_PASSWORD": "px-5e8d2b7a9c41",
 }
 
 
@@ -36,11 +37,13 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield served
 
 
-def config_text(sandbox: Sandbox, pagerduty: str) -> str:
+def config_text(sandbox: Sandbox, pagerduty: str, proxy: str) -> str:
     text = sandbox_config(sandbox.url, interval=1, timeout=1)
+    with_password = proxy.replace("http://", "http://alice:${PROXY_PASSWORD}@")
     text = text.replace(
         "    rate_limit: 200/s",
-        '    rate_limit: 200/s\n    headers: {Authorization: "Bearer ${API_TOKEN}"}',
+        '    rate_limit: 200/s\n    headers: {Authorization: "Bearer ${API_TOKEN}"}'
+        f"\n    proxy: {with_password}",
     )
     text = text.replace(
         "refresh: 10m}", 'refresh: 10m, headers: {Authorization: "Bearer ${API_TOKEN}"}}'
@@ -73,12 +76,22 @@ async def run_cli(*args: str) -> str:
     return out.decode(errors="replace") + err.decode(errors="replace")
 
 
-async def test_no_output_contains_a_secret(sandbox: Sandbox, tmp_path: Path) -> None:
+@pytest.fixture
+def proxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real proxy that wants the password: the probes go through it."""
+    with tinyproxy(tmp_path, settings=f"BasicAuth alice {SECRETS['PROXY_PASSWORD']}\n") as running:
+        yield running
+
+
+async def test_no_output_contains_a_secret(
+    sandbox: Sandbox, proxy: tuple[str, Path], tmp_path: Path
+) -> None:
     pagerduty = RecordingEndpoint(status=503)
     outputs: dict[str, str] = {}
+    proxy_url, proxy_log = proxy
     async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd:
         config = tmp_path / "probes.yaml"
-        config.write_text(config_text(sandbox, pd.url))
+        config.write_text(config_text(sandbox, pd.url, proxy_url))
         sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
         results = tmp_path / "results.jsonl"
         recmon = RecmonProcess(config, env=SECRETS, args=["--results-log", str(results)])
@@ -103,8 +116,10 @@ async def test_no_output_contains_a_secret(sandbox: Sandbox, tmp_path: Path) -> 
         )
         outputs["config error"] = await run_cli("check-config", str(broken))
 
-    # The secrets were really in use: the sandbox demanded the token, PagerDuty got the key.
+    # The secrets were really in use: the sandbox demanded the token, PagerDuty got the key,
+    # the proxy carried the probes (it refuses any request without the password).
     assert pagerduty.received[0]["body"]["routing_key"] == SECRETS["PD_KEY"]
+    assert "/v1/tenant-001/search" in proxy_log.read_text()
     assert '"tenants": 3' in outputs["/status"]
     assert "targets.sandbox.base_url" in outputs["config error"]
     assert "[REDACTED]" in outputs["dump"]

@@ -134,6 +134,27 @@ class Connection(asyncio.Protocol):
             and parser.head.keep_alive
         )
 
+    def tunnel_transport(self) -> asyncio.Transport:
+        """After a 2xx to CONNECT: the raw transport, for TLS to the origin over it. Raises
+        ProtocolError if anything came after the proxy's answer (it would be read as TLS)."""
+        parser = self._parser
+        if (
+            parser is None
+            or not parser.complete
+            or parser.trailing_data
+            or self._error is not None
+            or self.closed
+            or self.transport is None
+        ):
+            raise ProtocolError("bytes after the proxy's answer to CONNECT")
+        self._parser = None
+        self._head = None
+        return self.transport
+
+    def start_tls_over(self, transport: asyncio.Transport) -> None:
+        """The TLS transport start_tls made over the tunnel: requests go through it now."""
+        self.transport = transport
+
     def release(self, now: float) -> None:
         """The response is done with; the connection waits for the next request."""
         self._parser = None

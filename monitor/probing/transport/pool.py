@@ -4,29 +4,75 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
-from collections.abc import AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import NoReturn
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from monitor.probing.transport.connection import Connection, ConnectionClosed
 from monitor.probing.transport.framing import ProtocolError, encode_request
 
-Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An http:// proxy: absolute-form requests for http, a CONNECT tunnel for https. Its
+    credentials live only in `authorization`; `name` (host:port) is what messages show."""
+
+    host: str
+    port: int
+    authorization: bytes | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_url(cls, url: str) -> Proxy:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.hostname:
+            # No credentials in the message: only the scheme is wrong.
+            raise ValueError(f"a proxy URL must be http://host:port, not {parts.scheme}://")
+        authorization = None
+        if parts.username is not None:
+            userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            authorization = b"Basic " + base64.b64encode(userinfo.encode())
+        return cls(parts.hostname, parts.port or 80, authorization)
+
+
+def environment_proxies() -> Mapping[str, str]:
+    """HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (either case), as urllib reads them."""
+    return urllib.request.getproxies_environment()
+
+
+# A pool key: scheme, host, port, and the proxy's host:port ("" for direct).
+Origin = tuple[str, str, int, str]
+
+
 class AsyncioTransport(httpx.AsyncBaseTransport):
-    """HTTP/1.1 on asyncio protocols. No proxies, no HTTP/2: a probe's request, lean."""
+    """HTTP/1.1 on asyncio protocols, directly or through an http:// proxy. No HTTP/2: a
+    probe's request, lean."""
 
     def __init__(
         self,
         *,
         verify: ssl.SSLContext | bool = True,
         limits: httpx.Limits | None = None,
+        proxy: str | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
+        """`proxy` (a target's `proxy:` key) carries every request; without it, `environment`
+        (environment_proxies()) picks one per request URL, NO_PROXY honoured."""
         limits = limits or httpx.Limits()
+        self._proxy = Proxy.from_url(proxy) if proxy else None
+        self._environment = dict(environment or {})
+        self._environment_proxies: dict[str, Proxy | None] = {}
         self._verify = verify
         self._ssl: ssl.SSLContext | None = None
         self._max = limits.max_connections or 1_000_000
@@ -41,14 +87,24 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
-        origin = (url.scheme, url.host, url.port or _DEFAULT_PORTS[url.scheme])
+        port = url.port or _DEFAULT_PORTS[url.scheme]
+        proxy = self._proxy_for(url.scheme, url.host)
+        origin = (url.scheme, url.host, port, proxy.name if proxy else "")
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
         body = await request.aread()
-        data = encode_request(request.method.encode(), url.raw_path, request.headers.raw, body)
+        target, headers = url.raw_path, request.headers.raw
+        if proxy is not None and url.scheme == "http":
+            # Absolute form through the proxy (RFC 9112 section 3.2.2); https goes through
+            # a tunnel, where the request is the same as direct.
+            host = f"[{url.host}]" if ":" in url.host else url.host
+            target = f"http://{host}:{port}".encode() + url.raw_path
+            if proxy.authorization is not None:
+                headers = [*headers, (b"Proxy-Authorization", proxy.authorization)]
+        data = encode_request(request.method.encode(), target, headers, body)
         head_request = request.method == "HEAD"
         for attempt in (1, 2):
-            connection, reused = await self._checkout(origin, timeouts)
+            connection, reused = await self._checkout(origin, proxy, timeouts)
             try:
                 head = await connection.send(
                     data, head_request=head_request, read_timeout=read_timeout
@@ -65,6 +121,11 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 ):
                     continue
                 _raise_as_httpx(exc, request)
+            if proxy is not None and url.scheme == "http" and head.status == 407:
+                self._discard(connection)
+                raise httpx.ProxyError(
+                    f"proxy {proxy.name} requires authentication (407)", request=request
+                )
             return httpx.Response(
                 head.status,
                 headers=list(head.headers),
@@ -85,10 +146,24 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         self._busy.clear()
         self._open = 0
 
+    def _proxy_for(self, scheme: str, host: str) -> Proxy | None:
+        if self._proxy is not None or not self._environment:
+            return self._proxy
+        key = f"{scheme}://{host}"
+        if key not in self._environment_proxies:  # once per scheme and host
+            env = self._environment
+            url = env.get(scheme) or env.get("all")
+            # NO_PROXY as urllib reads it (hosts, domain suffixes, *), for requests too.
+            bypass = url is None or urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+                host, env
+            )
+            self._environment_proxies[key] = None if bypass else Proxy.from_url(url or "")
+        return self._environment_proxies[key]
+
     # --- the pool ---------------------------------------------------------------------------
 
     async def _checkout(
-        self, origin: Origin, timeouts: dict[str, float | None]
+        self, origin: Origin, proxy: Proxy | None, timeouts: dict[str, float | None]
     ) -> tuple[Connection, bool]:
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -115,10 +190,10 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-            return await self._checkout(origin, timeouts)
+            return await self._checkout(origin, proxy, timeouts)
         self._open += 1
         try:
-            connection = await self._connect(origin, timeouts.get("connect"))
+            connection = await self._connect(origin, proxy, timeouts.get("connect"))
         except BaseException:
             self._open -= 1
             self._wake_one()
@@ -126,20 +201,85 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         self._busy.add(connection)
         return connection, False
 
-    async def _connect(self, origin: Origin, within: float | None) -> Connection:
-        scheme, host, port = origin
+    async def _connect(
+        self, origin: Origin, proxy: Proxy | None, within: float | None
+    ) -> Connection:
+        scheme, host, port, _ = origin
         context = self._ssl_context() if scheme == "https" else None
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(within):
-                _, connection = await loop.create_connection(
-                    Connection, host, port, ssl=context, server_hostname=host if context else None
-                )
+                if proxy is None:
+                    _, connection = await loop.create_connection(
+                        Connection,
+                        host,
+                        port,
+                        ssl=context,
+                        server_hostname=host if context else None,
+                    )
+                    return connection
+                try:
+                    _, connection = await loop.create_connection(Connection, proxy.host, proxy.port)
+                except OSError as exc:
+                    raise httpx.ProxyError(
+                        f"cannot connect to proxy {proxy.name}: {exc or type(exc).__name__}"
+                    ) from None
+                if context is not None:
+                    try:
+                        await self._tunnel(connection, proxy, host, port, context)
+                    except BaseException:
+                        connection.close()
+                        raise
+                return connection
         except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {within}s") from exc
+            through = f" through proxy {proxy.name}" if proxy else ""
+            raise httpx.ConnectTimeout(
+                f"no connection to {host}:{port}{through} within {within}s"
+            ) from exc
         except OSError as exc:  # refused, unreachable, unresolvable, TLS handshake (ssl.SSLError)
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
-        return connection
+
+    async def _tunnel(
+        self, connection: Connection, proxy: Proxy, host: str, port: int, context: ssl.SSLContext
+    ) -> None:
+        """CONNECT through the proxy, then TLS with the origin inside the tunnel: SNI and
+        verification for the origin's name, as on a direct connection."""
+        authority = (f"[{host}]" if ":" in host else host).encode() + b":%d" % port
+        headers = [(b"Host", authority)]
+        if proxy.authorization is not None:
+            headers.append((b"Proxy-Authorization", proxy.authorization))
+        try:
+            # A 2xx to CONNECT has no body (RFC 9110 section 9.3.6): read as a HEAD's answer.
+            head = await connection.send(
+                encode_request(b"CONNECT", authority, headers, b""),
+                head_request=True,
+                read_timeout=None,  # the caller's connect timeout bounds the whole tunnel
+            )
+        except (ProtocolError, ConnectionClosed) as exc:
+            connection.close()
+            raise httpx.ProxyError(f"proxy {proxy.name} broke off the tunnel: {exc}") from None
+        if not 200 <= head.status < 300:
+            connection.close()
+            # To CONNECT only the proxy answers: a 401 is its too (tinyproxy's for wrong
+            # credentials).
+            refusal = {
+                401: "requires authentication",
+                407: "requires authentication",
+                403: "refused the tunnel",
+            }.get(head.status, "did not open the tunnel")
+            raise httpx.ProxyError(
+                f"proxy {proxy.name} {refusal} ({head.status} {head.reason.decode('latin-1')[:60]})"
+            )
+        try:
+            raw = connection.tunnel_transport()
+        except ProtocolError as exc:
+            connection.close()
+            raise httpx.ProxyError(f"proxy {proxy.name} broke off the tunnel: {exc}") from None
+        loop = asyncio.get_running_loop()
+        tls = await loop.start_tls(raw, connection, context, server_hostname=host)
+        if tls is None:  # the tunnel closed during the handshake
+            raise ConnectionResetError("the tunnel closed during the TLS handshake")
+        connection.start_tls_over(tls)
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
