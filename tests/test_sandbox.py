@@ -213,3 +213,35 @@ def test_jitter_is_reproducible_with_a_seed() -> None:
     a = SandboxApp(SandboxSettings(seed=7))
     b = SandboxApp(SandboxSettings(seed=7))
     assert [a.random.random() for _ in range(5)] == [b.random.random() for _ in range(5)]
+
+
+def test_faults_by_location_win_for_that_location_only() -> None:
+    table = FaultTable()
+    table.set("*", "*", Fault(status=503), location="eu")
+    table.set("acme", "recommendations", Fault(empty=True))
+    assert table.lookup("globex", "search", "eu").status == 503
+    assert table.lookup("acme", "recommendations", "eu").status == 503
+    assert table.lookup("acme", "recommendations", "us").empty
+    assert table.lookup("globex", "search", "us") == Fault()
+    assert table.lookup("globex", "search") == Fault()
+    assert [rule.get("location") for rule in table.to_json()] == [None, "eu"]
+    table.clear(location="eu")
+    assert table.lookup("globex", "search", "eu") == Fault()
+
+
+async def test_the_admin_api_faults_one_location_by_the_probe_header(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    put = await client.put(
+        "/_admin/faults",
+        json={"location": "eu", "tenant": "*", "check": "*", "fault": {"status": 503}},
+    )
+    assert put.status_code == 200
+    assert put.json()["faults"][0]["location"] == "eu"
+    path = "/v1/tenant-003/search?q=shoes"
+    assert (await client.get(path, headers={"X-Recmon-Location": "eu"})).status_code == 503
+    assert (await client.get(path, headers={"X-Recmon-Location": "us"})).status_code == 200
+    assert (await client.get(path)).status_code == 200
+    cleared = await client.delete("/_admin/faults", params={"location": "eu"})
+    assert cleared.json()["faults"] == []
+    assert (await client.get(path, headers={"X-Recmon-Location": "eu"})).status_code == 200

@@ -90,7 +90,8 @@ class SandboxApp:
         if not self.catalog.has(tenant):
             await _respond_json(send, 404, {"error": "unknown tenant"})
             return
-        fault = self.faults.lookup(tenant, check)
+        location = _header(scope, LOCATION_HEADER)
+        fault = self.faults.lookup(tenant, check, location.decode("latin-1") if location else None)
         status = await self._answer(scope, receive, send, tenant, check, fault, started)
         self.stats.record(check, status, (time.perf_counter() - started) * 1000)
 
@@ -191,27 +192,29 @@ class SandboxApp:
             query = parse_qs(scope["query_string"].decode())
             tenant = query.get("tenant", [None])[0]
             check = query.get("check", [None])[0]
-            self.faults.clear(tenant, check)
+            location = query.get("location", [None])[0]
+            self.faults.clear(tenant, check, location)
             await _respond_json(send, 200, {"faults": self.faults.to_json()})
         elif method in ("PUT", "POST"):
             try:
                 request = json.loads(await _read_body(receive))
                 if not isinstance(request, dict):
                     raise FaultError("expected a JSON object {tenant, check, fault}")
-                unknown = set(request) - {"tenant", "check", "fault"}
+                unknown = set(request) - {"tenant", "check", "fault", "location"}
                 if unknown:
                     raise FaultError(f"unknown keys: {', '.join(sorted(unknown))}")
                 tenant = request.get("tenant", "*")
                 check = request.get("check", "*")
-                if not isinstance(tenant, str) or not isinstance(check, str):
-                    raise FaultError("tenant and check must be strings ('*' for all)")
+                location = request.get("location", "*")
+                if not all(isinstance(v, str) for v in (tenant, check, location)):
+                    raise FaultError("tenant, check and location must be strings ('*' for all)")
                 if check not in (*CHECKS, "*"):
                     raise FaultError(f"check must be one of {', '.join(CHECKS)} or '*'")
                 fault = fault_from_json(request.get("fault", {}))
             except (ValueError, FaultError) as exc:
                 await _respond_json(send, 400, {"error": str(exc)})
                 return
-            self.faults.set(tenant, check, fault)
+            self.faults.set(tenant, check, fault, location)
             await _respond_json(send, 200, {"faults": self.faults.to_json()})
         else:
             await _respond_json(send, 405, {"error": "use GET, PUT or DELETE"})
@@ -219,6 +222,10 @@ class SandboxApp:
 
 def _int(text: str, default: int) -> int:
     return int(text) if text.isdigit() and 0 < int(text) <= 100 else default
+
+
+# recmon sends its `location` in this header (monitor.probing.httpclient.LOCATION_HEADER).
+LOCATION_HEADER = b"x-recmon-location"
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

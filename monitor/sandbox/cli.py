@@ -24,7 +24,9 @@ Serve a simulated multi-tenant search and recommendations API on loopback:
   PUT /_admin/faults  {"tenant": T, "check": C, "fault": {...}}   switch a fault on
   DELETE /_admin/faults                             clear every fault
 
-T is a tenant id or "*", C is search, recommendations or "*". Fault fields (JSON):
+T is a tenant id or "*", C is search, recommendations or "*". An optional "location": L
+limits the fault to probes from recmon's at location L (its X-Recmon-Location header); a
+location's faults win over the ones for every location. Fault fields (JSON):
   empty: true                 the list comes back [] with status 200
   latency_factor: 2           latency multiplied (60 ms becomes 120 ms)
   extra_latency_ms: 500       latency added

@@ -83,31 +83,42 @@ def _coerce(key: str, value: object) -> Any:
 
 @dataclass
 class FaultTable:
-    """Rules keyed by (tenant or "*", check or "*"). The most specific matching rule wins,
-    whole: (tenant, check) > (tenant, *) > (*, check) > (*, *)."""
+    """Rules keyed by (location or "*", tenant or "*", check or "*"). The most specific
+    matching rule wins, whole: for the probe's location first (its X-Recmon-Location header),
+    then for every location; within each, (tenant, check) > (tenant, *) > (*, check) > (*, *).
+    A location's rules let one vantage point's requests fail while the others succeed."""
 
-    rules: dict[tuple[str, str], Fault] = field(default_factory=dict)
+    rules: dict[tuple[str, str, str], Fault] = field(default_factory=dict)
 
-    def set(self, tenant: str, check: str, fault: Fault) -> None:
-        self.rules[(tenant, check)] = fault
+    def set(self, tenant: str, check: str, fault: Fault, location: str = ALL) -> None:
+        self.rules[(location, tenant, check)] = fault
 
-    def clear(self, tenant: str | None = None, check: str | None = None) -> None:
-        if tenant is None and check is None:
+    def clear(
+        self, tenant: str | None = None, check: str | None = None, location: str | None = None
+    ) -> None:
+        if tenant is None and check is None and location is None:
             self.rules.clear()
         else:
-            self.rules.pop((tenant or ALL, check or ALL), None)
+            self.rules.pop((location or ALL, tenant or ALL, check or ALL), None)
 
-    def lookup(self, tenant: str, check: str) -> Fault:
+    def lookup(self, tenant: str, check: str, location: str | None = None) -> Fault:
         if not self.rules:
             return HEALTHY
-        for key in ((tenant, check), (tenant, ALL), (ALL, check), (ALL, ALL)):
-            fault = self.rules.get(key)
-            if fault is not None:
-                return fault
+        places = (location, ALL) if location and location != ALL else (ALL,)
+        for place in places:
+            for key in ((tenant, check), (tenant, ALL), (ALL, check), (ALL, ALL)):
+                fault = self.rules.get((place, *key))
+                if fault is not None:
+                    return fault
         return HEALTHY
 
     def to_json(self) -> list[dict[str, Any]]:
         return [
-            {"tenant": tenant, "check": check, "fault": fault.to_json()}
-            for (tenant, check), fault in sorted(self.rules.items())
+            {
+                **({"location": location} if location != ALL else {}),
+                "tenant": tenant,
+                "check": check,
+                "fault": fault.to_json(),
+            }
+            for (location, tenant, check), fault in sorted(self.rules.items())
         ]
