@@ -1,0 +1,308 @@
+"""Three recmon instances at three locations, one real Prometheus with the shipped rules, one
+real Alertmanager with the shipped routing, and a webhook as the pager: every failure pattern
+across tenants and locations ends in the one page (or warning) its class calls for.
+
+Time is scaled down by the documented mechanism: the location rules are generated with short
+windows (deploy/prometheus/locations.py --window/--for/--stale-for), scrapes and evaluations
+run every second, and Alertmanager's group_wait/group_interval are 1 s; routes, matchers and
+inhibition are the shipped ones. Time from fault to page per class is printed (pytest -s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from monitor.sandbox.demo import sandbox_config
+from monitor.sandbox.faults import Fault
+from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.telemetry.asgiserve import serve_asgi
+from tests.binaries import free_port, require_binary, running
+from tests.integration.recmonproc import RecmonProcess
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+LOCATIONS = ("ap", "eu", "us")
+TENANTS = 6
+WINDOW, FOR, STALE_FOR = "8s", "2s", "4s"
+WITHIN = 60.0  # no class may take longer than this to page
+SETTLE = 6.0  # after a page, how long stragglers (a second page) are waited for
+
+
+@dataclass
+class Pager:
+    """Alertmanager's webhook receiver: every notification with the time it arrived."""
+
+    received: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.received.append((time.monotonic(), scope["path"], json.loads(body)))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def firing(self, since: float) -> list[tuple[float, str, dict[str, Any]]]:
+        """(arrival, receiver path, alert) for every firing alert notified since `since`."""
+        return [
+            (at, path, alert)
+            for at, path, body in self.received
+            if at >= since
+            for alert in body["alerts"]
+            if alert["status"] == "firing"
+        ]
+
+
+def scaled_rules() -> str:
+    """The shipped location rules, generated with the test's short windows."""
+    spec = importlib.util.spec_from_file_location(
+        "recmon_locations", ROOT / "deploy" / "prometheus" / "locations.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    params = module.Params(window=WINDOW, for_=FOR, stale_for=STALE_FOR, lookback="1h")
+    return str(module.render(params))
+
+
+def alertmanager_config(pager_url: str) -> str:
+    """The shipped routing and inhibition; receivers pointed at the test's webhook, the
+    group timers in seconds."""
+    config = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "recmon-locations.yml").read_text())
+    config["route"].update(group_wait="1s", group_interval="1s")
+    for route in config["route"]["routes"]:
+        route.pop("group_wait", None)
+        route.pop("group_interval", None)
+    for receiver in config["receivers"]:
+        receiver["webhook_configs"] = [{"url": f"{pager_url}/{receiver['name']}"}]
+    return yaml.safe_dump(config)
+
+
+def recmon_config(sandbox_url: str, location: str, alertmanager: str) -> str:
+    # tenant_pages: rules — the instances page nothing about tenants themselves; what they
+    # would have sent to Alertmanager must never arrive.
+    return (
+        f"location: {location}\n"
+        + sandbox_config(sandbox_url, interval=1, timeout=1)
+        + f"""
+notify:
+  tenant_pages: rules
+  alertmanager: {{url: "{alertmanager}", resend_interval: 2s}}
+state: {{path: {location}-state.db}}
+alerts:
+  storm: {{group_wait: 1s}}
+  empty_results: {{window: 4s}}
+  failures: {{window: 4s}}
+"""
+    )
+
+
+@dataclass
+class Stack:
+    sandbox: Sandbox
+    pager: Pager
+    prometheus: str
+    recmons: dict[str, RecmonProcess]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    async def query(self, expr: str) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(f"{self.prometheus}/api/v1/query", params={"query": expr})
+        body = response.json()
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+    async def until(self, condition: Callable[[], Any], what: str, within: float) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            result = condition()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"timed out after {within}s waiting for {what}")
+
+    async def quiet(self) -> None:
+        """No class alert pending or firing: the next case starts clean."""
+
+        async def none_left() -> bool:
+            return not await self.query('ALERTS{class!=""}')
+
+        await self.until(none_left, "every class alert to clear", WITHIN)
+
+    async def page(self, alertname: str, since: float, **labels: str) -> dict[str, Any]:
+        """Wait for the first notification of `alertname` (with `labels`), then SETTLE more
+        seconds for anything else; returns that alert, records time from fault to page."""
+
+        def found() -> list[tuple[float, str, dict[str, Any]]]:
+            return [
+                hit
+                for hit in self.pager.firing(since)
+                if hit[2]["labels"]["alertname"] == alertname
+                and all(hit[2]["labels"].get(k) == v for k, v in labels.items())
+            ]
+
+        await self.until(found, f"{alertname} {labels}", WITHIN)
+        at, _, alert = found()[0]
+        self.timings[alertname] = at - since
+        await asyncio.sleep(SETTLE)
+        return alert
+
+    def notifications(self, since: float) -> list[tuple[str, str, dict[str, str]]]:
+        """(receiver, alertname, labels) of every firing alert notified since `since`."""
+        return [
+            (path.lstrip("/"), alert["labels"]["alertname"], alert["labels"])
+            for _, path, alert in self.pager.firing(since)
+        ]
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    prometheus_binary = require_binary("prometheus")
+    alertmanager_binary = require_binary("prometheus-alertmanager")
+    pager = Pager()
+    rules = tmp_path / "recmon-locations.yml"
+    rules.write_text(scaled_rules())
+    am_port, prom_port = free_port(), free_port()
+    alertmanager = f"http://127.0.0.1:{am_port}"
+    prometheus = f"http://127.0.0.1:{prom_port}"
+    settings = SandboxSettings(tenants=TENANTS, latency_ms={"search": 5.0, "recommendations": 5.0})
+    async with serve_sandbox(settings) as sandbox, serve_asgi(pager, "127.0.0.1", 0) as hook:
+        (tmp_path / "am.yml").write_text(alertmanager_config(hook.url))
+        am_args = [
+            alertmanager_binary,
+            f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path / 'am'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
+        ]
+        recmons = {}
+        for location in LOCATIONS:
+            config = tmp_path / f"{location}.yaml"
+            config.write_text(recmon_config(sandbox.url, location, alertmanager))
+            recmons[location] = RecmonProcess(config)
+        (tmp_path / "prometheus.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(rules), str(ROOT / "deploy/prometheus/recmon-rules.yml")],
+                    "alerting": {
+                        "alertmanagers": [
+                            {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}
+                        ]
+                    },
+                    "scrape_configs": [
+                        {
+                            "job_name": "recmon",
+                            "static_configs": [
+                                {"targets": [f"127.0.0.1:{r.port}" for r in recmons.values()]}
+                            ],
+                        }
+                    ],
+                }
+            )
+        )
+        prom_args = [
+            prometheus_binary,
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+        ]
+        with (
+            running(am_args, ready_url=f"{alertmanager}/-/ready", log=tmp_path / "am.log"),
+            running(prom_args, ready_url=f"{prometheus}/-/ready", log=tmp_path / "prom.log"),
+        ):
+            try:
+                await asyncio.gather(*(r.start() for r in recmons.values()))
+                yield Stack(sandbox, pager, prometheus, recmons)
+            finally:
+                for process in recmons.values():
+                    if process.process is not None and process.process.returncode is None:
+                        await process.stop()
+
+
+async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
+    async def all_reporting() -> bool:
+        return len(await stack.query("location:recmon_reporting")) == len(LOCATIONS)
+
+    await stack.until(all_reporting, "three locations reporting", WITHIN)
+    await asyncio.sleep(2)
+    assert stack.notifications(0.0) == []  # healthy: nothing at all
+
+    # 1. One location's requests all fail: only the location warning, to the tickets.
+    since = time.monotonic()
+    stack.sandbox.faults.set("*", "*", Fault(status=503), location="eu")
+    alert = await stack.page("RecmonLocationProblem", since, location="eu")
+    assert "from location eu only" in alert["annotations"]["summary"]
+    sent = stack.notifications(since)
+    assert {(receiver, name) for receiver, name, _ in sent} == {
+        ("recmon-tickets", "RecmonLocationProblem")
+    }
+    assert {labels["location"] for _, _, labels in sent} == {"eu"}
+    stack.sandbox.faults.clear()
+    await stack.quiet()
+
+    # 2. One tenant empty from every location: its page, nothing else.
+    since = time.monotonic()
+    stack.sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
+    alert = await stack.page("RecmonTenantProblem", since, tenant="tenant-002")
+    assert alert["annotations"]["summary"] == (
+        "recommendations empty for tenant tenant-002 from 3 of 3 locations"
+    )
+    assert {(r, n, labels.get("tenant")) for r, n, labels in stack.notifications(since)} == {
+        ("recmon-pager", "RecmonTenantProblem", "tenant-002")
+    }
+    stack.sandbox.faults.clear()
+    await stack.quiet()
+
+    # 3. Every tenant empty from every location: exactly one platform page naming all the
+    # tenants and all three locations; no tenant page, no location warning.
+    since = time.monotonic()
+    stack.sandbox.faults.set("*", "recommendations", Fault(empty=True))
+    alert = await stack.page("RecmonPlatformOutage", since)
+    sent = stack.notifications(since)
+    assert [(r, n) for r, n, _ in sent] == [("recmon-pager", "RecmonPlatformOutage")]
+    annotations = alert["annotations"]
+    assert annotations["summary"] == (
+        f"recommendations empty for all {TENANTS} tenants from 3 of 3 locations"
+    )
+    tenants = ", ".join(f"tenant-{i:03d}" for i in range(1, TENANTS + 1))
+    assert "as seen from each of ap, eu, us." in annotations["description"]
+    assert f"failing from at least 2 locations: {tenants}." in annotations["description"]
+    stack.sandbox.faults.clear()
+    await stack.quiet()
+
+    # 4. A location stops reporting: its own page; the two left, healthy, page nothing else.
+    since = time.monotonic()
+    await stack.recmons["ap"].stop(signal.SIGKILL)
+    await stack.page("RecmonLocationNotReporting", since, location="ap")
+    await asyncio.sleep(SETTLE)
+    assert [(r, n) for r, n, _ in stack.notifications(since)] == [
+        ("recmon-pager", "RecmonLocationNotReporting")
+    ]
+
+    # recmon's own pages (tenant_pages: rules) never reached Alertmanager's receivers.
+    assert all(labels.get("source") != "recmon" for _, _, labels in stack.notifications(0.0))
+    print("\ntime from fault to page:")
+    for name, seconds in stack.timings.items():
+        print(f"  {name:28} {seconds:5.1f} s")
