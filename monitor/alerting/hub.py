@@ -192,6 +192,14 @@ class AlertHub:
         ((host, "tls"), rule, state)."""
         return self._tracker.firing()
 
+    def pending_alerts(self) -> list[tuple[SeriesKey, str, AlertState]]:
+        """Alerts whose condition holds, not yet long enough to fire (same shape as above)."""
+        return self._tracker.pending()
+
+    def building_alerts(self) -> list[tuple[SeriesKey, str, int, int]]:
+        """Streaks short of their rule's threshold: (series, rule, probes so far, needed)."""
+        return self._tracker.building()
+
     def active_triggers(self) -> list[Notification]:
         """What is paged right now (for Alertmanager's periodic re-send)."""
         return self._planner.active_triggers()

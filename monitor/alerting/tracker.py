@@ -129,6 +129,45 @@ class AlertTracker:
         ]
         return firing
 
+    def pending(self) -> list[tuple[SeriesKey, str, AlertState]]:
+        """Alerts whose condition holds but has not held long enough to fire."""
+        pending = [
+            (key, rule_id, alert)
+            for key, state in self.series.items()
+            for rule_id, alert in state.alerts.items()
+            if alert.status is AlertStatus.PENDING
+        ]
+        pending += [
+            ((host, TLS_CHECK), rule_id, alert)
+            for host, state in self.tls_hosts.items()
+            for rule_id, alert in state.alerts.items()
+            if alert.status is AlertStatus.PENDING
+        ]
+        return pending
+
+    def building(self) -> list[tuple[SeriesKey, str, int, int]]:
+        """Streaks on their way to an alert: ((tenant, check), rule, probes so far, probes
+        needed) for empty_results and failures not active yet — what a first CronJob round
+        has seen but cannot page for."""
+        building: list[tuple[SeriesKey, str, int, int]] = []
+        for key, state in self.series.items():
+            rules = self.rulebook.for_series(*key)
+            for rule, streak, threshold in (
+                (
+                    "empty_results",
+                    state.empty_streak,
+                    rules.empty_results.failure_threshold if rules.empty_results else 0,
+                ),
+                (
+                    "failures",
+                    state.failure_streak,
+                    rules.failures.failure_threshold if rules.failures else 0,
+                ),
+            ):
+                if 0 < streak < threshold and rule not in state.alerts:
+                    building.append((key, rule, streak, threshold))
+        return building
+
     def latency(self, tenant: str, check: str, now: float) -> tuple[float | None, float | None]:
         """(window p95, baseline p95) of a series, for the gauges."""
         state = self.series.get((tenant, check))

@@ -78,7 +78,7 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
         if pipeline.heartbeat is not None:
             await pipeline.heartbeat.ping()
         if not options.quiet:
-            print(round_summary(results, list(monitor.checks)), file=out)
+            print(round_summary(results, list(monitor.checks), monitor.skips), file=out)
             print(firing_summary(monitor.hub), file=out)
         exported = _export(registry, loaded, options)
         firing = monitor.hub.firing

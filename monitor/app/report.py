@@ -6,7 +6,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from monitor.alerting.hub import AlertHub
+from monitor.alerting.tracker import SeriesKey
+from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
+from monitor.detect.state import AlertState
 
 MAX_PROBLEM_LINES = 50
 
@@ -22,7 +25,11 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def round_summary(results: Iterable[ProbeResult], checks: Sequence[str]) -> str:
+def round_summary(
+    results: Iterable[ProbeResult],
+    checks: Sequence[str],
+    skips: Mapping[tuple[str, str], str] | None = None,
+) -> str:
     by_check: dict[str, list[ProbeResult]] = {check: [] for check in checks}
     for result in results:
         by_check.setdefault(result.check, []).append(result)
@@ -43,18 +50,48 @@ def round_summary(results: Iterable[ProbeResult], checks: Sequence[str]) -> str:
             + f"{_ms(_percentile(latencies, 0.5)):>9}{_ms(_percentile(latencies, 0.95)):>9}"
         )
         problems.extend(r for r in items if not r.ok)
+    lines.append("")
     if problems:
-        lines.append("")
+        # One line per check, outcome and reason, naming its tenants: a storm over 500
+        # tenants is one line, not 500.
+        same: dict[tuple[str, str, str], list[str]] = {}
+        for result in sorted(problems, key=lambda r: (r.check, r.outcome.value, r.tenant)):
+            key = (result.check, result.outcome.value, result.reason)
+            same.setdefault(key, []).append(result.tenant)
         lines.append(f"{len(problems)} probe(s) not ok:")
-        for result in sorted(problems, key=lambda r: (r.check, r.tenant))[:MAX_PROBLEM_LINES]:
-            outcome = result.outcome.value
-            lines.append(f"  {result.tenant:<24} {result.check:<18} {outcome:<14} {result.reason}")
-        if len(problems) > MAX_PROBLEM_LINES:
-            lines.append(f"  ... and {len(problems) - MAX_PROBLEM_LINES} more")
+        for (check, outcome, reason), tenants in list(same.items())[:MAX_PROBLEM_LINES]:
+            lines.append(_clip(f"  {check} {outcome} ({_tenants(tenants)}): {reason}"))
+        if len(same) > MAX_PROBLEM_LINES:
+            lines.append(f"  ... and {len(same) - MAX_PROBLEM_LINES} more")
     else:
-        lines.append("")
         lines.append("all probes ok")
+    if skips:
+        why: dict[tuple[str, str], list[str]] = {}
+        for (tenant, check), reason in sorted(skips.items()):
+            why.setdefault((check, reason), []).append(tenant)
+        lines.append(f"{len(skips)} probe(s) skipped:")
+        for (check, reason), tenants in list(why.items())[:MAX_PROBLEM_LINES]:
+            lines.append(_clip(f"  {check} ({_tenants(tenants)}): {reason}"))
+        if len(why) > MAX_PROBLEM_LINES:
+            lines.append(f"  ... and {len(why) - MAX_PROBLEM_LINES} more")
     return "\n".join(lines)
+
+
+# A summary line fits a terminal; what is cut says so.
+MAX_LINE = 160
+SHOWN_TENANTS = 5
+
+
+def _clip(line: str, width: int = MAX_LINE) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _tenants(tenants: Sequence[str]) -> str:
+    if len(tenants) == 1:
+        return tenants[0]
+    shown = ", ".join(tenants[:SHOWN_TENANTS])
+    more = f", +{len(tenants) - SHOWN_TENANTS} more" if len(tenants) > SHOWN_TENANTS else ""
+    return f"{len(tenants)} tenants: {shown}{more}"
 
 
 def _cell(result: ProbeResult | None) -> str:
@@ -78,7 +115,7 @@ def tenant_table(
     lines = [f"{'tenant':<{width}}" + "".join(f"{c:<28}" for c in checks)]
     for tenant in tenants:
         cells = [
-            f"skipped ({skips[(tenant, check)]})"
+            f"skipped ({skips[(tenant, check)].split(':')[0]})"
             if (tenant, check) in skips
             else _cell(latest.get((tenant, check)))
             for check in checks
@@ -89,15 +126,56 @@ def tenant_table(
     return "\n".join(lines)
 
 
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}  # critical first
+
+
+def _by_rule(alerts: Sequence[tuple[SeriesKey, str, AlertState]]) -> list[str]:
+    """One line per rule and check, naming the tenants (hosts, for certificates)."""
+    same: dict[tuple[str, str], list[str]] = {}
+    for (subject, check), rule_id, _ in sorted(alerts, key=lambda a: (a[0][1], a[1], a[0][0])):
+        same.setdefault((rule_id, check), []).append(subject)
+    return [
+        _clip(f"  {rule_id} on {check} ({_tenants(subjects)})")
+        for (rule_id, check), subjects in same.items()
+    ]
+
+
 def firing_summary(hub: AlertHub) -> str:
+    """What is paged, what fires, what is pending: grouped incidents as the one incident they
+    are, alerts by rule and check rather than one line per tenant."""
     firing = hub.firing_alerts()
-    if not firing:
-        return "no alerts firing"
-    lines = [f"{len(firing)} alert(s) firing:"]
-    for _, rule_id, alert in sorted(firing, key=lambda f: (f[0][1], f[1], f[0][0]))[
-        :MAX_PROBLEM_LINES
-    ]:
-        lines.append(f"  {alert.severity.value:<9} {rule_id:<22} {alert.summary}")
-    if len(firing) > MAX_PROBLEM_LINES:
-        lines.append(f"  ... and {len(firing) - MAX_PROBLEM_LINES} more")
+    pending = hub.pending_alerts()
+    paged = sorted(hub.active_triggers(), key=lambda n: (_SEVERITY_RANK[n.severity], n.key))
+    lines: list[str] = []
+    if paged:
+        lines.append(f"{len(paged)} incident(s) paged:")
+        for notification in paged[:MAX_PROBLEM_LINES]:
+            lines.append(
+                _clip(
+                    f"  {notification.severity.value:<9} {notification.rule:<16} "
+                    f"{notification.summary}"
+                )
+            )
+        if len(paged) > MAX_PROBLEM_LINES:
+            lines.append(f"  ... and {len(paged) - MAX_PROBLEM_LINES} more")
+    if firing:
+        lines.append(f"{len(firing)} alert(s) firing:")
+        lines.extend(_by_rule(firing)[:MAX_PROBLEM_LINES])
+    else:
+        lines.append("no alerts firing")
+    if pending:
+        lines.append(f"{len(pending)} alert(s) pending (they fire if the next probes agree):")
+        lines.extend(_by_rule(pending)[:MAX_PROBLEM_LINES])
+    building = hub.building_alerts()
+    if building:
+        lines.append(
+            f"{len(building)} alert(s) on their way (they fire after enough probes in a row):"
+        )
+        same: dict[tuple[str, str, int, int], list[str]] = {}
+        for (tenant, check), rule, have, need in sorted(
+            building, key=lambda b: (b[0][1], b[1], b[0][0])
+        ):
+            same.setdefault((rule, check, have, need), []).append(tenant)
+        for (rule, check, have, need), tenants in list(same.items())[:MAX_PROBLEM_LINES]:
+            lines.append(_clip(f"  {rule} on {check}, {have} of {need} ({_tenants(tenants)})"))
     return "\n".join(lines)

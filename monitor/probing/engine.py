@@ -125,7 +125,12 @@ class Engine:
         except MissingVariable as exc:
             self.metrics.probes_skipped.labels(name, "missing_variable").inc()
             if self.skip_sink is not None:
-                self.skip_sink(tenant, name, f"no {{{exc.name}}}")
+                why = (
+                    f"{check.after} did not succeed, so captured nothing"
+                    if exc.name in check.captured_before and check.after
+                    else "not set for this tenant in tenants.vars or tenants.default_vars"
+                )
+                self.skip_sink(tenant, name, f"no {{{exc.name}}}: {why}")
             fields = {"tenant": tenant, "check": name, "variable": exc.name}
             told = (tenant, name, exc.name)
             if exc.name not in check.captured_before and told not in self._told_missing:

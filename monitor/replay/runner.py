@@ -335,16 +335,56 @@ def _clock(seconds: float | None) -> str:
     return f"{days}d {text}" if days else text
 
 
+# Report lines fit a terminal; what is cut says so.
+MAX_LINE = 120
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…"
+
+
+def verdict(report: ReplayReport) -> str:
+    """One line: did recmon page for what it should, and only for that?"""
+    signals = report.signals
+    if not signals:
+        if report.pages == 0:
+            return f"verdict: ok, no page in {_clock(report.scenario.duration)}, none expected"
+        return f"verdict: FAILED, {report.pages} page(s) where none was expected"
+    missed = [row.signal.name for row in signals if row.first_page is None]
+    open_ = [row.signal.name for row in signals if row.first_page is not None and not row.resolved]
+    delays = [
+        row.first_page - row.signal.fault_start for row in signals if row.first_page is not None
+    ]
+    extra = report.pages - len(signals)
+    if not missed and not open_:
+        text = (
+            f"verdict: ok, all {len(signals)} faults paged (the slowest {max(delays):.0f}s "
+            f"after its fault began) and resolved, {report.pages} page(s) in all"
+        )
+        return text if extra <= 0 else f"{text} ({extra} more than the faults)"
+    problems = []
+    if missed:
+        problems.append(f"never paged: {', '.join(missed)}")
+    if open_:
+        problems.append(f"never resolved: {', '.join(open_)}")
+    return f"verdict: FAILED, {'; '.join(problems)}"
+
+
 def format_report(report: ReplayReport) -> str:
     scenario = report.scenario
     lines = [
-        f"replay {scenario.name}: {scenario.description}",
+        _clip(f"replay {scenario.name}: {scenario.description}"),
         f"{scenario.tenants} tenants, probe interval {scenario.interval:g}s, "
         f"{report.probes} probes over {_clock(scenario.duration)}",
         "",
-        f"{'signal':<30}{'fault start':>13}{'first page':>13}{'after':>9}"
-        f"{'resolve':>13}{'pages sent':>12}",
     ]
+    if report.signals:
+        lines.append(
+            f"{'signal':<30}{'fault start':>13}{'first page':>13}{'after':>9}"
+            f"{'resolve':>13}{'pages sent':>12}"
+        )
+    else:
+        lines.append("no faults in this scenario: every page would be a false alarm")
     for row in report.signals:
         after = "-" if row.first_page is None else f"{row.first_page - row.signal.fault_start:.0f}s"
         lines.append(
@@ -358,7 +398,7 @@ def format_report(report: ReplayReport) -> str:
         lines.append("")
         lines.append(
             f"the half-finished rotation was paged {_clock(lead)} before the old certificate "
-            "expired and broke search"
+            "expired"
         )
     lines.append("")
     lines.append("first page per signal, as PagerDuty received it:")
@@ -368,7 +408,11 @@ def format_report(report: ReplayReport) -> str:
     lines.append("")
     lines.append(f"notifications: {len(report.notifications)} ({report.pages} pages)")
     for at, notification in report.notifications[:20]:
-        lines.append(f"  {_clock(at)}  {notification.action.value:<8} {notification.summary[:110]}")
+        lines.append(
+            _clip(f"  {_clock(at)}  {notification.action.value:<8} {notification.summary}")
+        )
     if len(report.notifications) > 20:
         lines.append(f"  ... and {len(report.notifications) - 20} more")
+    lines.append("")
+    lines.append(verdict(report))
     return "\n".join(lines)
