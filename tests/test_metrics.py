@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from monitor.core.results import Outcome, ProbeResult
-from monitor.telemetry.metrics import ALL_TENANTS, Metrics, latency_buckets
+from monitor.telemetry.metrics import (
+    ALL_TENANTS,
+    PER_TENANT_HISTOGRAMS_UP_TO,
+    Metrics,
+    latency_buckets,
+)
 from monitor.telemetry.push import pushable
 
 
@@ -76,6 +82,50 @@ def test_histograms_per_check_only_when_switched_off() -> None:
     assert (
         sample(metrics, "recmon_probes_total", tenant="globex", check="search", outcome="ok") == 1
     )
+
+
+@pytest.mark.parametrize(
+    ("setting", "tenants", "per_tenant", "said"),
+    [
+        (None, PER_TENANT_HISTOGRAMS_UP_TO, True, False),
+        (None, PER_TENANT_HISTOGRAMS_UP_TO + 1, False, True),
+        (True, 10_000, True, False),
+        (False, 10, False, False),
+    ],
+    ids=["unset-at-the-limit", "unset-above-it", "on-by-choice", "off-by-choice"],
+)
+def test_per_tenant_histograms_unset_are_on_up_to_the_documented_tenant_count(
+    setting: bool | None,
+    tenants: int,
+    per_tenant: bool,
+    said: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics(CollectorRegistry(), per_tenant_histograms=setting)
+    metrics.record(result("acme"))  # a restored or early observation, before the count
+    with caplog.at_level("INFO", logger="recmon.metrics"):
+        metrics.size_for(tenants)
+        metrics.size_for(tenants * 20)  # decided once: a later count changes nothing
+    metrics.record(result("globex"))
+    for tenant in ("acme", "globex"):
+        count = sample(
+            metrics, "recmon_probe_duration_seconds_count", tenant=tenant, check="search"
+        )
+        assert count == (1 if per_tenant else None)
+    if not per_tenant and setting is None:
+        assert (
+            sample(
+                metrics, "recmon_probe_duration_seconds_count", tenant=ALL_TENANTS, check="search"
+            )
+            == 1
+        )
+    lines = [r.getMessage() for r in caplog.records]
+    if said:
+        (line,) = lines
+        assert f"above {PER_TENANT_HISTOGRAMS_UP_TO}" in line
+        assert "metrics.per_tenant_histograms: true" in line  # how to override
+    else:
+        assert lines == []
 
 
 def test_forget_tenant_removes_every_series_of_it() -> None:

@@ -292,6 +292,7 @@ class Monitor:
             )
         self.tenants = tenants
         self.hub.set_tenants(tenants, removed)
+        self.metrics.size_for(len(tenants))
         self.metrics.tenants.set(len(tenants))
         self.scheduler.set_jobs(self.engine.jobs(tenants))
 

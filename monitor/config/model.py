@@ -198,8 +198,9 @@ class MetricsSpec(Model):
     pushgateway: HttpUrl | None = None
     job: str = "recmon"
     # Per-tenant latency histograms cost ~14 series per tenant and check; off keeps one
-    # histogram per check (tenant="_all") and per-tenant p95 gauges.
-    per_tenant_histograms: bool = True
+    # histogram per check (tenant="_all") and per-tenant p95 gauges. Unset: on up to
+    # PER_TENANT_HISTOGRAMS_UP_TO (1,000) tenants, off above.
+    per_tenant_histograms: bool | None = None
 
 
 def _host_port(value: str) -> str:
