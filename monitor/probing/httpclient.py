@@ -79,7 +79,13 @@ def build_client(
         )
     return httpx.AsyncClient(
         base_url=target.base_url,
-        headers={"user-agent": USER_AGENT, **target.headers},
+        headers={
+            "user-agent": USER_AGENT,
+            # Where the probe comes from, for the API's logs (and the sandbox's faults by
+            # location); the target's own headers may override it.
+            **({LOCATION_HEADER: location} if location else {}),
+            **target.headers,
+        },
         timeout=httpx.Timeout(timeout),
         limits=limits,
         verify=verify,
