@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import ssl
 from collections.abc import Mapping
@@ -237,6 +238,10 @@ def _literal_secrets(config: Config) -> frozenset[str]:
         parts = urlsplit(url)
         if parts.password:
             values.add(parts.password)
+            # What goes over the wire for user:password@ in a URL: an echo of the request
+            # carries this form, not the password.
+            credentials = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
+            values.add(base64.b64encode(credentials.encode()).decode())
             values.add(unquote(parts.password))  # as it goes out, in a Basic credential
         for name, value in parse_qsl(parts.query):
             if any(word in name.lower() for word in _SECRET_PARAMS) and value:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import re
 from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
 
 from monitor.core.notifications import Delivery, DeliveryResult, Notification
+from monitor.core.secrets import REDACTED, Redactor
 
 MAX_REASON = 300
 
@@ -55,15 +57,71 @@ def classify(
     status = response.status_code
     if status in accepted or 200 <= status < 300:
         return DeliveryResult(Delivery.DELIVERED, f"status {status}")
-    reason = f"status {status}: {response.text.strip()[:MAX_REASON]}"
+    # The answer's text becomes a log line and the outbox's last_error in the state file: a
+    # sink that echoes its request (a proxy's error page, a debugging endpoint) must not
+    # carry the credentials recmon sent it into either.
+    text = scrub(response.text.strip(), response.request if _has_request(response) else None)
+    reason = f"status {status}: {text[:MAX_REASON]}"
     if status in (408, 429) or status >= 500:
         return DeliveryResult(Delivery.RETRY, reason, retry_after(response, now))
     return DeliveryResult(Delivery.REJECTED, reason)
 
 
+# Headers that carry no credential; every other header value recmon sent is treated as one.
+_PLAIN_HEADERS = frozenset(
+    {
+        "host",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "user-agent",
+        "content-length",
+        "content-type",
+        "x-recmon-location",
+    }
+)
+# Credentials by their form, whoever they belong to: "Basic dXNlcjpwYXNz", "Bearer eyJ...".
+_SCHEME_TOKEN = re.compile(r"(?i)\b(basic|bearer|token|digest|apikey)(\s+)[A-Za-z0-9._~+/=-]{6,}")
+_MIN_QUERY_SECRET = 8
+
+
+def _has_request(response: httpx.Response) -> bool:
+    try:
+        response.request  # noqa: B018 - raises when the response was built without one
+    except RuntimeError:
+        return False
+    return True
+
+
+def scrub(text: str, request: httpx.Request | None) -> str:
+    """`text` without the credentials of `request` (header values, the URL's password and
+    query values) and without anything shaped like an Authorization credential."""
+    if request is not None:
+        values: set[str] = set()
+        for name, value in request.headers.items():
+            if name.lower() not in _PLAIN_HEADERS:
+                values.add(value)
+                values.add(value.split(" ", 1)[-1])
+        if request.url.password:
+            values.add(request.url.password)
+        values.update(v for _, v in request.url.params.multi_items() if len(v) >= _MIN_QUERY_SECRET)
+        text = Redactor(values).redact(text)
+    return _SCHEME_TOKEN.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
 def classify_error(exc: Exception) -> DeliveryResult:
     """Network trouble: timeouts, refused, reset, DNS — always worth another try."""
-    return DeliveryResult(Delivery.RETRY, f"{type(exc).__name__}: {str(exc)[:MAX_REASON]}")
+    request = exc.request if isinstance(exc, httpx.RequestError) and _has_exc_request(exc) else None
+    text = scrub(str(exc), request)
+    return DeliveryResult(Delivery.RETRY, f"{type(exc).__name__}: {text[:MAX_REASON]}")
+
+
+def _has_exc_request(exc: httpx.RequestError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises when the error was raised without one
+    except RuntimeError:
+        return False
+    return True
 
 
 async def post_json(
