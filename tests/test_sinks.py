@@ -67,6 +67,27 @@ def test_pagerduty_trigger_payload() -> None:
     ]
 
 
+def test_pagerduty_certificate_pages_are_grouped_and_named_by_host() -> None:
+    body = event_body(
+        trigger(
+            key="recmon/tls_unreachable/tls/-/api.example.com:443",
+            rule="tls_unreachable",
+            severity=Severity.WARNING,
+            tenant=None,
+            check="tls",
+            labels={"host": "api.example.com:443"},
+            details={"host": "api.example.com:443", "addresses": {"10.0.0.3": "timeout"}},
+        ),
+        PD,
+    )
+    payload = body["payload"]
+    assert payload["group"] == "api.example.com:443"  # not "multiple-tenants"
+    # as recmon_alerts_firing labels it: tenant "", check = the host
+    assert payload["custom_details"]["tenant"] == ""
+    assert payload["custom_details"]["check"] == "api.example.com:443"
+    assert payload["component"] == "tls"
+
+
 def test_pagerduty_resolve_payload_is_minimal() -> None:
     resolve = trigger(action=Action.RESOLVE, id="x:resolve")
     assert event_body(resolve, PD) == {

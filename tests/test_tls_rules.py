@@ -81,7 +81,7 @@ def test_rotation_left_behind_pages_after_the_grace_period_and_resolves() -> Non
     )
     assert event.key == "recmon/tls_inconsistent/tls/-/api.example.com:443"
     assert (
-        "10.0.0.3 serve aaaaaaaaaaaaaaaa" in event.summary
+        "10.0.0.3 serves aaaaaaaaaaaaaaaa" in event.summary
         and "10.0.0.1, 10.0.0.2 serve bbbb" in event.summary
     )
     assert event.details["certificates"] == {
@@ -89,7 +89,8 @@ def test_rotation_left_behind_pages_after_the_grace_period_and_resolves() -> Non
         "bb" * 8: ["10.0.0.1", "10.0.0.2"],
     }
     assert host.see(25 * 60, *half) == []  # no second page
-    (resolved,) = host.see(30 * 60, *(result(a, NEW) for a in ADDRESSES))
+    assert host.see(30 * 60, *(result(a, NEW) for a in ADDRESSES)) == []  # one good round
+    (resolved,) = host.see(35 * 60, *(result(a, NEW) for a in ADDRESSES))  # two resolve
     assert (resolved.rule, resolved.kind) == ("tls_inconsistent", EventKind.RESOLVED)
 
 
@@ -103,10 +104,8 @@ def test_expiry_warns_then_escalates_on_the_earliest_backend() -> None:
         and warning.details["days_left"] == 10
     )
     events = host.see(8 * DAY, result("10.0.0.1", soon_old), result("10.0.0.2", soon_old))
-    assert {(e.rule, e.kind) for e in events} == {
-        ("tls_expiring", EventKind.RESOLVED),
-        ("tls_expiring_soon", EventKind.FIRING),
-    }
+    # the critical opens beside the warning: nothing closes as things get worse
+    assert {(e.rule, e.kind) for e in events} == {("tls_expiring_soon", EventKind.FIRING)}
 
 
 def test_invalid_certificates_are_named_by_address_and_do_not_also_count_as_expiring() -> None:
@@ -122,5 +121,98 @@ def test_invalid_certificates_are_named_by_address_and_do_not_also_count_as_expi
     assert invalid.severity is Severity.CRITICAL
     assert invalid.details["addresses"] == {"10.0.0.2": "expired"}
     assert invalid.details["fingerprints"] == {"10.0.0.2": "cc" * 8}
-    assert "1 of 3 backends serve an invalid certificate: 10.0.0.2 expired" in invalid.summary
+    assert "1 of 3 backends serves an invalid certificate: 10.0.0.2 expired" in invalid.summary
     assert not any(e.rule.startswith("tls_expiring") for e in events)
+
+
+def lagging() -> tuple[Host, tuple[TlsResult, ...]]:
+    """.3 still on the old certificate (2 days left): inconsistency and expiring soon open."""
+    host = Host()
+    old = cert("aa", 2)
+    half = (result("10.0.0.1", NEW), result("10.0.0.2", NEW), result("10.0.0.3", old))
+    host.see(0, *half)
+    host.see(20 * 60, *half)
+    assert set(host.state.alerts) == {"tls_inconsistent", "tls_expiring_soon"}
+    host.events.clear()
+    return host, half
+
+
+def test_a_lagging_backend_that_blips_keeps_its_certificate_in_the_judgement() -> None:
+    host, half = lagging()
+    gone = (*half[:2], result("10.0.0.3", None, "connect_error"))
+    for minute in (25, 30, 35):  # refused for three rounds: judged on its last certificate
+        assert host.see(minute * 60, *gone) == []
+    assert host.see(40 * 60, *half) == []  # back with the same old certificate: nothing new
+    assert set(host.state.alerts) == {"tls_inconsistent", "tls_expiring_soon"}
+
+
+def test_a_backend_missing_one_round_in_three_is_still_paged_as_inconsistent() -> None:
+    host = Host()
+    old = cert("aa", 200)
+    half = (result("10.0.0.1", NEW), result("10.0.0.2", NEW), result("10.0.0.3", old))
+    gone = (*half[:2], result("10.0.0.3", None, "timeout"))
+    for round_ in range(6):
+        host.see(round_ * 300, *(gone if round_ % 3 == 1 else half))
+    assert [(e.rule, e.kind) for _, e in host.events] == [("tls_inconsistent", EventKind.FIRING)]
+
+
+def test_an_address_gone_longer_than_the_bound_pages_unreachable_by_name() -> None:
+    host, half = lagging()
+    gone = (*half[:2], result("10.0.0.3", None, "connect_error"))
+    for minute in (25, 30, 35):
+        assert host.see(minute * 60, *gone) == []
+    events = host.see(40 * 60, *gone)  # 15 minutes without a certificate: the bound
+    (unreachable,) = [e for e in events if e.kind is EventKind.FIRING]
+    assert (unreachable.rule, unreachable.severity) == ("tls_unreachable", Severity.WARNING)
+    assert unreachable.variant == HOST
+    assert "10.0.0.3 for 15m" in unreachable.summary and "connect_error" in unreachable.summary
+    assert unreachable.details["addresses"] == {"10.0.0.3": "connect_error: connect_error"}
+    # its old certificate no longer counts: the rules it held open start to clear
+    assert {e.rule for e in events if e.kind is EventKind.RESOLVED} == set()
+    resolved = host.see(45 * 60, *gone)
+    assert {e.rule for e in resolved} == {"tls_inconsistent", "tls_expiring_soon"}
+    assert all(e.kind is EventKind.RESOLVED for e in resolved)
+    # back: unreachable resolves after two good rounds
+    assert [e.rule for e in host.see(50 * 60, *(result(a, NEW) for a in ADDRESSES))] == []
+    (back,) = host.see(55 * 60, *(result(a, NEW) for a in ADDRESSES))
+    assert (back.rule, back.kind) == ("tls_unreachable", EventKind.RESOLVED)
+
+
+def test_an_expiring_certificate_that_expires_hands_over_to_invalid_without_closing() -> None:
+    host = Host()
+    old = cert("aa", 3.5)  # a warning first, critical a day later, expired after 3.5 days
+    fine = (result("10.0.0.1", NEW), result("10.0.0.2", old))
+    host.see(0, *fine)
+    assert "tls_expiring" in host.state.alerts
+    host.see(DAY, *fine)
+    assert {"tls_expiring_soon", "tls_expiring"} <= set(host.state.alerts)  # both open
+    expired = (result("10.0.0.1", NEW), result("10.0.0.2", old, "expired"))
+    events = host.see(3.5 * DAY + 300, *expired)
+    expiry_and_validity = [(e.rule, e.kind) for e in events if e.rule != "tls_inconsistent"]
+    assert expiry_and_validity == [("tls_invalid", EventKind.FIRING)]
+    assert "expired 5m ago and is still served" in host.state.alerts["tls_expiring_soon"].summary
+    host.see(3.5 * DAY + 600, *expired)
+    # the certificate is replaced: everything it held open resolves after two good rounds
+    replaced = (result("10.0.0.1", NEW), result("10.0.0.2", NEW))
+    assert host.see(3.5 * DAY + 900, *replaced) == []
+    resolved = host.see(3.5 * DAY + 1200, *replaced)
+    assert {(e.rule, e.kind) for e in resolved} == {
+        ("tls_invalid", EventKind.RESOLVED),
+        ("tls_expiring", EventKind.RESOLVED),
+        ("tls_expiring_soon", EventKind.RESOLVED),
+        ("tls_inconsistent", EventKind.RESOLVED),
+    }
+
+
+def test_an_address_that_leaves_the_address_list_is_forgotten() -> None:
+    host, half = lagging()
+    host.see(25 * 60, *half[:2])  # DNS lists two addresses now
+    assert set(host.state.addresses) == {"10.0.0.1", "10.0.0.2"}
+
+
+def test_host_state_with_remembered_addresses_round_trips_through_json() -> None:
+    from monitor.tls.codec import tls_hosts_from_json, tls_hosts_to_json
+
+    host, half = lagging()
+    host.see(25 * 60, *half[:2], result("10.0.0.3", None, "connect_error"))
+    assert tls_hosts_from_json(tls_hosts_to_json({HOST: host.state})) == {HOST: host.state}

@@ -228,6 +228,11 @@ class TlsSpec(Model):
     # How long addresses of one host may serve different certificates (a rotation in
     # progress) before that is an alert.
     inconsistency_grace: Duration = 900.0
+    # An address that serves no certificate (refused, timed out) is judged on the one it served
+    # last for this long; past it, tls_unreachable pages, naming it.
+    unreachable_after: Duration = 900.0
+    # Certificate alerts resolve after this many consecutive clear rounds.
+    success_threshold: int = Field(2, ge=1)
     ca_file: str | None = None
 
 

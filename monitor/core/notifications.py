@@ -90,6 +90,7 @@ ALERT_NAMES = {
     "tls_expiring_soon": "RecmonTLSCertificateExpiringSoon",
     "tls_invalid": "RecmonTLSCertificateInvalid",
     "tls_inconsistent": "RecmonTLSCertificateInconsistent",
+    "tls_unreachable": "RecmonTLSBackendUnreachable",
 }
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
@@ -101,6 +102,7 @@ RUNBOOKS = {
     "tls_expiring_soon": "docs/runbooks/tls-certificate-expiring.md",
     "tls_invalid": "docs/runbooks/tls-certificate-invalid.md",
     "tls_inconsistent": "docs/runbooks/tls-certificate-inconsistent.md",
+    "tls_unreachable": "docs/runbooks/tls-backend-unreachable.md",
 }
 
 

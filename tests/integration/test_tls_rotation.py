@@ -102,13 +102,16 @@ async def test_rotation_left_behind(backends: Backends, tmp_path: Path) -> None:
     inconsistent = [p for p in pages if p.rule == "tls_inconsistent"]
     assert [p.action for p in inconsistent] == [Action.TRIGGER]
     assert inconsistent[0].labels == {"host": hostport}
-    assert "127.0.0.4 serve" in inconsistent[0].summary
+    assert "127.0.0.4 serves" in inconsistent[0].summary
     days_before_expiry = (old.certificate.not_valid_after_utc.timestamp() - clock.time()) / 86400
     assert days_before_expiry > 9  # paged days before the old certificate breaks anything
 
     await backends.serve("127.0.0.4", new)
     clock.shift += 5 * 60
     await tls.round()
+    assert [p.action for p in pages if p.rule == "tls_inconsistent"] == [Action.TRIGGER]
+    clock.shift += 5 * 60
+    await tls.round()  # the second consecutive good round resolves
     assert [p.action for p in pages if p.rule == "tls_inconsistent"] == [
         Action.TRIGGER,
         Action.RESOLVE,
@@ -243,3 +246,50 @@ async def test_an_expiring_intermediate_is_caught_behind_a_valid_leaf(
     expected = intermediate.certificate.not_valid_after_utc.timestamp()
     assert chain_expiry == pytest.approx(expected, abs=1)
     assert metrics.registry.get_sample_value("recmon_tls_cert_valid", labels) == 1
+
+
+async def test_a_lagging_backend_that_disappears_and_returns_changes_no_incident(
+    backends: Backends, tmp_path: Path
+) -> None:
+    """.4 still serves the old certificate (2 days left): the inconsistency and the expiry are
+    paged. It refuses connections for 3 rounds and comes back with the same certificate: no
+    resolve, no new trigger. Gone longer than tls.unreachable_after: tls_unreachable names it."""
+    ca = CertificateAuthority(tmp_path)
+    old = ca.issue("old", valid_from=-88, valid_days=90)  # 2 days left
+    new = ca.issue("new", valid_from=-1, valid_days=365)
+    clock = ShiftedClock()
+    tls, _, pages = watch(backends, ca, clock)
+    hostport = f"{HOST}:{backends.port}"
+    await backends.serve("127.0.0.2", new)
+    await backends.serve("127.0.0.3", new)
+    await backends.serve("127.0.0.4", old)
+
+    async def round_() -> list[tuple[str, Action]]:
+        before = len(pages)
+        await tls.round()
+        clock.shift += 5 * 60  # tls.interval
+        return [(p.rule, p.action) for p in pages[before:]]
+
+    opened = await round_()
+    assert opened == [("tls_expiring_soon", Action.TRIGGER)]  # one page, the critical
+    clock.shift += 15 * 60  # past the inconsistency grace
+    assert await round_() == [("tls_inconsistent", Action.TRIGGER)]
+    await backends.stop("127.0.0.4")
+    for _ in range(3):  # refused for three rounds (10 minutes from the first miss)
+        assert await round_() == []
+    await backends.serve("127.0.0.4", old)
+    assert await round_() == []  # back with the same old certificate: nothing new
+    assert await round_() == []
+
+    await backends.stop("127.0.0.4")
+    for _ in range(3):
+        assert await round_() == []
+    unreachable = await round_()  # 15 minutes without a certificate: the bound
+    assert ("tls_unreachable", Action.TRIGGER) in unreachable
+    (page,) = [p for p in pages if p.rule == "tls_unreachable"]
+    assert page.summary.startswith(f"{hostport}: 1 backend served no certificate")
+    assert "127.0.0.4 for 15m" in page.summary
+    assert list(page.details["addresses"]) == ["127.0.0.4"]
+    assert page.labels == {"host": hostport}
+    triggers = [p for p in pages if p.action is Action.TRIGGER]
+    assert len(triggers) == 3  # the two first pages and the unreachable warning, once each

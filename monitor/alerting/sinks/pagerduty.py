@@ -39,10 +39,13 @@ def event_body(
     }
     if notification.action is Action.RESOLVE:
         return body
+    # Certificate alerts are about a host, not tenants: named as recmon_alerts_firing labels
+    # them (tenant "", check = the host) and grouped by it.
+    host = notification.labels.get("host") if notification.rule.startswith("tls_") else None
     details = {
         **notification.details,
-        "tenant": notification.tenant,
-        "check": notification.check,
+        "tenant": "" if host else notification.tenant,
+        "check": host or notification.check,
         "started_at": rfc3339(notification.started_at),
         "labels": dict(notification.labels),
         "alert_key": notification.key,
@@ -55,7 +58,7 @@ def event_body(
         "severity": notification.severity.value,
         "timestamp": rfc3339(notification.at),
         "component": notification.check or "recmon",
-        "group": notification.tenant or "multiple-tenants",
+        "group": host or notification.tenant or "multiple-tenants",
         "class": notification.rule,
         "custom_details": details,
     }
