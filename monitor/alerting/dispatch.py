@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tenacity import RetryCallState, wait_exponential, wait_random
@@ -31,6 +32,19 @@ log = logging.getLogger("recmon.delivery")
 
 IDLE_WAKE_S = 5.0
 PRUNE_EVERY_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SinkHealth:
+    """A sink as the status page shows it: its last delivery attempt and its backlog."""
+
+    name: str
+    last_at: float | None  # wall time of the last attempt; None: nothing sent yet
+    last_result: Delivery | None
+    last_detail: str  # the sink's answer ("status 503: ..."), never the request
+    failures: int  # consecutive failed attempts
+    retry_at: float | None  # backed off until then
+    pending: int  # notifications waiting in the outbox for this sink
 
 
 class Dispatcher:
@@ -59,6 +73,7 @@ class Dispatcher:
         self._failures: dict[str, int] = {}
         self._blocked_until: dict[str, float] = {}
         self._last_sent: dict[str, float] = {}
+        self._last_result: dict[str, tuple[float, DeliveryResult]] = {}
         self._wake = asyncio.Event()
 
     # --- enqueue ------------------------------------------------------------------------------
@@ -122,6 +137,7 @@ class Dispatcher:
                 log.exception("sink failed unexpectedly", extra={"fields": {"sink": sink_name}})
                 result = DeliveryResult(Delivery.RETRY, f"internal error: {type(exc).__name__}")
             now = self.clock.time()
+            self._last_result[sink_name] = (now, result)
             self.metrics.notifications.labels(sink_name, result.outcome.value).inc()
             fields = {"sink": sink_name, "id": item.notification.id, "attempt": item.attempts + 1}
             if result.outcome is Delivery.DELIVERED:
@@ -151,6 +167,26 @@ class Dispatcher:
                 )
                 break  # the sink is failing: its other notifications wait with this one
         return delivered
+
+    def health(self) -> list[SinkHealth]:
+        """Every configured sink: its last delivery result and what waits for it."""
+        now = self.clock.time()
+        healths = []
+        for name in self.sinks:
+            at, result = self._last_result.get(name, (None, None))
+            blocked = self._blocked_until.get(name)
+            healths.append(
+                SinkHealth(
+                    name=name,
+                    last_at=at,
+                    last_result=result.outcome if result else None,
+                    last_detail=result.detail if result else "",
+                    failures=self._failures.get(name, 0),
+                    retry_at=blocked if blocked is not None and blocked > now else None,
+                    pending=self.outbox.pending(name),
+                )
+            )
+        return healths
 
     def next_wakeup(self) -> float | None:
         """Wall time of the next delivery worth attempting."""

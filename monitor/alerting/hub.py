@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from monitor.alerting.planner import PlannerState, Policy, plan
+from monitor.alerting.planner import PlannerState, Policy, group_key, plan
 from monitor.alerting.tracker import AlertTracker, SeriesKey
 from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.clock import Clock
-from monitor.core.notifications import Notification
+from monitor.core.notifications import Notification, Severity
 from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
-from monitor.detect.state import AlertEvent, AlertState, EventKind, SeriesState
+from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
 from monitor.probing.checks import HttpCheck
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult
@@ -29,6 +30,26 @@ from monitor.tls.rules import TLS_CHECK, HostState
 log = logging.getLogger("recmon.alerts")
 
 TICK_S = 1.0
+# Alert events remembered for the status page's tenant history: bounded, newest last.
+HISTORY_EVENTS = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """One pending or firing alert as a reader sees it (the status page, /status)."""
+
+    key: str  # the alert's identity (its PagerDuty dedup_key when paged alone)
+    rule: str
+    variant: str  # error_rate: the outcome; certificate alerts: the host
+    tenant: str | None  # None for certificate alerts
+    check: str
+    status: AlertStatus
+    severity: Severity
+    since: float  # condition true since (pending) or fired at (firing)
+    summary: str
+    # Paged: alone (its own key) or inside an open storm (the storm's key); None while held
+    # back (group wait, maintenance) or still pending.
+    paged_as: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +119,7 @@ class AlertHub:
         # Events whose notifications could not be stored (the state file failed): planned
         # again at the next tick, so a failing disk delays a page instead of losing it.
         self._unstored: list[AlertEvent] = []
+        self._history: deque[AlertEvent] = deque(maxlen=HISTORY_EVENTS)
 
     # --- events in -----------------------------------------------------------------------------
 
@@ -118,6 +140,7 @@ class AlertHub:
 
     def handle(self, events: Iterable[AlertEvent], now: float, *, flush: bool = False) -> None:
         events = list(events)
+        self._history.extend(events)
         for event in events:
             firing = event.kind is EventKind.FIRING
             self._gauge(
@@ -249,6 +272,61 @@ class AlertHub:
         else:
             alert = f"{rule}:{variant}" if variant else rule
             self.metrics.set_alert(alert, tenant or "", check or "", severity, firing)
+
+    # --- read-only views (status page, /status) ----------------------------------------------
+
+    def alerts(self) -> list[AlertView]:
+        """Every pending and firing alert, with whether (and under which key) it is paged."""
+        planner = self._planner
+        found: list[tuple[str | None, str, Mapping[str, AlertState]]] = [
+            (tenant, check, state.alerts) for (tenant, check), state in self._tracker.series.items()
+        ]
+        found += [(None, host, state.alerts) for host, state in self._tracker.tls_hosts.items()]
+        views: list[AlertView] = []
+        for tenant, subject, alerts in found:
+            for rule_id, alert in alerts.items():
+                rule, _, variant = rule_id.partition(":")
+                check = subject
+                if tenant is None:  # a certificate alert: the host is its variant
+                    check, variant = TLS_CHECK, subject
+                event = AlertEvent(
+                    EventKind.FIRING, rule, tenant, check, alert.severity, 0.0, 0.0, "", variant
+                )
+                paged_as: str | None = None
+                if alert.status is AlertStatus.FIRING:
+                    alone = planner.notified.get(event.key)
+                    group = planner.groups.get(group_key(event, self._shard, self._location) or "")
+                    if alone is not None:
+                        paged_as = alone.key
+                    elif group is not None:
+                        paged_as = group.trigger.key
+                views.append(
+                    AlertView(
+                        key=event.key,
+                        rule=rule,
+                        variant=variant,
+                        tenant=tenant,
+                        check=check,
+                        status=alert.status,
+                        severity=alert.severity,
+                        since=alert.fired_at if alert.fired_at is not None else alert.since,
+                        summary=alert.summary,
+                        paged_as=paged_as,
+                    )
+                )
+        return views
+
+    def series(self, tenant: str, check: str) -> SeriesState | None:
+        """What the detector remembers of one tenant × check (its window of samples)."""
+        return self._tracker.series.get((tenant, check))
+
+    def latency(self, tenant: str, check: str) -> tuple[float | None, float | None]:
+        """(window p95, baseline p95) of one tenant × check."""
+        return self._tracker.latency(tenant, check, self.clock.time())
+
+    def history(self, tenant: str) -> list[AlertEvent]:
+        """The recent alert events of one tenant, oldest first (bounded)."""
+        return [e for e in self._history if e.tenant == tenant]
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from monitor.alerting.codec import planner_to_json
-from monitor.alerting.dispatch import Dispatcher
+from monitor.alerting.dispatch import Dispatcher, SinkHealth
 from monitor.alerting.heartbeat import Heartbeat
 from monitor.alerting.hub import Decision
 from monitor.alerting.sinks import build_sinks
@@ -91,6 +91,10 @@ class NotificationPipeline:
         for task in tasks[1:]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def health(self) -> tuple[list[SinkHealth], int]:
+        """(each sink's last delivery and backlog, the outbox depth over all sinks)."""
+        return self.dispatcher.health(), self.outbox.pending()
 
     async def refresh_firing(self, firing: Sequence[Notification]) -> None:
         await self.dispatcher.resend_once(firing)

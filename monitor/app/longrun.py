@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import json
 import logging
 import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -26,7 +27,9 @@ from monitor.app.httpapi import MonitorApi
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.service import Monitor, metrics_for
-from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
+from monitor.app.status.collect import StatusSource, snapshot
+from monitor.app.status.model import ReloadRecord, Snapshot, iso
+from monitor.config.loader import ConfigError, LoadedConfig, dotted, load_config_file
 from monitor.core.clock import Clock, SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
@@ -100,6 +103,13 @@ def assemble(
     return monitor, pipeline
 
 
+def status_page_url(host: str, port: int) -> str:
+    """Where a person on this machine opens the page (a wildcard address is not a place)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost"
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
 def _split_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "0.0.0.0", int(port)
@@ -125,6 +135,12 @@ class LongRunning:
         self.store = open_for_shard(state_path(loaded), shard)
         self.current: Generation | None = None
         self._running: asyncio.Task[None] | None = None
+        self.started_at = SystemClock().time()
+        # The last configuration load or reload attempt: /status, /readyz and the metric.
+        self.reload = ReloadRecord(self.started_at, True, loaded.source)
+        # The page and /status are HTML and JSON: a secret is also scrubbed in its escaped
+        # forms, which the plain redactor would not recognise.
+        self.page_redactor = Redactor(_escaped_forms(loaded.secrets))
 
     # --- generations --------------------------------------------------------------------------
 
@@ -137,6 +153,9 @@ class LongRunning:
         return Generation(loaded, monitor, pipeline, persistence, asyncio.Event())
 
     async def _start(self, generation: Generation) -> None:
+        metrics = generation.monitor.metrics
+        metrics.config_reload_success.set(1 if self.reload.ok else 0)
+        metrics.config_reload_timestamp.set(self.reload.at)
         self._running = asyncio.create_task(generation.run(), name="generation")
         self.current = generation
 
@@ -153,10 +172,23 @@ class LongRunning:
 
     # --- reloads ------------------------------------------------------------------------------
 
+    def _reloaded(self, ok: bool, problems: tuple[tuple[str, int | None, str], ...] = ()) -> None:
+        self.reload = ReloadRecord(SystemClock().time(), ok, self.loaded.source, problems)
+        if self.current is not None:
+            metrics = self.current.monitor.metrics
+            metrics.config_reload_success.set(1 if ok else 0)
+            metrics.config_reload_timestamp.set(self.reload.at)
+
     def _try_reload(self) -> LoadedConfig | None:
         try:
             loaded = load_config_file(self.loaded.source)
         except ConfigError as exc:
+            self._reloaded(
+                False,
+                tuple(
+                    (dotted(p.path), p.line, self.redactor.redact(p.message)) for p in exc.problems
+                ),
+            )
             log.error(
                 "configuration reload failed: keeping the last good configuration",
                 extra={
@@ -169,6 +201,7 @@ class LongRunning:
             )
             return None
         self.redactor.add(loaded.secrets)
+        self.page_redactor.add(_escaped_forms(loaded.secrets))
         for key, old, new in (
             ("metrics.listen", self.loaded.config.metrics.listen, loaded.config.metrics.listen),
             ("state.path", self.loaded.config.state.path, loaded.config.state.path),
@@ -202,23 +235,34 @@ class LongRunning:
 
     # --- the mode -----------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def snapshot(self) -> Snapshot:
         assert self.current is not None
-        monitor = self.current.monitor
-        failing = sorted({t for (t, _), r in monitor.latest.items() if not r.ok})
-        return {
-            "version": __version__,
-            "shard": str(self.shard),
-            "config": self.loaded.source,
-            "tenants": len(monitor.tenants),
-            "checks": list(monitor.checks),
-            "probes_running": monitor.scheduler.running,
-            "failing_tenants": len(failing),
-            "failing_sample": failing[:100],
-            "alerts_firing": monitor.hub.firing,
-            "event_loop_lag_seconds": monitor.loop_lag.recent_max,
-            "tenant_source_error": monitor.tenant_source.last_error,
-        }
+        generation = self.current
+        source = StatusSource(
+            monitor=generation.monitor,
+            pipeline=generation.pipeline,
+            persistence=generation.persistence,
+            state_path=self.store.path,
+            started_at=self.started_at,
+            config_source=self.loaded.source,
+        )
+        return snapshot(source, self.reload)
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the tenants are known. A failed reload leaves it ready (the last good
+        configuration runs) and says so in the body."""
+        ready = self.current is not None and self.current.monitor.ready.is_set()
+        lines = ["ready" if ready else "not ready: no tenant list yet"]
+        if not self.reload.ok:
+            lines.append(
+                f"configuration reload failed at {iso(self.reload.at)}; "
+                "running the last good configuration:"
+            )
+            lines += [
+                f"  {key or '(file)'}" + (f" (line {line})" if line else "") + f": {message}"
+                for key, line, message in self.reload.problems
+            ]
+        return ready, "\n".join(lines) + "\n"
 
     async def run(self) -> int:
         host, port = _split_listen(self.listen)
@@ -240,16 +284,19 @@ class LongRunning:
             is_alive=lambda: (
                 self.current is not None and self.current.monitor.loop_lag.recent_max < 10.0
             ),
-            is_ready=lambda: self.current is not None and self.current.monitor.ready.is_set(),
-            status=self.status,
+            readiness=self.readiness,
+            snapshot=self.snapshot,
+            redact=lambda text: self.page_redactor.redact(self.redactor.redact(text)),
         )
         try:
             async with serve_asgi(api, host, port, sock=listener) as served:
+                page = status_page_url(served.host, served.port)
                 log.info(
-                    "recmon running",
+                    f"recmon running: status page at {page}",
                     extra={
                         "fields": {
                             "version": __version__,
+                            "status_page": page,
                             "metrics": f"{served.url}/metrics",
                             "shard": str(self.shard),
                             "pid": os.getpid(),
@@ -289,13 +336,15 @@ class LongRunning:
             await self._retire(self.current, counters=True)
             try:
                 generation = self._build(loaded, counters=True)
-            except Exception:
+            except Exception as exc:
                 # Valid on paper, yet it cannot be built (a file vanished since validation):
                 # the last good configuration runs on rather than nothing at all.
                 log.exception("configuration reload failed: keeping the last good configuration")
+                self._reloaded(False, (("", None, self.redactor.redact(str(exc))),))
                 generation = self._build(self.loaded, counters=True)
             else:
                 self.loaded = loaded
+                self._reloaded(True)
                 log.info(
                     "configuration reloaded",
                     extra={"fields": {"checks": list(generation.monitor.checks)}},
@@ -314,3 +363,13 @@ class LongRunning:
     def _on_reload(self) -> None:
         log.info("reload requested", extra={"fields": {"signal": "SIGHUP"}})
         self.reload_requested.set()
+
+
+def _escaped_forms(secrets: frozenset[str]) -> list[str]:
+    """A secret as HTML and JSON would carry it (its plain form is the redactor's already)."""
+    forms = []
+    for secret in secrets:
+        for form in (html.escape(secret), json.dumps(secret)[1:-1]):
+            if form != secret:
+                forms.append(form)
+    return forms

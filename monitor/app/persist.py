@@ -29,6 +29,9 @@ class Persistence:
         self.hub = hub
         self.metrics = metrics
         self.tenants = tenants
+        # Wall time of the last good save and the last failure's text, for /status.
+        self.saved_at: float | None = None
+        self.last_error: str | None = None
 
     def restore(self, *, counters: bool) -> None:
         """Windows, baselines, alert and planner states, the last good tenant list and — for a
@@ -112,6 +115,10 @@ class Persistence:
                 await asyncio.wait_for(stop.wait(), timeout=every)
             try:
                 await self.save_async()
-            except Exception:
+            except Exception as exc:
                 self.metrics.internal_errors.labels("state").inc()
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("saving state failed")
+            else:
+                self.saved_at = self.hub.clock.time()
+                self.last_error = None

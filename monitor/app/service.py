@@ -28,6 +28,7 @@ from monitor.probing.tenants import TenantSource, TenantSourceError
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.looplag import LoopLagMonitor
 from monitor.telemetry.metrics import Metrics
+from monitor.telemetry.rate import RateMeter
 from monitor.tls.watch import TlsWatch
 
 log = logging.getLogger("recmon.service")
@@ -165,6 +166,8 @@ class Monitor:
         self.last_result_at: float | None = None
         self._overruns = 0
         self._overrun_logged_at = float("-inf")
+        self.probe_rate = RateMeter()
+        self.skipped_runs = 0  # since start: overruns and missing variables
         self.ready = asyncio.Event()
         self.result_listeners: list[Callable[[ProbeResult], None]] = []
 
@@ -203,6 +206,7 @@ class Monitor:
         (once a minute) — recmon cannot keep the schedule for this tenant."""
         self.metrics.probes_skipped.labels(job.check, "overrun").inc()
         self._overruns += 1
+        self.skipped_runs += 1
         now = self.clock.monotonic()
         if now - self._overrun_logged_at >= 60.0:
             log.warning(
@@ -230,11 +234,13 @@ class Monitor:
 
     def _skipped(self, tenant: str, check: str, why: str) -> None:
         # The last result would be stale: show the skip instead.
+        self.skipped_runs += 1
         self.latest.pop((tenant, check), None)
         self.skips[(tenant, check)] = why
 
     def observe(self, result: ProbeResult) -> None:
-        self.last_result_at = self.clock.monotonic()
+        self.last_result_at = now = self.clock.monotonic()
+        self.probe_rate.add(now)
         self.skips.pop((result.tenant, result.check), None)
         latency = self.hub.observe(result)
         # The one place a result's metrics are written: outcome, latency and the gauges the

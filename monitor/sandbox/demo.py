@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator
 from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import Decision
+from monitor.app.httpapi import MonitorApi
+from monitor.app.longrun import status_page_url
 from monitor.app.report import firing_summary, tenant_table
 from monitor.app.service import Monitor
+from monitor.app.status.collect import StatusSource, snapshot
+from monitor.app.status.model import ReloadRecord
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
 from monitor.sandbox.faults import Fault
-from monitor.sandbox.server import SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.telemetry.asgiserve import serve_asgi
+
+DEFAULT_LISTEN = "127.0.0.1:9464"
 
 
 def sandbox_config(
@@ -87,6 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="tables to show in each phase after the 2 that let alerts fire or resolve "
         "(default 3: 5 tables a phase)",
     )
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        help=f"where to serve the status page (default {DEFAULT_LISTEN}; a free port if taken)",
+    )
 
 
 PHASES: tuple[tuple[str, dict[tuple[str, str], Fault]], ...] = (
@@ -105,7 +119,9 @@ PHASES: tuple[tuple[str, dict[tuple[str, str], Fault]], ...] = (
 )
 
 
-async def demo(tenants: int, interval: float, rounds: int, out: TextIO) -> int:
+async def demo(
+    tenants: int, interval: float, rounds: int, out: TextIO, listen: str = DEFAULT_LISTEN
+) -> int:
     async with serve_sandbox(SandboxSettings(tenants=tenants), host="127.0.0.1", port=0) as sandbox:
         text = sandbox_config(sandbox.url, interval=interval) + demo_alerts(interval)
         loaded = load_config_text(text, source="<demo>")
@@ -114,41 +130,77 @@ async def demo(tenants: int, interval: float, rounds: int, out: TextIO) -> int:
             for n in decision.notifications:
                 print(f"  >> page {n.action.value}: {n.summary}", file=out, flush=True)
 
-        monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry(), route=page)
+        clock = SystemClock()
+        monitor = Monitor(loaded, clock=clock, registry=CollectorRegistry(), route=page)
         stop = asyncio.Event()
         runner = asyncio.create_task(monitor.run(stop))
-        print(
-            f"sandbox: {sandbox.url} ({tenants} tenants); probing each every {interval:g}s\n",
-            file=out,
-        )
-        try:
-            await asyncio.wait_for(monitor.ready.wait(), timeout=10)
-            for title, faults in PHASES:
-                sandbox.faults.clear()
-                for (tenant, check), fault in faults.items():
-                    sandbox.faults.set(tenant, check, fault)
-                print(f"== {title}", file=out, flush=True)
-                # Alerts need a few probes to be sure before paging and before resolving.
-                for _ in range(rounds + 2):
-                    # A full interval after the switch, every tenant was probed under it.
-                    await asyncio.sleep(interval)
-                    print(
-                        tenant_table(
-                            monitor.latest, monitor.tenants, list(monitor.checks), monitor.skips
-                        ),
-                        file=out,
-                    )
-                    print(file=out, flush=True)
-            print(firing_summary(monitor.hub), file=out)
-        finally:
-            stop.set()
-            await runner
-            await monitor.aclose()
+        async with _status_page(monitor, listen, clock.time()) as url:
+            print(
+                f"sandbox: {sandbox.url} ({tenants} tenants); probing each every {interval:g}s\n"
+                f"status page: {url} (open it while the demo runs)\n",
+                file=out,
+                flush=True,
+            )
+            try:
+                await _story(monitor, sandbox, interval, rounds, out)
+            finally:
+                stop.set()
+                await runner
+                await monitor.aclose()
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _status_page(monitor: Monitor, listen: str, started_at: float) -> AsyncIterator[str]:
+    """The status page of `recmon run`, for the demo's monitor (no sinks, no state file)."""
+    source = StatusSource(
+        monitor=monitor,
+        pipeline=None,
+        persistence=None,
+        state_path="(the demo keeps no state)",
+        started_at=started_at,
+        config_source="<demo>",
+    )
+    reload = ReloadRecord(started_at, True, "<demo>")
+    api = MonitorApi(
+        render_metrics=monitor.metrics.render,
+        is_alive=lambda: True,
+        readiness=lambda: (monitor.ready.is_set(), "ready\n"),
+        snapshot=lambda: snapshot(source, reload),
+    )
+    host, _, port = listen.rpartition(":")
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            server = await stack.enter_async_context(serve_asgi(api, host, int(port)))
+        except OSError:
+            # The port is taken (another recmon, another demo): any free one will do.
+            server = await stack.enter_async_context(serve_asgi(api, host, 0))
+        yield status_page_url(server.host, server.port)
+
+
+async def _story(
+    monitor: Monitor, sandbox: Sandbox, interval: float, rounds: int, out: TextIO
+) -> None:
+    await asyncio.wait_for(monitor.ready.wait(), timeout=10)
+    for title, faults in PHASES:
+        sandbox.faults.clear()
+        for (tenant, check), fault in faults.items():
+            sandbox.faults.set(tenant, check, fault)
+        print(f"== {title}", file=out, flush=True)
+        # Alerts need a few probes to be sure before paging and before resolving.
+        for _ in range(rounds + 2):
+            # A full interval after the switch, every tenant was probed under it.
+            await asyncio.sleep(interval)
+            print(
+                tenant_table(monitor.latest, monitor.tenants, list(monitor.checks), monitor.skips),
+                file=out,
+            )
+            print(file=out, flush=True)
+    print(firing_summary(monitor.hub), file=out)
 
 
 def run(args: argparse.Namespace) -> int:
     # The tables and pages tell the story; keep routine log lines out of it.
     if args.log_level == "info":
         logging.getLogger("recmon").setLevel(logging.ERROR)
-    return asyncio.run(demo(args.tenants, args.interval, args.rounds, sys.stdout))
+    return asyncio.run(demo(args.tenants, args.interval, args.rounds, sys.stdout, args.listen))

@@ -253,6 +253,19 @@ class Metrics:
             ("component",),
             registry=registry,
         )
+        # The Prometheus convention (prometheus_config_last_reload_successful): 0 while the
+        # last reload failed and the last good configuration keeps running.
+        self.config_reload_success = Gauge(
+            "recmon_config_reload_success",
+            "1 if the last configuration load or reload succeeded, 0 if it failed.",
+            registry=registry,
+        )
+        self.config_reload_success.set(1)
+        self.config_reload_timestamp = Gauge(
+            "recmon_config_reload_timestamp_seconds",
+            "When the configuration was last loaded or a reload last attempted (recmon run).",
+            registry=registry,
+        )
         self.build_info = Gauge(
             "recmon_build_info", "Version of recmon, value 1.", ("version",), registry=registry
         )

@@ -56,10 +56,15 @@ class TlsWatch:
         self.metrics = metrics
         self.emit = emit
         self._addresses: dict[str, set[str]] = {}
+        self._latest: dict[str, tuple[TlsResult, ...]] = {}
 
     @property
     def hosts(self) -> list[tuple[str, int]]:
         return list(self.trust)
+
+    def latest(self) -> dict[str, tuple[TlsResult, ...]]:
+        """host:port → every address's result in the last round (the status page's table)."""
+        return dict(self._latest)
 
     async def round(self) -> list[TlsResult]:
         """Probe every address of every host once; record; detect."""
@@ -96,6 +101,7 @@ class TlsWatch:
                         },
                     )
             self.emit(hostport, results)
+            self._latest[hostport] = tuple(results)
             everything += results
         return everything
 

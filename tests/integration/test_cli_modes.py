@@ -158,6 +158,8 @@ async def test_run_serves_metrics_health_and_stops_cleanly(
     assert process.returncode == 0, stderr.decode()[-2000:]
     lines = stderr.decode().strip().splitlines()
     entries = [json.loads(line) for line in lines]  # JSON lines, every one of them
-    assert any(e["msg"] == "recmon running" for e in entries)
+    assert any(
+        e["msg"] == f"recmon running: status page at http://127.0.0.1:{port}/" for e in entries
+    )
     assert entries[-1]["msg"] == "recmon stopped"
     assert "recmon-state.db" in os.listdir(tmp_path)

@@ -28,6 +28,7 @@ def test_demo_shows_tenants_probed_then_faults_then_recovery() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
+    assert "status page: http://127.0.0.1:" in out  # 9464, or a free port when that is taken
     # The last table of each phase: by then every tenant was probed under its conditions.
     healthy = phase(out, "healthy").strip().split("\n\n")[-1]
     for i in range(1, 9):

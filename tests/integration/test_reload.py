@@ -4,6 +4,7 @@ the last good configuration running and says why."""
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -52,7 +53,28 @@ async def test_reload_on_change_and_sighup_keeps_last_good_config(
         failed = await recmon.wait_for_log("configuration reload failed")
         assert failed["problems"] == [f"{config}:2: defaults.retries: unknown key"]
         assert await checks(recmon) == ["search", "recommendations"]  # still the last good one
-        assert (await recmon.get("/readyz")).status_code == 200
+        # Ready (the last good configuration runs), and saying what failed, where.
+        ready = await recmon.get("/readyz")
+        assert ready.status_code == 200
+        assert "configuration reload failed" in ready.text
+        assert "defaults.retries (line 2): unknown key" in ready.text
+        reload = (await recmon.get("/status")).json()["config_reload"]
+        assert reload["ok"] is False
+        assert reload["errors"] == [
+            {"key": "defaults.retries", "line": 2, "message": "unknown key"}
+        ]
+        metrics = (await recmon.get("/metrics")).text
+        assert "recmon_config_reload_success 0.0" in metrics
+        attempted = float(metrics.split("\nrecmon_config_reload_timestamp_seconds ")[1].split()[0])
+        assert attempted == pytest.approx(time.time(), abs=30)
+
+        config.write_text(full)  # mended: the reload succeeds and says so
+
+        async def mended() -> bool:
+            return "recmon_config_reload_success 1.0" in (await recmon.get("/metrics")).text
+
+        await recmon.wait_for(mended, "the reload metric back at 1")
+        assert (await recmon.get("/readyz")).text == "ready\n"
     finally:
         code = await recmon.stop()
     assert code == 0

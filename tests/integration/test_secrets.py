@@ -1,6 +1,7 @@
 """Secrets never leak: every output recmon produces is searched for the values it holds —
-logs (JSON, debug level), /metrics, /healthz, /readyz, /status, the results log, the state
-file, error messages and the configuration dump."""
+logs (JSON, debug level), /metrics, /healthz, /readyz, /status, the status page (/, a tenant's
+page, the in-place refresh), the results log, the state file, error messages and the
+configuration dump."""
 
 from __future__ import annotations
 
@@ -101,7 +102,16 @@ async def test_no_output_contains_a_secret(
             await asyncio.sleep(1)
             pagerduty.status = 202
             await recmon.wait_for(lambda: pagerduty.received, "the page")
-            for path in ("/metrics", "/healthz", "/readyz", "/status", "/nowhere"):
+            for path in (
+                "/metrics",
+                "/healthz",
+                "/readyz",
+                "/status",
+                "/",
+                "/tenants/tenant-002",
+                "/ui/live",
+                "/nowhere",
+            ):
                 outputs[path] = (await recmon.get(path)).text
         finally:
             assert await recmon.stop() == 0
@@ -121,6 +131,11 @@ async def test_no_output_contains_a_secret(
     assert pagerduty.received[0]["body"]["routing_key"] == SECRETS["PD_KEY"]
     assert "/v1/tenant-001/search" in proxy_log.read_text()
     assert '"tenants": 3' in outputs["/status"]
+    # The page and /status carry what the sinks answered and the incident, where a secret
+    # could have slipped in.
+    assert '"name": "pagerduty"' in outputs["/status"]
+    assert "tenant-002" in outputs["/"] and "pagerduty" in outputs["/"]
+    assert "Recent probes" in outputs["/tenants/tenant-002"]
     assert "targets.sandbox.base_url" in outputs["config error"]
     assert "[REDACTED]" in outputs["dump"]
     for name, text in outputs.items():

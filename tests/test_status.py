@@ -1,0 +1,357 @@
+"""/status and the status page, from a monitor driven on virtual time: the document follows
+its published schema (docs/status.schema.json) and says what is wrong — alerts firing and
+pending, a failing sink, a failed reload — and the page and /readyz show the same."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.alerting.pipeline import NotificationPipeline
+from monitor.app.httpapi import MonitorApi
+from monitor.app.service import Monitor, metrics_for
+from monitor.app.status import model, page
+from monitor.app.status.collect import StatusSource, snapshot
+from monitor.app.status.model import ReloadRecord
+from monitor.core.clock import ManualClock
+from monitor.core.results import Outcome, ProbeResult
+from monitor.state.store import StateStore
+from tests.helpers import BASE_CONFIG, load
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parent.parent / "docs" / "status.schema.json").read_text()
+)
+CONFIG = (
+    BASE_CONFIG.replace("static: [acme, globex]", "static: [acme, globex, initech]")
+    + """
+alerts:
+  storm: {min_tenants: 2}
+  latency_slo: {p95: 100ms, for: 2m}
+notify:
+  webhook: {url: "http://hooks.test/recmon"}
+  delivery: {backoff_initial: 1s, backoff_max: 2s}
+"""
+)
+FAILED_RELOAD = ReloadRecord(
+    at=1_000.0,
+    ok=False,
+    source="probes.yaml",
+    problems=(("defaults.retries", 2, "unknown key"),),
+)
+
+
+class Rig:
+    """A Monitor and its notification pipeline on a manual clock; the webhook answers 503."""
+
+    def __init__(self) -> None:
+        self.clock = ManualClock(start=1_700_000_000.0)
+        self.store = StateStore.open(":memory:")
+        loaded = load(CONFIG)
+        registry = CollectorRegistry()
+        metrics = metrics_for(loaded.config, registry)
+        hook = httpx.MockTransport(lambda request: httpx.Response(503, text="hook is down"))
+        self.pipeline = NotificationPipeline(
+            loaded.config.notify, self.store, clock=self.clock, metrics=metrics, transport=hook
+        )
+        self.monitor = Monitor(
+            loaded,
+            clock=self.clock,
+            registry=registry,
+            metrics=metrics,
+            route=self.pipeline.route,
+        )
+        self.reload: ReloadRecord = ReloadRecord(self.clock.time(), True, "probes.yaml")
+
+    def probe(self, tenant: str, check: str, outcome: Outcome, latency: float = 0.05) -> None:
+        items = 0 if outcome is Outcome.EMPTY else 5
+        self.monitor.observe(
+            ProbeResult(tenant, check, outcome, latency, self.clock.time(), 200, items)
+        )
+
+    def round(self, **faults: tuple[str, Outcome, float]) -> None:
+        """Every tenant × check once, 10 s after the last round; `faults` per tenant."""
+        self.clock.advance(10)
+        for tenant in ("acme", "globex", "initech"):
+            for check in ("search", "recommendations"):
+                bad = faults.get(tenant)
+                if bad is not None and bad[0] == check:
+                    self.probe(tenant, check, bad[1], bad[2])
+                else:
+                    self.probe(tenant, check, Outcome.OK)
+        self.monitor.hub.tick()
+
+    def snapshot(self) -> model.Snapshot:
+        source = StatusSource(
+            monitor=self.monitor,
+            pipeline=self.pipeline,
+            persistence=None,
+            state_path="/var/lib/recmon/state.db",
+            started_at=self.clock.time() - 3600,
+            config_source="probes.yaml",
+        )
+        return snapshot(source, self.reload)
+
+    def status(self) -> dict[str, Any]:
+        document = model.status_document(self.snapshot())
+        # What /status serves: through JSON and back, as a client sees it.
+        document = json.loads(json.dumps(document))
+        jsonschema.validate(document, SCHEMA)
+        return document
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    rig = Rig()
+    assert await rig.monitor.refresh_tenants() == ("acme", "globex", "initech")
+    yield rig
+    rig.store.close()
+
+
+def test_a_quiet_fleet_validates_and_has_nothing_on_fire(rig: Rig) -> None:
+    rig.round()
+    status = rig.status()
+    assert status["tenants"] == 3
+    assert status["checks"] == ["search", "recommendations"]
+    assert status["incidents"] == []
+    assert status["alerts"] == {"firing_count": 0, "pending_count": 0, "firing": [], "pending": []}
+    assert status["config_reload"]["ok"] is True
+    assert status["self"]["state_file"]["path"] == "/var/lib/recmon/state.db"
+    assert status["self"]["up_since"] == {"at": "2023-11-14T21:13:30Z", "ago": "1h 00m"}
+
+
+def test_alerts_firing_and_pending_name_rule_check_tenant_severity_since_and_paging(
+    rig: Rig,
+) -> None:
+    # acme's recommendations come back empty (fires at once); globex's search is slow, which
+    # the latency objective holds as pending for its `for: 2m`.
+    slow = ("search", Outcome.OK, 0.5)
+    for _ in range(3):
+        rig.round(acme=("recommendations", Outcome.EMPTY, 0.05), globex=slow)
+    status = rig.status()
+
+    [firing] = status["alerts"]["firing"]
+    assert firing["rule"] == "empty_results"
+    assert firing["check"] == "recommendations"
+    assert firing["tenant"] == "acme"
+    assert firing["severity"] == "critical"
+    assert firing["since"] == {"at": "2023-11-14T22:13:40Z", "ago": "10s"}
+    assert firing["paged"] is False  # still in its group wait (60 s by default)
+    [pending] = status["alerts"]["pending"]
+    assert (pending["rule"], pending["check"], pending["tenant"]) == (
+        "latency_slo",
+        "search",
+        "globex",
+    )
+    assert pending["severity"] == "warning"
+    assert pending["paged"] is False
+    [held] = status["incidents"]
+    assert held["state"] == "held"
+    assert held["scope"]["text"] == "acme"
+
+    for _ in range(12):  # past the group wait: paged, to the webhook
+        rig.round(acme=("recommendations", Outcome.EMPTY, 0.05), globex=slow)
+    status = rig.status()
+    firing_by_rule = {a["rule"]: a for a in status["alerts"]["firing"]}
+    assert firing_by_rule["empty_results"]["paged"] is True
+    assert firing_by_rule["empty_results"]["paged_as"] == (
+        "recmon/empty_results/recommendations/acme"
+    )
+    assert "latency_slo" in firing_by_rule  # its 2 minutes are over
+    incident = next(i for i in status["incidents"] if i["rule"] == "empty_results")
+    assert incident["state"] == "paged"
+    assert incident["paged_to"] == ["webhook"]
+    assert incident["headline"] == "recommendations returned no items for acme"
+    assert incident["scope"] == {
+        "kind": "tenant",
+        "text": "acme",
+        "tenant_count": 1,
+        "total_tenants": 3,
+        "tenants": ["acme"],
+    }
+
+
+def test_a_storm_over_every_tenant_is_one_incident_scoped_to_the_fleet(rig: Rig) -> None:
+    empty = ("recommendations", Outcome.EMPTY, 0.05)
+    for _ in range(3):
+        rig.round(acme=empty, globex=empty, initech=empty)
+    status = rig.status()
+    [incident] = status["incidents"]
+    assert incident["state"] == "paged"
+    assert incident["scope"]["kind"] == "fleet"
+    assert incident["scope"]["text"] == "all 3 tenants"
+    assert incident["headline"] == "recommendations returned no items for all 3 tenants"
+    assert {a["paged_as"] for a in status["alerts"]["firing"]} == {
+        "recmon/empty_results/recommendations/multiple-tenants"
+    }
+    # Paged twice (the storm, then its fleet-wide escalation), shown once, saying so.
+    assert incident["escalated"] is True
+    assert incident["summary"] == "recommendations returned no items for all 3 tenants; " + (
+        "search is healthy for 3 of them, so the hop from the API to this check's backend is "
+        "the likely cause"
+    )
+
+
+async def test_a_failing_sink_shows_its_answer_failures_retry_and_outbox_depth(rig: Rig) -> None:
+    empty = ("recommendations", Outcome.EMPTY, 0.05)
+    for _ in range(3):
+        rig.round(acme=empty, globex=empty, initech=empty)  # a storm pages at once
+    assert rig.status()["notifications"]["outbox_depth"] == 2  # and its fleet-wide escalation
+    await rig.pipeline.dispatcher.deliver_due()
+    status = rig.status()
+    [sink] = status["notifications"]["sinks"]
+    assert sink["name"] == "webhook"
+    assert sink["healthy"] is False
+    assert sink["last_result"] == "retry"
+    assert sink["last_detail"] == "status 503: hook is down"
+    assert sink["last_attempt"] == {"at": "2023-11-14T22:13:50Z", "ago": "0.0s"}
+    assert sink["consecutive_failures"] == 1
+    assert sink["next_retry"] is not None and "in" in sink["next_retry"]
+    assert sink["pending"] == 2
+    assert status["notifications"]["outbox_depth"] == 2
+    await rig.pipeline.aclose()
+
+
+def test_a_failed_reload_names_key_path_line_and_message(rig: Rig) -> None:
+    rig.round()
+    rig.reload = FAILED_RELOAD
+    status = rig.status()
+    assert status["config_reload"]["ok"] is False
+    assert status["config_reload"]["errors"] == [
+        {"key": "defaults.retries", "line": 2, "message": "unknown key"}
+    ]
+    assert status["config_reload"]["at"]["at"] == "1970-01-01T00:16:40Z"
+
+
+def test_durations_and_times_are_readable() -> None:
+    assert model.human_duration(0.0237) == "0.0s"
+    assert model.human_duration(12.4) == "12s"
+    assert model.human_duration(245) == "4m 05s"
+    assert model.human_duration(7800) == "2h 10m"
+    assert model.human_duration(3 * 86400 + 4 * 3600) == "3d 4h"
+    assert model.moment(100.0, 160.0) == {"at": "1970-01-01T00:01:40Z", "ago": "1m 00s"}
+    assert model.moment(200.0, 160.0) == {"at": "1970-01-01T00:03:20Z", "in": "40s"}
+
+
+# --- the grid -------------------------------------------------------------------------------
+
+
+def test_grid_puts_failing_tenants_first_filters_and_pages(rig: Rig) -> None:
+    rig.round(initech=("search", Outcome.HTTP_ERROR, 0.05))
+    snap = rig.snapshot()
+    grid = model.grid(snap)
+    assert [r.tenant for r in grid.rows] == ["initech", "acme", "globex"]
+    assert [r.state for r in grid.rows] == ["failing", "ok", "ok"]
+    assert grid.rows[0].cells[0].word == "http_error"
+    assert [r.tenant for r in model.grid(snap, "glob").rows] == ["globex"]
+    assert [r.tenant for r in model.grid(snap, "failing").rows] == ["initech"]
+    second = model.grid(snap, page=2, size=2)
+    assert (second.page, second.pages, [r.tenant for r in second.rows]) == (2, 2, ["globex"])
+    assert dict(grid.counts) == {"failing": 1, "alerting": 0, "skipped": 0, "unknown": 0, "ok": 2}
+
+
+def test_each_cell_shows_p95_against_baseline_empty_share_and_items(rig: Rig) -> None:
+    for _ in range(4):
+        rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    rig.round()
+    row = next(r for r in model.grid(rig.snapshot()).rows if r.tenant == "acme")
+    cell = row.cells[1]
+    assert (cell.check, cell.word, cell.state, cell.items) == ("recommendations", "ok", "ok", 5)
+    assert cell.empty_share == pytest.approx(4 / 5)
+    assert cell.p95_ms == 50.0
+    assert [check for check, points in row.spark if points] == ["search", "recommendations"]
+
+
+def test_sparkline_scales_latencies_into_the_box() -> None:
+    points = model.sparkline([0.1, 0.2, None, 0.4], top=0.4).split()
+    assert len(points) == 3  # the gap is left out
+    assert points[-1] == "120,1"  # the highest value at the top right
+    assert model.sparkline([0.1], top=0.1) == ""
+
+
+# --- the HTTP surface -----------------------------------------------------------------------
+
+
+def api_for(rig: Rig, *, ready: tuple[bool, str] = (True, "ready\n")) -> httpx.AsyncClient:
+    api = MonitorApi(
+        render_metrics=rig.monitor.metrics.render,
+        is_alive=lambda: True,
+        readiness=lambda: ready,
+        snapshot=rig.snapshot,
+        redact=lambda text: text.replace("acme", "[REDACTED]"),
+    )
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://recmon")
+
+
+async def test_page_is_served_under_a_strict_policy_with_no_external_asset(rig: Rig) -> None:
+    rig.round(globex=("search", Outcome.TIMEOUT, 2.0))
+    async with api_for(rig) as client:
+        response = await client.get("/")
+        css = await client.get("/static/status.css")
+        js = await client.get("/static/status.js")
+        live = await client.get("/ui/live", params={"q": "glob"})
+        tenant = await client.get("/tenants/globex")
+        missing = await client.get("/tenants/nobody")
+    assert response.status_code == 200
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    html = response.text
+    assert "<script>" not in html and "style=" not in html  # nothing inline for CSP to allow
+    assert "http://" not in html.replace('href="http', "")  # no asset from elsewhere
+    assert 'name="viewport"' in html
+    assert 'data-tenant="globex"' in html and ">timeout<" in html
+    assert "[REDACTED]" in html  # every page goes through the redactor
+    assert css.headers["content-type"].startswith("text/css")
+    assert "fetch(" in js.text
+    assert set(live.json()["html"]) == {"top", "grid", "certs"}
+    assert 'data-tenant="globex"' in live.json()["html"]["grid"]
+    assert "initech" not in live.json()["html"]["grid"]
+    assert tenant.status_code == 200 and "Recent probes" in tenant.text
+    assert missing.status_code == 404
+
+
+async def test_readyz_body_and_status_show_a_failed_reload(rig: Rig) -> None:
+    rig.reload = FAILED_RELOAD
+    text = "ready\nconfiguration reload failed at 1970-01-01T00:16:40Z; ...\n"
+    async with api_for(rig, ready=(True, text)) as client:
+        ready = await client.get("/readyz")
+        status = (await client.get("/status")).json()
+        html = (await client.get("/")).text
+    assert ready.status_code == 200 and "reload failed" in ready.text
+    assert status["config_reload"]["errors"][0]["key"] == "defaults.retries"
+    assert "reload FAILED" in html and "defaults.retries" in html and "(line 2)" in html
+
+
+def test_page_weight_is_bounded_by_the_page_size() -> None:
+    # The bound the README states: 100 rows of 2 checks each, whatever the fleet's size.
+    assert model.PAGE_ROWS == 100
+    assert (
+        page.refresh_seconds(
+            model.Snapshot(
+                now=0,
+                version="",
+                shard="",
+                config_source="",
+                tenants=(),
+                checks=(),
+                interval_s=60,
+                latest={},
+                skips={},
+                alerts=(),
+                paged=(),
+                sinks=(),
+                outbox_depth=0,
+                reload=None,
+                health=model.SelfHealth(0, 0, 0, 0, True, True, "", None, None, None, 0),
+                certificates={},
+            )
+        )
+        == 10.0
+    )
