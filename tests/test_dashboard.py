@@ -60,3 +60,17 @@ def test_panels_cover_what_operators_need() -> None:
     # rate() before sum, le kept in every histogram_quantile (DESIGN.md)
     for expr in re.findall(r"histogram_quantile\(.*", exprs):
         assert "by (le" in expr and "rate(" in expr
+
+
+def test_a_row_shows_tenants_by_locations() -> None:
+    dashboard = json.loads((GRAFANA / "recmon.json").read_text())
+    titles = [p["title"] for p in dashboard["panels"]]
+    assert "Locations" in titles
+    (grid,) = [p for p in dashboard["panels"] if p["title"] == "OK share, tenant × location"]
+    (transformation,) = grid["transformations"]
+    assert transformation["id"] == "groupingToMatrix"
+    assert transformation["options"]["rowField"] == "tenant"
+    assert transformation["options"]["columnField"] == "location"
+    gen = generator()
+    gen.build()
+    assert "OK share, tenant × location" in gen.LOCATION_PANELS

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders.dashboard import (
@@ -25,6 +26,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DataSourceRef,
+    DataTransformerConfig,
     Threshold,
     ThresholdsMode,
     VariableRefresh,
@@ -61,6 +63,9 @@ def thresholds(*steps: tuple[float | None, str]) -> ThresholdsConfig:
 
 # Every panel query, by title: the real-Prometheus test runs each of these.
 PANEL_QUERIES: dict[str, list[str]] = {}
+# Panels with data only when recmon runs at several locations (tests/integration/
+# test_locations.py runs these; the single-site dashboard test leaves them out).
+LOCATION_PANELS: set[str] = set()
 
 
 def _register(title: str, exprs: list[str]) -> int:
@@ -117,6 +122,21 @@ def listing(title: str, description: str, expr: str, unit: str = "short") -> tab
     )
 
 
+def matrix(title: str, description: str, expr: str, rows: str, columns: str) -> table.Panel:
+    """A table of one value per (rows, columns) label pair: tenants down, locations across."""
+    return (
+        listing(title, description, expr, "percentunit")
+        .with_transformation(
+            DataTransformerConfig(
+                id_val="groupingToMatrix",
+                options={"rowField": rows, "columnField": columns, "valueField": "Value"},
+            )
+        )
+        .span(24)
+        .height(10)
+    )
+
+
 _ROWS: list[str] = []
 
 
@@ -128,6 +148,7 @@ def row(title: str) -> Row:
 def build() -> Dashboard:
     _ROWS.clear()
     PANEL_QUERIES.clear()
+    LOCATION_PANELS.clear()
     return (
         Dashboard("recmon: tenants, latency, empty results, certificates")
         .uid("recmon-overview")
@@ -291,7 +312,49 @@ def build() -> Dashboard:
                 ),
             )
         )
+        .with_row(row("Locations"))
+        .with_panel(
+            located(
+                matrix(
+                    "OK share, tenant × location",
+                    "Share of each tenant's probes that were ok over 5 minutes, as seen from each location (recmon's `location`). A column low for every tenant is that location's network, DNS or ingress; a row low everywhere is the tenant; everything low is the platform (deploy/prometheus/recmon-locations.yml pages each).",
+                    f'sum by (tenant, location) (rate(recmon_probes_total{{outcome="ok", location!="", {SELECT}}}[5m])) / sum by (tenant, location) (rate(recmon_probes_total{{location!="", {SELECT}}}[5m]))',
+                    "tenant",
+                    "location",
+                )
+            )
+        )
+        .with_panel(
+            located(
+                series(
+                    "Failing share per location",
+                    "Share of probes that were not ok, per location: one location apart from the others is a location problem.",
+                    "percentunit",
+                    (
+                        f'1 - sum by (location) (rate(recmon_probes_total{{outcome="ok", location!="", {SELECT}}}[$__rate_interval])) / sum by (location) (rate(recmon_probes_total{{location!="", {SELECT}}}[$__rate_interval]))',
+                        "{{location}}",
+                    ),
+                )
+            )
+        )
+        .with_panel(
+            located(
+                single(
+                    "Locations reporting",
+                    "Locations whose recmon sends probe results now, of those expected (recmon-locations.yml's lookback); fewer is RecmonLocationNotReporting.",
+                    "count(location:recmon_reporting)",
+                    "short",
+                    thresholds((None, "red"), (2, "orange"), (3, "green")),
+                )
+            )
+        )
     )
+
+
+def located(panel: Any) -> Any:
+    """Mark the panel just built as one for several locations."""
+    LOCATION_PANELS.add(list(PANEL_QUERIES)[-1])
+    return panel
 
 
 def render() -> str:

@@ -31,6 +31,7 @@ from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, require_binary, running
 from tests.integration.recmonproc import RecmonProcess
+from tests.integration.test_prometheus_dashboard import grafana_to_promql
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,17 +72,26 @@ class Pager:
         ]
 
 
-def scaled_rules() -> str:
-    """The shipped location rules, generated with the test's short windows."""
-    spec = importlib.util.spec_from_file_location(
-        "recmon_locations", ROOT / "deploy" / "prometheus" / "locations.py"
-    )
+def load_module(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    sys.modules[spec.name] = module  # a dataclass in it looks itself up there
     spec.loader.exec_module(module)
+    return module
+
+
+def scaled_rules() -> str:
+    """The shipped location rules, generated with the test's short windows."""
+    module = load_module("recmon_locations", ROOT / "deploy" / "prometheus" / "locations.py")
     params = module.Params(window=WINDOW, for_=FOR, stale_for=STALE_FOR, lookback="1h")
     return str(module.render(params))
+
+
+def location_panels() -> dict[str, list[str]]:
+    module = load_module("recmon_dashboard", ROOT / "deploy" / "grafana" / "generate.py")
+    module.build()
+    return {t: q for t, q in module.PANEL_QUERIES.items() if t in module.LOCATION_PANELS}
 
 
 def alertmanager_config(pager_url: str) -> str:
@@ -248,6 +258,15 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     await stack.until(all_reporting, "three locations reporting", WITHIN)
     await asyncio.sleep(2)
     assert stack.notifications(0.0) == []  # healthy: nothing at all
+
+    # The dashboard's Locations row has data: one OK-share cell per tenant × location.
+    for title, exprs in location_panels().items():
+        for expr in exprs:
+            assert await stack.query(grafana_to_promql(expr)), title
+    cells = await stack.query(
+        grafana_to_promql(location_panels()["OK share, tenant × location"][0])
+    )
+    assert len(cells) == TENANTS * len(LOCATIONS)
 
     # 1. One location's requests all fail: only the location warning, to the tickets.
     since = time.monotonic()
