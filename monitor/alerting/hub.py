@@ -21,7 +21,7 @@ from monitor.core.clock import Clock
 from monitor.core.notifications import Notification, Severity
 from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
-from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
 from monitor.probing.checks import HttpCheck
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult
