@@ -24,7 +24,7 @@ from monitor.probing.checks import HttpCheck, compile_checks
 from monitor.probing.engine import Engine, Job
 from monitor.probing.httpclient import ClientFactory, build_client
 from monitor.probing.scheduler import Scheduler
-from monitor.probing.tenants import TenantSource, TenantSourceError
+from monitor.probing.tenant_source import TenantSource, TenantSourceError
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.looplag import LoopLagMonitor
 from monitor.telemetry.metrics import Metrics
