@@ -1,4 +1,4 @@
-"""`recmon run` (long-running) and `recmon once` (one round for a CronJob)."""
+"""`recmon once`: one round for a CronJob — probe, evaluate, notify, persist, export."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from monitor.app.longrun import LongRunning, assemble, state_path
+from monitor.app.assembly import assemble, state_path
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.report import firing_summary, round_summary
 from monitor.config.loader import LoadedConfig
 from monitor.core.clock import SystemClock
-from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.probing.tenant_source import TenantSourceError
 from monitor.state.store import StateStore
@@ -26,7 +25,6 @@ log = logging.getLogger("recmon")
 EXIT_HEALTHY = 0
 EXIT_ALERTS = 1
 EXIT_ERROR = 2
-SHUTDOWN_FLUSH_S = 10.0
 # Firing alerts reach Alertmanager again only at the next run; until a second run shows the
 # schedule, assume runs at most this far apart.
 LAST_RUN_KEY = "once_last_run_at"
@@ -45,7 +43,7 @@ class OnceOptions:
     alerts_exit_code: int = EXIT_ALERTS
 
 
-async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys.stdout) -> int:
+async def one_round(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys.stdout) -> int:
     """Probe every tenant once, evaluate, notify, persist, export.
 
     Exit 0 when no alert fires, 1 when alerts fire, 2 on configuration or internal errors.
@@ -67,7 +65,7 @@ async def run_once(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys
         persistence.restore(counters=True)
         store.put(LAST_RUN_KEY, clock.time())
         try:
-            results = await monitor.run_once()
+            results = await monitor.probe_round()
         except TenantSourceError as exc:
             log.error("no tenants to probe", extra={"fields": {"error": str(exc)}})
             return EXIT_ERROR
@@ -145,17 +143,3 @@ def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOpti
             )
             ok = False
     return ok
-
-
-async def run_forever(
-    loaded: LoadedConfig,
-    *,
-    shard: Shard = Shard(),
-    listen: str | None = None,
-    results_log: str | None = None,
-    redactor: Redactor | None = None,
-) -> int:
-    runner = LongRunning(
-        loaded, shard=shard, listen=listen, results_log=results_log, redactor=redactor
-    )
-    return await runner.run()
