@@ -344,7 +344,6 @@ def test_page_weight_is_bounded_by_the_page_size() -> None:
                 interval_s=60,
                 latest={},
                 skips={},
-                alerts=(),
                 paged=(),
                 sinks=(),
                 outbox_depth=0,

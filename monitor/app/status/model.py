@@ -7,6 +7,7 @@ The snapshot is read from the running objects by `collect.py`; the page (`page.p
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,6 @@ class Snapshot:
     interval_s: float  # the shortest check interval: how often the page refreshes
     latest: Mapping[tuple[str, str], ProbeResult]
     skips: Mapping[tuple[str, str], str]
-    alerts: Sequence[AlertView]
     paged: Sequence[Notification]
     sinks: Sequence[SinkHealth]
     outbox_depth: int
@@ -96,6 +96,13 @@ class Snapshot:
     certificates: Mapping[str, Sequence[TlsResult]]
     series: Callable[[str, str], SeriesView | None] = field(default=lambda t, c: None)
     history: Callable[[str], Sequence[AlertEvent]] = field(default=lambda t: ())
+    # Every pending and firing alert, computed on first use: in the worker thread that
+    # renders, from a copy the collector took on the event loop.
+    alert_source: Callable[[], Sequence[AlertView]] = field(default=lambda: ())
+
+    @functools.cached_property
+    def alerts(self) -> Sequence[AlertView]:
+        return tuple(self.alert_source())
 
 
 # --- readable times and durations ----------------------------------------------------------
