@@ -329,28 +329,39 @@ async def test_readyz_body_and_status_show_a_failed_reload(rig: Rig) -> None:
     assert "reload FAILED" in html and "defaults.retries" in html and "(line 2)" in html
 
 
-def test_page_weight_is_bounded_by_the_page_size() -> None:
-    # The bound the README states: 100 rows of 2 checks each, whatever the fleet's size.
-    assert model.PAGE_ROWS == 100
-    assert (
-        page.refresh_seconds(
-            model.Snapshot(
-                now=0,
-                version="",
-                shard="",
-                config_source="",
-                tenants=(),
-                checks=(),
-                interval_s=60,
-                latest={},
-                skips={},
-                paged=(),
-                sinks=(),
-                outbox_depth=0,
-                reload=None,
-                health=model.SelfHealth(0, 0, 0, 0, True, True, "", None, None, None, 0),
-                certificates={},
-            )
+def fleet(tenants: int, failing: set[int]) -> model.Snapshot:
+    names = [f"t{i:05d}" for i in range(tenants)]
+    latest = {
+        (name, "search"): ProbeResult(
+            name, "search", Outcome.TIMEOUT if i in failing else Outcome.OK, 0.05, 0.0, 200, 5
         )
-        == 10.0
+        for i, name in enumerate(names)
+    }
+    return model.Snapshot(
+        now=0,
+        version="",
+        shard="",
+        config_source="",
+        tenants=names,
+        checks=("search",),
+        interval_s=60,
+        latest=latest,
+        skips={},
+        paged=(),
+        sinks=(),
+        outbox_depth=0,
+        reload=None,
+        health=model.SelfHealth(0, 0, 0, 0, True, True, "", None, None, None, 0),
+        certificates={},
     )
+
+
+def test_a_large_fleet_renders_one_bounded_page_failing_first() -> None:
+    snap = fleet(2_500, failing={1_234, 2_001})
+    html = page.render_index(snap)
+    assert html.count('<tr id="t-') == model.PAGE_ROWS  # whatever the fleet's size
+    assert html.index('id="t-t01234"') < html.index('id="t-t02001"') < html.index('id="t-t00000"')
+    assert "page 1 of 25" in html
+    last = page.render_index(snap, page=25)
+    assert last.count('<tr id="t-') == 100 and 'id="t-t02499"' in last
+    assert page.refresh_seconds(snap) == 10.0  # half the interval, at most 10 s
