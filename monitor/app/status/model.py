@@ -189,17 +189,22 @@ _WHAT = {
 }
 
 
-def _scope(tenants: Sequence[str], total: int, host: str | None = None) -> Scope:
+def _scope(
+    tenants: Sequence[str], total: int, host: str | None = None, *, fleet: bool = False
+) -> Scope:
+    """`fleet`: the planner escalated the storm as fleet-wide (alerts.storm.fleet_share)."""
     if host is not None:
         return Scope("host", (), 0, total, host)
     unique = tuple(sorted(set(tenants)))
     count = len(unique)
-    if count == 1:
+    if count == 1 and not fleet:
         return Scope("tenant", unique, 1, total, unique[0])
     if total and count >= total:
         return Scope("fleet", unique, count, total, f"all {count} tenants")
-    share = f" ({math.floor(100 * count / total)}%)" if total else ""
-    return Scope("tenants", unique, count, total, f"{count} of {total} tenants{share}")
+    # The share as the fleet-wide page words it ("37 of 40 tenants (93%)").
+    share = f" ({count / total:.0%})" if total else ""
+    kind = "fleet" if fleet else "tenants"
+    return Scope(kind, unique, count, total, f"{count} of {total} tenants{share}")
 
 
 def _headline(rule: str, check: str, scope: Scope, variant: str = "") -> str:
@@ -229,9 +234,10 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
     escalations = {
         str(t.details["storm_key"]): t for t in snapshot.paged if t.details.get("storm_key")
     }
+    paged_keys = {t.key for t in snapshot.paged}
     out: list[Incident] = []
     for trigger in snapshot.paged:
-        if trigger.details.get("storm_key") in {t.key for t in snapshot.paged}:
+        if trigger.details.get("storm_key") in paged_keys:
             continue
         current = members.get(trigger.key, [])
         host = trigger.labels.get("host") if (trigger.check or "").startswith("tls") else None
@@ -246,7 +252,7 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
             tenants = [a.tenant for a in current if a.tenant] or list(
                 trigger.details.get("tenants", ())
             )
-            scope = _scope(tenants, total)
+            scope = _scope(tenants, total, fleet=trigger.key in escalations)
         variant = trigger.labels.get("outcome", "")
         out.append(
             Incident(
