@@ -23,6 +23,7 @@ Serve a simulated multi-tenant search and recommendations API on loopback:
   GET /_admin/stats                                 requests served, per tenant and check
   PUT /_admin/faults  {"tenant": T, "check": C, "fault": {...}}   switch a fault on
   DELETE /_admin/faults                             clear every fault
+  POST|GET|DELETE /_admin/notifications             a webhook receiver: record, list, clear
 
 T is a tenant id or "*", C is search, recommendations or "*". An optional "location": L
 limits the fault to probes from recmon's at location L (its X-Recmon-Location header); a
