@@ -50,6 +50,9 @@ def test_panels_cover_what_operators_need() -> None:
         "tenant_check:recmon_probes_empty:ratio_5m",
         "recmon_probes_total",
         "recmon_probe_success",
+        "tenant_check:recmon_probes_auth_error:ratio_5m",
+        "recmon_probe_auth_errors_total",
+        "recmon_tls_client_cert_not_after_timestamp_seconds",
         "recmon_tls_cert_not_after_timestamp_seconds",
         "recmon_tls_cert_info",
         "recmon_alerts_firing",
@@ -57,7 +60,7 @@ def test_panels_cover_what_operators_need() -> None:
         "recmon_event_loop_lag_seconds",
     ):
         assert metric in exprs, metric
-    # rate() before sum, le kept in every histogram_quantile (docs/ARCHITECTURE.md)
+    # rate() before sum, le kept in every histogram_quantile (DESIGN.md)
     for expr in re.findall(r"histogram_quantile\(.*", exprs):
         assert "by (le" in expr and "rate(" in expr
 

@@ -10,7 +10,7 @@ from monitor.alerting.tracker import AlertTracker
 from monitor.config.model import AlertsSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.series import AlertEvent, EventKind
+from monitor.detect.state import AlertEvent, EventKind
 from monitor.detect.stats import lower_bound_rank, p95_lower_bound
 
 T0 = 1_700_000_000.0
@@ -281,3 +281,46 @@ def test_recovering_from_an_outage_does_not_page_again_as_error_rate() -> None:
         ("failures", "firing"),
         ("failures", "resolved"),
     ]
+
+
+A = Outcome.AUTH_ERROR
+
+
+def auth_result(tenant: str, credential: str, outcome: Outcome = A) -> ProbeResult:
+    return ProbeResult(
+        tenant,
+        "search",
+        outcome,
+        0.05,
+        0.0,
+        status=401 if outcome is A else 200,
+        reason="status 401: the tenant's {api_key} (header X-Api-Key) rejected"
+        if outcome is A
+        else "",
+        credential=credential if outcome is A else "",
+    )
+
+
+def test_refused_credentials_page_as_auth_errors_never_as_failures() -> None:
+    t = tracker()
+    events = []
+    for i, outcome in enumerate([O, A, A, A, A, A, A, A, A, O, O, O]):
+        events += t.observe(auth_result("acme", "tenant", outcome), T0 + 60 * i)
+    assert [(e.rule, e.kind.value) for e in events] == [
+        ("auth_errors", "firing"),
+        ("auth_errors", "resolved"),
+    ]
+    firing = events[0]
+    assert firing.at == T0 + 120  # the second refusal in a row
+    assert firing.summary.startswith("search rejects the credentials of tenant acme")
+    assert "check the tenant's key" in firing.summary
+    assert firing.details["credential"] == "tenant"
+
+
+def test_refused_shared_credentials_say_probe_credentials_rejected() -> None:
+    t = tracker()
+    events = []
+    for i in range(3):
+        events += t.observe(auth_result("acme", "shared"), T0 + 60 * i)
+    assert [e.rule for e in events] == ["auth_errors"]
+    assert events[0].summary.startswith("probe credentials rejected: search refuses recmon's")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -298,3 +299,19 @@ async def test_json_body_and_headers_are_rendered() -> None:
     assert seen[0].method == "POST"
     assert seen[0].headers["x-tenant"] == "acme"
     assert json.loads(seen[0].content) == {"tenant": "acme", "q": ["shoes"], "n": 3}
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_credentials_are_auth_error_not_http_error(status: int) -> None:
+    result = await probe(lambda r: httpx.Response(status, json={"error": "invalid key"}))
+    assert result.outcome is Outcome.AUTH_ERROR
+    assert result.status == status
+    assert result.credential == "none"
+    assert result.reason == f"status {status}: refused, and the request carried no credentials"
+
+
+async def test_an_expected_401_is_ok() -> None:
+    expecting = replace(search_check(), expected_status=frozenset({401}), items=None, captures=())
+    result = await probe(lambda r: httpx.Response(401, text="no"), expecting)
+    assert result.outcome is Outcome.OK
+    assert result.credential == ""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from monitor.alerting.planner import PlannerState, Policy, plan
 from monitor.config.model import MaintenanceWindow, StormSpec
 from monitor.core.notifications import Action, Notification, Severity
-from monitor.detect.series import AlertEvent, EventKind
+from monitor.detect.state import AlertEvent, EventKind
 
 T0 = 1_700_000_000.0
 
@@ -239,3 +239,41 @@ def test_sharded_replicas_keep_their_storms_apart() -> None:
     assert (
         alone.sent[0].key == "recmon/empty_results/recommendations/t1"
     )  # tenants belong to one shard
+
+
+def auth_event(tenant: str, credential: str, at: float = T0) -> AlertEvent:
+    return replace(
+        event(tenant, at=at, rule="auth_errors"),
+        check="search",
+        summary=f"search rejects the credentials of tenant {tenant}",
+        details={"credential": credential},
+    )
+
+
+def test_every_tenant_refused_pages_probe_credentials_rejected() -> None:
+    run = Run(Policy(StormSpec(min_tenants=5, group_wait=30), total_tenants=5))
+    for i in range(5):
+        run([auth_event(f"t{i}", "tenant", T0 + i)], T0 + i)
+    (page,) = run.sent
+    assert page.key == "recmon/auth_errors/search/multiple-tenants"
+    assert page.summary.startswith(
+        "probe credentials rejected: search refuses recmon's credentials for all 5 tenants"
+    )
+
+
+def test_some_tenants_refused_point_at_their_keys() -> None:
+    run = Run()  # 50 tenants; 5 refused, each with its own key
+    for i in range(5):
+        run([auth_event(f"t{i}", "tenant", T0 + i)], T0 + i)
+    (page,) = run.sent
+    assert page.summary.startswith("search rejects the credentials of 5 tenants (t0, t1")
+    assert "those tenants' keys" in page.summary
+    assert "probe credentials rejected" not in page.summary
+
+
+def test_a_refused_shared_credential_is_recmons_even_for_some_tenants() -> None:
+    run = Run()
+    for i in range(5):
+        run([auth_event(f"t{i}", "shared", T0 + i)], T0 + i)
+    (page,) = run.sent
+    assert page.summary.startswith("probe credentials rejected: search refuses recmon's")

@@ -15,7 +15,7 @@ from monitor.config.model import AlertsSpec, StormSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.codec import series_from_json, series_to_json
-from monitor.detect.series import AlertEvent, EventKind
+from monitor.detect.state import AlertEvent, EventKind
 from monitor.state.store import SCHEMA_VERSION, StateStore
 
 T0 = 1_700_000_000.0

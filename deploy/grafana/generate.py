@@ -250,11 +250,26 @@ def build() -> Dashboard:
         .with_panel(
             series(
                 "Outcomes over time",
-                "Probes per second by outcome: ok, empty, http_error, timeout, connect_error, tls_error, invalid_body.",
+                "Probes per second by outcome: ok, empty, http_error, auth_error, timeout, connect_error, tls_error, invalid_body.",
                 "reqps",
                 (
                     f"sum by (outcome) (rate(recmon_probes_total{{{SELECT}}}[$__rate_interval]))",
                     "{{outcome}}",
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Credentials rejected (auth_error)",
+                "Share of probes whose credentials were refused (401/403, a refused token or client certificate), per tenant; by whose credential: the tenant's key, recmon's shared credentials, or none sent. Not a platform outage.",
+                "percentunit",
+                (
+                    f"tenant_check:recmon_probes_auth_error:ratio_5m{{{SELECT}}} > 0",
+                    "{{tenant}} {{check}}",
+                ),
+                (
+                    'sum by (check, credential) (rate(recmon_probe_auth_errors_total{check=~"$check"}[$__rate_interval]))',
+                    "{{check}} {{credential}} credential refused/s",
                 ),
             )
         )
@@ -278,6 +293,14 @@ def build() -> Dashboard:
                 "Certificate expiry per backend (days)",
                 "Days until the certificate served by each backend address expires; also reported for expired certificates.",
                 "(recmon_tls_cert_not_after_timestamp_seconds - time()) / 86400",
+                "d",
+            )
+        )
+        .with_panel(
+            listing(
+                "recmon's client certificates (days left)",
+                "Days until the client certificate recmon presents for mTLS to each target expires; the server refuses every probe once it has.",
+                "(recmon_tls_client_cert_not_after_timestamp_seconds - time()) / 86400",
                 "d",
             )
         )

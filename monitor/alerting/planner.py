@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 
 from monitor.config.model import MaintenanceWindow, StormSpec
 from monitor.core.notifications import Action, Notification, Severity
-from monitor.detect.series import AlertEvent, EventKind
+from monitor.detect.state import AlertEvent, EventKind
 
 _SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]
 _SHOWN_TENANTS = 10
@@ -355,6 +355,20 @@ def _resolve(trigger: Notification, summary: str, now: float) -> Notification:
     )
 
 
+def _credentials_summary(
+    check: str | None, events: list[AlertEvent], who: str, everyone: bool
+) -> str:
+    """Every tenant refused, or a credential recmon shares between them refused: recmon's own
+    credentials are the problem. Some tenants' own keys refused: those keys are."""
+    shared = any(e.details.get("credential") != "tenant" for e in events)
+    if shared or everyone:
+        return (
+            f"probe credentials rejected: {check} refuses recmon's credentials for {who}; "
+            "renew recmon's credentials, not a platform outage"
+        )
+    return f"{check} rejects the credentials of {who}; check those tenants' keys"
+
+
 def _group_trigger(
     gkey: str, events: list[AlertEvent], now: float, policy: Policy, *, fleet: bool = False
 ) -> Notification:
@@ -395,7 +409,10 @@ def _group_trigger(
         shown = ", ".join(tenants[:_SHOWN_TENANTS])
         more = f" and {count - _SHOWN_TENANTS} more" if count > _SHOWN_TENANTS else ""
         who = f"{count} tenants ({shown}{more})"
-    summary = located_text(f"{first.check} {what} for {who}{note}", policy.location)
+    text = f"{first.check} {what} for {who}{note}"
+    if rule == "auth_errors":
+        text = _credentials_summary(first.check, events, who, everyone=scope == "all")
+    summary = located_text(text, policy.location)
     key = f"{gkey}/fleet-wide" if fleet else gkey
     labels = {"grouped": "true"}
     if fleet:

@@ -11,12 +11,19 @@ from dataclasses import replace
 
 from monitor.alerting.planner import PlannerState
 from monitor.config.model import AlertsSpec, TlsSpec
+from monitor.core.certinfo import CertificateInfo
 from monitor.core.results import ProbeResult
 from monitor.detect.detector import Parent, baseline_p95, observe
 from monitor.detect.rules import Rulebook
-from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
 from monitor.tls.prober import TlsResult
-from monitor.tls.rules import TLS_CHECK, HostState, observe_host
+from monitor.tls.rules import (
+    CLIENT_PREFIX,
+    TLS_CHECK,
+    HostState,
+    observe_client_certificate,
+    observe_host,
+)
 
 SeriesKey = tuple[str, str]  # (tenant, check)
 
@@ -45,6 +52,17 @@ class AlertTracker:
         state = self.tls_hosts.get(host) or HostState()
         state, events = observe_host(state, host, results, now, self.tls_spec)
         self.tls_hosts[host] = state
+        return events
+
+    def observe_client_certificate(
+        self, target: str, cert: CertificateInfo | None, now: float
+    ) -> list[AlertEvent]:
+        if self.tls_spec is None:
+            return []
+        key = CLIENT_PREFIX + target
+        state = self.tls_hosts.get(key) or HostState()
+        state, events = observe_client_certificate(state, target, cert, now, self.tls_spec)
+        self.tls_hosts[key] = state
         return events
 
     def observe(self, result: ProbeResult, now: float) -> list[AlertEvent]:

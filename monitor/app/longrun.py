@@ -19,19 +19,21 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from monitor import __version__
 from monitor.alerting.pipeline import NotificationPipeline
-from monitor.app.assembly import assemble, state_path
 from monitor.app.httpapi import MonitorApi
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
-from monitor.app.service import Monitor
+from monitor.app.service import Monitor, metrics_for
 from monitor.app.status.collect import StatusSource, snapshot
 from monitor.app.status.model import ReloadRecord, Snapshot, iso
 from monitor.config.loader import ConfigError, LoadedConfig, dotted, load_config_file
-from monitor.core.clock import SystemClock
+from monitor.core.clock import Clock, SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
+from monitor.state.store import StateStore
 from monitor.telemetry.asgiserve import listen, serve_asgi
 from monitor.telemetry.resultslog import ResultsLog
 
@@ -61,6 +63,46 @@ class Generation:
         await saver
         await notifier
         await self.pipeline.flush(SHUTDOWN_FLUSH_S)
+
+
+def base_dir(loaded: LoadedConfig) -> Path:
+    """Relative paths in a configuration file are relative to that file."""
+    if loaded.source and not loaded.source.startswith("<"):
+        return Path(loaded.source).resolve().parent
+    return Path.cwd()
+
+
+def state_path(loaded: LoadedConfig) -> Path:
+    # Absolute already when loaded from a file (see config.loader).
+    return base_dir(loaded) / loaded.config.state.path
+
+
+def assemble(
+    loaded: LoadedConfig,
+    store: StateStore,
+    *,
+    clock: Clock,
+    shard: Shard,
+    refresh_every: float | None = None,
+    redactor: Redactor | None = None,
+) -> tuple[Monitor, NotificationPipeline]:
+    """A monitor whose decided notifications go to a notification pipeline on `store`."""
+    registry = CollectorRegistry()
+    metrics = metrics_for(loaded.config, registry)
+    pipeline = NotificationPipeline(
+        loaded.config.notify, store, clock=clock, metrics=metrics, refresh_every=refresh_every
+    )
+    monitor = Monitor(
+        loaded,
+        clock=clock,
+        registry=registry,
+        metrics=metrics,
+        route=pipeline.route,
+        shard=shard,
+        base_dir=base_dir(loaded),
+        redactor=redactor,
+    )
+    return monitor, pipeline
 
 
 def status_page_url(host: str, port: int) -> str:
@@ -105,7 +147,9 @@ class LongRunning:
     # --- generations --------------------------------------------------------------------------
 
     def _build(self, loaded: LoadedConfig, *, counters: bool) -> Generation:
-        monitor, pipeline = assemble(loaded, self.store, clock=SystemClock(), shard=self.shard)
+        monitor, pipeline = assemble(
+            loaded, self.store, clock=SystemClock(), shard=self.shard, redactor=self.redactor
+        )
         persistence = Persistence(self.store, monitor.hub, monitor.metrics, monitor.tenant_source)
         persistence.restore(counters=counters)
         if self.results_log is not None:
@@ -174,24 +218,35 @@ class LongRunning:
         return loaded
 
     async def _watch_file(self) -> None:
-        """Reload when the file changes (a ConfigMap update, an edit)."""
+        """Reload when the file changes (a ConfigMap update, an edit), or one of the `*_file`
+        secrets it reads does (a rotated Secret)."""
         path = Path(self.loaded.source)
 
-        def stamp() -> tuple[float, int] | None:
+        def stamp(file: Path) -> tuple[int, float, int] | None:
             try:
-                info = path.stat()
+                info = file.stat()
             except OSError:
                 return None
-            return info.st_mtime, info.st_size
+            return info.st_ino, info.st_mtime, info.st_size
 
-        seen = stamp()
+        def secrets() -> dict[str, tuple[int, float, int] | None]:
+            # The files of the configuration running now: a reload may name others.
+            return {name: stamp(Path(name)) for name in sorted(self.loaded.secret_files)}
+
+        seen, seen_secrets = stamp(path), secrets()
         while not self.stop.is_set():
             await asyncio.sleep(WATCH_EVERY_S)
-            now = stamp()
+            now, now_secrets = stamp(path), secrets()
             if now is not None and now != seen:
                 seen = now
                 log.info("configuration file changed", extra={"fields": {"path": str(path)}})
                 self.reload_requested.set()
+            if now_secrets != seen_secrets:
+                changed = [k for k, v in now_secrets.items() if seen_secrets.get(k) != v]
+                seen_secrets = now_secrets
+                if changed:
+                    log.info("secret file changed", extra={"fields": {"paths": changed}})
+                    self.reload_requested.set()
 
     # --- the mode -----------------------------------------------------------------------------
 

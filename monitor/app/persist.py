@@ -10,7 +10,7 @@ from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.hub import AlertHub, AlertMemory
 from monitor.alerting.planner import PlannerState
 from monitor.detect.codec import series_from_json, series_to_json
-from monitor.probing.tenant_source import TenantSource
+from monitor.probing.tenants import TenantSource
 from monitor.state.store import StateStore
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.codec import tls_hosts_from_json, tls_hosts_to_json

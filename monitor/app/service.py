@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 from collections import Counter, deque
@@ -19,12 +18,16 @@ from monitor.config.loader import LoadedConfig
 from monitor.config.model import Config
 from monitor.core.clock import Clock
 from monitor.core.results import Outcome, ProbeResult
+from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.probing.checks import HttpCheck, compile_checks
+from monitor.probing.clientcert import ClientCertificates
+from monitor.probing.credentials import TenantCredentials
 from monitor.probing.engine import Engine, Job
-from monitor.probing.httpclient import ClientFactory, build_client
+from monitor.probing.httpclient import ClientFactory, build_client, tls_verification
+from monitor.probing.oauth2 import TokenSource
 from monitor.probing.scheduler import Scheduler
-from monitor.probing.tenant_source import TenantSource, TenantSourceError
+from monitor.probing.tenants import TenantSource, TenantSourceError
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.looplag import LoopLagMonitor
 from monitor.telemetry.metrics import Metrics
@@ -92,11 +95,14 @@ class Monitor:
         base_dir: Path | None = None,
         route: Route | None = None,
         metrics: Metrics | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         """`route`: where decided notifications go (the notification pipeline; without one,
         the log). `metrics`: built on `registry` unless given (the assembler builds them
         first when the pipeline, which counts deliveries, needs them too)."""
         self.loaded = loaded
+        # Secrets read while running (tenant credentials, tokens) join the ones loaded.
+        self.redactor = redactor or Redactor(loaded.secrets)
         config = self.config = loaded.config
         self.clock = clock
         self.registry = registry
@@ -104,14 +110,25 @@ class Monitor:
         self.metrics = metrics or metrics_for(config, registry)
         self.checks: dict[str, HttpCheck] = compile_checks(config)
         used_targets = {check.target for check in self.checks.values()}
-        factory = client_factory or functools.partial(
-            build_client, kind=config.engine.transport, location=config.location
+        self.client_certificates = ClientCertificates(
+            {n: t for n, t in config.targets.items() if n in used_targets}, clock=clock
         )
-        self.clients: dict[str, httpx.AsyncClient] = {
-            name: factory(name, target, self._target_timeout(name))
-            for name, target in config.targets.items()
-            if name in used_targets
-        }
+        self.clients: dict[str, httpx.AsyncClient] = {}
+        for name, target in config.targets.items():
+            if name not in used_targets:
+                continue
+            timeout = self._target_timeout(name)
+            if client_factory is not None:
+                self.clients[name] = client_factory(name, target, timeout)
+                continue
+            self.clients[name] = build_client(
+                name,
+                target,
+                timeout,
+                kind=config.engine.transport,
+                location=config.location,
+                ssl_context=self.client_certificates.context(name),
+            )
         self.discovery_client: httpx.AsyncClient | None = (
             httpx.AsyncClient(follow_redirects=False)
             if config.tenants.discover is not None
@@ -124,6 +141,30 @@ class Monitor:
             clock=clock,
             base_dir=base_dir,
         )
+        self.credentials: TenantCredentials | None = None
+        if config.tenants.credentials is not None:
+            self.credentials = TenantCredentials(
+                config.tenants.credentials, clock=clock, on_secrets=self.redactor.add
+            )
+            self.credentials.refresh()
+        # One token per OAuth2 target, from its own client (the token endpoint is not probed).
+        self.token_clients: dict[str, httpx.AsyncClient] = {}
+        self.token_sources: dict[str, TokenSource] = {}
+        for name, target in config.targets.items():
+            if target.oauth2 is None or name not in used_targets:
+                continue
+            self.token_clients[name] = httpx.AsyncClient(
+                verify=self.client_certificates.context(name) or tls_verification(target),
+                follow_redirects=False,
+            )
+            self.token_sources[name] = TokenSource(
+                name,
+                target.oauth2,
+                self.token_clients[name],
+                clock=clock,
+                metrics=self.metrics,
+                on_secret=self.redactor.add,
+            )
         self.loop_lag = LoopLagMonitor(clock)
         self.progress = Progress()
         self.engine = Engine(
@@ -139,6 +180,8 @@ class Monitor:
             latency_guard=self.loop_lag.trusted,
             lag_sink=self.progress.lags.append,
             skip_sink=self._skipped,
+            credential_names=config.tenant_credential_names,
+            token_sources=self.token_sources,
         )
         self.scheduler = Scheduler(
             self.engine.run_job,
@@ -158,7 +201,12 @@ class Monitor:
             shard=shard,
         )
         self.tls = TlsWatch(
-            config.tls, config.targets, clock=clock, metrics=self.metrics, emit=self.hub.observe_tls
+            config.tls,
+            config.targets,
+            clock=clock,
+            metrics=self.metrics,
+            emit=self.hub.observe_tls,
+            emit_client=self.hub.observe_client_certificate,
         )
         self.tenants: tuple[str, ...] = ()
         self.latest: dict[tuple[str, str], ProbeResult] = {}
@@ -197,6 +245,12 @@ class Monitor:
     def tenant_vars(self, tenant: str) -> Mapping[str, str]:
         spec = self.config.tenants
         own = spec.vars.get(tenant)
+        if self.credentials is not None:
+            # Without its credential the variable stays unset: the engine skips the tenant
+            # (missing_credential) rather than probing it anonymously.
+            credential = self.credentials.get(tenant)
+            if credential is not None:
+                return {**spec.default_vars, **(own or {}), self.credentials.variable: credential}
         return {**spec.default_vars, **own} if own else spec.default_vars
 
     # --- results ------------------------------------------------------------------------------
@@ -302,10 +356,12 @@ class Monitor:
         self.metrics.tenants.set(len(tenants))
         self.scheduler.set_jobs(self.engine.jobs(tenants))
 
-    # --- running ------------------------------------------------------------------------------
+    # --- modes --------------------------------------------------------------------------------
 
-    async def probe_round(self) -> list[ProbeResult]:
+    async def run_once(self) -> list[ProbeResult]:
         """Probe every tenant × check once. Raises TenantSourceError when there are no tenants."""
+        if self.credentials is not None:
+            self.credentials.refresh()  # a rotation since the last round
         tenants = await self.refresh_tenants()
         collected: list[ProbeResult] = []
         self.result_listeners.append(collected.append)
@@ -313,7 +369,7 @@ class Monitor:
             await self.engine.run_round(tenants)
         finally:
             self.result_listeners.remove(collected.append)
-        if self.tls.hosts:
+        if self.tls.watching:
             await self.tls.round()
         # The whole fleet was just probed: storms are complete, nothing needs to wait.
         self.hub.tick(flush=True)
@@ -323,6 +379,12 @@ class Monitor:
         """Probe on schedule until `stop` is set; then let in-flight probes finish."""
         background = [
             asyncio.create_task(self.loop_lag.run(stop), name="loop-lag"),
+            *(
+                [asyncio.create_task(self.credentials.run(stop), name="credentials")]
+                if self.credentials is not None
+                else []
+            ),
+            asyncio.create_task(self.client_certificates.run(stop), name="client-certificates"),
             asyncio.create_task(self._refresh_tenants_forever(stop), name="tenants"),
             asyncio.create_task(self._report_progress(stop, progress_every), name="progress"),
             asyncio.create_task(self.hub.run(stop), name="alerts"),
@@ -390,7 +452,7 @@ class Monitor:
             )
 
     async def aclose(self) -> None:
-        for client in self.clients.values():
+        for client in (*self.clients.values(), *self.token_clients.values()):
             await client.aclose()
         if self.discovery_client is not None:
             await self.discovery_client.aclose()

@@ -13,8 +13,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import ValidationError
 
-from monitor.config.envsubst import substitute
+from monitor.config.envsubst import EnvProblem, substitute
 from monitor.config.model import Config
+from monitor.config.secretfiles import FileProblem, resolve_secret_files
 from monitor.config.units import format_duration
 from monitor.config.yamlsource import Path, YamlProblem, line_for, load_yaml
 from monitor.core.secrets import Redactor
@@ -53,10 +54,13 @@ LOCATION_ENV = "RECMON_LOCATION"  # used when the file sets no `location`
 class LoadedConfig:
     config: Config
     source: str
-    # Every value substituted from the environment: redacted from all output.
+    # Every value substituted from the environment or read from a `*_file`: redacted from
+    # all output.
     secrets: frozenset[str]
     # Valid, but probably not what was meant: check-config prints them, run and once log them.
     warnings: tuple[ConfigProblem, ...] = ()
+    # The `*_file` secrets read: `recmon run` reloads when one of them changes.
+    secret_files: frozenset[str] = frozenset()
 
 
 def dotted(path: Path) -> str:
@@ -84,15 +88,16 @@ def load_config_file(
         raise ConfigError(
             source, [ConfigProblem((), None, f"cannot read: {exc.strerror}")]
         ) from None
-    loaded = load_config_text(text, source=source, environ=environ)
-    config = _with_absolute_paths(loaded.config, FilePath(path).resolve().parent)
+    base = FilePath(path).resolve().parent
+    loaded = load_config_text(text, source=source, environ=environ, base_dir=base)
+    config = _with_absolute_paths(loaded.config, base)
     problems = _trust_file_problems(config) + _tenants_file_problems(config)
     if problems:
         _, lines = load_yaml(text)
         raise ConfigError(
             source, [ConfigProblem(key, line_for(key, lines), message) for key, message in problems]
         )
-    return LoadedConfig(config, loaded.source, loaded.secrets, loaded.warnings)
+    return LoadedConfig(config, loaded.source, loaded.secrets, loaded.warnings, loaded.secret_files)
 
 
 def _tenants_file_problems(config: Config) -> list[tuple[Path, str]]:
@@ -127,6 +132,25 @@ def _trust_file_problems(config: Config) -> list[tuple[Path, str]]:
             problems.append((key, f"no such file: {ca_file}"))
         except (OSError, ssl.SSLError) as exc:
             problems.append((key, f"not a usable CA file ({ca_file}): {exc}"))
+    for name, target in config.targets.items():
+        tls = target.tls
+        if tls.cert_file is None or tls.key_file is None:
+            continue
+        try:
+            ssl.create_default_context().load_cert_chain(tls.cert_file, tls.key_file)
+        except FileNotFoundError as exc:
+            problems.append(
+                (("targets", name, "tls", "cert_file"), f"no such file: {exc.filename}")
+            )
+        except (OSError, ssl.SSLError) as exc:
+            # OpenSSL's words only: never the key's bytes.
+            problems.append(
+                (
+                    ("targets", name, "tls", "cert_file"),
+                    f"not a usable certificate and key ({tls.cert_file}, {tls.key_file}): "
+                    f"{getattr(exc, 'reason', None) or exc.strerror or type(exc).__name__}",
+                )
+            )
     return problems
 
 
@@ -136,12 +160,27 @@ def _with_absolute_paths(config: Config, base: FilePath) -> Config:
     def absolute(value: str | None) -> str | None:
         return None if value is None else str(base / value)
 
-    tenants = config.tenants.model_copy(update={"file": absolute(config.tenants.file)})
+    credentials = config.tenants.credentials
+    if credentials is not None:
+        credentials = credentials.model_copy(
+            update={"dir": absolute(credentials.dir), "file": absolute(credentials.file)}
+        )
+    tenants = config.tenants.model_copy(
+        update={"file": absolute(config.tenants.file), "credentials": credentials}
+    )
     tls = config.tls.model_copy(update={"ca_file": absolute(config.tls.ca_file)})
     state = config.state.model_copy(update={"path": absolute(config.state.path)})
     targets = {
         name: target.model_copy(
-            update={"tls": target.tls.model_copy(update={"ca_file": absolute(target.tls.ca_file)})}
+            update={
+                "tls": target.tls.model_copy(
+                    update={
+                        "ca_file": absolute(target.tls.ca_file),
+                        "cert_file": absolute(target.tls.cert_file),
+                        "key_file": absolute(target.tls.key_file),
+                    }
+                )
+            }
         )
         for name, target in config.targets.items()
     }
@@ -151,7 +190,11 @@ def _with_absolute_paths(config: Config, base: FilePath) -> Config:
 
 
 def load_config_text(
-    text: str, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str,
+    *,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: FilePath | None = None,
 ) -> LoadedConfig:
     environ = os.environ if environ is None else environ
     try:
@@ -167,13 +210,13 @@ def load_config_text(
         # The same file in every cluster, the location from the pod's environment.
         data = {"location": environ[LOCATION_ENV], **data}
     substituted = substitute(data, environ)
-    # Validation messages may quote a value that came from the environment.
-    redactor = Redactor(substituted.secrets)
-    problems = [
-        ConfigProblem(p.path, line_for(p.path, lines), p.message) for p in substituted.problems
-    ]
+    from_files = resolve_secret_files(substituted.data, base_dir or FilePath.cwd())
+    # Validation messages may quote a value that came from the environment or a file.
+    redactor = Redactor(substituted.secrets | from_files.secrets)
+    raw_problems: list[EnvProblem | FileProblem] = [*substituted.problems, *from_files.problems]
+    problems = [ConfigProblem(p.path, line_for(p.path, lines), p.message) for p in raw_problems]
     try:
-        config = Config.model_validate(substituted.data)
+        config = Config.model_validate(from_files.data)
     except ValidationError as exc:
         # A value left empty by a missing variable fails validation too; say it once.
         unset = {p.path for p in problems}
@@ -188,12 +231,14 @@ def load_config_text(
     ]
     if problems:
         raise ConfigError(source, _redacted(problems, redactor))
-    secrets = frozenset(substituted.secrets) | _literal_secrets(config)
+    secrets = (
+        frozenset(substituted.secrets) | frozenset(from_files.secrets) | _literal_secrets(config)
+    )
     warnings = tuple(
         ConfigProblem(path, line_for(path, lines), redactor.redact(message))
         for path, message in _warnings(config)
     )
-    return LoadedConfig(config, source, secrets, warnings)
+    return LoadedConfig(config, source, secrets, warnings, frozenset(from_files.files))
 
 
 def _redacted(problems: list[ConfigProblem], redactor: Redactor) -> list[ConfigProblem]:
@@ -206,6 +251,10 @@ _SECRET_PARAMS = ("token", "key", "secret", "password", "passwd", "signature", "
 _MIN_PATH_TOKEN = 16
 
 
+def _secret_name(name: str) -> bool:
+    return any(word in name.lower() for word in _SECRET_PARAMS)
+
+
 def _literal_secrets(config: Config) -> frozenset[str]:
     """Values that are secrets even when written in the file: routing keys, header values
     (Authorization, API keys), passwords and credential query parameters in URLs, and the
@@ -215,6 +264,12 @@ def _literal_secrets(config: Config) -> frozenset[str]:
     headers += [c.request.headers for c in config.checks.values()]
     if config.tenants.discover is not None:
         headers.append(config.tenants.discover.headers)
+    for target in config.targets.values():
+        if target.basic_auth is not None:
+            values |= {target.basic_auth.password, target.basic_auth.credentials}
+        if target.oauth2 is not None:
+            values.add(target.oauth2.client_secret)
+            values |= {v for k, v in target.oauth2.endpoint_params.items() if _secret_name(k)}
     notify = config.notify
     if notify.pagerduty is not None:
         values.add(notify.pagerduty.routing_key)
@@ -244,7 +299,7 @@ def _literal_secrets(config: Config) -> frozenset[str]:
             values.add(base64.b64encode(credentials.encode()).decode())
             values.add(unquote(parts.password))  # as it goes out, in a Basic credential
         for name, value in parse_qsl(parts.query):
-            if any(word in name.lower() for word in _SECRET_PARAMS) and value:
+            if _secret_name(name) and value:
                 values.add(value)
     if notify.heartbeat is not None:
         token = urlsplit(notify.heartbeat.url).path.rstrip("/").rsplit("/", 1)[-1]
@@ -401,14 +456,35 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
             seen.append(current)
             current = config.checks[current].after
 
-    known_vars = {"tenant"} | set(config.tenants.default_vars)
+    credentials = config.tenant_credential_names
+    for variable in sorted(credentials):
+        # A fallback value would send some other credential, or none, for a tenant whose own
+        # is missing: such a tenant is skipped instead.
+        if variable in config.tenants.default_vars:
+            problems.append(
+                (
+                    ("tenants", "default_vars", variable),
+                    f"{{{variable}}} comes from tenants.credentials: a default would be sent "
+                    "for tenants without their own credential",
+                )
+            )
+        for tenant, values in config.tenants.vars.items():
+            if variable in values:
+                problems.append(
+                    (
+                        ("tenants", "vars", tenant, variable),
+                        f"{{{variable}}} comes from tenants.credentials, not tenants.vars",
+                    )
+                )
+    known_vars = {"tenant"} | set(config.tenants.default_vars) | credentials
     for tenant_vars in config.tenants.vars.values():
         known_vars |= set(tenant_vars)
     for name, check in config.checks.items():
         captured = config.captures_before(name)
         available = known_vars | captured
-        # Variables every tenant has: the rest must be set for each listed tenant.
-        shared = {"tenant"} | set(config.tenants.default_vars) | captured
+        # Variables every tenant has: the rest must be set for each listed tenant (a missing
+        # credential is a runtime matter: the tenant is skipped and counted).
+        shared = {"tenant"} | set(config.tenants.default_vars) | captured | credentials
         request = check.request
         fields: dict[str, Any] = {
             "path": request.path,
@@ -423,7 +499,8 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
                     (
                         ("checks", name, "request", field),
                         f"template variable {{{missing}}} is not defined: set it in "
-                        "tenants.default_vars, tenants.vars or capture it in an earlier check",
+                        "tenants.default_vars, tenants.vars, tenants.credentials.variable or "
+                        "capture it in an earlier check",
                     )
                 )
             problems += _set_for_some_tenants_only(config, name, field, names - shared)

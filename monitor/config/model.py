@@ -1,8 +1,8 @@
-"""The configuration as typed, frozen, validated objects. Key names are a contract
-(docs/ARCHITECTURE.md)."""
+"""The configuration as typed, frozen, validated objects. Key names are a contract (DESIGN.md)."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections import Counter
 from datetime import datetime
@@ -82,17 +82,81 @@ class Defaults(Model):
 class TargetTLS(Model):
     verify: bool = True
     ca_file: str | None = None
+    # A client certificate for mTLS (PEM), with its private key: re-read when they change.
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TargetTLS:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both cert_file and key_file for a client certificate")
+        return self
+
+
+# Every `<key>_file` below names a file (a mounted secret) whose content, whitespace trimmed,
+# is `<key>`: the loader reads it (config.secretfiles), so `<key>` is always set after loading.
+
+
+class BasicAuth(Model):
+    username: str
+    password: str
+    password_file: str | None = None
+
+    @property
+    def credentials(self) -> str:
+        """The base64 credentials of the Authorization header (a secret too)."""
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+
+class OAuth2Spec(Model):
+    """OAuth2 client credentials: one token per target, cached and refreshed before expiry."""
+
+    token_url: HttpUrl
+    client_id: Annotated[str, Field(min_length=1)]
+    client_secret: Annotated[str, Field(min_length=1)]
+    client_secret_file: str | None = None
+    scopes: list[str] = []
+    endpoint_params: dict[str, str] = {}
+    timeout: Duration = 10.0
 
 
 class Target(Model):
     base_url: HttpUrl
     headers: dict[str, str] = {}
+    # Header values read from files (a mounted secret), the Prometheus *_file convention.
+    header_files: dict[str, str] = {}
+    basic_auth: BasicAuth | None = None
+    oauth2: OAuth2Spec | None = None
     rate_limit: RateLimit | None = None
     max_connections: int = Field(100, ge=1, le=10_000)
     tls: TargetTLS = TargetTLS()
     # This target's requests go through it (HTTP_PROXY/HTTPS_PROXY/NO_PROXY then do not
     # apply to them); its password is a secret.
     proxy: ProxyUrl | None = None
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> Target:
+        if self.basic_auth is not None and self.oauth2 is not None:
+            raise ValueError("set basic_auth or oauth2, not both")
+        return self
+
+    def credential_kinds(self) -> list[str]:
+        """Which credentials recmon itself sends to this target, in words (never values)."""
+        kinds = []
+        if self.oauth2 is not None:
+            kinds.append("the OAuth2 token")
+        if self.basic_auth is not None:
+            kinds.append("the basic auth password")
+        auth_headers = [
+            name
+            for name in (*self.headers, *self.header_files)
+            if name.lower() not in ("user-agent", "accept", "content-type")
+        ]
+        if auth_headers:
+            kinds.append("header " + ", ".join(sorted(auth_headers)))
+        if self.tls.cert_file is not None:
+            kinds.append("the client certificate")
+        return kinds
 
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -163,7 +227,26 @@ class DiscoverSpec(Model):
     refresh: Duration = 600.0
     timeout: Duration = 10.0
     headers: dict[str, str] = {}
+    header_files: dict[str, str] = {}
     max_tenants: int = Field(100_000, ge=1)
+
+
+class CredentialsSpec(Model):
+    """Per-tenant credentials from mounted secrets, exposed to templates as `variable`."""
+
+    # A directory with one file per tenant, named by its id (how a Kubernetes Secret mounts).
+    dir: str | None = None
+    # A YAML or JSON file mapping tenant id to its credential.
+    file: str | None = None
+    variable: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "credential"
+    # How often the files are checked for changes (a rotation is picked up without restart).
+    refresh: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CredentialsSpec:
+        if (self.dir is None) == (self.file is None):
+            raise ValueError("set exactly one of dir or file")
+        return self
 
 
 class TenantsSpec(Model):
@@ -172,6 +255,7 @@ class TenantsSpec(Model):
     discover: DiscoverSpec | None = None
     vars: dict[str, dict[str, str]] = {}
     default_vars: dict[str, str] = {}
+    credentials: CredentialsSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> TenantsSpec:
@@ -239,6 +323,7 @@ class TlsSpec(Model):
 
 class PagerDutySpec(Model):
     routing_key: Annotated[str, Field(min_length=1)]
+    routing_key_file: str | None = None
     # Configurable for the EU region and for tests.
     url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
     timeout: Duration = 10.0
@@ -252,11 +337,13 @@ class AlertmanagerSpec(Model):
     resend_interval: Duration = 60.0
     timeout: Duration = 10.0
     headers: dict[str, str] = {}
+    header_files: dict[str, str] = {}
 
 
 class WebhookSpec(Model):
     url: HttpUrl
     headers: dict[str, str] = {}
+    header_files: dict[str, str] = {}
     timeout: Duration = 10.0
 
 
@@ -264,6 +351,8 @@ class HeartbeatSpec(Model):
     """A dead man's switch: pinged while recmon works, so a silent monitor gets noticed."""
 
     url: HttpUrl
+    # The URL is usually its own credential (https://hc-ping.com/<uuid>): it may live in a file.
+    url_file: str | None = None
     interval: Duration = 60.0
     timeout: Duration = 10.0
 
@@ -295,9 +384,11 @@ class StateSpec(Model):
 
 
 Share = Annotated[float, Field(gt=0, le=1)]
-# Outcomes that count as failures for the failures rule: everything but ok and empty (which has
-# a rule of its own), so one incident maps to one alert.
-FAILURE_OUTCOMES: list[Outcome] = [o for o in Outcome if o not in (Outcome.OK, Outcome.EMPTY)]
+# Outcomes that count as failures for the failures rule: everything but ok, and empty and
+# auth_error (which have rules of their own), so one incident maps to one alert.
+FAILURE_OUTCOMES: list[Outcome] = [
+    o for o in Outcome if o not in (Outcome.OK, Outcome.EMPTY, Outcome.AUTH_ERROR)
+]
 
 
 class EmptyResultsRule(Model):
@@ -322,6 +413,20 @@ class FailuresRule(Model):
     window: Duration = 300.0
     share: Share = 0.5
     min_probes: int = Field(5, ge=1)
+    severity: Severity = Severity.CRITICAL
+
+
+class AuthErrorsRule(Model):
+    """Fires when a check's credentials keep being refused (auth_error): the page points at
+    the tenant's key, or at recmon's own credentials when they are shared or every tenant's
+    are refused — never at the platform."""
+
+    enabled: bool = True
+    failure_threshold: int = Field(2, ge=1)
+    success_threshold: int = Field(2, ge=1)
+    window: Duration = 300.0
+    share: Share = 0.5
+    min_probes: int = Field(3, ge=1)
     severity: Severity = Severity.CRITICAL
 
 
@@ -371,6 +476,7 @@ class LatencySloRule(Model):
 RULE_MODELS: dict[str, type[Model]] = {
     "empty_results": EmptyResultsRule,
     "failures": FailuresRule,
+    "auth_errors": AuthErrorsRule,
     "error_rate": ErrorRateRule,
     "latency_drift": LatencyDriftRule,
     "latency_slo": LatencySloRule,
@@ -390,6 +496,7 @@ def _partial(model: type[Model]) -> type[Model]:
 
 PartialEmptyResults = _partial(EmptyResultsRule)
 PartialFailures = _partial(FailuresRule)
+PartialAuthErrors = _partial(AuthErrorsRule)
 PartialErrorRate = _partial(ErrorRateRule)
 PartialLatencyDrift = _partial(LatencyDriftRule)
 PartialLatencySlo = _partial(LatencySloRule)
@@ -402,6 +509,7 @@ class AlertOverride(Model):
     checks: list[str] | None = None
     empty_results: PartialEmptyResults | None = None  # type: ignore[valid-type]
     failures: PartialFailures | None = None  # type: ignore[valid-type]
+    auth_errors: PartialAuthErrors | None = None  # type: ignore[valid-type]
     error_rate: PartialErrorRate | None = None  # type: ignore[valid-type]
     latency_drift: PartialLatencyDrift | None = None  # type: ignore[valid-type]
     latency_slo: PartialLatencySlo | None = None  # type: ignore[valid-type]
@@ -440,6 +548,7 @@ class MaintenanceWindow(Model):
 class AlertsSpec(Model):
     empty_results: EmptyResultsRule = EmptyResultsRule()
     failures: FailuresRule = FailuresRule()
+    auth_errors: AuthErrorsRule = AuthErrorsRule()
     error_rate: ErrorRateRule = ErrorRateRule()
     latency_drift: LatencyDriftRule = LatencyDriftRule()
     latency_slo: LatencySloRule = LatencySloRule()
@@ -494,6 +603,12 @@ class Config(Model):
             names |= set(self.checks[current].capture)
             current = self.checks[current].after
         return frozenset(names)
+
+    @property
+    def tenant_credential_names(self) -> frozenset[str]:
+        """Template variables whose values are tenants' credentials (from mounted secrets)."""
+        spec = self.tenants.credentials
+        return frozenset() if spec is None else frozenset({spec.variable})
 
     @property
     def max_timeout(self) -> float:

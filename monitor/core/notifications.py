@@ -83,6 +83,7 @@ class Notification:
 ALERT_NAMES = {
     "empty_results": "RecmonEmptyResults",
     "failures": "RecmonProbeFailures",
+    "auth_errors": "RecmonCredentialsRejected",
     "error_rate": "RecmonErrorRate",
     "latency_drift": "RecmonLatencyDrift",
     "latency_slo": "RecmonLatencySLO",
@@ -91,10 +92,13 @@ ALERT_NAMES = {
     "tls_invalid": "RecmonTLSCertificateInvalid",
     "tls_inconsistent": "RecmonTLSCertificateInconsistent",
     "tls_unreachable": "RecmonTLSBackendUnreachable",
+    "tls_client_expiring": "RecmonTLSClientCertificateExpiring",
+    "tls_client_expiring_soon": "RecmonTLSClientCertificateExpiringSoon",
 }
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
     "failures": "docs/runbooks/probe-failures.md",
+    "auth_errors": "docs/runbooks/credentials-rejected.md",
     "error_rate": "docs/runbooks/error-rate.md",
     "latency_drift": "docs/runbooks/latency-drift.md",
     "latency_slo": "docs/runbooks/latency-drift.md",
@@ -103,6 +107,8 @@ RUNBOOKS = {
     "tls_invalid": "docs/runbooks/tls-certificate-invalid.md",
     "tls_inconsistent": "docs/runbooks/tls-certificate-inconsistent.md",
     "tls_unreachable": "docs/runbooks/tls-backend-unreachable.md",
+    "tls_client_expiring": "docs/runbooks/tls-client-certificate-expiring.md",
+    "tls_client_expiring_soon": "docs/runbooks/tls-client-certificate-expiring.md",
 }
 
 

@@ -9,11 +9,14 @@ from types import MappingProxyType
 
 
 class Outcome(enum.StrEnum):
-    """Every probe ends in exactly one of these (a contract: docs/ARCHITECTURE.md)."""
+    """Every probe ends in exactly one of these (DESIGN.md contract)."""
 
     OK = "ok"
     EMPTY = "empty"
     HTTP_ERROR = "http_error"
+    # 401/403, or a refused token or client certificate: recmon's credentials, not the
+    # platform, are what failed (an expired probe key must not page as an outage).
+    AUTH_ERROR = "auth_error"
     TIMEOUT = "timeout"
     CONNECT_ERROR = "connect_error"
     TLS_ERROR = "tls_error"
@@ -23,6 +26,10 @@ class Outcome(enum.StrEnum):
     def is_success(self) -> bool:
         return self is Outcome.OK
 
+
+CREDENTIAL_TENANT = "tenant"
+CREDENTIAL_SHARED = "shared"
+CREDENTIAL_NONE = "none"
 
 NO_CAPTURES: Mapping[str, str] = MappingProxyType({})
 
@@ -44,6 +51,7 @@ class ProbeResult:
     # Machine-readable TLS reason for tls_error: expired, not_yet_valid, unknown_issuer,
     # hostname_mismatch, handshake.
     tls_reason: str = ""
+    # Requests sent; 0 when none could be (no OAuth2 token to send): nothing was timed.
     attempts: int = 1
     # Outcome of the first attempt when a retry changed the final outcome; never hidden.
     first_outcome: Outcome | None = None
@@ -51,6 +59,10 @@ class ProbeResult:
     captures: Mapping[str, str] = field(default_factory=lambda: NO_CAPTURES)
     # False when the monitor itself was too slow (event-loop lag) to trust the latency.
     latency_trusted: bool = True
+    # Whose credentials an auth_error refused: CREDENTIAL_TENANT (the tenant's own key),
+    # CREDENTIAL_SHARED (recmon's: a target header, an OAuth2 token, a client certificate)
+    # or CREDENTIAL_NONE (the request carried none). Empty for other outcomes.
+    credential: str = ""
 
     @property
     def ok(self) -> bool:

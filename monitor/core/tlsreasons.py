@@ -51,3 +51,31 @@ def classify_tls_error(error: ssl.SSLError) -> tuple[str, str]:
         return reason, f"certificate verify failed: {error.verify_message}"
     # Not every SSLError comes from OpenSSL with a reason attached.
     return "handshake", f"TLS handshake failed: {getattr(error, 'reason', None) or error}"
+
+
+# Alerts a server sends when it refuses the client's certificate, or wants one and got none
+# (RFC 8446 6.2). Received, never sent by recmon: its own verdicts on the server's
+# certificate are SSLCertVerificationError.
+_REFUSED_CERTIFICATE_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "certificate required",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "bad certificate",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "unsupported certificate",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "certificate revoked",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "certificate expired",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "certificate unknown",
+    "TLSV1_ALERT_UNKNOWN_CA": "unknown CA",
+    "TLSV1_ALERT_ACCESS_DENIED": "access denied",
+}
+
+
+def refused_certificate_alert(error: ssl.SSLError) -> str | None:
+    """The server's alert, in words ("certificate required"), when it refused recmon's client
+    certificate; None for any other TLS failure."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return None
+    reason = getattr(error, "reason", None) or ""
+    words = _REFUSED_CERTIFICATE_ALERTS.get(reason)
+    if words is None:
+        # Some layers keep only the message: "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] ...".
+        words = next((w for k, w in _REFUSED_CERTIFICATE_ALERTS.items() if k in str(error)), None)
+    return words

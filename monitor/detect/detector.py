@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.config.model import (
+    AuthErrorsRule,
     EmptyResultsRule,
     ErrorRateRule,
     FailuresRule,
@@ -21,7 +22,7 @@ from monitor.config.model import (
 )
 from monitor.config.units import format_duration
 from monitor.core.notifications import Severity
-from monitor.core.results import Outcome, ProbeResult
+from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_TENANT, Outcome, ProbeResult
 from monitor.detect.lifecycle import (
     IMMEDIATE,
     Description,
@@ -31,7 +32,7 @@ from monitor.detect.lifecycle import (
     advance,
 )
 from monitor.detect.rules import RuleSet
-from monitor.detect.series import AlertEvent, AlertState, Sample, SeriesState
+from monitor.detect.state import AlertEvent, AlertState, Sample, SeriesState
 from monitor.detect.stats import p95_lower_bound, p95_nearest_rank
 
 _MAX_REASON = 200
@@ -62,7 +63,7 @@ def observe(
     subject = Subject(result.tenant, result.check)
     events: list[AlertEvent] = []
     for rule_id, verdict, severity, thresholds in _fast_verdicts(
-        state, latencies, now, rules, subject, parent
+        state, latencies, now, rules, subject, parent, _credential(result, state)
     ):
         event = advance(
             alerts,
@@ -89,8 +90,10 @@ def _fast_verdicts(
     rules: RuleSet,
     subject: Subject,
     parent: Parent | None,
+    credential: str = CREDENTIAL_NONE,
 ) -> Iterator[RuleReading]:
-    """The per-series rules that speak first: empty results, failures, latency."""
+    """The per-series rules that speak first: empty results, failures, refused credentials,
+    latency."""
     tenant, check = subject.tenant or "", subject.check or ""
     if (empty := rules.empty_results) is not None:
         verdict = _empty_results(state, empty, now, tenant, check, parent)
@@ -98,6 +101,9 @@ def _fast_verdicts(
     if (failures := rules.failures) is not None:
         verdict = _failures(state, failures, now, tenant, check)
         yield "failures", verdict, failures.severity, IMMEDIATE
+    if (auth := rules.auth_errors) is not None:
+        verdict = _auth_errors(state, auth, now, tenant, check, credential)
+        yield "auth_errors", verdict, auth.severity, IMMEDIATE
     if (drift := rules.latency_drift) is not None:
         verdict = _latency_drift(state, latencies, drift, tenant, check, parent)
         yield "latency_drift", verdict, drift.severity, Thresholds(drift.for_, drift.resolve_for)
@@ -121,7 +127,7 @@ def _slow_burn(
     quiet_until = state.slow_burn_quiet_until
     if rate is None:
         return quiet_until
-    if any(alerts.get(r) is not None for r in ("empty_results", "failures")):
+    if any(alerts.get(r) is not None for r in ("empty_results", "failures", "auth_errors")):
         quiet_until = now + rate.window
     tenant, check = subject.tenant or "", subject.check or ""
     for outcome, verdict in _error_rates(state, rate, now, tenant, check).items():
@@ -232,6 +238,62 @@ def _parent_note(parent: Parent | None, *, latency: bool = False) -> tuple[str, 
         f"check's backend is the likely cause",
         details,
     )
+
+
+def _credential(result: ProbeResult, state: SeriesState) -> str:
+    """Whose credential the latest refusal was: this probe's, or what the alert already says."""
+    if result.credential:
+        return result.credential
+    alert = state.alerts.get("auth_errors")
+    return str(alert.details.get("credential", CREDENTIAL_NONE)) if alert else CREDENTIAL_NONE
+
+
+_AUTH = Outcome.AUTH_ERROR.value
+
+
+def _trailing(samples: tuple[Sample, ...], outcome: str) -> int:
+    """How many of the latest samples in a row ended in `outcome`."""
+    count = 0
+    for sample in reversed(samples):
+        if sample.outcome != outcome:
+            break
+        count += 1
+    return count
+
+
+def _auth_errors(
+    state: SeriesState, rule: AuthErrorsRule, now: float, tenant: str, check: str, scope: str
+) -> Verdict:
+    samples, refused = _share_rule(state, now, rule.window, lambda s: s.outcome == _AUTH)
+    share = refused / len(samples) if samples else 0.0
+    by_share = len(samples) >= rule.min_probes and share >= rule.share
+    active = _trailing(state.samples, _AUTH) >= rule.failure_threshold or by_share
+    clear = state.ok_streak >= rule.success_threshold and share < rule.share
+
+    def describe() -> Description:
+        last_reason = next((s.reason for s in reversed(samples) if s.outcome == _AUTH), "")
+        if scope == CREDENTIAL_TENANT:
+            # One tenant's key: the platform answers, it refuses this tenant's credential.
+            summary = (
+                f"{check} rejects the credentials of tenant {tenant}: {refused} of "
+                f"{len(samples)} probes in the last {format_duration(rule.window)} "
+                f"({last_reason}); check the tenant's key, not the platform"
+            )
+        else:
+            summary = (
+                f"probe credentials rejected: {check} refuses recmon's credentials for tenant "
+                f"{tenant} ({last_reason}); renew recmon's credentials, not a platform outage"
+            )
+        details = {
+            "refused_probes": refused,
+            "probes": len(samples),
+            "window_s": rule.window,
+            "credential": scope,
+            "last_reason": last_reason,
+        }
+        return summary, details
+
+    return Verdict(active, clear, describe)
 
 
 def _share_rule(

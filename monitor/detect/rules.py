@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from monitor.config.model import (
     AlertOverride,
     AlertsSpec,
+    AuthErrorsRule,
     EmptyResultsRule,
     ErrorRateRule,
     FailuresRule,
@@ -29,6 +30,7 @@ class RuleSet:
     error_rate: ErrorRateRule | None
     latency_drift: LatencyDriftRule | None
     latency_slo: LatencySloRule | None
+    auth_errors: AuthErrorsRule | None = None
 
     # The longest of their windows: how far back a series must remember (every probe asks).
     longest_window: float = field(init=False)
@@ -42,6 +44,7 @@ class RuleSet:
                 self.error_rate,
                 self.latency_drift,
                 self.latency_slo,
+                self.auth_errors,
             )
             if rule is not None
         ]
@@ -94,8 +97,9 @@ class Rulebook:
     def _resolve(self, overrides: list[AlertOverride], check: str) -> RuleSet:
         spec = self.spec
         empty, failures, rate = spec.empty_results, spec.failures, spec.error_rate
-        drift, slo = spec.latency_drift, spec.latency_slo
+        drift, slo, auth = spec.latency_drift, spec.latency_slo, spec.auth_errors
         for override in overrides:
+            auth = _merge(auth, override.auth_errors)
             empty = _merge(empty, override.empty_results)
             failures = _merge(failures, override.failures)
             rate = _merge(rate, override.error_rate)
@@ -107,4 +111,5 @@ class Rulebook:
             error_rate=rate if rate.enabled else None,
             latency_drift=drift if drift.enabled else None,
             latency_slo=slo if slo.p95 is not None else None,
+            auth_errors=auth if auth.enabled else None,
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 from monitor.config.model import CheckSpec, Config
 from monitor.core.jsonpath import JsonPath
-from monitor.core.results import Outcome
+from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_SHARED, CREDENTIAL_TENANT, Outcome
 from monitor.core.templating import Template, parse_template, render_value, template_names
 
 
@@ -45,6 +45,10 @@ class HttpCheck:
     retry_backoff: float
     # What earlier checks capture for this one: missing when one of them failed.
     captured_before: frozenset[str] = frozenset()
+    # Whose credentials the request carries (CREDENTIAL_*) and, in words, which: what an
+    # auth_error page points at. Never a value.
+    credential_scope: str = CREDENTIAL_NONE
+    credential_label: str = "no credentials"
 
     @property
     def parses_body(self) -> bool:
@@ -69,8 +73,45 @@ class HttpCheck:
         )
 
 
+# Header and query parameter names that carry credentials.
+_CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "password", "signature", "session")
+
+
+def looks_like_credential(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _CREDENTIAL_WORDS)
+
+
+def credential_of(name: str, spec: CheckSpec, config: Config) -> tuple[str, str]:
+    """(scope, label) of the credentials a check's requests carry: a per-tenant variable in a
+    credential header or parameter is the tenant's own key; target headers, OAuth2 and client
+    certificates are recmon's, shared by every tenant."""
+    credentials = config.tenant_credential_names
+    per_tenant = set(credentials)
+    for values in config.tenants.vars.values():
+        per_tenant |= set(values)
+    per_tenant -= set(config.tenants.default_vars) | config.captures_before(name)
+    for field, mapping in (("header", spec.request.headers), ("parameter", spec.request.params)):
+        for key, value in mapping.items():
+            used = template_names(value) & per_tenant
+            if used & credentials or (used and looks_like_credential(key)):
+                variable = sorted(used & credentials or used)[0]
+                return CREDENTIAL_TENANT, f"the tenant's {{{variable}}} ({field} {key})"
+    target = config.targets.get(spec.target)
+    if target is None:
+        return CREDENTIAL_NONE, "no credentials"
+    shared = [f"{kind} of target {spec.target}" for kind in target.credential_kinds()]
+    if shared:
+        return CREDENTIAL_SHARED, ", ".join(shared)
+    for mapping in (spec.request.headers, spec.request.params):
+        if any(looks_like_credential(key) for key in mapping):
+            return CREDENTIAL_SHARED, f"the credential headers of check {name}"
+    return CREDENTIAL_NONE, "no credentials"
+
+
 def compile_check(name: str, spec: CheckSpec, config: Config) -> HttpCheck:
     request, expect = spec.request, spec.expect
+    scope, label = credential_of(name, spec, config)
     return HttpCheck(
         name=name,
         target=spec.target,
@@ -93,6 +134,8 @@ def compile_check(name: str, spec: CheckSpec, config: Config) -> HttpCheck:
         retry_outcomes=frozenset(spec.retry.outcomes),
         retry_backoff=spec.retry.backoff,
         captured_before=config.captures_before(name),
+        credential_scope=scope,
+        credential_label=label,
     )
 
 

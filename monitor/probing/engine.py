@@ -14,10 +14,11 @@ from dataclasses import dataclass, replace
 import httpx
 
 from monitor.core.clock import Clock
-from monitor.core.results import ProbeResult
+from monitor.core.results import CREDENTIAL_SHARED, Outcome, ProbeResult
 from monitor.core.templating import MissingVariable
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.http import probe_http
+from monitor.probing.oauth2 import TokenSource, TokenUnavailable
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.metrics import Metrics
 
@@ -53,6 +54,8 @@ class Engine:
         latency_guard: Callable[[float, float], bool] | None = None,
         lag_sink: Callable[[float], None] | None = None,
         skip_sink: Callable[[str, str, str], None] | None = None,
+        credential_names: frozenset[str] = frozenset(),
+        token_sources: Mapping[str, TokenSource] | None = None,
     ) -> None:
         self.checks = dict(checks)
         self.clients = clients
@@ -75,6 +78,14 @@ class Engine:
         # A missing captured variable is routine (the earlier check failed) and counted; any
         # other missing variable is a configuration gap for that tenant, said once.
         self._told_missing: set[tuple[str, str, str]] = set()
+        # Variables that are tenants' credentials: without one the tenant is skipped, never
+        # probed anonymously, and that is said once per tenant (until its credential returns).
+        self.credential_names = credential_names
+        self.token_sources = token_sources or {}
+        self._told_credential: set[str] = set()
+        self._uses_credential = {
+            name for name, check in self.checks.items() if check.variables & credential_names
+        }
         self.dependents: dict[str, list[str]] = {name: [] for name in self.checks}
         for name, check in self.checks.items():
             if check.after is not None and check.after in self.dependents:
@@ -120,32 +131,19 @@ class Engine:
         self, tenant: str, name: str, values: dict[str, str], due: float | None
     ) -> None:
         check = self.checks[name]
+        result: ProbeResult | None
         try:
             request = check.render(values)
         except MissingVariable as exc:
-            self.metrics.probes_skipped.labels(name, "missing_variable").inc()
-            if self.skip_sink is not None:
-                why = (
-                    f"{check.after} did not succeed, so captured nothing"
-                    if exc.name in check.captured_before and check.after
-                    else "not set for this tenant in tenants.vars or tenants.default_vars"
-                )
-                self.skip_sink(tenant, name, f"no {{{exc.name}}}: {why}")
-            fields = {"tenant": tenant, "check": name, "variable": exc.name}
-            told = (tenant, name, exc.name)
-            if exc.name not in check.captured_before and told not in self._told_missing:
-                self._told_missing.add(told)
-                log.warning(
-                    "tenant never probed by this check: template variable not set for it "
-                    "(tenants.vars or tenants.default_vars)",
-                    extra={"fields": fields},
-                )
+            if exc.name in self.credential_names:
+                self._skip_for_credential(tenant, name, exc.name)
+                result = None
             else:
-                # Debug only: when search fails for every tenant this happens for every
-                # tenant, and recmon_probes_skipped_total already counts it.
-                log.debug("probe skipped: missing template variable", extra={"fields": fields})
-            result = None
+                self._skip_for_variable(tenant, check, exc)
+                result = None
         else:
+            if self._told_credential and name in self._uses_credential:
+                self._told_credential.discard(tenant)  # it has one again: say so if it goes
             result = await self._probe(check, tenant, request, due)
             self.sink(result)
         if not self.dependents[name]:
@@ -156,7 +154,75 @@ class Engine:
         for child in self.dependents[name]:
             await self._run_check(tenant, child, child_values, None)
 
+    def _skip_for_credential(self, tenant: str, check: str, variable: str) -> None:
+        self.metrics.probes_skipped.labels(check, "missing_credential").inc()
+        if self.skip_sink is not None:
+            self.skip_sink(tenant, check, f"no credential {{{variable}}}")
+        if tenant not in self._told_credential:
+            self._told_credential.add(tenant)
+            log.warning(
+                "tenant not probed: no credential for it in tenants.credentials",
+                extra={"fields": {"tenant": tenant, "variable": variable}},
+            )
+
+    def _skip_for_variable(self, tenant: str, check: HttpCheck, exc: MissingVariable) -> None:
+        name = check.name
+        self.metrics.probes_skipped.labels(name, "missing_variable").inc()
+        if self.skip_sink is not None:
+            why = (
+                f"{check.after} did not succeed, so captured nothing"
+                if exc.name in check.captured_before and check.after
+                else "not set for this tenant in tenants.vars or tenants.default_vars"
+            )
+            self.skip_sink(tenant, name, f"no {{{exc.name}}}: {why}")
+        fields = {"tenant": tenant, "check": name, "variable": exc.name}
+        told = (tenant, name, exc.name)
+        if exc.name not in check.captured_before and told not in self._told_missing:
+            self._told_missing.add(told)
+            log.warning(
+                "tenant never probed by this check: template variable not set for it "
+                "(tenants.vars or tenants.default_vars)",
+                extra={"fields": fields},
+            )
+        else:
+            # Debug only: when search fails for every tenant this happens for every
+            # tenant, and recmon_probes_skipped_total already counts it.
+            log.debug("probe skipped: missing template variable", extra={"fields": fields})
+
     async def _probe(
+        self, check: HttpCheck, tenant: str, request: RenderedRequest, due: float | None
+    ) -> ProbeResult:
+        tokens = self.token_sources.get(check.target)
+        if tokens is None:
+            return await self._send(check, tenant, request, due)
+        # The token is had before the probe is timed: fetching it is never latency.
+        token = await tokens.token()
+        if isinstance(token, TokenUnavailable):
+            return self._without_token(check, tenant, token)
+        result = await self._send(check, tenant, with_bearer(request, token.value), due)
+        if result.outcome is Outcome.AUTH_ERROR and result.status == 401:
+            fresh = await tokens.refused(token)
+            if fresh is not None:
+                result = await self._send(check, tenant, with_bearer(request, fresh.value), None)
+        return result
+
+    def _without_token(self, check: HttpCheck, tenant: str, token: TokenUnavailable) -> ProbeResult:
+        """No request without the token: refused client credentials are recmon's, an
+        unreachable token endpoint is the platform's."""
+        outcome = Outcome.AUTH_ERROR if token.refused else Outcome.CONNECT_ERROR
+        what = "refused the client credentials" if token.refused else "unavailable"
+        return ProbeResult(
+            tenant,
+            check.name,
+            outcome,
+            0.0,
+            self.clock.time(),
+            reason=f"OAuth2 token endpoint {what}: {token.reason}",
+            attempts=0,
+            credential=CREDENTIAL_SHARED if token.refused else "",
+        )
+
+    async def _send(
         self, check: HttpCheck, tenant: str, request: RenderedRequest, due: float | None
     ) -> ProbeResult:
         throttle = self.throttles.get(check.target)
@@ -175,3 +241,7 @@ class Engine:
         if self.latency_guard is not None and not self.latency_guard(start, self.clock.monotonic()):
             result = replace(result, latency_trusted=False)
         return result
+
+
+def with_bearer(request: RenderedRequest, token: str) -> RenderedRequest:
+    return replace(request, headers=(*request.headers, ("authorization", f"Bearer {token}")))

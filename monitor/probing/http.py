@@ -17,14 +17,18 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.wait import wait_exponential
 
 from monitor.core.clock import Clock
-from monitor.core.results import NO_CAPTURES, Outcome, ProbeResult
-from monitor.core.tlsreasons import classify_tls_error, find_tls_error
+from monitor.core.results import CREDENTIAL_NONE, NO_CAPTURES, Outcome, ProbeResult
+from monitor.core.tlsreasons import (
+    classify_tls_error,
+    find_tls_error,
+    refused_certificate_alert,
+)
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.transport.framing import MAX_HEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
+class Verdict:
     """What one attempt showed, before it becomes a ProbeResult."""
 
     outcome: Outcome
@@ -73,19 +77,19 @@ async def probe_http(
         if request.json_body is None and not check.follow_redirects
         else _build(client, request)
     )
-    attempts: list[Attempt] = []
+    verdicts: list[Verdict] = []
     started = 0
 
-    async def attempt() -> Attempt:
+    async def attempt() -> Verdict:
         nonlocal started
         started += 1
-        shown = await _attempt(check, http_request, client, clock)
-        attempts.append(shown)
-        return shown
+        verdict = await _attempt(check, http_request, client, clock)
+        verdicts.append(verdict)
+        return verdict
 
-    def give_up(state: RetryCallState) -> Attempt:
+    def give_up(state: RetryCallState) -> Verdict:
         assert state.outcome is not None
-        result: Attempt = state.outcome.result()
+        result: Verdict = state.outcome.result()
         return result
 
     try:
@@ -104,14 +108,14 @@ async def probe_http(
                 )
                 final = await retrying(attempt)
     except TimeoutError:
-        final = Attempt(
+        final = Verdict(
             Outcome.TIMEOUT,
             clock.monotonic() - begin,
             reason=f"no complete response within {check.timeout:g}s",
         )
-        attempts.append(final)
+        verdicts.append(final)
 
-    first = attempts[0].outcome
+    first = verdicts[0].outcome
     return ProbeResult(
         tenant=tenant,
         check=check.name,
@@ -125,6 +129,7 @@ async def probe_http(
         attempts=max(started, 1),
         first_outcome=first if started > 1 else None,
         captures=MappingProxyType(final.captures) if final.captures else NO_CAPTURES,
+        credential=check.credential_scope if final.outcome is Outcome.AUTH_ERROR else "",
     )
 
 
@@ -176,20 +181,20 @@ async def _send(
 
 async def _attempt(
     check: HttpCheck, request: httpx.Request, client: httpx.AsyncClient, clock: Clock
-) -> Attempt:
+) -> Verdict:
     start = clock.monotonic()
     try:
         response = await _send(client, request, check.follow_redirects)
         fault = head_fault(response)
         if fault is not None:
             await response.aclose()
-            return Attempt(Outcome.CONNECT_ERROR, clock.monotonic() - start, reason=fault)
+            return Verdict(Outcome.CONNECT_ERROR, clock.monotonic() - start, reason=fault)
         try:
             body = await _read_capped(response, check.max_body_bytes)
         finally:
             await response.aclose()
     except _BodyTooLarge:
-        return Attempt(
+        return Verdict(
             Outcome.INVALID_BODY,
             clock.monotonic() - start,
             status=response.status_code,
@@ -197,18 +202,18 @@ async def _attempt(
         )
     except httpx.TimeoutException as exc:
         if _really_a_timeout(exc):
-            return Attempt(Outcome.TIMEOUT, clock.monotonic() - start, reason="HTTP client timeout")
-        return _transport_failure(exc, clock.monotonic() - start)
+            return Verdict(Outcome.TIMEOUT, clock.monotonic() - start, reason="HTTP client timeout")
+        return _transport_failure(exc, clock.monotonic() - start, check)
     except httpx.TooManyRedirects:
-        return Attempt(Outcome.HTTP_ERROR, clock.monotonic() - start, reason="too many redirects")
+        return Verdict(Outcome.HTTP_ERROR, clock.monotonic() - start, reason="too many redirects")
     except (httpx.DecodingError, zlib.error) as exc:
-        return Attempt(
+        return Verdict(
             Outcome.INVALID_BODY, clock.monotonic() - start, reason=f"cannot decode body: {exc}"
         )
     except (httpx.TransportError, OSError, aiohttp.ClientError) as exc:
         # aiohttp.ClientError: httpx-aiohttp passes some of aiohttp's own errors through
         # unmapped (a garbage status line, an oversized header), which are the target's doing.
-        return _transport_failure(exc, clock.monotonic() - start)
+        return _transport_failure(exc, clock.monotonic() - start, check)
     duration = clock.monotonic() - start
     content_type = response.headers.get("content-type", "")
     return judge_response(check, response.status_code, content_type, body, duration)
@@ -264,22 +269,30 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _transport_failure(exc: BaseException, duration: float) -> Attempt:
+def _transport_failure(
+    exc: BaseException, duration: float, check: HttpCheck | None = None
+) -> Verdict:
     tls_error = find_tls_error(exc)
+    alert = refused_certificate_alert(tls_error) if tls_error is not None else None
+    if alert is not None and check is not None:
+        # The server refused recmon's client certificate (or wanted one): credentials.
+        return Verdict(
+            Outcome.AUTH_ERROR, duration, reason=auth_reason(check, f"TLS alert {alert}")
+        )
     if tls_error is not None:
         tls_reason, message = classify_tls_error(tls_error)
-        return Attempt(Outcome.TLS_ERROR, duration, reason=message, tls_reason=tls_reason)
+        return Verdict(Outcome.TLS_ERROR, duration, reason=message, tls_reason=tls_reason)
     cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
     if isinstance(cause, aiohttp.ClientResponseError):
         # Its str() carries the request URL, query string (and any token in it) included.
-        return Attempt(
+        return Verdict(
             Outcome.CONNECT_ERROR, duration, reason=f"invalid HTTP response: {cause.message}"[:500]
         )
     kind = type(cause).__name__
     detail = str(cause) or kind
     if isinstance(exc, httpx.TimeoutException) and _really_a_timeout(exc):
-        return Attempt(Outcome.TIMEOUT, duration, reason=f"HTTP client timeout: {detail}")
-    return Attempt(Outcome.CONNECT_ERROR, duration, reason=f"{kind}: {detail}"[:500])
+        return Verdict(Outcome.TIMEOUT, duration, reason=f"HTTP client timeout: {detail}")
+    return Verdict(Outcome.CONNECT_ERROR, duration, reason=f"{kind}: {detail}"[:500])
 
 
 def _really_a_timeout(exc: httpx.TimeoutException) -> bool:
@@ -291,20 +304,38 @@ def _really_a_timeout(exc: httpx.TimeoutException) -> bool:
     return isinstance(cause, TimeoutError)
 
 
+# Refused credentials, not a broken platform (unless the check expects them).
+_AUTH_STATUSES = frozenset((401, 403))
+
+
+def auth_reason(check: HttpCheck, what: str | int) -> str:
+    if check.credential_scope == CREDENTIAL_NONE:
+        return f"{_status(what)}: refused, and the request carried no credentials"
+    return f"{_status(what)}: {check.credential_label} rejected"
+
+
+def _status(what: str | int) -> str:
+    return f"status {what}" if isinstance(what, int) else str(what)
+
+
 def judge_response(
     check: HttpCheck, status: int, content_type: str, body: bytes, duration: float
-) -> Attempt:
+) -> Verdict:
     """Pure judgement of a complete response against the check's expectations."""
     if status not in check.expected_status:
-        return Attempt(
+        if status in _AUTH_STATUSES:
+            return Verdict(
+                Outcome.AUTH_ERROR, duration, status=status, reason=auth_reason(check, status)
+            )
+        return Verdict(
             Outcome.HTTP_ERROR, duration, status=status, reason=f"unexpected status {status}"
         )
     if not check.parses_body:
-        return Attempt(Outcome.OK, duration, status=status)
+        return Verdict(Outcome.OK, duration, status=status)
     if check.content_type is not None:
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type != check.content_type:
-            return Attempt(
+            return Verdict(
                 Outcome.INVALID_BODY,
                 duration,
                 status=status,
@@ -313,7 +344,7 @@ def judge_response(
     try:
         document: Any = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        return Attempt(
+        return Verdict(
             Outcome.INVALID_BODY,
             duration,
             status=status,
@@ -327,17 +358,17 @@ def judge_response(
             captures[name] = str(value)
 
     if check.items is None:
-        return Attempt(Outcome.OK, duration, status=status, captures=captures)
+        return Verdict(Outcome.OK, duration, status=status, captures=captures)
     count = check.items.count_items(document)
     if count is None:
-        return Attempt(
+        return Verdict(
             Outcome.INVALID_BODY,
             duration,
             status=status,
             reason=f"no list at {check.items.text}",
         )
     if count < check.min_items:
-        return Attempt(
+        return Verdict(
             Outcome.EMPTY,
             duration,
             status=status,
@@ -345,4 +376,4 @@ def judge_response(
             reason=f"{count} items at {check.items.text}, expected at least {check.min_items}",
             captures=captures,
         )
-    return Attempt(Outcome.OK, duration, status=status, items=count, captures=captures)
+    return Verdict(Outcome.OK, duration, status=status, items=count, captures=captures)

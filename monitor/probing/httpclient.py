@@ -49,6 +49,7 @@ def build_client(
     transport: httpx.AsyncBaseTransport | None = None,
     kind: str = "httpx",
     location: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """A client whose pool is as large as the target allows, so probes never queue inside
     httpx (queuing time would be reported as the target's latency)."""
@@ -57,7 +58,9 @@ def build_client(
         max_keepalive_connections=target.max_connections,
         keepalive_expiry=30.0,
     )
-    verify = tls_verification(target)
+    # A client certificate's context (monitor.probing.clientcert), reloaded in place: every
+    # transport below is handed the same object.
+    verify = ssl_context or tls_verification(target)
     if transport is None:
         _say_which_proxy(name, target, kind)
     if transport is None and kind == "asyncio":
@@ -68,7 +71,7 @@ def build_client(
             verify=verify, limits=limits, proxy=target.proxy, environment=environment_proxies()
         )
     elif transport is None and kind == "aiohttp":
-        # Same httpx API, aiohttp underneath: several times less CPU per request (bench/).
+        # Same httpx API, aiohttp underneath: several times less CPU per request (DESIGN.md).
         # Its session reads the proxy variables itself (trust_env).
         from monitor.probing.aiohttp_transport import HeadCappedAiohttpTransport
 
@@ -84,6 +87,11 @@ def build_client(
             # Where the probe comes from, for the API's logs (and the sandbox's faults by
             # location); the target's own headers may override it.
             **({LOCATION_HEADER: location} if location else {}),
+            **(
+                {"authorization": f"Basic {target.basic_auth.credentials}"}
+                if target.basic_auth is not None
+                else {}
+            ),
             **target.headers,
         },
         timeout=httpx.Timeout(timeout),

@@ -6,12 +6,12 @@ import asyncio
 import json
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from monitor.sandbox.auth import SandboxAuth
 from monitor.sandbox.catalog import Catalog, tenant_ids
 from monitor.sandbox.faults import Fault, FaultError, FaultTable, fault_from_json
 from monitor.sandbox.stats import ServerStats
@@ -26,8 +26,6 @@ CHECKS = ("search", "recommendations")
 DRIP_CHUNK = 4
 STREAM_CHUNK = 64 * 1024
 MAX_ADMIN_BODY = 64 * 1024
-MAX_NOTIFICATIONS = 100
-MAX_NOTIFICATION_BODY = 4 * 1024 * 1024  # a webhook of a few thousand alerts
 
 
 @dataclass
@@ -40,6 +38,12 @@ class SandboxSettings:
     jitter: float = 0.1  # lognormal sigma of the simulated latency
     seed: int = 1
     token: str | None = None  # when set, /v1 requests need "Authorization: Bearer <token>"
+    # tenant → API key: each tenant's requests need "X-Api-Key: <its key>".
+    tenant_keys: dict[str, str] | None = None
+    # (client id, secret): /oauth2/token issues tokens for it and /v1 requests need one.
+    oauth2_client: tuple[str, str] | None = None
+    token_lifetime: float = 3600.0
+    token_delay_ms: float = 0.0  # how long the token endpoint takes to answer
 
 
 class SandboxApp:
@@ -55,9 +59,11 @@ class SandboxApp:
         self.stats = stats or ServerStats()
         self.random = random.Random(settings.seed)
         self._auth = f"Bearer {settings.token}".encode() if settings.token else None
-        # What a webhook (Alertmanager's, in the deployment quickstart) posted here, newest
-        # last: a pager to look at without an account anywhere.
-        self.notifications: deque[dict[str, Any]] = deque(maxlen=MAX_NOTIFICATIONS)
+        self.auth = SandboxAuth(
+            keys=dict(settings.tenant_keys) if settings.tenant_keys is not None else None,
+            client=settings.oauth2_client,
+            token_lifetime=settings.token_lifetime,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,12 +72,16 @@ class SandboxApp:
         path: str = scope["path"]
         if path.startswith("/v1/"):
             await self._api(scope, receive, send, path, started)
+        elif path == "/oauth2/token" and scope["method"] == "POST":
+            await asyncio.sleep(self.settings.token_delay_ms / 1000)
+            status, answer = self.auth.issue(_headers(scope), await _read_body(receive))
+            await _respond_json(send, status, answer)
+        elif path == "/_admin/auth":
+            await self._admin_auth(scope, receive, send)
         elif path == "/healthz":
             await _respond(send, 200, b"ok\n", b"text/plain")
         elif path == "/_admin/faults":
             await self._admin_faults(scope, receive, send)
-        elif path == "/_admin/notifications":
-            await self._admin_notifications(scope, receive, send)
         elif path == "/_admin/stats":
             if scope["method"] == "DELETE":
                 self.stats.reset()
@@ -88,6 +98,18 @@ class SandboxApp:
             await _respond_json(send, 401, {"error": "missing or wrong bearer token"})
             return
         parts = path.split("/")  # ["", "v1", tenant, check]
+        if self.auth.keys is not None or self.auth.client is not None:
+            tenant_part = unquote(parts[2]) if len(parts) == 4 else ""
+            refusal = self.auth.check(tenant_part, _headers(scope))
+            if refusal is not None:
+                await _respond(
+                    send,
+                    refusal.status,
+                    json.dumps(refusal.body).encode(),
+                    JSON,
+                    list(refusal.headers),
+                )
+                return
         if path == "/v1/tenants":
             await _respond(send, 200, self.catalog.tenant_list_body, JSON)
             return
@@ -192,23 +214,17 @@ class SandboxApp:
 
     # --- admin --------------------------------------------------------------------------------
 
-    async def _admin_notifications(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope["method"]
-        if method == "POST":
+    async def _admin_auth(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] in ("PUT", "POST"):
             try:
-                body = json.loads(await _read_body(receive, MAX_NOTIFICATION_BODY))
-            except ValueError:
-                await _respond_json(send, 400, {"error": "expected a JSON body up to 4 MiB"})
+                request = json.loads(await _read_body(receive))
+                if not isinstance(request, dict):
+                    raise ValueError("expected a JSON object")
+                self.auth.update(request)
+            except (ValueError, TypeError) as exc:
+                await _respond_json(send, 400, {"error": str(exc)})
                 return
-            self.notifications.append({"received_at": time.time(), "body": body})
-            await _respond_json(send, 200, {"received": len(self.notifications)})
-        elif method == "GET":
-            await _respond_json(send, 200, {"notifications": list(self.notifications)})
-        elif method == "DELETE":
-            self.notifications.clear()
-            await _respond_json(send, 200, {"notifications": []})
-        else:
-            await _respond_json(send, 405, {"error": "use POST, GET or DELETE"})
+        await _respond_json(send, 200, self.auth.snapshot())
 
     async def _admin_faults(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -254,6 +270,10 @@ def _int(text: str, default: int) -> int:
 LOCATION_HEADER = b"x-recmon-location"
 
 
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {bytes(k): bytes(v) for k, v in scope["headers"]}
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -261,14 +281,14 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _read_body(receive: Receive, limit: int = MAX_ADMIN_BODY) -> bytes:
+async def _read_body(receive: Receive) -> bytes:
     body = b""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
         body += message.get("body", b"")
-        if len(body) > limit:
+        if len(body) > MAX_ADMIN_BODY:
             raise FaultError("request body too large")
         if not message.get("more_body"):
             break

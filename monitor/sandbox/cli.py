@@ -10,6 +10,8 @@ import os
 import signal
 import sys
 
+import yaml
+
 from monitor.sandbox.faults import Fault, FaultError, fault_from_json
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
 
@@ -23,7 +25,9 @@ Serve a simulated multi-tenant search and recommendations API on loopback:
   GET /_admin/stats                                 requests served, per tenant and check
   PUT /_admin/faults  {"tenant": T, "check": C, "fault": {...}}   switch a fault on
   DELETE /_admin/faults                             clear every fault
-  POST|GET|DELETE /_admin/notifications             a webhook receiver: record, list, clear
+  POST /oauth2/token                                client credentials -> a bearer token
+  PUT /_admin/auth  {"keys": {T: KEY}, "refuse_tokens": true, "refuse_client": true,
+                     "revoke": true, "token_lifetime": 3}   change what is accepted
 
 T is a tenant id or "*", C is search, recommendations or "*". An optional "location": L
 limits the fault to probes from recmon's at location L (its X-Recmon-Location header); a
@@ -70,8 +74,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("RECMON_SANDBOX_TOKEN"),
         help="require 'Authorization: Bearer TOKEN' on /v1 (env RECMON_SANDBOX_TOKEN)",
     )
+    parser.add_argument(
+        "--tenant-keys",
+        metavar="FILE",
+        help="YAML/JSON {tenant: key}: each tenant's /v1 requests need 'X-Api-Key: <its key>'",
+    )
+    parser.add_argument(
+        "--oauth2-client",
+        metavar="ID:SECRET",
+        default=os.environ.get("RECMON_SANDBOX_OAUTH2_CLIENT"),
+        help="issue tokens to this client at /oauth2/token and require one on /v1 "
+        "(env RECMON_SANDBOX_OAUTH2_CLIENT)",
+    )
+    parser.add_argument(
+        "--token-lifetime", type=float, default=3600.0, help="OAuth2 token lifetime, seconds"
+    )
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="private key for --tls-cert (PEM)")
+    parser.add_argument(
+        "--client-ca", help="require client certificates issued by this CA (PEM; mTLS)"
+    )
     parser.add_argument(
         "--fault",
         action="append",
@@ -79,6 +101,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TENANT:CHECK:JSON",
         help="initial fault, e.g. '*:recommendations:{\"empty\": true}' (repeatable)",
     )
+
+
+def _tenant_keys(path: str | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as file:
+        keys = yaml.safe_load(file)
+    if not isinstance(keys, dict):
+        raise ValueError(f"--tenant-keys {path}: expected a mapping of tenant to key")
+    return {str(k): str(v) for k, v in keys.items()}
+
+
+def _client(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    client_id, sep, secret = text.partition(":")
+    if not sep or not client_id or not secret:
+        raise ValueError("--oauth2-client: use ID:SECRET")
+    return client_id, secret
 
 
 def _latencies(text: str) -> dict[str, float]:
@@ -100,13 +141,16 @@ def run(args: argparse.Namespace) -> int:
             jitter=args.jitter,
             seed=args.seed,
             token=args.token,
+            tenant_keys=_tenant_keys(args.tenant_keys),
+            oauth2_client=_client(args.oauth2_client),
+            token_lifetime=args.token_lifetime,
         )
         faults = []
         for spec in args.fault:
             tenant, _, rest = spec.partition(":")
             check, _, body = rest.partition(":")
             faults.append((tenant, check, fault_from_json(json.loads(body))))
-    except (ValueError, FaultError) as exc:
+    except (ValueError, FaultError, OSError) as exc:
         print(f"recmon sandbox: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_serve(args, settings, faults))
@@ -126,6 +170,7 @@ async def _serve(
             port=args.port,
             ssl_certfile=args.tls_cert,
             ssl_keyfile=args.tls_key,
+            ssl_client_ca=args.client_ca,
         ) as sandbox:
             for tenant, check, fault in faults:
                 sandbox.faults.set(tenant, check, fault)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from monitor.sandbox.app import SandboxApp, SandboxSettings
 from monitor.sandbox.faults import FaultTable
 from monitor.sandbox.stats import ServerStats
+from monitor.sandbox.tlsfront import TlsFront, server_context
 from monitor.telemetry.asgiserve import serve_asgi
 
 __all__ = ["Sandbox", "SandboxSettings", "serve_sandbox"]
@@ -18,6 +20,7 @@ __all__ = ["Sandbox", "SandboxSettings", "serve_sandbox"]
 class Sandbox:
     url: str
     app: SandboxApp
+    tls_front: TlsFront | None = None  # the mTLS listener, when client certificates are required
 
     @property
     def faults(self) -> FaultTable:
@@ -40,9 +43,23 @@ async def serve_sandbox(
     port: int = 0,
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
+    ssl_client_ca: str | None = None,
 ) -> AsyncIterator[Sandbox]:
-    """Serve until the block ends; port 0 picks a free port (see `sandbox.url`)."""
+    """Serve until the block ends; port 0 picks a free port (see `sandbox.url`). With
+    `ssl_client_ca`, every TLS client must present a certificate that CA issued."""
     app = SandboxApp(settings or SandboxSettings())
+    if ssl_client_ca is not None:
+        if ssl_certfile is None or ssl_keyfile is None:
+            raise ValueError("a client CA needs the server's certificate and key")
+        # mTLS in front of the plain sandbox on a private port (see tlsfront for why).
+        context = server_context(ssl_certfile, ssl_keyfile, ssl_client_ca)
+        async with serve_asgi(app, "127.0.0.1", 0) as plain:
+            front = TlsFront(context, ("127.0.0.1", plain.port), host)
+            try:
+                yield Sandbox(f"https://{host}:{front.port}", app, front)
+            finally:
+                await asyncio.to_thread(front.close)
+        return
     async with serve_asgi(
         app, host, port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile
     ) as served:

@@ -1,5 +1,4 @@
-"""The Prometheus metrics contract (docs/ARCHITECTURE.md), recorded into a registry that is
-passed in."""
+"""The Prometheus metrics contract (DESIGN.md), recorded into a registry that is passed in."""
 
 from __future__ import annotations
 
@@ -178,7 +177,7 @@ class Metrics:
         )
         self.probes_skipped = Counter(
             "recmon_probes_skipped_total",
-            "Probes not sent, by reason (missing_variable, overrun).",
+            "Probes not sent, by reason (missing_variable, missing_credential, overrun).",
             ("check", "reason"),
             registry=registry,
         )
@@ -188,6 +187,20 @@ class Metrics:
             "recmon_probe_tls_errors_total",
             "Probes that failed on TLS, by reason.",
             ("check", "reason"),
+            registry=registry,
+        )
+        # Whose credentials were refused (tenant, shared, none): a tenant's key and recmon's
+        # own credentials apart, without a series per tenant.
+        self.probe_auth_errors = Counter(
+            "recmon_probe_auth_errors_total",
+            "Probes whose credentials were refused (auth_error), by whose credential.",
+            ("check", "credential"),
+            registry=registry,
+        )
+        self.oauth2_token_requests = Counter(
+            "recmon_oauth2_token_requests_total",
+            "OAuth2 token requests by target and result (ok, refused, error).",
+            ("target", "result"),
             registry=registry,
         )
         self.untrusted_latency = Counter(
@@ -206,6 +219,12 @@ class Metrics:
             "recmon_tls_chain_not_after_timestamp_seconds",
             "Earliest expiry among the intermediate certificates served with the leaf.",
             ("host", "address"),
+            registry=registry,
+        )
+        self.tls_client_not_after = Gauge(
+            "recmon_tls_client_cert_not_after_timestamp_seconds",
+            "Expiry of recmon's own client certificate for a target (mTLS).",
+            ("target",),
             registry=registry,
         )
         self.tls_info = Gauge(
@@ -296,7 +315,9 @@ class Metrics:
         series.success[key] = 1.0 if result.outcome is Outcome.OK else 0.0
         if result.items is not None:
             series.items[key] = float(result.items)
-        if result.latency_trusted:
+        if result.attempts == 0:
+            pass  # no request was sent (no token to send): nothing to time
+        elif result.latency_trusted:
             self._histogram_for(*key).observe(result.duration_s)
         else:
             self.untrusted_latency.labels(result.check).inc()
@@ -304,6 +325,8 @@ class Metrics:
             self.probe_retries.labels(result.check, result.first_outcome.value).inc()
         if result.tls_reason:
             self.probe_tls_errors.labels(result.check, result.tls_reason).inc()
+        if result.credential:
+            self.probe_auth_errors.labels(result.check, result.credential).inc()
         if p95 is not None or baseline is not None:
             self.set_latency(result.tenant, result.check, p95, baseline)
 
@@ -313,6 +336,8 @@ class Metrics:
         return [
             self.probe_retries,
             self.probe_tls_errors,
+            self.probe_auth_errors,
+            self.oauth2_token_requests,
             self.probes_skipped,
             self.untrusted_latency,
             self.notifications,
@@ -374,6 +399,9 @@ class Metrics:
                 self.tls_info.remove(*previous)
         self._tls_info_labels[(host, address)] = labels
         self.tls_info.labels(*labels).set(1)
+
+    def record_client_certificate(self, target: str, cert: CertificateInfo) -> None:
+        self.tls_client_not_after.labels(target).set(cert.not_after)
 
     def forget_tls_address(self, host: str, address: str) -> None:
         with contextlib.suppress(KeyError):

@@ -11,6 +11,8 @@
   named certificate; the alert names the addresses.
 - tls_unreachable (warning): an address has served no certificate for longer than
   `unreachable_after`.
+- tls_client_expiring (warning) / tls_client_expiring_soon (critical): recmon's own client
+  certificate for a target (mTLS) expires within warn_before / critical_before, or has.
 
 Judged on what is known: an address that cannot be reached in a round keeps the certificate it
 served last in the judgement for up to `unreachable_after`, so a backend that blips neither
@@ -29,7 +31,7 @@ from monitor.config.model import TlsSpec
 from monitor.core.certinfo import CertificateInfo
 from monitor.core.notifications import Severity
 from monitor.detect.lifecycle import Description, Subject, Verdict, advance
-from monitor.detect.series import AlertEvent, AlertState
+from monitor.detect.state import AlertEvent, AlertState
 from monitor.tls.prober import TlsResult
 
 TLS_CHECK = "tls"
@@ -163,7 +165,58 @@ SEVERITY = {
     "tls_expiring_soon": Severity.CRITICAL,
     "tls_invalid": Severity.CRITICAL,
     "tls_unreachable": Severity.WARNING,
+    "tls_client_expiring": Severity.WARNING,
+    "tls_client_expiring_soon": Severity.CRITICAL,
 }
+CLIENT_PREFIX = "client:"  # a client certificate's alerts are kept as the host "client:<target>"
+
+
+def observe_client_certificate(
+    state: HostState, target: str, cert: CertificateInfo | None, now: float, spec: TlsSpec
+) -> tuple[HostState, list[AlertEvent]]:
+    """recmon's own certificate for a target: paged before it lapses, since the server will
+    refuse every probe from then on. An unreadable file changes nothing (it is logged)."""
+    if cert is None:
+        return state, []
+    left = cert.not_after - now
+    soon = left < spec.critical_before
+    expiring = not soon and left < spec.warn_before
+    when = (
+        f"expired {-left / 86400:.1f} days ago ({_day(cert.not_after)}): the server refuses "
+        "recmon's probes"
+        if left < 0
+        else f"expires in {left / 86400:.1f} days ({_day(cert.not_after)}): renew it before "
+        "the server refuses recmon's probes"
+    )
+    text = f"client certificate of target {target} ({cert.subject}, serial {cert.serial}) {when}"
+    details: dict[str, Any] = {
+        "target": target,
+        "subject": cert.subject,
+        "serial": cert.serial,
+        "not_after": cert.not_after,
+        "days_left": round(left / 86400, 2),
+        "fingerprint_sha256": cert.fingerprint_sha256,
+    }
+    readings = {"tls_client_expiring": expiring, "tls_client_expiring_soon": soon}
+    alerts = dict(state.alerts)
+    events: list[AlertEvent] = []
+    for rule, active in readings.items():
+        # A certificate file changes only when someone renews it: a renewed one clears at once.
+        verdict = Verdict(active, not active, lambda: (text, details))
+        event = advance(
+            alerts,
+            rule,
+            verdict,
+            severity=SEVERITY[rule],
+            now=now,
+            subject=Subject(None, TLS_CHECK),
+            variant=CLIENT_PREFIX + target,
+        )
+        if event is not None:
+            events.append(event)
+    return HostState(None, alerts), events
+
+
 Served = Sequence[tuple[TlsResult, CertificateInfo]]
 Reading = tuple[bool, Describe]
 

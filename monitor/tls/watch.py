@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 import httpx
 
 from monitor.config.model import Target, TlsSpec
+from monitor.core.certinfo import CertificateInfo
 from monitor.core.clock import Clock
+from monitor.probing.clientcert import read_certificate
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult, probe_host, verifying_context
 
@@ -18,6 +20,8 @@ log = logging.getLogger("recmon.tls")
 
 # One host's results of a round (host:port, a result per address), to the alert rules.
 TlsSink = Callable[[str, Sequence[TlsResult]], None]
+# A target's client certificate (None: unreadable right now), to the alert rules.
+ClientCertificateSink = Callable[[str, CertificateInfo | None], None]
 
 
 def tls_hosts(spec: TlsSpec, targets: Mapping[str, Target]) -> dict[tuple[str, int], str | None]:
@@ -46,6 +50,7 @@ class TlsWatch:
         clock: Clock,
         metrics: Metrics,
         emit: TlsSink,
+        emit_client: ClientCertificateSink | None = None,
     ) -> None:
         self.spec = spec
         trust_files = tls_hosts(spec, targets)
@@ -55,6 +60,13 @@ class TlsWatch:
         self.clock = clock
         self.metrics = metrics
         self.emit = emit
+        self.emit_client = emit_client
+        # recmon's own certificates (mTLS): their expiry is watched like the servers'.
+        self.client_certificates = {
+            name: target.tls.cert_file
+            for name, target in targets.items()
+            if target.tls.cert_file is not None
+        }
         self._addresses: dict[str, set[str]] = {}
         self._latest: dict[str, tuple[TlsResult, ...]] = {}
 
@@ -66,8 +78,29 @@ class TlsWatch:
         """host:port → every address's result in the last round (the status page's table)."""
         return dict(self._latest)
 
+    @property
+    def watching(self) -> bool:
+        return bool(self.trust or self.client_certificates)
+
+    def client_round(self) -> None:
+        for target, cert_file in self.client_certificates.items():
+            try:
+                cert: CertificateInfo | None = read_certificate(cert_file)
+            except (OSError, ValueError) as exc:
+                cert = None
+                log.warning(
+                    "client certificate unreadable",
+                    extra={"fields": {"target": target, "cert_file": cert_file, "error": str(exc)}},
+                )
+            if cert is not None:
+                self.metrics.record_client_certificate(target, cert)
+            if self.emit_client is not None:
+                self.emit_client(target, cert)
+
     async def round(self) -> list[TlsResult]:
-        """Probe every address of every host once; record; detect."""
+        """Probe every address of every host once; read the client certificates; record;
+        detect."""
+        self.client_round()
         batches = await asyncio.gather(
             *(
                 probe_host(
@@ -106,7 +139,7 @@ class TlsWatch:
         return everything
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set() and self.hosts:
+        while not stop.is_set() and self.watching:
             try:
                 await self.round()
             except Exception:

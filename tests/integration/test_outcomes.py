@@ -1,5 +1,4 @@
-"""Every outcome in docs/ARCHITECTURE.md, produced by the real monitor against the real sandbox
-on loopback."""
+"""Every outcome in DESIGN.md, produced by the real monitor against the real sandbox on loopback."""
 
 from __future__ import annotations
 
@@ -50,7 +49,7 @@ async def probe_round(
     loaded = load_config_text(text, source="<test>")
     monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
     try:
-        results = await monitor.probe_round()
+        results = await monitor.run_once()
     finally:
         await monitor.aclose()
     return {(r.tenant, r.check): r for r in results}
@@ -178,7 +177,7 @@ async def test_tls_error_keeps_the_reason(
             registry=CollectorRegistry(),
         )
         try:
-            results = await monitor.probe_round()
+            results = await monitor.run_once()
         finally:
             await monitor.aclose()
     search = [r for r in results if r.check == "search"]

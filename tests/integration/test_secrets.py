@@ -20,6 +20,8 @@ from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, tinyproxy
 from tests.fakes import RecordingEndpoint
 from tests.integration.recmonproc import RecmonProcess
+from tests.secretdir import write_secret_dir
+from tests.tlscerts import CertificateAuthority
 
 pytestmark = pytest.mark.integration
 FAST = {"search": 5.0, "recommendations": 5.0}
@@ -141,4 +143,155 @@ async def test_no_output_contains_a_secret(
     for name, text in outputs.items():
         assert text, f"{name} produced nothing: the check would prove nothing"
         for secret in SECRETS.values():
+            assert secret not in text, f"{secret!r} leaked into {name}"
+
+
+# Every new kind of secret at once: tenants' keys from a mounted Secret, an OAuth2 client
+# secret from a file and the tokens it buys, a client certificate's private key, a routing key
+# and a header from files.
+TENANT_KEYS = {
+    "tenant-001": "tk-one-61c2e9d07f",
+    "tenant-002": "tk-two-0a4d83b5e1",
+    "tenant-003": "tk-three-9f27c4a8",
+}
+CLIENT = ("recmon-probe", "cs-e71b3c0d9a52")
+FILE_SECRETS = {"routing_key": "rk-file-5d9e0a7c13", "hook_header": "hh-file-2b8f61d4c7"}
+
+
+@pytest.fixture
+async def secured(tmp_path: Path) -> AsyncIterator[tuple[Sandbox, CertificateAuthority]]:
+    (tmp_path / "pki").mkdir()
+    ca = CertificateAuthority(tmp_path / "pki")
+    server = ca.issue("server", names=("127.0.0.1",))
+    settings = SandboxSettings(
+        tenants=3,
+        latency_ms=dict(FAST),
+        tenant_keys=dict(TENANT_KEYS),
+        oauth2_client=CLIENT,
+        token_lifetime=2.0,
+    )
+    async with serve_sandbox(
+        settings,
+        ssl_certfile=str(server.cert_pem),
+        ssl_keyfile=str(server.key_pem),
+        ssl_client_ca=str(ca.pem),
+    ) as served:
+        yield served, ca
+
+
+def credentials_config(
+    sandbox: Sandbox, ca: CertificateAuthority, tmp_path: Path, pagerduty: str
+) -> Path:
+    write_secret_dir(tmp_path / "keys", TENANT_KEYS)
+    client = ca.issue("client", names=("recmon-probe",))
+    (tmp_path / "client-secret").write_text(CLIENT[1] + "\n")
+    (tmp_path / "routing-key").write_text(FILE_SECRETS["routing_key"])
+    (tmp_path / "hook-header").write_text(FILE_SECRETS["hook_header"])
+    text = sandbox_config(sandbox.url, interval=1, timeout=1)
+    text = text.replace(
+        "    rate_limit: 200/s",
+        f"""    rate_limit: 200/s
+    tls: {{ca_file: {ca.pem}, cert_file: {client.cert_pem}, key_file: {client.key_pem}}}
+    oauth2:
+      token_url: {sandbox.url}/oauth2/token
+      client_id: {CLIENT[0]}
+      client_secret_file: client-secret""",
+    )
+    text = "\n".join(
+        "  static: [tenant-001, tenant-002, tenant-003]\n"
+        "  credentials: {dir: keys, variable: api_key, refresh: 0.2s}"
+        if line.startswith("  discover:")
+        else line
+        for line in text.splitlines()
+    )
+    text = text.replace(
+        'params: {q: "{query}"}}', 'params: {q: "{query}"}, headers: {X-Api-Key: "{api_key}"}}'
+    ).replace(
+        '      params: {product: "{product}"}',
+        '      params: {product: "{product}"}\n      headers: {X-Api-Key: "{api_key}"}',
+    )
+    config = tmp_path / "probes.yaml"
+    config.write_text(
+        text
+        + f"""
+alerts: {{storm: {{group_wait: 1s}}}}
+notify:
+  pagerduty: {{routing_key_file: routing-key, url: "{pagerduty}/v2/enqueue"}}
+  webhook:
+    url: "http://127.0.0.1:{free_port()}/hook"
+    header_files: {{X-Token: hook-header}}
+  delivery: {{backoff_initial: 0.2s, backoff_max: 0.5s}}
+"""
+    )
+    return config
+
+
+async def test_no_output_contains_a_key_client_secret_token_or_private_key(
+    secured: tuple[Sandbox, CertificateAuthority], tmp_path: Path
+) -> None:
+    sandbox, ca = secured
+    pagerduty = RecordingEndpoint(status=202)
+    outputs: dict[str, str] = {}
+    async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd:
+        config = credentials_config(sandbox, ca, tmp_path, pd.url)
+        results = tmp_path / "results.jsonl"
+        recmon = RecmonProcess(config, args=["--results-log", str(results)])
+        await recmon.start()
+        try:
+            await recmon.wait_for(lambda: len(sandbox.app.auth.issued) >= 3, "three tokens")
+            # A key the platform no longer takes (auth_error, whose reason names the key's
+            # variable), a tenant whose key file is gone, then a client the token endpoint
+            # refuses (logged with the endpoint's error).
+            sandbox.app.auth.update({"keys": {"tenant-002": "tk-two-rotated-4e0c"}})
+            write_secret_dir(
+                tmp_path / "keys", {k: v for k, v in TENANT_KEYS.items() if k != "tenant-003"}
+            )
+            await recmon.wait_for_log("tenant not probed: no credential for it")
+            await recmon.wait_for(lambda: pagerduty.received, "a page")
+            sandbox.app.auth.update({"refuse_client": True, "revoke": True})
+            await recmon.wait_for_log("OAuth2 token request failed")
+            for path in ("/metrics", "/healthz", "/readyz", "/status"):
+                outputs[path] = (await recmon.get(path)).text
+        finally:
+            assert await recmon.stop() == 0
+        outputs["logs"] = "\n".join(recmon.stderr_lines)
+        outputs["results log"] = results.read_text()
+        outputs["state file"] = (tmp_path / "recmon-state.db").read_bytes().decode("latin-1")
+        outputs["dump"] = await run_cli("check-config", "--dump", str(config))
+        outputs["once"] = await run_cli("once", "--flush-timeout", "1", "--config", str(config))
+        (tmp_path / "bad-url").write_text(FILE_SECRETS["hook_header"])
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(
+            config.read_text().replace(
+                "  delivery:", "  heartbeat: {url_file: bad-url}\n  delivery:"
+            )
+        )
+        outputs["config error"] = await run_cli("check-config", str(broken))
+
+    auth = sandbox.app.auth
+    tokens = list(auth.issued)
+    key_lines = [
+        line
+        for line in (tmp_path / "pki" / "client.key").read_text().splitlines()
+        if not line.startswith("-----")
+    ]
+    secrets = [
+        *TENANT_KEYS.values(),
+        "tk-two-rotated-4e0c",
+        CLIENT[1],
+        *FILE_SECRETS.values(),
+        *tokens,
+        *key_lines,
+    ]
+    # The secrets were in use: keys let tenants in, tokens were issued and refused, the key
+    # made the handshake, PagerDuty got the key read from its file.
+    assert auth.accepted["tenant-001"] > 0 and auth.refused["tenant-002"] > 0
+    assert len(tokens) >= 3 and sandbox.tls_front is not None and sandbox.tls_front.accepted
+    assert pagerduty.received[0]["body"]["routing_key"] == FILE_SECRETS["routing_key"]
+    assert "notify.heartbeat.url" in outputs["config error"]
+    assert "auth_error" in outputs["results log"] and "missing_credential" in outputs["/metrics"]
+    assert "[REDACTED]" in outputs["dump"]
+    for name, text in outputs.items():
+        assert text, f"{name} produced nothing: the check would prove nothing"
+        for secret in secrets:
             assert secret not in text, f"{secret!r} leaked into {name}"

@@ -1,4 +1,4 @@
-"""`recmon once`: one round for a CronJob — probe, evaluate, notify, persist, export."""
+"""`recmon run` (long-running) and `recmon once` (one round for a CronJob)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from monitor.app.assembly import assemble, state_path
+from monitor.app.longrun import LongRunning, assemble, state_path
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.report import firing_summary, round_summary
 from monitor.config.loader import LoadedConfig
 from monitor.core.clock import SystemClock
+from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.probing.tenant_source import TenantSourceError
+from monitor.probing.tenants import TenantSourceError
 from monitor.state.store import StateStore
 from monitor.telemetry.push import push, write_textfile
 
@@ -25,6 +26,7 @@ log = logging.getLogger("recmon")
 EXIT_HEALTHY = 0
 EXIT_ALERTS = 1
 EXIT_ERROR = 2
+SHUTDOWN_FLUSH_S = 10.0
 # Firing alerts reach Alertmanager again only at the next run; until a second run shows the
 # schedule, assume runs at most this far apart.
 LAST_RUN_KEY = "once_last_run_at"
@@ -43,7 +45,12 @@ class OnceOptions:
     alerts_exit_code: int = EXIT_ALERTS
 
 
-async def one_round(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sys.stdout) -> int:
+async def run_once(
+    loaded: LoadedConfig,
+    options: OnceOptions,
+    out: TextIO = sys.stdout,
+    redactor: Redactor | None = None,
+) -> int:
     """Probe every tenant once, evaluate, notify, persist, export.
 
     Exit 0 when no alert fires, 1 when alerts fire, 2 on configuration or internal errors.
@@ -58,6 +65,7 @@ async def one_round(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sy
         clock=clock,
         shard=options.shard,
         refresh_every=_gap_since_last_run(store, clock.time()),
+        redactor=redactor,
     )
     registry = monitor.registry
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
@@ -65,7 +73,7 @@ async def one_round(loaded: LoadedConfig, options: OnceOptions, out: TextIO = sy
         persistence.restore(counters=True)
         store.put(LAST_RUN_KEY, clock.time())
         try:
-            results = await monitor.probe_round()
+            results = await monitor.run_once()
         except TenantSourceError as exc:
             log.error("no tenants to probe", extra={"fields": {"error": str(exc)}})
             return EXIT_ERROR
@@ -143,3 +151,17 @@ def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOpti
             )
             ok = False
     return ok
+
+
+async def run_forever(
+    loaded: LoadedConfig,
+    *,
+    shard: Shard = Shard(),
+    listen: str | None = None,
+    results_log: str | None = None,
+    redactor: Redactor | None = None,
+) -> int:
+    runner = LongRunning(
+        loaded, shard=shard, listen=listen, results_log=results_log, redactor=redactor
+    )
+    return await runner.run()

@@ -1,0 +1,163 @@
+"""OAuth2 client credentials against the sandbox, which issues second-long tokens and refuses
+them on demand: one token request per lifetime over several lifetimes, never an expired token
+sent, the token endpoint's time never in a probe's latency, and a revoked client paged as
+"probe credentials rejected", not as a platform outage."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.alerting.hub import Decision
+from monitor.app.service import Monitor
+from monitor.config.loader import load_config_file
+from monitor.core.clock import SystemClock
+from monitor.core.notifications import Notification
+from monitor.core.results import Outcome, ProbeResult
+from monitor.sandbox.demo import sandbox_config
+from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+
+pytestmark = pytest.mark.integration
+FAST = {"search": 5.0, "recommendations": 5.0}
+CLIENT = ("recmon-probe", "cs-9e2b71d4a0")
+LIFETIME = 2.0
+TOKEN_DELAY_MS = 300.0
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    settings = SandboxSettings(
+        tenants=3,
+        latency_ms=dict(FAST),
+        jitter=0,
+        oauth2_client=CLIENT,
+        token_lifetime=LIFETIME,
+        token_delay_ms=TOKEN_DELAY_MS,
+    )
+    async with serve_sandbox(settings) as served:
+        yield served
+
+
+@pytest.fixture(params=["asyncio", "aiohttp"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def oauth_config(sandbox: Sandbox, tmp_path: Path, transport: str, extra: str = "") -> Path:
+    (tmp_path / "client-secret").write_text(CLIENT[1] + "\n")
+    text = sandbox_config(sandbox.url, interval=0.2, timeout=1).replace(
+        "    rate_limit: 200/s",
+        f"""    rate_limit: 200/s
+    oauth2:
+      token_url: {sandbox.url}/oauth2/token
+      client_id: {CLIENT[0]}
+      client_secret_file: client-secret
+      scopes: [search]""",
+    )
+    # Static tenants: discovery sends no token.
+    text = "\n".join(
+        "  static: [tenant-001, tenant-002, tenant-003]" if line.startswith("  discover:") else line
+        for line in text.splitlines()
+    )
+    config = tmp_path / "probes.yaml"
+    config.write_text(text + f"\nengine: {{transport: {transport}}}\n" + extra)
+    return config
+
+
+class Running:
+    def __init__(self, config: Path) -> None:
+        self.pages: list[Notification] = []
+        self.results: list[ProbeResult] = []
+        self.monitor = Monitor(
+            load_config_file(config),
+            clock=SystemClock(),
+            registry=CollectorRegistry(),
+            route=self._route,
+        )
+        self.monitor.result_listeners.append(self.results.append)
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def _route(self, decision: Decision) -> None:
+        self.pages += decision.notifications
+
+    async def __aenter__(self) -> Running:
+        self.task = asyncio.create_task(self.monitor.run(self.stop))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await self.task
+        await self.monitor.aclose()
+
+    async def until(self, what: str, predicate: Callable[[], bool], within: float = 15) -> None:
+        for _ in range(int(within / 0.05)):
+            if predicate():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_tokens_are_refreshed_before_they_expire_once_per_lifetime(
+    sandbox: Sandbox, tmp_path: Path, transport: str
+) -> None:
+    auth = sandbox.app.auth
+    async with Running(oauth_config(sandbox, tmp_path, transport)) as run:
+        await run.until("the first probe", lambda: bool(run.results))
+        first = len(auth.token_requests)
+        started = auth.token_requests[0]
+        await asyncio.sleep(3.5 * LIFETIME)  # longer than three lifetimes
+        requests = list(auth.token_requests)
+        probes = len(run.results)
+        ok = run.monitor.registry.get_sample_value(
+            "recmon_oauth2_token_requests_total", {"target": "sandbox", "result": "ok"}
+        )
+    # Every probe was let in: no token was ever sent expired, none refused.
+    assert {r.outcome for r in run.results} == {Outcome.OK}
+    assert not auth.refused and first == 1
+    # One request per lifetime: each token replaced once, with a quarter of its life left
+    # (1.5 s after the previous one, plus the endpoint's 0.3 s) — never per probe.
+    gaps = [b - a for a, b in itertools.pairwise(requests)]
+    assert gaps and all(0.7 * LIFETIME <= gap < LIFETIME for gap in gaps), gaps
+    span = requests[-1] - started
+    assert len(requests) == len(gaps) + 1 and span >= 2.5 * LIFETIME
+    assert probes > 10 * len(requests)
+    # The endpoint takes 0.3 s; probes of a 5 ms API never show it.
+    assert max(r.duration_s for r in run.results) < TOKEN_DELAY_MS / 1000
+    # Counted when answered: one may be on its way.
+    assert ok is not None and len(requests) - 1 <= ok <= len(requests)
+
+
+async def test_a_revoked_client_pages_probe_credentials_rejected_not_an_outage(
+    sandbox: Sandbox, tmp_path: Path, transport: str
+) -> None:
+    extra = "alerts: {storm: {min_tenants: 3, group_wait: 0.5s}}\n"
+    async with Running(oauth_config(sandbox, tmp_path, transport, extra)) as run:
+        await run.until("healthy probes", lambda: len(run.results) >= 12)
+        sandbox.app.auth.update({"refuse_tokens": True})
+        await run.until(
+            "the page", lambda: any(p.rule == "auth_errors" for p in run.pages), within=20
+        )
+        requests_when_paged = len(sandbox.app.auth.token_requests)
+        await asyncio.sleep(1)
+    refused = [r for r in run.results if r.outcome is Outcome.AUTH_ERROR]
+    assert refused and {r.status for r in refused} == {401}
+    assert {r.credential for r in refused} == {"shared"}
+    assert refused[0].reason == "status 401: the OAuth2 token of target sandbox rejected"
+    (page,) = [p for p in run.pages if p.rule == "auth_errors"]
+    assert page.summary.startswith(
+        "probe credentials rejected: search refuses recmon's credentials for all 3 tenants"
+    ) or page.summary.startswith(
+        "probe credentials rejected: recommendations refuses recmon's credentials for all 3"
+    ), page.summary
+    assert page.tenant is None  # one page for the fleet
+    # Not a platform outage: no failures or error-rate page.
+    assert {p.rule for p in run.pages} == {"auth_errors"}
+    # One refresh per refusal of a fresh token, not one per probe.
+    assert len(sandbox.app.auth.token_requests) - requests_when_paged <= 2
