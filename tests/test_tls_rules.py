@@ -216,3 +216,23 @@ def test_host_state_with_remembered_addresses_round_trips_through_json() -> None
     host, half = lagging()
     host.see(25 * 60, *half[:2], result("10.0.0.3", None, "connect_error"))
     assert tls_hosts_from_json(tls_hosts_to_json({HOST: host.state})) == {HOST: host.state}
+
+
+def test_recmons_own_client_certificate_is_paged_before_it_lapses_and_resolves_on_renewal() -> None:
+    from monitor.tls.rules import observe_client_certificate
+
+    state = HostState()
+    timeline: list[tuple[str, str]] = []
+    old = cert("c" * 64, 20)  # 20 days left at T0
+    for day, certificate in [(0, old), (7, old), (18, old), (21, old), (22, cert("d" * 64, 380))]:
+        state, events = observe_client_certificate(state, "api", certificate, T0 + day * DAY, SPEC)
+        timeline += [(e.rule, e.kind.value) for e in events]
+    assert timeline == [
+        ("tls_client_expiring", "firing"),  # day 7: 13 days left
+        ("tls_client_expiring_soon", "firing"),  # day 18: 2 days left, the warning stays open
+        ("tls_client_expiring", "resolved"),
+        ("tls_client_expiring_soon", "resolved"),  # day 22: renewed
+    ]
+    assert state.alerts == {}
+    # An unreadable file neither fires nor resolves anything.
+    assert observe_client_certificate(state, "api", None, T0, SPEC) == (state, [])

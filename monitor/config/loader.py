@@ -218,8 +218,13 @@ def load_config_text(
     try:
         config = Config.model_validate(from_files.data)
     except ValidationError as exc:
-        # A value left empty by a missing variable fails validation too; say it once.
-        unset = {p.path for p in problems}
+        # A value left empty by a missing variable, or by a `<key>_file` that could not be
+        # read, fails validation too; say it once.
+        unset = {p.path for p in problems} | {
+            (*p.path[:-1], str(p.path[-1]).removesuffix("_file"))
+            for p in from_files.problems
+            if p.path and str(p.path[-1]).endswith("_file")
+        }
         problems += [p for p in _pydantic_problems(exc, lines) if p.path not in unset]
         raise ConfigError(source, _redacted(problems, redactor)) from None
     if problems:

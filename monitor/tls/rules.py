@@ -197,12 +197,16 @@ def observe_client_certificate(
         "days_left": round(left / 86400, 2),
         "fingerprint_sha256": cert.fingerprint_sha256,
     }
-    readings = {"tls_client_expiring": expiring, "tls_client_expiring_soon": soon}
+    # (active, clear): the warning stays open beside the critical — an incident never closes
+    # as things get worse — and both clear once a renewed certificate is in the file.
+    readings = {
+        "tls_client_expiring": (expiring, not (expiring or soon)),
+        "tls_client_expiring_soon": (soon, not soon),
+    }
     alerts = dict(state.alerts)
     events: list[AlertEvent] = []
-    for rule, active in readings.items():
-        # A certificate file changes only when someone renews it: a renewed one clears at once.
-        verdict = Verdict(active, not active, lambda: (text, details))
+    for rule, (active, clear) in readings.items():
+        verdict = Verdict(active, clear, lambda: (text, details))
         event = advance(
             alerts,
             rule,

@@ -79,3 +79,36 @@ async def test_reload_on_change_and_sighup_keeps_last_good_config(
         code = await recmon.stop()
     assert code == 0
     assert recmon.messages()[-1] == "recmon stopped"
+
+
+async def test_a_rotated_header_file_is_reloaded_without_a_restart(tmp_path: Path) -> None:
+    keys = {f"tenant-{i:03d}": "hk-first-5a1c" for i in (1, 2, 3)}
+    settings = SandboxSettings(tenants=3, latency_ms=dict(FAST), tenant_keys=keys)
+    async with serve_sandbox(settings) as sandbox:
+        (tmp_path / "api-key").write_text("hk-first-5a1c\n")
+        config = tmp_path / "probes.yaml"
+        config.write_text(
+            sandbox_config(sandbox.url, interval=0.5, timeout=1).replace(
+                "    rate_limit: 200/s",
+                "    rate_limit: 200/s\n    header_files: {X-Api-Key: api-key}",
+            )
+        )
+        recmon = RecmonProcess(config)
+        await recmon.start()
+        try:
+            accepted = sandbox.app.auth.accepted
+            await recmon.wait_for(lambda: accepted["tenant-001"] > 0, "probes let in")
+            # The platform rotates the key, then the mounted secret follows.
+            sandbox.app.auth.update({"keys": dict.fromkeys(keys, "hk-second-93d0")})
+            await recmon.wait_for(lambda: sandbox.app.auth.refused["tenant-001"] > 0, "refusal")
+            (tmp_path / "api-key.new").write_text("hk-second-93d0\n")
+            (tmp_path / "api-key.new").replace(tmp_path / "api-key")
+            changed = await recmon.wait_for_log("secret file changed")
+            assert changed["paths"] == [str(tmp_path / "api-key")]
+            await recmon.wait_for_log("configuration reloaded")
+            before = accepted["tenant-001"]
+            await recmon.wait_for(lambda: accepted["tenant-001"] > before, "the new key let in")
+        finally:
+            assert await recmon.stop() == 0
+        logs = "\n".join(recmon.stderr_lines)
+        assert "hk-first-5a1c" not in logs and "hk-second-93d0" not in logs
