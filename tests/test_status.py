@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,21 @@ import jsonschema
 import pytest
 from prometheus_client import CollectorRegistry
 
+from monitor.alerting.hub import AlertView
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.httpapi import MonitorApi
 from monitor.app.service import Monitor, metrics_for
 from monitor.app.status import model, page
 from monitor.app.status.collect import StatusSource, snapshot
 from monitor.app.status.model import ReloadRecord
+from monitor.core.certinfo import CertificateInfo
 from monitor.core.clock import ManualClock
+from monitor.core.notifications import Action, Notification, Severity
 from monitor.core.results import Outcome, ProbeResult
+from monitor.detect.state import AlertStatus
 from monitor.state.store import StateStore
+from monitor.telemetry.rate import RateMeter
+from monitor.tls.prober import TlsResult
 from tests.helpers import BASE_CONFIG, load
 
 SCHEMA = json.loads(
@@ -329,29 +336,143 @@ async def test_readyz_body_and_status_show_a_failed_reload(rig: Rig) -> None:
     assert "reload FAILED" in html and "defaults.retries" in html and "(line 2)" in html
 
 
-def test_page_weight_is_bounded_by_the_page_size() -> None:
-    # The bound the README states: 100 rows of 2 checks each, whatever the fleet's size.
-    assert model.PAGE_ROWS == 100
-    assert (
-        page.refresh_seconds(
-            model.Snapshot(
-                now=0,
-                version="",
-                shard="",
-                config_source="",
-                tenants=(),
-                checks=(),
-                interval_s=60,
-                latest={},
-                skips={},
-                alerts=(),
-                paged=(),
-                sinks=(),
-                outbox_depth=0,
-                reload=None,
-                health=model.SelfHealth(0, 0, 0, 0, True, True, "", None, None, None, 0),
-                certificates={},
-            )
+def fleet(tenants: int, failing: set[int]) -> model.Snapshot:
+    names = [f"t{i:05d}" for i in range(tenants)]
+    latest = {
+        (name, "search"): ProbeResult(
+            name, "search", Outcome.TIMEOUT if i in failing else Outcome.OK, 0.05, 0.0, 200, 5
         )
-        == 10.0
+        for i, name in enumerate(names)
+    }
+    return model.Snapshot(
+        now=0,
+        version="",
+        shard="",
+        config_source="",
+        tenants=names,
+        checks=("search",),
+        interval_s=60,
+        latest=latest,
+        skips={},
+        paged=(),
+        sinks=(),
+        outbox_depth=0,
+        reload=None,
+        health=model.SelfHealth(0, 0, 0, 0, True, True, "", None, None, None, 0),
+        certificates={},
     )
+
+
+def test_a_large_fleet_renders_one_bounded_page_failing_first() -> None:
+    snap = fleet(2_500, failing={1_234, 2_001})
+    html = page.render_index(snap)
+    assert html.count('<tr id="t-') == model.PAGE_ROWS  # whatever the fleet's size
+    assert html.index('id="t-t01234"') < html.index('id="t-t02001"') < html.index('id="t-t00000"')
+    assert "page 1 of 25" in html
+    last = page.render_index(snap, page=25)
+    assert last.count('<tr id="t-') == 100 and 'id="t-t02499"' in last
+    assert page.refresh_seconds(snap) == 10.0  # half the interval, at most 10 s
+
+
+def cert(fingerprint: str, not_after: float) -> CertificateInfo:
+    return CertificateInfo(
+        subject="CN=api.test",
+        common_name="api.test",
+        dns_names=("api.test",),
+        ip_addresses=(),
+        issuer="CN=Test CA",
+        serial="01",
+        not_before=0.0,
+        not_after=not_after,
+        fingerprint_sha256=fingerprint,
+        self_signed=False,
+    )
+
+
+def tls(address: str, certificate: CertificateInfo | None, reason: str = "") -> TlsResult:
+    return TlsResult(
+        "api.test", 443, address, "api.test", not reason, reason, reason, certificate, 0.01, 0.0
+    )
+
+
+def test_certificates_show_each_address_and_per_host_earliest_expiry_and_consistency() -> None:
+    day = 86_400.0
+    snap = replace(
+        fleet(1, failing=set()),
+        now=10 * day,
+        certificates={
+            "api.test:443": (
+                tls("127.0.0.2", cert("aa" * 32, 40 * day)),
+                tls("127.0.0.3", cert("aa" * 32, 40 * day)),
+                tls("127.0.0.4", cert("bb" * 32, 12 * day)),  # left behind by a rotation
+                tls("127.0.0.5", cert("cc" * 32, 5 * day), reason="expired"),
+            )
+        },
+    )
+    rows = model.certificate_rows(snap)
+    assert [(r.address, r.fingerprint, r.valid, r.reason) for r in rows] == [
+        ("127.0.0.2", "a" * 16, True, ""),
+        ("127.0.0.3", "a" * 16, True, ""),
+        ("127.0.0.4", "b" * 16, True, ""),
+        ("127.0.0.5", "c" * 16, False, "expired"),
+    ]
+    assert rows[2].days_left == pytest.approx(2.0)
+    [host] = model.certificate_hosts(snap)
+    # The earliest expiry among what clients accept; the expired one is tls_invalid's.
+    assert host.earliest_expiry == 12 * day and host.days_left == pytest.approx(2.0)
+    assert (host.certificates, host.consistent) == (3, False)
+    assert host.invalid_addresses == ("127.0.0.5",)
+    [entry] = model.status_document(snap)["certificates"]
+    assert entry["earliest_expiry"] == {"at": "1970-01-13T00:00:00Z", "in": "2d 0h"}
+    html = page.render_index(snap)
+    assert "3 different certificates" in html and "invalid at 127.0.0.5" in html
+    assert "<code>bbbbbbbbbbbbbbbb</code>" in html and ">expired<" in html
+
+
+def test_a_storm_escalated_fleet_wide_is_one_incident_worded_like_its_page() -> None:
+    storm_key = "recmon/empty_results/recommendations/multiple-tenants"
+    names = [f"t{i:05d}" for i in range(37)]
+    storm = Notification(
+        id="s", key=storm_key, action=Action.TRIGGER, rule="empty_results",
+        severity=Severity.CRITICAL, summary="recommendations returned no items for 5 tenants",
+        started_at=0.0, at=0.0, check="recommendations", details={"tenants": names[:5]},
+    )  # fmt: skip
+    escalation = replace(
+        storm,
+        id="e",
+        key=f"{storm_key}/fleet-wide",
+        summary="recommendations returned no items for 37 of 40 tenants (92%)",
+        details={"storm_key": storm_key, "scope": "fleet-wide"},
+    )
+    alerts = [
+        AlertView(
+            f"recmon/empty_results/recommendations/{name}",
+            "empty_results",
+            "",
+            name,
+            "recommendations",
+            AlertStatus.FIRING,
+            Severity.CRITICAL,
+            0.0,
+            "",
+            storm_key,
+        )
+        for name in names
+    ]
+    snap = replace(fleet(40, failing=set()), paged=(storm, escalation), alert_source=lambda: alerts)
+    [incident] = model.incidents(snap)
+    assert incident.escalated and incident.key == storm_key
+    assert (incident.scope.kind, incident.scope.count, incident.scope.total) == ("fleet", 37, 40)
+    assert incident.headline == "recommendations returned no items for 37 of 40 tenants (92%)"
+    assert incident.summary == escalation.summary
+
+
+def test_probe_rate_is_over_the_last_complete_seconds_since_the_first_probe() -> None:
+    meter = RateMeter(span_s=60)
+    assert meter.rate(100.0) == 0.0
+    for tick in range(10):  # 5 probes a second for 10 s, from t=100
+        for _ in range(5):
+            meter.add(100.0 + tick + 0.1)
+    assert meter.rate(110.5) == 5.0  # not averaged over a minute it was not up for
+    assert meter.rate(160.5) == pytest.approx(45 / 59)  # 9 of its seconds in the last 59
+    assert meter.rate(300.0) == 0.0

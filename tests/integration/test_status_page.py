@@ -101,6 +101,15 @@ async def test_status_page_follows_a_fault_an_incident_and_recovery_in_place(
             # Every tenant is listed (and, once probed, healthy).
             await page.until(all_ok, "every tenant listed and ok", within=10 * INTERVAL)
             await page.shot("status-page-1-healthy.png")
+
+            async def sparklines() -> bool:
+                lines = await page.script(
+                    "return [...document.querySelectorAll('#grid tr.row')]"
+                    ".map(r => r.querySelectorAll('td.spark svg polyline').length);"
+                )
+                return bool(lines == [2] * TENANTS)  # one line per check, once 2 probes in
+
+            await page.until(sparklines, "a sparkline in every row", within=5 * INTERVAL)
             await page.script("window.recmonTestMark = 'set before';")
 
             # A fault: tenant-004's proxy answers 502 to search.
@@ -168,5 +177,11 @@ async def test_status_page_follows_a_fault_an_incident_and_recovery_in_place(
             assert width[0] <= width[1], width
             assert "Recent probes" in await page.script("return document.body.textContent;")
             await page.shot("status-page-5-phone-tenant.png")
+            await page.run(driver.get, recmon.url + "/")
+            width = await page.script(
+                "return [document.documentElement.scrollWidth, window.innerWidth];"
+            )
+            assert width[0] <= width[1], width
+            await page.shot("status-page-6-phone.png")
     finally:
         assert await recmon.stop() == 0

@@ -4,6 +4,7 @@ copied or immutable (series states), so rendering can run in a worker thread."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from monitor import __version__
@@ -57,7 +58,6 @@ def snapshot(source: StatusSource, reload: ReloadRecord | None) -> Snapshot:
         # Copies: the page is rendered off the event loop while probes keep landing.
         latest=dict(monitor.latest),
         skips=dict(monitor.skips),
-        alerts=monitor.hub.alerts(),
         paged=monitor.hub.active_triggers(),
         sinks=sinks,
         outbox_depth=depth,
@@ -78,4 +78,5 @@ def snapshot(source: StatusSource, reload: ReloadRecord | None) -> Snapshot:
         certificates=monitor.tls.latest(),
         series=lambda tenant, check: _series_view(monitor, tenant, check),
         history=monitor.hub.history,
+        alert_source=functools.partial(monitor.hub.alerts, monitor.hub.memory()),
     )

@@ -7,6 +7,7 @@ The snapshot is read from the running objects by `collect.py`; the page (`page.p
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,6 @@ class Snapshot:
     interval_s: float  # the shortest check interval: how often the page refreshes
     latest: Mapping[tuple[str, str], ProbeResult]
     skips: Mapping[tuple[str, str], str]
-    alerts: Sequence[AlertView]
     paged: Sequence[Notification]
     sinks: Sequence[SinkHealth]
     outbox_depth: int
@@ -96,6 +96,13 @@ class Snapshot:
     certificates: Mapping[str, Sequence[TlsResult]]
     series: Callable[[str, str], SeriesView | None] = field(default=lambda t, c: None)
     history: Callable[[str], Sequence[AlertEvent]] = field(default=lambda t: ())
+    # Every pending and firing alert, computed on first use: in the worker thread that
+    # renders, from a copy the collector took on the event loop.
+    alert_source: Callable[[], Sequence[AlertView]] = field(default=lambda: ())
+
+    @functools.cached_property
+    def alerts(self) -> Sequence[AlertView]:
+        return tuple(self.alert_source())
 
 
 # --- readable times and durations ----------------------------------------------------------
@@ -182,17 +189,22 @@ _WHAT = {
 }
 
 
-def _scope(tenants: Sequence[str], total: int, host: str | None = None) -> Scope:
+def _scope(
+    tenants: Sequence[str], total: int, host: str | None = None, *, fleet: bool = False
+) -> Scope:
+    """`fleet`: the planner escalated the storm as fleet-wide (alerts.storm.fleet_share)."""
     if host is not None:
         return Scope("host", (), 0, total, host)
     unique = tuple(sorted(set(tenants)))
     count = len(unique)
-    if count == 1:
+    if count == 1 and not fleet:
         return Scope("tenant", unique, 1, total, unique[0])
     if total and count >= total:
         return Scope("fleet", unique, count, total, f"all {count} tenants")
-    share = f" ({math.floor(100 * count / total)}%)" if total else ""
-    return Scope("tenants", unique, count, total, f"{count} of {total} tenants{share}")
+    # The share as the fleet-wide page words it ("37 of 40 tenants (93%)").
+    share = f" ({count / total:.0%})" if total else ""
+    kind = "fleet" if fleet else "tenants"
+    return Scope(kind, unique, count, total, f"{count} of {total} tenants{share}")
 
 
 def _headline(rule: str, check: str, scope: Scope, variant: str = "") -> str:
@@ -222,9 +234,10 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
     escalations = {
         str(t.details["storm_key"]): t for t in snapshot.paged if t.details.get("storm_key")
     }
+    paged_keys = {t.key for t in snapshot.paged}
     out: list[Incident] = []
     for trigger in snapshot.paged:
-        if trigger.details.get("storm_key") in {t.key for t in snapshot.paged}:
+        if trigger.details.get("storm_key") in paged_keys:
             continue
         current = members.get(trigger.key, [])
         host = trigger.labels.get("host") if (trigger.check or "").startswith("tls") else None
@@ -239,7 +252,7 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
             tenants = [a.tenant for a in current if a.tenant] or list(
                 trigger.details.get("tenants", ())
             )
-            scope = _scope(tenants, total)
+            scope = _scope(tenants, total, fleet=trigger.key in escalations)
         variant = trigger.labels.get("outcome", "")
         out.append(
             Incident(
