@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from monitor.config.loader import LoadedConfig, load_config_text
 from monitor.probing.checks import HttpCheck, compile_checks
 
+# Sandbox latencies for tests that do not measure latency: quick, and far from any timeout.
+FAST = {"search": 5.0, "recommendations": 5.0}
+
 BASE_CONFIG = """
 defaults: {interval: 10s, timeout: 2s}
 targets:

@@ -11,16 +11,12 @@ import pytest
 from monitor.sandbox.app import SandboxApp
 from monitor.sandbox.faults import Fault, FaultError, FaultTable, fault_from_json
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
-
-FAST = {"search": 5.0, "recommendations": 5.0}
+from tests.helpers import FAST
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(
-        SandboxSettings(tenants=5, latency_ms=dict(FAST), jitter=0.0)
-    ) as served:
-        yield served
+def sandbox_settings() -> SandboxSettings:
+    return SandboxSettings(tenants=5, latency_ms=dict(FAST), jitter=0.0)
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,16 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
+from tests.binaries import free_port
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=50, latency_ms=dict(FAST))) as served:
-        yield served
+def sandbox_tenants() -> int:
+    return 50
 
 
 async def recmon(*args: str, within: float = 60) -> tuple[int, str, str]:
@@ -103,12 +100,6 @@ async def test_once_exits_2_on_a_broken_config(tmp_path: Path) -> None:
     code, _, stderr = await recmon("once", "--config", str(config))
     assert code == 2
     assert "probes.yaml:1: targets:" in stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_run_serves_metrics_health_and_stops_cleanly(

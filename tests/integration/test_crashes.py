@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,13 @@ import pytest
 from monitor.app.modes import SHUTDOWN_FLUSH_S
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
 from monitor.telemetry.asgiserve import serve_asgi
 from tests.fakes import RecordingEndpoint
 from tests.integration.recmonproc import RecmonProcess
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 KEY = "recmon/empty_results/recommendations/tenant-002"
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=3, latency_ms=dict(FAST))) as served:
-        yield served
 
 
 def paging_config(sandbox: Sandbox, pagerduty: str, *, timeout: float = 1) -> str:

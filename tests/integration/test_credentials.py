@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,11 @@ from monitor.config.loader import load_config_file
 from monitor.core.clock import SystemClock
 from monitor.core.results import Outcome
 from monitor.sandbox.demo import sandbox_config
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox, SandboxSettings
+from tests.helpers import FAST
 from tests.secretdir import write_secret_dir
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 KEYS = {
     "tenant-001": "key-one-3b9f0c",
     "tenant-002": "key-two-81d2ae",
@@ -30,10 +29,8 @@ KEYS = {
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    settings = SandboxSettings(tenants=3, latency_ms=dict(FAST), tenant_keys=dict(KEYS))
-    async with serve_sandbox(settings) as served:
-        yield served
+def sandbox_settings() -> SandboxSettings:
+    return SandboxSettings(tenants=3, latency_ms=dict(FAST), tenant_keys=dict(KEYS))
 
 
 @pytest.fixture(params=["asyncio", "httpx"])

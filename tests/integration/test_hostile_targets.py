@@ -12,7 +12,7 @@ import struct
 import tracemalloc
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -23,10 +23,9 @@ from monitor.core.clock import SystemClock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 
 
 @pytest.fixture(params=["httpx", "aiohttp", "asyncio"])
@@ -35,9 +34,8 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=10, latency_ms=dict(FAST))) as served:
-        yield served
+def sandbox_tenants() -> int:
+    return 10
 
 
 def monitor_for(

@@ -20,15 +20,10 @@ from monitor.core.notifications import Notification
 from monitor.core.results import Outcome, ProbeResult
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from tests.helpers import FAST
 from tests.tlscerts import CertificateAuthority
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> CertificateAuthority:
-    return CertificateAuthority(tmp_path)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,18 +20,18 @@ from monitor.core.clock import SystemClock
 from monitor.core.notifications import Notification
 from monitor.core.results import Outcome, ProbeResult
 from monitor.sandbox.demo import sandbox_config
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox, SandboxSettings
+from tests.helpers import FAST
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 CLIENT = ("recmon-probe", "cs-9e2b71d4a0")
 LIFETIME = 2.0
 TOKEN_DELAY_MS = 300.0
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    settings = SandboxSettings(
+def sandbox_settings() -> SandboxSettings:
+    return SandboxSettings(
         tenants=3,
         latency_ms=dict(FAST),
         jitter=0,
@@ -39,8 +39,6 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         token_lifetime=LIFETIME,
         token_delay_ms=TOKEN_DELAY_MS,
     )
-    async with serve_sandbox(settings) as served:
-        yield served
 
 
 @pytest.fixture(params=["asyncio", "aiohttp"])

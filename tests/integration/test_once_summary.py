@@ -4,7 +4,6 @@ a storm as the one grouped incident it is (not a line per tenant), skipped probe
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,15 @@ from monitor.app.modes import OnceOptions, run_once
 from monitor.config.loader import load_config_file
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 TENANTS = 12
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=TENANTS, latency_ms=dict(FAST))) as served:
-        yield served
+def sandbox_tenants() -> int:
+    return TENANTS
 
 
 async def once(config: Path) -> tuple[int, list[str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,9 @@ from monitor.core.results import Outcome, ProbeResult
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from tests.helpers import FAST
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=3, latency_ms=dict(FAST))) as served:
-        yield served
 
 
 @pytest.fixture(params=["httpx", "aiohttp", "asyncio"])

@@ -8,7 +8,6 @@ import asyncio
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,19 +15,12 @@ import pytest
 
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
 from monitor.telemetry.asgiserve import serve_asgi
 from tests.fakes import RecordingEndpoint
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 KEY = "recmon/empty_results/recommendations/tenant-002"
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=3, latency_ms=dict(FAST))) as served:
-        yield served
 
 
 async def once(config: Path) -> int:

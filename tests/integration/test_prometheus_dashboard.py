@@ -21,12 +21,12 @@ from monitor.sandbox.server import SandboxSettings, serve_sandbox
 from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, require_binary, running
 from tests.fakes import RecordingEndpoint
+from tests.helpers import FAST
 from tests.integration.test_tls_backends import HOST, Backends
 from tests.tlscerts import CertificateAuthority
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-FAST = {"search": 5.0, "recommendations": 5.0}
 
 
 def panel_queries() -> dict[str, list[str]]:

@@ -73,11 +73,6 @@ async def http_origin() -> AsyncIterator[Origin]:
 
 
 @pytest.fixture
-def ca(tmp_path: Path) -> CertificateAuthority:
-    return CertificateAuthority(tmp_path)
-
-
-@pytest.fixture
 async def https_origin(ca: CertificateAuthority) -> AsyncIterator[Origin]:
     """TLS with a certificate for `localhost` only, recording the SNI each handshake sent."""
     issued = ca.issue("origin", names=("localhost",))

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
 from tests.binaries import free_port, require_binary, running
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 
 
 @pytest.fixture
@@ -33,9 +32,8 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=5, latency_ms=dict(FAST))) as served:
-        yield served
+def sandbox_tenants() -> int:
+    return 5
 
 
 def config(tmp_path: Path, sandbox: Sandbox, gateway: str) -> Path:

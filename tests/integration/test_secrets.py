@@ -19,12 +19,12 @@ from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, tinyproxy
 from tests.fakes import RecordingEndpoint
+from tests.helpers import FAST
 from tests.integration.recmonproc import RecmonProcess
 from tests.secretdir import write_secret_dir
 from tests.tlscerts import CertificateAuthority
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 SECRETS = {
     "API_TOKEN": "tok-7f3a9c1e55d2",
     "PD_KEY": "rk-b4e1d0c9a8f7",
@@ -34,10 +34,8 @@ SECRETS = {
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    settings = SandboxSettings(tenants=3, latency_ms=dict(FAST), token=SECRETS["API_TOKEN"])
-    async with serve_sandbox(settings) as served:
-        yield served
+def sandbox_settings() -> SandboxSettings:
+    return SandboxSettings(tenants=3, latency_ms=dict(FAST), token=SECRETS["API_TOKEN"])
 
 
 def config_text(sandbox: Sandbox, pagerduty: str, proxy: str) -> str:

@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,10 @@ from monitor.alerting.sinks.base import post_json
 from monitor.core.notifications import Delivery
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
 from monitor.telemetry.asgiserve import serve_asgi
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 USER, PASSWORD, TOKEN = "pager", "s3cret-Passw0rd", "tok-9f8e7d6c5b4a"
 BASIC = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
@@ -40,9 +38,8 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=2, latency_ms=dict(FAST))) as served:
-        yield served
+def sandbox_tenants() -> int:
+    return 2
 
 
 async def test_the_reason_of_a_failed_delivery_holds_no_credential() -> None:

@@ -6,23 +6,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from monitor.sandbox.demo import sandbox_config
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
 from tests.integration.recmonproc import RecmonProcess
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=6, latency_ms=dict(FAST))) as served:
-        yield served
+def sandbox_tenants() -> int:
+    return 6
 
 
 async def recmon(*args: str) -> tuple[int, str]:

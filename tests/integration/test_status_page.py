@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,11 @@ import pytest
 
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
-from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from monitor.sandbox.server import Sandbox
 from tests.browser import chromium, screenshot_path
 from tests.integration.recmonproc import RecmonProcess
 
 pytestmark = pytest.mark.integration
-FAST = {"search": 5.0, "recommendations": 5.0}
 TENANTS = 6
 INTERVAL = 2.0
 ALERTS = """
@@ -33,9 +32,8 @@ alerts:
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
-    async with serve_sandbox(SandboxSettings(tenants=TENANTS, latency_ms=dict(FAST))) as served:
-        yield served
+def sandbox_tenants() -> int:
+    return TENANTS
 
 
 class Page:

@@ -5,7 +5,6 @@ the old certificate expires, and resolves when the last backend rotates."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.notifications import Action, Notification
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.watch import TlsWatch
-from tests.integration.test_tls_backends import HOST, Backends
+from tests.tlsbackends import HOST, Backends
 from tests.tlscerts import CertificateAuthority
 
 pytestmark = pytest.mark.integration
@@ -36,14 +35,6 @@ class ShiftedClock:
 
     async def sleep(self, seconds: float) -> None:
         raise AssertionError("the test drives rounds itself")
-
-
-@pytest.fixture
-async def backends() -> AsyncIterator[Backends]:
-    b = Backends(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
-    yield b
-    for address in list(b.servers):
-        await b.stop(address)
 
 
 def watch(
