@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from monitor.sandbox.demo import sandbox_config
-from monitor.sandbox.server import Sandbox
+from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
+from tests.helpers import FAST
 from tests.integration.recmonproc import RecmonProcess
 
 pytestmark = pytest.mark.integration
