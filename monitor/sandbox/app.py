@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ CHECKS = ("search", "recommendations")
 DRIP_CHUNK = 4
 STREAM_CHUNK = 64 * 1024
 MAX_ADMIN_BODY = 64 * 1024
+MAX_NOTIFICATIONS = 100
+MAX_NOTIFICATION_BODY = 4 * 1024 * 1024  # a webhook of a few thousand alerts
 
 
 @dataclass
@@ -64,6 +67,9 @@ class SandboxApp:
             client=settings.oauth2_client,
             token_lifetime=settings.token_lifetime,
         )
+        # What a webhook (Alertmanager's, in the deployment quickstart) posted here, newest
+        # last: a pager to look at without an account anywhere.
+        self.notifications: deque[dict[str, Any]] = deque(maxlen=MAX_NOTIFICATIONS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,6 +88,8 @@ class SandboxApp:
             await _respond(send, 200, b"ok\n", b"text/plain")
         elif path == "/_admin/faults":
             await self._admin_faults(scope, receive, send)
+        elif path == "/_admin/notifications":
+            await self._admin_notifications(scope, receive, send)
         elif path == "/_admin/stats":
             if scope["method"] == "DELETE":
                 self.stats.reset()
@@ -226,6 +234,24 @@ class SandboxApp:
                 return
         await _respond_json(send, 200, self.auth.snapshot())
 
+    async def _admin_notifications(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method == "POST":
+            try:
+                body = json.loads(await _read_body(receive, MAX_NOTIFICATION_BODY))
+            except ValueError:
+                await _respond_json(send, 400, {"error": "expected a JSON body up to 4 MiB"})
+                return
+            self.notifications.append({"received_at": time.time(), "body": body})
+            await _respond_json(send, 200, {"received": len(self.notifications)})
+        elif method == "GET":
+            await _respond_json(send, 200, {"notifications": list(self.notifications)})
+        elif method == "DELETE":
+            self.notifications.clear()
+            await _respond_json(send, 200, {"notifications": []})
+        else:
+            await _respond_json(send, 405, {"error": "use POST, GET or DELETE"})
+
     async def _admin_faults(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         if method == "GET":
@@ -281,14 +307,14 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int = MAX_ADMIN_BODY) -> bytes:
     body = b""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
         body += message.get("body", b"")
-        if len(body) > MAX_ADMIN_BODY:
+        if len(body) > limit:
             raise FaultError("request body too large")
         if not message.get("more_body"):
             break

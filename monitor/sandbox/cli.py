@@ -28,6 +28,7 @@ Serve a simulated multi-tenant search and recommendations API on loopback:
   POST /oauth2/token                                client credentials -> a bearer token
   PUT /_admin/auth  {"keys": {T: KEY}, "refuse_tokens": true, "refuse_client": true,
                      "revoke": true, "token_lifetime": 3}   change what is accepted
+  POST|GET|DELETE /_admin/notifications             a webhook receiver: record, list, clear
 
 T is a tenant id or "*", C is search, recommendations or "*". An optional "location": L
 limits the fault to probes from recmon's at location L (its X-Recmon-Location header); a
