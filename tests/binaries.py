@@ -21,6 +21,8 @@ DEBIAN_PACKAGES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+    "curl": "curl",
     "prometheus-pushgateway": "prometheus-pushgateway",
     "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
     "tinyproxy": "tinyproxy",

@@ -218,6 +218,7 @@ async def stack(ports: Ports, sandbox: None, tmp_path: Path) -> AsyncIterator[St
     prometheus = require_binary("prometheus")
     alertmanager = require_binary("prometheus-alertmanager")
     require_binary("amtool")
+    require_binary("curl")  # the guide's fault switches are curl commands
     config = recmon_config(ports, tmp_path)
     env = {"SANDBOX_URL": ports.url(8080)}
     quick = commands(QUICKSTART)

@@ -4,6 +4,7 @@ process or another shard is refused with one line and exit 2, and the state is u
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -78,3 +79,24 @@ async def test_a_second_process_on_the_same_file_is_refused(
     assert series_rows(tmp_path / "recmon-state.db")
     code, _ = await recmon("--log-level", "error", "once", str(config))
     assert code == 0
+
+
+async def test_the_results_log_is_readable_while_recmon_runs(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`tail -f` on --results-log shows results as they happen, not at exit."""
+    config = tmp_path / "probes.yaml"
+    config.write_text(sandbox_config(sandbox.url, interval=1, timeout=1))
+    results = tmp_path / "results.jsonl"
+    running = RecmonProcess(config, args=["--results-log", str(results)])
+    await running.start()
+    try:
+        await running.wait_for(
+            lambda: results.exists() and len(results.read_text().splitlines()) >= 12,
+            "12 results in the log",
+        )
+        assert running.process is not None and running.process.returncode is None
+        first = json.loads(results.read_text().splitlines()[0])
+        assert first["check"] in ("search", "recommendations")
+    finally:
+        await running.stop()
