@@ -146,3 +146,30 @@ async def test_static_source_applies_the_shard() -> None:
     owned = await source.refresh()
     assert 0 < len(owned) < 100
     assert all(Shard(0, 2).owns(t) for t in owned)
+
+
+async def test_discovery_with_a_targets_token_sends_it_and_says_when_there_is_none() -> None:
+    from monitor.probing.oauth2 import Token, TokenUnavailable
+
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json={"tenants": [{"id": "acme"}]})
+
+    grants: list[Token | TokenUnavailable] = [
+        Token("tok-1", 0.0, 60.0, 1),
+        TokenUnavailable("status 401: invalid_client", refused=True),
+    ]
+
+    async def token() -> Token | TokenUnavailable:
+        return grants.pop(0)
+
+    tenants = TenantsSpec(discover=DiscoverSpec(url="http://discovery.test/tenants"))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    source = TenantSource(tenants, client=client, token=token, clock=ManualClock())
+    assert await source.refresh() == ("acme",)
+    assert seen == ["Bearer tok-1"]
+    assert await source.refresh() == ("acme",)  # no token: no request, the last good list
+    assert seen == ["Bearer tok-1"]
+    assert source.last_error == "no OAuth2 token for discovery: status 401: invalid_client"

@@ -110,6 +110,9 @@ class Monitor:
         self.metrics = metrics or metrics_for(config, registry)
         self.checks: dict[str, HttpCheck] = compile_checks(config)
         used_targets = {check.target for check in self.checks.values()}
+        discover = config.tenants.discover
+        if discover is not None and discover.target is not None:
+            used_targets.add(discover.target)  # discovery goes out with its credentials
         self.client_certificates = ClientCertificates(
             {n: t for n, t in config.targets.items() if n in used_targets}, clock=clock
         )
@@ -129,18 +132,6 @@ class Monitor:
                 location=config.location,
                 ssl_context=self.client_certificates.context(name),
             )
-        self.discovery_client: httpx.AsyncClient | None = (
-            httpx.AsyncClient(follow_redirects=False)
-            if config.tenants.discover is not None
-            else None
-        )
-        self.tenant_source = TenantSource(
-            config.tenants,
-            shard=shard,
-            client=self.discovery_client,
-            clock=clock,
-            base_dir=base_dir,
-        )
         self.credentials: TenantCredentials | None = None
         if config.tenants.credentials is not None:
             self.credentials = TenantCredentials(
@@ -165,6 +156,23 @@ class Monitor:
                 metrics=self.metrics,
                 on_secret=self.redactor.add,
             )
+        # Discovery with a target's credentials shares that target's client and token.
+        self.discovery_client: httpx.AsyncClient | None = None
+        discovery_token = None
+        if discover is not None and discover.target is not None:
+            shared = self.clients[discover.target]
+            if discover.target in self.token_sources:
+                discovery_token = self.token_sources[discover.target].token
+        elif discover is not None:
+            self.discovery_client = httpx.AsyncClient(follow_redirects=False)
+        self.tenant_source = TenantSource(
+            config.tenants,
+            shard=shard,
+            client=self.discovery_client if discover is None or discover.target is None else shared,
+            token=discovery_token,
+            clock=clock,
+            base_dir=base_dir,
+        )
         self.loop_lag = LoopLagMonitor(clock)
         self.progress = Progress()
         self.engine = Engine(

@@ -448,6 +448,15 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
             elif not config.checks[check.after].enabled and check.enabled:
                 problems.append((("checks", name, "after"), f"check {check.after!r} is disabled"))
 
+    discover = config.tenants.discover
+    if discover is not None and discover.target not in (None, *config.targets):
+        known = ", ".join(sorted(config.targets))
+        problems.append(
+            (
+                ("tenants", "discover", "target"),
+                f"unknown target {discover.target!r} (targets: {known})",
+            )
+        )
     for name in config.checks:
         seen = [name]
         current = config.checks[name].after

@@ -228,6 +228,9 @@ class DiscoverSpec(Model):
     timeout: Duration = 10.0
     headers: dict[str, str] = {}
     header_files: dict[str, str] = {}
+    # Send the discovery request with this target's credentials: its headers, basic auth,
+    # client certificate and OAuth2 token.
+    target: str | None = None
     max_tenants: int = Field(100_000, ge=1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import httpx
 from monitor.config.model import DiscoverSpec, TenantsSpec
 from monitor.core.clock import Clock
 from monitor.core.tenancy import InvalidTenantId, Shard, validate_tenant_id
+from monitor.probing.oauth2 import Token, TokenUnavailable
 
 log = logging.getLogger("recmon.tenants")
 
@@ -97,12 +98,15 @@ class TenantSource:
         *,
         shard: Shard = Shard(),
         client: httpx.AsyncClient | None = None,
+        token: Callable[[], Awaitable[Token | TokenUnavailable]] | None = None,
         clock: Clock,
         base_dir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.shard = shard
         self._client = client
+        # The OAuth2 token of the target whose credentials discovery uses (discover.target).
+        self._token = token
         self._clock = clock
         self._base_dir = base_dir or Path.cwd()
         self._last_good: tuple[str, ...] | None = None
@@ -195,11 +199,17 @@ class TenantSource:
             raise TenantSourceError("no HTTP client for tenant discovery")
         chunks: list[bytes] = []
         size = 0
+        headers = spec.headers
+        if self._token is not None:
+            token = await self._token()
+            if isinstance(token, TokenUnavailable):
+                raise TenantSourceError(f"no OAuth2 token for discovery: {token.reason}")
+            headers = {**headers, "authorization": f"Bearer {token.value}"}
         try:
             # One deadline for the whole exchange: httpx timeouts are per read.
             async with (
                 asyncio.timeout(spec.timeout),
-                self._client.stream("GET", spec.url, headers=spec.headers) as response,
+                self._client.stream("GET", spec.url, headers=headers) as response,
             ):
                 if response.status_code != 200:
                     raise TenantSourceError(f"discovery answered status {response.status_code}")

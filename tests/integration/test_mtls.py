@@ -44,7 +44,12 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 def mtls_config(
-    sandbox: Sandbox, ca: CertificateAuthority, tmp_path: Path, transport: str, client: bool = True
+    sandbox: Sandbox,
+    ca: CertificateAuthority,
+    tmp_path: Path,
+    transport: str,
+    client: bool = True,
+    discover: bool = True,
 ) -> Path:
     tls = f"tls: {{ca_file: {ca.pem}"
     if client:
@@ -52,11 +57,15 @@ def mtls_config(
     text = sandbox_config(sandbox.url, interval=60, timeout=2).replace(
         "    rate_limit: 200/s", f"    rate_limit: 200/s\n    {tls}}}"
     )
-    # Discovery is plain httpx without the client certificate: static tenants here.
-    text = "\n".join(
-        "  static: [tenant-001, tenant-002]" if line.startswith("  discover:") else line
-        for line in text.splitlines()
-    )
+    # The tenant list is behind mTLS too: discovery uses the target's client certificate.
+    # Without an accepted one it cannot list tenants: static ones then.
+    if client and discover:
+        text = text.replace("refresh: 10m}", "refresh: 10m, target: sandbox}")
+    else:
+        text = "\n".join(
+            "  static: [tenant-001, tenant-002]" if line.startswith("  discover:") else line
+            for line in text.splitlines()
+        )
     config = tmp_path / "probes.yaml"
     config.write_text(text + f"\nengine: {{transport: {transport}}}\ntls: {{interval: 1h}}\n")
     return config
@@ -128,7 +137,7 @@ async def test_a_foreign_certificate_is_refused_and_its_replacement_used_without
     foreign = CertificateAuthority(tmp_path / "other", "someone else's CA")
     wrong = foreign.issue("wrong-client", names=("recmon-probe",))
     install(wrong.cert_pem, wrong.key_pem, tmp_path)
-    monitor = monitor_for(mtls_config(sandbox, ca, tmp_path, transport))
+    monitor = monitor_for(mtls_config(sandbox, ca, tmp_path, transport, discover=False))
     try:
         refused = await monitor.run_once()
         assert outcomes(refused) == {Outcome.AUTH_ERROR}

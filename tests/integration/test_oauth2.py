@@ -57,11 +57,8 @@ def oauth_config(sandbox: Sandbox, tmp_path: Path, transport: str, extra: str = 
       client_secret_file: client-secret
       scopes: [search]""",
     )
-    # Static tenants: discovery sends no token.
-    text = "\n".join(
-        "  static: [tenant-001, tenant-002, tenant-003]" if line.startswith("  discover:") else line
-        for line in text.splitlines()
-    )
+    # Discovery needs the token too: it goes out with the target's credentials.
+    text = text.replace("refresh: 10m}", "refresh: 10m, target: sandbox}")
     config = tmp_path / "probes.yaml"
     config.write_text(text + f"\nengine: {{transport: {transport}}}\n" + extra)
     return config
