@@ -476,16 +476,6 @@ class LatencySloRule(Model):
     severity: Severity = Severity.WARNING
 
 
-RULE_MODELS: dict[str, type[Model]] = {
-    "empty_results": EmptyResultsRule,
-    "failures": FailuresRule,
-    "auth_errors": AuthErrorsRule,
-    "error_rate": ErrorRateRule,
-    "latency_drift": LatencyDriftRule,
-    "latency_slo": LatencySloRule,
-}
-
-
 def _partial(model: type[Model]) -> type[Model]:
     """The same keys, all optional: an override changes only what it names."""
     fields: dict[str, Any] = {}

@@ -24,9 +24,6 @@ class CertificateInfo:
     fingerprint_sha256: str  # hex, lowercase, no colons
     self_signed: bool
 
-    def valid_at(self, now: float) -> bool:
-        return self.not_before <= now <= self.not_after
-
 
 def parse_certificate(der: bytes) -> CertificateInfo:
     cert = x509.load_der_x509_certificate(der)

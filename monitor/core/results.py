@@ -22,10 +22,6 @@ class Outcome(enum.StrEnum):
     TLS_ERROR = "tls_error"
     INVALID_BODY = "invalid_body"
 
-    @property
-    def is_success(self) -> bool:
-        return self is Outcome.OK
-
 
 CREDENTIAL_TENANT = "tenant"
 CREDENTIAL_SHARED = "shared"

@@ -20,7 +20,6 @@ _VERIFY_CODES = {
     62: "hostname_mismatch",
     64: "hostname_mismatch",  # IP address mismatch
 }
-TLS_REASONS = ("expired", "not_yet_valid", "unknown_issuer", "hostname_mismatch", "handshake")
 
 
 def find_tls_error(exc: BaseException) -> ssl.SSLError | None:

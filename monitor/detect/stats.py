@@ -77,12 +77,6 @@ class DecayingHistogram:
     def weight(self) -> float:
         return self.total
 
-    def decayed_to(self, now: float, half_life: float) -> DecayingHistogram:
-        if not self.buckets or now <= self.updated_at:
-            return self
-        factor = 0.5 ** ((now - self.updated_at) / half_life)
-        return DecayingHistogram(self.buckets, now, self.total * factor, self.p95)
-
     def add(self, seconds: float, now: float, half_life: float) -> DecayingHistogram:
         factor = 0.5 ** ((now - self.updated_at) / half_life) if now > self.updated_at else 1.0
         weights: dict[int, float] = {}

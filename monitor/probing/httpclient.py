@@ -125,12 +125,3 @@ def _say_which_proxy(target: str, config: Target, kind: str) -> None:
             "proxy settings in the environment are honoured (NO_PROXY too)",
             extra={"fields": {"target": target, "transport": kind, "variables": present}},
         )
-
-
-def mock_client_factory(transport: httpx.AsyncBaseTransport) -> ClientFactory:
-    """A factory whose clients all answer through `transport` (for tests)."""
-
-    def factory(name: str, target: Target, timeout: float) -> httpx.AsyncClient:
-        return build_client(name, target, timeout, transport=transport)
-
-    return factory
