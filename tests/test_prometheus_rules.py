@@ -90,11 +90,13 @@ def test_the_location_rules_are_the_generators_output_with_its_defaults() -> Non
 
 def test_the_generator_scales_windows_and_durations(tmp_path: Path) -> None:
     out = tmp_path / "fast.yml"
-    args = ["--window", "20s", "--for", "5s", "--stale-for", "7s", "--quorum", "3", "-o", str(out)]
+    args = ["--window", "20s", "--for", "5s", "--narrow-for", "6s", "--stale-for", "7s"]
+    args += ["--quorum", "3", "-o", str(out)]
     subprocess.run([sys.executable, str(RULES / "locations.py"), *args], check=True, timeout=60)
     text = out.read_text()
     assert "[20s]" in text and "[5m]" not in text
-    assert "for: 5s" in text and "for: 7s" in text and "for: 2m" not in text
+    assert "for: 5s" in text and "for: 6s" in text and "for: 7s" in text
+    assert "for: 2m" not in text and "for: 3m" not in text
     assert ">= 3" in text
     done = subprocess.run(
         [promtool(), "check", "rules", str(out)], capture_output=True, text=True, timeout=60

@@ -3,9 +3,10 @@ real Alertmanager with the shipped routing, and a webhook as the pager: every fa
 across tenants and locations ends in the one page (or warning) its class calls for.
 
 Time is scaled down by the documented mechanism: the location rules are generated with short
-windows (deploy/prometheus/locations.py --window/--for/--stale-for), scrapes and evaluations
-run every second, and Alertmanager's group_wait/group_interval are 1 s; routes, matchers and
-inhibition are the shipped ones. Time from fault to page per class is printed (pytest -s).
+windows (deploy/prometheus/locations.py --window/--for/--narrow-for/--stale-for), scrapes
+and evaluations run every second, and Alertmanager's group_wait/group_interval are 1 s;
+routes, matchers and inhibition are the shipped ones. Time from fault to page per class is
+printed (pytest -s).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 LOCATIONS = ("ap", "eu", "us")
 TENANTS = 6
-WINDOW, FOR, STALE_FOR = "8s", "2s", "4s"
+WINDOW, FOR, NARROW_FOR, STALE_FOR = "8s", "2s", "5s", "4s"
 WITHIN = 60.0  # no class may take longer than this to page
 SETTLE = 6.0  # after a page, how long stragglers (a second page) are waited for
 
@@ -84,7 +85,9 @@ def load_module(name: str, path: Path) -> Any:
 def scaled_rules() -> str:
     """The shipped location rules, generated with the test's short windows."""
     module = load_module("recmon_locations", ROOT / "deploy" / "prometheus" / "locations.py")
-    params = module.Params(window=WINDOW, for_=FOR, stale_for=STALE_FOR, lookback="1h")
+    params = module.Params(
+        window=WINDOW, for_=FOR, narrow_for=NARROW_FOR, stale_for=STALE_FOR, lookback="1h"
+    )
     return str(module.render(params))
 
 
