@@ -159,3 +159,13 @@ def test_probes_say_where_they_come_from() -> None:
     client = build_client("api", target, 5.0, location="eu-west")
     assert client.headers[LOCATION_HEADER] == "eu-west"
     assert LOCATION_HEADER not in build_client("api", target, 5.0).headers
+
+
+async def test_the_locations_demo_names_the_servers_it_needs(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from monitor.sandbox import locations_demo
+
+    monkeypatch.setattr(locations_demo.shutil, "which", lambda name: None)
+    with pytest.raises(locations_demo.DemoError, match="prometheus and prometheus-alertmanager"):
+        await locations_demo.demo(3, io.StringIO())

@@ -101,6 +101,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_LISTEN,
         help=f"where to serve the status page (default {DEFAULT_LISTEN}; a free port if taken)",
     )
+    parser.add_argument(
+        "--locations",
+        action="store_true",
+        help="the second demo: three recmon at three locations, real Prometheus and "
+        "Alertmanager (Debian packages) with the shipped cross-location rules and routing: "
+        "a location problem, a tenant problem, a platform outage, a location gone silent",
+    )
 
 
 PHASES: tuple[tuple[str, dict[tuple[str, str], Fault]], ...] = (
@@ -203,4 +210,12 @@ def run(args: argparse.Namespace) -> int:
     # The tables and pages tell the story; keep routine log lines out of it.
     if args.log_level == "info":
         logging.getLogger("recmon").setLevel(logging.ERROR)
+    if args.locations:
+        from monitor.sandbox import locations_demo
+
+        try:
+            return asyncio.run(locations_demo.demo(args.tenants, sys.stdout))
+        except locations_demo.DemoError as exc:
+            print(f"recmon demo --locations: {exc}", file=sys.stderr)
+            return 2
     return asyncio.run(demo(args.tenants, args.interval, args.rounds, sys.stdout, args.listen))

@@ -12,10 +12,7 @@ printed (pytest -s).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import json
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,10 +21,16 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
+from monitor.sandbox.locations_demo import (
+    Pager,
+    alertmanager_config,
+    load_module,
+    prometheus_config,
+    recmon_config,
+    scaled_rules,
+)
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, require_binary, running
@@ -43,90 +46,10 @@ WITHIN = 60.0  # no class may take longer than this to page
 SETTLE = 6.0  # after a page, how long stragglers (a second page) are waited for
 
 
-@dataclass
-class Pager:
-    """Alertmanager's webhook receiver: every notification with the time it arrived."""
-
-    received: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        self.received.append((time.monotonic(), scope["path"], json.loads(body)))
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
-
-    def firing(self, since: float) -> list[tuple[float, str, dict[str, Any]]]:
-        """(arrival, receiver path, alert) for every firing alert notified since `since`."""
-        return [
-            (at, path, alert)
-            for at, path, body in self.received
-            if at >= since
-            for alert in body["alerts"]
-            if alert["status"] == "firing"
-        ]
-
-
-def load_module(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # a dataclass in it looks itself up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def scaled_rules() -> str:
-    """The shipped location rules, generated with the test's short windows."""
-    module = load_module("recmon_locations", ROOT / "deploy" / "prometheus" / "locations.py")
-    params = module.Params(
-        window=WINDOW, for_=FOR, narrow_for=NARROW_FOR, stale_for=STALE_FOR, lookback="1h"
-    )
-    return str(module.render(params))
-
-
 def location_panels() -> dict[str, list[str]]:
     module = load_module("recmon_dashboard", ROOT / "deploy" / "grafana" / "generate.py")
     module.build()
     return {t: q for t, q in module.PANEL_QUERIES.items() if t in module.LOCATION_PANELS}
-
-
-def alertmanager_config(pager_url: str) -> str:
-    """The shipped routing and inhibition; receivers pointed at the test's webhook, the
-    group timers in seconds."""
-    config = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "recmon-locations.yml").read_text())
-    config["route"].update(group_wait="1s", group_interval="1s")
-    for route in config["route"]["routes"]:
-        route.pop("group_wait", None)
-        route.pop("group_interval", None)
-    for receiver in config["receivers"]:
-        receiver["webhook_configs"] = [{"url": f"{pager_url}/{receiver['name']}"}]
-    return yaml.safe_dump(config)
-
-
-def recmon_config(sandbox_url: str, location: str, alertmanager: str) -> str:
-    # tenant_pages: rules — the instances page nothing about tenants themselves; what they
-    # would have sent to Alertmanager must never arrive.
-    return (
-        f"location: {location}\n"
-        + sandbox_config(sandbox_url, interval=1, timeout=1)
-        + f"""
-notify:
-  tenant_pages: rules
-  alertmanager: {{url: "{alertmanager}", resend_interval: 2s}}
-state: {{path: {location}-state.db}}
-alerts:
-  storm: {{group_wait: 1s}}
-  empty_results: {{window: 4s}}
-  failures: {{window: 4s}}
-"""
-    )
 
 
 @dataclass
@@ -195,7 +118,9 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     alertmanager_binary = require_binary("prometheus-alertmanager")
     pager = Pager()
     rules = tmp_path / "recmon-locations.yml"
-    rules.write_text(scaled_rules())
+    rules.write_text(
+        scaled_rules(window=WINDOW, for_=FOR, narrow_for=NARROW_FOR, stale_for=STALE_FOR)
+    )
     am_port, prom_port = free_port(), free_port()
     alertmanager = f"http://127.0.0.1:{am_port}"
     prometheus = f"http://127.0.0.1:{prom_port}"
@@ -215,24 +140,10 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             config.write_text(recmon_config(sandbox.url, location, alertmanager))
             recmons[location] = RecmonProcess(config)
         (tmp_path / "prometheus.yml").write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(rules), str(ROOT / "deploy/prometheus/recmon-rules.yml")],
-                    "alerting": {
-                        "alertmanagers": [
-                            {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}
-                        ]
-                    },
-                    "scrape_configs": [
-                        {
-                            "job_name": "recmon",
-                            "static_configs": [
-                                {"targets": [f"127.0.0.1:{r.port}" for r in recmons.values()]}
-                            ],
-                        }
-                    ],
-                }
+            prometheus_config(
+                [rules, ROOT / "deploy" / "prometheus" / "recmon-rules.yml"],
+                am_port,
+                [r.port for r in recmons.values()],
             )
         )
         prom_args = [
