@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -11,12 +13,13 @@ import pytest
 from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.planner import PlannerState, Policy, plan
 from monitor.alerting.tracker import AlertTracker
+from monitor.app.persist import Persistence, series_changes
 from monitor.config.model import AlertsSpec, StormSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.codec import series_from_json, series_to_json
-from monitor.detect.state import AlertEvent, EventKind
-from monitor.state.store import SCHEMA_VERSION, StateStore
+from monitor.detect.codec import series_from_json, series_from_parts, series_to_json
+from monitor.detect.state import AlertEvent, EventKind, SeriesState
+from monitor.state.store import SCHEMA_VERSION, SeriesKey, StateStore
 
 T0 = 1_700_000_000.0
 
@@ -29,6 +32,11 @@ def busy_tracker() -> AlertTracker:
             ProbeResult("acme", "recommendations", outcome, 0.06 + i / 1000, 0.0), T0 + i * 60
         )
     return tracker
+
+
+def save_all(store: StateStore, series: Mapping[SeriesKey, SeriesState]) -> None:
+    """A first save: everything written."""
+    store.write_series(series_changes({}, series)[0])
 
 
 def test_series_state_round_trips_through_json() -> None:
@@ -69,11 +77,11 @@ def test_planner_state_round_trips_through_json() -> None:
 def test_store_saves_and_loads(tmp_path: Path) -> None:
     tracker = busy_tracker()
     store = StateStore.open(tmp_path / "state.db")
-    store.save_series(tracker.series, series_to_json)
+    save_all(store, tracker.series)
     store.put("tenants", ["acme"])
     store.close()
     again = StateStore.open(tmp_path / "state.db")
-    assert again.load_series(series_from_json) == tracker.series
+    assert again.load_series(series_from_parts) == tracker.series
     assert again.get("tenants") == ["acme"]
     assert again.get("missing") is None
     again.close()
@@ -86,7 +94,7 @@ def test_corrupt_file_is_kept_aside_and_recmon_starts_clean(
     path.write_bytes(b"this is not a database" * 100)
     with caplog.at_level(logging.ERROR, logger="recmon.state"):
         store = StateStore.open(path)
-    assert store.load_series(series_from_json) == {}
+    assert store.load_series(series_from_parts) == {}
     store.close()
     aside = list(tmp_path.glob("state.db.bad-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
@@ -97,7 +105,7 @@ def test_state_from_another_schema_version_is_kept_aside(tmp_path: Path) -> None
     path = tmp_path / "state.db"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
-    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION - 1),))
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION + 1),))
     db.commit()
     db.close()
     store = StateStore.open(path)
@@ -110,11 +118,14 @@ def test_state_from_another_schema_version_is_kept_aside(tmp_path: Path) -> None
 
 def test_unreadable_rows_are_skipped_not_fatal(tmp_path: Path) -> None:
     store = StateStore.open(tmp_path / "state.db")
-    store.save_series(busy_tracker().series, series_to_json)
+    save_all(store, busy_tracker().series)
     with store.transaction() as db:
-        db.execute("INSERT INTO series VALUES ('other', 'search', '{\"garbage\": 1}')")
+        db.execute(
+            "INSERT INTO series (tenant, check_name, state) "
+            "VALUES ('other', 'search', '{\"garbage\": 1}')"
+        )
         db.execute("INSERT INTO kv VALUES ('planner', 'not json')")
-    assert list(store.load_series(series_from_json)) == [("acme", "recommendations")]
+    assert list(store.load_series(series_from_parts)) == [("acme", "recommendations")]
     assert store.get("planner") is None
     store.close()
 
@@ -125,7 +136,6 @@ def test_an_incident_paged_before_a_crash_still_resolves(tmp_path: Path) -> None
     recovery would never resolve the incident."""
     from prometheus_client import CollectorRegistry
 
-    from monitor.app.persist import Persistence
     from monitor.app.service import Monitor
     from monitor.core.clock import ManualClock
     from monitor.core.notifications import Action, Notification
@@ -206,7 +216,7 @@ def test_a_second_process_on_the_state_file_is_refused_and_nothing_is_lost(
     path = tmp_path / "state.db"
     tracker = busy_tracker()
     store = StateStore.open(path)
-    store.save_series(tracker.series, series_to_json)
+    save_all(store, tracker.series)
     store.close()
     holder = subprocess.Popen(
         [
@@ -229,7 +239,7 @@ def test_a_second_process_on_the_state_file_is_refused_and_nothing_is_lost(
         holder.communicate("", timeout=30)
     assert list(tmp_path.glob("state.db.bad-*")) == []
     again = StateStore.open(path)  # the holder exited: the kernel released its lock
-    assert again.load_series(series_from_json) == tracker.series
+    assert again.load_series(series_from_parts) == tracker.series
     again.close()
 
 
@@ -253,13 +263,13 @@ def test_a_file_written_by_another_shard_is_refused_and_kept(
     path = tmp_path / "state.db"
     tracker = busy_tracker()
     store = open_for_shard(path, Shard(0, 3))
-    store.save_series(tracker.series, series_to_json)
+    save_all(store, tracker.series)
     store.close()
     with pytest.raises(StateUnavailable, match=r"belongs to shard 0/3, this is shard 1/3"):
         open_for_shard(path, Shard(1, 3))
     # Refused before anything was written, and the lock was let go.
     again = open_for_shard(path, Shard(0, 3))
-    assert again.load_series(series_from_json) == tracker.series
+    assert again.load_series(series_from_parts) == tracker.series
     assert again.get_meta("shard") == "0/3"
     again.close()
     # A reshard keeps the index (a StatefulSet pod keeps its volume): accepted, with a warning.
@@ -268,3 +278,141 @@ def test_a_file_written_by_another_shard_is_refused_and_kept(
     assert resharded.get_meta("shard") == "0/4"
     resharded.close()
     assert "shard count changed" in caplog.text
+
+
+def three_series() -> AlertTracker:
+    tracker = AlertTracker(AlertsSpec(), counting_checks={"recommendations"}, parents={})
+    for i in range(20):  # past the longest window (15 probes a minute apart)
+        for tenant, check in (
+            ("acme", "search"),
+            ("acme", "recommendations"),
+            ("globex", "search"),
+        ):
+            tracker.observe(
+                ProbeResult(tenant, check, Outcome.OK, 0.06 + i / 1000, 0.0), T0 + i * 60
+            )
+    return tracker
+
+
+def test_a_save_writes_only_the_series_and_samples_that_changed(tmp_path: Path) -> None:
+    tracker = three_series()
+    store = StateStore.open(tmp_path / "state.db")
+    write, saved = series_changes({}, tracker.series)
+    store.write_series(write)
+    assert len(write.heads) == 3 and len(write.items) == 3 * 15  # the window, once
+
+    tracker.observe(ProbeResult("acme", "search", Outcome.OK, 0.05, 0.0), T0 + 20 * 60)
+    write, saved = series_changes(saved, tracker.series)
+    new_first = tracker.series[("acme", "search")].samples[0].at
+    assert [h[:2] for h in write.heads] == [("acme", "search")]
+    assert [d[:2] for d in write.details] == [("acme", "search")]
+    assert [i[:3] for i in write.items] == [("acme", "search", T0 + 20 * 60)]
+    assert list(write.keep_from) == [("acme", "search", new_first)]
+    assert not write.removed
+    rows_before = store.connection.total_changes
+    store.write_series(write)
+    # a head, its baseline, a sample in, one out
+    assert store.connection.total_changes - rows_before == 4
+    assert store.load_series(series_from_parts) == tracker.series
+
+    unchanged, _ = series_changes(saved, tracker.series)
+    assert not (unchanged.heads or unchanged.items or unchanged.keep_from or unchanged.removed)
+
+    gone = {k: v for k, v in tracker.series.items() if k[0] != "globex"}
+    write, _ = series_changes(saved, gone)
+    assert list(write.removed) == [("globex", "search")] and not write.items
+    store.write_series(write)
+    assert store.load_series(series_from_parts) == gone
+    assert store.connection.execute(
+        "SELECT count(*) FROM series_items WHERE tenant='globex'"
+    ).fetchone() == (0,)
+    store.close()
+
+
+def _monitor(clock: object) -> object:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.app.service import Monitor
+    from tests.helpers import load
+
+    return Monitor(load(), clock=clock, registry=CollectorRegistry())  # type: ignore[arg-type]
+
+
+def test_incremental_saves_across_restarts_keep_exactly_the_memory(tmp_path: Path) -> None:
+    """Saves a minute apart, restarts in between: every restart restores what the last
+    save's process held, though each save wrote only what changed."""
+    from monitor.app.service import Monitor
+    from monitor.core.clock import ManualClock
+
+    clock = ManualClock()
+    path = tmp_path / "state.db"
+    memory = None
+    for _restart in range(3):
+        store = StateStore.open(path)
+        monitor = _monitor(clock)
+        assert isinstance(monitor, Monitor)
+        persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
+        persistence.restore(counters=False)
+        if memory is not None:
+            assert monitor.hub.memory().series == memory
+        for minute in range(7):
+            clock.advance(60)
+            for tenant in ("acme", "globex"):
+                outcome = Outcome.EMPTY if minute % 3 == 0 else Outcome.OK
+                monitor.hub.observe(
+                    ProbeResult(tenant, "recommendations", outcome, 0.06, clock.time())
+                )
+            if minute % 2:
+                persistence.save(counters=False)
+        persistence.save(counters=False)
+        memory = monitor.hub.memory().series
+        store.close()
+    assert memory and all(len(s.samples) == 15 for s in memory.values())
+
+
+def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_series(tmp_path: Path) -> None:
+    from monitor.app.service import Monitor
+    from monitor.core.clock import ManualClock
+
+    path = tmp_path / "state.db"
+    tracker = three_series()
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE series (tenant TEXT NOT NULL, check_name TEXT NOT NULL,
+            state TEXT NOT NULL, PRIMARY KEY (tenant, check_name));
+        CREATE TABLE kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        """
+    )
+    db.executemany(
+        "INSERT INTO series VALUES (?, ?, ?)",
+        [(t, c, json.dumps(series_to_json(s))) for (t, c), s in tracker.series.items()],
+    )
+    db.commit()
+    db.close()
+
+    clock = ManualClock(T0 + 20 * 60)
+    store = StateStore.open(path)
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+    monitor = _monitor(clock)
+    assert isinstance(monitor, Monitor)
+    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
+    persistence.restore(counters=False)
+    assert monitor.hub.memory().series == tracker.series
+    monitor.hub.observe(ProbeResult("acme", "search", Outcome.OK, 0.05, clock.time()))
+    persistence.save(counters=False)
+    expected = monitor.hub.memory().series
+    store.close()
+
+    again = StateStore.open(path)
+    assert again.load_series(series_from_parts) == expected
+    heads = dict(
+        ((t, c), json.loads(text))
+        for t, c, text in again.connection.execute(
+            "SELECT tenant, check_name, state FROM series"
+        ).fetchall()
+    )
+    assert "s" not in heads[("acme", "search")]  # rewritten: its samples are rows now
+    again.close()

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.hub import AlertHub, AlertMemory
 from monitor.alerting.planner import PlannerState
-from monitor.detect.codec import series_from_json, series_to_json
+from monitor.detect.codec import (
+    baseline_to_json,
+    sample_to_json,
+    series_core_to_json,
+    series_from_parts,
+)
+from monitor.detect.state import SeriesState
 from monitor.probing.tenants import TenantSource
-from monitor.state.store import StateStore
+from monitor.state.store import SeriesKey, SeriesWrite, StateStore
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.codec import tls_hosts_from_json, tls_hosts_to_json
 from monitor.tls.rules import HostState
@@ -19,6 +31,94 @@ from monitor.tls.rules import HostState
 log = logging.getLogger("recmon.state")
 
 SAVE_EVERY_S = 60.0
+# A periodic save writes a series' baseline again only this long after it last did (the
+# final save, at shutdown and in `once`, writes every one). The baseline and how far it has
+# learned are saved together: a restored older pair learns again the samples after it that
+# are still in the window, all of them while this is at most the longest window minus the
+# drift window (900 - 300 s by default). Encoding the baseline was most of a save's CPU.
+BASELINE_EVERY_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A series as the state file holds it after the last save."""
+
+    state: SeriesState
+    core: str  # its head: its JSON without samples and baseline; "" when unknown (loaded)
+    baseline: str  # its detail: the baseline's JSON as written; "" when unknown
+    baseline_at: float  # the series' time (newest sample) when that baseline was written
+    first_at: float  # its oldest stored sample
+    last_at: float  # its newest stored sample
+    exact: bool  # the file holds `state` itself, baseline included
+
+
+# One encoder for every save: json.dumps with separators builds a new one per call, which
+# was a third of a save's CPU.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def series_changes(
+    saved: Mapping[SeriesKey, Saved],
+    states: Mapping[SeriesKey, SeriesState],
+    *,
+    baseline_every: float = 0.0,
+) -> tuple[SeriesWrite, dict[SeriesKey, Saved]]:
+    """What to write so the file holds `states`, given what it holds (`saved`), and what it
+    holds afterwards. States are immutable: the same object means nothing to write. Samples
+    are appended in time order and leave from the front, so the rows to add are those after
+    the newest stored, the rows to drop those before the oldest kept. A baseline written less
+    than `baseline_every` seconds (of the series' time) ago is kept as written."""
+    removed: list[SeriesKey] = [key for key in saved if key not in states]
+    keep_from: list[tuple[str, str, float]] = []
+    heads: list[tuple[str, str, str]] = []
+    details: list[tuple[str, str, str]] = []
+    items: list[tuple[str, str, float, str]] = []
+    after: dict[SeriesKey, Saved] = {}
+    for key, state in states.items():
+        before = saved.get(key)
+        if before is not None and before.state is state and (before.exact or baseline_every):
+            after[key] = before
+            continue
+        tenant, check = key
+        samples = state.samples
+        last_at = before.last_at if before is not None else -math.inf
+        newest = samples[-1].at if samples else last_at
+        core = _dumps(series_core_to_json(state))
+        stale = bool(
+            before is not None and before.baseline and newest - before.baseline_at < baseline_every
+        )
+        if before is not None and stale:
+            baseline, baseline_at = before.baseline, before.baseline_at
+        else:
+            baseline, baseline_at = _dumps(baseline_to_json(state)), newest
+        if before is None or core != before.core:
+            heads.append((tenant, check, core))
+        if before is None or baseline != before.baseline:
+            details.append((tenant, check, baseline))
+        if before is None:
+            removed.append(key)  # whatever the file holds of it goes: written afresh
+        fresh = 0
+        while fresh < len(samples) and samples[-1 - fresh].at > last_at:
+            fresh += 1
+        for sample in samples[len(samples) - fresh :]:
+            items.append((tenant, check, sample.at, _dumps(sample_to_json(sample))))
+        first_at = samples[0].at if samples else math.inf
+        if before is not None and first_at > before.first_at:
+            keep_from.append((tenant, check, first_at))
+        after[key] = Saved(
+            state, core, baseline, baseline_at, first_at, max(last_at, newest), exact=not stale
+        )
+    return SeriesWrite(removed, keep_from, heads, details, items), after
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    state: SeriesState
+    inline: bool  # its samples came inside its head (a version 1 file): all are to be written
+
+
+def _decode(head: dict[str, Any], baseline: dict[str, Any] | None, items: list[Any]) -> _Loaded:
+    return _Loaded(series_from_parts(head, baseline, items), inline="s" in head)
 
 
 class Persistence:
@@ -32,11 +132,29 @@ class Persistence:
         # Wall time of the last good save and the last failure's text, for /status.
         self.saved_at: float | None = None
         self.last_error: str | None = None
+        # What the file holds, so a save writes only what changed since; one save at a time.
+        self._saved: dict[SeriesKey, Saved] = {}
+        self._saving = threading.Lock()
 
     def restore(self, *, counters: bool) -> None:
         """Windows, baselines, alert and planner states, the last good tenant list and — for a
         CronJob run, whose process starts from zero each time — the counters."""
-        series = self.store.load_series(series_from_json)
+        loaded = self.store.load_series(_decode)
+        series = {key: entry.state for key, entry in loaded.items()}
+        self._saved = {
+            key: Saved(
+                entry.state,
+                "",
+                "",
+                -math.inf,
+                entry.state.samples[0].at if entry.state.samples else math.inf,
+                entry.state.samples[-1].at
+                if entry.state.samples and not entry.inline
+                else -math.inf,
+                exact=not entry.inline,
+            )
+            for key, entry in loaded.items()
+        }
         planner = PlannerState()
         saved_planner = self.store.get("planner")
         if saved_planner is not None:
@@ -84,7 +202,7 @@ class Persistence:
 
     def save(self, *, counters: bool) -> None:
         memory = self.hub.memory()
-        self.store.save_series(memory.series, series_to_json)
+        self._write_series(memory.series, baseline_every=0.0)  # the last save: all of it
         self.store.put("planner", planner_to_json(memory.planner))
         self.store.put("tls", tls_hosts_to_json(memory.tls_hosts))
         if self.tenants.current:
@@ -101,13 +219,21 @@ class Persistence:
         tenants = list(self.tenants.current)
 
         def write() -> None:
-            self.store.save_series(memory.series, series_to_json)
+            self._write_series(memory.series, baseline_every=BASELINE_EVERY_S)
             self.store.put("planner", planner)
             self.store.put("tls", tls)
             if tenants:
                 self.store.put("tenants", tenants)
 
         await asyncio.to_thread(write)
+
+    def _write_series(
+        self, series: Mapping[SeriesKey, SeriesState], *, baseline_every: float
+    ) -> None:
+        with self._saving:
+            write, after = series_changes(self._saved, series, baseline_every=baseline_every)
+            self.store.write_series(write)
+            self._saved = after  # only once written: a failed save is retried in full
 
     async def run(self, stop: asyncio.Event, every: float = SAVE_EVERY_S) -> None:
         while not stop.is_set():

@@ -12,21 +12,55 @@ from monitor.detect.stats import DecayingHistogram
 
 
 def series_to_json(state: SeriesState) -> dict[str, Any]:
+    """The whole state in one document (series_head_to_json with the samples as "s")."""
+    return {"s": [sample_to_json(s) for s in state.samples], **series_head_to_json(state)}
+
+
+def series_head_to_json(state: SeriesState) -> dict[str, Any]:
+    """Everything but the samples, which the state file keeps as rows of their own (a save
+    then writes the samples added since the last one, not the window again)."""
+    return {**series_core_to_json(state), **baseline_to_json(state)}
+
+
+def series_core_to_json(state: SeriesState) -> dict[str, Any]:
+    """The head without the baseline: a few numbers, and the alerts."""
     return {
-        "s": [[s.at, s.outcome, s.latency, s.reason] for s in state.samples],
         "streaks": [state.empty_streak, state.failure_streak, state.ok_streak],
-        "b": [state.baseline.updated_at, [[i, w] for i, w in state.baseline.buckets]],
-        "learned_until": state.learned_until,
         "quiet_until": state.slow_burn_quiet_until,
         "p95": state.window_p95,
         "alerts": {k: alert_to_json(a) for k, a in state.alerts.items()},
     }
 
 
+def baseline_to_json(state: SeriesState) -> dict[str, Any]:
+    """The learned baseline and how far it has learned: a pair, written and read together (a
+    restored older pair learns again the samples after `learned_until` still in the window).
+    Most of a head's bytes, and it changes with every sample learned."""
+    return {
+        "b": [state.baseline.updated_at, [[i, w] for i, w in state.baseline.buckets]],
+        "learned_until": state.learned_until,
+    }
+
+
+def sample_to_json(sample: Sample) -> list[Any]:
+    return [sample.at, sample.outcome, sample.latency, sample.reason]
+
+
 def series_from_json(data: dict[str, Any]) -> SeriesState:
+    return series_from_parts(data, None, [])
+
+
+def series_from_parts(
+    head: dict[str, Any], baseline: dict[str, Any] | None, samples: list[Any]
+) -> SeriesState:
+    """A state from its head, its baseline (None: in the head, as written before it had a
+    place of its own) and its sample rows, oldest first. A head that still carries its
+    samples ("s", written before they had rows of their own) gives them first."""
+    if baseline is not None:
+        head = {**head, **baseline}
     try:
-        empty, failure, ok = (int(v) for v in data["streaks"])
-        updated_at, buckets = data["b"]
+        empty, failure, ok = (int(v) for v in head["streaks"])
+        updated_at, buckets = head["b"]
         return SeriesState(
             samples=tuple(
                 Sample(
@@ -35,7 +69,7 @@ def series_from_json(data: dict[str, Any]) -> SeriesState:
                     None if latency is None else float(latency),
                     str(reason),
                 )
-                for at, outcome, latency, reason in data["s"]
+                for at, outcome, latency, reason in [*head.get("s", ()), *samples]
             ),
             empty_streak=empty,
             failure_streak=failure,
@@ -43,10 +77,10 @@ def series_from_json(data: dict[str, Any]) -> SeriesState:
             baseline=DecayingHistogram.restore(
                 tuple((int(i), float(w)) for i, w in buckets), float(updated_at)
             ),
-            learned_until=float(data.get("learned_until", 0.0)),
-            slow_burn_quiet_until=float(data.get("quiet_until", 0.0)),
-            window_p95=None if data.get("p95") is None else float(data["p95"]),
-            alerts={str(k): alert_from_json(v) for k, v in data["alerts"].items()},
+            learned_until=float(head.get("learned_until", 0.0)),
+            slow_burn_quiet_until=float(head.get("quiet_until", 0.0)),
+            window_p95=None if head.get("p95") is None else float(head["p95"]),
+            alerts={str(k): alert_from_json(v) for k, v in head["alerts"].items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unreadable series state: {exc}") from None

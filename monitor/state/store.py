@@ -1,7 +1,9 @@
 """The state file (SQLite): one file for windows, baselines, alert states and the outbox.
 
 Storage only: rows and named entries hold JSON the domain packages encode and decode
-themselves (detect.codec, alerting.codec, tls.codec); nothing here knows their types.
+themselves (detect.codec, alerting.codec, tls.codec); nothing here knows their types. A series
+is a head, a detail (a larger part that changes less often) and item rows keyed by time (its
+samples), each written only when it changed.
 
 A state file that is corrupt, or was written by another schema version, is moved aside with a
 log line and recmon starts clean: a monitor that crash-loops on its own state watches nothing.
@@ -16,8 +18,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -25,9 +28,25 @@ from monitor import __version__
 
 log = logging.getLogger("recmon.state")
 
-SCHEMA_VERSION = 1
+# 2: a series' items (its samples) in rows of their own, and its detail apart from its head.
+# A version 1 file is read and upgraded in place (its heads still carry their samples and
+# detail, which the owner's decoder reads).
+SCHEMA_VERSION = 2
+_UPGRADABLE = {1, SCHEMA_VERSION}
 SeriesKey = tuple[str, str]
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesWrite:
+    """What changed in the series since the last save, as JSON text their owner encoded.
+    Applied in one transaction, in this order."""
+
+    removed: Sequence[SeriesKey] = ()  # series gone (or to be written afresh): all of them
+    keep_from: Sequence[tuple[str, str, float]] = ()  # a series' items before `at` deleted
+    heads: Sequence[tuple[str, str, str]] = ()  # (tenant, check, head) written
+    details: Sequence[tuple[str, str, str]] = ()  # (tenant, check, detail), head written
+    items: Sequence[tuple[str, str, float, str]] = ()  # (tenant, check, at, item) added
 
 
 class StateUnavailable(Exception):
@@ -106,7 +125,7 @@ class StateStore:
                     "SELECT value FROM meta WHERE key='schema_version'"
                 ).fetchone()
                 version = int(row[0]) if row and str(row[0]).isdigit() else None
-                if version != SCHEMA_VERSION:
+                if version not in _UPGRADABLE:
                     raise _IncompatibleState(
                         f"state schema version {version}, this recmon uses {SCHEMA_VERSION}"
                     )
@@ -119,13 +138,20 @@ class StateStore:
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS series (
                     tenant TEXT NOT NULL, check_name TEXT NOT NULL, state TEXT NOT NULL,
-                    PRIMARY KEY (tenant, check_name)
+                    detail TEXT, PRIMARY KEY (tenant, check_name)
                 );
+                CREATE TABLE IF NOT EXISTS series_items (
+                    tenant TEXT NOT NULL, check_name TEXT NOT NULL, at REAL NOT NULL,
+                    item TEXT NOT NULL, PRIMARY KEY (tenant, check_name, at)
+                ) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
                 """
             )
+            columns = {r[1] for r in connection.execute("PRAGMA table_info(series)")}
+            if "detail" not in columns:  # a version 1 file
+                connection.execute("ALTER TABLE series ADD COLUMN detail TEXT")
             connection.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             connection.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('written_by', ?)", (f"recmon {__version__}",)
@@ -146,32 +172,59 @@ class StateStore:
                 raise
             self.connection.execute("COMMIT")
 
-    def load_series(self, decode: Callable[[Any], T]) -> dict[SeriesKey, T]:
-        """Every stored series, decoded; a row `decode` rejects (ValueError) is skipped."""
+    def load_series(self, decode: Callable[[Any, Any, list[Any]], T]) -> dict[SeriesKey, T]:
+        """Every stored series, decoded from its head, its detail (None if never written) and
+        its items (oldest first); a series `decode` rejects (ValueError) is skipped."""
+        items: dict[SeriesKey, list[Any]] = {}
         states: dict[SeriesKey, T] = {}
         skipped = 0
         with self.lock:
-            rows = self.connection.execute(
-                "SELECT tenant, check_name, state FROM series"
+            heads = self.connection.execute(
+                "SELECT tenant, check_name, state, detail FROM series"
             ).fetchall()
-        for tenant, check, text in rows:
+            rows = self.connection.execute(
+                "SELECT tenant, check_name, item FROM series_items ORDER BY tenant, check_name, at"
+            ).fetchall()
+        try:
+            for tenant, check, text in rows:
+                items.setdefault((tenant, check), []).append(json.loads(text))
+        except ValueError:
+            log.warning("unreadable series items: series loaded without them")
+            items = {}
+        for tenant, check, text, detail in heads:
             try:
-                states[(tenant, check)] = decode(json.loads(text))
+                states[(tenant, check)] = decode(
+                    json.loads(text),
+                    None if detail is None else json.loads(detail),
+                    items.get((tenant, check), []),
+                )
             except ValueError:
                 skipped += 1
         if skipped:
             log.warning("skipped unreadable series states", extra={"fields": {"count": skipped}})
         return states
 
-    def save_series(self, states: Mapping[SeriesKey, T], encode: Callable[[T], Any]) -> None:
-        """Replace the stored series with this snapshot, each encoded to JSON by `encode`
-        (safe to call from a worker thread)."""
-        rows = [
-            (t, c, json.dumps(encode(s), separators=(",", ":"))) for (t, c), s in states.items()
-        ]
+    def write_series(self, write: SeriesWrite) -> None:
+        """Apply what changed since the last save (safe to call from a worker thread)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM series")
-            db.executemany("INSERT INTO series VALUES (?, ?, ?)", rows)
+            db.executemany("DELETE FROM series WHERE tenant=? AND check_name=?", write.removed)
+            db.executemany(
+                "DELETE FROM series_items WHERE tenant=? AND check_name=?", write.removed
+            )
+            db.executemany(
+                "DELETE FROM series_items WHERE tenant=? AND check_name=? AND at<?",
+                write.keep_from,
+            )
+            db.executemany(
+                "INSERT INTO series (tenant, check_name, state) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, check_name) DO UPDATE SET state=excluded.state",
+                write.heads,
+            )
+            db.executemany(
+                "UPDATE series SET detail=? WHERE tenant=? AND check_name=?",
+                [(detail, tenant, check) for tenant, check, detail in write.details],
+            )
+            db.executemany("INSERT OR REPLACE INTO series_items VALUES (?, ?, ?, ?)", write.items)
 
     def get(self, name: str) -> Any | None:
         with self.lock:
