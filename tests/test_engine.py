@@ -225,3 +225,51 @@ async def test_probes_to_one_host_keep_to_its_rate_limit(
     sent.sort()
     assert all(sent[i + 5] - sent[i] > 0.1 for i in range(15))  # never 6 in a window
     assert 0.3 < sent[15] - sent[0] < 0.35  # and not slower than the limit asks
+
+
+async def test_a_timeout_judged_while_the_monitor_lagged_is_withheld_not_the_tenants() -> None:
+    def hang(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    collected: list[ProbeResult] = []
+    withheld: list[ProbeResult] = []
+    deadlines: list[tuple[float, float, float]] = []
+
+    def lagging(start: float, deadline: float, end: float) -> bool:
+        deadlines.append((start, deadline, end))
+        return False
+
+    client = httpx.AsyncClient(base_url="http://api.test", transport=httpx.MockTransport(hang))
+    engine = Engine(
+        checks(BASE_CONFIG),
+        {"api": client},
+        clock=SystemClock(),
+        metrics=Metrics(CollectorRegistry()),
+        sink=collected.append,
+        tenant_vars=lambda tenant: {"query": "shoes"},
+        deadline_guard=lagging,
+        withheld_sink=withheld.append,
+    )
+    await engine.run_job(Job("acme", "search"))
+    assert collected == []  # never a tenant failure
+    assert [(r.tenant, r.check, r.outcome) for r in withheld] == [
+        ("acme", "search", Outcome.TIMEOUT)
+    ]
+    ((start, deadline, end),) = deadlines
+    assert deadline - start == 2.0  # the check's own deadline (BASE_CONFIG: timeout 2s)
+    assert start <= end < deadline
+
+    # the same timeout with the monitor on time is the tenant's
+    on_time = Engine(
+        checks(BASE_CONFIG),
+        {"api": client},
+        clock=SystemClock(),
+        metrics=Metrics(CollectorRegistry()),
+        sink=collected.append,
+        tenant_vars=lambda tenant: {"query": "shoes"},
+        deadline_guard=lambda start, deadline, end: True,
+        withheld_sink=withheld.append,
+    )
+    await on_time.run_job(Job("acme", "search"))
+    assert [(r.check, r.outcome) for r in collected] == [("search", Outcome.TIMEOUT)]
+    assert len(withheld) == 1

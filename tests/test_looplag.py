@@ -60,3 +60,31 @@ def test_a_few_late_milliseconds_untrust_a_probe_without_calling_the_monitor_lag
     assert not monitor.trusted(0.98, 1.03)  # in flight across the late stretch: off by ~8 ms
     assert monitor.trusted(1.025, 1.04)
     assert caplog.records == []  # 8 ms is no reason to say the monitor is falling behind
+
+
+def test_a_deadline_passed_while_the_loop_ran_late_is_not_trusted() -> None:
+    monitor = LoopLagMonitor(ManualClock(), threshold_s=0.05, trust_threshold_s=0.005)
+    monitor.observe(10.0, 0.001)
+    monitor.observe(11.0, 0.3)  # the loop was blocked from 10.7 to 11.0
+    monitor.observe(12.0, 0.001)
+    assert monitor.deadline_trusted(8.0, 9.0, 9.0001)  # a timeout judged on time
+    assert not monitor.deadline_trusted(9.8, 10.8, 11.0001)  # its deadline passed in the pause
+    assert not monitor.deadline_trusted(10.5, 11.5, 11.8)  # its timer ran 300 ms late
+    # a pause earlier in the probe, with the deadline still ahead: the timeout is the target's
+    assert monitor.deadline_trusted(10.9, 11.9, 11.9001)
+    # 300 ms late on a 5 s deadline hides only answers slower than 4.7 s: still a timeout
+    assert monitor.deadline_trusted(5.8, 10.8, 11.0001)
+
+
+async def test_after_the_ticker_stops_nothing_looks_late() -> None:
+    clock = ManualClock(start=0.0)
+    monitor = LoopLagMonitor(clock, threshold_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    await asyncio.sleep(0)
+    stop.set()
+    clock.advance(TICK_S)
+    await task
+    clock.advance(10.0)  # shutting down: probes still finishing, no tick due
+    assert monitor.current_lag() == 0.0
+    assert monitor.deadline_trusted(7.0, 10.0, 10.02)

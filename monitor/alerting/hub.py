@@ -22,6 +22,8 @@ from monitor.core.clock import Clock
 from monitor.core.notifications import Notification, Severity
 from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
+from monitor.detect.overload import RULE as OVERLOAD
+from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
 from monitor.probing.checks import HttpCheck
 from monitor.telemetry.metrics import Metrics
@@ -111,6 +113,7 @@ class AlertHub:
         self._intervals = {name: check.interval for name, check in checks.items()}
         self._total_tenants = 0
         self._planner = PlannerState()
+        self._overload = OverloadState()
         self._tracker = AlertTracker(
             spec,
             counting_checks=[name for name, check in checks.items() if check.items is not None],
@@ -132,6 +135,15 @@ class AlertHub:
         if events:
             self.handle(events, now)
         return latency
+
+    def observe_load(self, reading: LoadReading) -> None:
+        """recmon's own load: the overload rule, through the same lifecycle and planner."""
+        if not self.spec.overload.enabled:
+            return
+        now = self.clock.time()
+        self._overload, events = observe_overload(self._overload, reading, now, self.spec.overload)
+        if events:
+            self.handle(events, now)
 
     def observe_tls(self, host: str, results: Sequence[TlsResult]) -> None:
         now = self.clock.time()
@@ -215,7 +227,7 @@ class AlertHub:
 
     @property
     def firing(self) -> int:
-        return len(self._tracker.firing())
+        return len(self._tracker.firing()) + (OVERLOAD in self._overload.alerts)
 
     def firing_alerts(self) -> list[tuple[SeriesKey, str, AlertState]]:
         """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
@@ -252,6 +264,20 @@ class AlertHub:
         self._tracker.tls_hosts.update(memory.tls_hosts)
         self._planner = memory.planner
         adopted = self._tracker.adopt_paged_alerts(self._planner)
+        # A paged overload alert resolves only through its rule: the rule must know it fires.
+        for event in self._planner.firing.values():
+            if event.rule == OVERLOAD and event.tenant is None:
+                alert = AlertState(
+                    AlertStatus.FIRING,
+                    since=event.started_at,
+                    fired_at=event.started_at,
+                    severity=event.severity,
+                    summary=event.summary,
+                    details=dict(event.details),
+                )
+                self._overload = OverloadState({OVERLOAD: alert})
+                self._gauge(OVERLOAD, "", None, None, event.severity.value, True)
+                adopted += 1
         self._restore_gauges()
         return adopted
 

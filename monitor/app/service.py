@@ -20,6 +20,8 @@ from monitor.core.clock import Clock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
+from monitor.detect.overload import LoadReading, overloaded
+from monitor.detect.overload import describe as describe_overload
 from monitor.probing.checks import HttpCheck, compile_checks
 from monitor.probing.clientcert import ClientCertificates
 from monitor.probing.credentials import TenantCredentials
@@ -37,6 +39,9 @@ from monitor.tls.watch import TlsWatch
 log = logging.getLogger("recmon.service")
 
 GC_THRESHOLDS = (20_000, 20, 50)
+# recmon reads its own load this often, over this window (withheld timeouts, loop lag).
+LOAD_READING_S = 1.0
+LOAD_WINDOW_S = 60.0
 
 
 @dataclass
@@ -186,6 +191,8 @@ class Monitor:
             max_in_flight=config.engine.max_in_flight,
             target_connections={n: t.max_connections for n, t in config.targets.items()},
             latency_guard=self.loop_lag.trusted,
+            deadline_guard=self.loop_lag.deadline_trusted,
+            withheld_sink=self._withheld,
             lag_sink=self.progress.lags.append,
             skip_sink=self._skipped,
             credential_names=config.tenant_credential_names,
@@ -224,6 +231,11 @@ class Monitor:
         self._overrun_logged_at = float("-inf")
         self.probe_rate = RateMeter()
         self.skipped_runs = 0  # since start: overruns and missing variables
+        # Load readings: (monotonic, probes finished, timeouts withheld) so far, over a minute.
+        self._finished = 0
+        self._withheld_count = 0
+        self._load_marks: deque[tuple[float, int, int]] = deque()
+        self._overload_logged_at = float("-inf")
         self.ready = asyncio.Event()
         self.result_listeners: list[Callable[[ProbeResult], None]] = []
 
@@ -300,7 +312,49 @@ class Monitor:
         self.latest.pop((tenant, check), None)
         self.skips[(tenant, check)] = why
 
+    def _withheld(self, result: ProbeResult) -> None:
+        """A timeout judged while recmon's own loop ran late: counted, never the tenant's."""
+        self.metrics.timeouts_withheld.labels(result.check).inc()
+        self._withheld_count += 1
+        self.last_result_at = self.clock.monotonic()
+        self._skipped(result.tenant, result.check, "timeout withheld: recmon's event loop ran late")
+
+    def load_reading(self) -> LoadReading:
+        """What recmon saw of itself over the last minute (or since it started)."""
+        now = self.clock.monotonic()
+        self._load_marks.append((now, self._finished, self._withheld_count))
+        while len(self._load_marks) > 1 and now - self._load_marks[1][0] >= LOAD_WINDOW_S:
+            self._load_marks.popleft()
+        since, finished, withheld = self._load_marks[0]
+        return LoadReading(
+            window_s=max(now - since, 0.0),
+            withheld_timeouts=self._withheld_count - withheld,
+            probes=self._finished - finished,
+            loop_lag_s=max(self.loop_lag.max_lag_between(since, now), self.loop_lag.current_lag()),
+        )
+
+    async def _watch_load(self, stop: asyncio.Event) -> None:
+        """recmon's own overload: an alert of its own (never the tenants'), and once a minute
+        a log line saying what to do."""
+        self._load_marks.append((self.clock.monotonic(), self._finished, self._withheld_count))
+        while not stop.is_set():
+            await self.clock.sleep(LOAD_READING_S)
+            try:
+                reading = self.load_reading()
+                self.hub.observe_load(reading)
+                now = self.clock.monotonic()
+                if overloaded(reading, self.config.alerts.overload) and (
+                    now - self._overload_logged_at >= 60.0
+                ):
+                    self._overload_logged_at = now
+                    summary, details = describe_overload(reading)
+                    log.warning(summary, extra={"fields": details})
+            except Exception:  # a bug: count it, keep watching
+                self.metrics.internal_errors.labels("load").inc()
+                log.exception("load reading failed")
+
     def observe(self, result: ProbeResult) -> None:
+        self._finished += 1
         self.last_result_at = now = self.clock.monotonic()
         self.probe_rate.add(now)
         self.skips.pop((result.tenant, result.check), None)
@@ -393,6 +447,7 @@ class Monitor:
                 else []
             ),
             asyncio.create_task(self.client_certificates.run(stop), name="client-certificates"),
+            asyncio.create_task(self._watch_load(stop), name="load"),
             asyncio.create_task(self._refresh_tenants_forever(stop), name="tenants"),
             asyncio.create_task(self._report_progress(stop, progress_every), name="progress"),
             asyncio.create_task(self.hub.run(stop), name="alerts"),

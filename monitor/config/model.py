@@ -538,7 +538,21 @@ class MaintenanceWindow(Model):
         return self
 
 
+class OverloadRule(Model):
+    """recmon's own alert: it cannot probe what it is asked to on time, so its tenant
+    judgements are incomplete (timeouts measured under loop lag are withheld)."""
+
+    enabled: bool = True
+    # Fires when probe timeouts were withheld, or the event loop ran this late, ...
+    lag: Duration = 0.25
+    # ...for this long; resolves after this long without either.
+    for_: Duration = Field(60.0, alias="for")
+    resolve_for: Duration = 300.0
+    severity: Severity = Severity.CRITICAL
+
+
 class AlertsSpec(Model):
+    overload: OverloadRule = OverloadRule()
     empty_results: EmptyResultsRule = EmptyResultsRule()
     failures: FailuresRule = FailuresRule()
     auth_errors: AuthErrorsRule = AuthErrorsRule()

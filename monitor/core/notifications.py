@@ -94,6 +94,7 @@ ALERT_NAMES = {
     "tls_unreachable": "RecmonTLSBackendUnreachable",
     "tls_client_expiring": "RecmonTLSClientCertificateExpiring",
     "tls_client_expiring_soon": "RecmonTLSClientCertificateExpiringSoon",
+    "overload": "RecmonOverloaded",
 }
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
@@ -109,6 +110,7 @@ RUNBOOKS = {
     "tls_unreachable": "docs/runbooks/tls-backend-unreachable.md",
     "tls_client_expiring": "docs/runbooks/tls-client-certificate-expiring.md",
     "tls_client_expiring_soon": "docs/runbooks/tls-client-certificate-expiring.md",
+    "overload": "docs/runbooks/recmon-lagging.md",
 }
 
 

@@ -52,6 +52,8 @@ class Engine:
         max_in_flight: int = 256,
         target_connections: Mapping[str, int] | None = None,
         latency_guard: Callable[[float, float], bool] | None = None,
+        deadline_guard: Callable[[float, float, float], bool] | None = None,
+        withheld_sink: ResultSink | None = None,
         lag_sink: Callable[[float], None] | None = None,
         skip_sink: Callable[[str, str, str], None] | None = None,
         credential_names: frozenset[str] = frozenset(),
@@ -73,6 +75,10 @@ class Engine:
         }
         # (start, end) monotonic → True when the monitor ran on time during that span.
         self.latency_guard = latency_guard
+        # (start, deadline, end) monotonic → True when the monitor ran on time as a probe's
+        # deadline passed; a timeout judged while it lagged goes to `withheld_sink`, not `sink`.
+        self.deadline_guard = deadline_guard
+        self.withheld_sink = withheld_sink
         self.lag_sink = lag_sink
         self.skip_sink = skip_sink
         # A missing captured variable is routine (the earlier check failed) and counted; any
@@ -145,7 +151,8 @@ class Engine:
             if self._told_credential and name in self._uses_credential:
                 self._told_credential.discard(tenant)  # it has one again: say so if it goes
             result = await self._probe(check, tenant, request, due)
-            self.sink(result)
+            if result is not None:  # None: withheld, the monitor's lag and not the tenant's
+                self.sink(result)
         if not self.dependents[name]:
             return
         child_values = (
@@ -191,7 +198,9 @@ class Engine:
 
     async def _probe(
         self, check: HttpCheck, tenant: str, request: RenderedRequest, due: float | None
-    ) -> ProbeResult:
+    ) -> ProbeResult | None:
+        """The probe's result; None when it timed out while the monitor itself ran late (its
+        deadline passed under loop lag), handed to `withheld_sink` instead."""
         tokens = self.token_sources.get(check.target)
         if tokens is None:
             return await self._send(check, tenant, request, due)
@@ -200,7 +209,7 @@ class Engine:
         if isinstance(token, TokenUnavailable):
             return self._without_token(check, tenant, token)
         result = await self._send(check, tenant, with_bearer(request, token.value), due)
-        if result.outcome is Outcome.AUTH_ERROR and result.status == 401:
+        if result is not None and result.outcome is Outcome.AUTH_ERROR and result.status == 401:
             fresh = await tokens.refused(token)
             if fresh is not None:
                 result = await self._send(check, tenant, with_bearer(request, fresh.value), None)
@@ -224,7 +233,7 @@ class Engine:
 
     async def _send(
         self, check: HttpCheck, tenant: str, request: RenderedRequest, due: float | None
-    ) -> ProbeResult:
+    ) -> ProbeResult | None:
         throttle = self.throttles.get(check.target)
         if throttle is not None:
             await throttle.acquire()
@@ -238,7 +247,16 @@ class Engine:
                     self.lag_sink(lag)
             client = self.clients[check.target]
             result = await probe_http(check, tenant, request, client, self.clock)
-        if self.latency_guard is not None and not self.latency_guard(start, self.clock.monotonic()):
+        end = self.clock.monotonic()
+        if (
+            result.outcome is Outcome.TIMEOUT
+            and self.deadline_guard is not None
+            and not self.deadline_guard(start, start + check.timeout, end)
+        ):
+            if self.withheld_sink is not None:
+                self.withheld_sink(result)
+            return None
+        if self.latency_guard is not None and not self.latency_guard(start, end):
             result = replace(result, latency_trusted=False)
         return result
 

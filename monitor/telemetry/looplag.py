@@ -24,6 +24,9 @@ log = logging.getLogger("recmon.looplag")
 TICK_S = 0.02
 TRUST_THRESHOLD_S = 0.005
 LAGGING_THRESHOLD_S = 0.05
+# A timeout is withheld when the loop ran late at its deadline by this share of it (or the
+# trust threshold, whichever is more).
+TIMEOUT_TRUST_SHARE = 0.1
 
 
 class LoopLagMonitor:
@@ -85,10 +88,27 @@ class LoopLagMonitor:
         lag = max(self.max_lag_between(start, end), self.current_lag())
         return lag < self.trust_threshold_s
 
+    def deadline_trusted(self, start: float, deadline: float, end: float) -> bool:
+        """False when the loop ran late as a probe's deadline passed (monotonic seconds) by
+        enough to have turned a good answer into a timeout: the response may have arrived in
+        time and waited behind the monitor's own work while the deadline's timer fired. Lag
+        earlier in the probe does not count (the deadline was still ahead), nor lag under
+        TIMEOUT_TRUST_SHARE of the deadline: a late stretch L only hides answers slower than
+        deadline - L, which are slow ones whatever the monitor did."""
+        moment = min(deadline, end)
+        late = max(end - deadline, self.max_lag_between(moment, end), self.current_lag())
+        allowed = max(self.trust_threshold_s, TIMEOUT_TRUST_SHARE * (deadline - start))
+        return late < allowed
+
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            before = self._clock.monotonic()
-            self._expected_wake = before + TICK_S
-            await self._clock.sleep(TICK_S)
-            after = self._clock.monotonic()
-            self.observe(after, max(0.0, after - before - TICK_S))
+        try:
+            while not stop.is_set():
+                before = self._clock.monotonic()
+                self._expected_wake = before + TICK_S
+                await self._clock.sleep(TICK_S)
+                after = self._clock.monotonic()
+                self.observe(after, max(0.0, after - before - TICK_S))
+        finally:
+            # No tick is due any more (shutting down): an old due time would make everything
+            # still running, such as probes cut at their deadline, look late.
+            self._expected_wake = None

@@ -209,6 +209,13 @@ class Metrics:
             ("check",),
             registry=registry,
         )
+        self.timeouts_withheld = Counter(
+            "recmon_timeouts_withheld_total",
+            "Probe timeouts not counted against tenants: the deadline passed while the "
+            "monitor's own event loop ran late.",
+            ("check",),
+            registry=registry,
+        )
         self.tls_not_after = Gauge(
             "recmon_tls_cert_not_after_timestamp_seconds",
             "Leaf certificate expiry.",
@@ -340,6 +347,7 @@ class Metrics:
             self.oauth2_token_requests,
             self.probes_skipped,
             self.untrusted_latency,
+            self.timeouts_withheld,
             self.notifications,
             self.internal_errors,
         ]

@@ -1,0 +1,140 @@
+"""recmon offered far more probes than one process can run, against a healthy loopback server
+(the sandbox in its own process, every answer 200 with items), on each transport: its event
+loop falls behind, the timeouts judged then are withheld and counted, no tenant alert fires,
+and recmon pages its own overload instead."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.alerting.hub import Decision
+from monitor.app.service import Monitor
+from monitor.config.loader import load_config_text
+from monitor.core.clock import SystemClock
+from monitor.core.notifications import Notification
+from monitor.sandbox.demo import sandbox_config
+from tests.binaries import free_port
+
+pytestmark = pytest.mark.integration
+TENANTS = 1500  # × 2 checks every half second: 6,000 probes/s offered, several times what one
+# process can run on this machine
+INTERVAL = 0.5
+TIMEOUT = 0.5
+WITHIN_S = 60.0  # bounded: the test stops here whatever happened
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    """The sandbox in a process of its own, so recmon's overload is recmon's alone."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "sandbox",
+        "--port",
+        str(port),
+        "--tenants",
+        str(TENANTS),
+        "--latency-ms",
+        "search=1,recommendations=1",
+        "--jitter",
+        "0",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):
+                try:
+                    if (await client.get(f"{url}/v1/tenants")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the sandbox did not start")
+        yield url
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
+
+
+@pytest.mark.parametrize("transport", ["asyncio", "aiohttp", "httpx"])
+async def test_an_overloaded_monitor_pages_itself_never_the_tenants(
+    server: str, transport: str
+) -> None:
+    text = (
+        sandbox_config(server, interval=INTERVAL, timeout=TIMEOUT)
+        .replace("rate_limit: 200/s\n", "max_connections: 256\n")
+        .replace("refresh: 10m", "refresh: 1h")
+        + f"""
+engine: {{transport: {transport}}}
+alerts:
+  overload: {{for: 2s, resolve_for: 30s}}
+  storm: {{group_wait: 1s}}
+"""
+    )
+    pages: list[Notification] = []
+
+    def route(decision: Decision) -> None:
+        pages.extend(decision.notifications)
+
+    monitor = Monitor(
+        load_config_text(text, source="<test>"),
+        clock=SystemClock(),
+        registry=CollectorRegistry(),
+        route=route,
+    )
+    tenant_alerts: set[tuple[str, str, str]] = set()
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    began = time.monotonic()
+    withheld = 0.0
+    try:
+        await asyncio.wait_for(monitor.ready.wait(), 20)
+        while time.monotonic() - began < WITHIN_S:
+            await asyncio.sleep(0.5)
+            tenant_alerts |= {(k[0], k[1], rule) for k, rule, _ in monitor.hub.firing_alerts()}
+            withheld = sum(
+                s.value
+                for f in monitor.registry.collect()
+                if f.name == "recmon_timeouts_withheld"
+                for s in f.samples
+                if s.name.endswith("_total")
+            )
+            if withheld and any(p.rule == "overload" for p in pages):
+                break
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 120)  # draining an overloaded loop takes a while
+        await monitor.aclose()
+    elapsed = time.monotonic() - began
+    timeouts = sum(
+        s.value
+        for f in monitor.registry.collect()
+        if f.name == "recmon_probes"
+        for s in f.samples
+        if s.name.endswith("_total") and s.labels.get("outcome") == "timeout"
+    )
+    overload = [p for p in pages if p.rule == "overload"]
+    print(
+        f"\n{transport}: {withheld:.0f} timeouts withheld, {timeouts:.0f} counted as tenant "
+        f"timeouts, overload paged after {elapsed:.1f}s, loop lag "
+        f"{overload[0].details.get('loop_lag_s') if overload else '-'} s; pages "
+        f"{[(p.rule, p.action.value) for p in pages]}"
+    )
+    assert withheld > 0  # the monitor's own lag: counted, not blamed on tenants
+    assert tenant_alerts == set()  # no tenant alert ever fired
+    assert [p for p in pages if p.rule != "overload"] == []  # nor was any paged
+    assert overload and overload[0].tenant is None and overload[0].severity.value == "critical"
+    assert "recmon is overloaded" in overload[0].summary
+    assert "--shard" in overload[0].summary
