@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor.app.persist import BASELINE_EVERY_S, Saved, series_changes  # noqa: E402
-from monitor.detect.state import Sample, SeriesState  # noqa: E402
+from monitor.detect.series import Sample, SeriesState  # noqa: E402
 from monitor.detect.stats import DecayingHistogram  # noqa: E402
 from monitor.state.store import SeriesKey, SeriesWrite, StateStore  # noqa: E402
 

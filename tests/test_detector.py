@@ -10,7 +10,7 @@ from monitor.alerting.tracker import AlertTracker
 from monitor.config.model import AlertsSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.state import AlertEvent, EventKind
+from monitor.detect.series import AlertEvent, EventKind
 from monitor.detect.stats import lower_bound_rank, p95_lower_bound
 
 T0 = 1_700_000_000.0

@@ -8,7 +8,7 @@ import dataclasses
 from monitor.core.notifications import Severity
 from monitor.detect.detector import _with
 from monitor.detect.lifecycle import Subject, Thresholds, Verdict, advance
-from monitor.detect.state import AlertState, AlertStatus, EventKind, Sample, SeriesState
+from monitor.detect.series import AlertState, AlertStatus, EventKind, Sample, SeriesState
 from monitor.detect.stats import DecayingHistogram
 
 SUBJECT = Subject("t1", "search")

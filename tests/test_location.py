@@ -14,7 +14,7 @@ from monitor.config.loader import ConfigError
 from monitor.config.model import PagerDutySpec, StormSpec, Target
 from monitor.core.notifications import Action, Notification, Severity
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.state import AlertEvent, EventKind
+from monitor.detect.series import AlertEvent, EventKind
 from monitor.probing.httpclient import LOCATION_HEADER, build_client
 from monitor.telemetry.metrics import Metrics
 from monitor.telemetry.push import write_textfile

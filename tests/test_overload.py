@@ -10,7 +10,7 @@ from monitor.config.model import AlertsSpec, OverloadRule
 from monitor.core.clock import ManualClock
 from monitor.core.notifications import Action, Notification
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
-from monitor.detect.state import EventKind
+from monitor.detect.series import EventKind
 from monitor.telemetry.metrics import Metrics
 
 RULE = OverloadRule.model_validate({"for": 10, "resolve_for": 30})

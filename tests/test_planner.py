@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from monitor.alerting.planner import PlannerState, Policy, plan
 from monitor.config.model import MaintenanceWindow, StormSpec
 from monitor.core.notifications import Action, Notification, Severity
-from monitor.detect.state import AlertEvent, EventKind
+from monitor.detect.series import AlertEvent, EventKind
 
 T0 = 1_700_000_000.0
 

@@ -18,7 +18,7 @@ from monitor.config.model import AlertsSpec, StormSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.codec import series_from_json, series_from_parts, series_to_json
-from monitor.detect.state import AlertEvent, EventKind, SeriesState
+from monitor.detect.series import AlertEvent, EventKind, SeriesState
 from monitor.state.store import SCHEMA_VERSION, SeriesKey, StateStore
 
 T0 = 1_700_000_000.0

@@ -26,7 +26,7 @@ from monitor.core.certinfo import CertificateInfo
 from monitor.core.clock import ManualClock
 from monitor.core.notifications import Action, Notification, Severity
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.state import AlertStatus
+from monitor.detect.series import AlertStatus
 from monitor.state.store import StateStore
 from monitor.telemetry.rate import RateMeter
 from monitor.tls.prober import TlsResult

@@ -6,7 +6,7 @@ from __future__ import annotations
 from monitor.config.model import TlsSpec
 from monitor.core.certinfo import CertificateInfo
 from monitor.core.notifications import Severity
-from monitor.detect.state import AlertEvent, EventKind
+from monitor.detect.series import AlertEvent, EventKind
 from monitor.tls.prober import TlsResult
 from monitor.tls.rules import HostState, observe_host
 

@@ -24,7 +24,7 @@ from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
-from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
 from monitor.probing.checks import HttpCheck
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult

@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 
 from monitor.config.model import MaintenanceWindow, StormSpec
 from monitor.core.notifications import Action, Notification, Severity
-from monitor.detect.state import AlertEvent, EventKind
+from monitor.detect.series import AlertEvent, EventKind
 
 _SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]
 _SHOWN_TENANTS = 10

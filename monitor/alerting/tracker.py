@@ -15,7 +15,7 @@ from monitor.core.certinfo import CertificateInfo
 from monitor.core.results import ProbeResult
 from monitor.detect.detector import Parent, baseline_p95, observe
 from monitor.detect.rules import Rulebook
-from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
 from monitor.tls.prober import TlsResult
 from monitor.tls.rules import (
     CLIENT_PREFIX,

@@ -21,7 +21,7 @@ from monitor.detect.codec import (
     series_core_to_json,
     series_from_parts,
 )
-from monitor.detect.state import SeriesState
+from monitor.detect.series import SeriesState
 from monitor.probing.tenants import TenantSource
 from monitor.state.store import SeriesKey, SeriesWrite, StateStore
 from monitor.telemetry.metrics import Metrics

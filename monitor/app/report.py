@@ -9,7 +9,7 @@ from monitor.alerting.hub import AlertHub
 from monitor.alerting.tracker import SeriesKey
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.state import AlertState
+from monitor.detect.series import AlertState
 
 MAX_PROBLEM_LINES = 50
 

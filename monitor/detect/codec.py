@@ -7,7 +7,14 @@ from typing import Any
 
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome
-from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind, Sample, SeriesState
+from monitor.detect.series import (
+    AlertEvent,
+    AlertState,
+    AlertStatus,
+    EventKind,
+    Sample,
+    SeriesState,
+)
 from monitor.detect.stats import DecayingHistogram
 
 

@@ -32,7 +32,7 @@ from monitor.detect.lifecycle import (
     advance,
 )
 from monitor.detect.rules import RuleSet
-from monitor.detect.state import AlertEvent, AlertState, Sample, SeriesState
+from monitor.detect.series import AlertEvent, AlertState, Sample, SeriesState
 from monitor.detect.stats import p95_lower_bound, p95_nearest_rank
 
 _MAX_REASON = 200

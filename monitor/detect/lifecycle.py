@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from monitor.core.notifications import Severity
-from monitor.detect.state import AlertEvent, AlertState, AlertStatus, EventKind
+from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind
 
 Description = tuple[str, dict[str, Any]]  # what a page says: summary, details
 

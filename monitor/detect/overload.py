@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from monitor.config.model import OverloadRule
 from monitor.detect.lifecycle import Description, Subject, Thresholds, Verdict, advance
-from monitor.detect.state import AlertEvent, AlertState
+from monitor.detect.series import AlertEvent, AlertState
 
 RULE = "overload"
 WHAT_TO_DO = (

@@ -31,7 +31,7 @@ from monitor.config.model import TlsSpec
 from monitor.core.certinfo import CertificateInfo
 from monitor.core.notifications import Severity
 from monitor.detect.lifecycle import Description, Subject, Verdict, advance
-from monitor.detect.state import AlertEvent, AlertState
+from monitor.detect.series import AlertEvent, AlertState
 from monitor.tls.prober import TlsResult
 
 TLS_CHECK = "tls"

@@ -18,7 +18,7 @@ from monitor.alerting.dispatch import SinkHealth
 from monitor.alerting.hub import AlertView
 from monitor.core.notifications import Notification
 from monitor.core.results import ProbeResult
-from monitor.detect.state import AlertEvent, AlertStatus
+from monitor.detect.series import AlertEvent, AlertStatus
 from monitor.tls.prober import TlsResult
 
 SCHEMA = "recmon.status/v1"
