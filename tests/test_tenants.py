@@ -12,7 +12,12 @@ import pytest
 from monitor.config.model import DiscoverSpec, TenantsSpec
 from monitor.core.clock import ManualClock
 from monitor.core.tenancy import InvalidTenantId, Shard, validate_tenant_id
-from monitor.probing.tenants import TenantSource, TenantSourceError, accept_ids, parse_tenant_file
+from monitor.probing.tenant_source import (
+    TenantSource,
+    TenantSourceError,
+    accept_ids,
+    parse_tenant_file,
+)
 
 
 @pytest.mark.parametrize("good", ["acme", "tenant-001", "a.b_c-d", "7eleven", "A" * 128])

@@ -17,7 +17,7 @@ from monitor.config.loader import LoadedConfig
 from monitor.core.clock import SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.probing.tenants import TenantSourceError
+from monitor.probing.tenant_source import TenantSourceError
 from monitor.state.store import StateStore
 from monitor.telemetry.push import push, write_textfile
 

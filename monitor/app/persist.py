@@ -22,7 +22,7 @@ from monitor.detect.codec import (
     series_from_parts,
 )
 from monitor.detect.series import SeriesState
-from monitor.probing.tenants import TenantSource
+from monitor.probing.tenant_source import TenantSource
 from monitor.state.store import SeriesKey, SeriesWrite, StateStore
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.codec import tls_hosts_from_json, tls_hosts_to_json

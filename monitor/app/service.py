@@ -29,7 +29,7 @@ from monitor.probing.engine import Engine, Job
 from monitor.probing.httpclient import ClientFactory, build_client, tls_verification
 from monitor.probing.oauth2 import TokenSource
 from monitor.probing.scheduler import Scheduler
-from monitor.probing.tenants import TenantSource, TenantSourceError
+from monitor.probing.tenant_source import TenantSource, TenantSourceError
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.looplag import LoopLagMonitor
 from monitor.telemetry.metrics import Metrics
