@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from prometheus_client import disable_created_metrics
 
 from monitor import __version__
-from monitor.app.modes import EXIT_ERROR, OnceOptions, run_forever, run_once
+from monitor.app.once import EXIT_ERROR, OnceOptions, run_forever, run_once
 from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard

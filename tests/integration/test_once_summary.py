@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.app.modes import OnceOptions, run_once
+from monitor.app.once import OnceOptions, run_once
 from monitor.config.loader import load_config_file
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
