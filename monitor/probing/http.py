@@ -28,7 +28,7 @@ from monitor.probing.transport.framing import MAX_HEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Attempt:
     """What one attempt showed, before it becomes a ProbeResult."""
 
     outcome: Outcome
@@ -77,19 +77,19 @@ async def probe_http(
         if request.json_body is None and not check.follow_redirects
         else _build(client, request)
     )
-    verdicts: list[Verdict] = []
+    attempts: list[Attempt] = []
     started = 0
 
-    async def attempt() -> Verdict:
+    async def attempt() -> Attempt:
         nonlocal started
         started += 1
-        verdict = await _attempt(check, http_request, client, clock)
-        verdicts.append(verdict)
-        return verdict
+        shown = await _attempt(check, http_request, client, clock)
+        attempts.append(shown)
+        return shown
 
-    def give_up(state: RetryCallState) -> Verdict:
+    def give_up(state: RetryCallState) -> Attempt:
         assert state.outcome is not None
-        result: Verdict = state.outcome.result()
+        result: Attempt = state.outcome.result()
         return result
 
     try:
@@ -108,14 +108,14 @@ async def probe_http(
                 )
                 final = await retrying(attempt)
     except TimeoutError:
-        final = Verdict(
+        final = Attempt(
             Outcome.TIMEOUT,
             clock.monotonic() - begin,
             reason=f"no complete response within {check.timeout:g}s",
         )
-        verdicts.append(final)
+        attempts.append(final)
 
-    first = verdicts[0].outcome
+    first = attempts[0].outcome
     return ProbeResult(
         tenant=tenant,
         check=check.name,
@@ -181,20 +181,20 @@ async def _send(
 
 async def _attempt(
     check: HttpCheck, request: httpx.Request, client: httpx.AsyncClient, clock: Clock
-) -> Verdict:
+) -> Attempt:
     start = clock.monotonic()
     try:
         response = await _send(client, request, check.follow_redirects)
         fault = head_fault(response)
         if fault is not None:
             await response.aclose()
-            return Verdict(Outcome.CONNECT_ERROR, clock.monotonic() - start, reason=fault)
+            return Attempt(Outcome.CONNECT_ERROR, clock.monotonic() - start, reason=fault)
         try:
             body = await _read_capped(response, check.max_body_bytes)
         finally:
             await response.aclose()
     except _BodyTooLarge:
-        return Verdict(
+        return Attempt(
             Outcome.INVALID_BODY,
             clock.monotonic() - start,
             status=response.status_code,
@@ -202,12 +202,12 @@ async def _attempt(
         )
     except httpx.TimeoutException as exc:
         if _really_a_timeout(exc):
-            return Verdict(Outcome.TIMEOUT, clock.monotonic() - start, reason="HTTP client timeout")
+            return Attempt(Outcome.TIMEOUT, clock.monotonic() - start, reason="HTTP client timeout")
         return _transport_failure(exc, clock.monotonic() - start, check)
     except httpx.TooManyRedirects:
-        return Verdict(Outcome.HTTP_ERROR, clock.monotonic() - start, reason="too many redirects")
+        return Attempt(Outcome.HTTP_ERROR, clock.monotonic() - start, reason="too many redirects")
     except (httpx.DecodingError, zlib.error) as exc:
-        return Verdict(
+        return Attempt(
             Outcome.INVALID_BODY, clock.monotonic() - start, reason=f"cannot decode body: {exc}"
         )
     except (httpx.TransportError, OSError, aiohttp.ClientError) as exc:
@@ -271,28 +271,28 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
 
 def _transport_failure(
     exc: BaseException, duration: float, check: HttpCheck | None = None
-) -> Verdict:
+) -> Attempt:
     tls_error = find_tls_error(exc)
     alert = refused_certificate_alert(tls_error) if tls_error is not None else None
     if alert is not None and check is not None:
         # The server refused recmon's client certificate (or wanted one): credentials.
-        return Verdict(
+        return Attempt(
             Outcome.AUTH_ERROR, duration, reason=auth_reason(check, f"TLS alert {alert}")
         )
     if tls_error is not None:
         tls_reason, message = classify_tls_error(tls_error)
-        return Verdict(Outcome.TLS_ERROR, duration, reason=message, tls_reason=tls_reason)
+        return Attempt(Outcome.TLS_ERROR, duration, reason=message, tls_reason=tls_reason)
     cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
     if isinstance(cause, aiohttp.ClientResponseError):
         # Its str() carries the request URL, query string (and any token in it) included.
-        return Verdict(
+        return Attempt(
             Outcome.CONNECT_ERROR, duration, reason=f"invalid HTTP response: {cause.message}"[:500]
         )
     kind = type(cause).__name__
     detail = str(cause) or kind
     if isinstance(exc, httpx.TimeoutException) and _really_a_timeout(exc):
-        return Verdict(Outcome.TIMEOUT, duration, reason=f"HTTP client timeout: {detail}")
-    return Verdict(Outcome.CONNECT_ERROR, duration, reason=f"{kind}: {detail}"[:500])
+        return Attempt(Outcome.TIMEOUT, duration, reason=f"HTTP client timeout: {detail}")
+    return Attempt(Outcome.CONNECT_ERROR, duration, reason=f"{kind}: {detail}"[:500])
 
 
 def _really_a_timeout(exc: httpx.TimeoutException) -> bool:
@@ -320,22 +320,22 @@ def _status(what: str | int) -> str:
 
 def judge_response(
     check: HttpCheck, status: int, content_type: str, body: bytes, duration: float
-) -> Verdict:
+) -> Attempt:
     """Pure judgement of a complete response against the check's expectations."""
     if status not in check.expected_status:
         if status in _AUTH_STATUSES:
-            return Verdict(
+            return Attempt(
                 Outcome.AUTH_ERROR, duration, status=status, reason=auth_reason(check, status)
             )
-        return Verdict(
+        return Attempt(
             Outcome.HTTP_ERROR, duration, status=status, reason=f"unexpected status {status}"
         )
     if not check.parses_body:
-        return Verdict(Outcome.OK, duration, status=status)
+        return Attempt(Outcome.OK, duration, status=status)
     if check.content_type is not None:
         media_type = content_type.split(";", 1)[0].strip().lower()
         if media_type != check.content_type:
-            return Verdict(
+            return Attempt(
                 Outcome.INVALID_BODY,
                 duration,
                 status=status,
@@ -344,7 +344,7 @@ def judge_response(
     try:
         document: Any = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        return Verdict(
+        return Attempt(
             Outcome.INVALID_BODY,
             duration,
             status=status,
@@ -358,17 +358,17 @@ def judge_response(
             captures[name] = str(value)
 
     if check.items is None:
-        return Verdict(Outcome.OK, duration, status=status, captures=captures)
+        return Attempt(Outcome.OK, duration, status=status, captures=captures)
     count = check.items.count_items(document)
     if count is None:
-        return Verdict(
+        return Attempt(
             Outcome.INVALID_BODY,
             duration,
             status=status,
             reason=f"no list at {check.items.text}",
         )
     if count < check.min_items:
-        return Verdict(
+        return Attempt(
             Outcome.EMPTY,
             duration,
             status=status,
@@ -376,4 +376,4 @@ def judge_response(
             reason=f"{count} items at {check.items.text}, expected at least {check.min_items}",
             captures=captures,
         )
-    return Verdict(Outcome.OK, duration, status=status, items=count, captures=captures)
+    return Attempt(Outcome.OK, duration, status=status, items=count, captures=captures)
