@@ -188,48 +188,65 @@ class _FakePagerDuty:
         return httpx.Response(202, json={"status": "success"})
 
 
-async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -> ReplayReport:
-    config = load_config_text(CONFIG.format(interval=scenario.interval), source="<replay>").config
-    if alerts is not None:
-        config = config.model_copy(update={"alerts": alerts})
-    checks = compile_checks(config)
-    clock = ManualClock(start=REPLAY_START)
-    metrics = Metrics(CollectorRegistry())
-    planned: list[tuple[float, Notification]] = []
-    pagerduty = _FakePagerDuty(clock)
-    store = StateStore.open(":memory:")
-    pipeline = NotificationPipeline(
-        NotifySpec(
-            pagerduty=PagerDutySpec(routing_key="replay", url="http://pagerduty.replay/v2/enqueue")
-        ),
-        store,
-        clock=clock,
-        metrics=metrics,
-        transport=httpx.MockTransport(pagerduty),
-    )
+class _Replayer:
+    """The real hub, planner, outbox, dispatcher and PagerDuty sink on a manual clock, driven
+    one scheduled probe at a time."""
 
-    def route(decision: Decision) -> None:
-        planned.extend((clock.monotonic(), n) for n in decision.notifications)
-        pipeline.route(decision)
+    def __init__(self, scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -> None:
+        config = load_config_text(
+            CONFIG.format(interval=scenario.interval), source="<replay>"
+        ).config
+        if alerts is not None:
+            config = config.model_copy(update={"alerts": alerts})
+        self.scenario = scenario
+        self.clock = clock = ManualClock(start=REPLAY_START)
+        metrics = Metrics(CollectorRegistry())
+        # (seconds since start, notification) as the planner decided them.
+        self.planned: list[tuple[float, Notification]] = []
+        self.pagerduty = _FakePagerDuty(clock)
+        self.store = StateStore.open(":memory:")
+        self.pipeline = NotificationPipeline(
+            NotifySpec(
+                pagerduty=PagerDutySpec(
+                    routing_key="replay", url="http://pagerduty.replay/v2/enqueue"
+                )
+            ),
+            self.store,
+            clock=clock,
+            metrics=metrics,
+            transport=httpx.MockTransport(self.pagerduty),
+        )
+        rotation = scenario.rotation
+        self.hub = AlertHub(
+            config.alerts,
+            compile_checks(config),
+            metrics=metrics,
+            clock=clock,
+            route=self._route,
+            tls=None if rotation is None else TlsSpec(hosts=[rotation.host]),
+        )
+        self.tenants = [f"tenant-{i:03d}" for i in range(1, scenario.tenants + 1)]
+        self.hub.set_tenants(self.tenants, ())
+        self.simulator = _Simulator(scenario, seed)
+        self.probes = 0
 
-    rotation = scenario.rotation
-    hub = AlertHub(
-        config.alerts,
-        checks,
-        metrics=metrics,
-        clock=clock,
-        route=route,
-        tls=None if rotation is None else TlsSpec(hosts=[rotation.host]),
-    )
-    tenants = [f"tenant-{i:03d}" for i in range(1, scenario.tenants + 1)]
-    hub.set_tenants(tenants, ())
-    simulator = _Simulator(scenario, seed)
-    # The scheduler's phases: each tenant probes search, then recommendations, at a stable
-    # offset inside every interval, exactly as `recmon run` does; certificate rounds interleave.
-    order = sorted(tenants, key=lambda t: phase(Job(t, "search"), scenario.interval))
-    offsets = [phase(Job(t, "search"), scenario.interval) for t in order]
+    def _route(self, decision: Decision) -> None:
+        self.planned.extend((self.clock.monotonic(), n) for n in decision.notifications)
+        self.pipeline.route(decision)
 
-    def http_rounds() -> Iterator[tuple[float, str]]:
+    # --- the timeline ------------------------------------------------------------------------
+
+    def timeline(self) -> Iterator[tuple[float, str]]:
+        """(seconds since start, tenant) of every probe chain, "" for a certificate round,
+        in time order."""
+        return heapq.merge(self._tls_rounds(), self._http_rounds())
+
+    def _http_rounds(self) -> Iterator[tuple[float, str]]:
+        # The scheduler's phases: each tenant probes search, then recommendations, at a
+        # stable offset inside every interval, exactly as `recmon run` does.
+        scenario = self.scenario
+        order = sorted(self.tenants, key=lambda t: phase(Job(t, "search"), scenario.interval))
+        offsets = [phase(Job(t, "search"), scenario.interval) for t in order]
         start = scenario.http_start - scenario.http_start % scenario.interval
         while start < scenario.duration:
             for tenant, offset in zip(order, offsets, strict=True):
@@ -237,60 +254,86 @@ async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -
                     yield start + offset, tenant
             start += scenario.interval
 
-    def tls_rounds() -> Iterator[tuple[float, str]]:
+    def _tls_rounds(self) -> Iterator[tuple[float, str]]:
+        rotation = self.scenario.rotation
         if rotation is None:
             return
         at = 0.0
-        while at < scenario.duration:
+        while at < self.scenario.duration:
             yield at, ""
             at += rotation.interval
 
-    probes = 0
-    try:
+    # --- the phases of one step --------------------------------------------------------------
 
-        async def deliver_until(moment: float) -> None:
-            # What the dispatcher's loop would do between two events: wake when due.
-            while (
-                wake := pipeline.dispatcher.next_wakeup()
-            ) is not None and wake <= REPLAY_START + moment:
-                clock.advance(max(0.0, wake - clock.time()))
-                await pipeline.dispatcher.deliver_due()
+    async def deliver_until(self, moment: float) -> None:
+        """What the dispatcher's loop would do between two events: wake when due."""
+        dispatcher = self.pipeline.dispatcher
+        while (wake := dispatcher.next_wakeup()) is not None and wake <= REPLAY_START + moment:
+            self.clock.advance(max(0.0, wake - self.clock.time()))
+            await dispatcher.deliver_due()
 
-        for at, tenant in heapq.merge(tls_rounds(), http_rounds()):
-            await deliver_until(at)
-            clock.advance(at - clock.monotonic())
-            if not tenant:
-                assert rotation is not None
-                hub.observe_tls(rotation.host, _tls_results(rotation, at))
-            else:
-                search = simulator.result(tenant, "search", at)
-                hub.observe(search)
-                follow = at + search.duration_s
-                clock.advance(follow - clock.monotonic())
-                hub.observe(simulator.result(tenant, "recommendations", follow))
-                probes += 2
-            hub.tick()
-            if planned and pipeline.outbox.pending():
-                await pipeline.dispatcher.deliver_due()
-        clock.advance(max(0.0, scenario.duration - clock.monotonic()))
+    def probe(self, at: float, tenant: str) -> None:
+        """One certificate round (tenant "") or one tenant's search → recommendations chain,
+        then the hub's tick."""
+        clock, hub = self.clock, self.hub
+        clock.advance(at - clock.monotonic())
+        if not tenant:
+            rotation = self.scenario.rotation
+            assert rotation is not None
+            hub.observe_tls(rotation.host, _tls_results(rotation, at))
+        else:
+            search = self.simulator.result(tenant, "search", at)
+            hub.observe(search)
+            follow = at + search.duration_s
+            clock.advance(follow - clock.monotonic())
+            hub.observe(self.simulator.result(tenant, "recommendations", follow))
+            self.probes += 2
         hub.tick()
-        await pipeline.dispatcher.deliver_due()
-        await deliver_until(scenario.duration + 60)
-    finally:
-        await pipeline.aclose()
-        store.close()
-    pages = [
-        (
-            at,
-            str(body["dedup_key"]),
-            str(body["event_action"]),
-            str(body.get("payload", {}).get("summary", "")),
+
+    async def deliver_planned(self) -> None:
+        if self.planned and self.pipeline.outbox.pending():
+            await self.pipeline.dispatcher.deliver_due()
+
+    async def finish(self) -> None:
+        """The scenario's end: release what waits, deliver what is due within a minute."""
+        self.clock.advance(max(0.0, self.scenario.duration - self.clock.monotonic()))
+        self.hub.tick()
+        await self.pipeline.dispatcher.deliver_due()
+        await self.deliver_until(self.scenario.duration + 60)
+
+    async def aclose(self) -> None:
+        await self.pipeline.aclose()
+        self.store.close()
+
+    def report(self) -> ReplayReport:
+        pages = [
+            (
+                at,
+                str(body["dedup_key"]),
+                str(body["event_action"]),
+                str(body.get("payload", {}).get("summary", "")),
+            )
+            for at, body in self.pagerduty.received
+        ]
+        return ReplayReport(
+            self.scenario,
+            self.probes,
+            tuple(self.planned),
+            tuple(_signal_reports(self.scenario, self.planned, pages)),
         )
-        for at, body in pagerduty.received
-    ]
-    return ReplayReport(
-        scenario, probes, tuple(planned), tuple(_signal_reports(scenario, planned, pages))
-    )
+
+
+async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -> ReplayReport:
+    replayer = _Replayer(scenario, seed=seed, alerts=alerts)
+    try:
+        for at, tenant in replayer.timeline():
+            await replayer.deliver_until(at)
+            replayer.probe(at, tenant)
+            await replayer.deliver_planned()
+        await replayer.finish()
+    finally:
+        await replayer.aclose()
+    return replayer.report()
 
 
 def _signal_reports(
