@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from prometheus_client import disable_created_metrics
 
 from monitor import __version__
-from monitor.app.once import EXIT_ERROR, OnceOptions, run_forever, run_once
+from monitor.app.longrun import LongRunning
+from monitor.app.once import EXIT_ERROR, OnceOptions, one_round
 from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
@@ -285,15 +286,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     try:
         if args.command == "run":
-            return asyncio.run(
-                run_forever(
-                    loaded,
-                    shard=shard,
-                    listen=args.listen,
-                    results_log=args.results_log,
-                    redactor=redactor,
-                )
+            running = LongRunning(
+                loaded,
+                shard=shard,
+                listen=args.listen,
+                results_log=args.results_log,
+                redactor=redactor,
             )
+            return asyncio.run(running.run())
         options = OnceOptions(
             shard=shard,
             pushgateway=args.pushgateway,
@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush_within=args.flush_timeout,
             alerts_exit_code=args.alerts_exit_code,
         )
-        return asyncio.run(run_once(loaded, options, redactor=redactor))
+        return asyncio.run(one_round(loaded, options, redactor=redactor))
     except KeyboardInterrupt:
         return EXIT_ERROR
     except StateUnavailable as exc:

@@ -19,21 +19,19 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
 from monitor import __version__
 from monitor.alerting.pipeline import NotificationPipeline
+from monitor.app.assembly import assemble, state_path
 from monitor.app.httpapi import MonitorApi
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
-from monitor.app.service import Monitor, metrics_for
+from monitor.app.service import Monitor
 from monitor.app.status.collect import StatusSource, snapshot
 from monitor.app.status.model import ReloadRecord, Snapshot, iso
 from monitor.config.loader import ConfigError, LoadedConfig, dotted, load_config_file
-from monitor.core.clock import Clock, SystemClock
+from monitor.core.clock import SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.state.store import StateStore
 from monitor.telemetry.asgiserve import listen, serve_asgi
 from monitor.telemetry.resultslog import ResultsLog
 
@@ -63,46 +61,6 @@ class Generation:
         await saver
         await notifier
         await self.pipeline.flush(SHUTDOWN_FLUSH_S)
-
-
-def base_dir(loaded: LoadedConfig) -> Path:
-    """Relative paths in a configuration file are relative to that file."""
-    if loaded.source and not loaded.source.startswith("<"):
-        return Path(loaded.source).resolve().parent
-    return Path.cwd()
-
-
-def state_path(loaded: LoadedConfig) -> Path:
-    # Absolute already when loaded from a file (see config.loader).
-    return base_dir(loaded) / loaded.config.state.path
-
-
-def assemble(
-    loaded: LoadedConfig,
-    store: StateStore,
-    *,
-    clock: Clock,
-    shard: Shard,
-    refresh_every: float | None = None,
-    redactor: Redactor | None = None,
-) -> tuple[Monitor, NotificationPipeline]:
-    """A monitor whose decided notifications go to a notification pipeline on `store`."""
-    registry = CollectorRegistry()
-    metrics = metrics_for(loaded.config, registry)
-    pipeline = NotificationPipeline(
-        loaded.config.notify, store, clock=clock, metrics=metrics, refresh_every=refresh_every
-    )
-    monitor = Monitor(
-        loaded,
-        clock=clock,
-        registry=registry,
-        metrics=metrics,
-        route=pipeline.route,
-        shard=shard,
-        base_dir=base_dir(loaded),
-        redactor=redactor,
-    )
-    return monitor, pipeline
 
 
 def status_page_url(host: str, port: int) -> str:

@@ -1,4 +1,4 @@
-"""`recmon run` (long-running) and `recmon once` (one round for a CronJob)."""
+"""`recmon once`: one round for a CronJob — probe, evaluate, notify, persist, export."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from monitor.app.longrun import LongRunning, assemble, state_path
+from monitor.app.assembly import assemble, state_path
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.report import firing_summary, round_summary
@@ -26,7 +26,6 @@ log = logging.getLogger("recmon")
 EXIT_HEALTHY = 0
 EXIT_ALERTS = 1
 EXIT_ERROR = 2
-SHUTDOWN_FLUSH_S = 10.0
 # Firing alerts reach Alertmanager again only at the next run; until a second run shows the
 # schedule, assume runs at most this far apart.
 LAST_RUN_KEY = "once_last_run_at"
@@ -45,7 +44,7 @@ class OnceOptions:
     alerts_exit_code: int = EXIT_ALERTS
 
 
-async def run_once(
+async def one_round(
     loaded: LoadedConfig,
     options: OnceOptions,
     out: TextIO = sys.stdout,
@@ -73,7 +72,7 @@ async def run_once(
         persistence.restore(counters=True)
         store.put(LAST_RUN_KEY, clock.time())
         try:
-            results = await monitor.run_once()
+            results = await monitor.probe_round()
         except TenantSourceError as exc:
             log.error("no tenants to probe", extra={"fields": {"error": str(exc)}})
             return EXIT_ERROR
@@ -151,17 +150,3 @@ def _export(registry: CollectorRegistry, loaded: LoadedConfig, options: OnceOpti
             )
             ok = False
     return ok
-
-
-async def run_forever(
-    loaded: LoadedConfig,
-    *,
-    shard: Shard = Shard(),
-    listen: str | None = None,
-    results_log: str | None = None,
-    redactor: Redactor | None = None,
-) -> int:
-    runner = LongRunning(
-        loaded, shard=shard, listen=listen, results_log=results_log, redactor=redactor
-    )
-    return await runner.run()

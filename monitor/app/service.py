@@ -418,9 +418,9 @@ class Monitor:
         self.metrics.tenants.set(len(tenants))
         self.scheduler.set_jobs(self.engine.jobs(tenants))
 
-    # --- modes --------------------------------------------------------------------------------
+    # --- running ------------------------------------------------------------------------------
 
-    async def run_once(self) -> list[ProbeResult]:
+    async def probe_round(self) -> list[ProbeResult]:
         """Probe every tenant × check once. Raises TenantSourceError when there are no tenants."""
         if self.credentials is not None:
             self.credentials.refresh()  # a rotation since the last round

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.app.once import SHUTDOWN_FLUSH_S
+from monitor.app.longrun import SHUTDOWN_FLUSH_S
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox

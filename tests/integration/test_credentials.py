@@ -68,7 +68,7 @@ async def test_every_tenant_is_probed_with_its_own_key_and_a_keyless_one_is_skip
     write_secret_dir(tmp_path / "keys", KEYS)
     monitor = monitor_for(keyed_config(sandbox, tmp_path, transport))
     try:
-        results = await monitor.run_once()
+        results = await monitor.probe_round()
         assert {(r.tenant, r.check): r.outcome for r in results} == {
             (t, c): Outcome.OK for t in KEYS for c in ("search", "recommendations")
         }
@@ -79,8 +79,8 @@ async def test_every_tenant_is_probed_with_its_own_key_and_a_keyless_one_is_skip
         write_secret_dir(tmp_path / "keys", {t: k for t, k in KEYS.items() if t != "tenant-003"})
         sandbox.app.auth.accepted.clear()
         with caplog.at_level(logging.WARNING, logger="recmon.engine"):
-            results = await monitor.run_once()
-            results += await monitor.run_once()
+            results = await monitor.probe_round()
+            results += await monitor.probe_round()
         assert {r.tenant for r in results} == {"tenant-001", "tenant-002"}
         skipped = monitor.registry.get_sample_value(
             "recmon_probes_skipped_total", {"check": "search", "reason": "missing_credential"}

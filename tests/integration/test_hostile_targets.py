@@ -53,7 +53,7 @@ def monitor_for(
 
 async def one_round(monitor: Monitor) -> dict[tuple[str, str], ProbeResult]:
     try:
-        return {(r.tenant, r.check): r for r in await monitor.run_once()}
+        return {(r.tenant, r.check): r for r in await monitor.probe_round()}
     finally:
         await monitor.aclose()
 
@@ -88,7 +88,7 @@ async def probe_raw_target(
         f"http://{host or '127.0.0.1'}:{port}", transport, probe_timeout=probe_timeout
     )
     try:
-        results = await monitor.run_once()
+        results = await monitor.probe_round()
         internal_errors = monitor.registry.get_sample_value(
             "recmon_internal_errors_total", {"component": "engine"}
         )

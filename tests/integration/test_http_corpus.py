@@ -68,7 +68,7 @@ async def test_a_connection_is_reused_only_after_an_unambiguous_response(
     monitor = raw_target_monitor(f"http://127.0.0.1:{port}", transport)
     try:
         outcomes = [
-            r.outcome for _ in range(2) for r in await monitor.run_once() if r.check == "search"
+            r.outcome for _ in range(2) for r in await monitor.probe_round() if r.check == "search"
         ]
     finally:
         await monitor.aclose()

@@ -106,7 +106,7 @@ async def test_the_client_certificate_is_presented_on_every_transport(
     install(client.cert_pem, client.key_pem, tmp_path)
     monitor = monitor_for(mtls_config(sandbox, ca, tmp_path, transport))
     try:
-        results = await monitor.run_once()
+        results = await monitor.probe_round()
     finally:
         await monitor.aclose()
     assert len(results) == 4 and outcomes(results) == {Outcome.OK}
@@ -117,7 +117,7 @@ async def test_without_a_client_certificate_the_refusal_is_auth_error(
 ) -> None:
     monitor = monitor_for(mtls_config(sandbox, ca, tmp_path, transport, client=False))
     try:
-        results = await monitor.run_once()
+        results = await monitor.probe_round()
     finally:
         await monitor.aclose()
     # search refused for both tenants; recommendations never ran without a product
@@ -139,14 +139,14 @@ async def test_a_foreign_certificate_is_refused_and_its_replacement_used_without
     install(wrong.cert_pem, wrong.key_pem, tmp_path)
     monitor = monitor_for(mtls_config(sandbox, ca, tmp_path, transport, discover=False))
     try:
-        refused = await monitor.run_once()
+        refused = await monitor.probe_round()
         assert outcomes(refused) == {Outcome.AUTH_ERROR}
         assert refused[0].credential == "shared"
         assert "the client certificate of target sandbox rejected" in refused[0].reason
         right = ca.issue("right-client", names=("recmon-probe",))
         install(right.cert_pem, right.key_pem, tmp_path)
         monitor.client_certificates.refresh()  # what its background check does every 5 s
-        accepted = await monitor.run_once()
+        accepted = await monitor.probe_round()
         assert outcomes(accepted) == {Outcome.OK}
         assert monitor.client_certificates.by_target["sandbox"].reloads == 2
     finally:
@@ -162,7 +162,7 @@ async def test_the_client_certificates_expiry_is_paged_before_it_lapses(
     pages = Pages()
     monitor = monitor_for(mtls_config(sandbox, ca, tmp_path, "asyncio"), pages)
     try:
-        results = await monitor.run_once()
+        results = await monitor.probe_round()
     finally:
         await monitor.aclose()
     assert outcomes(results) == {Outcome.OK}  # still accepted: paged before it lapses

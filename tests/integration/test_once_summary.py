@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.app.once import OnceOptions, run_once
+from monitor.app.once import OnceOptions, one_round
 from monitor.config.loader import load_config_file
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
@@ -25,7 +25,7 @@ def sandbox_tenants() -> int:
 
 async def once(config: Path) -> tuple[int, list[str]]:
     out = io.StringIO()
-    code = await run_once(load_config_file(config), OnceOptions(flush_within=1), out=out)
+    code = await one_round(load_config_file(config), OnceOptions(flush_within=1), out=out)
     return code, out.getvalue().splitlines()
 
 

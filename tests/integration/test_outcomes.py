@@ -42,7 +42,7 @@ async def probe_round(
     loaded = load_config_text(text, source="<test>")
     monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
     try:
-        results = await monitor.run_once()
+        results = await monitor.probe_round()
     finally:
         await monitor.aclose()
     return {(r.tenant, r.check): r for r in results}
@@ -170,7 +170,7 @@ async def test_tls_error_keeps_the_reason(
             registry=CollectorRegistry(),
         )
         try:
-            results = await monitor.run_once()
+            results = await monitor.probe_round()
         finally:
             await monitor.aclose()
     search = [r for r in results if r.check == "search"]

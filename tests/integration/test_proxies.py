@@ -123,7 +123,7 @@ async def search(
         target += f"    tls: {{ca_file: {ca.pem}}}\n"
     monitor = raw_target_monitor(origin.url, transport, target=target)
     try:
-        results = await monitor.run_once()
+        results = await monitor.probe_round()
     finally:
         await monitor.aclose()
     (result,) = [r for r in results if r.check == "search"]
