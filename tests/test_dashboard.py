@@ -60,7 +60,7 @@ def test_panels_cover_what_operators_need() -> None:
         "recmon_event_loop_lag_seconds",
     ):
         assert metric in exprs, metric
-    # rate() before sum, le kept in every histogram_quantile (DESIGN.md)
+    # rate() before sum, le kept in every histogram_quantile (docs/ARCHITECTURE.md)
     for expr in re.findall(r"histogram_quantile\(.*", exprs):
         assert "by (le" in expr and "rate(" in expr
 

@@ -36,3 +36,39 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert block[1].endswith("pytest")
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert block[1].replace("pip install -q", "pip install -q").split("&& ")[-1] in ci
+
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCHITECTURE = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+
+
+def test_architecture_names_every_outcome_and_metric() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.core.results import Outcome
+    from monitor.telemetry.metrics import Metrics
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    names = {metric.name for metric in registry.collect()}
+    # Counters are collected under their base name; the exposed one ends in _total.
+    exposed = {f"{n}_total" if f"{n}_total" in ARCHITECTURE else n for n in names}
+    assert sorted(n for n in exposed if f"`{n}`" not in ARCHITECTURE) == []
+    assert [o.value for o in Outcome if f"`{o.value}`" not in ARCHITECTURE] == []
+
+
+def test_every_package_is_in_the_layers_contract_and_the_readme_layout() -> None:
+    import tomllib
+
+    packages = sorted(p.parent.name for p in (ROOT / "monitor").glob("*/__init__.py"))
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = " ".join(config["contracts"][0]["layers"])
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    assert [p for p in packages if f"monitor.{p}" not in layers] == []
+    assert [p for p in packages if f"  {p}/" not in layout] == []
+
+
+def test_the_top_level_holds_only_the_entry_points() -> None:
+    modules = sorted(p.name for p in (ROOT / "monitor").glob("*.py"))
+    assert modules == ["__init__.py", "__main__.py", "cli.py"]

@@ -1,4 +1,5 @@
-"""The configuration as typed, frozen, validated objects. Key names are a contract (DESIGN.md)."""
+"""The configuration as typed, frozen, validated objects. Key names are a contract
+(docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 
 class Outcome(enum.StrEnum):
-    """Every probe ends in exactly one of these (DESIGN.md contract)."""
+    """Every probe ends in exactly one of these (a contract: docs/ARCHITECTURE.md)."""
 
     OK = "ok"
     EMPTY = "empty"

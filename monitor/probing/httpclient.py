@@ -71,7 +71,7 @@ def build_client(
             verify=verify, limits=limits, proxy=target.proxy, environment=environment_proxies()
         )
     elif transport is None and kind == "aiohttp":
-        # Same httpx API, aiohttp underneath: several times less CPU per request (DESIGN.md).
+        # Same httpx API, aiohttp underneath: several times less CPU per request (bench/).
         # Its session reads the proxy variables itself (trust_env).
         from monitor.probing.aiohttp_transport import HeadCappedAiohttpTransport
 

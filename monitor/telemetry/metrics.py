@@ -1,4 +1,5 @@
-"""The Prometheus metrics contract (DESIGN.md), recorded into a registry that is passed in."""
+"""The Prometheus metrics contract (docs/ARCHITECTURE.md), recorded into a registry that is
+passed in."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """CronJob mode's export: push to a Pushgateway or write a textfile, without histograms.
 
 The Pushgateway keeps the last push forever, so it should hold gauges and cumulative counters,
-not histograms (DESIGN.md). PUT replaces the whole group: tenants gone from this run disappear.
+not histograms (docs/ARCHITECTURE.md). PUT replaces the whole group: tenants gone from this
+run disappear.
 """
 
 from __future__ import annotations

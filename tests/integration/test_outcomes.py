@@ -1,4 +1,5 @@
-"""Every outcome in DESIGN.md, produced by the real monitor against the real sandbox on loopback."""
+"""Every outcome in docs/ARCHITECTURE.md, produced by the real monitor against the real sandbox
+on loopback."""
 
 from __future__ import annotations
 
