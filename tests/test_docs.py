@@ -53,8 +53,10 @@ def test_architecture_names_every_outcome_and_metric() -> None:
     names = {metric.name for metric in registry.collect()}
     # Counters are collected under their base name; the exposed one ends in _total.
     exposed = {f"{n}_total" if f"{n}_total" in ARCHITECTURE else n for n in names}
-    assert sorted(n for n in exposed if f"`{n}`" not in ARCHITECTURE) == []
-    assert [o.value for o in Outcome if f"`{o.value}`" not in ARCHITECTURE] == []
+    unnamed = sorted(n for n in exposed if f"`{n}`" not in ARCHITECTURE)
+    assert unnamed == [], "a metric is a contract: name it in docs/ARCHITECTURE.md"
+    outcomes = [o.value for o in Outcome if f"`{o.value}`" not in ARCHITECTURE]
+    assert outcomes == [], "an outcome is a contract: name it in docs/ARCHITECTURE.md"
 
 
 def test_every_package_is_in_the_layers_contract_and_the_readme_layout() -> None:

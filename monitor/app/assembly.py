@@ -4,6 +4,7 @@ whose alert hub routes to that pipeline)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -12,6 +13,7 @@ from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.service import Monitor, metrics_for
 from monitor.config.loader import LoadedConfig
 from monitor.core.clock import Clock
+from monitor.core.results import ProbeResult
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.state.store import StateStore
@@ -37,6 +39,7 @@ def assemble(
     shard: Shard,
     refresh_every: float | None = None,
     redactor: Redactor | None = None,
+    result_listeners: Sequence[Callable[[ProbeResult], None]] = (),
 ) -> tuple[Monitor, NotificationPipeline]:
     """A monitor whose decided notifications go to a notification pipeline on `store`."""
     registry = CollectorRegistry()
@@ -53,5 +56,6 @@ def assemble(
         shard=shard,
         base_dir=base_dir(loaded),
         redactor=redactor,
+        result_listeners=result_listeners,
     )
     return monitor, pipeline

@@ -106,12 +106,15 @@ class LongRunning:
 
     def _build(self, loaded: LoadedConfig, *, counters: bool) -> Generation:
         monitor, pipeline = assemble(
-            loaded, self.store, clock=SystemClock(), shard=self.shard, redactor=self.redactor
+            loaded,
+            self.store,
+            clock=SystemClock(),
+            shard=self.shard,
+            redactor=self.redactor,
+            result_listeners=[self.results_log.write] if self.results_log is not None else [],
         )
         persistence = Persistence(self.store, monitor.hub, monitor.metrics, monitor.tenant_source)
         persistence.restore(counters=counters)
-        if self.results_log is not None:
-            monitor.result_listeners.append(self.results_log.write)
         return Generation(loaded, monitor, pipeline, persistence, asyncio.Event())
 
     async def _start(self, generation: Generation) -> None:

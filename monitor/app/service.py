@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,10 +101,12 @@ class Monitor:
         route: Route | None = None,
         metrics: Metrics | None = None,
         redactor: Redactor | None = None,
+        result_listeners: Sequence[Callable[[ProbeResult], None]] = (),
     ) -> None:
         """`route`: where decided notifications go (the notification pipeline; without one,
         the log). `metrics`: built on `registry` unless given (the assembler builds them
-        first when the pipeline, which counts deliveries, needs them too)."""
+        first when the pipeline, which counts deliveries, needs them too).
+        `result_listeners`: also called with every result (the results log)."""
         self.loaded = loaded
         # Secrets read while running (tenant credentials, tokens) join the ones loaded.
         self.redactor = redactor or Redactor(loaded.secrets)
@@ -237,7 +239,7 @@ class Monitor:
         self._load_marks: deque[tuple[float, int, int]] = deque()
         self._overload_logged_at = float("-inf")
         self.ready = asyncio.Event()
-        self.result_listeners: list[Callable[[ProbeResult], None]] = []
+        self.result_listeners: list[Callable[[ProbeResult], None]] = list(result_listeners)
 
     # --- wiring -------------------------------------------------------------------------------
 
