@@ -586,8 +586,9 @@ def _row(snapshot: Snapshot, tenant: str, state: str, alerting: Mapping[str, int
         cell_state, word = _cell_state(result, snapshot.skips.get((tenant, check)))
         view = snapshot.series(tenant, check)
         empty_share = view.empty_share if view is not None else None
-        if view is not None and view.samples:
-            lines.append((check, [s[2] for s in view.samples[-SPARK_POINTS:]]))
+        # Every check has its place (and colour) in the sparkline, drawn or not.
+        samples = view.samples[-SPARK_POINTS:] if view is not None else ()
+        lines.append((check, [s[2] for s in samples]))
         cells.append(
             Cell(
                 check=check,
