@@ -476,3 +476,27 @@ def test_probe_rate_is_over_the_last_complete_seconds_since_the_first_probe() ->
     assert meter.rate(110.5) == 5.0  # not averaged over a minute it was not up for
     assert meter.rate(160.5) == pytest.approx(45 / 59)  # 9 of its seconds in the last 59
     assert meter.rate(300.0) == 0.0
+
+
+async def test_the_tenant_page_lists_recent_probes_with_status_and_reason(rig: Rig) -> None:
+    clock, monitor = rig.clock, rig.monitor
+    for status, outcome, reason in (
+        (401, Outcome.AUTH_ERROR, "status 401: the tenant's key rejected"),
+        (502, Outcome.HTTP_ERROR, "unexpected status 502"),
+        (None, Outcome.TIMEOUT, "no complete response within 2s"),
+        (200, Outcome.OK, ""),
+    ):
+        clock.advance(10)
+        monitor.observe(
+            ProbeResult("acme", "search", outcome, 0.05, clock.time(), status, 5, reason)
+        )
+    detail = model.tenant_detail(rig.snapshot(), "acme")
+    assert detail is not None
+    # Newest first; the window keeps reasons, from which the status is read back.
+    assert [(p.outcome, p.status, p.reason) for p in detail.probes] == [
+        ("ok", 200, ""),
+        ("timeout", None, "no complete response within 2s"),
+        ("http_error", 502, "unexpected status 502"),
+        ("auth_error", 401, "status 401: the tenant's key rejected"),
+    ]
+    assert model.tenant_detail(rig.snapshot(), "nobody") is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -657,12 +658,14 @@ class TenantDetail:
     history: tuple[AlertEvent, ...]  # newest first
 
 
+_STATUS_IN_REASON = re.compile(r"(?:unexpected )?status (\d{3})\b")
+
+
 def _status_of(reason: str) -> int | None:
-    # The detector's window keeps the reason, not the status: "unexpected status 502".
-    if reason.startswith("unexpected status "):
-        tail = reason.removeprefix("unexpected status ")
-        return int(tail) if tail.isdigit() else None
-    return None
+    """The detector's window keeps the reason, not the status: "unexpected status 502",
+    "status 401: the tenant's key rejected"."""
+    match = _STATUS_IN_REASON.match(reason)
+    return int(match.group(1)) if match else None
 
 
 def tenant_detail(snapshot: Snapshot, tenant: str) -> TenantDetail | None:
