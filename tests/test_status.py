@@ -304,6 +304,7 @@ async def test_page_is_served_under_a_strict_policy_with_no_external_asset(rig: 
         js = await client.get("/static/status.js")
         live = await client.get("/ui/live", params={"q": "glob"})
         tenant = await client.get("/tenants/globex")
+        tenant_live = await client.get("/ui/tenant/globex")
         missing = await client.get("/tenants/nobody")
     assert response.status_code == 200
     policy = response.headers["content-security-policy"]
@@ -321,6 +322,8 @@ async def test_page_is_served_under_a_strict_policy_with_no_external_asset(rig: 
     assert 'data-tenant="globex"' in live.json()["html"]["grid"]
     assert "initech" not in live.json()["html"]["grid"]
     assert tenant.status_code == 200 and "Recent probes" in tenant.text
+    assert 'data-live="/ui/tenant/globex"' in tenant.text  # the tenant page refreshes too
+    assert ">timeout<" in tenant_live.json()["html"]["tenant"]
     assert missing.status_code == 404
 
 
