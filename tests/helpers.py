@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
+from pathlib import Path
 
 from monitor.config.loader import LoadedConfig, load_config_text
 from monitor.probing.checks import HttpCheck, compile_checks
+
+# The repository's root, wherever a test module sits below tests/.
+ROOT = Path(__file__).resolve().parent.parent
 
 # Sandbox latencies for tests that do not measure latency: quick, and far from any timeout.
 FAST = {"search": 5.0, "recommendations": 5.0}

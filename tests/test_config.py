@@ -9,9 +9,7 @@ import pytest
 
 from monitor.config.loader import ConfigError, dotted, load_config_file, load_config_text
 from monitor.config.units import Rate, parse_duration, parse_rate, parse_size
-from tests.helpers import BASE_CONFIG, load
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import BASE_CONFIG, ROOT, load
 
 
 def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:

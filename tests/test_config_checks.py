@@ -11,8 +11,9 @@ import yaml
 
 from monitor.cli import main
 from monitor.config.loader import ConfigError, load_config_file, load_config_text
+from tests.helpers import ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT
 
 BASE = """
 targets:

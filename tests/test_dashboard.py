@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 GRAFANA = ROOT / "deploy" / "grafana"
 
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from tests.binaries import free_port
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel
 
 from monitor.config.model import Config
+from tests.helpers import ROOT
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "CONFIGURATION.md").read_text()
+DOC = (ROOT / "docs" / "CONFIGURATION.md").read_text()
 
 
 def keys(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -30,15 +29,14 @@ def test_every_configuration_key_is_documented() -> None:
 
 
 def test_readme_opens_with_the_two_commands() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text().splitlines()
     block = readme[readme.index("```sh") + 1 : readme.index("```sh") + 3]
     assert block[0].endswith("recmon demo")
     assert block[1].endswith("pytest")
-    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
     assert block[1].replace("pip install -q", "pip install -q").split("&& ")[-1] in ci
 
 
-ROOT = Path(__file__).resolve().parent.parent
 ARCHITECTURE = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
 
 

@@ -3,7 +3,6 @@ the configurations they carry pass recmon's own check."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -11,8 +10,8 @@ import pytest
 import yaml
 
 from monitor.config.loader import load_config_text
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 KUBERNETES = "1.31.0"
 

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from tests.binaries import require_binary
+from tests.helpers import ROOT
 
-RULES = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
+RULES = ROOT / "deploy" / "prometheus"
 
 
 def promtool() -> str:

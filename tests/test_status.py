@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,11 +29,9 @@ from monitor.detect.series import AlertStatus
 from monitor.state.store import StateStore
 from monitor.telemetry.rate import RateMeter
 from monitor.tls.prober import TlsResult
-from tests.helpers import BASE_CONFIG, load
+from tests.helpers import BASE_CONFIG, ROOT, load
 
-SCHEMA = json.loads(
-    (Path(__file__).resolve().parent.parent / "docs" / "status.schema.json").read_text()
-)
+SCHEMA = json.loads((ROOT / "docs" / "status.schema.json").read_text())
 CONFIG = (
     BASE_CONFIG.replace("static: [acme, globex]", "static: [acme, globex, initech]")
     + """
