@@ -135,6 +135,8 @@ def _latencies(text: str) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.client_ca and not (args.tls_cert and args.tls_key):
+            raise ValueError("--client-ca needs --tls-cert and --tls-key")
         settings = SandboxSettings(
             tenants=args.tenants,
             products=args.products,

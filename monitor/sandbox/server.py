@@ -54,7 +54,7 @@ async def serve_sandbox(
         # mTLS in front of the plain sandbox on a private port (see tlsfront for why).
         context = server_context(ssl_certfile, ssl_keyfile, ssl_client_ca)
         async with serve_asgi(app, "127.0.0.1", 0) as plain:
-            front = TlsFront(context, ("127.0.0.1", plain.port), host)
+            front = TlsFront(context, ("127.0.0.1", plain.port), host, port)
             try:
                 yield Sandbox(f"https://{host}:{front.port}", app, front)
             finally:

@@ -17,6 +17,8 @@ import ssl
 import threading
 from collections.abc import Iterator
 
+from monitor.telemetry.asgiserve import listen
+
 HANDSHAKE_TIMEOUT_S = 5.0
 IDLE_TIMEOUT_S = 60.0
 
@@ -32,10 +34,12 @@ def server_context(certfile: str, keyfile: str, client_ca: str) -> ssl.SSLContex
 class TlsFront:
     """Accepts TLS on `host:port`, relays each accepted connection to `backend`."""
 
-    def __init__(self, context: ssl.SSLContext, backend: tuple[str, int], host: str) -> None:
+    def __init__(
+        self, context: ssl.SSLContext, backend: tuple[str, int], host: str, port: int = 0
+    ) -> None:
         self.context = context
         self.backend = backend
-        self.listener = socket.create_server((host, 0))
+        self.listener = listen(host, port)
         self.port: int = self.listener.getsockname()[1]
         self.accepted = 0  # handshakes that presented an acceptable certificate
         self.refused = 0
