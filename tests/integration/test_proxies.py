@@ -220,7 +220,7 @@ async def test_wrong_proxy_credentials_are_never_ok(
 ) -> None:
     """tinyproxy answers wrong credentials with 401, not 407. To CONNECT only the proxy can
     answer, so it is the proxy's refusal; for plain http a 401 reads as the origin's own
-    would (http_error with the status), as it does under any HTTP client."""
+    would (auth_error with the status), as it does under any HTTP client."""
     url, _ = authenticating_proxy
     origin = http_origin if scheme == "http" else https_origin
     wrong = url.replace("http://", "http://alice:not-the-password@")
@@ -229,7 +229,7 @@ async def test_wrong_proxy_credentials_are_never_ok(
         assert result.outcome is Outcome.CONNECT_ERROR, result
         assert f"proxy {url.removeprefix('http://')} requires authentication (401" in result.reason
     else:
-        assert (result.outcome, result.status) == (Outcome.HTTP_ERROR, 401), result
+        assert (result.outcome, result.status) == (Outcome.AUTH_ERROR, 401), result
     assert "not-the-password" not in result.reason
     assert origin.heads == []
 
@@ -247,9 +247,9 @@ async def test_plain_http_the_proxy_refuses_is_its_403(
     http_origin: Origin, refusing_proxy: tuple[str, Path]
 ) -> None:
     """For plain http the proxy's refusal is an HTTP response like the origin's would be: the
-    probe fails on its status, and the origin was never asked."""
+    probe fails on its status (auth_error for a 403), and the origin was never asked."""
     result = await search(http_origin, target=f"    proxy: {refusing_proxy[0]}\n")
-    assert (result.outcome, result.status) == (Outcome.HTTP_ERROR, 403), result
+    assert (result.outcome, result.status) == (Outcome.AUTH_ERROR, 403), result
     assert http_origin.heads == []
 
 
