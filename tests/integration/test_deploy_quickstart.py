@@ -17,6 +17,7 @@ expressions are the shipped ones.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shlex
@@ -338,9 +339,23 @@ async def test_the_quickstart_works_as_written_and_pages_once(stack: Stack) -> N
     )
     resolved_after = time.monotonic() - cleared
     await asyncio.sleep(SETTLE)
-    statuses = [n["status"] for n in stack.notifications()]
-    assert statuses == ["firing", "resolved"], statuses
-    assert {a["status"] for a in stack.notifications()[1]["alerts"]} == {"resolved"}
+    sent = stack.notifications()
+
+    # Nothing new fired: every later notification is about the alerts of the first one, and
+    # the last says all of them resolved. (recmon resolves the grouped incident and its
+    # fleet-wide companion together; should their two posts straddle a 3 s group_interval,
+    # Alertmanager reports the first resolve on its own — at the shipped 5 m it cannot.)
+    def identity(alert: dict[str, Any]) -> str:
+        return json.dumps(alert["labels"], sort_keys=True)
+
+    paged = {identity(a) for a in notification["alerts"]}
+    assert sent[0] == notification
+    assert all(identity(a) in paged for n in sent[1:] for a in n["alerts"]), sent
+    assert sent[-1]["status"] == "resolved", [n["status"] for n in sent]
+    assert {a["status"] for a in sent[-1]["alerts"]} == {"resolved"}
+    resolved = {identity(a) for n in sent[1:] for a in n["alerts"] if a["status"] == "resolved"}
+    assert resolved == paged
+    assert len(sent) <= 3, [n["status"] for n in sent]
     print(
         f"\nquickstart (1 s probes): first notification {first_after:.1f} s after the fault, "
         f"resolved {resolved_after:.1f} s after clearing it"
