@@ -150,3 +150,13 @@ def test_messages_are_recmons_wording(change: str, message: str) -> None:
     assert message in problem
     assert "Input should" not in problem
     assert "List should" not in problem
+
+
+def test_dates_and_unmapped_types_read_as_recmons_too() -> None:
+    (problem,) = problems(
+        BASE + "alerts: {maintenance: [{start: yesterday, end: 2026-12-24T18:00:00Z}]}\n"
+    )
+    assert problem == (
+        "p.yaml:7: alerts.maintenance[0].start: expected a date and time like "
+        "2026-12-24T18:00:00Z (input is too short)"
+    )

@@ -354,6 +354,10 @@ _MESSAGES = {
     "literal_error": "expected one of {expected}",
     "enum": "expected one of {expected}",
     "string_pattern_mismatch": "does not have the expected form ({pattern})",
+    "datetime_type": "expected a date and time like 2026-12-24T18:00:00Z",
+    "datetime_parsing": "expected a date and time like 2026-12-24T18:00:00Z ({error})",
+    "datetime_from_date_parsing": "expected a date and time like 2026-12-24T18:00:00Z ({error})",
+    "timezone_aware": "needs a time zone, like 2026-12-24T18:00:00Z or +01:00",
 }
 
 
@@ -368,7 +372,11 @@ def _message(error: Any) -> str:
         except (KeyError, IndexError):
             pass
     message: str = error["msg"]
-    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    # Whatever pydantic says that is not mapped above, said as recmon says it.
+    if message.startswith("Input should be "):
+        message = "expected " + message.removeprefix("Input should be ")
+    return message
 
 
 # A probe interval longer than a day is no synthetic monitoring (every alert rule's window is
