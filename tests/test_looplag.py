@@ -70,10 +70,24 @@ def test_a_deadline_passed_while_the_loop_ran_late_is_not_trusted() -> None:
     assert monitor.deadline_trusted(8.0, 9.0, 9.0001)  # a timeout judged on time
     assert not monitor.deadline_trusted(9.8, 10.8, 11.0001)  # its deadline passed in the pause
     assert not monitor.deadline_trusted(10.5, 11.5, 11.8)  # its timer ran 300 ms late
-    # a pause earlier in the probe, with the deadline still ahead: the timeout is the target's
-    assert monitor.deadline_trusted(10.9, 11.9, 11.9001)
+    # a pause earlier in the probe held its request or answer back just as well
+    assert not monitor.deadline_trusted(10.9, 11.9, 11.9001)
+    # a pause before the probe began is not the probe's
+    assert monitor.deadline_trusted(11.1, 11.6, 11.6001)
     # 300 ms late on a 5 s deadline hides only answers slower than 4.7 s: still a timeout
     assert monitor.deadline_trusted(5.8, 10.8, 11.0001)
+
+
+def test_pauses_add_up_and_jitter_does_not() -> None:
+    monitor = LoopLagMonitor(ManualClock(), threshold_s=0.05, trust_threshold_s=0.005)
+    for i in range(100):  # 2 s of ticks each 4 ms late: jitter, no pause
+        monitor.observe(20.0 + i * 0.02, 0.004)
+    assert monitor.paused_between(20.0, 22.0) == 0.0
+    assert monitor.deadline_trusted(20.0, 21.0, 21.0001)
+    for i in range(4):  # four 60 ms pauses within one probe: 240 ms in all
+        monitor.observe(30.0 + i * 0.2, 0.06)
+    assert monitor.paused_between(29.9, 31.0) == pytest.approx(0.24)
+    assert not monitor.deadline_trusted(29.9, 30.9, 30.9001)  # a 1 s deadline: 10% is 100 ms
 
 
 async def test_after_the_ticker_stops_nothing_looks_late() -> None:

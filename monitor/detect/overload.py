@@ -2,8 +2,8 @@
 Pure.
 
 An overloaded monitor cannot tell a slow tenant from its own slowness: latencies measured
-while its event loop lagged are withheld, and so are timeouts whose deadline passed while it
-lagged. Rather than let tenants page for its own sickness, recmon pages this: it fires when
+while its event loop lagged are withheld, and so are timeouts of probes its loop stood still
+for. Rather than let tenants page for its own sickness, recmon pages this: it fires when
 timeouts were withheld or the loop ran `lag` late, for `for`; resolves after `resolve_for`
 without either.
 """

@@ -75,8 +75,8 @@ class Engine:
         }
         # (start, end) monotonic → True when the monitor ran on time during that span.
         self.latency_guard = latency_guard
-        # (start, deadline, end) monotonic → True when the monitor ran on time as a probe's
-        # deadline passed; a timeout judged while it lagged goes to `withheld_sink`, not `sink`.
+        # (start, deadline, end) monotonic → True when the monitor ran on time during a probe;
+        # a timeout it may have caused itself goes to `withheld_sink`, not `sink`.
         self.deadline_guard = deadline_guard
         self.withheld_sink = withheld_sink
         self.lag_sink = lag_sink
@@ -199,8 +199,8 @@ class Engine:
     async def _probe(
         self, check: HttpCheck, tenant: str, request: RenderedRequest, due: float | None
     ) -> ProbeResult | None:
-        """The probe's result; None when it timed out while the monitor itself ran late (its
-        deadline passed under loop lag), handed to `withheld_sink` instead."""
+        """The probe's result; None when it timed out while the monitor itself stood still long
+        enough to cause it, handed to `withheld_sink` instead."""
         tokens = self.token_sources.get(check.target)
         if tokens is None:
             return await self._send(check, tenant, request, due)

@@ -88,15 +88,24 @@ class LoopLagMonitor:
         lag = max(self.max_lag_between(start, end), self.current_lag())
         return lag < self.trust_threshold_s
 
+    def paused_between(self, start: float, end: float) -> float:
+        """Seconds the loop stood still during [start, end]: the sum of the lags, each at least
+        the trust threshold, whose late stretch overlaps it (jitter below it is not a pause)."""
+        total = 0.0
+        for tick_end, lag in reversed(self._samples):
+            if tick_end < start:
+                break
+            if lag >= self.trust_threshold_s and tick_end - lag <= end:
+                total += lag
+        return total
+
     def deadline_trusted(self, start: float, deadline: float, end: float) -> bool:
-        """False when the loop ran late as a probe's deadline passed (monotonic seconds) by
-        enough to have turned a good answer into a timeout: the response may have arrived in
-        time and waited behind the monitor's own work while the deadline's timer fired. Lag
-        earlier in the probe does not count (the deadline was still ahead), nor lag under
-        TIMEOUT_TRUST_SHARE of the deadline: a late stretch L only hides answers slower than
-        deadline - L, which are slow ones whatever the monitor did."""
-        moment = min(deadline, end)
-        late = max(end - deadline, self.max_lag_between(moment, end), self.current_lag())
+        """False when the loop stood still during a probe that timed out (monotonic seconds)
+        long enough to have turned a good answer into a timeout: the request went out late,
+        or the answer waited behind the monitor's own work, or the deadline's timer fired
+        late. Pauses under TIMEOUT_TRUST_SHARE of the deadline do not count: they hide only
+        answers slower than deadline - pause, which are slow ones whatever the monitor did."""
+        late = max(end - deadline, self.paused_between(start, end) + self.current_lag())
         allowed = max(self.trust_threshold_s, TIMEOUT_TRUST_SHARE * (deadline - start))
         return late < allowed
 

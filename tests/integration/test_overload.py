@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 TENANTS = 1500  # × 2 checks every half second: 6,000 probes/s offered, several times what one
 # process can run on this machine
 INTERVAL = 0.5
-TIMEOUT = 0.5
+TIMEOUT = 0.25
 WITHIN_S = 60.0  # bounded: the test stops here whatever happened
 
 
@@ -74,10 +74,10 @@ async def test_an_overloaded_monitor_pages_itself_never_the_tenants(
 ) -> None:
     text = (
         sandbox_config(server, interval=INTERVAL, timeout=TIMEOUT)
-        .replace("rate_limit: 200/s\n", "max_connections: 256\n")
+        .replace("rate_limit: 200/s\n", "max_connections: 1024\n")
         .replace("refresh: 10m", "refresh: 1h")
         + f"""
-engine: {{transport: {transport}}}
+engine: {{transport: {transport}, max_in_flight: 1024}}
 alerts:
   overload: {{for: 2s, resolve_for: 30s}}
   storm: {{group_wait: 1s}}
