@@ -239,3 +239,67 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     print("\ntime from fault to page:")
     for name, seconds in stack.timings.items():
         print(f"  {name:28} {seconds:5.1f} s")
+
+
+async def test_the_shipped_inhibition_keeps_what_a_platform_outage_explains_off_the_pager(
+    tmp_path: Path,
+) -> None:
+    """The second barrier on its own: alerts posted straight to Alertmanager, as if the rules'
+    own `unless` had let a tenant page and a location warning through beside an outage."""
+    binary = require_binary("prometheus-alertmanager")
+    pager = Pager()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def alert(name: str, kind: str, **labels: str) -> dict[str, Any]:
+        labels = {"alertname": name, "class": kind, **labels}
+        return {"labels": labels, "annotations": {"summary": name}}
+
+    outage, tenant, location = (
+        "RecmonPlatformOutage",
+        "RecmonTenantProblem",
+        "RecmonLocationProblem",
+    )
+    platform = alert(outage, "platform", check="recommendations", symptom="empty")
+    explained = [
+        alert(tenant, "tenant", tenant="acme", check="recommendations", symptom="empty"),
+        alert(location, "location", location="eu", check="recommendations"),
+    ]
+    unexplained = [
+        alert(tenant, "tenant", tenant="acme", check="search", symptom="failing"),
+        alert(location, "location", location="eu", check="search"),
+    ]
+    async with serve_asgi(pager, "127.0.0.1", 0) as hook:
+        (tmp_path / "am.yml").write_text(alertmanager_config(hook.url))
+        args = [
+            binary,
+            f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path / 'am'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ]
+        with running(args, ready_url=f"{url}/-/ready", log=tmp_path / "am.log"):
+            async with httpx.AsyncClient(timeout=5) as client:
+                posted = await client.post(f"{url}/api/v2/alerts", json=[platform])
+                assert posted.status_code == 200
+                await asyncio.sleep(0.5)  # the outage is known before what it explains
+                posted = await client.post(f"{url}/api/v2/alerts", json=explained + unexplained)
+                assert posted.status_code == 200
+
+            def sent() -> set[tuple[str, str, str]]:
+                return {
+                    (path.lstrip("/"), a["labels"]["alertname"], a["labels"]["check"])
+                    for _, path, a in pager.firing(0.0)
+                }
+
+            expected = {
+                ("recmon-pager", "RecmonPlatformOutage", "recommendations"),
+                ("recmon-pager", "RecmonTenantProblem", "search"),
+                ("recmon-tickets", "RecmonLocationProblem", "search"),
+            }
+            for _ in range(120):
+                if sent() == expected:
+                    break
+                await asyncio.sleep(0.25)
+            await asyncio.sleep(3)  # group_interval 1 s: anything inhibited would be out by now
+    assert sent() == expected
