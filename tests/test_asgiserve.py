@@ -29,4 +29,3 @@ async def test_accepted_connections_send_without_waiting_for_acks() -> None:
         server.close()
         await server.wait_closed()
     assert nodelay and nodelay[0] != 0
-
