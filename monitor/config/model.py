@@ -157,6 +157,9 @@ class Target(Model):
             kinds.append("header " + ", ".join(sorted(auth_headers)))
         if self.tls.cert_file is not None:
             kinds.append("the client certificate")
+        if self.proxy is not None and urlsplit(self.proxy).password:
+            # Plain http through a proxy: its refusal is an HTTP answer like the origin's.
+            kinds.append("the proxy credentials")
         return kinds
 
 

@@ -81,9 +81,18 @@ async def test_every_panel_and_recording_rule_returns_data(
         serve_asgi(webhook, "127.0.0.1", 0) as hook,
     ):
         sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
+        # A refused credential (the auth_error panels) and recmon's own client certificate
+        # for an mTLS target no check uses (the client-certificate panel).
+        sandbox.faults.set("tenant-003", "search", Fault(status=401))
+        (tmp_path / "client").mkdir()
+        client = CertificateAuthority(tmp_path / "client", "client CA").issue("recmon-client")
         config = tmp_path / "probes.yaml"
         config.write_text(
-            sandbox_config(sandbox.url, interval=1, timeout=1)
+            sandbox_config(sandbox.url, interval=1, timeout=1).replace(
+                "targets:\n",
+                "targets:\n  internal:\n    base_url: https://127.0.0.1:9\n"
+                f"    tls: {{cert_file: {client.cert_pem}, key_file: {client.key_pem}}}\n",
+            )
             + f"""
 alerts:
   storm: {{group_wait: 1s}}

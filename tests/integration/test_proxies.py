@@ -230,6 +230,7 @@ async def test_wrong_proxy_credentials_are_never_ok(
         assert f"proxy {url.removeprefix('http://')} requires authentication (401" in result.reason
     else:
         assert (result.outcome, result.status) == (Outcome.AUTH_ERROR, 401), result
+        assert result.reason == "status 401: the proxy credentials of target sandbox rejected"
     assert "not-the-password" not in result.reason
     assert origin.heads == []
 
