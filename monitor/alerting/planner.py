@@ -324,6 +324,9 @@ def _trigger(event: AlertEvent, now: float, shard: str = "", location: str = "")
     labels = {"outcome": event.variant} if event.rule == "error_rate" and event.variant else {}
     if event.rule.startswith("tls_") and event.variant:
         labels = {"host": event.variant}
+    if event.rule.startswith("tls_client_") and event.variant:
+        # recmon's own certificate for a target: also labelled as the Prometheus rules do.
+        labels["target"] = event.variant.removeprefix("client:")
     if shard:
         labels = {**labels, "shard": shard}
     if location:

@@ -172,6 +172,8 @@ async def test_the_client_certificates_expiry_is_paged_before_it_lapses(
     assert expiry == client.certificate.not_valid_after_utc.timestamp()
     (page,) = pages.sent
     assert page.rule == "tls_client_expiring_soon"
+    # its target labelled as RecmonTLSClientCertificateExpiringSoon labels it
+    assert page.labels == {"host": "client:sandbox", "target": "sandbox"}
     assert page.severity.value == "critical"
     assert page.summary.startswith("client certificate of target sandbox (CN=recmon-probe")
     assert "expires in 2.0 days" in page.summary
