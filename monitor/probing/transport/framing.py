@@ -55,8 +55,7 @@ class ResponseParser:
         # skipped, as llhttp and RFC 9112 section 2.2 allow.
         self.trailing_data = False
         self._head_request = head_request
-        self._parser = httptools.HttpResponseParser(self)
-        self._stopped = False
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._ends_at_head = False
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -69,14 +68,15 @@ class ResponseParser:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Body pieces found in `data` (possibly none). Raises ProtocolError."""
-        if self._stopped:
-            self.trailing_data = self.trailing_data or bool(data)
+        parser = self._parser
+        if parser is None:  # complete, or stopped: llhttp would skip CRLFs, then see more
+            self.trailing_data = self.trailing_data or bool(data.lstrip(b"\r\n"))
             return []
         self._fed += len(data)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._stopped = True
+            self._parser = None
             cause = exc.__context__
             if isinstance(cause, ProtocolError):
                 raise cause from None
@@ -85,6 +85,10 @@ class ResponseParser:
             # Whatever came after the response stands apart from it. A response that ends at
             # its head (HEAD) stopped llhttp there: anything after the blank line trails.
             self.trailing_data = not (self._ends_at_head and data.endswith(b"\r\n\r\n"))
+        if self.complete:
+            # llhttp's parser holds our bound methods and we hold it: a cycle only the
+            # garbage collector would free, once per response (measured: +5-8% CPU per probe).
+            self._parser = None
         pieces, self._pieces = self._pieces, []
         if self.head is None:
             if self._fed > MAX_HEAD_BYTES:
@@ -126,6 +130,7 @@ class ResponseParser:
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None  # it is calling
         status = parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             # An interim response (100 Continue): the real one follows.
