@@ -72,3 +72,14 @@ def test_every_package_is_in_the_layers_contract_and_the_readme_layout() -> None
 def test_the_top_level_holds_only_the_entry_points() -> None:
     modules = sorted(p.name for p in (ROOT / "monitor").glob("*.py"))
     assert modules == ["__init__.py", "__main__.py", "cli.py"]
+
+
+def test_unit_tests_sit_with_their_package() -> None:
+    """tests/<package>/ for every package's unit tests; only cross-cutting ones at the top."""
+    packages = {p.parent.name for p in (ROOT / "monitor").glob("*/__init__.py")}
+    folders = {p.parent.name for p in (ROOT / "tests").glob("*/test_*.py")}
+    assert folders <= packages | {"deploy", "integration"}
+    top = sorted(p.name for p in (ROOT / "tests").glob("test_*.py"))
+    assert top == ["test_cli.py", "test_docs.py", "test_location.py"], (
+        "a package's unit tests go in tests/<package>/ (docs/ARCHITECTURE.md, Tests)"
+    )
