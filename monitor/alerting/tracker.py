@@ -134,34 +134,25 @@ class AlertTracker:
     def firing(self) -> list[tuple[SeriesKey, str, AlertState]]:
         """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
         ((host, "tls"), rule, state)."""
-        firing = [
-            (key, rule_id, alert)
-            for key, state in self.series.items()
-            for rule_id, alert in state.alerts.items()
-            if alert.status is AlertStatus.FIRING
-        ]
-        firing += [
-            ((host, TLS_CHECK), rule_id, alert)
-            for host, state in self.tls_hosts.items()
-            for rule_id, alert in state.alerts.items()
-        ]
-        return firing
+        return self._alerts(AlertStatus.FIRING)
 
     def pending(self) -> list[tuple[SeriesKey, str, AlertState]]:
         """Alerts whose condition holds but has not held long enough to fire."""
-        pending = [
+        return self._alerts(AlertStatus.PENDING)
+
+    def _alerts(self, status: AlertStatus) -> list[tuple[SeriesKey, str, AlertState]]:
+        series = [
             (key, rule_id, alert)
             for key, state in self.series.items()
             for rule_id, alert in state.alerts.items()
-            if alert.status is AlertStatus.PENDING
+            if alert.status is status
         ]
-        pending += [
+        return series + [
             ((host, TLS_CHECK), rule_id, alert)
             for host, state in self.tls_hosts.items()
             for rule_id, alert in state.alerts.items()
-            if alert.status is AlertStatus.PENDING
+            if alert.status is status
         ]
-        return pending
 
     def building(self) -> list[tuple[SeriesKey, str, int, int]]:
         """Streaks on their way to an alert: ((tenant, check), rule, probes so far, probes
