@@ -36,6 +36,7 @@ RECENT_PROBES = 50
 _SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
 # Row states, worst first: the order failing tenants come first in.
 ROW_STATES = ("failing", "alerting", "skipped", "unknown", "ok")
+_ROW_RANK = {state: i for i, state in enumerate(ROW_STATES)}
 
 
 # --- the snapshot: what the monitor knows at one moment ------------------------------------
@@ -544,23 +545,25 @@ def _cell_state(result: ProbeResult | None, skipped: str | None) -> tuple[str, s
     return ("ok" if result.ok else "failing"), result.outcome.value
 
 
+def _row_state(snapshot: Snapshot, tenant: str, alerting: bool) -> str:
+    """One tenant's row state: its worst cell, or "alerting" over ok/unknown while it has a
+    firing alert."""
+    worst = "ok"
+    for check in snapshot.checks:
+        state, _ = _cell_state(
+            snapshot.latest.get((tenant, check)), snapshot.skips.get((tenant, check))
+        )
+        if _ROW_RANK[state] < _ROW_RANK[worst]:
+            worst = state
+    if worst in ("ok", "unknown") and alerting:
+        worst = "alerting"
+    return worst
+
+
 def row_states(snapshot: Snapshot) -> dict[str, str]:
     """Every tenant's row state, from the last results and firing alerts (cheap: no series)."""
     alerting = {a.tenant for a in snapshot.alerts if a.status is AlertStatus.FIRING and a.tenant}
-    rank = {state: i for i, state in enumerate(ROW_STATES)}
-    states: dict[str, str] = {}
-    for tenant in snapshot.tenants:
-        worst = "ok"
-        for check in snapshot.checks:
-            state, _ = _cell_state(
-                snapshot.latest.get((tenant, check)), snapshot.skips.get((tenant, check))
-            )
-            if rank[state] < rank[worst]:
-                worst = state
-        if worst in ("ok", "unknown") and tenant in alerting:
-            worst = "alerting"
-        states[tenant] = worst
-    return states
+    return {t: _row_state(snapshot, t, t in alerting) for t in snapshot.tenants}
 
 
 def sparkline(latencies: Sequence[float | None], top: float, width: int = 120) -> str:
@@ -623,8 +626,7 @@ def grid(snapshot: Snapshot, query: str = "", page: int = 1, size: int = PAGE_RO
         matching = [t for t in snapshot.tenants if needle in t.lower()]
     else:
         matching = list(snapshot.tenants)
-    rank = {state: i for i, state in enumerate(ROW_STATES)}
-    matching.sort(key=lambda t: (rank[states[t]], t))
+    matching.sort(key=lambda t: (_ROW_RANK[states[t]], t))
     pages = max(1, math.ceil(len(matching) / size))
     page = min(max(1, page), pages)
     shown = matching[(page - 1) * size : page * size]
@@ -669,14 +671,12 @@ def _status_of(reason: str) -> int | None:
 
 
 def tenant_detail(snapshot: Snapshot, tenant: str) -> TenantDetail | None:
-    if tenant not in set(snapshot.tenants):
+    if tenant not in snapshot.tenants:
         return None
-    states = row_states(snapshot)
-    alerting = {
-        tenant: sum(
-            1 for a in snapshot.alerts if a.tenant == tenant and a.status is AlertStatus.FIRING
-        )
-    }
+    firing = sum(
+        1 for a in snapshot.alerts if a.tenant == tenant and a.status is AlertStatus.FIRING
+    )
+    state = _row_state(snapshot, tenant, firing > 0)
     probes: list[Probe] = []
     for check in snapshot.checks:
         view = snapshot.series(tenant, check)
@@ -690,7 +690,7 @@ def tenant_detail(snapshot: Snapshot, tenant: str) -> TenantDetail | None:
     probes.sort(key=lambda p: -p.at)
     return TenantDetail(
         tenant=tenant,
-        row=_row(snapshot, tenant, states[tenant], alerting),
+        row=_row(snapshot, tenant, state, {tenant: firing}),
         probes=tuple(probes[:RECENT_PROBES]),
         alerts=tuple(a for a in snapshot.alerts if a.tenant == tenant),
         history=tuple(reversed(snapshot.history(tenant))),
