@@ -20,7 +20,7 @@ from types import MappingProxyType
 import yaml
 
 from monitor.config.model import CredentialsSpec
-from monitor.config.secretfiles import MAX_SECRET_BYTES
+from monitor.config.secretfiles import read_secret_file
 from monitor.core.clock import Clock
 from monitor.core.tenancy import InvalidTenantId, validate_tenant_id
 
@@ -84,12 +84,12 @@ def read_directory(path: Path) -> Loaded:
         if file.is_dir():
             continue
         try:
-            if file.stat().st_size > MAX_SECRET_BYTES:
-                problems.append(f"credential of {tenant} is larger than 64 KiB; ignored")
-                continue
-            value = file.read_bytes().decode("utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
+            value = read_secret_file(file)
+        except OSError as exc:
             problems.append(f"cannot read the credential of {tenant}: {_why(exc)}")
+            continue
+        except ValueError as exc:  # larger than 64 KiB, or not UTF-8
+            problems.append(f"cannot use the credential of {tenant}: {exc}; ignored")
             continue
         if value:
             values[tenant] = value
