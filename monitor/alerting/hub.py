@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerting.planner import PlannerState, Policy, group_key, plan
-from monitor.alerting.tracker import AlertTracker, SeriesKey
+from monitor.alerting.tracker import AlertTracker, SeriesKey, adopted_alert
 from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.certinfo import CertificateInfo
 from monitor.core.clock import Clock
@@ -267,15 +267,7 @@ class AlertHub:
         # A paged overload alert resolves only through its rule: the rule must know it fires.
         for event in self._planner.firing.values():
             if event.rule == OVERLOAD and event.tenant is None:
-                alert = AlertState(
-                    AlertStatus.FIRING,
-                    since=event.started_at,
-                    fired_at=event.started_at,
-                    severity=event.severity,
-                    summary=event.summary,
-                    details=dict(event.details),
-                )
-                self._overload = OverloadState({OVERLOAD: alert})
+                self._overload = OverloadState({OVERLOAD: adopted_alert(event)})
                 self._gauge(OVERLOAD, "", None, None, event.severity.value, True)
                 adopted += 1
         self._restore_gauges()

@@ -115,7 +115,7 @@ class AlertTracker:
             if event.check == TLS_CHECK:
                 host = self.tls_hosts.get(event.variant) or HostState()
                 if event.rule not in host.alerts:
-                    alerts = {**host.alerts, event.rule: _adopted(event)}
+                    alerts = {**host.alerts, event.rule: adopted_alert(event)}
                     self.tls_hosts[event.variant] = replace(host, alerts=alerts)
                     adopted += 1
                 continue
@@ -126,7 +126,7 @@ class AlertTracker:
             rule_id = f"{event.rule}:{event.variant}" if event.variant else event.rule
             known = state.alerts.get(rule_id)
             if known is None or known.status is not AlertStatus.FIRING:
-                alerts = {**state.alerts, rule_id: _adopted(event)}
+                alerts = {**state.alerts, rule_id: adopted_alert(event)}
                 self.series[key] = replace(state, alerts=alerts)
                 adopted += 1
         return adopted
@@ -186,7 +186,8 @@ class AlertTracker:
         return state.window_p95, baseline_p95(state, rules, now)
 
 
-def _adopted(event: AlertEvent) -> AlertState:
+def adopted_alert(event: AlertEvent) -> AlertState:
+    """The firing state a paged event stands for (a restart adopting what was paged)."""
     return AlertState(
         AlertStatus.FIRING,
         since=event.started_at,
