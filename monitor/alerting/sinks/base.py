@@ -60,7 +60,7 @@ def classify(
     # The answer's text becomes a log line and the outbox's last_error in the state file: a
     # sink that echoes its request (a proxy's error page, a debugging endpoint) must not
     # carry the credentials recmon sent it into either.
-    text = scrub(response.text.strip(), response.request if _has_request(response) else None)
+    text = scrub(response.text.strip(), _request_of(response))
     reason = f"status {status}: {text[:MAX_REASON]}"
     if status in (408, 429) or status >= 500:
         return DeliveryResult(Delivery.RETRY, reason, retry_after(response, now))
@@ -85,12 +85,12 @@ _SCHEME_TOKEN = re.compile(r"(?i)\b(basic|bearer|token|digest|apikey)(\s+)[A-Za-
 _MIN_QUERY_SECRET = 8
 
 
-def _has_request(response: httpx.Response) -> bool:
+def _request_of(source: httpx.Response | httpx.RequestError) -> httpx.Request | None:
+    """The request behind a response or error; None when it was built or raised without one."""
     try:
-        response.request  # noqa: B018 - raises when the response was built without one
+        return source.request
     except RuntimeError:
-        return False
-    return True
+        return None
 
 
 def scrub(text: str, request: httpx.Request | None) -> str:
@@ -111,17 +111,9 @@ def scrub(text: str, request: httpx.Request | None) -> str:
 
 def classify_error(exc: Exception) -> DeliveryResult:
     """Network trouble: timeouts, refused, reset, DNS — always worth another try."""
-    request = exc.request if isinstance(exc, httpx.RequestError) and _has_exc_request(exc) else None
+    request = _request_of(exc) if isinstance(exc, httpx.RequestError) else None
     text = scrub(str(exc), request)
     return DeliveryResult(Delivery.RETRY, f"{type(exc).__name__}: {text[:MAX_REASON]}")
-
-
-def _has_exc_request(exc: httpx.RequestError) -> bool:
-    try:
-        exc.request  # noqa: B018 - raises when the error was raised without one
-    except RuntimeError:
-        return False
-    return True
 
 
 async def post_json(
