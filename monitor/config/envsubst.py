@@ -7,22 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.config.yamlsource import Path
+from monitor.config.yamlsource import KeyProblem, Path
 
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{[^}]*\}?")
-
-
-@dataclass(frozen=True, slots=True)
-class EnvProblem:
-    path: Path
-    message: str
 
 
 @dataclass
 class Substitution:
     data: Any
     secrets: set[str] = field(default_factory=set)
-    problems: list[EnvProblem] = field(default_factory=list)
+    problems: list[KeyProblem] = field(default_factory=list)
 
 
 def substitute(data: Any, environ: Mapping[str, str]) -> Substitution:
@@ -52,7 +46,7 @@ def _substitute_string(text: str, path: Path, environ: Mapping[str, str], out: S
             return "$"
         name, default = match.group(1), match.group(2)
         if name is None:
-            out.problems.append(EnvProblem(path, f"malformed reference {token!r}: use ${{NAME}}"))
+            out.problems.append(KeyProblem(path, f"malformed reference {token!r}: use ${{NAME}}"))
             return ""
         if name in environ:
             value = environ[name]
@@ -60,7 +54,7 @@ def _substitute_string(text: str, path: Path, environ: Mapping[str, str], out: S
             return default
         else:
             out.problems.append(
-                EnvProblem(
+                KeyProblem(
                     path, f"environment variable {name} is not set (referenced as ${{{name}}})"
                 )
             )

@@ -13,11 +13,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import ValidationError
 
-from monitor.config.envsubst import EnvProblem, substitute
+from monitor.config.envsubst import substitute
 from monitor.config.model import Config
-from monitor.config.secretfiles import FileProblem, resolve_secret_files
+from monitor.config.secretfiles import resolve_secret_files
 from monitor.config.units import format_duration
-from monitor.config.yamlsource import Path, YamlProblem, line_for, load_yaml
+from monitor.config.yamlsource import KeyProblem, Path, YamlProblem, line_for, load_yaml
 from monitor.core.secrets import Redactor
 from monitor.core.templating import template_names
 
@@ -213,7 +213,7 @@ def load_config_text(
     from_files = resolve_secret_files(substituted.data, base_dir or FilePath.cwd())
     # Validation messages may quote a value that came from the environment or a file.
     redactor = Redactor(substituted.secrets | from_files.secrets)
-    raw_problems: list[EnvProblem | FileProblem] = [*substituted.problems, *from_files.problems]
+    raw_problems: list[KeyProblem] = [*substituted.problems, *from_files.problems]
     problems = [ConfigProblem(p.path, line_for(p.path, lines), p.message) for p in raw_problems]
     try:
         config = Config.model_validate(from_files.data)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 
-from monitor.config.yamlsource import Path
+from monitor.config.yamlsource import KeyProblem, Path
 
 # key → where it may stand (None: anywhere its parent model accepts it; pydantic says where not).
 _FILE_KEYS: dict[str, Path | None] = {
@@ -24,18 +24,12 @@ _FILE_KEYS: dict[str, Path | None] = {
 MAX_SECRET_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class FileProblem:
-    path: Path
-    message: str
-
-
 @dataclass
 class SecretFiles:
     data: Any
     secrets: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
-    problems: list[FileProblem] = field(default_factory=list)
+    problems: list[KeyProblem] = field(default_factory=list)
 
 
 def read_secret_file(path: FilePath) -> str:
@@ -66,7 +60,7 @@ def _walk(value: Any, path: Path, base: FilePath, out: SecretFiles) -> Any:
             continue
         target = key.removesuffix("_file")
         if target in resolved:
-            out.problems.append(FileProblem((*path, key), f"set {target} or {key}, not both"))
+            out.problems.append(KeyProblem((*path, key), f"set {target} or {key}, not both"))
             continue
         secret = _read((*path, key), resolved[key], base, out)
         if secret is not None:
@@ -78,7 +72,7 @@ def _walk(value: Any, path: Path, base: FilePath, out: SecretFiles) -> Any:
         for name, file in files.items():
             where_key = (*path, "header_files", str(name))
             if name in merged:
-                out.problems.append(FileProblem(where_key, f"header {name} is also set in headers"))
+                out.problems.append(KeyProblem(where_key, f"header {name} is also set in headers"))
                 continue
             secret = _read(where_key, file, base, out)
             if secret is not None:
@@ -90,19 +84,19 @@ def _walk(value: Any, path: Path, base: FilePath, out: SecretFiles) -> Any:
 
 def _read(key: Path, file: Any, base: FilePath, out: SecretFiles) -> str | None:
     if not isinstance(file, str) or not file:
-        out.problems.append(FileProblem(key, "expected a file path"))
+        out.problems.append(KeyProblem(key, "expected a file path"))
         return None
     path = base / file
     try:
         secret = read_secret_file(path)
     except OSError as exc:
-        out.problems.append(FileProblem(key, f"cannot read {path}: {exc.strerror}"))
+        out.problems.append(KeyProblem(key, f"cannot read {path}: {exc.strerror}"))
         return None
     except ValueError as exc:
-        out.problems.append(FileProblem(key, f"cannot use {path}: {exc}"))
+        out.problems.append(KeyProblem(key, f"cannot use {path}: {exc}"))
         return None
     if not secret:
-        out.problems.append(FileProblem(key, f"{path} is empty"))
+        out.problems.append(KeyProblem(key, f"{path} is empty"))
         return None
     out.files.add(str(path))
     out.secrets.add(secret)

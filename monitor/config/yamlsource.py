@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyProblem:
+    """A value found wanting before validation, named by its key path (its line looked up later)."""
+
+    path: Path
+    message: str
 
 
 # Aliases can make a small document expand enormously ("billion laughs"); every later pass over
