@@ -77,6 +77,19 @@ async def run_cli(*args: str) -> str:
     return out.decode(errors="replace") + err.decode(errors="replace")
 
 
+async def left_behind(recmon: RecmonProcess, config: Path, results: Path) -> dict[str, str]:
+    """What a stopped `recmon run` left (its logs, results log and state file, beside its
+    config), and what `check-config --dump` and `once` print for that config."""
+    state = await asyncio.to_thread((config.parent / "recmon-state.db").read_bytes)
+    return {
+        "logs": "\n".join(recmon.stderr_lines),
+        "results log": await asyncio.to_thread(results.read_text),
+        "state file": state.decode("latin-1"),
+        "dump": await run_cli("check-config", "--dump", str(config)),
+        "once": await run_cli("once", "--flush-timeout", "1", "--config", str(config)),
+    }
+
+
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real proxy that wants the password: the probes go through it."""
@@ -115,11 +128,7 @@ async def test_no_output_contains_a_secret(
                 outputs[path] = (await recmon.get(path)).text
         finally:
             assert await recmon.stop() == 0
-        outputs["logs"] = "\n".join(recmon.stderr_lines)
-        outputs["results log"] = results.read_text()
-        outputs["state file"] = (tmp_path / "recmon-state.db").read_bytes().decode("latin-1")
-        outputs["dump"] = await run_cli("check-config", "--dump", str(config))
-        outputs["once"] = await run_cli("once", "--flush-timeout", "1", "--config", str(config))
+        outputs |= await left_behind(recmon, config, results)
         broken = tmp_path / "broken.yaml"
         broken.write_text(
             config.read_text().replace(f"base_url: {sandbox.url}", "base_url: ${API_TOKEN}")
@@ -252,11 +261,7 @@ async def test_no_output_contains_a_key_client_secret_token_or_private_key(
                 outputs[path] = (await recmon.get(path)).text
         finally:
             assert await recmon.stop() == 0
-        outputs["logs"] = "\n".join(recmon.stderr_lines)
-        outputs["results log"] = results.read_text()
-        outputs["state file"] = (tmp_path / "recmon-state.db").read_bytes().decode("latin-1")
-        outputs["dump"] = await run_cli("check-config", "--dump", str(config))
-        outputs["once"] = await run_cli("once", "--flush-timeout", "1", "--config", str(config))
+        outputs |= await left_behind(recmon, config, results)
         (tmp_path / "bad-url").write_text(FILE_SECRETS["hook_header"])
         broken = tmp_path / "broken.yaml"
         broken.write_text(
