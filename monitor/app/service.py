@@ -196,7 +196,7 @@ class Monitor:
             deadline_guard=self.loop_lag.deadline_trusted,
             withheld_sink=self._withheld,
             lag_sink=self.progress.lags.append,
-            skip_sink=self._skipped,
+            skip_sink=self._not_probed,
             credential_names=config.tenant_credential_names,
             token_sources=self.token_sources,
         )
@@ -313,6 +313,12 @@ class Monitor:
         self.skipped_runs += 1
         self.latest.pop((tenant, check), None)
         self.skips[(tenant, check)] = why
+
+    def _not_probed(self, tenant: str, check: str, why: str) -> None:
+        """The engine skipped a tenant (no credential, a variable unset): shown, and not among
+        the tenants the check probes when a fleet's scope is counted."""
+        self._skipped(tenant, check, why)
+        self.hub.not_probed(tenant, check, why)
 
     def _withheld(self, result: ProbeResult) -> None:
         """A timeout judged while recmon's own loop ran late: counted, never the tenant's."""
