@@ -7,6 +7,8 @@ import re
 import threading
 from collections.abc import Iterable
 
+import httpx
+
 REDACTED = "[REDACTED]"
 # Shorter values would redact ordinary words and numbers everywhere while protecting nothing.
 MIN_SECRET_LENGTH = 4
@@ -70,3 +72,45 @@ class RedactingFilter(logging.Filter):
         if isinstance(value, dict):
             return {k: self._scrub(v) for k, v in value.items()}
         return value
+
+
+# Headers that carry no credential; every other header value recmon sent is treated as one.
+_PLAIN_HEADERS = frozenset(
+    {
+        "host",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "user-agent",
+        "content-length",
+        "content-type",
+        "x-recmon-location",
+    }
+)
+# Credentials by their form, whoever they belong to: "Basic dXNlcjpwYXNz", "Bearer eyJ...".
+_SCHEME_TOKEN = re.compile(r"(?i)\b(basic|bearer|token|digest|apikey)(\s+)[A-Za-z0-9._~+/=-]{6,}")
+_MIN_QUERY_SECRET = 8
+
+
+def request_of(source: httpx.Response | httpx.HTTPError) -> httpx.Request | None:
+    """The request behind a response or error; None when it was built or raised without one."""
+    try:
+        return source.request
+    except RuntimeError:
+        return None
+
+
+def scrub(text: str, request: httpx.Request | None) -> str:
+    """`text` without the credentials of `request` (header values, the URL's password and
+    query values) and without anything shaped like an Authorization credential."""
+    if request is not None:
+        values: set[str] = set()
+        for name, value in request.headers.items():
+            if name.lower() not in _PLAIN_HEADERS:
+                values.add(value)
+                values.add(value.split(" ", 1)[-1])
+        if request.url.password:
+            values.add(request.url.password)
+        values.update(v for _, v in request.url.params.multi_items() if len(v) >= _MIN_QUERY_SECRET)
+        text = Redactor(values).redact(text)
+    return _SCHEME_TOKEN.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)

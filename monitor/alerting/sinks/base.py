@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import re
 from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
 
 from monitor.core.notifications import Delivery, DeliveryResult, Notification
-from monitor.core.secrets import REDACTED, Redactor
+from monitor.core.secrets import request_of, scrub
 
 MAX_REASON = 300
 
@@ -60,58 +59,16 @@ def classify(
     # The answer's text becomes a log line and the outbox's last_error in the state file: a
     # sink that echoes its request (a proxy's error page, a debugging endpoint) must not
     # carry the credentials recmon sent it into either.
-    text = scrub(response.text.strip(), _request_of(response))
+    text = scrub(response.text.strip(), request_of(response))
     reason = f"status {status}: {text[:MAX_REASON]}"
     if status in (408, 429) or status >= 500:
         return DeliveryResult(Delivery.RETRY, reason, retry_after(response, now))
     return DeliveryResult(Delivery.REJECTED, reason)
 
 
-# Headers that carry no credential; every other header value recmon sent is treated as one.
-_PLAIN_HEADERS = frozenset(
-    {
-        "host",
-        "accept",
-        "accept-encoding",
-        "connection",
-        "user-agent",
-        "content-length",
-        "content-type",
-        "x-recmon-location",
-    }
-)
-# Credentials by their form, whoever they belong to: "Basic dXNlcjpwYXNz", "Bearer eyJ...".
-_SCHEME_TOKEN = re.compile(r"(?i)\b(basic|bearer|token|digest|apikey)(\s+)[A-Za-z0-9._~+/=-]{6,}")
-_MIN_QUERY_SECRET = 8
-
-
-def _request_of(source: httpx.Response | httpx.RequestError) -> httpx.Request | None:
-    """The request behind a response or error; None when it was built or raised without one."""
-    try:
-        return source.request
-    except RuntimeError:
-        return None
-
-
-def scrub(text: str, request: httpx.Request | None) -> str:
-    """`text` without the credentials of `request` (header values, the URL's password and
-    query values) and without anything shaped like an Authorization credential."""
-    if request is not None:
-        values: set[str] = set()
-        for name, value in request.headers.items():
-            if name.lower() not in _PLAIN_HEADERS:
-                values.add(value)
-                values.add(value.split(" ", 1)[-1])
-        if request.url.password:
-            values.add(request.url.password)
-        values.update(v for _, v in request.url.params.multi_items() if len(v) >= _MIN_QUERY_SECRET)
-        text = Redactor(values).redact(text)
-    return _SCHEME_TOKEN.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-
-
 def classify_error(exc: Exception) -> DeliveryResult:
     """Network trouble: timeouts, refused, reset, DNS — always worth another try."""
-    request = _request_of(exc) if isinstance(exc, httpx.RequestError) else None
+    request = request_of(exc) if isinstance(exc, httpx.RequestError) else None
     text = scrub(str(exc), request)
     return DeliveryResult(Delivery.RETRY, f"{type(exc).__name__}: {text[:MAX_REASON]}")
 
