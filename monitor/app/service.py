@@ -7,7 +7,7 @@ import gc
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -362,6 +362,12 @@ class Monitor:
                 log.exception("load reading failed")
 
     def observe(self, result: ProbeResult) -> None:
+        if result.reason:
+            # A reason may quote what the target or a token endpoint answered: it is kept (the
+            # state file), paged, logged and shown, so never with a secret recmon holds in it.
+            reason = self.redactor.redact(result.reason)
+            if reason != result.reason:
+                result = replace(result, reason=reason)
         self._finished += 1
         self.last_result_at = now = self.clock.monotonic()
         self.probe_rate.add(now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -49,27 +50,32 @@ def retry_after(response: httpx.Response, now: float) -> float | None:
 
 
 def classify(
-    response: httpx.Response, now: float, *, accepted: tuple[int, ...] = ()
+    response: httpx.Response,
+    now: float,
+    *,
+    accepted: tuple[int, ...] = (),
+    secrets: Iterable[str] = (),
 ) -> DeliveryResult:
     """2xx (or the listed codes) delivered; 408, 429 and 5xx retry; other 4xx are rejected —
-    sending the same thing again cannot succeed."""
+    sending the same thing again cannot succeed. `secrets`: what the request carried outside
+    its headers and URL (a routing key in the body), scrubbed from the answer too."""
     status = response.status_code
     if status in accepted or 200 <= status < 300:
         return DeliveryResult(Delivery.DELIVERED, f"status {status}")
     # The answer's text becomes a log line and the outbox's last_error in the state file: a
     # sink that echoes its request (a proxy's error page, a debugging endpoint) must not
     # carry the credentials recmon sent it into either.
-    text = scrub(response.text.strip(), request_of(response))
+    text = scrub(response.text.strip(), request_of(response), secrets)
     reason = f"status {status}: {text[:MAX_REASON]}"
     if status in (408, 429) or status >= 500:
         return DeliveryResult(Delivery.RETRY, reason, retry_after(response, now))
     return DeliveryResult(Delivery.REJECTED, reason)
 
 
-def classify_error(exc: Exception) -> DeliveryResult:
+def classify_error(exc: Exception, secrets: Iterable[str] = ()) -> DeliveryResult:
     """Network trouble: timeouts, refused, reset, DNS — always worth another try."""
     request = request_of(exc) if isinstance(exc, httpx.RequestError) else None
-    text = scrub(str(exc), request)
+    text = scrub(str(exc), request, secrets)
     return DeliveryResult(Delivery.RETRY, f"{type(exc).__name__}: {text[:MAX_REASON]}")
 
 
@@ -82,6 +88,7 @@ async def post_json(
     now: float,
     headers: dict[str, str] | None = None,
     accepted: tuple[int, ...] = (),
+    secrets: Iterable[str] = (),
 ) -> DeliveryResult:
     try:
         # One deadline for the whole exchange: httpx's timeouts are per read, and a sink
@@ -91,5 +98,5 @@ async def post_json(
     except TimeoutError:
         return DeliveryResult(Delivery.RETRY, f"no complete answer within {request_timeout:g}s")
     except httpx.HTTPError as exc:
-        return classify_error(exc)
-    return classify(response, now, accepted=accepted)
+        return classify_error(exc, secrets)
+    return classify(response, now, accepted=accepted, secrets=secrets)
