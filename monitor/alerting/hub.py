@@ -112,6 +112,8 @@ class AlertHub:
         # check → probe interval: how long a fleet-wide storm may grow before it escalates.
         self._intervals = {name: check.interval for name, check in checks.items()}
         self._total_tenants = 0
+        # check → {tenant: why} for the tenants the check skips right now: not "probed".
+        self._not_probed: dict[str, dict[str, str]] = {}
         self._planner = PlannerState()
         self._overload = OverloadState()
         self._tracker = AlertTracker(
@@ -130,11 +132,19 @@ class AlertHub:
     def observe(self, result: ProbeResult) -> Latency:
         """Run the detector on a result; returns the series' latency for the gauges."""
         now = self.clock.time()
+        skipped = self._not_probed.get(result.check)
+        if skipped:
+            skipped.pop(result.tenant, None)
         events = self._tracker.observe(result, now)
         latency = Latency(*self._tracker.latency(result.tenant, result.check, now))
         if events:
             self.handle(events, now)
         return latency
+
+    def not_probed(self, tenant: str, check: str, why: str) -> None:
+        """`check` skipped `tenant` (no credential, a variable unset): until a result of it
+        arrives, the tenant is not among those the check probes (a fleet's scope)."""
+        self._not_probed.setdefault(check, {})[tenant] = why
 
     def observe_load(self, reading: LoadReading) -> None:
         """recmon's own load: the overload rule, through the same lifecycle and planner."""
@@ -205,6 +215,10 @@ class AlertHub:
 
     def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
         self._total_tenants = len(tenants)
+        current = set(tenants)
+        for skipped in self._not_probed.values():
+            for tenant in [t for t in skipped if t not in current]:
+                del skipped[tenant]
         now = self.clock.time()
         events: list[AlertEvent] = []
         for tenant in removed:
@@ -221,6 +235,7 @@ class AlertHub:
             location=self._location,
             tenant_pages=self._tenant_pages,
             intervals=self._intervals,
+            not_probed=self._not_probed,
         )
 
     # --- what the hub knows ----------------------------------------------------------------

@@ -11,13 +11,14 @@ the fleet-wide escalation, with its own dedup_key and the scope in its title ("f
 tenants"): sent at once when every tenant fires, else one probe interval after the storm
 crossed the share (every tenant has been probed since, so the count is the outage's), and
 resolved with the storm. A storm whose own first page already said that scope needs none. At
-most two incidents per outage; the first page is never held back.
+most two incidents per outage; the first page is never held back. Tenants a check skips (no
+credential, a variable unset) are not among the tenants it probes: named as skipped, not counted.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -47,12 +48,28 @@ class Policy:
     # check → its probe interval: how long a fleet-wide storm may keep growing before its
     # escalation is sent.
     intervals: Mapping[str, float] = field(default_factory=dict)
+    # check → {tenant: why} for the tenants that check does not probe right now (no key in
+    # tenants.credentials, a variable unset, its parent check captured nothing): not part of
+    # "the tenants probed", so a fleet's scope is counted without them.
+    not_probed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
-    def fleet_wide(self, count: int) -> bool:
+    def skipped(self, check: str | None, firing: Collection[str]) -> dict[str, str]:
+        """Tenants `check` does not probe (and why), but for those still firing from before
+        their skip: they count as probed, never "20 of 19"."""
+        return {
+            t: why for t, why in self.not_probed.get(check or "", {}).items() if t not in firing
+        }
+
+    def probed(self, check: str | None, firing: Collection[str]) -> int:
+        """How many tenants `check` probes: every tenant but those it skips."""
+        return max(0, self.total_tenants - len(self.skipped(check, firing)))
+
+    def fleet_wide(self, firing: Collection[str], check: str | None = None) -> bool:
+        probed = self.probed(check, firing)
         return (
-            self.total_tenants > 0
-            and count >= self.storm_threshold
-            and count >= self.storm.fleet_share * self.total_tenants
+            probed > 0
+            and len(firing) >= self.storm_threshold
+            and len(firing) >= self.storm.fleet_share * probed
         )
 
     def settle_after(self, check: str | None) -> float:
@@ -263,12 +280,13 @@ def _escalate(
     not sent when the storm's own first page already stated that scope."""
     if group.escalation is not None:
         return group
-    count = len({e.tenant for e in current})
-    if not policy.fleet_wide(count):
+    firing = {e.tenant for e in current if e.tenant}
+    count, check = len(firing), group.trigger.check
+    if not policy.fleet_wide(firing, check):
         return replace(group, fleet_since=None)
     since = group.fleet_since if group.fleet_since is not None else now
     group = replace(group, fleet_since=since)
-    complete = count >= policy.total_tenants
+    complete = count >= policy.probed(check, firing)
     if not complete and now - since < policy.settle_after(group.trigger.check):
         return group
     if group.opened_with >= count:
@@ -290,7 +308,8 @@ def _open_storms(
         if all(policy.silenced(t, events_in_group[0].check, now) for t in tenants):
             continue
         trigger = _group_trigger(gkey, events_in_group, now, policy)
-        fleet_since = now if policy.fleet_wide(len(tenants)) else None
+        check = events_in_group[0].check
+        fleet_since = now if policy.fleet_wide(tenants, check) else None
         draft.groups[gkey] = Group(gkey, now, trigger, fleet_since, opened_with=len(tenants))
         draft.out.append(trigger)
         for event in events_in_group:
@@ -400,9 +419,10 @@ def _group_trigger(
         "latency_drift": "p95 latency is above its baseline",
         "latency_slo": "p95 latency is above its objective",
     }.get(rule, rule)
-    count, total = len(tenants), policy.total_tenants
+    skipped = policy.skipped(first.check, tenants)
+    count, total = len(tenants), policy.probed(first.check, tenants)
     scope = "storm"
-    if policy.fleet_wide(count):
+    if policy.fleet_wide(tenants, first.check):
         scope = "all" if count >= total else "fleet-wide"
     if scope == "all":
         who = f"all {count} tenants"
@@ -415,6 +435,10 @@ def _group_trigger(
     text = f"{first.check} {what} for {who}{note}"
     if rule == "auth_errors":
         text = _credentials_summary(first.check, events, who, everyone=scope == "all")
+    if skipped and scope != "storm":
+        names = sorted(skipped)
+        more = f" and {len(names) - _SHOWN_TENANTS} more" if len(names) > _SHOWN_TENANTS else ""
+        text += f" ({', '.join(names[:_SHOWN_TENANTS])}{more} skipped, not probed)"
     summary = located_text(text, policy.location)
     key = f"{gkey}/fleet-wide" if fleet else gkey
     labels = {"grouped": "true"}
@@ -443,6 +467,7 @@ def _group_trigger(
             "share": round(count / total, 4) if total else None,
             "tenants": tenants,
             "samples": [e.summary for e in events[:3]],
+            **({"not_probed": dict(sorted(skipped.items()))} if skipped else {}),
             **({"storm_key": gkey} if fleet else {}),
         },
     )

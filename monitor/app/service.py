@@ -7,7 +7,7 @@ import gc
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -196,7 +196,7 @@ class Monitor:
             deadline_guard=self.loop_lag.deadline_trusted,
             withheld_sink=self._withheld,
             lag_sink=self.progress.lags.append,
-            skip_sink=self._skipped,
+            skip_sink=self._not_probed,
             credential_names=config.tenant_credential_names,
             token_sources=self.token_sources,
         )
@@ -314,6 +314,12 @@ class Monitor:
         self.latest.pop((tenant, check), None)
         self.skips[(tenant, check)] = why
 
+    def _not_probed(self, tenant: str, check: str, why: str) -> None:
+        """The engine skipped a tenant (no credential, a variable unset): shown, and not among
+        the tenants the check probes when a fleet's scope is counted."""
+        self._skipped(tenant, check, why)
+        self.hub.not_probed(tenant, check, why)
+
     def _withheld(self, result: ProbeResult) -> None:
         """A timeout judged while recmon's own loop ran late: counted, never the tenant's."""
         self.metrics.timeouts_withheld.labels(result.check).inc()
@@ -356,6 +362,12 @@ class Monitor:
                 log.exception("load reading failed")
 
     def observe(self, result: ProbeResult) -> None:
+        if result.reason:
+            # A reason may quote what the target or a token endpoint answered: it is kept (the
+            # state file), paged, logged and shown, so never with a secret recmon holds in it.
+            reason = self.redactor.redact(result.reason)
+            if reason != result.reason:
+                result = replace(result, reason=reason)
         self._finished += 1
         self.last_result_at = now = self.clock.monotonic()
         self.probe_rate.add(now)

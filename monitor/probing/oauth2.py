@@ -21,6 +21,7 @@ import httpx
 
 from monitor.config.model import OAuth2Spec
 from monitor.core.clock import Clock
+from monitor.core.secrets import Scrubber, basic_credentials, request_of, scrub
 from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("recmon.oauth2")
@@ -117,9 +118,12 @@ class TokenError(Exception):
         self.refused = refused
 
 
-def parse_token_response(status: int, body: bytes) -> tuple[str, float]:
+def parse_token_response(
+    status: int, body: bytes, clean: Callable[[str], str] = lambda text: text
+) -> tuple[str, float]:
     """(access token, lifetime) from a token endpoint's answer, or TokenError with the
-    endpoint's own error and description (RFC 6749 5.2) — never the request's secret."""
+    endpoint's own error and description (RFC 6749 5.2) — which may quote the request, so
+    they pass through `clean` (before they are cut short: never half a secret)."""
     try:
         document = json.loads(body) if body else {}
     except (ValueError, RecursionError):
@@ -127,9 +131,9 @@ def parse_token_response(status: int, body: bytes) -> tuple[str, float]:
     if status != 200:
         refused = status in (400, 401, 403)
         if isinstance(document, dict) and isinstance(document.get("error"), str):
-            error = document["error"][:100]
+            error = clean(document["error"])[:100]
             description = document.get("error_description")
-            detail = f"{error} ({str(description)[:200]})" if description else error
+            detail = f"{error} ({clean(str(description))[:200]})" if description else error
             # invalid_scope and invalid_request are recmon's configuration: refused all the same.
             raise TokenError(f"status {status}: {detail}", refused=refused)
         raise TokenError(f"status {status}", refused=refused)
@@ -169,6 +173,9 @@ class TokenSource:
         self._clock = clock
         self._metrics = metrics
         self._on_secret = on_secret
+        # The client secret in every form it goes out in (the Basic credential included): an
+        # endpoint that quotes what it was given is redacted everywhere, not just here.
+        on_secret([spec.client_secret, basic_credentials(*self._client_credentials())])
         self.state = TokenState()
         self._fetching: asyncio.Task[None] | None = None
         self.requests = 0
@@ -219,7 +226,7 @@ class TokenSource:
             self._failed(f"no answer within {self.spec.timeout:g}s", False)
             return
         except httpx.HTTPError as exc:
-            self._failed(f"{type(exc).__name__}: {exc}"[:300], False)
+            self._failed(f"{type(exc).__name__}: {scrub(str(exc), request_of(exc))}"[:300], False)
             return
         self._on_secret([value])
         now = self._clock.monotonic()
@@ -237,14 +244,17 @@ class TokenSource:
         response = await self._client.post(
             self.spec.token_url,
             data=form,
-            # client_secret_basic (RFC 6749 2.3.1): id and secret form-urlencoded first.
-            auth=httpx.BasicAuth(
-                _form_quote(self.spec.client_id), _form_quote(self.spec.client_secret)
-            ),
+            auth=httpx.BasicAuth(*self._client_credentials()),
             headers={"accept": "application/json"},
         )
         body = response.content[:MAX_TOKEN_RESPONSE_BYTES]
-        return parse_token_response(response.status_code, body)
+        # The endpoint's own words, without anything of what it was sent (an endpoint that
+        # quotes the client's credentials back: "presented id:secret as Basic ...").
+        return parse_token_response(response.status_code, body, Scrubber(request_of(response)))
+
+    def _client_credentials(self) -> tuple[str, str]:
+        """client_secret_basic (RFC 6749 2.3.1): id and secret form-urlencoded first."""
+        return _form_quote(self.spec.client_id), _form_quote(self.spec.client_secret)
 
     def _failed(self, reason: str, refused: bool) -> None:
         self.state = failed(self.state, reason, refused, self._clock.monotonic())

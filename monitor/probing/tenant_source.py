@@ -13,6 +13,7 @@ import httpx
 
 from monitor.config.model import DiscoverSpec, TenantsSpec
 from monitor.core.clock import Clock
+from monitor.core.secrets import Scrubber, request_of, scrub
 from monitor.core.tenancy import InvalidTenantId, Shard, validate_tenant_id
 from monitor.probing.oauth2 import Token, TokenUnavailable
 
@@ -34,18 +35,28 @@ class TenantList:
     truncated: int = 0
 
 
-def accept_ids(candidates: Iterable[object], *, limit: int) -> TenantList:
-    """Validate, de-duplicate and cap candidate ids, keeping their order."""
+def accept_ids(
+    candidates: Iterable[object], *, limit: int, clean: Scrubber | None = None
+) -> TenantList:
+    """Validate, de-duplicate and cap candidate ids, keeping their order. `clean`: scrubs the
+    credentials of the request that fetched them (discovery); a candidate holding one is
+    refused, and what is said of a refused one is scrubbed before it is cut short."""
     accepted: list[str] = []
     seen: set[str] = set()
     rejected: list[tuple[str, str]] = []
     truncated = 0
+    check = clean is not None
+    if clean is not None:
+        candidates = list(candidates)
+        check = clean.holds_any(c for c in candidates if isinstance(c, str))
     for candidate in candidates:
         try:
             tenant = validate_tenant_id(candidate)
+            if check and clean is not None and clean.holds(tenant):
+                raise InvalidTenantId(_HOLDS_CREDENTIAL)
         except InvalidTenantId as exc:
             if len(rejected) < 100:
-                rejected.append((repr(candidate)[:80], str(exc)))
+                rejected.append(_rejected(candidate, exc, clean))
             continue
         if tenant in seen:
             continue
@@ -57,13 +68,31 @@ def accept_ids(candidates: Iterable[object], *, limit: int) -> TenantList:
     return TenantList(tuple(accepted), tuple(rejected), truncated)
 
 
+# Of a refused candidate, at most this much is scrubbed: more is never shown.
+_SHOWN_SCRUBBED = 4096
+_HOLDS_CREDENTIAL = "a tenant id holding a credential sent to discovery"
+
+
+def _rejected(candidate: object, exc: InvalidTenantId, clean: Scrubber | None) -> tuple[str, str]:
+    """(shown id, reason) of a refused candidate; scrubbed whole, then cut to 80 characters."""
+    if clean is None:
+        return repr(candidate)[:80], str(exc)
+    shown = clean(repr(candidate)[:_SHOWN_SCRUBBED])[:80]
+    if isinstance(candidate, str) and str(exc) != _HOLDS_CREDENTIAL:
+        try:
+            validate_tenant_id(clean(candidate[:_SHOWN_SCRUBBED]))
+        except InvalidTenantId as scrubbed:
+            exc = scrubbed
+    return shown, str(exc)
+
+
 def parse_tenant_file(text: str, *, limit: int = 1_000_000) -> TenantList:
     """One id per line; blank lines and '#' comments are ignored."""
     lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
     return accept_ids((line for line in lines if line), limit=limit)
 
 
-def parse_discovery(body: bytes, spec: DiscoverSpec) -> TenantList:
+def parse_discovery(body: bytes, spec: DiscoverSpec, clean: Scrubber | None = None) -> TenantList:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -71,7 +100,7 @@ def parse_discovery(body: bytes, spec: DiscoverSpec) -> TenantList:
     found = spec.items.find(document)
     if not found:
         raise TenantSourceError(f"discovery response has no tenants at {spec.items.text}")
-    return accept_ids(found, limit=spec.max_tenants)
+    return accept_ids(found, limit=spec.max_tenants, clean=clean)
 
 
 def report(tenants: TenantList, source: str) -> None:
@@ -199,6 +228,7 @@ class TenantSource:
             raise TenantSourceError("no HTTP client for tenant discovery")
         chunks: list[bytes] = []
         size = 0
+        request: httpx.Request | None = None
         headers = spec.headers
         if self._token is not None:
             token = await self._token()
@@ -211,6 +241,7 @@ class TenantSource:
                 asyncio.timeout(spec.timeout),
                 self._client.stream("GET", spec.url, headers=headers) as response,
             ):
+                request = request_of(response)
                 if response.status_code != 200:
                     raise TenantSourceError(f"discovery answered status {response.status_code}")
                 async for chunk in response.aiter_bytes():
@@ -221,7 +252,9 @@ class TenantSource:
         except TimeoutError:
             raise TenantSourceError(f"discovery did not answer within {spec.timeout:g}s") from None
         except httpx.HTTPError as exc:
+            said = scrub(str(exc), request_of(exc))
             raise TenantSourceError(
-                f"discovery request failed: {type(exc).__name__}: {exc}"
+                f"discovery request failed: {type(exc).__name__}: {said}"
             ) from None
-        return parse_discovery(b"".join(chunks), spec)
+        # What discovery answers may quote what it was sent: never kept or said as it came.
+        return parse_discovery(b"".join(chunks), spec, Scrubber(request))

@@ -277,3 +277,48 @@ def test_a_refused_shared_credential_is_recmons_even_for_some_tenants() -> None:
         run([auth_event(f"t{i}", "shared", T0 + i)], T0 + i)
     (page,) = run.sent
     assert page.summary.startswith("probe credentials rejected: search refuses recmon's")
+
+
+def test_tenants_a_check_skips_are_not_counted_and_are_named_as_skipped() -> None:
+    # 20 tenants, one of them without a key: the other 19 all failing is "all 19 tenants",
+    # paged the moment the 19th fires (not one interval later as "19 of 20 (95%)").
+    policy = Policy(
+        StormSpec(min_tenants=5, group_wait=30),
+        total_tenants=20,
+        intervals={"recommendations": 30.0},
+        not_probed={"recommendations": {"t19": "no credential {api_key}"}},
+    )
+    run = Run(policy)
+    for i in range(19):
+        run([event(f"t{i:02d}", at=T0 + i)], T0 + i)
+    group, fleet = run.sent
+    assert fleet.at == T0 + 18  # at once
+    assert fleet.summary.startswith("recommendations returned no items for all 19 tenants")
+    assert fleet.summary.endswith("(t19 skipped, not probed)")
+    assert fleet.details["scope"] == "all"
+    assert (fleet.details["tenant_count"], fleet.details["total_tenants"]) == (19, 19)
+    assert fleet.details["not_probed"] == {"t19": "no credential {api_key}"}
+    # the storm's first page ("5 tenants (...)") states no total: the skip only in its details
+    assert "skipped" not in group.summary and group.details["total_tenants"] == 19
+    # the same storm with every tenant probed: 19 of 20, one interval after crossing
+    alone = Run(replace(policy, not_probed={}))
+    for i in range(19):
+        alone([event(f"t{i:02d}", at=T0 + i)], T0 + i)
+    alone([], T0 + 40)
+    assert len(alone.sent) == 1
+    (late,) = alone([], T0 + 16 + 30)
+    assert late.summary.startswith("recommendations returned no items for 19 of 20 tenants (95%)")
+
+
+def test_a_skipped_tenant_still_firing_counts_as_probed() -> None:
+    # Its key went after it fired: it is still in the storm, so never "all 20 of 19".
+    policy = Policy(
+        StormSpec(min_tenants=5, group_wait=30),
+        total_tenants=20,
+        not_probed={"recommendations": {"t19": "no credential {api_key}"}},
+    )
+    run = Run(policy)
+    run([event(f"t{i:02d}") for i in range(20)], T0)
+    (page,) = run.sent
+    assert "for all 20 tenants" in page.summary and "skipped" not in page.summary
+    assert page.details["total_tenants"] == 20 and "not_probed" not in page.details

@@ -228,3 +228,15 @@ async def test_a_sink_that_trickles_its_answer_is_cut_at_the_deadline() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         result = await PagerDutySink(spec, client, ManualClock(start=T0 + 30)).send(trigger())
     assert result.outcome is Delivery.RETRY and "within 0.3s" in result.detail
+
+
+async def test_pagerduty_quoting_the_event_back_keeps_the_routing_key_out_of_the_reason() -> None:
+    # The routing key travels in the body, not a header: an echo of the body (a debugging
+    # proxy, an error page) must not carry it into the outbox's last_error or the log.
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, text=f"invalid event: {request.content.decode()}")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(echo)) as client:
+        result = await PagerDutySink(PD, client, ManualClock(start=T0 + 30)).send(trigger())
+    assert result.outcome is Delivery.REJECTED and "invalid event" in result.detail
+    assert ROUTING_KEY not in result.detail

@@ -1,7 +1,8 @@
 """OAuth2 client credentials against the sandbox, which issues second-long tokens and refuses
 them on demand: one token request per lifetime over several lifetimes, never an expired token
 sent, the token endpoint's time never in a probe's latency, and a revoked client paged as
-"probe credentials rejected", not as a platform outage."""
+"probe credentials rejected", not as a platform outage — for all the tenants probed, a tenant
+skipped for want of a key named, not counted."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from monitor.core.clock import SystemClock
 from monitor.core.notifications import Notification
 from monitor.core.results import Outcome, ProbeResult
 from monitor.sandbox.demo import sandbox_config
-from monitor.sandbox.server import Sandbox, SandboxSettings
+from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from tests.helpers import FAST
+from tests.secretdir import write_secret_dir
 
 pytestmark = pytest.mark.integration
 CLIENT = ("recmon-probe", "cs-9e2b71d4a0")
@@ -155,3 +157,64 @@ async def test_a_revoked_client_pages_probe_credentials_rejected_not_an_outage(
     assert {p.rule for p in run.pages} == {"auth_errors"}
     # One refresh per refusal of a fresh token, not one per probe.
     assert len(sandbox.app.auth.token_requests) - requests_when_paged <= 2
+
+
+async def test_a_revoked_client_is_paged_for_all_the_tenants_probed_at_once(
+    tmp_path: Path,
+) -> None:
+    """20 tenants, one without a key in tenants.credentials (skipped, never probed): when the
+    client is revoked, the fleet page says "all 19 tenants" as soon as the 19th is refused,
+    and names the skipped one — not "19 of 20 tenants (95%)" one interval later."""
+    interval = 2.0
+    tenants = [f"tenant-{i:03d}" for i in range(1, 21)]
+    keys = {t: f"key-{t}-5a1c9e" for t in tenants}
+    settings = SandboxSettings(
+        tenants=20, latency_ms=dict(FAST), tenant_keys=keys, oauth2_client=CLIENT
+    )
+    async with serve_sandbox(settings) as sandbox:
+        write_secret_dir(tmp_path / "keys", {t: k for t, k in keys.items() if t != "tenant-020"})
+        config = oauth_config(
+            sandbox,
+            tmp_path,
+            "asyncio",
+            "alerts: {storm: {min_tenants: 2, group_wait: 0.5s}}\n",
+        )
+        text = config.read_text().replace(
+            "  default_vars: {query: shoes}",
+            "  default_vars: {query: shoes}\n  credentials: {dir: keys, variable: api_key}",
+        )
+        text = text.replace(
+            'params: {q: "{query}"}}', 'params: {q: "{query}"}, headers: {X-Api-Key: "{api_key}"}}'
+        )
+        config.write_text(text.replace("interval: 0.2s", f"interval: {interval}s"))
+        async with Running(config) as run:
+            await run.until("19 tenants probed", lambda: len(run.results) >= 19 * 2)
+            assert run.monitor.skips[("tenant-020", "search")] == "no credential {api_key}"
+            sandbox.app.auth.update({"refuse_client": True, "revoke": True})
+            await run.until(
+                "the fleet page",
+                lambda: any("all 19 tenants" in p.summary for p in run.pages),
+                within=4 * interval,
+            )
+    storm = [p for p in run.pages if p.rule == "auth_errors" and p.tenant is None]
+    fleet = next(p for p in storm if "all 19 tenants" in p.summary)
+    assert fleet.summary.startswith(
+        "probe credentials rejected: search refuses recmon's credentials for all 19 tenants"
+    ), fleet.summary
+    assert fleet.summary.endswith("(tenant-020 skipped, not probed)")
+    assert fleet.details["not_probed"] == {"tenant-020": "no credential {api_key}"}
+    assert not any("of 20 tenants" in p.summary for p in run.pages)
+    # At once: in the round of refusals that made the alerts fire (the one the storm's first
+    # page went out in), when the 19th tenant's fired. Waiting one interval after the fleet
+    # share was crossed (16 of 20) sends it a round later.
+    refusals: dict[str, list[float]] = {}
+    for result in run.results:
+        if result.outcome is Outcome.AUTH_ERROR:
+            refusals.setdefault(result.tenant, []).append(result.started_at + result.duration_s)
+    assert len(refusals) == 19
+
+    def refused_by(moment: float) -> set[int]:
+        return {sum(1 for at in times if at <= moment) for times in refusals.values()}
+
+    firing_round = max(refused_by(storm[0].at))
+    assert refused_by(fleet.at) == {firing_round}, (firing_round, refused_by(fleet.at))

@@ -1,15 +1,19 @@
 """Secrets never leak: every output recmon produces is searched for the values it holds —
 logs (JSON, debug level), /metrics, /healthz, /readyz, /status, the status page (/, a tenant's
-page, the in-place refresh), the results log, the state file, error messages and the
-configuration dump."""
+page, the in-place refresh), the results log, the state file, error messages, the
+configuration dump and the pages sent — also when the platform quotes them back (a token
+endpoint, an API, discovery and PagerDuty echoing what they were sent)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -18,7 +22,7 @@ from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, tinyproxy
-from tests.fakes import RecordingEndpoint
+from tests.fakes import EchoingPlatform, RecordingEndpoint
 from tests.helpers import FAST
 from tests.integration.recmonproc import RecmonProcess
 from tests.secretdir import write_secret_dir
@@ -30,6 +34,15 @@ SECRETS = {
     "PD_KEY": "rk-b4e1d0c9a8f7",
     "HOOK_TOKEN": "wh-19c7e3a2b6d5",
     "PROXY_PASSWORD": "px-5e8d2b7a9c41",
+}
+# For the platform that echoes: '/', '+' and '=' make the URL-encoded forms differ; the API
+# token is shaped like a tenant id, which discovery lists among the tenants.
+ECHOED = {
+    "ECHO_CLIENT_SECRET": "cs-9b/2+e7=d41c0",
+    "ECHO_API_TOKEN": "tok-e5c9a1d7b3f2",
+    "ECHO_QUERY_KEY": "qk-5e/8+a1=f3c7",
+    "ECHO_DISCOVERY_KEY": "dk-2a7c4e9b1f",
+    "ECHO_PD_KEY": "rk-echo-7c1e0b9d",
 }
 
 
@@ -71,10 +84,16 @@ async def run_cli(*args: str) -> str:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **SECRETS},
+        env={**os.environ, **SECRETS, **ECHOED},
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return out.decode(errors="replace") + err.decode(errors="replace")
+
+
+async def served_pages(recmon: RecmonProcess, tenant: str, *more: str) -> dict[str, str]:
+    """What a running `recmon run` serves: its endpoints, the status page and a tenant's."""
+    paths = ("/metrics", "/healthz", "/readyz", "/status", "/", f"/tenants/{tenant}", "/ui/live")
+    return {path: (await recmon.get(path)).text for path in (*paths, *more)}
 
 
 async def left_behind(recmon: RecmonProcess, config: Path, results: Path) -> dict[str, str]:
@@ -115,17 +134,7 @@ async def test_no_output_contains_a_secret(
             await asyncio.sleep(1)
             pagerduty.status = 202
             await recmon.wait_for(lambda: pagerduty.received, "the page")
-            for path in (
-                "/metrics",
-                "/healthz",
-                "/readyz",
-                "/status",
-                "/",
-                "/tenants/tenant-002",
-                "/ui/live",
-                "/nowhere",
-            ):
-                outputs[path] = (await recmon.get(path)).text
+            outputs |= await served_pages(recmon, "tenant-002", "/nowhere")
         finally:
             assert await recmon.stop() == 0
         outputs |= await left_behind(recmon, config, results)
@@ -298,3 +307,97 @@ async def test_no_output_contains_a_key_client_secret_token_or_private_key(
         assert text, f"{name} produced nothing: the check would prove nothing"
         for secret in secrets:
             assert secret not in text, f"{secret!r} leaked into {name}"
+
+
+def echoing_config(url: str, tmp_path: Path) -> Path:
+    config = tmp_path / "probes.yaml"
+    config.write_text(
+        f"""
+defaults: {{interval: 1s, timeout: 1s}}
+targets:
+  api:
+    base_url: {url}
+    headers: {{Authorization: "Bearer ${{ECHO_API_TOKEN}}"}}
+  idp:
+    base_url: {url}
+    oauth2:
+      token_url: {url}/oauth2/token
+      client_id: recmon-probe
+      client_secret: "${{ECHO_CLIENT_SECRET}}"
+tenants:
+  discover:
+    url: "{url}/tenants?api_key=${{ECHO_DISCOVERY_KEY}}"
+    items: "$.tenants[*].id"
+    refresh: 1s
+    headers: {{Authorization: "Bearer ${{ECHO_API_TOKEN}}"}}
+checks:
+  search:
+    target: api
+    request: {{path: "/v1/{{tenant}}/search", params: {{q: shoes, key: "${{ECHO_QUERY_KEY}}"}}}}
+    expect: {{items: "$.results", min_items: 1}}
+  orders:
+    target: idp
+    request: {{path: "/v1/{{tenant}}/orders"}}
+alerts: {{storm: {{group_wait: 1s, min_tenants: 2}}}}
+notify:
+  pagerduty: {{routing_key: "${{ECHO_PD_KEY}}", url: "{url}/v2/enqueue"}}
+  delivery: {{backoff_initial: 0.2s, backoff_max: 0.5s}}
+"""
+    )
+    return config
+
+
+async def test_a_platform_quoting_what_it_was_sent_leaks_no_secret(tmp_path: Path) -> None:
+    """The token endpoint refuses the client quoting its id:secret and the Basic credential,
+    the API refuses quoting the token and key it got, discovery lists the token among the
+    tenants and quotes its request line, PagerDuty first refuses quoting the event (and its
+    routing key). No output — the pages sent included — holds a secret in any form sent."""
+    platform = EchoingPlatform()
+    outputs: dict[str, str] = {}
+    async with serve_asgi(platform, "127.0.0.1", 0) as served:
+        config = echoing_config(served.url, tmp_path)
+        results = tmp_path / "results.jsonl"
+        recmon = RecmonProcess(config, env=ECHOED, args=["--results-log", str(results)])
+        await recmon.start()
+        try:
+            await recmon.wait_for(
+                lambda: (
+                    {"orders", "search"}
+                    <= {
+                        p["payload"]["custom_details"].get("check")
+                        for p in platform.pages
+                        if p.get("event_action") == "trigger"
+                    }
+                ),
+                "pages for both checks",
+            )
+            await recmon.wait_for(lambda: platform.answered.get("discovery", 0) >= 2, "discovery")
+            outputs |= await served_pages(recmon, "tenant-001")
+        finally:
+            assert await recmon.stop() == 0
+        outputs |= await left_behind(recmon, config, results)
+    # The routing key is the one secret PagerDuty is meant to get; the rest of every event not.
+    assert all(p.pop("routing_key") == ECHOED["ECHO_PD_KEY"] for p in platform.pages)
+    outputs["pages sent"] = json.dumps(platform.pages)
+
+    # Each of them did echo: the secrets were in what recmon got back.
+    assert platform.answered["token"] and platform.answered["api"]
+    assert "client revoked" in outputs["results log"]  # the endpoint's own words are kept
+    assert "invalid_client" in outputs["pages sent"]
+    assert "tenant rejected, not probed" in outputs["logs"]  # discovery's echoed request
+    assert "status 503" in outputs["logs"]  # PagerDuty's echoing refusals
+    client_secret = ECHOED["ECHO_CLIENT_SECRET"]
+    basic = base64.b64encode(f"recmon-probe:{quote_plus(client_secret)}".encode()).decode()
+    forms = {basic}
+    for secret in ECHOED.values():
+        forms |= {secret, quote_plus(secret), quote(secret, safe="")}
+    leaks = [
+        f"{form!r} leaked into {name}"
+        for name, text in outputs.items()
+        for form in forms
+        if form in text
+    ]
+    assert not leaks, "\n".join(leaks)
+    assert all(outputs.values()), "an output was empty: the check would prove nothing"
+    # The API token that discovery listed as a tenant was refused as one, and said so.
+    assert "a tenant id holding a credential sent to discovery" in outputs["logs"]

@@ -7,7 +7,7 @@ import asyncio
 import base64
 import json
 import logging
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote_plus, unquote_plus
 
 import httpx
 import pytest
@@ -126,7 +126,10 @@ async def test_concurrent_probes_share_one_token_request() -> None:
     got = await asyncio.gather(*waiting)
     assert len(endpoint.requests) == 1
     assert {t.value for t in got if not isinstance(t, TokenUnavailable)} == {"tok-1"}
-    assert secrets == ["tok-1"]  # known to the redactor before any probe sent it
+    # the client secret, raw and as its Basic credential, known to the redactor from the
+    # start; the token before any probe sent it
+    basic = base64.b64encode(f"recmon:{quote_plus(SECRET)}".encode()).decode()
+    assert secrets == [SECRET, basic, "tok-1"]
     request = endpoint.requests[0]
     assert dict(parse_qsl(request.content.decode())) == {
         "grant_type": "client_credentials",
@@ -178,3 +181,45 @@ async def test_a_refused_client_is_logged_with_the_endpoints_error_never_the_sec
         )
         == 1.0
     )
+
+
+async def test_an_endpoint_quoting_the_client_credentials_leaves_none_of_them_in_the_reason() -> (
+    None
+):
+    """An endpoint whose error quotes what it was given: the secret as presented, its Basic
+    credential and the form body. The reason keeps the endpoint's words, never those."""
+    secret = "cs/8+Zq=w&e7-f00d"
+    spec = SPEC.model_copy(update={"client_secret": secret})
+    seen: list[str] = []
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        scheme, _, basic = request.headers["authorization"].partition(" ")
+        presented = base64.b64decode(basic).decode()
+        user, _, password = presented.partition(":")
+        description = (
+            f"client revoked (presented {user}:{unquote_plus(password)} as {scheme} {basic}; "
+            f"encoded {presented}; body {request.content.decode()})"
+        )
+        seen.append(description)
+        return httpx.Response(
+            401, json={"error": "invalid_client", "error_description": description * 3}
+        )
+
+    known: list[str] = []
+    client = httpx.AsyncClient(transport=httpx.MockTransport(echo))
+    tokens = TokenSource(
+        "api",
+        spec,
+        client,
+        clock=ManualClock(),
+        metrics=Metrics(CollectorRegistry()),
+        on_secret=known.extend,
+    )
+    refused = await tokens.token()
+    assert isinstance(refused, TokenUnavailable) and refused.refused
+    assert refused.reason.startswith("status 401: invalid_client (client revoked (presented")
+    basic = base64.b64encode(f"recmon:{quote_plus(secret)}".encode()).decode()
+    assert basic in seen[0] and secret in seen[0]  # the endpoint did quote them
+    for form in (secret, quote_plus(secret), basic, "cs/8"):
+        assert form not in refused.reason, refused.reason
+    assert basic in known  # the redactor knows the Basic form too

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import httpx
 import pytest
@@ -178,3 +179,46 @@ async def test_discovery_with_a_targets_token_sends_it_and_says_when_there_is_no
     assert await source.refresh() == ("acme",)  # no token: no request, the last good list
     assert seen == ["Bearer tok-1"]
     assert source.last_error == "no OAuth2 token for discovery: status 401: invalid_client"
+
+
+async def test_discovery_quoting_its_request_leaks_none_of_its_credentials(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A discovery endpoint that lists what it was sent among the tenants: a candidate that
+    is a credential is refused (never a tenant, a metric label, a page), and what the log says
+    of the refused ones holds none of it, however long the quote."""
+    token, key = "tok-d15c0e7a9b", "k3y/with+plus=="
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        sent = f"{request.headers['authorization']} {request.url}"
+        return httpx.Response(
+            200, json={"tenants": [{"id": "acme"}, {"id": token}, {"id": "x" * 70 + sent}]}
+        )
+
+    url = f"http://discovery.test/tenants?api_key={quote_plus(key)}"
+    tenants = TenantsSpec(
+        discover=DiscoverSpec(url=url, headers={"Authorization": f"Bearer {token}"})  # type: ignore[arg-type]
+    )
+    client = httpx.AsyncClient(transport=httpx.MockTransport(echo))
+    source = TenantSource(tenants, client=client, clock=ManualClock())
+    with caplog.at_level(logging.WARNING, logger="recmon.tenants"):
+        assert await source.refresh() == ("acme",)
+    rejected = [r for r in caplog.records if r.getMessage() == "tenant rejected, not probed"]
+    assert len(rejected) == 2
+    said = repr([r.__dict__ for r in rejected])
+    assert "holding a credential" in said
+    for form in (token, key, quote_plus(key), "tok-d15c"):
+        assert form not in said, said
+
+
+async def test_a_short_header_value_inside_a_tenant_id_does_not_refuse_it() -> None:
+    # "X-Region: eu-1" is scrubbed from what is said, but "eu-1-shop" is a tenant all the same.
+    body = {"tenants": [{"id": "eu-1-shop"}, {"id": "acme"}]}
+    tenants = TenantsSpec(
+        discover=DiscoverSpec(url="http://discovery.test/tenants", headers={"X-Region": "eu-1"})  # type: ignore[arg-type]
+    )
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=body))
+    )
+    source = TenantSource(tenants, client=client, clock=ManualClock())
+    assert await source.refresh() == ("eu-1-shop", "acme")

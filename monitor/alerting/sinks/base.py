@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
 
 from monitor.core.notifications import Delivery, DeliveryResult, Notification
-from monitor.core.secrets import REDACTED, Redactor
+from monitor.core.secrets import request_of, scrub
 
 MAX_REASON = 300
 
@@ -50,69 +50,32 @@ def retry_after(response: httpx.Response, now: float) -> float | None:
 
 
 def classify(
-    response: httpx.Response, now: float, *, accepted: tuple[int, ...] = ()
+    response: httpx.Response,
+    now: float,
+    *,
+    accepted: tuple[int, ...] = (),
+    secrets: Iterable[str] = (),
 ) -> DeliveryResult:
     """2xx (or the listed codes) delivered; 408, 429 and 5xx retry; other 4xx are rejected —
-    sending the same thing again cannot succeed."""
+    sending the same thing again cannot succeed. `secrets`: what the request carried outside
+    its headers and URL (a routing key in the body), scrubbed from the answer too."""
     status = response.status_code
     if status in accepted or 200 <= status < 300:
         return DeliveryResult(Delivery.DELIVERED, f"status {status}")
     # The answer's text becomes a log line and the outbox's last_error in the state file: a
     # sink that echoes its request (a proxy's error page, a debugging endpoint) must not
     # carry the credentials recmon sent it into either.
-    text = scrub(response.text.strip(), _request_of(response))
+    text = scrub(response.text.strip(), request_of(response), secrets)
     reason = f"status {status}: {text[:MAX_REASON]}"
     if status in (408, 429) or status >= 500:
         return DeliveryResult(Delivery.RETRY, reason, retry_after(response, now))
     return DeliveryResult(Delivery.REJECTED, reason)
 
 
-# Headers that carry no credential; every other header value recmon sent is treated as one.
-_PLAIN_HEADERS = frozenset(
-    {
-        "host",
-        "accept",
-        "accept-encoding",
-        "connection",
-        "user-agent",
-        "content-length",
-        "content-type",
-        "x-recmon-location",
-    }
-)
-# Credentials by their form, whoever they belong to: "Basic dXNlcjpwYXNz", "Bearer eyJ...".
-_SCHEME_TOKEN = re.compile(r"(?i)\b(basic|bearer|token|digest|apikey)(\s+)[A-Za-z0-9._~+/=-]{6,}")
-_MIN_QUERY_SECRET = 8
-
-
-def _request_of(source: httpx.Response | httpx.RequestError) -> httpx.Request | None:
-    """The request behind a response or error; None when it was built or raised without one."""
-    try:
-        return source.request
-    except RuntimeError:
-        return None
-
-
-def scrub(text: str, request: httpx.Request | None) -> str:
-    """`text` without the credentials of `request` (header values, the URL's password and
-    query values) and without anything shaped like an Authorization credential."""
-    if request is not None:
-        values: set[str] = set()
-        for name, value in request.headers.items():
-            if name.lower() not in _PLAIN_HEADERS:
-                values.add(value)
-                values.add(value.split(" ", 1)[-1])
-        if request.url.password:
-            values.add(request.url.password)
-        values.update(v for _, v in request.url.params.multi_items() if len(v) >= _MIN_QUERY_SECRET)
-        text = Redactor(values).redact(text)
-    return _SCHEME_TOKEN.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-
-
-def classify_error(exc: Exception) -> DeliveryResult:
+def classify_error(exc: Exception, secrets: Iterable[str] = ()) -> DeliveryResult:
     """Network trouble: timeouts, refused, reset, DNS — always worth another try."""
-    request = _request_of(exc) if isinstance(exc, httpx.RequestError) else None
-    text = scrub(str(exc), request)
+    request = request_of(exc) if isinstance(exc, httpx.RequestError) else None
+    text = scrub(str(exc), request, secrets)
     return DeliveryResult(Delivery.RETRY, f"{type(exc).__name__}: {text[:MAX_REASON]}")
 
 
@@ -125,6 +88,7 @@ async def post_json(
     now: float,
     headers: dict[str, str] | None = None,
     accepted: tuple[int, ...] = (),
+    secrets: Iterable[str] = (),
 ) -> DeliveryResult:
     try:
         # One deadline for the whole exchange: httpx's timeouts are per read, and a sink
@@ -134,5 +98,5 @@ async def post_json(
     except TimeoutError:
         return DeliveryResult(Delivery.RETRY, f"no complete answer within {request_timeout:g}s")
     except httpx.HTTPError as exc:
-        return classify_error(exc)
-    return classify(response, now, accepted=accepted)
+        return classify_error(exc, secrets)
+    return classify(response, now, accepted=accepted, secrets=secrets)

@@ -94,4 +94,5 @@ class PagerDutySink:
             request_timeout=self.spec.timeout,
             now=self.clock.time(),
             accepted=(202,),
+            secrets=(self.spec.routing_key,),  # in the body: an echo of it is scrubbed too
         )
