@@ -1,0 +1,117 @@
+"""Several backends behind one target: every probe names the address that answered it, probes
+take the backends in turn, and one failing backend shows as its own failures (in the results
+and in recmon_backend_probes_total), never spread over the healthy ones."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.app.service import Monitor
+from monitor.config.loader import load_config_text
+from monitor.core.clock import SystemClock
+from monitor.core.results import Outcome, ProbeResult
+from monitor.sandbox.demo import sandbox_config
+from monitor.sandbox.faults import Fault
+from monitor.sandbox.server import Sandbox, serve_backends
+
+pytestmark = pytest.mark.integration
+
+HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[list[Sandbox]]:
+    async with serve_backends(HOSTS) as served:
+        yield served
+
+
+def config(url: str, *, transport: str = "asyncio", addresses: list[str] | None = None) -> str:
+    text = sandbox_config(url, interval=60, timeout=2) + f"engine: {{transport: {transport}}}\n"
+    if addresses:
+        text = text.replace(
+            "    rate_limit: 200/s\n", f"    rate_limit: 200/s\n    addresses: {addresses}\n"
+        )
+    return text
+
+
+async def rounds(text: str, n: int) -> tuple[list[ProbeResult], CollectorRegistry]:
+    registry = CollectorRegistry()
+    monitor = Monitor(
+        load_config_text(text, source="<test>"), clock=SystemClock(), registry=registry
+    )
+    results: list[ProbeResult] = []
+    try:
+        for _ in range(n):
+            results += await monitor.probe_round()
+    finally:
+        await monitor.aclose()
+    return results, registry
+
+
+async def test_one_failing_backend_of_three_is_named_and_only_it(backends: list[Sandbox]) -> None:
+    port = backends[0].url.rsplit(":", 1)[1]
+    backends[1].faults.set("*", "search", Fault(status=503))  # 127.0.0.3 only
+    results, registry = await rounds(config(backends[0].url, addresses=HOSTS), 3)
+
+    searches = [r for r in results if r.check == "search"]
+    by_address = Counter(r.address for r in searches)
+    assert set(by_address) == {f"{h}:{port}" for h in HOSTS}, by_address
+    # In turn: no backend is left out or answers most probes.
+    assert min(by_address.values()) >= len(searches) // 3 - 2, by_address
+    failed = {r.address for r in searches if r.outcome is not Outcome.OK}
+    assert failed == {f"127.0.0.3:{port}"}
+    assert all(
+        r.outcome is Outcome.HTTP_ERROR and r.status == 503
+        for r in searches
+        if r.address.startswith("127.0.0.3:")
+    )
+    assert all(r.target == "sandbox" and not r.via_proxy for r in results)
+
+    def counted(address: str, outcome: str) -> float:
+        value = registry.get_sample_value(
+            "recmon_backend_probes_total",
+            {"target": "sandbox", "address": f"{address}:{port}", "outcome": outcome},
+        )
+        return value or 0.0
+
+    assert counted("127.0.0.3", "http_error") == by_address[f"127.0.0.3:{port}"]
+    assert counted("127.0.0.2", "http_error") == counted("127.0.0.4", "http_error") == 0
+    assert counted("127.0.0.2", "ok") > 0 and counted("127.0.0.4", "ok") > 0
+
+
+async def test_a_refusing_backend_is_passed_over(backends: list[Sandbox]) -> None:
+    """As any client does: a backend that refuses connections costs no probe (the certificate
+    watch names it, tls_unreachable); the others answer."""
+    port = int(backends[0].url.rsplit(":", 1)[1])
+    with socket.socket() as probe:  # 127.0.0.5 listens on nothing at this port
+        assert probe.connect_ex(("127.0.0.5", port)) != 0
+    results, _ = await rounds(config(backends[0].url, addresses=[*HOSTS, "127.0.0.5"]), 2)
+    assert {r.outcome for r in results} == {Outcome.OK}
+    assert "127.0.0.5" not in {r.address.rsplit(":", 1)[0] for r in results}
+
+
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp", "asyncio"])
+async def test_every_transport_names_the_peer(sandbox: Sandbox, transport: str) -> None:
+    port = sandbox.url.rsplit(":", 1)[1]
+    results, _ = await rounds(config(sandbox.url, transport=transport), 1)
+    assert {r.address for r in results} == {f"127.0.0.1:{port}"}
+
+
+async def test_a_refused_connection_names_the_address() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]  # bound, not listening: connections are refused
+        text = config(f"http://127.0.0.1:{port}").replace(
+            f'discover: {{url: "http://127.0.0.1:{port}/v1/tenants", items: "$.tenants[*].id", '
+            "refresh: 10m}",
+            "static: [acme]",
+        )
+        results, _ = await rounds(text, 1)
+    (search,) = [r for r in results if r.check == "search"]
+    assert search.outcome is Outcome.CONNECT_ERROR
+    assert search.address == f"127.0.0.1:{port}"
