@@ -6,8 +6,8 @@ grow with the window."""
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 
 from monitor.core.results import Outcome, ProbeResult
 
@@ -30,10 +30,14 @@ class BackendFinding:
     failures: int  # on every address
     healthy: tuple[str, ...]
     ok_elsewhere: int  # ok probes the healthy addresses answered
+    # What the failing addresses' failures were, most frequent first ("tls_error expired").
+    kinds: tuple[tuple[str, int], ...] = ()
 
     @property
     def text(self) -> str:
         where = _names(self.failing)
+        if self.kinds:
+            where += " (" + ", ".join(f"{kind} {n}" for kind, n in self.kinds[:3]) + ")"
         if self.failures_there == self.failures:
             head = f"all {self.failures} failures came from {where}"
         else:
@@ -47,6 +51,7 @@ class BackendFinding:
             "failures_from_failing": self.failures_there,
             "failures": self.failures,
             "ok_from_healthy": self.ok_elsewhere,
+            "failure_kinds": dict(self.kinds),
         }
 
 
@@ -61,6 +66,16 @@ class _Bucket:
     start: float
     ok: int = 0
     failed: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+
+
+def failure_kind(result: ProbeResult) -> str:
+    """A failure in a few words: its outcome and what distinguishes it (TLS reason, status)."""
+    if result.tls_reason:
+        return f"{result.outcome.value} {result.tls_reason}"
+    if result.status is not None:
+        return f"{result.outcome.value} {result.status}"
+    return result.outcome.value
 
 
 class BackendTally:
@@ -81,18 +96,23 @@ class BackendTally:
             buckets.append(_Bucket(start))
             while buckets and buckets[0].start <= now - self._window_s - self._bucket_s:
                 buckets.popleft()
+        bucket = buckets[-1]
         if result.outcome is Outcome.OK:
-            buckets[-1].ok += 1
+            bucket.ok += 1
         else:
-            buckets[-1].failed += 1
+            bucket.failed += 1
+            kind = failure_kind(result)
+            bucket.kinds[kind] = bucket.kinds.get(kind, 0) + 1
 
     def finding(self, target: str, now: float) -> BackendFinding | None:
         """The target's failures concentrated on some of its addresses, if they are."""
         since = now - self._window_s
         counts: dict[str, tuple[int, int]] = {}
+        recent: dict[str, list[_Bucket]] = {}
         for address, buckets in self._buckets.get(target, {}).items():
-            recent = [b for b in buckets if b.start > since - self._bucket_s]
-            ok, failed = sum(b.ok for b in recent), sum(b.failed for b in recent)
+            recent[address] = [b for b in buckets if b.start > since - self._bucket_s]
+            ok = sum(b.ok for b in recent[address])
+            failed = sum(b.failed for b in recent[address])
             if ok or failed:
                 counts[address] = (ok, failed)
         failures = sum(failed for _, failed in counts.values())
@@ -106,6 +126,10 @@ class BackendTally:
         there = sum(counts[a][1] for a in failing)
         if not failing or not healthy or there < CONCENTRATED_SHARE * failures:
             return None
+        kinds: Counter[str] = Counter()
+        for address in failing:
+            for bucket in recent[address]:
+                kinds.update(bucket.kinds)
         return BackendFinding(
             target=target,
             failing=tuple(failing),
@@ -113,4 +137,5 @@ class BackendTally:
             failures=failures,
             healthy=healthy,
             ok_elsewhere=sum(counts[a][0] for a in healthy),
+            kinds=tuple(sorted(kinds.items(), key=lambda item: (-item[1], item[0]))),
         )

@@ -3,6 +3,8 @@ names them; failures spread over every address, or too few, are none; old bucket
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.backends import BackendTally
 
@@ -11,6 +13,28 @@ def result(address: str, outcome: Outcome = Outcome.OK, *, via_proxy: bool = Fal
     return ProbeResult(
         "t1", "search", outcome, 0.05, 0.0, target="api", address=address, via_proxy=via_proxy
     )
+
+
+def test_the_failures_are_told_by_kind() -> None:
+    tally = BackendTally()
+    for _ in range(5):
+        tally.observe(result(A), 0.0)
+    for _ in range(3):
+        expired = ProbeResult(
+            "t1",
+            "search",
+            Outcome.TLS_ERROR,
+            0.01,
+            0.0,
+            tls_reason="expired",
+            target="api",
+            address=C,
+        )
+        tally.observe(expired, 0.0)
+    tally.observe(replace(result(C, Outcome.HTTP_ERROR), status=503), 0.0)
+    finding = tally.finding("api", 0.0)
+    assert finding is not None
+    assert "10.0.0.3:443 (tls_error expired 3, http_error 503 1);" in finding.text
 
 
 A, B, C = "10.0.0.1:443", "10.0.0.2:443", "10.0.0.3:443"
@@ -31,7 +55,7 @@ def test_one_failing_backend_of_three_is_named() -> None:
     assert finding is not None
     assert finding.failing == (C,) and finding.healthy == (A, B)
     assert finding.text == (
-        "all 41 failures came from 10.0.0.3:443; "
+        "all 41 failures came from 10.0.0.3:443 (http_error 41); "
         "10.0.0.1:443 and 10.0.0.2:443 answered 80 probes ok"
     )
     assert finding.details()["failures"] == 41
@@ -42,7 +66,7 @@ def test_mostly_concentrated_failures_say_how_many() -> None:
     feed(tally, 100.0, {A: (40, 1), B: (40, 1), C: (2, 38)})
     finding = tally.finding("api", 100.0)
     assert finding is not None
-    assert finding.text.startswith("38 of 40 failures came from 10.0.0.3:443;")
+    assert finding.text.startswith("38 of 40 failures came from 10.0.0.3:443 (http_error 38);")
 
 
 def test_failures_on_every_backend_or_too_few_are_no_finding() -> None:
