@@ -22,6 +22,7 @@ from monitor.core.clock import Clock
 from monitor.core.notifications import Notification, Severity
 from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
+from monitor.detect.backends import BackendFinding, BackendTally
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
@@ -111,6 +112,9 @@ class AlertHub:
         self._tenant_pages = tenant_pages
         # check → probe interval: how long a fleet-wide storm may grow before it escalates.
         self._intervals = {name: check.interval for name, check in checks.items()}
+        self._targets = {name: check.target for name, check in checks.items()}
+        # Which addresses behind each target answer, and which fail: named on failure pages.
+        self._backends = BackendTally()
         self._total_tenants = 0
         self._planner = PlannerState()
         self._overload = OverloadState()
@@ -130,6 +134,7 @@ class AlertHub:
     def observe(self, result: ProbeResult) -> Latency:
         """Run the detector on a result; returns the series' latency for the gauges."""
         now = self.clock.time()
+        self._backends.observe(result, now)
         events = self._tracker.observe(result, now)
         latency = Latency(*self._tracker.latency(result.tenant, result.check, now))
         if events:
@@ -221,7 +226,20 @@ class AlertHub:
             location=self._location,
             tenant_pages=self._tenant_pages,
             intervals=self._intervals,
+            backends=self._backend_findings(),
         )
+
+    def _backend_findings(self) -> dict[str, BackendFinding]:
+        """check → its target's failures concentrated on some addresses (only such checks)."""
+        now = self.clock.time()
+        findings = {
+            target: self._backends.finding(target, now) for target in self._targets.values()
+        }
+        return {
+            check: finding
+            for check, target in self._targets.items()
+            if (finding := findings[target]) is not None
+        }
 
     # --- what the hub knows ----------------------------------------------------------------
 

@@ -24,8 +24,11 @@ from fnmatch import fnmatchcase
 
 from monitor.config.model import MaintenanceWindow, StormSpec
 from monitor.core.notifications import Action, Notification, Severity
+from monitor.detect.backends import BackendFinding
 from monitor.detect.series import AlertEvent, EventKind
 
+# Rules whose pages name the failing backend addresses when failures concentrate there.
+_FAILURE_RULES = frozenset(("failures", "error_rate"))
 _SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]
 _SHOWN_TENANTS = 10
 
@@ -47,6 +50,12 @@ class Policy:
     # check → its probe interval: how long a fleet-wide storm may keep growing before its
     # escalation is sent.
     intervals: Mapping[str, float] = field(default_factory=dict)
+    # check → its target's failures concentrated on some backend addresses, right now: a
+    # failure page names them.
+    backends: Mapping[str, BackendFinding] = field(default_factory=dict)
+
+    def backend_finding(self, rule: str, check: str | None) -> BackendFinding | None:
+        return self.backends.get(check or "") if rule in _FAILURE_RULES else None
 
     def fleet_wide(self, count: int) -> bool:
         return (
@@ -311,7 +320,8 @@ def _release_held(draft: _Draft, now: float, policy: Policy, flush: bool) -> Non
             draft.held[key] = silenced_until
             continue
         del draft.held[key]
-        trigger = _trigger(waiting, now, policy.shard, policy.location)
+        finding = policy.backend_finding(waiting.rule, waiting.check)
+        trigger = _trigger(waiting, now, policy.shard, policy.location, finding)
         draft.notified[key] = trigger
         draft.out.append(trigger)
 
@@ -320,7 +330,13 @@ def _notification_id(key: str, started_at: float, action: Action) -> str:
     return f"{key}@{round(started_at * 1000)}:{action.value}"
 
 
-def _trigger(event: AlertEvent, now: float, shard: str = "", location: str = "") -> Notification:
+def _trigger(
+    event: AlertEvent,
+    now: float,
+    shard: str = "",
+    location: str = "",
+    backends: BackendFinding | None = None,
+) -> Notification:
     labels = {"outcome": event.variant} if event.rule == "error_rate" and event.variant else {}
     if event.rule.startswith("tls_") and event.variant:
         labels = {"host": event.variant}
@@ -338,14 +354,21 @@ def _trigger(event: AlertEvent, now: float, shard: str = "", location: str = "")
         action=Action.TRIGGER,
         rule=event.rule,
         severity=event.severity,
-        summary=located_text(event.summary, location),
+        summary=located_text(_with_backends(event.summary, backends), location),
         started_at=event.started_at,
         at=now,
         tenant=event.tenant,
         check=event.check,
         labels=labels,
-        details=dict(event.details),
+        details={
+            **event.details,
+            **({"backends": backends.details()} if backends is not None else {}),
+        },
     )
+
+
+def _with_backends(text: str, finding: BackendFinding | None) -> str:
+    return f"{text}; {finding.text}" if finding is not None else text
 
 
 def _resolve(trigger: Notification, summary: str, now: float) -> Notification:
@@ -415,7 +438,8 @@ def _group_trigger(
     text = f"{first.check} {what} for {who}{note}"
     if rule == "auth_errors":
         text = _credentials_summary(first.check, events, who, everyone=scope == "all")
-    summary = located_text(text, policy.location)
+    backends = policy.backend_finding(rule, first.check)
+    summary = located_text(_with_backends(text, backends), policy.location)
     key = f"{gkey}/fleet-wide" if fleet else gkey
     labels = {"grouped": "true"}
     if fleet:
@@ -444,5 +468,6 @@ def _group_trigger(
             "tenants": tenants,
             "samples": [e.summary for e in events[:3]],
             **({"storm_key": gkey} if fleet else {}),
+            **({"backends": backends.details()} if backends is not None else {}),
         },
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import random
 import socket
 import ssl
 import urllib.request
@@ -79,10 +80,10 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         (a target's `addresses:` key) stand for whatever the host name resolves to."""
         limits = limits or httpx.Limits()
         self._addresses = tuple(addresses)
-        # Requests go to the addresses of their host in turn, each address with its own kept-
+        # Each request goes to one of its host's addresses, each address with its own kept-
         # alive connections, so every backend behind a name answers probes (one failing
         # backend shows as a share of failures, named). Resolved names are kept a while.
-        self._turn: dict[tuple[str, int], int] = {}
+        self._random = random.Random()
         self._resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
         self._proxy = Proxy.from_url(proxy) if proxy else None
         self._environment = dict(environment or {})
@@ -290,11 +291,10 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
 
     async def _next_address(self, host: str, port: int) -> str:
         addresses = self._known_addresses(host, port) or await self._resolve(host, port)
-        if len(addresses) == 1:
-            return addresses[0]
-        turn = self._turn.get((host, port), 0)
-        self._turn[(host, port)] = turn + 1
-        return addresses[turn % len(addresses)]
+        # At random, not in turn: a schedule whose rounds hold a multiple of the address
+        # count would send each tenant to the same backend every time (one tenant always
+        # failing, the others never); at random each tenant sees every backend's share.
+        return addresses[0] if len(addresses) == 1 else self._random.choice(addresses)
 
     def _known_addresses(self, host: str, port: int) -> tuple[str, ...]:
         """The configured addresses, or the host's resolved recently enough; () if none."""
