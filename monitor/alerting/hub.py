@@ -23,6 +23,7 @@ from monitor.core.notifications import Notification, Severity
 from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
 from monitor.detect.backends import BackendFinding, BackendTally
+from monitor.detect.fleet import FOLDS, FleetWatch
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
@@ -115,6 +116,13 @@ class AlertHub:
         self._targets = {name: check.target for name, check in checks.items()}
         # Which addresses behind each target answer, and which fail: named on failure pages.
         self._backends = BackendTally()
+        # Every tenant's probes of a check pooled: a partial outage is one fleet incident.
+        self._fleet = FleetWatch(
+            spec.fleet,
+            self._intervals,
+            counting_checks=frozenset(n for n, c in checks.items() if c.items is not None),
+            fleet_share=spec.storm.fleet_share,
+        )
         self._total_tenants = 0
         self._planner = PlannerState()
         self._overload = OverloadState()
@@ -135,7 +143,7 @@ class AlertHub:
         """Run the detector on a result; returns the series' latency for the gauges."""
         now = self.clock.time()
         self._backends.observe(result, now)
-        events = self._tracker.observe(result, now)
+        events = self._fleet.observe(result, now) + self._tracker.observe(result, now)
         latency = Latency(*self._tracker.latency(result.tenant, result.check, now))
         if events:
             self.handle(events, now)
@@ -210,6 +218,7 @@ class AlertHub:
 
     def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
         self._total_tenants = len(tenants)
+        self._fleet.set_total_tenants(len(tenants))
         now = self.clock.time()
         events: list[AlertEvent] = []
         for tenant in removed:
@@ -245,7 +254,8 @@ class AlertHub:
 
     @property
     def firing(self) -> int:
-        return len(self._tracker.firing()) + (OVERLOAD in self._overload.alerts)
+        fleet = sum(a.status is AlertStatus.FIRING for a in self._fleet.alerts.values())
+        return len(self._tracker.firing()) + (OVERLOAD in self._overload.alerts) + fleet
 
     def firing_alerts(self) -> list[tuple[SeriesKey, str, AlertState]]:
         """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
@@ -287,6 +297,11 @@ class AlertHub:
             if event.rule == OVERLOAD and event.tenant is None:
                 self._overload = OverloadState({OVERLOAD: adopted_alert(event)})
                 self._gauge(OVERLOAD, "", None, None, event.severity.value, True)
+                adopted += 1
+            elif event.rule in FOLDS and event.tenant is None:
+                # A paged fleet incident resolves only through its rule, as overload does.
+                self._fleet.adopt(event.rule, event.check or "", adopted_alert(event))
+                self._gauge(event.rule, "", None, event.check, event.severity.value, True)
                 adopted += 1
         self._restore_gauges()
         return adopted

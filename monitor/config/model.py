@@ -569,8 +569,25 @@ class OverloadRule(Model):
     severity: Severity = Severity.CRITICAL
 
 
+class FleetRule(Model):
+    """A partial outage across the fleet: every tenant's probes of a check pooled, judged with
+    a confidence bound (detect.fleet)."""
+
+    enabled: bool = True
+    # The window, in probe intervals of the check (each tenant probed this many times).
+    intervals: float = Field(2.0, gt=0)
+    # Fires when the pooled share of failures (or empty answers) is above this at the lower
+    # confidence bound; clears below half of it.
+    threshold: Share = 0.05
+    confidence: float = Field(0.99, gt=0.5, lt=1)
+    min_probes: int = Field(20, ge=1)
+    min_tenants: int = Field(5, ge=2)  # tenants that saw a failure in the window
+    severity: Severity = Severity.CRITICAL
+
+
 class AlertsSpec(Model):
     overload: OverloadRule = OverloadRule()
+    fleet: FleetRule = FleetRule()
     empty_results: EmptyResultsRule = EmptyResultsRule()
     failures: FailuresRule = FailuresRule()
     auth_errors: AuthErrorsRule = AuthErrorsRule()

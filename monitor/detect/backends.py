@@ -1,7 +1,7 @@
 """Which backend behind a target is failing: every probe's answering address counted per
 target over a recent window, and a finding when the failures concentrate on some addresses
 while the others answer ("all 41 failures came from 10.0.0.3:443; 10.0.0.1:443 and
-10.0.0.2:443 answered 80 probes ok"). Counts in time buckets: the cost of a probe does not
+10.0.0.2:443 answered ok (80 probes)"). Counts in time buckets: the cost of a probe does not
 grow with the window."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class BackendFinding:
             head = f"all {self.failures} failures came from {where}"
         else:
             head = f"{self.failures_there} of {self.failures} failures came from {where}"
-        return f"{head}; {_names(self.healthy)} answered {self.ok_elsewhere} probes ok"
+        return f"{head}; {_names(self.healthy)} answered ok ({self.ok_elsewhere} probes)"
 
     def details(self) -> dict[str, object]:
         return {

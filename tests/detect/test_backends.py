@@ -56,7 +56,7 @@ def test_one_failing_backend_of_three_is_named() -> None:
     assert finding.failing == (C,) and finding.healthy == (A, B)
     assert finding.text == (
         "all 41 failures came from 10.0.0.3:443 (http_error 41); "
-        "10.0.0.1:443 and 10.0.0.2:443 answered 80 probes ok"
+        "10.0.0.1:443 and 10.0.0.2:443 answered ok (80 probes)"
     )
     assert finding.details()["failures"] == 41
 
