@@ -16,6 +16,7 @@ def planner_to_json(state: PlannerState) -> dict[str, Any]:
         "held": dict(state.held),
         "notified": {k: n.to_json() for k, n in state.notified.items()},
         "groups": {k: _group_to_json(g) for k, g in state.groups.items()},
+        "folded": dict(state.folded),
     }
 
 
@@ -26,6 +27,8 @@ def planner_from_json(data: dict[str, Any]) -> PlannerState:
             held={str(k): float(v) for k, v in data["held"].items()},
             notified={str(k): Notification.from_json(v) for k, v in data["notified"].items()},
             groups={str(k): _group_from_json(str(k), v) for k, v in data["groups"].items()},
+            # Absent in state files written before fleet incidents: nothing folded.
+            folded={str(k): str(v) for k, v in data.get("folded", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unreadable planner state: {exc}") from None

@@ -22,6 +22,8 @@ from monitor.core.clock import Clock
 from monitor.core.notifications import Notification, Severity
 from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
+from monitor.detect.backends import BackendFinding, BackendTally
+from monitor.detect.fleet import FOLDS, FleetWatch
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
@@ -111,6 +113,16 @@ class AlertHub:
         self._tenant_pages = tenant_pages
         # check → probe interval: how long a fleet-wide storm may grow before it escalates.
         self._intervals = {name: check.interval for name, check in checks.items()}
+        self._targets = {name: check.target for name, check in checks.items()}
+        # Which addresses behind each target answer, and which fail: named on failure pages.
+        self._backends = BackendTally()
+        # Every tenant's probes of a check pooled: a partial outage is one fleet incident.
+        self._fleet = FleetWatch(
+            spec.fleet,
+            self._intervals,
+            counting_checks=frozenset(n for n, c in checks.items() if c.items is not None),
+            fleet_share=spec.storm.fleet_share,
+        )
         self._total_tenants = 0
         # check → {tenant: why} for the tenants the check skips right now: not "probed".
         self._not_probed: dict[str, dict[str, str]] = {}
@@ -135,7 +147,8 @@ class AlertHub:
         skipped = self._not_probed.get(result.check)
         if skipped:
             skipped.pop(result.tenant, None)
-        events = self._tracker.observe(result, now)
+        self._backends.observe(result, now)
+        events = self._fleet.observe(result, now) + self._tracker.observe(result, now)
         latency = Latency(*self._tracker.latency(result.tenant, result.check, now))
         if events:
             self.handle(events, now)
@@ -215,6 +228,7 @@ class AlertHub:
 
     def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
         self._total_tenants = len(tenants)
+        self._fleet.set_total_tenants(len(tenants))
         current = set(tenants)
         for skipped in self._not_probed.values():
             for tenant in [t for t in skipped if t not in current]:
@@ -236,13 +250,27 @@ class AlertHub:
             tenant_pages=self._tenant_pages,
             intervals=self._intervals,
             not_probed=self._not_probed,
+            backends=self._backend_findings(),
         )
+
+    def _backend_findings(self) -> dict[str, BackendFinding]:
+        """check → its target's failures concentrated on some addresses (only such checks)."""
+        now = self.clock.time()
+        findings = {
+            target: self._backends.finding(target, now) for target in set(self._targets.values())
+        }
+        return {
+            check: finding
+            for check, target in self._targets.items()
+            if (finding := findings[target]) is not None
+        }
 
     # --- what the hub knows ----------------------------------------------------------------
 
     @property
     def firing(self) -> int:
-        return len(self._tracker.firing()) + (OVERLOAD in self._overload.alerts)
+        fleet = sum(a.status is AlertStatus.FIRING for a in self._fleet.alerts.values())
+        return len(self._tracker.firing()) + (OVERLOAD in self._overload.alerts) + fleet
 
     def firing_alerts(self) -> list[tuple[SeriesKey, str, AlertState]]:
         """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
@@ -284,6 +312,11 @@ class AlertHub:
             if event.rule == OVERLOAD and event.tenant is None:
                 self._overload = OverloadState({OVERLOAD: adopted_alert(event)})
                 self._gauge(OVERLOAD, "", None, None, event.severity.value, True)
+                adopted += 1
+            elif event.rule in FOLDS and event.tenant is None:
+                # A paged fleet incident resolves only through its rule, as overload does.
+                self._fleet.adopt(event.rule, event.check or "", adopted_alert(event))
+                self._gauge(event.rule, "", None, event.check, event.severity.value, True)
                 adopted += 1
         self._restore_gauges()
         return adopted

@@ -25,8 +25,12 @@ from fnmatch import fnmatchcase
 
 from monitor.config.model import MaintenanceWindow, StormSpec
 from monitor.core.notifications import Action, Notification, Severity
+from monitor.detect.backends import BackendFinding
+from monitor.detect.fleet import FOLDS
 from monitor.detect.series import AlertEvent, EventKind
 
+# Rules whose pages name the failing backend addresses when failures concentrate there.
+_FAILURE_RULES = frozenset(("failures", "error_rate", "fleet_failures"))
 _SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]
 _SHOWN_TENANTS = 10
 
@@ -52,6 +56,12 @@ class Policy:
     # tenants.credentials, a variable unset, its parent check captured nothing): not part of
     # "the tenants probed", so a fleet's scope is counted without them.
     not_probed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # check → its target's failures concentrated on some backend addresses, right now: a
+    # failure page names them.
+    backends: Mapping[str, BackendFinding] = field(default_factory=dict)
+
+    def backend_finding(self, rule: str, check: str | None) -> BackendFinding | None:
+        return self.backends.get(check or "") if rule in _FAILURE_RULES else None
 
     def skipped(self, check: str | None, firing: Collection[str]) -> dict[str, str]:
         """Tenants `check` does not probe (and why), but for those still firing from before
@@ -120,6 +130,10 @@ class PlannerState:
     held: dict[str, float] = field(default_factory=dict)  # key → when it may page alone
     notified: dict[str, Notification] = field(default_factory=dict)  # key → trigger sent
     groups: dict[str, Group] = field(default_factory=dict)  # group key → open storm
+    # Tenant alerts a fleet incident explains (key → the fleet alert's key): never paged on
+    # their own, also after the fleet incident resolves, until they resolve themselves (a
+    # slow-burn window that still holds the outage must not page it a second time).
+    folded: dict[str, str] = field(default_factory=dict)
 
     def active_triggers(self) -> list[Notification]:
         """What is paged right now (for Alertmanager's periodic re-send)."""
@@ -185,14 +199,36 @@ class _Draft:
     held: dict[str, float]
     notified: dict[str, Notification]
     groups: dict[str, Group]
+    folded: dict[str, str]
     out: list[Notification] = field(default_factory=list)
+    _fleet: list[AlertEvent] | None = None  # cache of `fleet`, dropped when one changes
 
     @classmethod
     def of(cls, state: PlannerState) -> _Draft:
-        return cls(dict(state.firing), dict(state.held), dict(state.notified), dict(state.groups))
+        return cls(
+            dict(state.firing),
+            dict(state.held),
+            dict(state.notified),
+            dict(state.groups),
+            dict(state.folded),
+        )
 
     def state(self) -> PlannerState:
-        return PlannerState(self.firing, self.held, self.notified, self.groups)
+        return PlannerState(self.firing, self.held, self.notified, self.groups, self.folded)
+
+    def fleet_cover(self, event: AlertEvent) -> str | None:
+        """The key of a firing fleet alert that explains this tenant alert, if any."""
+        for fleet in self.fleet:
+            if fleet.check == event.check and event.rule in FOLDS[fleet.rule]:
+                return fleet.key
+        return None
+
+    @property
+    def fleet(self) -> list[AlertEvent]:
+        """The firing fleet alerts (few: one per check and rule at most)."""
+        if self._fleet is None:
+            self._fleet = [e for e in self.firing.values() if e.tenant is None and e.rule in FOLDS]
+        return self._fleet
 
 
 def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, policy: Policy) -> None:
@@ -204,6 +240,14 @@ def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, polic
         key = event.key
         if event.kind is EventKind.FIRING:
             draft.firing[key] = event
+            if event.tenant is None and event.rule in FOLDS:
+                draft._fleet = None
+                _fold_waiting(draft, event)
+            cover = draft.fleet_cover(event) if event.tenant is not None else None
+            if cover is not None and key not in draft.notified:
+                draft.folded[key] = cover
+                draft.held.pop(key, None)
+                continue
             gkey = group_key(event, policy.shard, policy.location)
             # Firing again for an alert already paged or waiting (the detector's state was
             # older than the planner's after a crash): nothing new to say.
@@ -214,18 +258,37 @@ def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, polic
             ):
                 draft.held[key] = now + (policy.storm.group_wait if gkey is not None else 0.0)
             continue
-        draft.firing.pop(key, None)
+        if draft.firing.pop(key, None) is not None and event.tenant is None:
+            draft._fleet = None
         draft.held.pop(key, None)
+        draft.folded.pop(key, None)
         trigger = draft.notified.pop(key, None)
         if trigger is not None:
             location = trigger.labels.get("location", "")
             draft.out.append(_resolve(trigger, located_text(event.summary, location), now))
 
 
+def _fold_waiting(draft: _Draft, fleet: AlertEvent) -> None:
+    """A fleet incident opening: the tenant alerts it explains that wait to page (group wait)
+    are folded under it instead."""
+    for key in list(draft.held):
+        waiting = draft.firing.get(key)
+        if (
+            waiting is not None
+            and waiting.tenant is not None
+            and waiting.check == fleet.check
+            and waiting.rule in FOLDS[fleet.rule]
+        ):
+            del draft.held[key]
+            draft.folded[key] = fleet.key
+
+
 def _storm_members(draft: _Draft, policy: Policy) -> dict[str, list[AlertEvent]]:
-    """Firing alerts by the storm they would belong to."""
+    """Firing alerts by the storm they would belong to (folded ones belong to none)."""
     members: dict[str, list[AlertEvent]] = {}
     for event in draft.firing.values():
+        if event.key in draft.folded:
+            continue
         gkey = group_key(event, policy.shard, policy.location)
         if gkey is not None:
             members.setdefault(gkey, []).append(event)
@@ -330,7 +393,8 @@ def _release_held(draft: _Draft, now: float, policy: Policy, flush: bool) -> Non
             draft.held[key] = silenced_until
             continue
         del draft.held[key]
-        trigger = _trigger(waiting, now, policy.shard, policy.location)
+        finding = policy.backend_finding(waiting.rule, waiting.check)
+        trigger = _trigger(waiting, now, policy.shard, policy.location, finding)
         draft.notified[key] = trigger
         draft.out.append(trigger)
 
@@ -339,13 +403,21 @@ def _notification_id(key: str, started_at: float, action: Action) -> str:
     return f"{key}@{round(started_at * 1000)}:{action.value}"
 
 
-def _trigger(event: AlertEvent, now: float, shard: str = "", location: str = "") -> Notification:
+def _trigger(
+    event: AlertEvent,
+    now: float,
+    shard: str = "",
+    location: str = "",
+    backends: BackendFinding | None = None,
+) -> Notification:
     labels = {"outcome": event.variant} if event.rule == "error_rate" and event.variant else {}
     if event.rule.startswith("tls_") and event.variant:
         labels = {"host": event.variant}
     if event.rule.startswith("tls_client_") and event.variant:
         # recmon's own certificate for a target: also labelled as the Prometheus rules do.
         labels["target"] = event.variant.removeprefix("client:")
+    if event.rule in FOLDS:
+        labels = {"scope": "fleet-wide"}  # a fleet incident: the scope of every tenant
     if shard:
         labels = {**labels, "shard": shard}
     if location:
@@ -357,14 +429,21 @@ def _trigger(event: AlertEvent, now: float, shard: str = "", location: str = "")
         action=Action.TRIGGER,
         rule=event.rule,
         severity=event.severity,
-        summary=located_text(event.summary, location),
+        summary=located_text(_with_backends(event.summary, backends), location),
         started_at=event.started_at,
         at=now,
         tenant=event.tenant,
         check=event.check,
         labels=labels,
-        details=dict(event.details),
+        details={
+            **event.details,
+            **({"backends": backends.details()} if backends is not None else {}),
+        },
     )
+
+
+def _with_backends(text: str, finding: BackendFinding | None) -> str:
+    return f"{text}; {finding.text}" if finding is not None else text
 
 
 def _resolve(trigger: Notification, summary: str, now: float) -> Notification:
@@ -439,7 +518,8 @@ def _group_trigger(
         names = sorted(skipped)
         more = f" and {len(names) - _SHOWN_TENANTS} more" if len(names) > _SHOWN_TENANTS else ""
         text += f" ({', '.join(names[:_SHOWN_TENANTS])}{more} skipped, not probed)"
-    summary = located_text(text, policy.location)
+    backends = policy.backend_finding(rule, first.check)
+    summary = located_text(_with_backends(text, backends), policy.location)
     key = f"{gkey}/fleet-wide" if fleet else gkey
     labels = {"grouped": "true"}
     if fleet:
@@ -469,5 +549,6 @@ def _group_trigger(
             "samples": [e.summary for e in events[:3]],
             **({"not_probed": dict(sorted(skipped.items()))} if skipped else {}),
             **({"storm_key": gkey} if fleet else {}),
+            **({"backends": backends.details()} if backends is not None else {}),
         },
     )

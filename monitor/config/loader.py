@@ -456,6 +456,16 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
             elif not config.checks[check.after].enabled and check.enabled:
                 problems.append((("checks", name, "after"), f"check {check.after!r} is disabled"))
 
+    if config.engine.transport != "asyncio":
+        problems += [
+            (
+                ("targets", name, "addresses"),
+                f"needs engine.transport asyncio (it is {config.engine.transport})",
+            )
+            for name, target in config.targets.items()
+            if target.addresses
+        ]
+
     discover = config.tenants.discover
     if discover is not None and discover.target not in (None, *config.targets):
         known = ", ".join(sorted(config.targets))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections import Counter
 from datetime import datetime
@@ -62,6 +63,16 @@ def _proxy_url(value: str) -> str:
 
 
 ProxyUrl = Annotated[str, AfterValidator(_proxy_url)]
+
+
+def _ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"expected an IP address like 10.0.0.3, got {value!r}") from None
+
+
+IpAddressText = Annotated[str, AfterValidator(_ip_address)]
 
 
 def _listen_address(value: str) -> str:
@@ -134,6 +145,9 @@ class Target(Model):
     # This target's requests go through it (HTTP_PROXY/HTTPS_PROXY/NO_PROXY then do not
     # apply to them); its password is a secret.
     proxy: ProxyUrl | None = None
+    # The backends behind base_url's host name (IP addresses), instead of what it resolves
+    # to; new connections take them in turn (transport asyncio only).
+    addresses: list[IpAddressText] = []
 
     @model_validator(mode="after")
     def _one_scheme(self) -> Target:
@@ -555,8 +569,25 @@ class OverloadRule(Model):
     severity: Severity = Severity.CRITICAL
 
 
+class FleetRule(Model):
+    """A partial outage across the fleet: every tenant's probes of a check pooled, judged with
+    a confidence bound (detect.fleet)."""
+
+    enabled: bool = True
+    # The window, in probe intervals of the check (each tenant probed this many times).
+    intervals: float = Field(2.0, gt=0)
+    # Fires when the pooled share of failures (or empty answers) is above this at the lower
+    # confidence bound; clears below half of it.
+    threshold: Share = 0.05
+    confidence: float = Field(0.99, gt=0.5, lt=1)
+    min_probes: int = Field(20, ge=1)
+    min_tenants: int = Field(5, ge=2)  # tenants that saw a failure in the window
+    severity: Severity = Severity.CRITICAL
+
+
 class AlertsSpec(Model):
     overload: OverloadRule = OverloadRule()
+    fleet: FleetRule = FleetRule()
     empty_results: EmptyResultsRule = EmptyResultsRule()
     failures: FailuresRule = FailuresRule()
     auth_errors: AuthErrorsRule = AuthErrorsRule()

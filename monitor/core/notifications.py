@@ -83,6 +83,8 @@ class Notification:
 ALERT_NAMES = {
     "empty_results": "RecmonEmptyResults",
     "failures": "RecmonProbeFailures",
+    "fleet_failures": "RecmonFleetFailures",
+    "fleet_empty": "RecmonFleetEmptyResults",
     "auth_errors": "RecmonCredentialsRejected",
     "error_rate": "RecmonErrorRate",
     "latency_drift": "RecmonLatencyDrift",
@@ -99,6 +101,8 @@ ALERT_NAMES = {
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
     "failures": "docs/runbooks/probe-failures.md",
+    "fleet_failures": "docs/runbooks/partial-outage.md",
+    "fleet_empty": "docs/runbooks/partial-outage.md",
     "auth_errors": "docs/runbooks/credentials-rejected.md",
     "error_rate": "docs/runbooks/error-rate.md",
     "latency_drift": "docs/runbooks/latency-drift.md",

@@ -59,6 +59,12 @@ class ProbeResult:
     # CREDENTIAL_SHARED (recmon's: a target header, an OAuth2 token, a client certificate)
     # or CREDENTIAL_NONE (the request carried none). Empty for other outcomes.
     credential: str = ""
+    # The target the check probes, and the address (ip:port) of the peer that answered, or
+    # whose connection failed ("" where the transport cannot tell): which backend behind one
+    # name is failing. With `via_proxy` the peer is the proxy, not the backend.
+    target: str = ""
+    address: str = ""
+    via_proxy: bool = False
 
     @property
     def ok(self) -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +25,7 @@ from monitor.core.tlsreasons import (
 )
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.transport.framing import MAX_HEAD_BYTES
+from monitor.probing.transport.peer import PEER, VIA_PROXY, peer_of_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,8 @@ class Attempt:
     reason: str = ""
     tls_reason: str = ""
     captures: dict[str, str] = field(default_factory=dict)
+    address: str = ""  # the peer that answered, or whose connection failed
+    via_proxy: bool = False
 
 
 class _BodyTooLarge(Exception):
@@ -130,6 +133,9 @@ async def probe_http(
         first_outcome=first if started > 1 else None,
         captures=MappingProxyType(final.captures) if final.captures else NO_CAPTURES,
         credential=check.credential_scope if final.outcome is Outcome.AUTH_ERROR else "",
+        target=check.target,
+        address=final.address,
+        via_proxy=final.via_proxy,
     )
 
 
@@ -185,6 +191,19 @@ async def _attempt(
     start = clock.monotonic()
     try:
         response = await _send(client, request, check.follow_redirects)
+    except Exception as exc:
+        attempt = _failed_request(exc, clock.monotonic() - start, check)
+        address, via_proxy = peer_of_error(exc)
+        return replace(attempt, address=address, via_proxy=via_proxy) if address else attempt
+    address, via_proxy = _peer_of_response(response)
+    attempt = await _read_and_judge(check, response, clock, start)
+    return replace(attempt, address=address, via_proxy=via_proxy) if address else attempt
+
+
+async def _read_and_judge(
+    check: HttpCheck, response: httpx.Response, clock: Clock, start: float
+) -> Attempt:
+    try:
         fault = head_fault(response)
         if fault is not None:
             await response.aclose()
@@ -200,23 +219,35 @@ async def _attempt(
             status=response.status_code,
             reason=f"body larger than {check.max_body_bytes} bytes",
         )
-    except httpx.TimeoutException as exc:
-        if _really_a_timeout(exc):
-            return Attempt(Outcome.TIMEOUT, clock.monotonic() - start, reason="HTTP client timeout")
-        return _transport_failure(exc, clock.monotonic() - start, check)
-    except httpx.TooManyRedirects:
-        return Attempt(Outcome.HTTP_ERROR, clock.monotonic() - start, reason="too many redirects")
-    except (httpx.DecodingError, zlib.error) as exc:
-        return Attempt(
-            Outcome.INVALID_BODY, clock.monotonic() - start, reason=f"cannot decode body: {exc}"
-        )
-    except (httpx.TransportError, OSError, aiohttp.ClientError) as exc:
-        # aiohttp.ClientError: httpx-aiohttp passes some of aiohttp's own errors through
-        # unmapped (a garbage status line, an oversized header), which are the target's doing.
-        return _transport_failure(exc, clock.monotonic() - start, check)
+    except Exception as exc:
+        return _failed_request(exc, clock.monotonic() - start, check)
     duration = clock.monotonic() - start
     content_type = response.headers.get("content-type", "")
     return judge_response(check, response.status_code, content_type, body, duration)
+
+
+def _failed_request(exc: Exception, duration: float, check: HttpCheck) -> Attempt:
+    """What a request that raised shows; anything not the target's doing goes on raising."""
+    if isinstance(exc, httpx.TimeoutException):
+        if _really_a_timeout(exc):
+            return Attempt(Outcome.TIMEOUT, duration, reason="HTTP client timeout")
+        return _transport_failure(exc, duration, check)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return Attempt(Outcome.HTTP_ERROR, duration, reason="too many redirects")
+    if isinstance(exc, httpx.DecodingError | zlib.error):
+        return Attempt(Outcome.INVALID_BODY, duration, reason=f"cannot decode body: {exc}")
+    if isinstance(exc, httpx.TransportError | OSError | aiohttp.ClientError):
+        # aiohttp.ClientError: httpx-aiohttp passes some of aiohttp's own errors through
+        # unmapped (a garbage status line, an oversized header), which are the target's doing.
+        return _transport_failure(exc, duration, check)
+    raise exc
+
+
+def _peer_of_response(response: httpx.Response) -> tuple[str, bool]:
+    """The address that answered, as the transport named it (none for a mock)."""
+    extensions = response.extensions
+    peer = extensions.get(PEER)
+    return (str(peer), bool(extensions.get(VIA_PROXY))) if peer else ("", False)
 
 
 # The encodings httpx asks for; zlib tells gzip from zlib-wrapped deflate by their headers.

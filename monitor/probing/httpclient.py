@@ -12,6 +12,7 @@ import httpx
 
 from monitor import __version__
 from monitor.config.model import Target
+from monitor.probing.transport.peer import PEER, VIA_PROXY, format_peer
 
 USER_AGENT = f"recmon/{__version__}"
 # Every transport honours them (and NO_PROXY); named in a log line, their values never shown
@@ -68,7 +69,11 @@ def build_client(
         from monitor.probing.transport.pool import AsyncioTransport, environment_proxies
 
         transport = AsyncioTransport(
-            verify=verify, limits=limits, proxy=target.proxy, environment=environment_proxies()
+            verify=verify,
+            limits=limits,
+            proxy=target.proxy,
+            environment=environment_proxies(),
+            addresses=target.addresses,
         )
     elif transport is None and kind == "aiohttp":
         # Same httpx API, aiohttp underneath: several times less CPU per request (bench/).
@@ -80,6 +85,9 @@ def build_client(
             limits=limits,
             proxy=httpx.Proxy(target.proxy) if target.proxy else None,
         )
+    elif transport is None and target.proxy is None and not _proxy_variables():
+        # httpx's own, direct: the same transport, naming the address that answered.
+        transport = PeerNamingTransport(verify=verify, limits=limits)
     return httpx.AsyncClient(
         base_url=target.base_url,
         headers={
@@ -119,9 +127,27 @@ def _say_which_proxy(target: str, config: Target, kind: str) -> None:
             },
         )
         return
-    present = [v for v in PROXY_VARIABLES if os.environ.get(v)]
+    present = _proxy_variables()
     if present:
         log.info(
             "proxy settings in the environment are honoured (NO_PROXY too)",
             extra={"fields": {"target": target, "transport": kind, "variables": present}},
         )
+
+
+def _proxy_variables() -> list[str]:
+    return [v for v in PROXY_VARIABLES if os.environ.get(v)]
+
+
+class PeerNamingTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport for direct connections, naming the peer of each response as recmon's
+    other transports do."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        stream = response.extensions.get("network_stream")
+        server = stream.get_extra_info("server_addr") if stream is not None else None
+        if server:
+            response.extensions[PEER] = format_peer(str(server[0]), int(server[1]))
+            response.extensions[VIA_PROXY] = False
+        return response

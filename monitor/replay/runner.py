@@ -81,6 +81,18 @@ class _Simulator:
     def __init__(self, scenario: Scenario, seed: int) -> None:
         self.scenario = scenario
         self.random = random.Random(seed)
+        # Which backend answered (its own sequence: the outcomes' stays as it was). With a
+        # rotation, a TLS failure comes from a backend still on the old certificate.
+        self._addresses = random.Random(seed + 1)
+
+    def _address(self, at: float, failing: bool) -> str:
+        rotation = self.scenario.rotation
+        if rotation is None:
+            return ""
+        stale = [a for a in rotation.addresses if rotation.rotated_at.get(a, math.inf) > at]
+        fresh = [a for a in rotation.addresses if a not in stale]
+        pool = (stale if failing else fresh) or fresh or stale
+        return f"{self._addresses.choice(pool)}:{rotation.host.rpartition(':')[2]}"
 
     def result(self, tenant: str, check: str, at: float) -> ProbeResult:
         scenario, noise, rng = self.scenario, self.scenario.noise, self.random
@@ -100,7 +112,10 @@ class _Simulator:
                 wall,
                 reason="certificate verify failed: certificate has expired",
                 tls_reason="expired",
+                target="sim",
+                address=self._address(at, failing=True),
             )
+        address = self._address(at, failing=False)
         if behaviour.status is not None or rng.random() < noise.blip_rate:
             status = behaviour.status or 503
             return ProbeResult(
@@ -111,12 +126,33 @@ class _Simulator:
                 wall,
                 status=status,
                 reason=f"unexpected status {status}",
+                target="sim",
+                address=address,
             )
         if behaviour.empty:
             return ProbeResult(
-                tenant, check, Outcome.EMPTY, latency, wall, status=200, items=0, reason="0 items"
+                tenant,
+                check,
+                Outcome.EMPTY,
+                latency,
+                wall,
+                status=200,
+                items=0,
+                reason="0 items",
+                target="sim",
+                address=address,
             )
-        return ProbeResult(tenant, check, Outcome.OK, latency, wall, status=200, items=10)
+        return ProbeResult(
+            tenant,
+            check,
+            Outcome.OK,
+            latency,
+            wall,
+            status=200,
+            items=10,
+            target="sim",
+            address=address,
+        )
 
 
 def replay(scenario: Scenario, *, seed: int = 1, alerts: AlertsSpec | None = None) -> ReplayReport:

@@ -142,8 +142,10 @@ def incident() -> Scenario:
                 expiry,
             ),
             Signal("expired certificate served", "tls_invalid", "tls", expiry, repair),
-            Signal("search failing (expired cert)", "failures", "search", expiry, repair),
-            Signal("  ...all tenants", "failures", "search", expiry, repair, FLEET),
+            # A third of every tenant's searches fail: one fleet incident says so.
+            Signal(
+                "search failing (expired cert)", "fleet_failures", "search", expiry, repair, FLEET
+            ),
             Signal(
                 "recommendations missing", "empty_results", "recommendations", repair, proxy_fixed
             ),

@@ -168,7 +168,9 @@ class SandboxApp:
                 send, 302, b"", b"text/plain", [(b"location", location.encode()), *timing]
             )
             return 302
-        if fault.status is not None:
+        if fault.status is not None and (
+            fault.fail_ratio >= 1.0 or self.random.random() < fault.fail_ratio
+        ):
             if fault.status == 502:
                 await _respond(
                     send,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import sys
 import yaml
 
 from monitor.sandbox.faults import Fault, FaultError, fault_from_json
-from monitor.sandbox.server import SandboxSettings, serve_sandbox
+from monitor.sandbox.server import SandboxSettings, serve_backends, serve_sandbox
 
 log = logging.getLogger("recmon.sandbox")
 
@@ -52,7 +53,11 @@ Example: recmon sandbox --fault '*:recommendations:{"empty": true}'"""
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); several, comma-separated (e.g. "
+        "127.0.0.2,127.0.0.3,127.0.0.4): one backend on each, same port, each with its own "
+        "faults at its own /_admin/faults",
     )
     parser.add_argument(
         "--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)"
@@ -137,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.client_ca and not (args.tls_cert and args.tls_key):
             raise ValueError("--client-ca needs --tls-cert and --tls-key")
+        if args.client_ca and "," in args.host:
+            raise ValueError("--client-ca serves one --host")
         settings = SandboxSettings(
             tenants=args.tenants,
             products=args.products,
@@ -167,23 +174,39 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with serve_sandbox(
-            settings,
-            host=args.host,
-            port=args.port,
-            ssl_certfile=args.tls_cert,
-            ssl_keyfile=args.tls_key,
-            ssl_client_ca=args.client_ca,
-        ) as sandbox:
-            for tenant, check, fault in faults:
-                sandbox.faults.set(tenant, check, fault)
-            print(
-                f"sandbox serving {settings.tenants} tenants at {sandbox.url}  "
-                f"(API {sandbox.url}/v1/<tenant>/search|recommendations, "
-                f"tenants {sandbox.url}/v1/tenants, faults {sandbox.url}/_admin/faults, "
-                f"stats {sandbox.url}/_admin/stats)",
-                flush=True,
-            )
+        async with contextlib.AsyncExitStack() as stack:
+            if "," in args.host:
+                sandboxes = await stack.enter_async_context(
+                    serve_backends(
+                        [h.strip() for h in args.host.split(",")],
+                        settings,
+                        port=args.port,
+                        ssl_certfile=args.tls_cert,
+                        ssl_keyfile=args.tls_key,
+                    )
+                )
+            else:
+                sandbox = await stack.enter_async_context(
+                    serve_sandbox(
+                        settings,
+                        host=args.host,
+                        port=args.port,
+                        ssl_certfile=args.tls_cert,
+                        ssl_keyfile=args.tls_key,
+                        ssl_client_ca=args.client_ca,
+                    )
+                )
+                sandboxes = [sandbox]
+            for sandbox in sandboxes:
+                for tenant, check, fault in faults:
+                    sandbox.faults.set(tenant, check, fault)
+                print(
+                    f"sandbox serving {settings.tenants} tenants at {sandbox.url}  "
+                    f"(API {sandbox.url}/v1/<tenant>/search|recommendations, "
+                    f"tenants {sandbox.url}/v1/tenants, faults {sandbox.url}/_admin/faults, "
+                    f"stats {sandbox.url}/_admin/stats)",
+                    flush=True,
+                )
             await stop.wait()
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""

@@ -17,6 +17,9 @@ class Fault:
     extra_latency_ms: float = 0.0
     error_rate: float = 0.0  # share of requests answering 500
     status: int | None = None  # always answer this status (502: a broken proxy)
+    # With `status`: the share of requests that get it (the rest are answered as usual), a
+    # partial outage; 1.0 is every request.
+    fail_ratio: float = 1.0
     hang: bool = False  # never answer
     drip_interval_ms: float = 0.0  # send the body a few bytes at a time, this far apart
     invalid_json: bool = False
@@ -63,8 +66,8 @@ def _coerce(key: str, value: object) -> Any:
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise FaultError(f"{key} must be a non-negative number")
-        if key == "error_rate" and value > 1:
-            raise FaultError("error_rate must be between 0 and 1")
+        if key in ("error_rate", "fail_ratio") and value > 1:
+            raise FaultError(f"{key} must be between 0 and 1")
         return float(value)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from monitor.sandbox.app import SandboxApp, SandboxSettings
 from monitor.sandbox.faults import FaultTable
 from monitor.sandbox.stats import ServerStats
 from monitor.sandbox.tlsfront import TlsFront, server_context
-from monitor.telemetry.asgiserve import serve_asgi
+from monitor.telemetry.asgiserve import listen, serve_asgi
 
-__all__ = ["Sandbox", "SandboxSettings", "serve_sandbox"]
+__all__ = ["Sandbox", "SandboxSettings", "serve_backends", "serve_sandbox"]
 
 
 @dataclass
@@ -64,3 +64,31 @@ async def serve_sandbox(
         app, host, port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile
     ) as served:
         yield Sandbox(served.url, app)
+
+
+@contextlib.asynccontextmanager
+async def serve_backends(
+    hosts: Sequence[str],
+    settings: SandboxSettings | None = None,
+    *,
+    port: int = 0,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+) -> AsyncIterator[list[Sandbox]]:
+    """Several backends of one service on one port, each on its own address (127.0.0.2,
+    127.0.0.3, ...): the same catalog, but each its own faults and stats, as separate
+    processes behind one name would be. A probe's target lists them as its `addresses`."""
+    async with contextlib.AsyncExitStack() as stack:
+        backends: list[Sandbox] = []
+        for host in hosts:
+            # The first binds the port (0: any free one); the others bind the same.
+            sock = listen(host, port)
+            port = sock.getsockname()[1]
+            app = SandboxApp(settings or SandboxSettings())
+            served = await stack.enter_async_context(
+                serve_asgi(
+                    app, host, port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, sock=sock
+                )
+            )
+            backends.append(Sandbox(served.url, app))
+        yield backends

@@ -190,6 +190,16 @@ class Metrics:
             ("check", "reason"),
             registry=registry,
         )
+        # Which backend address answered, by outcome: one failing backend behind a name shows
+        # as its own failures. Bounded: a target has few addresses.
+        self.backend_probes = Counter(
+            "recmon_backend_probes_total",
+            "Probes by the address that answered them (or refused them), by outcome; "
+            "'(proxy)' marks a proxy's address.",
+            ("target", "address", "outcome"),
+            registry=registry,
+        )
+        self._backend_children: dict[tuple[str, str, bool, Outcome], Any] = {}
         # Whose credentials were refused (tenant, shared, none): a tenant's key and recmon's
         # own credentials apart, without a series per tenant.
         self.probe_auth_errors = Counter(
@@ -335,8 +345,19 @@ class Metrics:
             self.probe_tls_errors.labels(result.check, result.tls_reason).inc()
         if result.credential:
             self.probe_auth_errors.labels(result.check, result.credential).inc()
+        if result.address:
+            self._backend_child(result).inc()
         if p95 is not None or baseline is not None:
             self.set_latency(result.tenant, result.check, p95, baseline)
+
+    def _backend_child(self, result: ProbeResult) -> Any:
+        key = (result.target, result.address, result.via_proxy, result.outcome)
+        child = self._backend_children.get(key)
+        if child is None:  # labels() costs a lock and a lookup: once per combination
+            address = f"{result.address} (proxy)" if result.via_proxy else result.address
+            child = self.backend_probes.labels(result.target, address, result.outcome.value)
+            self._backend_children[key] = child
+        return child
 
     def persistent_counters(self) -> list[Counter]:
         """Counters a CronJob run continues from the previous run's values (so rate() works
@@ -345,6 +366,7 @@ class Metrics:
             self.probe_retries,
             self.probe_tls_errors,
             self.probe_auth_errors,
+            self.backend_probes,
             self.oauth2_token_requests,
             self.probes_skipped,
             self.untrusted_latency,

@@ -322,3 +322,46 @@ def test_a_skipped_tenant_still_firing_counts_as_probed() -> None:
     (page,) = run.sent
     assert "for all 20 tenants" in page.summary and "skipped" not in page.summary
     assert page.details["total_tenants"] == 20 and "not_probed" not in page.details
+
+
+def fleet_event(kind: EventKind = EventKind.FIRING, at: float = T0) -> AlertEvent:
+    return AlertEvent(
+        kind=kind,
+        rule="fleet_empty",
+        tenant=None,
+        check="recommendations",
+        severity=Severity.CRITICAL,
+        started_at=T0,
+        at=at,
+        summary="recommendations returned no items for 1 in 3 requests (33%) across all 50 tenants",
+    )
+
+
+def test_a_fleet_incident_folds_the_tenant_alerts_it_explains() -> None:
+    """One partial outage, one page: tenant alerts waiting (or firing later) under a firing
+    fleet incident never page alone nor as a storm, also after the fleet incident resolved,
+    until they resolve themselves."""
+    run = Run()
+    run([event("t1")], T0)  # waiting its group wait when the fleet incident opens
+    (fleet,) = run([fleet_event()], T0 + 1)
+    assert fleet.action is Action.TRIGGER and fleet.labels == {"scope": "fleet-wide"}
+    later = [event(f"t{i}", at=T0 + 2) for i in range(2, 12)]  # a storm's worth
+    assert run(later, T0 + 2) == []
+    assert run([], T0 + 100) == []
+    assert set(run.state.folded) == {e.key for e in [event("t1"), *later]}
+    (resolved,) = run([fleet_event(EventKind.RESOLVED, T0 + 200)], T0 + 200)
+    assert resolved.action is Action.RESOLVE and resolved.key == fleet.key
+    assert run([], T0 + 400) == []  # still firing tenant alerts stay folded
+    run([event(f"t{i}", EventKind.RESOLVED, T0 + 500) for i in range(1, 12)], T0 + 500)
+    assert run.state.folded == {}
+    assert [n.action for n in run.sent] == [Action.TRIGGER, Action.RESOLVE]
+
+
+def test_a_tenant_alert_paged_before_the_fleet_incident_resolves_on_its_own() -> None:
+    run = Run()
+    run([event("t1")], T0)
+    (alone,) = run([], T0 + 30)
+    (fleet,) = run([fleet_event(at=T0 + 40)], T0 + 40)
+    assert fleet.rule == "fleet_empty"
+    (resolve,) = run([event("t1", EventKind.RESOLVED, T0 + 50)], T0 + 50)
+    assert resolve.key == alone.key and resolve.action is Action.RESOLVE

@@ -316,3 +316,22 @@ def test_a_variable_only_some_static_tenants_define_is_an_error() -> None:
     (problem,) = caught.value.problems
     assert dotted(problem.path) == "checks.search.request.params"
     assert "{query} is set for some tenants only; not for globex" in problem.message
+
+
+def test_target_addresses_are_ip_addresses_for_the_asyncio_transport() -> None:
+    with_addresses = BASE_CONFIG.replace(
+        '{base_url: "http://api.test"}',
+        '{base_url: "http://api.test", addresses: ["10.0.0.1", "::1"]}',
+    )
+    assert load(with_addresses).config.targets["api"].addresses == ["10.0.0.1", "::1"]
+    with pytest.raises(ConfigError) as caught:
+        load(with_addresses.replace('"::1"', '"backend-2"'))
+    (problem,) = caught.value.problems
+    assert dotted(problem.path) == "targets.api.addresses[1]"
+    assert "expected an IP address" in problem.message
+    with pytest.raises(ConfigError) as caught:
+        load(with_addresses + "engine: {transport: httpx}\n")
+    (problem,) = caught.value.problems
+    assert dotted(problem.path) == "targets.api.addresses"
+    assert problem.line is not None
+    assert "needs engine.transport asyncio (it is httpx)" in problem.message

@@ -102,6 +102,7 @@ def test_fault_table_lookup_order() -> None:
         ({"emptyy": True}, "unknown fault field 'emptyy'"),
         ({"empty": "yes"}, "empty must be true or false"),
         ({"error_rate": 2}, "error_rate must be between 0 and 1"),
+        ({"fail_ratio": 1.5}, "fail_ratio must be between 0 and 1"),
         ({"status": 99}, "status must be an HTTP status"),
         ({"delisted": "p1"}, "delisted must be a list of strings"),
         ([], "a fault must be a JSON object"),
@@ -152,6 +153,15 @@ async def test_response_faults(
     sandbox.faults.set("tenant-001", "search", fault)
     response = await client.get("/v1/tenant-001/search", params={"q": "a"})
     assert check(response)  # type: ignore[operator]
+
+
+async def test_fail_ratio_fails_that_share_of_requests_with_the_status(
+    sandbox: Sandbox, client: httpx.AsyncClient
+) -> None:
+    sandbox.faults.set("*", "search", fault_from_json({"fail_ratio": 0.33, "status": 503}))
+    statuses = [(await client.get("/v1/tenant-001/search")).status_code for _ in range(150)]
+    assert set(statuses) == {200, 503}
+    assert 0.2 < statuses.count(503) / len(statuses) < 0.46  # binomial(150, 0.33): > 4 sigma
 
 
 async def test_latency_factor_slows_answers(sandbox: Sandbox, client: httpx.AsyncClient) -> None:

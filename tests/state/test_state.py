@@ -72,6 +72,17 @@ def test_planner_state_round_trips_through_json() -> None:
     (group,) = state.groups.values()
     assert group.escalation is not None and group.opened_with == 5
     assert planner_from_json(planner_to_json(state)) == state
+    # a fleet incident with a tenant alert folded under it; a file from before fleet
+    # incidents (no "folded") reads as nothing folded
+    fleet = AlertEvent(
+        EventKind.FIRING, "fleet_empty", None, "recommendations", Severity.CRITICAL, T0, T0, "x"
+    )
+    state, _ = plan(PlannerState(), [fleet, storm[0]], T0, Policy(StormSpec(), 10))
+    assert state.folded == {storm[0].key: fleet.key}
+    assert planner_from_json(planner_to_json(state)) == state
+    older = planner_to_json(state)
+    del older["folded"]
+    assert planner_from_json(older).folded == {}
 
 
 def test_store_saves_and_loads(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ class Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        self.peer = ""  # ip:port of the server (or proxy) this connection reached
         self.closed = False
         self.received = False  # any byte of the current response: a retry is no longer safe
         self.idle_since = 0.0

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
+import random
+import socket
 import ssl
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import unquote, urlsplit
@@ -16,6 +19,7 @@ import httpx
 
 from monitor.probing.transport.connection import Connection, ConnectionClosed
 from monitor.probing.transport.framing import ProtocolError, encode_request
+from monitor.probing.transport.peer import PEER, VIA_PROXY, format_peer, with_peer
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -51,8 +55,11 @@ def environment_proxies() -> Mapping[str, str]:
     return urllib.request.getproxies_environment()
 
 
-# A pool key: scheme, host, port, and the proxy's host:port ("" for direct).
+# A pool key: scheme, host, port, and the proxy's host:port or, for a direct connection, the
+# backend address it goes to.
 Origin = tuple[str, str, int, str]
+# How long a host name's addresses are used before it is resolved again.
+RESOLVE_EVERY_S = 30.0
 
 
 class AsyncioTransport(httpx.AsyncBaseTransport):
@@ -66,10 +73,18 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         limits: httpx.Limits | None = None,
         proxy: str | None = None,
         environment: Mapping[str, str] | None = None,
+        addresses: Sequence[str] = (),
     ) -> None:
         """`proxy` (a target's `proxy:` key) carries every request; without it, `environment`
-        (environment_proxies()) picks one per request URL, NO_PROXY honoured."""
+        (environment_proxies()) picks one per request URL, NO_PROXY honoured. `addresses`
+        (a target's `addresses:` key) stand for whatever the host name resolves to."""
         limits = limits or httpx.Limits()
+        self._addresses = tuple(addresses)
+        # Each request goes to one of its host's addresses, each address with its own kept-
+        # alive connections, so every backend behind a name answers probes (one failing
+        # backend shows as a share of failures, named). Resolved names are kept a while.
+        self._random = random.Random()
+        self._resolved: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
         self._proxy = Proxy.from_url(proxy) if proxy else None
         self._environment = dict(environment or {})
         self._environment_proxies: dict[str, Proxy | None] = {}
@@ -89,7 +104,10 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
         port = url.port or _DEFAULT_PORTS[url.scheme]
         proxy = self._proxy_for(url.scheme, url.host)
-        origin = (url.scheme, url.host, port, proxy.name if proxy else "")
+        if proxy is None:
+            origin = (url.scheme, url.host, port, await self._next_address(url.host, port))
+        else:
+            origin = (url.scheme, url.host, port, proxy.name)
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         read_timeout = timeouts.get("read")
         body = await request.aread()
@@ -130,7 +148,12 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 head.status,
                 headers=list(head.headers),
                 stream=_ResponseBody(self, connection, origin, read_timeout, request),
-                extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+                extensions={
+                    "http_version": b"HTTP/1.1",
+                    "reason_phrase": head.reason,
+                    PEER: connection.peer,
+                    VIA_PROXY: proxy is not None,
+                },
                 request=request,
             )
         raise AssertionError("unreachable")
@@ -207,23 +230,18 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         scheme, host, port, _ = origin
         context = self._ssl_context() if scheme == "https" else None
         loop = asyncio.get_running_loop()
+        peer = proxy.name if proxy is not None else ""
         try:
             async with asyncio.timeout(within):
                 if proxy is None:
-                    _, connection = await loop.create_connection(
-                        Connection,
-                        host,
-                        port,
-                        ssl=context,
-                        server_hostname=host if context else None,
-                    )
-                    return connection
+                    return await self._connect_direct(host, port, origin[3], context)
                 try:
                     _, connection = await loop.create_connection(Connection, proxy.host, proxy.port)
                 except OSError as exc:
                     raise httpx.ProxyError(
                         f"cannot connect to proxy {proxy.name}: {exc or type(exc).__name__}"
                     ) from None
+                connection.peer = peer
                 if context is not None:
                     try:
                         await self._tunnel(connection, proxy, host, port, context)
@@ -233,11 +251,75 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 return connection
         except TimeoutError as exc:
             through = f" through proxy {proxy.name}" if proxy else ""
-            raise httpx.ConnectTimeout(
-                f"no connection to {host}:{port}{through} within {within}s"
+            raise with_peer(
+                httpx.ConnectTimeout(f"no connection to {host}:{port}{through} within {within}s"),
+                getattr(exc, PEER, peer),
+                proxy is not None,
             ) from exc
         except OSError as exc:  # refused, unreachable, unresolvable, TLS handshake (ssl.SSLError)
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+            raise with_peer(
+                httpx.ConnectError(str(exc) or type(exc).__name__),
+                getattr(exc, PEER, peer),
+                proxy is not None,
+            ) from exc
+
+    async def _connect_direct(
+        self, host: str, port: int, address: str, context: ssl.SSLContext | None
+    ) -> Connection:
+        """To `address`; if it refuses, to the host's other addresses (as any client does). A
+        TLS handshake that fails is that address's answer. The error raised carries the
+        address it came from (PEER)."""
+        loop = asyncio.get_running_loop()
+        addresses = self._known_addresses(host, port) or (address,)
+        first = addresses.index(address) if address in addresses else 0
+        refused: OSError | None = None
+        for n in range(len(addresses)):
+            peer = addresses[(first + n) % len(addresses)]
+            try:
+                _, connection = await loop.create_connection(
+                    Connection, peer, port, ssl=context, server_hostname=host if context else None
+                )
+            except ssl.SSLError as exc:
+                raise with_peer(exc, format_peer(peer, port)) from None
+            except OSError as exc:
+                refused = with_peer(exc, format_peer(peer, port))
+                continue
+            connection.peer = format_peer(peer, port)
+            return connection
+        assert refused is not None
+        raise refused
+
+    async def _next_address(self, host: str, port: int) -> str:
+        addresses = self._known_addresses(host, port) or await self._resolve(host, port)
+        # At random, not in turn: a schedule whose rounds hold a multiple of the address
+        # count would send each tenant to the same backend every time (one tenant always
+        # failing, the others never); at random each tenant sees every backend's share.
+        return addresses[0] if len(addresses) == 1 else self._random.choice(addresses)
+
+    def _known_addresses(self, host: str, port: int) -> tuple[str, ...]:
+        """The configured addresses, or the host's resolved recently enough; () if none."""
+        if self._addresses:
+            return self._addresses
+        known = self._resolved.get((host, port))
+        if known is None or known[0] < asyncio.get_running_loop().time():
+            return ()
+        return known[1]
+
+    async def _resolve(self, host: str, port: int) -> tuple[str, ...]:
+        try:
+            addresses: tuple[str, ...] = (str(ipaddress.ip_address(host)),)
+        except ValueError:
+            try:
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+            except OSError as exc:  # unresolvable: this request's connect error
+                raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+            # Unique, in the resolver's order (RFC 6724: the preferred address first).
+            addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
+        expires = asyncio.get_running_loop().time() + RESOLVE_EVERY_S
+        self._resolved[(host, port)] = (expires, addresses)
+        return addresses
 
     async def _tunnel(
         self, connection: Connection, proxy: Proxy, host: str, port: int, context: ssl.SSLContext
