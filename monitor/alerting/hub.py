@@ -352,6 +352,12 @@ class AlertHub:
         """(window p95, baseline p95) of one tenant × check."""
         return self._tracker.latency(tenant, check, self.clock.time())
 
+    def empty_window(self, tenant: str, check: str) -> float:
+        """The window the empty_results rule judges for one tenant × check (the status page's
+        empty share is over it)."""
+        rule = self._tracker.rulebook.for_series(tenant, check).empty_results
+        return (rule or self.spec.empty_results).window
+
     def history(self, tenant: str) -> list[AlertEvent]:
         """The recent alert events of one tenant, oldest first (bounded)."""
         return [e for e in self._history if e.tenant == tenant]

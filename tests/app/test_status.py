@@ -26,6 +26,8 @@ from monitor.core.clock import ManualClock
 from monitor.core.notifications import Action, Notification, Severity
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.series import AlertStatus
+from monitor.probing.engine import Job
+from monitor.probing.httpclient import ClientFactory
 from monitor.state.store import StateStore
 from monitor.telemetry.rate import RateMeter
 from monitor.tls.prober import TlsResult
@@ -54,7 +56,7 @@ FAILED_RELOAD = ReloadRecord(
 class Rig:
     """A Monitor and its notification pipeline on a manual clock; the webhook answers 503."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_factory: ClientFactory | None = None) -> None:
         self.clock = ManualClock(start=1_700_000_000.0)
         self.store = StateStore.open(":memory:")
         loaded = load(CONFIG)
@@ -70,6 +72,7 @@ class Rig:
             registry=registry,
             metrics=metrics,
             route=self.pipeline.route,
+            client_factory=client_factory,
         )
         self.reload: ReloadRecord = ReloadRecord(self.clock.time(), True, "probes.yaml")
 
@@ -500,3 +503,78 @@ async def test_the_tenant_page_lists_recent_probes_with_status_and_reason(rig: R
         ("auth_error", 401, "status 401: the tenant's key rejected"),
     ]
     assert model.tenant_detail(rig.snapshot(), "nobody") is None
+
+
+# --- whose skip, and over which window --------------------------------------------------------
+
+
+async def test_a_tenants_own_skips_are_on_its_row_not_under_recmons_health() -> None:
+    """acme's search answers 502, so its recommendations have no product to ask for and are
+    skipped (reason missing_variable): acme's doing, shown on acme's row; recmon itself
+    skipped nothing."""
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/acme/search":
+            return httpx.Response(502)
+        if request.url.path.endswith("/search"):
+            return httpx.Response(200, json={"results": [{"id": "p1"}]})
+        return httpx.Response(200, json={"recommendations": [1, 2]})
+
+    rig = Rig(
+        client_factory=lambda name, target, timeout: httpx.AsyncClient(
+            transport=httpx.MockTransport(api), base_url=target.base_url
+        )
+    )
+    assert await rig.monitor.refresh_tenants() == ("acme", "globex", "initech")
+    for _ in range(3):
+        rig.clock.advance(10)
+        for tenant in ("acme", "globex", "initech"):
+            await rig.monitor.engine.run_job(Job(tenant, "search"))
+    skipped = rig.monitor.metrics.registry.get_sample_value(
+        "recmon_probes_skipped_total", {"check": "recommendations", "reason": "missing_variable"}
+    )
+    assert skipped == 3
+
+    status = rig.status()
+    assert status["self"]["skipped_runs"] == 0
+    assert status["tenant_skipped_runs"] == 3
+    snap = rig.snapshot()
+    [acme] = [r for r in model.grid(snap).rows if r.tenant == "acme"]
+    search, recommendations = acme.cells
+    assert (search.state, recommendations.state) == ("failing", "skipped")
+    assert recommendations.skipped_runs == 3
+    assert "search did not succeed" in recommendations.reason
+    html = page.render_index(snap)
+    assert ">0 runs skipped by recmon<" in html
+    row = html[html.index('id="t-acme"') : html.index("</tr>", html.index('id="t-acme"'))]
+    assert "3 runs of this tenant skipped since start" in row
+    assert "search did not succeed, so captured nothing" in row
+    assert "skipped since start" not in html.replace(row, "")  # on acme's row only
+    rig.store.close()
+
+
+def test_the_empty_share_is_over_the_empty_results_window_not_every_stored_sample(
+    rig: Rig,
+) -> None:
+    """Recommendations empty for acme for 40 s, then 7 minutes of good answers: the window
+    the rule judges (5 minutes) holds no empty answer any more, though the stored samples
+    (kept 15 minutes for error_rate) still do."""
+    for _ in range(4):
+        rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    for _ in range(42):
+        rig.round()
+    snap = rig.snapshot()
+    view = snap.series("acme", "recommendations")
+    assert view is not None and "empty" in [s[1] for s in view.samples]
+    [acme] = [r for r in model.grid(snap).rows if r.tenant == "acme"]
+    cell = acme.cells[1]
+    assert (cell.empty_share, cell.empty_window_s) == (0.0, 300.0)
+    html = page.render_index(snap)
+    row = html[html.index('id="t-acme"') : html.index("</tr>", html.index('id="t-acme"'))]
+    assert row.count("empty 0% (5m)") == 2, row  # search and recommendations
+
+    # Two minutes later it empties again: 2 of the last 5 minutes' 31 probes.
+    rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    [acme] = [r for r in model.grid(rig.snapshot()).rows if r.tenant == "acme"]
+    assert acme.cells[1].empty_share == pytest.approx(2 / 30)

@@ -73,8 +73,9 @@ class SeriesView:
 
     p95_s: float | None
     baseline_s: float | None
-    empty_share: float | None  # share of empty answers over the whole window
-    window_s: float  # how far back the window reaches
+    empty_share: float | None  # share of empty answers over the empty_results rule's window
+    empty_window_s: float  # that window (5 minutes unless configured)
+    window_s: float  # how far back the stored samples reach
     samples: tuple[tuple[float, str, float | None, str], ...]  # newest last: (at, outcome,
     # latency, reason)
 
@@ -98,6 +99,9 @@ class Snapshot:
     certificates: Mapping[str, Sequence[TlsResult]]
     series: Callable[[str, str], SeriesView | None] = field(default=lambda t, c: None)
     history: Callable[[str], Sequence[AlertEvent]] = field(default=lambda t: ())
+    # Runs not sent since start because of the tenant itself (a missing variable or
+    # credential): (tenant, check) → count. recmon's own skips are in health.skipped_runs.
+    tenant_skips: Mapping[tuple[str, str], int] = field(default_factory=dict)
     # Every pending and firing alert, computed on first use: in the worker thread that
     # renders, from a copy the collector took on the event loop.
     alert_source: Callable[[], Sequence[AlertView]] = field(default=lambda: ())
@@ -445,6 +449,7 @@ def status_document(snapshot: Snapshot) -> dict[str, Any]:
         "checks": list(snapshot.checks),
         "failing_tenants": len(failing),
         "failing_sample": failing[:100],
+        "tenant_skipped_runs": sum(snapshot.tenant_skips.values()),
         "incidents": [incident_json(i, now) for i in incidents(snapshot)],
         "alerts": {
             "firing_count": len(firing),
@@ -512,9 +517,11 @@ class Cell:
     latency_ms: float | None
     p95_ms: float | None
     baseline_ms: float | None
-    empty_share: float | None  # over the detector's window
+    empty_share: float | None  # over the empty_results rule's window
+    empty_window_s: float | None
     items: int | None
     reason: str
+    skipped_runs: int = 0  # runs of this tenant × check not sent since start (its own skips)
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,6 +597,7 @@ def _row(snapshot: Snapshot, tenant: str, state: str, alerting: Mapping[str, int
         cell_state, word = _cell_state(result, snapshot.skips.get((tenant, check)))
         view = snapshot.series(tenant, check)
         empty_share = view.empty_share if view is not None else None
+        empty_window = view.empty_window_s if view is not None else None
         # Every check has its place (and colour) in the sparkline, drawn or not.
         samples = view.samples[-SPARK_POINTS:] if view is not None else ()
         lines.append((check, [s[2] for s in samples]))
@@ -602,8 +610,10 @@ def _row(snapshot: Snapshot, tenant: str, state: str, alerting: Mapping[str, int
                 p95_ms=ms(view.p95_s) if view else None,
                 baseline_ms=ms(view.baseline_s) if view else None,
                 empty_share=empty_share,
+                empty_window_s=empty_window,
                 items=result.items if result else None,
                 reason=result.reason if result else (snapshot.skips.get((tenant, check)) or ""),
+                skipped_runs=snapshot.tenant_skips.get((tenant, check), 0),
             )
         )
     top = max((v for _, vs in lines for v in vs if v is not None), default=0.0)

@@ -24,6 +24,16 @@ STATIC = {
 }
 
 
+def _span(seconds: float) -> str:
+    """A window's length, short: 8s, 5m, 1h, 1h 30m."""
+    if seconds < 60 or seconds % 60:
+        return f"{seconds:.0f}s"
+    hours, minutes = divmod(int(seconds) // 60, 60)
+    return " ".join(
+        part for part in (f"{hours}h" * bool(hours), f"{minutes}m" * bool(minutes)) if part
+    )
+
+
 def _num(value: float) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -41,6 +51,7 @@ def environment() -> jinja2.Environment:
     env.filters["iso"] = model.iso
     env.filters["clock"] = model.clock_time
     env.filters["num"] = _num
+    env.filters["span"] = _span
     env.filters["pct"] = lambda share: f"{share * 100:.0f}%"
     return env
 
