@@ -170,6 +170,9 @@ def _with_absolute_paths(config: Config, base: FilePath) -> Config:
     )
     tls = config.tls.model_copy(update={"ca_file": absolute(config.tls.ca_file)})
     state = config.state.model_copy(update={"path": absolute(config.state.path)})
+    metrics = config.metrics.model_copy(
+        update={"web_config_file": absolute(config.metrics.web_config_file)}
+    )
     targets = {
         name: target.model_copy(
             update={
@@ -185,7 +188,13 @@ def _with_absolute_paths(config: Config, base: FilePath) -> Config:
         for name, target in config.targets.items()
     }
     return config.model_copy(
-        update={"tenants": tenants, "tls": tls, "state": state, "targets": targets}
+        update={
+            "tenants": tenants,
+            "tls": tls,
+            "state": state,
+            "targets": targets,
+            "metrics": metrics,
+        }
     )
 
 
@@ -436,6 +445,17 @@ def _warnings(config: Config) -> list[tuple[Path, str]]:
                 f"{connections} connections (sum of max_connections): the probes beyond "
                 "that only wait for a connection; set it at or below the sum, or raise "
                 "max_connections",
+            )
+        )
+    host = config.metrics.listen.rpartition(":")[0].strip("[]")
+    if host in ("0.0.0.0", "::", "") and config.metrics.web_config_file is None:
+        warnings.append(
+            (
+                ("metrics", "listen"),
+                f"{config.metrics.listen} serves the status page, /status and /metrics (tenant "
+                "names, failure reasons) to every network this host is on, without TLS or "
+                "authentication: set metrics.web_config_file (TLS, basic auth), or listen on "
+                "127.0.0.1",
             )
         )
     return warnings
