@@ -497,10 +497,10 @@ async def test_the_tenant_page_lists_recent_probes_with_status_and_reason(rig: R
     assert detail is not None
     # Newest first; the window keeps reasons, from which the status is read back.
     assert [(p.outcome, p.status, p.reason) for p in detail.probes] == [
-        ("ok", 200, ""),
-        ("timeout", None, "no complete response within 2s"),
-        ("http_error", 502, "unexpected status 502"),
-        ("auth_error", 401, "status 401: the tenant's key rejected"),
+        ("ok", "200", ""),
+        ("timeout", "-", "no complete response within 2s"),
+        ("http_error", "502", "unexpected status 502"),
+        ("auth_error", "401", "status 401: the tenant's key rejected"),
     ]
     assert model.tenant_detail(rig.snapshot(), "nobody") is None
 
@@ -578,3 +578,50 @@ def test_the_empty_share_is_over_the_empty_results_window_not_every_stored_sampl
     rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
     [acme] = [r for r in model.grid(rig.snapshot()).rows if r.tenant == "acme"]
     assert acme.cells[1].empty_share == pytest.approx(2 / 30)
+
+
+async def test_after_taking_over_a_state_file_the_tenant_page_shows_the_alert_carried_over(
+    rig: Rig,
+) -> None:
+    """`recmon once` paged acme's empty recommendations and saved its state; a `recmon run`
+    started later takes the state file over: its page lists the firing alert in the history
+    too (saying where it came from), and the probes carried over with their status."""
+    empty = ("recommendations", Outcome.EMPTY, 0.05)
+    for _ in range(9):  # fires, and pages once the group wait (60 s) is over
+        rig.round(acme=empty)
+    saved = rig.monitor.hub.memory()
+
+    later = Rig()
+    later.clock.advance(rig.clock.time() - later.clock.time() + 30)
+    assert await later.monitor.refresh_tenants()
+    later.monitor.hub.restore(saved)
+    source = StatusSource(
+        monitor=later.monitor,
+        pipeline=later.pipeline,
+        persistence=None,
+        state_path="recmon-state.db",
+        started_at=later.clock.time(),
+        config_source="probes.yaml",
+    )
+    snap = snapshot(source, later.reload)
+    detail = model.tenant_detail(snap, "acme")
+    assert detail is not None
+    [alert] = detail.alerts
+    assert alert.paged_as is not None
+    [entry] = detail.history
+    assert (entry.event, entry.rule, entry.check, entry.at) == (
+        "firing",
+        "empty_results",
+        "recommendations",
+        alert.since,
+    )
+    assert entry.note == "fired before this recmon started: carried over from the state file"
+    # No probe since the takeover: every one listed was carried over, and each was a 200.
+    assert detail.probes and {p.status for p in detail.probes} == {"200"}
+    html = page.render_tenant(snap, "acme")
+    assert html is not None
+    assert "no alert since recmon started" not in html
+    assert "carried over from the state file" in html
+    probes = html[html.index('<table class="probes">') :]
+    assert "<td>-</td>" not in probes and "<td>200</td>" in probes
+    later.store.close()

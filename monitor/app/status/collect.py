@@ -84,5 +84,6 @@ def snapshot(source: StatusSource, reload: ReloadRecord | None) -> Snapshot:
         series=lambda tenant, check: _series_view(monitor, tenant, check),
         history=monitor.hub.history,
         tenant_skips=dict(monitor.tenant_skips),
+        statuses={name: tuple(sorted(c.expected_status)) for name, c in monitor.checks.items()},
         alert_source=functools.partial(monitor.hub.alerts, monitor.hub.memory()),
     )

@@ -19,7 +19,7 @@ from monitor.alerting.dispatch import SinkHealth
 from monitor.alerting.hub import AlertView
 from monitor.core.notifications import Notification
 from monitor.core.results import ProbeResult
-from monitor.detect.series import AlertEvent, AlertStatus
+from monitor.detect.series import AlertEvent, AlertStatus, EventKind
 from monitor.tls.prober import TlsResult
 
 SCHEMA = "recmon.status/v1"
@@ -99,6 +99,8 @@ class Snapshot:
     certificates: Mapping[str, Sequence[TlsResult]]
     series: Callable[[str, str], SeriesView | None] = field(default=lambda t, c: None)
     history: Callable[[str], Sequence[AlertEvent]] = field(default=lambda t: ())
+    # check → the statuses it accepts (an ok or empty probe's status when there is one).
+    statuses: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     # Runs not sent since start because of the tenant itself (a missing variable or
     # credential): (tenant, check) → count. recmon's own skips are in health.skipped_runs.
     tenant_skips: Mapping[tuple[str, str], int] = field(default_factory=dict)
@@ -656,9 +658,21 @@ class Probe:
     at: float
     check: str
     outcome: str
-    status: int | None
+    status: str  # "200", "502", "200 or 204" (an ok probe of a check accepting both), "-"
     latency_ms: float | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    at: float
+    event: str  # firing | resolved
+    rule: str
+    variant: str
+    check: str
+    severity: str
+    summary: str
+    note: str = ""  # an alert firing from before this process: where it came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -667,7 +681,7 @@ class TenantDetail:
     row: Row
     probes: tuple[Probe, ...]  # newest first
     alerts: tuple[AlertView, ...]  # pending and firing now
-    history: tuple[AlertEvent, ...]  # newest first
+    history: tuple[HistoryEntry, ...]  # newest first
 
 
 _STATUS_IN_REASON = re.compile(r"(?:unexpected )?status (\d{3})\b")
@@ -678,6 +692,55 @@ def _status_of(reason: str) -> int | None:
     "status 401: the tenant's key rejected"."""
     match = _STATUS_IN_REASON.match(reason)
     return int(match.group(1)) if match else None
+
+
+def _probe_status(snapshot: Snapshot, check: str, outcome: str, reason: str) -> str:
+    """A stored sample keeps its reason, not its status: read it back from the reason
+    ("unexpected status 502"), or, for an answer the check accepted (ok, empty), from the
+    statuses the check accepts."""
+    status = _status_of(reason)
+    if status is not None:
+        return str(status)
+    accepted = snapshot.statuses.get(check, ())
+    if outcome in ("ok", "empty") and accepted:
+        return " or ".join(str(s) for s in accepted)
+    return "-"
+
+
+def _history(snapshot: Snapshot, tenant: str, alerts: Sequence[AlertView]) -> list[HistoryEntry]:
+    """This process's alert events of the tenant, newest first, and every alert firing now
+    that has no event here: fired before this recmon started (carried over in the state
+    file, from a `recmon once` or an earlier run) or before the oldest event kept."""
+    events = list(snapshot.history(tenant))
+    entries = [
+        HistoryEntry(
+            e.at, e.kind.value, e.rule, e.variant, e.check or "", e.severity.value, e.summary
+        )
+        for e in events
+    ]
+    fired = {e.key for e in events if e.kind is EventKind.FIRING}
+    for alert in alerts:
+        if alert.status is not AlertStatus.FIRING or alert.key in fired:
+            continue
+        note = (
+            "fired before this recmon started: carried over from the state file"
+            if alert.since < snapshot.health.started_at
+            else "fired before the oldest event kept here"
+        )
+        entries.append(
+            HistoryEntry(
+                alert.since,
+                "firing",
+                alert.rule,
+                alert.variant,
+                alert.check,
+                alert.severity.value,
+                alert.summary,
+                note,
+            )
+        )
+    entries.sort(key=lambda h: -h.at)
+    return entries
 
 
 def tenant_detail(snapshot: Snapshot, tenant: str) -> TenantDetail | None:
@@ -693,15 +756,16 @@ def tenant_detail(snapshot: Snapshot, tenant: str) -> TenantDetail | None:
         latest = snapshot.latest.get((tenant, check))
         samples = view.samples if view else ()
         for i, (at, outcome, latency, reason) in enumerate(samples):
-            status = _status_of(reason)
-            if status is None and i == len(samples) - 1 and latest is not None:
-                status = latest.status  # the newest probe's status is known exactly
+            status = _probe_status(snapshot, check, outcome, reason)
+            if i == len(samples) - 1 and latest is not None and latest.status is not None:
+                status = str(latest.status)  # the newest probe's status is known exactly
             probes.append(Probe(at, check, outcome, status, ms(latency), reason))
     probes.sort(key=lambda p: -p.at)
+    alerts = tuple(a for a in snapshot.alerts if a.tenant == tenant)
     return TenantDetail(
         tenant=tenant,
         row=_row(snapshot, tenant, state, {tenant: firing}),
         probes=tuple(probes[:RECENT_PROBES]),
-        alerts=tuple(a for a in snapshot.alerts if a.tenant == tenant),
-        history=tuple(reversed(snapshot.history(tenant))),
+        alerts=alerts,
+        history=tuple(_history(snapshot, tenant, alerts)),
     )
