@@ -53,6 +53,10 @@ class AlertView:
     # Paged: alone (its own key) or inside an open storm (the storm's key); None while held
     # back (group wait, maintenance) or still pending.
     paged_as: str | None
+    # Firing, not paged: why ("group_wait", "maintenance", "rules": notify.tenant_pages is
+    # rules, "unstored": the state file could not store its page yet) and until when.
+    held_by: str = ""
+    held_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +310,8 @@ class AlertHub:
         can run in a worker thread: at 10,000 tenants the walk takes ~10 ms."""
         memory = memory or self.memory()
         planner = memory.planner
+        policy, now = self._policy(), self.clock.time()
+        unstored = {e.key for e in self._unstored}
         found: list[tuple[str | None, str, Mapping[str, AlertState]]] = [
             (tenant, check, state.alerts) for (tenant, check), state in memory.series.items()
         ]
@@ -321,6 +327,7 @@ class AlertHub:
                     EventKind.FIRING, rule, tenant, check, alert.severity, 0.0, 0.0, "", variant
                 )
                 paged_as: str | None = None
+                held: tuple[str, float | None] = ("", None)
                 if alert.status is AlertStatus.FIRING:
                     alone = planner.notified.get(event.key)
                     group = planner.groups.get(group_key(event, self._shard, self._location) or "")
@@ -328,6 +335,8 @@ class AlertHub:
                         paged_as = alone.key
                     elif group is not None:
                         paged_as = group.trigger.key
+                    else:
+                        held = _held(event, planner, policy, now, unstored)
                 views.append(
                     AlertView(
                         key=event.key,
@@ -340,6 +349,8 @@ class AlertHub:
                         since=alert.fired_at if alert.fired_at is not None else alert.since,
                         summary=alert.summary,
                         paged_as=paged_as,
+                        held_by=held[0],
+                        held_until=held[1],
                     )
                 )
         return views
@@ -370,3 +381,20 @@ class AlertHub:
             except Exception:  # a bug: count it, keep releasing held alerts
                 self.metrics.internal_errors.labels("alerts").inc()
                 log.exception("alert tick failed")
+
+
+def _held(
+    event: AlertEvent, planner: PlannerState, policy: Policy, now: float, unstored: set[str]
+) -> tuple[str, float | None]:
+    """Why a firing alert is not paged, and until when: the one reason the planner has."""
+    if event.tenant is not None and not policy.tenant_pages:
+        return "rules", None
+    if event.key in unstored:
+        return "unstored", None
+    release = planner.held.get(event.key)
+    silenced = policy.silenced(event.tenant, event.check, now)
+    if silenced is not None and (release is None or silenced >= release):
+        return "maintenance", silenced
+    if release is not None:
+        return "group_wait", release
+    return "", None

@@ -56,10 +56,10 @@ FAILED_RELOAD = ReloadRecord(
 class Rig:
     """A Monitor and its notification pipeline on a manual clock; the webhook answers 503."""
 
-    def __init__(self, client_factory: ClientFactory | None = None) -> None:
+    def __init__(self, client_factory: ClientFactory | None = None, config: str = CONFIG) -> None:
         self.clock = ManualClock(start=1_700_000_000.0)
         self.store = StateStore.open(":memory:")
-        loaded = load(CONFIG)
+        loaded = load(config)
         registry = CollectorRegistry()
         metrics = metrics_for(loaded.config, registry)
         hook = httpx.MockTransport(lambda request: httpx.Response(503, text="hook is down"))
@@ -625,3 +625,54 @@ async def test_after_taking_over_a_state_file_the_tenant_page_shows_the_alert_ca
     probes = html[html.index('<table class="probes">') :]
     assert "<td>-</td>" not in probes and "<td>200</td>" in probes
     later.store.close()
+
+
+# The rig's clock starts at 2023-11-14T22:13:20Z.
+MAINTENANCE = "  maintenance: [{start: 2023-11-14T22:00:00Z, end: 2023-11-14T23:30:00Z}]\n"
+
+
+@pytest.mark.parametrize(
+    ("config", "rounds", "held_by", "pages_at", "text"),
+    [
+        (
+            CONFIG,
+            3,
+            "group_wait",
+            {"at": "2023-11-14T22:14:40Z", "in": "50s"},
+            "not paged yet: group wait — pages at 22:14:40 UTC (in 50s) if it still fires",
+        ),
+        (
+            CONFIG.replace("alerts:\n", "alerts:\n" + MAINTENANCE),
+            9,
+            "maintenance",
+            {"at": "2023-11-14T23:30:00Z", "in": "1h 15m"},
+            "not paged: maintenance window until 23:30:00 UTC (in 1h 15m); pages then if it "
+            "still fires",
+        ),
+        (
+            CONFIG.replace("notify:\n", "notify:\n  tenant_pages: rules\n"),
+            9,
+            "rules",
+            None,
+            "not paged from here: notify.tenant_pages is rules, so the cross-location "
+            "Prometheus rules page tenant problems",
+        ),
+    ],
+)
+async def test_a_held_incident_says_the_one_reason_and_when_it_pages(
+    config: str, rounds: int, held_by: str, pages_at: dict[str, str] | None, text: str
+) -> None:
+    rig = Rig(config=config)
+    assert await rig.monitor.refresh_tenants()
+    for _ in range(rounds):
+        rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    [incident] = rig.status()["incidents"]
+    assert (incident["state"], incident["held_by"], incident["pages_at"]) == (
+        "held",
+        held_by,
+        pages_at,
+    )
+    html = page.render_index(rig.snapshot())
+    assert text in html
+    assert "group wait, maintenance, or" not in html
+    rig.store.close()

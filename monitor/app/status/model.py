@@ -182,6 +182,9 @@ class Incident:
     paged_to: tuple[str, ...]
     # A storm that became fleet-wide was paged a second time, with the scope in its title.
     escalated: bool = False
+    # Held: why (AlertView.held_by: group_wait, maintenance, rules, unstored) and when it pages.
+    held_by: str = ""
+    pages_at: float | None = None
 
 
 _WHAT = {
@@ -284,6 +287,8 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
         else:
             scope = _scope([a.tenant for a in alerts if a.tenant], total)
         worst = min(alerts, key=lambda a: _SEVERITY_RANK.get(a.severity.value, 9))
+        # The first of them to page says when the incident will.
+        soonest = min(alerts, key=lambda a: (a.held_until is None, a.held_until or 0.0))
         out.append(
             Incident(
                 key=f"held/{rule}/{check}/{variant}",
@@ -296,6 +301,8 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
                 headline=_headline(rule, check, scope, "" if rule.startswith("tls_") else variant),
                 summary=first.summary,
                 paged_to=(),
+                held_by=soonest.held_by,
+                pages_at=soonest.held_until,
             )
         )
     out.sort(key=lambda i: (_SEVERITY_RANK.get(i.severity, 9), i.state != "paged", i.since))
@@ -322,6 +329,8 @@ def incident_json(incident: Incident, now: float) -> dict[str, Any]:
         },
         "headline": incident.headline,
         "summary": incident.summary,
+        "held_by": incident.held_by or None,
+        "pages_at": moment(incident.pages_at, now),
     }
 
 

@@ -4,6 +4,7 @@ packaged templates and static files once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -34,6 +35,11 @@ def _span(seconds: float) -> str:
     )
 
 
+def _clock_seconds(unix: float | None) -> str:
+    """When a held page goes out, to the second: 04:31:20 UTC."""
+    return "-" if unix is None else datetime.fromtimestamp(unix, UTC).strftime("%H:%M:%S UTC")
+
+
 def _num(value: float) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -50,6 +56,7 @@ def environment() -> jinja2.Environment:
     env.filters["dur"] = model.human_duration
     env.filters["iso"] = model.iso
     env.filters["clock"] = model.clock_time
+    env.filters["clock_s"] = _clock_seconds
     env.filters["num"] = _num
     env.filters["span"] = _span
     env.filters["pct"] = lambda share: f"{share * 100:.0f}%"
