@@ -35,7 +35,7 @@ from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.telemetry.asgiserve import listen, serve_asgi
 from monitor.telemetry.resultslog import ResultsLog
-from monitor.telemetry.webauth import BasicAuth, server_context
+from monitor.telemetry.webauth import BasicAuth, CertificateReload, server_context
 
 log = logging.getLogger("recmon")
 
@@ -314,10 +314,16 @@ class LongRunning:
                     },
                 )
                 watcher = asyncio.create_task(self._watch_file(), name="config-watch")
+                certificates = None
+                if tls is not None and self.web is not None:
+                    reload = CertificateReload(self.web, tls)
+                    certificates = asyncio.create_task(reload.run(self.stop), name="tls-reload")
                 await self._supervise()
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for task in (watcher, certificates):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
         finally:
             listener.close()
             if self.results_log is not None:

@@ -15,6 +15,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
+import os
 import ssl
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
@@ -22,6 +24,8 @@ from typing import Any
 import bcrypt
 
 from monitor.config.webconfig import WebConfig
+
+log = logging.getLogger("recmon.http")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -69,6 +73,56 @@ def server_context(web: WebConfig) -> ssl.SSLContext:
                 f"{getattr(exc, 'reason', None) or exc.strerror or exc}"
             ) from None
     return context
+
+
+def _stamp(web: WebConfig) -> tuple[tuple[int, int, int] | None, ...]:
+    stamps: list[tuple[int, int, int] | None] = []
+    for name in (web.cert_file, web.key_file, web.client_ca_file):
+        try:
+            info = os.stat(name) if name else None
+        except OSError:
+            info = None
+        stamps.append(None if info is None else (info.st_ino, info.st_mtime_ns, info.st_size))
+    return tuple(stamps)
+
+
+class CertificateReload:
+    """Serves a rotated certificate without a restart (cert-manager, a renewed Secret), as
+    exporter-toolkit reads its files anew: every `every` seconds the certificate, key and
+    client CA files are looked at, and when one changed and the set loads, the live context
+    takes it for the next connections. A set that does not load (a half-written rotation)
+    is logged and the last good one kept."""
+
+    def __init__(self, web: WebConfig, context: ssl.SSLContext, *, every: float = 5.0) -> None:
+        self.web = web
+        self.context = context
+        self.every = every
+        self._stamp = _stamp(web)
+
+    def check(self) -> bool:
+        """Reload if a file changed; True when the new certificate was taken."""
+        stamp = _stamp(self.web)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            server_context(self.web)  # the whole set loads before the live context changes
+            assert self.web.cert_file is not None and self.web.key_file is not None
+            self.context.load_cert_chain(self.web.cert_file, self.web.key_file)
+            if self.web.client_ca_file is not None:
+                self.context.load_verify_locations(self.web.client_ca_file)
+        except (ValueError, ssl.SSLError, OSError) as exc:
+            log.error(f"web configuration: keeping the certificate served so far: {exc}")
+            return False
+        log.info("web configuration: certificate files changed, serving the new certificate")
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.every)
+            except TimeoutError:
+                self.check()
 
 
 def _fingerprint(user: str, password: bytes) -> bytes:

@@ -12,6 +12,7 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
+from cryptography import x509
 
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.server import Sandbox
@@ -42,6 +43,20 @@ async def start(recmon: RecmonProcess, ca: Path, cert: tuple[Path, Path] | None 
             return False
 
     await recmon.wait_for(ready, "ready over HTTPS")
+
+
+async def served_certificate(port: int, ca: Path) -> int:
+    """The serial number of the certificate the port serves now."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_context(ca))
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+    return int(x509.load_der_x509_certificate(der).serial_number)
+
+
+async def served_is(port: int, ca: Path, serial: int) -> bool:
+    return await served_certificate(port, ca) == serial
 
 
 def client_context(ca: Path, cert: tuple[Path, Path] | None = None) -> ssl.SSLContext:
@@ -90,6 +105,15 @@ async def test_tls_and_basic_auth_guard_the_page_status_and_metrics(
             # The kubelet's and Docker's probes need no credentials.
             assert (await http.get(recmon.url + "/healthz")).status_code == 200
             assert (await http.get(recmon.url + "/readyz")).status_code == 200
+        # A rotated certificate (cert-manager renewing the Secret) is served without a restart.
+        first = await served_certificate(recmon.port, ca.pem)
+        assert first == server.certificate.serial_number
+        renewed = ca.issue("recmon-server", names=("127.0.0.1",))  # the same two files
+        await recmon.wait_for(
+            lambda: served_is(recmon.port, ca.pem, renewed.certificate.serial_number),
+            "the renewed certificate served",
+            within=15,
+        )
         # Not over plain HTTP, and not to a client that does not trust the certificate.
         with pytest.raises(httpx.HTTPError):
             async with httpx.AsyncClient(timeout=5) as plain:

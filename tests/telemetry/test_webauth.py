@@ -4,12 +4,17 @@ endpoints left open, a good check remembered without keeping the password."""
 from __future__ import annotations
 
 import base64
+import logging
+from pathlib import Path
 from typing import Any
 
 import bcrypt
 import httpx
+import pytest
 
-from monitor.telemetry.webauth import BasicAuth
+from monitor.config.webconfig import WebConfig
+from monitor.telemetry.webauth import BasicAuth, CertificateReload, server_context
+from tests.tlscerts import CertificateAuthority
 
 USERS = {"prometheus": bcrypt.hashpw(b"right horse", bcrypt.gensalt(4))}
 
@@ -62,3 +67,24 @@ async def test_a_good_check_is_remembered_by_a_digest_not_the_password() -> None
         assert (await http.get("/", auth=("prometheus", "right horsE"))).status_code == 401
     [remembered] = auth._verified
     assert len(remembered) == 32 and b"right horse" not in remembered
+
+
+def test_a_rotated_certificate_is_taken_and_a_broken_rotation_keeps_the_last_good(
+    tmp_path: Path, ca: CertificateAuthority, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = ca.issue("server", names=("127.0.0.1",))
+    web = WebConfig(source="web.yml", cert_file=str(first.cert_pem), key_file=str(first.key_pem))
+    context = server_context(web)
+    reload = CertificateReload(web, context)
+    assert reload.check() is False  # nothing changed
+
+    ca.issue("server", names=("127.0.0.1",))  # rewrites both files
+    assert reload.check() is True
+
+    # Half a rotation: a new certificate whose key has not been written yet.
+    other = ca.issue("other", names=("127.0.0.1",))
+    Path(web.cert_file or "").write_bytes(other.cert_pem.read_bytes())
+    with caplog.at_level(logging.INFO, logger="recmon.http"):
+        assert reload.check() is False
+    assert "keeping the certificate served so far" in caplog.text
+    assert "BEGIN" not in caplog.text  # names files, never their content
