@@ -29,7 +29,7 @@ from monitor.app.service import Monitor
 from monitor.app.status.collect import StatusSource, snapshot
 from monitor.app.status.model import ReloadRecord, Snapshot, iso
 from monitor.config.loader import ConfigError, LoadedConfig, dotted, load_config_file
-from monitor.config.webconfig import WebConfig
+from monitor.config.webconfig import ALL_INTERFACES, WebConfig, on_every_interface
 from monitor.core.clock import SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
@@ -70,10 +70,6 @@ def status_page_url(host: str, port: int, scheme: str = "http") -> str:
     if host in ALL_INTERFACES:
         host = "localhost"
     return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
-
-
-# Hosts that listen on every interface: the status page reaches whoever reaches the machine.
-ALL_INTERFACES = ("0.0.0.0", "::", "")
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -270,7 +266,8 @@ class LongRunning:
             log.error(exc.strerror or str(exc))
             self.store.close()
             return 2
-        if host in ALL_INTERFACES and (self.web is None or not (self.web.tls or self.web.users)):
+        unprotected = self.web is None or not (self.web.tls or self.web.users)
+        if on_every_interface(self.listen) and unprotected:
             log.warning(
                 "the status page, /status and /metrics are served on every interface without "
                 "TLS or authentication: anyone who reaches this port reads tenant names and "

@@ -17,6 +17,7 @@ from monitor.config.envsubst import substitute
 from monitor.config.model import Config
 from monitor.config.secretfiles import resolve_secret_files
 from monitor.config.units import format_duration
+from monitor.config.webconfig import on_every_interface
 from monitor.config.yamlsource import KeyProblem, Path, YamlProblem, line_for, load_yaml
 from monitor.core.secrets import Redactor
 from monitor.core.templating import template_names
@@ -447,8 +448,7 @@ def _warnings(config: Config) -> list[tuple[Path, str]]:
                 "max_connections",
             )
         )
-    host = config.metrics.listen.rpartition(":")[0].strip("[]")
-    if host in ("0.0.0.0", "::", "") and config.metrics.web_config_file is None:
+    if on_every_interface(config.metrics.listen) and config.metrics.web_config_file is None:
         warnings.append(
             (
                 ("metrics", "listen"),

@@ -43,6 +43,15 @@ _UNSUPPORTED: dict[Path, str] = {
     ("http_server_config",): "http_server_config (HTTP/2, extra headers)",
     ("rate_limit",): "rate limiting",
 }
+# Hosts that listen on every interface: what is served reaches whoever reaches the machine.
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+
+
+def on_every_interface(listen: str) -> bool:
+    """metrics.listen (host:port, [v6]:port) binds every interface."""
+    return listen.rpartition(":")[0].strip("[]") in ALL_INTERFACES
+
+
 # $2a$/$2b$/$2y$, a two-digit cost, 22 characters of salt and 31 of hash.
 _BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
 

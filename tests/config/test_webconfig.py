@@ -9,7 +9,12 @@ import bcrypt
 import pytest
 
 from monitor.config.loader import load_config_text
-from monitor.config.webconfig import WebConfigError, load_web_config, parse_web_config
+from monitor.config.webconfig import (
+    WebConfigError,
+    load_web_config,
+    on_every_interface,
+    parse_web_config,
+)
 from tests.helpers import BASE_CONFIG
 
 HASH = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(4)).decode()
@@ -122,3 +127,10 @@ def test_check_config_warns_when_the_page_is_served_on_every_interface_unprotect
     assert warnings('metrics: {listen: "127.0.0.1:9464"}\n') == []
     protected = 'metrics: {listen: "0.0.0.0:9464", web_config_file: web.yml}\n'
     assert warnings(protected) == []
+
+
+def test_which_listen_addresses_are_every_interface() -> None:
+    assert on_every_interface("0.0.0.0:9464") and on_every_interface("[::]:9464")
+    assert on_every_interface(":9464")
+    assert not on_every_interface("127.0.0.1:9464") and not on_every_interface("[::1]:9464")
+    assert not on_every_interface("10.0.0.5:9464")  # one interface: chosen on purpose
