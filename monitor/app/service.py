@@ -41,6 +41,8 @@ log = logging.getLogger("recmon.service")
 GC_THRESHOLDS = (20_000, 20, 50)
 # recmon reads its own load this often, over this window (withheld timeouts, loop lag).
 LOAD_READING_S = 1.0
+# A timeout judged while recmon's loop ran late: the skip the status page shows instead.
+WITHHELD = "timeout withheld: recmon's event loop ran late"
 LOAD_WINDOW_S = 60.0
 
 
@@ -313,7 +315,15 @@ class Monitor:
         )
 
     def _skipped(self, tenant: str, check: str, why: str) -> None:
-        """The tenant's own skip (no variable or credential for it): its row's, not recmon's."""
+        """The tenant's own skip (no variable or credential for it): its row's, not recmon's.
+        Unless the check it runs after was withheld (recmon's loop ran late): then the capture
+        it lacks is recmon's doing, and so is the skip."""
+        parent = self.checks[check].after if check in self.checks else None
+        if parent and self.skips.get((tenant, parent)) == WITHHELD:
+            self.skipped_runs += 1
+            why = f"{parent}'s timeout was withheld (recmon's event loop ran late): no capture"
+            self._show_skip(tenant, check, why)
+            return
         self.tenant_skips[(tenant, check)] = self.tenant_skips.get((tenant, check), 0) + 1
         self._show_skip(tenant, check, why)
 
@@ -328,9 +338,7 @@ class Monitor:
         self._withheld_count += 1
         self.skipped_runs += 1
         self.last_result_at = self.clock.monotonic()
-        self._show_skip(
-            result.tenant, result.check, "timeout withheld: recmon's event loop ran late"
-        )
+        self._show_skip(result.tenant, result.check, WITHHELD)
 
     def load_reading(self) -> LoadReading:
         """What recmon saw of itself over the last minute (or since it started)."""

@@ -676,3 +676,26 @@ async def test_a_held_incident_says_the_one_reason_and_when_it_pages(
     assert text in html
     assert "group wait, maintenance, or" not in html
     rig.store.close()
+
+
+async def test_a_skip_after_recmons_own_withheld_timeout_is_recmons_not_the_tenants(
+    rig: Rig,
+) -> None:
+    """search's timeout withheld (recmon's loop ran late) leaves recommendations nothing to
+    ask for: that skip is recmon's too, on its own count, not on the tenant's row."""
+    engine = rig.monitor.engine
+    assert engine.withheld_sink is not None and engine.skip_sink is not None
+    rig.clock.advance(10)
+    late = ProbeResult("acme", "search", Outcome.TIMEOUT, 2.0, rig.clock.time(), None, None)
+    engine.withheld_sink(late)  # what the engine does with it, then with its dependant:
+    engine.skip_sink("acme", "recommendations", "no {product}: search did not succeed")
+    engine.skip_sink("globex", "recommendations", "no {product}: search did not succeed")
+    status = rig.status()
+    assert status["self"]["skipped_runs"] == 2  # acme's search and its recommendations
+    assert status["tenant_skipped_runs"] == 1  # globex's own
+    rows = {r.tenant: r for r in model.grid(rig.snapshot()).rows}
+    assert rows["acme"].cells[1].reason == (
+        "search's timeout was withheld (recmon's event loop ran late): no capture"
+    )
+    assert rows["acme"].cells[1].skipped_runs == 0
+    assert rows["globex"].cells[1].skipped_runs == 1
