@@ -243,7 +243,7 @@ def _web_config(path: str | None) -> WebConfig | None:
         try:
             server_context(web)
         except ValueError as exc:
-            raise WebConfigError(web.source, [("tls_server_config", None, str(exc))]) from None
+            raise WebConfigError(web.source, [("", None, str(exc))]) from None
     return web
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from monitor.cli import main
 from monitor.config.loader import load_config_text
 from monitor.config.webconfig import (
     WebConfigError,
@@ -16,6 +17,7 @@ from monitor.config.webconfig import (
     parse_web_config,
 )
 from tests.helpers import BASE_CONFIG
+from tests.tlscerts import CertificateAuthority
 
 HASH = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt(4)).decode()
 
@@ -134,3 +136,27 @@ def test_which_listen_addresses_are_every_interface() -> None:
     assert on_every_interface(":9464")
     assert not on_every_interface("127.0.0.1:9464") and not on_every_interface("[::1]:9464")
     assert not on_every_interface("10.0.0.5:9464")  # one interface: chosen on purpose
+
+
+def test_check_config_checks_the_web_configuration_and_its_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ca: CertificateAuthority
+) -> None:
+    server = ca.issue("recmon", names=("127.0.0.1",))
+    config = tmp_path / "probes.yaml"
+    config.write_text(BASE_CONFIG + 'metrics: {listen: "0.0.0.0:9464", web_config_file: web.yml}\n')
+    web = tmp_path / "web.yml"
+    web.write_text(
+        f"tls_server_config: {{cert_file: {server.cert_pem.name},"
+        f" key_file: {server.key_pem.name}}}\n"
+        f"basic_auth_users: {{prometheus: '{HASH}'}}\n"
+    )
+    assert main(["check-config", str(config)]) == 0
+    out = capsys.readouterr()
+    assert "warning" not in out.err  # on every interface, but protected
+
+    other = ca.issue("other", names=("127.0.0.1",))
+    server.key_pem.write_bytes(other.key_pem.read_bytes())  # a key of another certificate
+    assert main(["check-config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"web configuration error: {web}: tls_server_config: cannot load cert_file" in err
+    assert "PRIVATE KEY" not in err and HASH not in err
