@@ -29,8 +29,10 @@ ENV PATH=/opt/recmon/bin:$PATH \
 WORKDIR /var/lib/recmon
 USER 10001:10001
 EXPOSE 9464
-# /healthz answers 200 while the event loop runs on time (metrics.listen defaults to :9464).
+# /healthz answers 200 while the event loop runs on time. The container listens on every
+# interface (metrics.listen defaults to 127.0.0.1, unreachable through -p): protect the status
+# page with metrics.web_config_file (TLS, basic auth) where the port is reachable by others.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["recmon"]
-CMD ["run", "--config", "/etc/recmon/probes.yaml"]
+CMD ["run", "--config", "/etc/recmon/probes.yaml", "--listen", "0.0.0.0:9464"]

@@ -16,10 +16,12 @@ from monitor import __version__
 from monitor.app.longrun import LongRunning
 from monitor.app.once import EXIT_ERROR, OnceOptions, one_round
 from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
+from monitor.config.webconfig import WebConfig, WebConfigError, load_web_config
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.state.store import StateUnavailable
 from monitor.telemetry.logs import setup_logging
+from monitor.telemetry.webauth import server_context
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -87,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     _config_options(run)
     run.add_argument("--listen", help="override metrics.listen, e.g. 127.0.0.1:9464")
+    run.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        metavar="PATH",
+        help="TLS and basic auth for /, /status and /metrics: a web configuration file in the "
+        "Prometheus exporters' format (overrides metrics.web_config_file)",
+    )
     run.add_argument(
         "--results-log",
         help="append every probe result to this file as a JSON line (flushed each line)",
@@ -224,6 +233,20 @@ def _load(path: str, redactor: Redactor) -> LoadedConfig | None:
     return loaded
 
 
+def _web_config(path: str | None) -> WebConfig | None:
+    """The web configuration file, checked (its certificate and key load); WebConfigError
+    otherwise. Its messages name keys and files, never a hash."""
+    if path is None:
+        return None
+    web = load_web_config(path)
+    if web.tls:
+        try:
+            server_context(web)
+        except ValueError as exc:
+            raise WebConfigError(web.source, [("", None, str(exc))]) from None
+    return web
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     args = _parser().parse_args(argv)
@@ -242,6 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if loaded is None:
             return EXIT_ERROR
         config = loaded.config
+        try:
+            _web_config(config.metrics.web_config_file)
+        except WebConfigError as exc:
+            print(f"web configuration error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         if args.dump:
             from monitor.config.dump import dump_config
 
@@ -286,12 +314,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     try:
         if args.command == "run":
+            try:
+                web = _web_config(args.web_config_file or loaded.config.metrics.web_config_file)
+            except WebConfigError as exc:
+                print(f"web configuration error: {exc}", file=sys.stderr)
+                return EXIT_ERROR
             running = LongRunning(
                 loaded,
                 shard=shard,
                 listen=args.listen,
                 results_log=args.results_log,
                 redactor=redactor,
+                web=web,
             )
             return asyncio.run(running.run())
         options = OnceOptions(

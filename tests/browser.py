@@ -54,3 +54,12 @@ def chromium(width: int = 1280, height: int = 1000) -> Iterator[object]:
 def screenshot_path(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
+
+
+def emulate_screen(driver: object, width: int, height: int, *, mobile: bool = True) -> None:
+    """The page's viewport exactly `width`×`height` CSS pixels, as on a phone (headless
+    Chromium's window does not go below 500 px wide): DevTools' device metrics override."""
+    driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )

@@ -29,11 +29,13 @@ from monitor.app.service import Monitor
 from monitor.app.status.collect import StatusSource, snapshot
 from monitor.app.status.model import ReloadRecord, Snapshot, iso
 from monitor.config.loader import ConfigError, LoadedConfig, dotted, load_config_file
+from monitor.config.webconfig import ALL_INTERFACES, WebConfig, on_every_interface
 from monitor.core.clock import SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.telemetry.asgiserve import listen, serve_asgi
 from monitor.telemetry.resultslog import ResultsLog
+from monitor.telemetry.webauth import BasicAuth, CertificateReload, server_context
 
 log = logging.getLogger("recmon")
 
@@ -63,11 +65,11 @@ class Generation:
         await self.pipeline.flush(SHUTDOWN_FLUSH_S)
 
 
-def status_page_url(host: str, port: int) -> str:
+def status_page_url(host: str, port: int, scheme: str = "http") -> str:
     """Where a person on this machine opens the page (a wildcard address is not a place)."""
-    if host in ("0.0.0.0", "::", ""):
+    if host in ALL_INTERFACES:
         host = "localhost"
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+    return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -84,10 +86,14 @@ class LongRunning:
         listen: str | None,
         results_log: str | None,
         redactor: Redactor | None = None,
+        web: WebConfig | None = None,
     ) -> None:
+        """`web`: TLS and basic authentication for what is served (the web configuration
+        file, read by the caller)."""
         self.loaded = loaded
         self.shard = shard
         self.listen = listen or loaded.config.metrics.listen
+        self.web = web
         self.redactor = redactor or Redactor(loaded.secrets)
         self.results_log = ResultsLog(results_log) if results_log else None
         self.stop = asyncio.Event()
@@ -169,6 +175,11 @@ class LongRunning:
         self.page_redactor.add(_escaped_forms(loaded.secrets))
         for key, old, new in (
             ("metrics.listen", self.loaded.config.metrics.listen, loaded.config.metrics.listen),
+            (
+                "metrics.web_config_file",
+                self.loaded.config.metrics.web_config_file,
+                loaded.config.metrics.web_config_file,
+            ),
             ("state.path", self.loaded.config.state.path, loaded.config.state.path),
         ):
             if old != new:
@@ -243,12 +254,26 @@ class LongRunning:
     async def run(self) -> int:
         host, port = _split_listen(self.listen)
         try:
+            tls = server_context(self.web) if self.web is not None and self.web.tls else None
+        except ValueError as exc:
+            log.error(f"web configuration {self.web.source if self.web else ''}: {exc}")
+            self.store.close()
+            return 2
+        try:
             # The port first: a busy one is one line and exit 2, before anything has started.
             listener = listen(host, port)
         except OSError as exc:
             log.error(exc.strerror or str(exc))
             self.store.close()
             return 2
+        unprotected = self.web is None or not (self.web.tls or self.web.users)
+        if on_every_interface(self.listen) and unprotected:
+            log.warning(
+                "the status page, /status and /metrics are served on every interface without "
+                "TLS or authentication: anyone who reaches this port reads tenant names and "
+                "failure reasons (set metrics.web_config_file, or listen on 127.0.0.1)",
+                extra={"fields": {"listen": self.listen}},
+            )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop, sig)
@@ -264,9 +289,15 @@ class LongRunning:
             snapshot=self.snapshot,
             redact=lambda text: self.page_redactor.redact(self.redactor.redact(text)),
         )
+        app = api if self.web is None or not self.web.users else BasicAuth(api, self.web.users)
+        if self.web is not None:
+            log.info(
+                f"web configuration {self.web.source}: {self.web.describe()}; /healthz and "
+                "/readyz stay open for probes"
+            )
         try:
-            async with serve_asgi(api, host, port, sock=listener) as served:
-                page = status_page_url(served.host, served.port)
+            async with serve_asgi(app, host, port, sock=listener, ssl_context=tls) as served:
+                page = status_page_url(served.host, served.port, served.scheme)
                 log.info(
                     f"recmon running: status page at {page}",
                     extra={
@@ -280,10 +311,16 @@ class LongRunning:
                     },
                 )
                 watcher = asyncio.create_task(self._watch_file(), name="config-watch")
+                certificates = None
+                if tls is not None and self.web is not None:
+                    reload = CertificateReload(self.web, tls)
+                    certificates = asyncio.create_task(reload.run(self.stop), name="tls-reload")
                 await self._supervise()
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+                for task in (watcher, certificates):
+                    if task is not None:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
         finally:
             listener.close()
             if self.results_log is not None:

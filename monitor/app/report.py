@@ -94,9 +94,12 @@ def _tenants(tenants: Sequence[str]) -> str:
     return f"{len(tenants)} tenants: {shown}{more}"
 
 
+NOT_PROBED = "not probed yet"
+
+
 def _cell(result: ProbeResult | None) -> str:
     if result is None:
-        return "-"
+        return NOT_PROBED
     text = f"{result.outcome.value} {_ms(result.duration_s)}"
     if result.items is not None:
         text += f" ({result.items})"
@@ -109,7 +112,8 @@ def tenant_table(
     checks: Sequence[str],
     skips: Mapping[tuple[str, str], str] | None = None,
 ) -> str:
-    """One row per tenant, one column per check: outcome, latency, items."""
+    """One row per tenant, one column per check: outcome, latency, items. `!` marks a row
+    with a failing or skipped check; a tenant not probed yet is said so, not marked."""
     skips = skips or {}
     width = max([len(t) for t in tenants] + [6]) + 2
     lines = [f"{'tenant':<{width}}" + "".join(f"{c:<28}" for c in checks)]
@@ -120,7 +124,7 @@ def tenant_table(
             else _cell(latest.get((tenant, check)))
             for check in checks
         ]
-        healthy = all(cell.startswith("ok") for cell in cells)
+        healthy = all(cell.startswith("ok") or cell == NOT_PROBED for cell in cells)
         mark = " " if healthy else "!"
         lines.append(f"{tenant:<{width}}" + "".join(f"{c:<28}" for c in cells) + mark)
     return "\n".join(lines)

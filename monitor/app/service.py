@@ -41,6 +41,8 @@ log = logging.getLogger("recmon.service")
 GC_THRESHOLDS = (20_000, 20, 50)
 # recmon reads its own load this often, over this window (withheld timeouts, loop lag).
 LOAD_READING_S = 1.0
+# A timeout judged while recmon's loop ran late: the skip the status page shows instead.
+WITHHELD = "timeout withheld: recmon's event loop ran late"
 LOAD_WINDOW_S = 60.0
 
 
@@ -232,7 +234,11 @@ class Monitor:
         self._overruns = 0
         self._overrun_logged_at = float("-inf")
         self.probe_rate = RateMeter()
-        self.skipped_runs = 0  # since start: overruns and missing variables
+        # Runs recmon itself skipped since start (overruns, timeouts withheld while its loop
+        # ran late); a tenant's own skips (a missing variable or credential) are counted per
+        # tenant × check in tenant_skips, and shown on the tenant's row.
+        self.skipped_runs = 0
+        self.tenant_skips: dict[tuple[str, str], int] = {}
         # Load readings: (monotonic, probes finished, timeouts withheld) so far, over a minute.
         self._finished = 0
         self._withheld_count = 0
@@ -309,8 +315,20 @@ class Monitor:
         )
 
     def _skipped(self, tenant: str, check: str, why: str) -> None:
+        """The tenant's own skip (no variable or credential for it): its row's, not recmon's.
+        Unless the check it runs after was withheld (recmon's loop ran late): then the capture
+        it lacks is recmon's doing, and so is the skip."""
+        parent = self.checks[check].after if check in self.checks else None
+        if parent and self.skips.get((tenant, parent)) == WITHHELD:
+            self.skipped_runs += 1
+            why = f"{parent}'s timeout was withheld (recmon's event loop ran late): no capture"
+            self._show_skip(tenant, check, why)
+            return
+        self.tenant_skips[(tenant, check)] = self.tenant_skips.get((tenant, check), 0) + 1
+        self._show_skip(tenant, check, why)
+
+    def _show_skip(self, tenant: str, check: str, why: str) -> None:
         # The last result would be stale: show the skip instead.
-        self.skipped_runs += 1
         self.latest.pop((tenant, check), None)
         self.skips[(tenant, check)] = why
 
@@ -324,8 +342,9 @@ class Monitor:
         """A timeout judged while recmon's own loop ran late: counted, never the tenant's."""
         self.metrics.timeouts_withheld.labels(result.check).inc()
         self._withheld_count += 1
+        self.skipped_runs += 1
         self.last_result_at = self.clock.monotonic()
-        self._skipped(result.tenant, result.check, "timeout withheld: recmon's event loop ran late")
+        self._show_skip(result.tenant, result.check, WITHHELD)
 
     def load_reading(self) -> LoadReading:
         """What recmon saw of itself over the last minute (or since it started)."""
@@ -415,6 +434,8 @@ class Monitor:
             self.metrics.forget_tenant(tenant)
             for key in [k for k in self.latest if k[0] == tenant]:
                 del self.latest[key]
+            for key in [k for k in self.tenant_skips if k[0] == tenant]:
+                del self.tenant_skips[key]
         if removed or len(tenants) != len(self.tenants):
             log.info(
                 "tenants updated",

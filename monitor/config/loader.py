@@ -17,6 +17,7 @@ from monitor.config.envsubst import substitute
 from monitor.config.model import Config
 from monitor.config.secretfiles import resolve_secret_files
 from monitor.config.units import format_duration
+from monitor.config.webconfig import on_every_interface
 from monitor.config.yamlsource import KeyProblem, Path, YamlProblem, line_for, load_yaml
 from monitor.core.secrets import Redactor
 from monitor.core.templating import template_names
@@ -170,6 +171,9 @@ def _with_absolute_paths(config: Config, base: FilePath) -> Config:
     )
     tls = config.tls.model_copy(update={"ca_file": absolute(config.tls.ca_file)})
     state = config.state.model_copy(update={"path": absolute(config.state.path)})
+    metrics = config.metrics.model_copy(
+        update={"web_config_file": absolute(config.metrics.web_config_file)}
+    )
     targets = {
         name: target.model_copy(
             update={
@@ -185,7 +189,13 @@ def _with_absolute_paths(config: Config, base: FilePath) -> Config:
         for name, target in config.targets.items()
     }
     return config.model_copy(
-        update={"tenants": tenants, "tls": tls, "state": state, "targets": targets}
+        update={
+            "tenants": tenants,
+            "tls": tls,
+            "state": state,
+            "targets": targets,
+            "metrics": metrics,
+        }
     )
 
 
@@ -436,6 +446,16 @@ def _warnings(config: Config) -> list[tuple[Path, str]]:
                 f"{connections} connections (sum of max_connections): the probes beyond "
                 "that only wait for a connection; set it at or below the sum, or raise "
                 "max_connections",
+            )
+        )
+    if on_every_interface(config.metrics.listen) and config.metrics.web_config_file is None:
+        warnings.append(
+            (
+                ("metrics", "listen"),
+                f"{config.metrics.listen} serves the status page, /status and /metrics (tenant "
+                "names, failure reasons) to every network this host is on, without TLS or "
+                "authentication: set metrics.web_config_file (TLS, basic auth), or listen on "
+                "127.0.0.1",
             )
         )
     return warnings

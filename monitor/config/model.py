@@ -300,7 +300,11 @@ class EngineSpec(Model):
 
 
 class MetricsSpec(Model):
-    listen: Annotated[str, AfterValidator(_listen_address)] = "0.0.0.0:9464"
+    # Loopback unless told otherwise: what is served names tenants and failure reasons.
+    listen: Annotated[str, AfterValidator(_listen_address)] = "127.0.0.1:9464"
+    # TLS and basic auth for /, /status and /metrics: a web configuration file in the
+    # Prometheus exporters' format (config.webconfig); `recmon run --web.config.file` too.
+    web_config_file: str | None = None
     pushgateway: HttpUrl | None = None
     job: str = "recmon"
     # Per-tenant latency histograms cost ~14 series per tenant and check; off keeps one

@@ -69,9 +69,12 @@ async def serve_asgi(
     ssl_keyfile: str | None = None,
     backlog: int = 2048,
     sock: socket.socket | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Served]:
     """Serve until the block exits. Port 0 binds an ephemeral port; the bound one is returned.
-    `sock`, from listen(), lets a caller claim the port before it starts anything else."""
+    `sock`, from listen(), lets a caller claim the port before it starts anything else.
+    `ssl_context`: TLS as built by the caller (uvicorn's own options cannot set a minimum
+    version or an optional client certificate)."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -85,6 +88,9 @@ async def serve_asgi(
         ssl_version=ssl.PROTOCOL_TLS_SERVER,
         timeout_graceful_shutdown=1,
     )
+    if ssl_context is not None:
+        config.load()
+        config.ssl = ssl_context
     listener = sock or listen(host, port, backlog=backlog)
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[listener]), name=f"http:{host}:{port}")
@@ -95,7 +101,7 @@ async def serve_asgi(
         await asyncio.sleep(0.01)
     bound = server.servers[0].sockets[0].getsockname()
     try:
-        yield Served(host, bound[1], "https" if ssl_certfile else "http")
+        yield Served(host, bound[1], "https" if ssl_certfile or ssl_context else "http")
     finally:
         server.should_exit = True
         await task

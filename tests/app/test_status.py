@@ -26,6 +26,8 @@ from monitor.core.clock import ManualClock
 from monitor.core.notifications import Action, Notification, Severity
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.series import AlertStatus
+from monitor.probing.engine import Job
+from monitor.probing.httpclient import ClientFactory
 from monitor.state.store import StateStore
 from monitor.telemetry.rate import RateMeter
 from monitor.tls.prober import TlsResult
@@ -54,10 +56,10 @@ FAILED_RELOAD = ReloadRecord(
 class Rig:
     """A Monitor and its notification pipeline on a manual clock; the webhook answers 503."""
 
-    def __init__(self) -> None:
+    def __init__(self, client_factory: ClientFactory | None = None, config: str = CONFIG) -> None:
         self.clock = ManualClock(start=1_700_000_000.0)
         self.store = StateStore.open(":memory:")
-        loaded = load(CONFIG)
+        loaded = load(config)
         registry = CollectorRegistry()
         metrics = metrics_for(loaded.config, registry)
         hook = httpx.MockTransport(lambda request: httpx.Response(503, text="hook is down"))
@@ -70,6 +72,7 @@ class Rig:
             registry=registry,
             metrics=metrics,
             route=self.pipeline.route,
+            client_factory=client_factory,
         )
         self.reload: ReloadRecord = ReloadRecord(self.clock.time(), True, "probes.yaml")
 
@@ -494,9 +497,205 @@ async def test_the_tenant_page_lists_recent_probes_with_status_and_reason(rig: R
     assert detail is not None
     # Newest first; the window keeps reasons, from which the status is read back.
     assert [(p.outcome, p.status, p.reason) for p in detail.probes] == [
-        ("ok", 200, ""),
-        ("timeout", None, "no complete response within 2s"),
-        ("http_error", 502, "unexpected status 502"),
-        ("auth_error", 401, "status 401: the tenant's key rejected"),
+        ("ok", "200", ""),
+        ("timeout", "-", "no complete response within 2s"),
+        ("http_error", "502", "unexpected status 502"),
+        ("auth_error", "401", "status 401: the tenant's key rejected"),
     ]
     assert model.tenant_detail(rig.snapshot(), "nobody") is None
+
+
+# --- whose skip, and over which window --------------------------------------------------------
+
+
+async def test_a_tenants_own_skips_are_on_its_row_not_under_recmons_health() -> None:
+    """acme's search answers 502, so its recommendations have no product to ask for and are
+    skipped (reason missing_variable): acme's doing, shown on acme's row; recmon itself
+    skipped nothing."""
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/acme/search":
+            return httpx.Response(502)
+        if request.url.path.endswith("/search"):
+            return httpx.Response(200, json={"results": [{"id": "p1"}]})
+        return httpx.Response(200, json={"recommendations": [1, 2]})
+
+    rig = Rig(
+        client_factory=lambda name, target, timeout: httpx.AsyncClient(
+            transport=httpx.MockTransport(api), base_url=target.base_url
+        )
+    )
+    assert await rig.monitor.refresh_tenants() == ("acme", "globex", "initech")
+    for _ in range(3):
+        rig.clock.advance(10)
+        for tenant in ("acme", "globex", "initech"):
+            await rig.monitor.engine.run_job(Job(tenant, "search"))
+    skipped = rig.monitor.metrics.registry.get_sample_value(
+        "recmon_probes_skipped_total", {"check": "recommendations", "reason": "missing_variable"}
+    )
+    assert skipped == 3
+
+    status = rig.status()
+    assert status["self"]["skipped_runs"] == 0
+    assert status["tenant_skipped_runs"] == 3
+    snap = rig.snapshot()
+    [acme] = [r for r in model.grid(snap).rows if r.tenant == "acme"]
+    search, recommendations = acme.cells
+    assert (search.state, recommendations.state) == ("failing", "skipped")
+    assert recommendations.skipped_runs == 3
+    assert "search did not succeed" in recommendations.reason
+    html = page.render_index(snap)
+    assert ">0 runs skipped by recmon<" in html
+    row = html[html.index('id="t-acme"') : html.index("</tr>", html.index('id="t-acme"'))]
+    assert "3 runs of this tenant skipped since start" in row
+    assert "search did not succeed, so captured nothing" in row
+    assert "skipped since start" not in html.replace(row, "")  # on acme's row only
+    rig.store.close()
+
+
+def test_the_empty_share_is_over_the_empty_results_window_not_every_stored_sample(
+    rig: Rig,
+) -> None:
+    """Recommendations empty for acme for 40 s, then 7 minutes of good answers: the window
+    the rule judges (5 minutes) holds no empty answer any more, though the stored samples
+    (kept 15 minutes for error_rate) still do."""
+    for _ in range(4):
+        rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    for _ in range(42):
+        rig.round()
+    snap = rig.snapshot()
+    view = snap.series("acme", "recommendations")
+    assert view is not None and "empty" in [s[1] for s in view.samples]
+    [acme] = [r for r in model.grid(snap).rows if r.tenant == "acme"]
+    cell = acme.cells[1]
+    assert (cell.empty_share, cell.empty_window_s) == (0.0, 300.0)
+    html = page.render_index(snap)
+    row = html[html.index('id="t-acme"') : html.index("</tr>", html.index('id="t-acme"'))]
+    assert row.count("empty 0% (5m)") == 2, row  # search and recommendations
+
+    # Two minutes later it empties again: 2 of the last 5 minutes' 31 probes.
+    rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    [acme] = [r for r in model.grid(rig.snapshot()).rows if r.tenant == "acme"]
+    assert acme.cells[1].empty_share == pytest.approx(2 / 30)
+
+
+async def test_after_taking_over_a_state_file_the_tenant_page_shows_the_alert_carried_over(
+    rig: Rig,
+) -> None:
+    """`recmon once` paged acme's empty recommendations and saved its state; a `recmon run`
+    started later takes the state file over: its page lists the firing alert in the history
+    too (saying where it came from), and the probes carried over with their status."""
+    empty = ("recommendations", Outcome.EMPTY, 0.05)
+    for _ in range(9):  # fires, and pages once the group wait (60 s) is over
+        rig.round(acme=empty)
+    saved = rig.monitor.hub.memory()
+
+    later = Rig()
+    later.clock.advance(rig.clock.time() - later.clock.time() + 30)
+    assert await later.monitor.refresh_tenants()
+    later.monitor.hub.restore(saved)
+    source = StatusSource(
+        monitor=later.monitor,
+        pipeline=later.pipeline,
+        persistence=None,
+        state_path="recmon-state.db",
+        started_at=later.clock.time(),
+        config_source="probes.yaml",
+    )
+    snap = snapshot(source, later.reload)
+    detail = model.tenant_detail(snap, "acme")
+    assert detail is not None
+    [alert] = detail.alerts
+    assert alert.paged_as is not None
+    [entry] = detail.history
+    assert (entry.event, entry.rule, entry.check, entry.at) == (
+        "firing",
+        "empty_results",
+        "recommendations",
+        alert.since,
+    )
+    assert entry.note == "fired before this recmon started: carried over from the state file"
+    # No probe since the takeover: every one listed was carried over, and each was a 200.
+    assert detail.probes and {p.status for p in detail.probes} == {"200"}
+    html = page.render_tenant(snap, "acme")
+    assert html is not None
+    assert "no alert since recmon started" not in html
+    assert "carried over from the state file" in html
+    probes = html[html.index('<table class="probes">') :]
+    assert "<td>-</td>" not in probes and "<td>200</td>" in probes
+    later.store.close()
+
+
+# The rig's clock starts at 2023-11-14T22:13:20Z.
+MAINTENANCE = "  maintenance: [{start: 2023-11-14T22:00:00Z, end: 2023-11-14T23:30:00Z}]\n"
+
+
+@pytest.mark.parametrize(
+    ("config", "rounds", "held_by", "pages_at", "text"),
+    [
+        (
+            CONFIG,
+            3,
+            "group_wait",
+            {"at": "2023-11-14T22:14:40Z", "in": "50s"},
+            "not paged yet: group wait — pages at 22:14:40 UTC (in 50s) if it still fires",
+        ),
+        (
+            CONFIG.replace("alerts:\n", "alerts:\n" + MAINTENANCE),
+            9,
+            "maintenance",
+            {"at": "2023-11-14T23:30:00Z", "in": "1h 15m"},
+            "not paged: maintenance window until 23:30:00 UTC (in 1h 15m); pages then if it "
+            "still fires",
+        ),
+        (
+            CONFIG.replace("notify:\n", "notify:\n  tenant_pages: rules\n"),
+            9,
+            "rules",
+            None,
+            "not paged from here: notify.tenant_pages is rules, so the cross-location "
+            "Prometheus rules page tenant problems",
+        ),
+    ],
+)
+async def test_a_held_incident_says_the_one_reason_and_when_it_pages(
+    config: str, rounds: int, held_by: str, pages_at: dict[str, str] | None, text: str
+) -> None:
+    rig = Rig(config=config)
+    assert await rig.monitor.refresh_tenants()
+    for _ in range(rounds):
+        rig.round(acme=("recommendations", Outcome.EMPTY, 0.05))
+    [incident] = rig.status()["incidents"]
+    assert (incident["state"], incident["held_by"], incident["pages_at"]) == (
+        "held",
+        held_by,
+        pages_at,
+    )
+    html = page.render_index(rig.snapshot())
+    assert text in html
+    assert "group wait, maintenance, or" not in html
+    rig.store.close()
+
+
+async def test_a_skip_after_recmons_own_withheld_timeout_is_recmons_not_the_tenants(
+    rig: Rig,
+) -> None:
+    """search's timeout withheld (recmon's loop ran late) leaves recommendations nothing to
+    ask for: that skip is recmon's too, on its own count, not on the tenant's row."""
+    engine = rig.monitor.engine
+    assert engine.withheld_sink is not None and engine.skip_sink is not None
+    rig.clock.advance(10)
+    late = ProbeResult("acme", "search", Outcome.TIMEOUT, 2.0, rig.clock.time(), None, None)
+    engine.withheld_sink(late)  # what the engine does with it, then with its dependant:
+    engine.skip_sink("acme", "recommendations", "no {product}: search did not succeed")
+    engine.skip_sink("globex", "recommendations", "no {product}: search did not succeed")
+    status = rig.status()
+    assert status["self"]["skipped_runs"] == 2  # acme's search and its recommendations
+    assert status["tenant_skipped_runs"] == 1  # globex's own
+    rows = {r.tenant: r for r in model.grid(rig.snapshot()).rows}
+    assert rows["acme"].cells[1].reason == (
+        "search's timeout was withheld (recmon's event loop ran late): no capture"
+    )
+    assert rows["acme"].cells[1].skipped_runs == 0
+    assert rows["globex"].cells[1].skipped_runs == 1

@@ -60,7 +60,10 @@ def test_multi_stage_slim_non_root_with_healthcheck_and_recmon_run() -> None:
     assert final_keywords["USER"] == "10001:10001"  # numeric: Kubernetes can check runAsNonRoot
     assert "HEALTHCHECK" in final_keywords and "/healthz" in final_keywords["HEALTHCHECK"]
     assert json.loads(final_keywords["ENTRYPOINT"]) == ["recmon"]
-    assert json.loads(final_keywords["CMD"])[0] == "run"
+    command = json.loads(final_keywords["CMD"])
+    assert command[0] == "run"
+    # metrics.listen defaults to loopback, which -p cannot reach: the image says so itself.
+    assert command[command.index("--listen") + 1] == "0.0.0.0:9464"
     runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
     assert not re.search(
         r"apt-get|gcc|build-essential|pip install", runs
@@ -104,7 +107,7 @@ def test_the_build_stage_install_produces_a_working_recmon(tmp_path: Path) -> No
     port = free_port()
     config = tmp_path / "probes.yaml"
     config.write_text(
-        (ROOT / "probes.yaml").read_text().replace("0.0.0.0:9464", f"127.0.0.1:{port}")
+        (ROOT / "probes.yaml").read_text().replace("127.0.0.1:9464", f"127.0.0.1:{port}")
     )
     env = {
         **os.environ,

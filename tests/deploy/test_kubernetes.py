@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from monitor.config.loader import load_config_text
+from monitor.config.webconfig import on_every_interface
 from tests.helpers import ROOT
 
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
@@ -51,6 +52,10 @@ def test_shipped_configurations_are_valid_recmon_configurations(name: str) -> No
     assert loaded.config.state.path.startswith(
         "/var/lib/recmon/"
     )  # on the volume, not the read-only ConfigMap
+    # Scraped and probed over the pod's network: metrics.listen's loopback default would be
+    # unreachable, so the file says every interface itself.
+    assert "listen" in loaded.config.metrics.model_fields_set
+    assert on_every_interface(loaded.config.metrics.listen)
 
 
 def test_cronjob_never_overlaps_and_keeps_state() -> None:

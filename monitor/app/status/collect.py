@@ -32,11 +32,16 @@ def _series_view(monitor: Monitor, tenant: str, check: str) -> SeriesView | None
         return None
     p95, baseline = monitor.hub.latency(tenant, check)
     samples = state.samples
-    empty = sum(1 for s in samples if s.outcome == "empty")
+    # The share the empty_results rule judges (its window, 5 minutes unless configured),
+    # not every stored sample: those reach back as far as the longest rule (error_rate's 15).
+    window = monitor.hub.empty_window(tenant, check)
+    recent = state.window(monitor.clock.time() - window)
+    empty = sum(1 for s in recent if s.outcome == "empty")
     return SeriesView(
         p95_s=p95,
         baseline_s=baseline,
-        empty_share=empty / len(samples) if samples else None,
+        empty_share=empty / len(recent) if recent else None,
+        empty_window_s=window,
         window_s=(samples[-1].at - samples[0].at) if samples else 0.0,
         samples=tuple((s.at, s.outcome, s.latency, s.reason) for s in samples[-RECENT_PROBES:]),
     )
@@ -78,5 +83,7 @@ def snapshot(source: StatusSource, reload: ReloadRecord | None) -> Snapshot:
         certificates=monitor.tls.latest(),
         series=lambda tenant, check: _series_view(monitor, tenant, check),
         history=monitor.hub.history,
+        tenant_skips=dict(monitor.tenant_skips),
+        statuses={name: tuple(sorted(c.expected_status)) for name, c in monitor.checks.items()},
         alert_source=functools.partial(monitor.hub.alerts, monitor.hub.memory()),
     )

@@ -19,7 +19,7 @@ from monitor.alerting.dispatch import SinkHealth
 from monitor.alerting.hub import AlertView
 from monitor.core.notifications import Notification
 from monitor.core.results import ProbeResult
-from monitor.detect.series import AlertEvent, AlertStatus
+from monitor.detect.series import AlertEvent, AlertStatus, EventKind
 from monitor.tls.prober import TlsResult
 
 SCHEMA = "recmon.status/v1"
@@ -73,8 +73,9 @@ class SeriesView:
 
     p95_s: float | None
     baseline_s: float | None
-    empty_share: float | None  # share of empty answers over the whole window
-    window_s: float  # how far back the window reaches
+    empty_share: float | None  # share of empty answers over the empty_results rule's window
+    empty_window_s: float  # that window (5 minutes unless configured)
+    window_s: float  # how far back the stored samples reach
     samples: tuple[tuple[float, str, float | None, str], ...]  # newest last: (at, outcome,
     # latency, reason)
 
@@ -98,6 +99,11 @@ class Snapshot:
     certificates: Mapping[str, Sequence[TlsResult]]
     series: Callable[[str, str], SeriesView | None] = field(default=lambda t, c: None)
     history: Callable[[str], Sequence[AlertEvent]] = field(default=lambda t: ())
+    # check → the statuses it accepts (an ok or empty probe's status when there is one).
+    statuses: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # Runs not sent since start because of the tenant itself (a missing variable or
+    # credential): (tenant, check) → count. recmon's own skips are in health.skipped_runs.
+    tenant_skips: Mapping[tuple[str, str], int] = field(default_factory=dict)
     # Every pending and firing alert, computed on first use: in the worker thread that
     # renders, from a copy the collector took on the event loop.
     alert_source: Callable[[], Sequence[AlertView]] = field(default=lambda: ())
@@ -176,6 +182,9 @@ class Incident:
     paged_to: tuple[str, ...]
     # A storm that became fleet-wide was paged a second time, with the scope in its title.
     escalated: bool = False
+    # Held: why (AlertView.held_by: group_wait, maintenance, rules, unstored) and when it pages.
+    held_by: str = ""
+    pages_at: float | None = None
 
 
 _WHAT = {
@@ -278,6 +287,8 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
         else:
             scope = _scope([a.tenant for a in alerts if a.tenant], total)
         worst = min(alerts, key=lambda a: _SEVERITY_RANK.get(a.severity.value, 9))
+        # The first of them to page says when the incident will.
+        soonest = min(alerts, key=lambda a: (a.held_until is None, a.held_until or 0.0))
         out.append(
             Incident(
                 key=f"held/{rule}/{check}/{variant}",
@@ -290,6 +301,8 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
                 headline=_headline(rule, check, scope, "" if rule.startswith("tls_") else variant),
                 summary=first.summary,
                 paged_to=(),
+                held_by=soonest.held_by,
+                pages_at=soonest.held_until,
             )
         )
     out.sort(key=lambda i: (_SEVERITY_RANK.get(i.severity, 9), i.state != "paged", i.since))
@@ -316,6 +329,8 @@ def incident_json(incident: Incident, now: float) -> dict[str, Any]:
         },
         "headline": incident.headline,
         "summary": incident.summary,
+        "held_by": incident.held_by or None,
+        "pages_at": moment(incident.pages_at, now),
     }
 
 
@@ -445,6 +460,7 @@ def status_document(snapshot: Snapshot) -> dict[str, Any]:
         "checks": list(snapshot.checks),
         "failing_tenants": len(failing),
         "failing_sample": failing[:100],
+        "tenant_skipped_runs": sum(snapshot.tenant_skips.values()),
         "incidents": [incident_json(i, now) for i in incidents(snapshot)],
         "alerts": {
             "firing_count": len(firing),
@@ -512,9 +528,11 @@ class Cell:
     latency_ms: float | None
     p95_ms: float | None
     baseline_ms: float | None
-    empty_share: float | None  # over the detector's window
+    empty_share: float | None  # over the empty_results rule's window
+    empty_window_s: float | None
     items: int | None
     reason: str
+    skipped_runs: int = 0  # runs of this tenant × check not sent since start (its own skips)
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,6 +608,7 @@ def _row(snapshot: Snapshot, tenant: str, state: str, alerting: Mapping[str, int
         cell_state, word = _cell_state(result, snapshot.skips.get((tenant, check)))
         view = snapshot.series(tenant, check)
         empty_share = view.empty_share if view is not None else None
+        empty_window = view.empty_window_s if view is not None else None
         # Every check has its place (and colour) in the sparkline, drawn or not.
         samples = view.samples[-SPARK_POINTS:] if view is not None else ()
         lines.append((check, [s[2] for s in samples]))
@@ -602,8 +621,10 @@ def _row(snapshot: Snapshot, tenant: str, state: str, alerting: Mapping[str, int
                 p95_ms=ms(view.p95_s) if view else None,
                 baseline_ms=ms(view.baseline_s) if view else None,
                 empty_share=empty_share,
+                empty_window_s=empty_window,
                 items=result.items if result else None,
                 reason=result.reason if result else (snapshot.skips.get((tenant, check)) or ""),
+                skipped_runs=snapshot.tenant_skips.get((tenant, check), 0),
             )
         )
     top = max((v for _, vs in lines for v in vs if v is not None), default=0.0)
@@ -646,9 +667,21 @@ class Probe:
     at: float
     check: str
     outcome: str
-    status: int | None
+    status: str  # "200", "502", "200 or 204" (an ok probe of a check accepting both), "-"
     latency_ms: float | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    at: float
+    event: str  # firing | resolved
+    rule: str
+    variant: str
+    check: str
+    severity: str
+    summary: str
+    note: str = ""  # an alert firing from before this process: where it came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,7 +690,7 @@ class TenantDetail:
     row: Row
     probes: tuple[Probe, ...]  # newest first
     alerts: tuple[AlertView, ...]  # pending and firing now
-    history: tuple[AlertEvent, ...]  # newest first
+    history: tuple[HistoryEntry, ...]  # newest first
 
 
 _STATUS_IN_REASON = re.compile(r"(?:unexpected )?status (\d{3})\b")
@@ -668,6 +701,55 @@ def _status_of(reason: str) -> int | None:
     "status 401: the tenant's key rejected"."""
     match = _STATUS_IN_REASON.match(reason)
     return int(match.group(1)) if match else None
+
+
+def _probe_status(snapshot: Snapshot, check: str, outcome: str, reason: str) -> str:
+    """A stored sample keeps its reason, not its status: read it back from the reason
+    ("unexpected status 502"), or, for an answer the check accepted (ok, empty), from the
+    statuses the check accepts."""
+    status = _status_of(reason)
+    if status is not None:
+        return str(status)
+    accepted = snapshot.statuses.get(check, ())
+    if outcome in ("ok", "empty") and accepted:
+        return " or ".join(str(s) for s in accepted)
+    return "-"
+
+
+def _history(snapshot: Snapshot, tenant: str, alerts: Sequence[AlertView]) -> list[HistoryEntry]:
+    """This process's alert events of the tenant, newest first, and every alert firing now
+    that has no event here: fired before this recmon started (carried over in the state
+    file, from a `recmon once` or an earlier run) or before the oldest event kept."""
+    events = list(snapshot.history(tenant))
+    entries = [
+        HistoryEntry(
+            e.at, e.kind.value, e.rule, e.variant, e.check or "", e.severity.value, e.summary
+        )
+        for e in events
+    ]
+    fired = {e.key for e in events if e.kind is EventKind.FIRING}
+    for alert in alerts:
+        if alert.status is not AlertStatus.FIRING or alert.key in fired:
+            continue
+        note = (
+            "fired before this recmon started: carried over from the state file"
+            if alert.since < snapshot.health.started_at
+            else "fired before the oldest event kept here"
+        )
+        entries.append(
+            HistoryEntry(
+                alert.since,
+                "firing",
+                alert.rule,
+                alert.variant,
+                alert.check,
+                alert.severity.value,
+                alert.summary,
+                note,
+            )
+        )
+    entries.sort(key=lambda h: -h.at)
+    return entries
 
 
 def tenant_detail(snapshot: Snapshot, tenant: str) -> TenantDetail | None:
@@ -683,15 +765,16 @@ def tenant_detail(snapshot: Snapshot, tenant: str) -> TenantDetail | None:
         latest = snapshot.latest.get((tenant, check))
         samples = view.samples if view else ()
         for i, (at, outcome, latency, reason) in enumerate(samples):
-            status = _status_of(reason)
-            if status is None and i == len(samples) - 1 and latest is not None:
-                status = latest.status  # the newest probe's status is known exactly
+            status = _probe_status(snapshot, check, outcome, reason)
+            if i == len(samples) - 1 and latest is not None and latest.status is not None:
+                status = str(latest.status)  # the newest probe's status is known exactly
             probes.append(Probe(at, check, outcome, status, ms(latency), reason))
     probes.sort(key=lambda p: -p.at)
+    alerts = tuple(a for a in snapshot.alerts if a.tenant == tenant)
     return TenantDetail(
         tenant=tenant,
         row=_row(snapshot, tenant, state, {tenant: firing}),
         probes=tuple(probes[:RECENT_PROBES]),
-        alerts=tuple(a for a in snapshot.alerts if a.tenant == tenant),
-        history=tuple(reversed(snapshot.history(tenant))),
+        alerts=alerts,
+        history=tuple(_history(snapshot, tenant, alerts)),
     )

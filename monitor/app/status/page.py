@@ -4,6 +4,7 @@ packaged templates and static files once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -24,6 +25,21 @@ STATIC = {
 }
 
 
+def _span(seconds: float) -> str:
+    """A window's length, short: 8s, 5m, 1h, 1h 30m."""
+    if seconds < 60 or seconds % 60:
+        return f"{seconds:.0f}s"
+    hours, minutes = divmod(int(seconds) // 60, 60)
+    return " ".join(
+        part for part in (f"{hours}h" * bool(hours), f"{minutes}m" * bool(minutes)) if part
+    )
+
+
+def _clock_seconds(unix: float | None) -> str:
+    """When a held page goes out, to the second: 04:31:20 UTC."""
+    return "-" if unix is None else datetime.fromtimestamp(unix, UTC).strftime("%H:%M:%S UTC")
+
+
 def _num(value: float) -> str:
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
@@ -40,7 +56,9 @@ def environment() -> jinja2.Environment:
     env.filters["dur"] = model.human_duration
     env.filters["iso"] = model.iso
     env.filters["clock"] = model.clock_time
+    env.filters["clock_s"] = _clock_seconds
     env.filters["num"] = _num
+    env.filters["span"] = _span
     env.filters["pct"] = lambda share: f"{share * 100:.0f}%"
     return env
 
