@@ -25,7 +25,10 @@ from monitor.core.tenancy import Shard
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.detect.storage import RULE as STATE_UNWRITABLE
+from monitor.detect.storage import StorageState, observe_storage, unwritable
 from monitor.probing.checks import HttpCheck
+from monitor.state.store import WriteHealth
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult
 from monitor.tls.rules import TLS_CHECK, HostState
@@ -99,7 +102,10 @@ class AlertHub:
         location: str = "",
         tenant_pages: bool = True,
         shard: Shard = Shard(),
+        storage: Callable[[], WriteHealth] | None = None,
     ) -> None:
+        """`storage`: how the state file takes writes (read every tick: recmon's own
+        state_unwritable alert); None without a state file."""
         self.spec = spec
         self.metrics = metrics
         self.clock = clock
@@ -114,6 +120,8 @@ class AlertHub:
         self._total_tenants = 0
         self._planner = PlannerState()
         self._overload = OverloadState()
+        self._storage_health = storage
+        self._storage = StorageState()
         self._tracker = AlertTracker(
             spec,
             counting_checks=[name for name, check in checks.items() if check.items is not None],
@@ -200,8 +208,22 @@ class AlertHub:
             )
 
     def tick(self, *, flush: bool = False) -> None:
-        """Release alerts whose group wait is over (or all of them, with flush)."""
-        self.handle((), self.clock.time(), flush=flush)
+        """Release alerts whose group wait is over (or all of them, with flush); read how the
+        state file takes writes."""
+        now = self.clock.time()
+        self.handle(self._observe_storage(now), now, flush=flush)
+
+    def _observe_storage(self, now: float) -> list[AlertEvent]:
+        if self._storage_health is None:
+            return []
+        health = self._storage_health()
+        self.metrics.state_writable.set(0 if unwritable(self._storage, health) else 1)
+        self._storage, events = observe_storage(self._storage, health, now)
+        return events
+
+    def storage_alert(self) -> AlertState | None:
+        """recmon's own state_unwritable alert, while it is pending or firing."""
+        return self._storage.alerts.get(STATE_UNWRITABLE)
 
     def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
         self._total_tenants = len(tenants)
@@ -227,7 +249,11 @@ class AlertHub:
 
     @property
     def firing(self) -> int:
-        return len(self._tracker.firing()) + (OVERLOAD in self._overload.alerts)
+        return (
+            len(self._tracker.firing())
+            + (OVERLOAD in self._overload.alerts)
+            + (STATE_UNWRITABLE in self._storage.alerts)
+        )
 
     def firing_alerts(self) -> list[tuple[SeriesKey, str, AlertState]]:
         """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
@@ -269,6 +295,10 @@ class AlertHub:
             if event.rule == OVERLOAD and event.tenant is None:
                 self._overload = OverloadState({OVERLOAD: adopted_alert(event)})
                 self._gauge(OVERLOAD, "", None, None, event.severity.value, True)
+                adopted += 1
+            elif event.rule == STATE_UNWRITABLE and event.tenant is None:
+                self._storage = StorageState({STATE_UNWRITABLE: adopted_alert(event)})
+                self._gauge(STATE_UNWRITABLE, "", None, None, event.severity.value, True)
                 adopted += 1
         self._restore_gauges()
         return adopted

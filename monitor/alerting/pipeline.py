@@ -101,7 +101,15 @@ class NotificationPipeline:
 
     async def flush(self, within: float) -> int:
         left = await self.dispatcher.flush(within)
-        if left:
+        if self.outbox.holding:
+            self.dispatcher.write_held()
+        if self.outbox.holding:
+            log.error(
+                "the state file takes no writes: what is held in memory (undelivered pages, "
+                "delivery results) is lost at exit",
+                extra={"fields": {"reason": self.outbox.store.write_health().error}},
+            )
+        elif left:
             log.warning(
                 "notifications not yet delivered stay in the outbox for the next attempt",
                 extra={"fields": {"pending": left}},

@@ -275,6 +275,14 @@ class Metrics:
         self.tenant_source_errors = Counter(
             "recmon_tenant_source_errors_total", "Failed tenant list refreshes.", registry=registry
         )
+        # 0 from a failed write to the state file until one succeeds: pages are sent from
+        # memory meanwhile, not crash-safe (recmon's own alert state_unwritable).
+        self.state_writable = Gauge(
+            "recmon_state_writable",
+            "1 while the state file takes writes, 0 from a failed write until one succeeds.",
+            registry=registry,
+        )
+        self.state_writable.set(1)
         self.internal_errors = Counter(
             "recmon_internal_errors_total",
             "Unexpected errors inside recmon (bugs).",
