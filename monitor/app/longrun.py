@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,7 +132,10 @@ class LongRunning:
         if self._running is not None:
             await self._running
             self._running = None
-        generation.persistence.save(counters=counters)
+        try:
+            generation.persistence.save(counters=counters)
+        except sqlite3.Error as exc:  # the state file takes no writes: say so, stop anyway
+            log.error("saving state failed", extra={"fields": {"error": str(exc)}})
         await generation.pipeline.aclose()
         await generation.monitor.aclose()
 
