@@ -128,8 +128,9 @@ class AlertHub:
             parents={name: check.after for name, check in checks.items() if check.after},
             tls=tls,
         )
-        # Events whose notifications could not be stored (the state file failed): planned
-        # again at the next tick, so a failing disk delays a page instead of losing it.
+        # Events whose notifications the router refused (raised: a bug; a state file that
+        # takes no writes does not raise, the outbox holds them in memory): planned again at
+        # the next tick, so a page is delayed instead of lost.
         self._unstored: list[AlertEvent] = []
         self._history: deque[AlertEvent] = deque(maxlen=HISTORY_EVENTS)
 
@@ -191,11 +192,11 @@ class AlertHub:
             try:
                 self.route(Decision(tuple(notifications), planner))
             except Exception:
-                # Nothing was stored: forget the decision, decide again next tick.
+                # Nothing was routed: forget the decision, decide again next tick.
                 self._unstored = events
                 self.metrics.internal_errors.labels("outbox").inc()
                 log.exception(
-                    "notifications could not be stored; they are planned again in a second",
+                    "notifications could not be routed; they are planned again in a second",
                     extra={"fields": {"notifications": len(notifications)}},
                 )
                 return
