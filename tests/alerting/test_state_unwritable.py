@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from monitor.state.outbox import Outbox
 from monitor.state.store import StateStore, WriteHealth
 from monitor.telemetry.metrics import Metrics
 from tests.helpers import BASE_CONFIG, checks, load
+from tests.statefaults import read_only
 
 T0 = 1_763_990_400.0
 KEY = "recmon/empty_results/recommendations/acme"
@@ -36,17 +35,6 @@ notify:
   pagerduty: {routing_key: rk-0123456789, url: "http://pagerduty.test/v2/enqueue"}
 """
 )
-
-
-@contextmanager
-def read_only(store: StateStore) -> Iterator[None]:
-    with store.lock:
-        store.connection.execute("PRAGMA query_only = 1")
-    try:
-        yield
-    finally:
-        with store.lock:
-            store.connection.execute("PRAGMA query_only = 0")
 
 
 class Rig:

@@ -202,10 +202,18 @@ def own_keys(pagerduty: RecordingEndpoint) -> list[tuple[str, str]]:
     return [(k, a) for k, a in pagerduty.events() if k.startswith(OWN)]
 
 
+def recmon_on(volume: Volume, sandbox: Sandbox, pagerduty: str, tmp_path: Path) -> RecmonProcess:
+    print(f"state volume: {volume.how}")
+    config = tmp_path / "probes.yaml"
+    config.write_text(config_for(sandbox, pagerduty, volume.state))
+    return RecmonProcess(config, module=volume.module, env=volume.env)
+
+
 async def page_arrives_from_memory(
     recmon: RecmonProcess, pagerduty: RecordingEndpoint, sandbox: Sandbox, volume: Volume
-) -> float:
-    """Breaks the volume, starts the outage; returns the seconds from fault to page."""
+) -> None:
+    """Breaks the volume, starts the outage: the page arrives in the usual time, from memory,
+    and recmon says everywhere that its state file takes no writes."""
     volume.fail()
     await asyncio.sleep(1.5)  # a persistence save or two may fail first; nothing to page yet
     assert [k for k, _ in pagerduty.events() if k == KEY] == []
@@ -213,6 +221,7 @@ async def page_arrives_from_memory(
     started = time.monotonic()
     await recmon.wait_for(lambda: (KEY, "trigger") in pagerduty.events(), "the page", USUAL_S)
     took = next(r["at"] for r in pagerduty.received if r["body"]["dedup_key"] == KEY) - started
+    print(f"page from memory {took:.1f}s after the fault")
     page = next(r["body"] for r in pagerduty.received if r["body"]["dedup_key"] == KEY)
     assert "not crash-safe" in page["payload"]["custom_details"]["delivery"]
     assert any(
@@ -234,7 +243,6 @@ async def page_arrives_from_memory(
     status = (await recmon.get("/status")).json()
     assert status["self"]["state_file"]["unwritable"]["summary"].startswith("state file unw")
     assert "pages sent from memory, not crash-safe" in (await recmon.get("/")).text
-    return took
 
 
 async def test_a_full_state_volume_delays_no_page_and_doubles_none_once_space_returns(
@@ -242,14 +250,10 @@ async def test_a_full_state_volume_delays_no_page_and_doubles_none_once_space_re
 ) -> None:
     pagerduty = RecordingEndpoint(status=202)
     async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd, full_volume(tmp_path) as volume:
-        print(f"state volume: {volume.how}")
-        config = tmp_path / "probes.yaml"
-        config.write_text(config_for(sandbox, pd.url, volume.state))
-        recmon = RecmonProcess(config, module=volume.module, env=volume.env)
+        recmon = recmon_on(volume, sandbox, pd.url, tmp_path)
         await recmon.start()
         try:
-            took = await page_arrives_from_memory(recmon, pagerduty, sandbox, volume)
-            print(f"page from memory {took:.1f}s after the fault")
+            await page_arrives_from_memory(recmon, pagerduty, sandbox, volume)
             reason = json.dumps(pagerduty.received[-1]["body"]["payload"]["summary"])
             assert "database or disk is full" in reason, reason
 
@@ -269,7 +273,7 @@ async def test_a_full_state_volume_delays_no_page_and_doubles_none_once_space_re
         finally:
             assert await recmon.stop() == 0
         # A restart on the stored state sends nothing again.
-        again = RecmonProcess(config, module=volume.module, env=volume.env)
+        again = RecmonProcess(recmon.config, module=volume.module, env=volume.env)
         await again.start()
         try:
             await asyncio.sleep(4)
@@ -290,14 +294,10 @@ async def test_a_state_volume_gone_read_only_delays_no_page(
 ) -> None:
     pagerduty = RecordingEndpoint(status=202)
     async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd, read_only_volume(tmp_path) as volume:
-        print(f"state volume: {volume.how}")
-        config = tmp_path / "probes.yaml"
-        config.write_text(config_for(sandbox, pd.url, volume.state))
-        recmon = RecmonProcess(config, module=volume.module, env=volume.env)
+        recmon = recmon_on(volume, sandbox, pd.url, tmp_path)
         await recmon.start()
         try:
-            took = await page_arrives_from_memory(recmon, pagerduty, sandbox, volume)
-            print(f"page from memory {took:.1f}s after the fault")
+            await page_arrives_from_memory(recmon, pagerduty, sandbox, volume)
         finally:
             # Stops cleanly; what is held in memory is said to be lost, not silently.
             assert await recmon.stop(signal.SIGTERM) == 0

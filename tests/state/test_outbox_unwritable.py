@@ -1,52 +1,20 @@
 """The outbox when the state file takes no writes: what it cannot store it holds in memory and
-hands out all the same; the first write that succeeds stores it with its delivery results.
-
-The writes fail for real, in SQLite: `PRAGMA query_only` makes every write of the connection
-fail as on a read-only file system ("attempt to write a readonly database"). The full disk
-itself is tests/integration/test_state_volume_full.py.
-"""
+hands out all the same; the first write that succeeds stores it with its delivery results
+(the writes fail in SQLite itself: tests/statefaults.py)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from monitor.core.notifications import Action, Notification, Severity
+from monitor.core.notifications import Action
 from monitor.state.outbox import Outbox
 from monitor.state.store import StateStore
-
-T0 = 1_763_990_400.0
-
-
-def note(tenant: str, action: Action = Action.TRIGGER) -> Notification:
-    key = f"recmon/empty_results/recommendations/{tenant}"
-    return Notification(
-        id=f"{key}@{int(T0)}:{action.value}",
-        key=key,
-        action=action,
-        rule="empty_results",
-        severity=Severity.CRITICAL,
-        summary=f"no recommendations for {tenant}",
-        started_at=T0,
-        at=T0,
-        tenant=tenant,
-        check="recommendations",
-    )
-
-
-@contextmanager
-def read_only(store: StateStore) -> Iterator[None]:
-    with store.lock:
-        store.connection.execute("PRAGMA query_only = 1")
-    try:
-        yield
-    finally:
-        with store.lock:
-            store.connection.execute("PRAGMA query_only = 0")
+from tests.alerting.test_dispatch import T0, note
+from tests.statefaults import read_only
 
 
 def rows(path: Path) -> list[tuple[str, str, str]]:
