@@ -121,7 +121,8 @@ class AlertHub:
         self._planner = PlannerState()
         self._overload = OverloadState()
         self._storage_health = storage
-        self._storage = StorageState()
+        # A new generation (a reload) counts only the failures from now on.
+        self._storage = StorageState(failures_seen=storage().failures if storage else 0)
         self._tracker = AlertTracker(
             spec,
             counting_checks=[name for name, check in checks.items() if check.items is not None],
@@ -219,6 +220,8 @@ class AlertHub:
             return []
         health = self._storage_health()
         self.metrics.state_writable.set(0 if unwritable(self._storage, health) else 1)
+        if health.failures > self._storage.failures_seen:
+            self.metrics.state_write_errors.inc(health.failures - self._storage.failures_seen)
         self._storage, events = observe_storage(self._storage, health, now)
         return events
 
@@ -298,7 +301,9 @@ class AlertHub:
                 self._gauge(OVERLOAD, "", None, None, event.severity.value, True)
                 adopted += 1
             elif event.rule == STATE_UNWRITABLE and event.tenant is None:
-                self._storage = StorageState({STATE_UNWRITABLE: adopted_alert(event)})
+                self._storage = StorageState(
+                    {STATE_UNWRITABLE: adopted_alert(event)}, self._storage.failures_seen
+                )
                 self._gauge(STATE_UNWRITABLE, "", None, None, event.severity.value, True)
                 adopted += 1
         self._restore_gauges()

@@ -283,6 +283,12 @@ class Metrics:
             registry=registry,
         )
         self.state_writable.set(1)
+        self.state_write_errors = Counter(
+            "recmon_state_write_errors_total",
+            "Write transactions to the state file that failed (a full volume, a read-only "
+            "file system, an I/O error).",
+            registry=registry,
+        )
         self.internal_errors = Counter(
             "recmon_internal_errors_total",
             "Unexpected errors inside recmon (bugs).",

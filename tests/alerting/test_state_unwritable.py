@@ -180,7 +180,9 @@ def test_a_nearly_full_volume_is_one_incident_not_a_page_a_minute() -> None:
         clock.advance(1)
         hub.tick()
     assert len(routed) == 1
-    assert hub.metrics.registry.get_sample_value("recmon_state_writable") == 0
+    registry = hub.metrics.registry
+    assert registry.get_sample_value("recmon_state_writable") == 0
+    assert registry.get_sample_value("recmon_state_write_errors_total") == 6
     for _ in range(int(RELEASE_S) + 1):
         clock.advance(1)
         hub.tick()
@@ -196,6 +198,9 @@ def test_a_paged_storage_alert_restored_from_the_file_resolves_when_writes_work(
     first = storage_hub(health, clock, routed)
     health.fail()
     first.tick()
+    reloaded = storage_hub(health, clock, [])  # a reload counts failures from now on
+    reloaded.tick()
+    assert reloaded.metrics.registry.get_sample_value("recmon_state_write_errors_total") == 0
     second = storage_hub(FakeHealth(), clock, routed)  # restarted: writes work
     assert second.restore(first.memory()) == 1
     assert second.firing == 1

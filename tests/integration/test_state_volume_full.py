@@ -239,6 +239,10 @@ async def page_arrives_from_memory(
     assert "state file unwritable: " in ready.text and "not crash-safe" in ready.text
     metrics = (await recmon.get("/metrics")).text
     assert "recmon_state_writable 0.0" in metrics
+    errors = next(
+        line for line in metrics.splitlines() if line.startswith("recmon_state_write_errors_total")
+    )
+    assert float(errors.split()[-1]) >= 1, errors
     assert 'recmon_alerts_firing{alert="state_unwritable"' in metrics
     status = (await recmon.get("/status")).json()
     assert status["self"]["state_file"]["unwritable"]["summary"].startswith("state file unw")
