@@ -163,12 +163,12 @@ class StateStore:
             columns = {r[1] for r in connection.execute("PRAGMA table_info(series)")}
             if "detail" not in columns:  # a version 1 file
                 connection.execute("ALTER TABLE series ADD COLUMN detail TEXT")
-            connection.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            connection.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('written_by', ?)", (f"recmon {__version__}",)
-            )
+            stamp = {"schema_version": str(SCHEMA_VERSION), "written_by": f"recmon {__version__}"}
+            known = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+            for key, value in stamp.items():
+                # Written only when it changed: a file on a full volume still opens.
+                if known.get(key) != value:
+                    connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         except BaseException:
             connection.close()
             raise

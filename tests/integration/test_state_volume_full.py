@@ -210,11 +210,18 @@ def recmon_on(volume: Volume, sandbox: Sandbox, pagerduty: str, tmp_path: Path) 
 
 
 async def page_arrives_from_memory(
-    recmon: RecmonProcess, pagerduty: RecordingEndpoint, sandbox: Sandbox, volume: Volume
+    recmon: RecmonProcess,
+    pagerduty: RecordingEndpoint,
+    sandbox: Sandbox,
+    volume: Volume,
+    *,
+    broken: bool = False,
 ) -> None:
-    """Breaks the volume, starts the outage: the page arrives in the usual time, from memory,
-    and recmon says everywhere that its state file takes no writes."""
-    volume.fail()
+    """Breaks the volume (unless `broken` already), starts the outage: the page arrives in
+    the usual time, from memory, and recmon says everywhere that its state file takes no
+    writes."""
+    if not broken:
+        volume.fail()
     await asyncio.sleep(1.5)  # a persistence save or two may fail first; nothing to page yet
     assert [k for k, _ in pagerduty.events() if k == KEY] == []
     sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
@@ -291,6 +298,25 @@ async def test_a_full_state_volume_delays_no_page_and_doubles_none_once_space_re
         assert outbox(volume.state) == sorted(
             [(KEY, "delivered"), (KEY, "delivered"), (own, "delivered")]
         )
+
+
+async def test_recmon_killed_while_the_state_volume_is_full_starts_again_and_pages(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A crash (an OOM kill) while the volume is full: the restart opens the state file
+    without writing to it, and pages from memory."""
+    pagerduty = RecordingEndpoint(status=202)
+    async with serve_asgi(pagerduty, "127.0.0.1", 0) as pd, full_volume(tmp_path) as volume:
+        first = recmon_on(volume, sandbox, pd.url, tmp_path)
+        await first.start()
+        volume.fail()
+        assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+        recmon = RecmonProcess(first.config, module=volume.module, env=volume.env)
+        await recmon.start()
+        try:
+            await page_arrives_from_memory(recmon, pagerduty, sandbox, volume, broken=True)
+        finally:
+            assert await recmon.stop() == 0
 
 
 async def test_a_state_volume_gone_read_only_delays_no_page(

@@ -114,3 +114,15 @@ def test_holding_is_idempotent_like_the_table(store: StateStore) -> None:
         assert outbox.enqueue([note("a")], ["pd"], T0) == 1
         assert outbox.enqueue([note("a")], ["pd"], T0) == 0  # decided again: held once
         assert len(outbox.due(T0)) == 1
+
+
+def test_opening_a_known_state_file_writes_nothing_so_a_full_volume_still_opens(
+    tmp_path: Path,
+) -> None:
+    first = StateStore.open(tmp_path / "state.db")
+    assert first.connection.total_changes > 0  # a new file: schema and stamps written
+    first.close()
+    again = StateStore.open(tmp_path / "state.db")
+    assert again.connection.total_changes == 0
+    assert again.get_meta("written_by") is not None
+    again.close()
