@@ -3,7 +3,9 @@ notifications and hands them to the router (the outbox).
 
 The hub is the one owner of the planner's state. A decision reaches the router together with
 the planner state it leads to (`Decision`), and the hub adopts that state only once the router
-has stored both: a page decided is a page stored, or decided again.
+has stored both: a page decided is a page stored, or decided again. (A state file that takes
+no writes does not stop the router: the outbox holds both in memory and delivers from there,
+and the hub's tick pages recmon's own state_unwritable alert.)
 """
 
 from __future__ import annotations

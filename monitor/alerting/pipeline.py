@@ -61,7 +61,9 @@ class NotificationPipeline:
 
     def route(self, decision: Decision) -> None:
         """Store the notifications, and with them (one transaction) the planner's state that
-        decided them: a crash can neither lose a decided page nor decide it twice."""
+        decided them: a crash can neither lose a decided page nor decide it twice. A state
+        file that takes no writes does not raise here: the outbox holds both in memory and
+        delivers from there (not crash-safe) until a write succeeds."""
         notifications = decision.notifications
         if not self.sinks:
             for n in notifications:
