@@ -5,6 +5,10 @@ hammering a sink that is down); the backoff is exponential with jitter (tenacity
 strategies) and never shorter than a Retry-After the sink asked for. RETRY is never given up:
 an outage delays pages, it never drops them. REJECTED (HTTP 400: the sink will never accept
 this) is logged with the sink's reason and not retried.
+
+When the state file takes no writes the outbox holds notifications in memory; they are
+delivered all the same, each page saying that delivery is not crash-safe right now, and every
+pass tries to write what is held (the outbox resumes as soon as the file takes writes).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tenacity import RetryCallState, wait_exponential, wait_random
@@ -24,6 +28,7 @@ from monitor.config.model import DeliverySpec
 from monitor.core.clock import Clock
 from monitor.core.notifications import Delivery, DeliveryResult, Notification
 from monitor.state.outbox import Outbox, OutboxItem
+from monitor.state.store import WriteHealth
 from monitor.telemetry.metrics import Metrics
 
 MAX_RETRY_AFTER_S = 900.0
@@ -31,6 +36,8 @@ MAX_RETRY_AFTER_S = 900.0
 log = logging.getLogger("recmon.delivery")
 
 IDLE_WAKE_S = 5.0
+# While notifications are held in memory: how often writing them to the state file is tried.
+HELD_RETRY_S = 1.0
 PRUNE_EVERY_S = 3600.0
 
 
@@ -45,6 +52,18 @@ class SinkHealth:
     failures: int  # consecutive failed attempts
     retry_at: float | None  # backed off until then
     pending: int  # notifications waiting in the outbox for this sink
+
+
+NOT_CRASH_SAFE = "delivery"
+
+
+def not_crash_safe(notification: Notification, health: WriteHealth) -> Notification:
+    """The page as sent from memory: it says that delivery is not crash-safe right now."""
+    note = (
+        f"sent from memory, not crash-safe: recmon's state file {health.path} takes no "
+        f"writes ({health.error or 'write failed'}); a restart now could lose or repeat pages"
+    )
+    return replace(notification, details={**notification.details, NOT_CRASH_SAFE: note})
 
 
 class Dispatcher:
@@ -94,6 +113,17 @@ class Dispatcher:
             self.clock.time(),
             entries=entries,
         )
+        if self.outbox.holding:
+            log.error(
+                "notifications could not be stored: delivering them from memory, not "
+                "crash-safe until the state file takes writes again",
+                extra={
+                    "fields": {
+                        "notifications": len(notifications),
+                        "reason": self.outbox.store.write_health().error,
+                    }
+                },
+            )
         self._wake.set()
 
     def wake(self) -> None:
@@ -106,8 +136,14 @@ class Dispatcher:
         state.attempt_number = failures
         return float(self._wait(state))
 
+    def write_held(self) -> None:
+        """Write what the outbox holds in memory, if the state file takes writes again."""
+        if self.outbox.holding and self.outbox.write_held():
+            log.info("state file writable again: notifications held in memory are stored")
+
     async def deliver_due(self) -> int:
         """One pass over what is due; returns how many were delivered."""
+        self.write_held()
         now = self.clock.time()
         by_sink: dict[str, list[OutboxItem]] = {}
         for item in self.outbox.due(now, limit=500):
@@ -130,8 +166,11 @@ class Dispatcher:
                     self._blocked_until[sink_name] = self.clock.time() + gap
                     break
                 self._last_sent[sink_name] = self.clock.monotonic()
+            notification = item.notification
+            if item.held:
+                notification = not_crash_safe(notification, self.outbox.store.write_health())
             try:
-                result = await sink.send(item.notification)
+                result = await sink.send(notification)
             except Exception as exc:  # a bug in a sink must delay this page, never drop it
                 self.metrics.internal_errors.labels("delivery").inc()
                 log.exception("sink failed unexpectedly", extra={"fields": {"sink": sink_name}})
@@ -139,7 +178,13 @@ class Dispatcher:
             now = self.clock.time()
             self._last_result[sink_name] = (now, result)
             self.metrics.notifications.labels(sink_name, result.outcome.value).inc()
-            fields = {"sink": sink_name, "id": item.notification.id, "attempt": item.attempts + 1}
+            fields: dict[str, Any] = {
+                "sink": sink_name,
+                "id": item.notification.id,
+                "attempt": item.attempts + 1,
+            }
+            if item.held:
+                fields["from_memory"] = True  # not crash-safe: the state file takes no writes
             if result.outcome is Delivery.DELIVERED:
                 self.outbox.mark_delivered(item, now)
                 self._failures.pop(sink_name, None)
@@ -191,6 +236,8 @@ class Dispatcher:
     def next_wakeup(self) -> float | None:
         """Wall time of the next delivery worth attempting."""
         candidates = [t for t in self._blocked_until.values()]
+        if self.outbox.holding:
+            candidates.append(self.clock.time() + HELD_RETRY_S)
         due = self.outbox.next_attempt()
         if due is not None:
             candidates.append(max(due, min(self._blocked_until.values(), default=due)))

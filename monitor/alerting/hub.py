@@ -3,7 +3,9 @@ notifications and hands them to the router (the outbox).
 
 The hub is the one owner of the planner's state. A decision reaches the router together with
 the planner state it leads to (`Decision`), and the hub adopts that state only once the router
-has stored both: a page decided is a page stored, or decided again.
+has stored both: a page decided is a page stored, or decided again. (A state file that takes
+no writes does not stop the router: the outbox holds both in memory and delivers from there,
+and the hub's tick pages recmon's own state_unwritable alert.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from monitor.detect.fleet import FOLDS, FleetWatch
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.detect.storage import RULE as STATE_UNWRITABLE
+from monitor.detect.storage import StorageState, observe_storage, unwritable
 from monitor.probing.checks import HttpCheck
+from monitor.state.store import WriteHealth
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult
 from monitor.tls.rules import TLS_CHECK, HostState
@@ -105,7 +110,10 @@ class AlertHub:
         location: str = "",
         tenant_pages: bool = True,
         shard: Shard = Shard(),
+        storage: Callable[[], WriteHealth] | None = None,
     ) -> None:
+        """`storage`: how the state file takes writes (read every tick: recmon's own
+        state_unwritable alert); None without a state file."""
         self.spec = spec
         self.metrics = metrics
         self.clock = clock
@@ -132,14 +140,18 @@ class AlertHub:
         self._not_probed: dict[str, dict[str, str]] = {}
         self._planner = PlannerState()
         self._overload = OverloadState()
+        self._storage_health = storage
+        # A new generation (a reload) counts only the failures from now on.
+        self._storage = StorageState(failures_seen=storage().failures if storage else 0)
         self._tracker = AlertTracker(
             spec,
             counting_checks=[name for name, check in checks.items() if check.items is not None],
             parents={name: check.after for name, check in checks.items() if check.after},
             tls=tls,
         )
-        # Events whose notifications could not be stored (the state file failed): planned
-        # again at the next tick, so a failing disk delays a page instead of losing it.
+        # Events whose notifications the router refused (raised: a bug; a state file that
+        # takes no writes does not raise, the outbox holds them in memory): planned again at
+        # the next tick, so a page is delayed instead of lost.
         self._unstored: list[AlertEvent] = []
         self._history: deque[AlertEvent] = deque(maxlen=HISTORY_EVENTS)
 
@@ -210,11 +222,11 @@ class AlertHub:
             try:
                 self.route(Decision(tuple(notifications), planner))
             except Exception:
-                # Nothing was stored: forget the decision, decide again next tick.
+                # Nothing was routed: forget the decision, decide again next tick.
                 self._unstored = events
                 self.metrics.internal_errors.labels("outbox").inc()
                 log.exception(
-                    "notifications could not be stored; they are planned again in a second",
+                    "notifications could not be routed; they are planned again in a second",
                     extra={"fields": {"notifications": len(notifications)}},
                 )
                 return
@@ -227,8 +239,24 @@ class AlertHub:
             )
 
     def tick(self, *, flush: bool = False) -> None:
-        """Release alerts whose group wait is over (or all of them, with flush)."""
-        self.handle((), self.clock.time(), flush=flush)
+        """Release alerts whose group wait is over (or all of them, with flush); read how the
+        state file takes writes."""
+        now = self.clock.time()
+        self.handle(self._observe_storage(now), now, flush=flush)
+
+    def _observe_storage(self, now: float) -> list[AlertEvent]:
+        if self._storage_health is None:
+            return []
+        health = self._storage_health()
+        self.metrics.state_writable.set(0 if unwritable(self._storage, health) else 1)
+        if health.failures > self._storage.failures_seen:
+            self.metrics.state_write_errors.inc(health.failures - self._storage.failures_seen)
+        self._storage, events = observe_storage(self._storage, health, now)
+        return events
+
+    def storage_alert(self) -> AlertState | None:
+        """recmon's own state_unwritable alert, while it is pending or firing."""
+        return self._storage.alerts.get(STATE_UNWRITABLE)
 
     def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
         self._total_tenants = len(tenants)
@@ -273,8 +301,12 @@ class AlertHub:
 
     @property
     def firing(self) -> int:
-        fleet = sum(a.status is AlertStatus.FIRING for a in self._fleet.alerts.values())
-        return len(self._tracker.firing()) + (OVERLOAD in self._overload.alerts) + fleet
+        return (
+            len(self._tracker.firing())
+            + (OVERLOAD in self._overload.alerts)
+            + (STATE_UNWRITABLE in self._storage.alerts)
+            + sum(a.status is AlertStatus.FIRING for a in self._fleet.alerts.values())
+        )
 
     def firing_alerts(self) -> list[tuple[SeriesKey, str, AlertState]]:
         """Every firing alert: ((tenant, check), rule id, state); certificate alerts as
@@ -321,6 +353,11 @@ class AlertHub:
                 # A paged fleet incident resolves only through its rule, as overload does.
                 self._fleet.adopt(event.rule, event.check or "", adopted_alert(event))
                 self._gauge(event.rule, "", None, event.check, event.severity.value, True)
+            elif event.rule == STATE_UNWRITABLE and event.tenant is None:
+                self._storage = StorageState(
+                    {STATE_UNWRITABLE: adopted_alert(event)}, self._storage.failures_seen
+                )
+                self._gauge(STATE_UNWRITABLE, "", None, None, event.severity.value, True)
                 adopted += 1
         self._restore_gauges()
         return adopted

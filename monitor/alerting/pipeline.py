@@ -61,7 +61,9 @@ class NotificationPipeline:
 
     def route(self, decision: Decision) -> None:
         """Store the notifications, and with them (one transaction) the planner's state that
-        decided them: a crash can neither lose a decided page nor decide it twice."""
+        decided them: a crash can neither lose a decided page nor decide it twice. A state
+        file that takes no writes does not raise here: the outbox holds both in memory and
+        delivers from there (not crash-safe) until a write succeeds."""
         notifications = decision.notifications
         if not self.sinks:
             for n in notifications:
@@ -101,7 +103,15 @@ class NotificationPipeline:
 
     async def flush(self, within: float) -> int:
         left = await self.dispatcher.flush(within)
-        if left:
+        if self.outbox.holding:
+            self.dispatcher.write_held()
+        if self.outbox.holding:
+            log.error(
+                "the state file takes no writes: what is held in memory (undelivered pages, "
+                "delivery results) is lost at exit",
+                extra={"fields": {"reason": self.outbox.store.write_health().error}},
+            )
+        elif left:
             log.warning(
                 "notifications not yet delivered stay in the outbox for the next attempt",
                 extra={"fields": {"pending": left}},

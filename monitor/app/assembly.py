@@ -57,5 +57,6 @@ def assemble(
         base_dir=base_dir(loaded),
         redactor=redactor,
         result_listeners=result_listeners,
+        storage=store.write_health,
     )
     return monitor, pipeline

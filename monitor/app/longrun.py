@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +138,10 @@ class LongRunning:
         if self._running is not None:
             await self._running
             self._running = None
-        generation.persistence.save(counters=counters)
+        try:
+            generation.persistence.save(counters=counters)
+        except sqlite3.Error as exc:  # the state file takes no writes: say so, stop anyway
+            log.error("saving state failed", extra={"fields": {"error": str(exc)}})
         await generation.pipeline.aclose()
         await generation.monitor.aclose()
 
@@ -237,9 +241,17 @@ class LongRunning:
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once the tenants are known. A failed reload leaves it ready (the last good
-        configuration runs) and says so in the body."""
+        configuration runs) and says so in the body, as does a state file that takes no
+        writes."""
         ready = self.current is not None and self.current.monitor.ready.is_set()
         lines = ["ready" if ready else "not ready: no tenant list yet"]
+        unwritable = self.current.monitor.hub.storage_alert() if self.current else None
+        if unwritable is not None:
+            # Still ready: probing and paging go on (from memory); a restart would not help.
+            lines.append(
+                f"{unwritable.summary} (since {iso(unwritable.since)}): pages are sent from "
+                "memory, not crash-safe"
+            )
         if not self.reload.ok:
             lines.append(
                 f"configuration reload failed at {iso(self.reload.at)}; "

@@ -31,6 +31,7 @@ from monitor.probing.oauth2 import TokenSource
 from monitor.probing.scheduler import Scheduler
 from monitor.probing.tenant_source import TenantSource, TenantSourceError
 from monitor.probing.throttle import HostThrottle
+from monitor.state.store import WriteHealth
 from monitor.telemetry.looplag import LoopLagMonitor
 from monitor.telemetry.metrics import Metrics
 from monitor.telemetry.rate import RateMeter
@@ -104,11 +105,13 @@ class Monitor:
         metrics: Metrics | None = None,
         redactor: Redactor | None = None,
         result_listeners: Sequence[Callable[[ProbeResult], None]] = (),
+        storage: Callable[[], WriteHealth] | None = None,
     ) -> None:
         """`route`: where decided notifications go (the notification pipeline; without one,
         the log). `metrics`: built on `registry` unless given (the assembler builds them
         first when the pipeline, which counts deliveries, needs them too).
-        `result_listeners`: also called with every result (the results log)."""
+        `result_listeners`: also called with every result (the results log). `storage`: how
+        the state file takes writes (recmon's own state_unwritable alert)."""
         self.loaded = loaded
         # Secrets read while running (tenant credentials, tokens) join the ones loaded.
         self.redactor = redactor or Redactor(loaded.secrets)
@@ -218,6 +221,7 @@ class Monitor:
             location=config.location or "",
             tenant_pages=config.notify.tenant_pages == "direct",
             shard=shard,
+            storage=storage,
         )
         self.tls = TlsWatch(
             config.tls,

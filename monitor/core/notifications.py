@@ -97,6 +97,7 @@ ALERT_NAMES = {
     "tls_client_expiring": "RecmonTLSClientCertificateExpiring",
     "tls_client_expiring_soon": "RecmonTLSClientCertificateExpiringSoon",
     "overload": "RecmonOverloaded",
+    "state_unwritable": "RecmonStateUnwritable",
 }
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
@@ -115,6 +116,7 @@ RUNBOOKS = {
     "tls_client_expiring": "docs/runbooks/tls-client-certificate-expiring.md",
     "tls_client_expiring_soon": "docs/runbooks/tls-client-certificate-expiring.md",
     "overload": "docs/runbooks/recmon-lagging.md",
+    "state_unwritable": "docs/runbooks/state-unwritable.md",
 }
 
 

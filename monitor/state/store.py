@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -49,6 +49,18 @@ class SeriesWrite:
     items: Sequence[tuple[str, str, float, str]] = ()  # (tenant, check, at, item) added
 
 
+@dataclass(frozen=True, slots=True)
+class WriteHealth:
+    """How the state file takes writes: `failing` from a failed write transaction until one
+    succeeds; `failures` counts failed ones since it was opened (a reader that sees it grow
+    knows of a failure even if a write succeeded since)."""
+
+    path: str
+    failing: bool = False
+    failures: int = 0
+    error: str = ""  # the last failure's reason ("database or disk is full"), kept after it
+
+
 class StateUnavailable(Exception):
     """The state file is fine but cannot be used now (locked by another recmon, read-only,
     unwritable directory). Never moved aside: it may hold undelivered pages."""
@@ -63,6 +75,7 @@ class StateStore:
         # One connection shared by the event loop thread and the saving thread.
         self.lock = threading.RLock()
         self._owner_lock = owner_lock
+        self._write_health = WriteHealth(path)
 
     @classmethod
     def open(cls, path: str | Path) -> StateStore:
@@ -150,12 +163,12 @@ class StateStore:
             columns = {r[1] for r in connection.execute("PRAGMA table_info(series)")}
             if "detail" not in columns:  # a version 1 file
                 connection.execute("ALTER TABLE series ADD COLUMN detail TEXT")
-            connection.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-            connection.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('written_by', ?)", (f"recmon {__version__}",)
-            )
+            stamp = {"schema_version": str(SCHEMA_VERSION), "written_by": f"recmon {__version__}"}
+            known = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+            for key, value in stamp.items():
+                # Written only when it changed: a file on a full volume still opens.
+                if known.get(key) != value:
+                    connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         except BaseException:
             connection.close()
             raise
@@ -163,14 +176,31 @@ class StateStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A failed write (a full disk, a read-only file system, an I/O
+        error) is rolled back, raised, and shown in write_health()."""
         with self.lock:
-            self.connection.execute("BEGIN IMMEDIATE")
             try:
-                yield self.connection
-            except BaseException:
-                self.connection.execute("ROLLBACK")
+                self.connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.connection
+                    self.connection.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back already (SQLITE_FULL can); a COMMIT that
+                    # failed leaves the transaction open, which would refuse every later BEGIN.
+                    if self.connection.in_transaction:
+                        self.connection.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                health = self._write_health
+                self._write_health = replace(
+                    health, failing=True, failures=health.failures + 1, error=str(exc)
+                )
                 raise
-            self.connection.execute("COMMIT")
+            if self._write_health.failing:
+                self._write_health = replace(self._write_health, failing=False)
+
+    def write_health(self) -> WriteHealth:
+        return self._write_health
 
     def load_series(self, decode: Callable[[Any, Any, list[Any]], T]) -> dict[SeriesKey, T]:
         """Every stored series, decoded from its head, its detail (None if never written) and

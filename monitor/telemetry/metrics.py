@@ -285,6 +285,20 @@ class Metrics:
         self.tenant_source_errors = Counter(
             "recmon_tenant_source_errors_total", "Failed tenant list refreshes.", registry=registry
         )
+        # 0 from a failed write to the state file until one succeeds: pages are sent from
+        # memory meanwhile, not crash-safe (recmon's own alert state_unwritable).
+        self.state_writable = Gauge(
+            "recmon_state_writable",
+            "1 while the state file takes writes, 0 from a failed write until one succeeds.",
+            registry=registry,
+        )
+        self.state_writable.set(1)
+        self.state_write_errors = Counter(
+            "recmon_state_write_errors_total",
+            "Write transactions to the state file that failed (a full volume, a read-only "
+            "file system, an I/O error).",
+            registry=registry,
+        )
         self.internal_errors = Counter(
             "recmon_internal_errors_total",
             "Unexpected errors inside recmon (bugs).",

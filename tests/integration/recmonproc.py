@@ -18,9 +18,16 @@ from tests.binaries import free_port
 
 class RecmonProcess:
     def __init__(
-        self, config: Path, *, env: dict[str, str] | None = None, args: list[str] | None = None
+        self,
+        config: Path,
+        *,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        module: str = "monitor",
     ) -> None:
+        """`module`: what `python -m` runs (a test's wrapper around recmon's command line)."""
         self.config = config
+        self.module = module
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
@@ -33,7 +40,7 @@ class RecmonProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "monitor",
+            self.module,
             "--log-format",
             "json",
             "--log-level",

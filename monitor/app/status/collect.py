@@ -49,6 +49,7 @@ def _series_view(monitor: Monitor, tenant: str, check: str) -> SeriesView | None
 
 def snapshot(source: StatusSource, reload: ReloadRecord | None) -> Snapshot:
     monitor = source.monitor
+    unwritable = monitor.hub.storage_alert()
     persistence = source.persistence
     sinks, depth = source.pipeline.health() if source.pipeline is not None else ([], 0)
     intervals = [c.interval for c in monitor.checks.values()]
@@ -79,6 +80,8 @@ def snapshot(source: StatusSource, reload: ReloadRecord | None) -> Snapshot:
             state_error=persistence.last_error if persistence else None,
             tenant_source_error=monitor.tenant_source.last_error,
             started_at=source.started_at,
+            state_unwritable=unwritable.summary if unwritable else None,
+            state_unwritable_since=unwritable.since if unwritable else None,
         ),
         certificates=monitor.tls.latest(),
         series=lambda tenant, check: _series_view(monitor, tenant, check),

@@ -65,6 +65,9 @@ class SelfHealth:
     state_error: str | None
     tenant_source_error: str | None
     started_at: float
+    # recmon's own state_unwritable alert (pages sent from memory): its text and since when.
+    state_unwritable: str | None = None
+    state_unwritable_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,6 +503,12 @@ def status_document(snapshot: Snapshot) -> dict[str, Any]:
                 "path": health.state_path,
                 "last_saved": moment(health.state_saved_at, now),
                 "error": health.state_error,
+                "unwritable": None
+                if health.state_unwritable is None
+                else {
+                    "since": moment(health.state_unwritable_since, now),
+                    "summary": health.state_unwritable,
+                },
             },
             "tenant_source_error": health.tenant_source_error,
         },
