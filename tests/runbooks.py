@@ -1,0 +1,59 @@
+"""The runbooks as data: their PromQL queries and the log lines they quote.
+
+Runbooks write every query a reader is told to run in a ```promql block (one query a line,
+placeholders such as `<tenant>` for what the page names) and quote recmon's log lines as
+`msg="…"` (the `msg` of a JSON log line, "…" for a part that varies), so tests can run the
+one and find the other in the code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import ROOT
+
+RUNBOOKS = ROOT / "docs" / "runbooks"
+_PROMQL = re.compile(r"^(?P<indent>[ \t]*)```promql\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
+_LOG_LINE = re.compile(r'`msg="(?P<msg>[^"`]+)"`')
+_PLACEHOLDER = re.compile(r"<(?P<name>[a-z]+)>")
+
+
+def pages() -> list[Path]:
+    return sorted(RUNBOOKS.glob("*.md"))
+
+
+def queries(page: str | Path) -> list[str]:
+    text = (RUNBOOKS / page).read_text() if isinstance(page, str) else page.read_text()
+    return [
+        line.strip()
+        for block in _PROMQL.finditer(text)
+        for line in block["body"].splitlines()
+        if line.strip()
+    ]
+
+
+def log_quotes(page: Path) -> list[str]:
+    return [m["msg"] for m in _LOG_LINE.finditer(page.read_text())]
+
+
+def fill(expr: str, values: dict[str, str]) -> str:
+    """The query with the page's placeholders replaced by the scenario's values."""
+    missing = {m["name"] for m in _PLACEHOLDER.finditer(expr)} - set(values)
+    assert not missing, f"{expr}: no value for {missing}"
+    return _PLACEHOLDER.sub(lambda m: values[m["name"]], expr)
+
+
+Query = Callable[[str], Awaitable[list[Any]]]
+
+
+async def without_data(
+    query: Query, page: str, values: dict[str, str], skip: frozenset[str] = frozenset()
+) -> list[str]:
+    """The page's queries (placeholders filled) that return nothing now; `skip` names queries
+    whose scenario is not this one (each with its reason where it is passed)."""
+    found = queries(page)
+    assert found, f"{page} has no ```promql block"
+    return [fill(q, values) for q in found if q not in skip and not await query(fill(q, values))]
