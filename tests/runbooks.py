@@ -1,9 +1,11 @@
 """The runbooks as data: their PromQL queries and the log lines they quote.
 
 Runbooks write every query a reader is told to run in a ```promql block (one query a line,
-placeholders such as `<tenant>` for what the page names) and quote recmon's log lines as
-`msg="…"` (the `msg` of a JSON log line, "…" for a part that varies), so tests can run the
-one and find the other in the code.
+placeholders such as `<tenant>` for what the page names), every shell command in a ```sh
+block (`$API` for the API's base URL), and quote recmon's log lines as `msg="…"` (the `msg` of
+a JSON log line, "…" for a part that varies), so tests can run the first two and find the
+last in the code. (kubectl and dig stay in prose: they need a cluster, or the network of a
+location.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tests.helpers import ROOT
 
 RUNBOOKS = ROOT / "docs" / "runbooks"
 _PROMQL = re.compile(r"^(?P<indent>[ \t]*)```promql\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
+_SH = re.compile(r"^(?P<indent>[ \t]*)```sh\n(?P<body>.*?)^(?P=indent)```", re.S | re.M)
 _LOG_LINE = re.compile(r'`msg="(?P<msg>[^"`]+)"`')
 _PLACEHOLDER = re.compile(r"<(?P<name>[a-z]+)>")
 
@@ -32,6 +35,15 @@ def queries(page: str | Path) -> list[str]:
         for block in _PROMQL.finditer(text)
         for line in block["body"].splitlines()
         if line.strip()
+    ]
+
+
+def shell_blocks(page: str | Path) -> list[str]:
+    """Each ```sh block as one script, its indentation removed."""
+    text = (RUNBOOKS / page).read_text() if isinstance(page, str) else page.read_text()
+    return [
+        "\n".join(line.removeprefix(block["indent"]) for line in block["body"].splitlines())
+        for block in _SH.finditer(text)
     ]
 
 

@@ -1,6 +1,7 @@
 """What the runbooks tell a responder holds: each starts with what to do first, every log
 line it quotes is one recmon writes, every alert links one. (Their queries run against real
-Prometheus in tests/integration/test_runbook_queries.py and test_locations.py.)"""
+Prometheus, their commands against the sandbox, in tests/integration/test_runbook_queries.py
+and test_locations.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import yaml
 
 from monitor.core.notifications import RUNBOOKS as RULE_RUNBOOKS
 from tests.helpers import ROOT
-from tests.runbooks import RUNBOOKS, log_quotes, pages, queries
+from tests.runbooks import RUNBOOKS, log_quotes, pages, queries, shell_blocks
 
 SOURCE = "\n".join(p.read_text() for p in (ROOT / "monitor").rglob("*.py"))
 
@@ -49,6 +50,16 @@ def test_every_runbook_has_queries_and_promql_only_in_promql_blocks() -> None:
         # A query in running text (rate(...), increase(...)) is one no test runs.
         inline = re.findall(r"`[^`\n]*\b(?:rate|increase|sum by|count by)\s*\([^`\n]*`", outside)
         assert inline == [], f"{page.name}: {inline}"
+
+
+def test_shell_commands_are_only_in_sh_blocks() -> None:
+    # A curl, openssl or jq in running text is a command no test runs (kubectl and dig are
+    # left in prose: they need a cluster, or the network of one location).
+    for page in pages():
+        outside = re.sub(r"```(?:sh|promql)\n.*?```", "", page.read_text(), flags=re.S)
+        inline = re.findall(r"`(?:curl|openssl|jq|recmon) [^`]*`", outside)
+        assert inline == [], f"{page.name}: {inline}"
+    assert sum(len(shell_blocks(page)) for page in pages()) >= 9
 
 
 def test_every_alert_and_rule_links_a_runbook_page_that_exists() -> None:

@@ -3,13 +3,18 @@ real Prometheus (with the shipped rules) scrapes a real `recmon run` probing the
 the faults each runbook is about are on — one tenant empty, one refused, one answering 502, a
 check whose TLS fails, a refused OAuth2 client, a backend serving an expired certificate
 beside a valid one, recmon's client certificate, a sink that refuses and one that is down.
-The log lines the notification runbook quotes are checked in recmon's log of the same run.
+Every ```sh block of every runbook runs as a reader would paste it, against this sandbox and
+recmon. The log lines the notification runbook quotes are checked in recmon's log of the same
+run.
 (The four cross-location runbooks run in test_locations.py, each in its scenario.)"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +32,7 @@ from tests.binaries import free_port, require_binary, running
 from tests.fakes import RecordingEndpoint
 from tests.helpers import FAST
 from tests.integration.recmonproc import RecmonProcess
-from tests.runbooks import pages, without_data
+from tests.runbooks import fill, pages, shell_blocks, without_data
 from tests.tlsbackends import HOST, Backends
 from tests.tlscerts import CertificateAuthority
 
@@ -53,6 +58,33 @@ ELSEWHERE = {
     # Needs an event loop running late (tests/integration/test_overload.py overloads recmon).
     "sum by (instance) (increase(recmon_timeouts_withheld_total[5m]))",
 }
+
+
+# What a command prints in its runbook's scenario (the fault the reader is chasing).
+EXPECTED_OUTPUT = {
+    "empty-results.md": "0\n",  # tenant-002's recommendations: no items
+    "tenant-problem.md": "0\n",
+    "probe-failures.md": "502\n",  # tenant-004's search
+    "notifications-failing.md": '"sink":"webhook"',
+    "tls-certificate-invalid.md": "notAfter=",
+}
+
+
+def run_script(script: str, api: str) -> subprocess.CompletedProcess[str]:
+    """A runbook's sh block as a reader would paste it, `$API` set, recmon on the PATH."""
+    env = {
+        **os.environ,
+        "API": api,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -202,5 +234,42 @@ notify:
                     assert "notification rejected by the sink, not retried" in messages
                     assert "delivery failed, will retry" in messages
                     assert "OAuth2 token request failed" in messages
+
+                    log = tmp_path / "recmon.log"
+                    log.write_text("\n".join(recmon.stderr_lines) + "\n")
+                    port = hostport.rsplit(":", 1)[1]
+                    shell = {
+                        **values,
+                        "recmon": recmon.url,
+                        "config": str(config),
+                        "log": str(log),
+                        "hostname": HOST,
+                        "port": port,
+                        "address": addresses[1],  # the backend still on the expired certificate
+                        "location": "lab",
+                        "tenant": "tenant-002",
+                    }
+                    ran = 0
+                    for page in pages():
+                        page_values = {**shell, **SCENARIO.get(page.name, {})}
+                        expect_failure = page.name == "tls-backend-unreachable.md"
+                        if expect_failure:
+                            # Nothing listens there: the refusal is what the reader sees.
+                            page_values["address"] = "127.0.0.4"
+                        for script in shell_blocks(page):
+                            done = await asyncio.to_thread(
+                                run_script, fill(script, page_values), sandbox.url
+                            )
+                            said = done.stdout + done.stderr
+                            ran += 1
+                            if expect_failure:
+                                assert done.returncode != 0 and "onnect" in said, (page, said)
+                            else:
+                                assert done.returncode == 0, (page.name, script, said)
+                                assert done.stdout.strip() or "HTTP/1.1" in said, (page, said)
+                            expected = EXPECTED_OUTPUT.get(page.name)
+                            if expected:
+                                assert expected in done.stdout, (page.name, done.stdout)
+                    assert ran >= 9
             finally:
                 assert await recmon.stop() == 0, "\n".join(recmon.stderr_lines[-30:])
