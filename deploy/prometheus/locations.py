@@ -187,7 +187,7 @@ groups:
           class: tenant
         annotations:
           summary: >-
-            {{{{ $labels.check }}}} {{{{ $labels.symptom }}}} for tenant {{{{ $labels.tenant }}}} from
+            {{{{ $labels.check }}}} {{{{ $labels.symptom }}}} for {{{{ if not (match "(?i)tenant" $labels.tenant) }}}}tenant {{{{ end }}}}{{{{ $labels.tenant }}}} from
             {{{{ $value }}}} of {{{{ query "recmon:locations_known:count" | first | value }}}} locations
           description: >-
             Tenant {{{{ $labels.tenant }}}} fails {{{{ $labels.check }}}} ({{{{ $labels.symptom }}}}) from

@@ -203,7 +203,7 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     stack.sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
     alert = await stack.page("RecmonTenantProblem", since, tenant="tenant-002")
     assert alert["annotations"]["summary"] == (
-        "recommendations empty for tenant tenant-002 from 3 of 3 locations"
+        "recommendations empty for tenant-002 from 3 of 3 locations"
     )
     assert {(r, n, labels.get("tenant")) for r, n, labels in stack.notifications(since)} == {
         ("recmon-pager", "RecmonTenantProblem", "tenant-002")
