@@ -124,13 +124,15 @@ def test_the_runbook_base_url_option_rewrites_every_link_and_promtool_accepts_th
     assert generated.read_text() == texts[1]
 
 
-def test_the_shipped_links_pass_the_runbook_check() -> None:
-    done = subprocess.run(
-        [sys.executable, str(RULES / "runbooks.py"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+def script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One of deploy/prometheus's generator scripts, run as a person runs it."""
+    return subprocess.run(
+        [sys.executable, str(RULES / name), *args], capture_output=True, text=True, timeout=60
     )
+
+
+def test_the_shipped_links_pass_the_runbook_check() -> None:
+    done = script("runbooks.py", "--check")
     assert done.returncode == 0, done.stderr
 
 
@@ -140,12 +142,7 @@ def test_the_runbook_check_refuses_a_relative_link_and_a_missing_page(tmp_path: 
         "          runbook_url: docs/runbooks/empty-results.md\n"
         "          runbook_url: https://git.example.com/r/docs/runbooks/no-such-page.md\n"
     )
-    done = subprocess.run(
-        [sys.executable, str(RULES / "runbooks.py"), "--check", str(rules)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = script("runbooks.py", "--check", str(rules))
     assert done.returncode == 1
     assert "rules.yml:1: docs/runbooks/empty-results.md is not" in done.stderr
     assert "rules.yml:2: no runbook docs/runbooks/no-such-page.md" in done.stderr
@@ -162,12 +159,7 @@ def test_example_prometheus_configuration_is_valid() -> None:
 
 
 def test_the_location_rules_are_the_generators_output_with_its_defaults() -> None:
-    done = subprocess.run(
-        [sys.executable, str(RULES / "locations.py"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = script("locations.py", "--check")
     assert done.returncode == 0, done.stderr
 
 

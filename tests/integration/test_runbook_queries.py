@@ -22,16 +22,16 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from monitor.sandbox.demo import sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
 from monitor.telemetry.asgiserve import serve_asgi
-from tests.binaries import free_port, require_binary, running
+from tests.binaries import free_port, running
 from tests.fakes import RecordingEndpoint
 from tests.helpers import FAST
 from tests.integration.recmonproc import RecmonProcess
+from tests.integration.test_prometheus_dashboard import prometheus_scraping_recmon
 from tests.runbooks import fill, pages, shell_blocks, without_data
 from tests.tlsbackends import HOST, Backends
 from tests.tlscerts import CertificateAuthority
@@ -120,7 +120,6 @@ async def untrusted_edge(tmp_path: Path) -> AsyncIterator[str]:
 async def test_every_runbook_query_returns_data_in_its_scenario(
     tmp_path: Path, tls_backends: tuple[str, list[str], Path], untrusted_edge: str
 ) -> None:
-    prometheus_binary = require_binary("prometheus")
     hostport, addresses, ca_pem = tls_backends
     refusing = RecordingEndpoint(status=400)
     prom_port = free_port()
@@ -177,28 +176,8 @@ notify:
 """
         )
         recmon = RecmonProcess(config)
-        prom_config = tmp_path / "prometheus.yml"
-        prom_config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(ROOT / "deploy" / "prometheus" / "recmon-rules.yml")],
-                    "scrape_configs": [
-                        {
-                            "job_name": "recmon",
-                            "static_configs": [{"targets": [f"127.0.0.1:{recmon.port}"]}],
-                        }
-                    ],
-                }
-            )
-        )
         prometheus = f"http://127.0.0.1:{prom_port}"
-        args = [
-            prometheus_binary,
-            f"--config.file={prom_config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ]
+        args = prometheus_scraping_recmon(tmp_path, recmon.port, prom_port)
         with running(args, ready_url=f"{prometheus}/-/ready", log=tmp_path / "prometheus.log"):
             await recmon.start()
             try:
