@@ -198,7 +198,7 @@ def firing_summary(
         verb = "paged earlier" if sinks_configured else "opened earlier (no sink configured)"
         lines.append(
             f"{len(resolving)} incident(s) {verb}, waiting to resolve: their probes are ok "
-            "again, they resolve after enough good probes in a row:"
+            "again; they resolve after enough good ones (in a row, and in the rule's window):"
         )
         lines.extend(_incident_lines(resolving))
     if firing:

@@ -115,8 +115,8 @@ async def test_an_incident_paged_earlier_is_said_to_wait_for_good_probes_after_r
         assert "all probes ok" in lines, text
         assert not [line for line in lines if "incident(s) paged:" in line], text
         assert (
-            "1 incident(s) paged earlier, waiting to resolve: their probes are ok again, they "
-            "resolve after enough good probes in a row:"
+            "1 incident(s) paged earlier, waiting to resolve: their probes are ok again; they "
+            "resolve after enough good ones (in a row, and in the rule's window):"
         ) in lines, text
         code, lines = await once(config)
         assert code == 0
