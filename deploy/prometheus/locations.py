@@ -30,6 +30,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 OUTPUT = Path(__file__).resolve().parent / "recmon-locations.yml"
+# The shipped rules' one runbook base URL lives beside this script (runbooks.py).
+sys.path.insert(0, str(OUTPUT.parent))
+from runbooks import DEFAULT_BASE_URL  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Params:
     stale_for: str = "5m"  # how long a known location may send nothing before it pages
     lookback: str = "6h"  # a location that reported within this is expected (counts in n)
     listed: int = 30  # tenants named in a platform page (the rest are counted)
+    runbook_base_url: str = DEFAULT_BASE_URL  # where docs/ is published (runbooks.py)
 
 
 HELP = {
@@ -60,6 +64,8 @@ HELP = {
     "stale_for": "how long a known location may report nothing before it pages",
     "lookback": "how long a location that stopped reporting is still expected",
     "listed": "tenants named in a platform page",
+    "runbook_base_url": "where recmon's docs/ is published (as notify.runbook_base_url): "
+    "runbook_url is <base>/docs/runbooks/<page>.md",
 }
 
 TEMPLATE = """\
@@ -168,7 +174,7 @@ groups:
             {{{{ range $i, $s := printf "location_check_symptom:recmon_failing_tenants:ratio{{check=%q,symptom=%q}} >= {platform_share}" $labels.check $labels.symptom | query | sortByLabel "location" }}}}{{{{ if $i }}}}, {{{{ end }}}}{{{{ $s.Labels.location }}}}{{{{ end }}}}. Tenants seen failing from at least {quorum} locations: {{{{ range $i, $s := printf "tenant_check_symptom:recmon_failing_locations:count{{check=%q,symptom=%q}} >= {quorum}" $labels.check $labels.symptom | query | sortByLabel "tenant" }}}}{{{{ if lt $i {listed} }}}}{{{{ if $i }}}}, {{{{ end }}}}{{{{ $s.Labels.tenant }}}}{{{{ else if eq $i {listed} }}}} and more{{{{ end }}}}{{{{ end }}}}.
             This is the platform, not a tenant or one location's network: the tenant and
             location pages it explains are inhibited.
-          runbook_url: docs/runbooks/platform-outage.md
+          runbook_url: {runbook_base_url}/docs/runbooks/platform-outage.md
 
       - alert: RecmonTenantProblem
         # A platform outage explains these (and Alertmanager inhibits them too).
@@ -181,14 +187,14 @@ groups:
           class: tenant
         annotations:
           summary: >-
-            {{{{ $labels.check }}}} {{{{ $labels.symptom }}}} for tenant {{{{ $labels.tenant }}}} from
+            {{{{ $labels.check }}}} {{{{ $labels.symptom }}}} for {{{{ if not (match "(?i)tenant" $labels.tenant) }}}}tenant {{{{ end }}}}{{{{ $labels.tenant }}}} from
             {{{{ $value }}}} of {{{{ query "recmon:locations_known:count" | first | value }}}} locations
           description: >-
             Tenant {{{{ $labels.tenant }}}} fails {{{{ $labels.check }}}} ({{{{ $labels.symptom }}}}) from
             {{{{ range $i, $s := printf "tenant_check_location_symptom:recmon_failing{{tenant=%q,check=%q,symptom=%q}}" $labels.tenant $labels.check $labels.symptom | query | sortByLabel "location" }}}}{{{{ if $i }}}}, {{{{ end }}}}{{{{ $s.Labels.location }}}}{{{{ end }}}}:
             confirmed from several vantage points, while most other tenants are healthy, so
             the cause is this tenant's data, configuration or backend.
-          runbook_url: docs/runbooks/tenant-problem.md
+          runbook_url: {runbook_base_url}/docs/runbooks/tenant-problem.md
 
       - alert: RecmonLocationProblem
         # Needs k locations reporting: from one vantage alone, "only here" cannot be told.
@@ -207,7 +213,7 @@ groups:
             From {{{{ $labels.location }}}}, {{{{ $value | humanizePercentage }}}} of tenants fail
             {{{{ $labels.check }}}}; the other locations see them healthy. Suspect the network, DNS,
             CDN edge or ingress between {{{{ $labels.location }}}} and the API — not the platform.
-          runbook_url: docs/runbooks/location-problem.md
+          runbook_url: {runbook_base_url}/docs/runbooks/location-problem.md
 
       - alert: RecmonLocationNotReporting
         expr: location:recmon_known unless location:recmon_reporting
@@ -221,12 +227,14 @@ groups:
             No probe results from location {{{{ $labels.location }}}} (it reported within the last
             {lookback}). Its view is unknown, counted neither healthy nor failing: outages
             need {quorum} of the remaining locations to be confirmed.
-          runbook_url: docs/runbooks/location-not-reporting.md
+          runbook_url: {runbook_base_url}/docs/runbooks/location-not-reporting.md
 """
 
 
 def render(params: Params) -> str:
-    return TEMPLATE.format(**{f.name: getattr(params, f.name) for f in fields(Params)})
+    values = {f.name: getattr(params, f.name) for f in fields(Params)}
+    values["runbook_base_url"] = params.runbook_base_url.rstrip("/")
+    return TEMPLATE.format(**values)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,7 +205,8 @@ class AlertHub:
                 event.rule, event.variant, event.tenant, event.check, event.severity.value, firing
             )
             (log.warning if firing else log.info)(
-                f"alert {event.kind.value}: {event.summary}",
+                # A resolve's text says "resolved: …" already.
+                f"alert {event.kind.value}: {event.summary.removeprefix('resolved: ')}",
                 extra={
                     "fields": {
                         "alert": event.rule,

@@ -304,9 +304,9 @@ def _update_storms(
         current = members.get(gkey)
         if not current:
             del draft.groups[gkey]
-            draft.out.append(_resolve(group.trigger, f"resolved: {group.trigger.summary}", now))
+            draft.out.append(_resolve(group.trigger, _storm_resolved(group.trigger), now))
             if group.escalation is not None:
-                summary = f"resolved: {group.escalation.summary}"
+                summary = _storm_resolved(group.escalation)
                 draft.out.append(_resolve(group.escalation, summary, now))
             continue
         if len(current) > group.trigger.details.get("tenant_count", 0):
@@ -444,6 +444,13 @@ def _trigger(
 
 def _with_backends(text: str, finding: BackendFinding | None) -> str:
     return f"{text}; {finding.text}" if finding is not None else text
+
+
+def _storm_resolved(trigger: Notification) -> str:
+    """A storm's resolve says what holds now — none of its tenants fires — and what it was at
+    its peak, without the cause note (true of the fault, not of the recovery)."""
+    was = trigger.summary.split("; ", 1)[0]
+    return f"resolved: {was} at its peak; none of them fires now"
 
 
 def _resolve(trigger: Notification, summary: str, now: float) -> Notification:

@@ -84,7 +84,12 @@ async def one_round(
             await pipeline.heartbeat.ping()
         if not options.quiet:
             print(round_summary(results, list(monitor.checks), monitor.skips), file=out)
-            print(firing_summary(monitor.hub), file=out)
+            print(
+                firing_summary(
+                    monitor.hub, sinks_configured=bool(pipeline.sinks), latest=monitor.latest
+                ),
+                file=out,
+            )
         exported = _export(registry, loaded, options)
         firing = monitor.hub.firing
         log.info(

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from monitor.alerting.hub import AlertHub
 from monitor.alerting.tracker import SeriesKey
-from monitor.core.notifications import Severity
+from monitor.core.notifications import Notification, Severity
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.series import AlertState
 
@@ -144,24 +144,67 @@ def _by_rule(alerts: Sequence[tuple[SeriesKey, str, AlertState]]) -> list[str]:
     ]
 
 
-def firing_summary(hub: AlertHub) -> str:
+def _incident_kind(notification: Notification) -> str:
+    """A storm's first page and its fleet-wide companion say nearly the same; the kind tells
+    them apart."""
+    if notification.labels.get("scope") == "fleet-wide":
+        return "fleet-wide"
+    if notification.labels.get("grouped") == "true":
+        return "grouped"
+    return "single"
+
+
+def _probes_ok_again(
+    notification: Notification, latest: Mapping[tuple[str, str], ProbeResult]
+) -> bool:
+    """Every probe the incident is about came back ok this round: it was paged earlier and
+    waits for enough good probes in a row (and a healthy window) to resolve."""
+    tenants = notification.details.get("tenants") or (
+        [notification.tenant] if notification.tenant else []
+    )
+    if not tenants or notification.check is None:
+        return False  # certificates and the monitor's own alerts: not judged by probes
+    results = [latest.get((tenant, notification.check)) for tenant in tenants]
+    return all(r is not None and r.outcome is Outcome.OK for r in results)
+
+
+def _incident_lines(notifications: Sequence[Notification]) -> list[str]:
+    lines = [
+        _clip(f"  {n.severity.value:<9} {n.rule:<16} {_incident_kind(n):<11}{n.summary}")
+        for n in notifications[:MAX_PROBLEM_LINES]
+    ]
+    if len(notifications) > MAX_PROBLEM_LINES:
+        lines.append(f"  ... and {len(notifications) - MAX_PROBLEM_LINES} more")
+    return lines
+
+
+def firing_summary(
+    hub: AlertHub,
+    *,
+    sinks_configured: bool = True,
+    latest: Mapping[tuple[str, str], ProbeResult] | None = None,
+) -> str:
     """What is paged, what fires, what is pending: grouped incidents as the one incident they
-    are, alerts by rule and check rather than one line per tenant."""
+    are, alerts by rule and check rather than one line per tenant. Without a sink nothing was
+    paged: the incidents would have been. An incident whose probes are ok again was paged
+    earlier and waits to resolve; it is said so, not counted as paged now."""
     firing = hub.firing_alerts()
     pending = hub.pending_alerts()
     paged = sorted(hub.active_triggers(), key=lambda n: (_SEVERITY_RANK[n.severity], n.key))
+    resolving = [n for n in paged if latest is not None and _probes_ok_again(n, latest)]
+    open_ = [n for n in paged if n not in resolving]
     lines: list[str] = []
-    if paged:
-        lines.append(f"{len(paged)} incident(s) paged:")
-        for notification in paged[:MAX_PROBLEM_LINES]:
-            lines.append(
-                _clip(
-                    f"  {notification.severity.value:<9} {notification.rule:<16} "
-                    f"{notification.summary}"
-                )
-            )
-        if len(paged) > MAX_PROBLEM_LINES:
-            lines.append(f"  ... and {len(paged) - MAX_PROBLEM_LINES} more")
+    if open_:
+        verb = "paged" if sinks_configured else "would page (no sink configured)"
+        lines.append(f"{len(open_)} incident(s) {verb}:")
+        lines.extend(_incident_lines(open_))
+    if resolving:
+        verb = "paged earlier" if sinks_configured else "opened earlier (no sink configured)"
+        lines.append(
+            f"{len(resolving)} incident(s) {verb}, waiting to resolve: their probes are ok "
+            "again; they resolve after enough good ones (in a row, and in the rule's window):"
+        )
+        lines.extend(_incident_lines(resolving))
     if firing:
         lines.append(f"{len(firing)} alert(s) firing:")
         lines.extend(_by_rule(firing)[:MAX_PROBLEM_LINES])

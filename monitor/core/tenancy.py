@@ -28,6 +28,12 @@ def validate_tenant_id(value: object) -> str:
     return value
 
 
+def tenant_named(tenant: str) -> str:
+    """The tenant as a page names it: "tenant acme", but "tenant-002" alone — an id that
+    says "tenant" already reads "for tenant tenant-002" otherwise."""
+    return tenant if "tenant" in tenant.lower() else f"tenant {tenant}"
+
+
 @dataclass(frozen=True, slots=True)
 class Shard:
     """Replica `index` of `count` probes the tenants whose stable hash falls in its bucket."""

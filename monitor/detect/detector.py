@@ -23,6 +23,7 @@ from monitor.config.model import (
 from monitor.config.units import format_duration
 from monitor.core.notifications import Severity
 from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_TENANT, Outcome, ProbeResult
+from monitor.core.tenancy import tenant_named
 from monitor.detect.lifecycle import (
     IMMEDIATE,
     Description,
@@ -275,14 +276,15 @@ def _auth_errors(
         if scope == CREDENTIAL_TENANT:
             # One tenant's key: the platform answers, it refuses this tenant's credential.
             summary = (
-                f"{check} rejects the credentials of tenant {tenant}: {refused} of "
+                f"{check} rejects the credentials of {tenant_named(tenant)}: {refused} of "
                 f"{len(samples)} probes in the last {format_duration(rule.window)} "
                 f"({last_reason}); check the tenant's key, not the platform"
             )
         else:
             summary = (
-                f"probe credentials rejected: {check} refuses recmon's credentials for tenant "
-                f"{tenant} ({last_reason}); renew recmon's credentials, not a platform outage"
+                f"probe credentials rejected: {check} refuses recmon's credentials for "
+                f"{tenant_named(tenant)} ({last_reason}); renew recmon's credentials, not a "
+                "platform outage"
             )
         details = {
             "refused_probes": refused,
@@ -323,8 +325,8 @@ def _empty_results(
     def describe() -> Description:
         note, parent_details = _parent_note(parent)
         summary = (
-            f"{check} returned no items for tenant {tenant}: {empty} of {len(samples)} probes "
-            f"in the last {format_duration(rule.window)}{note}"
+            f"{check} returned no items for {tenant_named(tenant)}: {empty} of {len(samples)} "
+            f"probes in the last {format_duration(rule.window)}{note}"
         )
         details = {
             "empty_probes": empty,
@@ -354,8 +356,8 @@ def _failures(
         top = outcomes.most_common(1)[0][0] if outcomes else "none"
         last_reason = failing[-1].reason if failing else ""
         summary = (
-            f"{check} failing for tenant {tenant}: {failed} of {len(samples)} probes failed in "
-            f"the last {format_duration(rule.window)} (mostly {top}: {last_reason})"
+            f"{check} failing for {tenant_named(tenant)}: {failed} of {len(samples)} probes "
+            f"failed in the last {format_duration(rule.window)} (mostly {top}: {last_reason})"
         )
         details = {
             "failed_probes": failed,
@@ -395,7 +397,7 @@ def _latency_drift(
         note, parent_details = _parent_note(parent, latency=True)
         summary = (
             f"{check} p95 latency {_ms(p95)} is {p95 / baseline:.1f}x its baseline "
-            f"{_ms(baseline)} for tenant {tenant}{note}"
+            f"{_ms(baseline)} for {tenant_named(tenant)}{note}"
         )
         details = {
             "p95_s": round(p95, 6),
@@ -425,8 +427,9 @@ def _latency_slo(
 
     def describe() -> Description:
         summary = (
-            f"{check} p95 latency {_ms(p95)} is above the {_ms(objective)} objective for "
-            f"tenant {tenant}"
+            f"{check} p95 latency {_ms(p95)} is {'above' if p95 > objective else 'within'} "
+            f"the {_ms(objective)} objective for "
+            f"{tenant_named(tenant)}"
         )
         details = {
             "p95_s": round(p95, 6),
@@ -481,7 +484,7 @@ def _rate_description(
     def describe() -> Description:
         summary = (
             f"{check} {outcome.value} rate {share:.0%} over the last "
-            f"{format_duration(rule.window)} for tenant {tenant} "
+            f"{format_duration(rule.window)} for {tenant_named(tenant)} "
             f"({counts.get(outcome.value, 0)} of {probes} probes)"
         )
         details = {

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from monitor.config.units import format_duration
 from monitor.core.notifications import Severity
+from monitor.core.tenancy import tenant_named
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind
 
 Description = tuple[str, dict[str, Any]]  # what a page says: summary, details
@@ -90,7 +92,10 @@ def advance(
     rule, _, suffix = rule_id.partition(":")
     latest = alerts.get(rule_id) or previous
     assert latest is not None
-    summary = latest.summary if kind is EventKind.FIRING else f"resolved: {latest.summary}"
+    if kind is EventKind.FIRING:
+        summary = latest.summary
+    else:
+        summary = resolved_summary(latest.summary, verdict, subject)
     return AlertEvent(
         kind=kind,
         rule=rule,
@@ -103,6 +108,39 @@ def advance(
         variant=suffix if variant is None else variant,
         details=dict(latest.details),
     )
+
+
+# Evidence counts a tenant rule's page carries, and the word a resolve says them with.
+_BAD_PROBES = {"empty_probes": "empty", "failed_probes": "failed", "refused_probes": "refused"}
+
+
+def resolved_summary(fired: str, verdict: Verdict, subject: Subject) -> str:
+    """A resolve says what is true now: what had fired, without the numbers it fired with
+    ("3 of 5 probes failed"), and the figures of the window that cleared it."""
+    if subject.tenant is None or verdict.describe is None:
+        return f"resolved: {fired}"  # certificates: their text names what is still served
+    current, details = verdict.describe()
+    for key, word in _BAD_PROBES.items():
+        if key in details and "probes" in details and "window_s" in details:
+            # "search failing for tenant-002: 3 of 5 …" → "search failing for tenant-002"
+            headline = fired.split(": ", 1)[0]
+            if subject.tenant not in headline:
+                headline = fired.split(" (", 1)[0]
+            return (
+                f"resolved: {headline}; now {details[key]} of {details['probes']} probes "
+                f"{word} in the last {format_duration(details['window_s'])}"
+            )
+    bound = details.get("p95_lower_bound_s")
+    limit = details.get("threshold_s", details.get("objective_s"))
+    if bound is not None and limit is not None and subject.check is not None:
+        # Latency resolves when the window's p95 is no longer surely above the limit: its
+        # lower confidence bound (the point p95 may still show the slow probes).
+        return (
+            f"resolved: {subject.check} p95 latency for {tenant_named(subject.tenant)}: the "
+            f"window's p95 is at least {bound * 1000:.0f}ms, within {limit * 1000:.0f}ms now"
+        )
+    # Error rates: their text read now is true now (a cause note after "; " is not).
+    return f"resolved: now {current.split('; ', 1)[0]}"
 
 
 def transition(

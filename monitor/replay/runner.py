@@ -62,6 +62,16 @@ class SignalReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Received:
+    """One event as the (fake) PagerDuty received it, and which incident it belongs to."""
+
+    at: float  # seconds since scenario start, on the same clock as the signal rows
+    action: str  # trigger, resolve
+    incident: str  # the rule, and for a storm "grouped" or "fleet-wide": pairs told apart
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayReport:
     scenario: Scenario
     probes: int
@@ -69,6 +79,9 @@ class ReplayReport:
     # what the (fake) PagerDuty received through the real sink and outbox.
     notifications: tuple[tuple[float, Notification], ...]
     signals: tuple[SignalReport, ...]
+    # What PagerDuty received, when: delivery is paced (about one event a second), so it can
+    # be a second or two after the planner decided it. The report lists these.
+    received: tuple[Received, ...] = ()
 
     @property
     def pages(self) -> int:
@@ -351,12 +364,27 @@ class _Replayer:
             )
             for at, body in self.pagerduty.received
         ]
+        incidents = {n.key: _incident(n) for _, n in self.planned}
+        # A resolve event carries no summary to PagerDuty: its text is the one decided.
+        decided = {(n.key, n.action.value): n.summary for _, n in self.planned}
         return ReplayReport(
             self.scenario,
             self.probes,
             tuple(self.planned),
             tuple(_signal_reports(self.scenario, self.planned, pages)),
+            tuple(
+                Received(at, action, incidents.get(key, ""), text or decided.get((key, action), ""))
+                for at, key, action, text in pages
+            ),
         )
+
+
+def _incident(notification: Notification) -> str:
+    if notification.labels.get("scope") == "fleet-wide":
+        return f"{notification.rule} (fleet-wide)"
+    if notification.labels.get("grouped") == "true":
+        return f"{notification.rule} (grouped)"
+    return notification.rule
 
 
 async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -> ReplayReport:
@@ -485,13 +513,21 @@ def format_report(report: ReplayReport) -> str:
         if row.first_text:
             lines.append(f"  {row.signal.name.strip()}: {row.first_text}")
     lines.append("")
-    lines.append(f"notifications: {len(report.notifications)} ({report.pages} pages)")
-    for at, notification in report.notifications[:20]:
+    # What PagerDuty received, on the table's clock (the planner's decisions otherwise).
+    shown = report.received or tuple(
+        Received(at, n.action.value, _incident(n), n.summary) for at, n in report.notifications
+    )
+    lines.append(f"notifications as PagerDuty received them: {len(shown)} ({report.pages} pages)")
+    width = max((len(r.incident) for r in shown), default=0) + 2
+    for event in shown[:20]:
         lines.append(
-            _clip(f"  {_clock(at)}  {notification.action.value:<8} {notification.summary}")
+            _clip(
+                f"  {_clock(event.at):>12}  {event.action:<8} {event.incident:<{width}}"
+                f"{event.summary}"
+            )
         )
-    if len(report.notifications) > 20:
-        lines.append(f"  ... and {len(report.notifications) - 20} more")
+    if len(shown) > 20:
+        lines.append(f"  ... and {len(shown) - 20} more")
     lines.append("")
     lines.append(verdict(report))
     return "\n".join(lines)

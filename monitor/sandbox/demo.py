@@ -203,7 +203,7 @@ async def _story(
                 file=out,
             )
             print(file=out, flush=True)
-    print(firing_summary(monitor.hub), file=out)
+    print(firing_summary(monitor.hub, sinks_configured=False, latest=monitor.latest), file=out)
 
 
 def run(args: argparse.Namespace) -> int:

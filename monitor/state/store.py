@@ -285,7 +285,11 @@ class StateStore:
         with self.lock:
             self.connection.close()
             if self._owner_lock is not None:
-                self._owner_lock.close()  # releases the flock
+                # A clean exit leaves no `.lock` behind: removed while still held (a process
+                # that opened it meanwhile finds it unlinked and claims a fresh one), then
+                # closed, which releases the flock.
+                Path(self.path + ".lock").unlink(missing_ok=True)
+                self._owner_lock.close()
                 self._owner_lock = None
 
 
@@ -296,26 +300,39 @@ def _claim(path: str) -> TextIO | None:
     if path == ":memory:":
         return None
     lock_path = Path(path + ".lock")
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("a+", encoding="utf-8")
-    except OSError as exc:
-        raise StateUnavailable(f"state file {path} cannot be used: {exc}") from exc
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
+    while True:
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = lock_path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise StateUnavailable(f"state file {path} cannot be used: {exc}") from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StateUnavailable(
+                f"state file {path} is in use by another recmon process (pid {holder}): a "
+                "state file belongs to one process; give each process its own state.path"
+            ) from None
+        if _same_file(handle, lock_path):
+            break
+        # Its owner removed it on a clean exit between our open and our flock: the lock we
+        # hold is on a file nobody else will find. Claim the one at the path instead.
         handle.close()
-        raise StateUnavailable(
-            f"state file {path} is in use by another recmon process (pid {holder}): a state "
-            "file belongs to one process; give each process its own state.path"
-        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def _same_file(handle: TextIO, path: Path) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
 
 
 def put_entry(db: sqlite3.Connection, name: str, value: Any) -> None:

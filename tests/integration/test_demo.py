@@ -38,7 +38,7 @@ def test_demo_shows_tenants_probed_then_faults_then_recovery() -> None:
     assert "empty" in row(last_table, "tenant-002") and "empty" in row(last_table, "tenant-005")
     assert "http_error" in row(last_table, "tenant-007")
     assert "ok" in row(last_table, "tenant-001")
-    assert "page trigger: recommendations returned no items for tenant tenant-002" in broken
+    assert "page trigger: recommendations returned no items for tenant-002" in broken
     recovered = phase(out, "faults cleared").strip().split("\n\n")[-2]
     assert all(row(recovered, f"tenant-00{i}").split().count("ok") == 2 for i in range(1, 9)), (
         recovered

@@ -43,6 +43,7 @@ WITHIN = 60.0
 SETTLE = 8.0  # after the first notification: long enough for two more group_intervals
 GUIDE_PORTS = {8080: "sandbox", 9464: "recmon", 9090: "prometheus", 9093: "alertmanager"}
 PUSHGATEWAY_PORT = 9091
+GUIDE_CONFIG = "/tmp/recmon-quickstart.yaml"  # the guide's copy of probes.yaml
 
 
 def section(title_start: str) -> str:
@@ -107,8 +108,13 @@ def faster(text: str, replacements: dict[str, str]) -> str:
 
 
 def recmon_config(ports: Ports, workdir: Path) -> Path:
-    """The repository's probes.yaml with the guide's `cat >> probes.yaml` block appended."""
-    (heredoc,) = re.findall(r"cat >> probes\.yaml <<'YAML'\n(.*?)\n\s*YAML\n", QUICKSTART, re.S)
+    """The repository's probes.yaml, copied as the guide copies it (never appended to: the
+    tracked file stays as shipped), with the guide's `cat >>` block appended to the copy."""
+    assert f"cp probes.yaml {GUIDE_CONFIG}" in commands(QUICKSTART)
+    (heredoc,) = re.findall(
+        rf"cat >> {re.escape(GUIDE_CONFIG)} <<'YAML'\n(.*?)\n\s*YAML\n", QUICKSTART, re.S
+    )
+    assert "cat >> probes.yaml" not in QUICKSTART
     appended = "\n".join(
         line[3:] if line.startswith("   ") else line for line in heredoc.split("\n")
     )
@@ -241,14 +247,16 @@ async def stack(ports: Ports, sandbox: None, tmp_path: Path) -> AsyncIterator[St
     assert prom_args[0] == "prometheus" and am_args[0] == "prometheus-alertmanager"
     prom_args[0], am_args[0] = prometheus, alertmanager
 
-    # Step 3: check-config, then `recmon run probes.yaml --listen 127.0.0.1:9464`.
+    # Step 3: check-config, then `recmon run <the copy> --listen 127.0.0.1:9464`.
+    check = one(quick, ".venv/bin/recmon check-config ")
+    assert check == f".venv/bin/recmon check-config {GUIDE_CONFIG}"
     checked = run_guide_command(
-        f".venv/bin/recmon check-config {config}", ports, env={**os.environ, **env}
+        check.replace(GUIDE_CONFIG, str(config)), ports, env={**os.environ, **env}
     )
     assert checked.returncode == 0, checked.stderr
     assert "warning" not in checked.stderr
     run = one(quick, ".venv/bin/recmon run ")
-    assert run.startswith(".venv/bin/recmon run probes.yaml --listen 127.0.0.1:9464")
+    assert run.startswith(f".venv/bin/recmon run {GUIDE_CONFIG} --listen 127.0.0.1:9464")
     recmon = RecmonProcess(config, env=env)
     recmon.port = ports.mapping[9464]
     recmon.url = ports.url(9464)
@@ -376,7 +384,7 @@ async def test_the_quickstart_works_as_written_and_pages_once(stack: Stack) -> N
         ready_url=f"{ports.url(PUSHGATEWAY_PORT)}/-/ready",
         log=stack.workdir / "pushgateway.log",
     ):
-        done = run_guide_command(once.replace("probes.yaml", config), ports, env=env)
+        done = run_guide_command(once.replace(GUIDE_CONFIG, config), ports, env=env)
         assert done.returncode in (0, 1), done.stderr
         assert "probe(s)" in done.stdout or "all probes ok" in done.stdout
         metrics = stack.get(f"{ports.url(PUSHGATEWAY_PORT)}/metrics").text
@@ -386,7 +394,7 @@ async def test_the_quickstart_works_as_written_and_pages_once(stack: Stack) -> N
             response = stack.get(ports.local(url))
             assert response.status_code == 200, (url, response.status_code)
     # A failed push is exit 2, said in one line.
-    failed = run_guide_command(once.replace("probes.yaml", config), ports, env=env)
+    failed = run_guide_command(once.replace(GUIDE_CONFIG, config), ports, env=env)
     assert failed.returncode == 2, failed.stderr
     assert "push to Pushgateway failed" in failed.stderr
     assert "Traceback" not in failed.stderr

@@ -1,6 +1,7 @@
 """Three recmon instances at three locations, one real Prometheus with the shipped rules, one
 real Alertmanager with the shipped routing, and a webhook as the pager: every failure pattern
-across tenants and locations ends in the one page (or warning) its class calls for.
+across tenants and locations ends in the one page (or warning) its class calls for, and the
+queries of that class's runbook return data while it fires.
 
 Time is scaled down by the documented mechanism: the location rules are generated with short
 windows (deploy/prometheus/locations.py --window/--for/--narrow-for/--stale-for), scrapes
@@ -36,6 +37,7 @@ from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, require_binary, running
 from tests.integration.recmonproc import RecmonProcess
 from tests.integration.test_prometheus_dashboard import grafana_to_promql
+from tests.runbooks import without_data
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -192,6 +194,7 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
         ("recmon-tickets", "RecmonLocationProblem")
     }
     assert {labels["location"] for _, _, labels in sent} == {"eu"}
+    assert await without_data(stack.query, "location-problem.md", {"location": "eu"}) == []
     stack.sandbox.faults.clear()
     await stack.quiet()
 
@@ -200,11 +203,12 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     stack.sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
     alert = await stack.page("RecmonTenantProblem", since, tenant="tenant-002")
     assert alert["annotations"]["summary"] == (
-        "recommendations empty for tenant tenant-002 from 3 of 3 locations"
+        "recommendations empty for tenant-002 from 3 of 3 locations"
     )
     assert {(r, n, labels.get("tenant")) for r, n, labels in stack.notifications(since)} == {
         ("recmon-pager", "RecmonTenantProblem", "tenant-002")
     }
+    assert await without_data(stack.query, "tenant-problem.md", {"tenant": "tenant-002"}) == []
     stack.sandbox.faults.clear()
     await stack.quiet()
 
@@ -222,6 +226,7 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     tenants = ", ".join(f"tenant-{i:03d}" for i in range(1, TENANTS + 1))
     assert "as seen from each of ap, eu, us." in annotations["description"]
     assert f"failing from at least 2 locations: {tenants}." in annotations["description"]
+    assert await without_data(stack.query, "platform-outage.md", {}) == []
     stack.sandbox.faults.clear()
     await stack.quiet()
 
@@ -229,6 +234,7 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     since = time.monotonic()
     await stack.recmons["ap"].stop(signal.SIGKILL)
     await stack.page("RecmonLocationNotReporting", since, location="ap")
+    assert await without_data(stack.query, "location-not-reporting.md", {}) == []
     await asyncio.sleep(SETTLE)
     assert [(r, n) for r, n, _ in stack.notifications(since)] == [
         ("recmon-pager", "RecmonLocationNotReporting")

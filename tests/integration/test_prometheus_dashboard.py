@@ -62,6 +62,32 @@ async def tls_backend(tmp_path: Path) -> AsyncIterator[tuple[str, list[str], Pat
     await backends.stop("127.0.0.2")
 
 
+def prometheus_scraping_recmon(tmp_path: Path, recmon_port: int, prom_port: int) -> list[str]:
+    """The command line of a real Prometheus on `prom_port` that scrapes recmon every second
+    and evaluates the shipped recmon-rules.yml (its configuration written to tmp_path)."""
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(ROOT / "deploy" / "prometheus" / "recmon-rules.yml")],
+                "scrape_configs": [
+                    {
+                        "job_name": "recmon",
+                        "static_configs": [{"targets": [f"127.0.0.1:{recmon_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    return [
+        require_binary("prometheus"),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prom_port}",
+    ]
+
+
 async def query(client: httpx.AsyncClient, prometheus: str, expr: str) -> list[object]:
     response = await client.get(f"{prometheus}/api/v1/query", params={"query": expr})
     body = response.json()
@@ -72,7 +98,6 @@ async def query(client: httpx.AsyncClient, prometheus: str, expr: str) -> list[o
 async def test_every_panel_and_recording_rule_returns_data(
     tmp_path: Path, tls_backend: tuple[str, list[str], Path]
 ) -> None:
-    prometheus_binary = require_binary("prometheus")
     hostport, addresses, ca_pem = tls_backend
     webhook = RecordingEndpoint(status=200)
     recmon_port, prom_port = free_port(), free_port()
@@ -119,28 +144,8 @@ notify:
             # A file, not a pipe nobody reads for a minute: a full pipe would stall recmon.
             stderr=recmon_log.open("wb"),
         )
-        prom_config = tmp_path / "prometheus.yml"
-        prom_config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(ROOT / "deploy" / "prometheus" / "recmon-rules.yml")],
-                    "scrape_configs": [
-                        {
-                            "job_name": "recmon",
-                            "static_configs": [{"targets": [f"127.0.0.1:{recmon_port}"]}],
-                        }
-                    ],
-                }
-            )
-        )
         prometheus = f"http://127.0.0.1:{prom_port}"
-        args = [
-            prometheus_binary,
-            f"--config.file={prom_config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ]
+        args = prometheus_scraping_recmon(tmp_path, recmon_port, prom_port)
         try:
             with running(args, ready_url=f"{prometheus}/-/ready", log=tmp_path / "prometheus.log"):
                 async with httpx.AsyncClient() as client:

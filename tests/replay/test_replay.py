@@ -121,3 +121,29 @@ def test_report_is_a_readable_table() -> None:
         "the half-finished rotation was paged 19d 23:45:00 before the old certificate expired"
         in text
     )
+
+
+def test_the_notification_list_agrees_with_the_table_and_tells_every_line_apart() -> None:
+    report = incident_report()
+    text = format_report(report)
+    listed = text.split("notifications as PagerDuty received them:", 1)[1].splitlines()[1:]
+    listed = [line for line in listed if line.startswith("  ")]
+    assert len(listed) == 20
+    # No two lines alike: a storm's page and its fleet-wide companion (same text on
+    # resolve) and the two expiry warnings are named apart.
+    assert len(set(listed)) == len(listed), "\n".join(listed)
+    assert any("resolve  failures (grouped)" in line for line in listed)
+    assert any("resolve  failures (fleet-wide)" in line for line in listed)
+    # Every first page and resolve in the table is a line at the same second (the table and
+    # the list read the same clock: when PagerDuty received it, pacing included).
+    stamps = {(line.split()[0] + " " + line.split()[1]) for line in listed if "d " in line}
+    stamps |= {line.split()[0] for line in listed}
+    for row in report.signals:
+        for at in (row.first_page, row.resolved):
+            assert at is not None
+            seconds = round(at)
+            days, rest = divmod(seconds, 86400)
+            clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+            assert (f"{days}d {clock}" if days else clock) in stamps, (row.signal.name, at)
+    # Resolves say what resolved, although PagerDuty's resolve events carry no summary.
+    assert all("resolved: " in line for line in listed if "  resolve  " in line)

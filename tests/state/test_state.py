@@ -427,3 +427,26 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_series(tmp_path: Pa
     )
     assert "s" not in heads[("acme", "search")]  # rewritten: its samples are rows now
     again.close()
+
+
+def test_a_clean_close_leaves_no_lock_file_and_the_next_open_claims_a_fresh_one(
+    tmp_path: Path,
+) -> None:
+    from monitor.state.store import _same_file
+
+    path = tmp_path / "state.db"
+    store = StateStore.open(path)
+    lock = tmp_path / "state.db.lock"
+    assert lock.exists()
+    # Another process opened the lock file just before the owner's clean exit...
+    late = lock.open("a+", encoding="utf-8")
+    store.close()
+    assert not lock.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]
+    # ...its flock now succeeds on a file nobody will find: it must not count as the owner.
+    assert not _same_file(late, lock)
+    late.close()
+    again = StateStore.open(path)
+    assert lock.exists()
+    again.close()
+    assert not lock.exists()
