@@ -271,6 +271,14 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=registry,
         )
+        # The lag above in units of each check's interval, which the histogram cannot carry:
+        # what RecmonOverloaded compares with recmon_schedule_lag_seconds_count.
+        self.runs_late = Counter(
+            "recmon_runs_late_total",
+            "Scheduled runs that started later than alerts.overload.late of their interval.",
+            ("check",),
+            registry=registry,
+        )
         self.tenants = Gauge("recmon_tenants", "Tenants this replica probes.", registry=registry)
         self.tenant_source_errors = Counter(
             "recmon_tenant_source_errors_total", "Failed tenant list refreshes.", registry=registry
