@@ -210,7 +210,11 @@ groups:
           runbook_url: docs/runbooks/location-problem.md
 
       - alert: RecmonLocationNotReporting
-        expr: location:recmon_known unless location:recmon_reporting
+        # A location whose recmon is down (recmon-rules.yml's RecmonDown, with its location)
+        # is that page alone: one cause, one page.
+        expr: >
+          location:recmon_known unless location:recmon_reporting
+          unless on (location) location:recmon_instances_down:count
         for: {stale_for}
         labels:
           severity: critical
