@@ -16,6 +16,10 @@ them all (scraped, federated or remote-written) and these rules tell four patter
   (a warning naming the location, never a platform page);
 - single-vantage blip: one tenant from one location (nothing).
 
+Each pattern is told for three symptoms: empty, failing, and slow (p95 drifted above the
+tenant's own baseline, as RecmonLatencyDrift judges one location). Slow is a warning, as the
+drift alert is: it never wakes anyone.
+
 n is not a parameter: it is every location that reported within `--lookback`, so a location
 that stopped reporting is still counted (as unknown, never as healthy) and pages on its own.
 """
@@ -46,6 +50,10 @@ class Params:
     stale_for: str = "5m"  # how long a known location may send nothing before it pages
     lookback: str = "6h"  # a location that reported within this is expected (counts in n)
     listed: int = 30  # tenants named in a platform page (the rest are counted)
+    # A tenant is slow from a location (symptom="slow") as RecmonLatencyDrift judges one: p95
+    # over drift_ratio x its own baseline and over it by more than drift_min seconds.
+    drift_ratio: float = 1.5
+    drift_min: float = 0.02
 
 
 HELP = {
@@ -60,6 +68,8 @@ HELP = {
     "stale_for": "how long a known location may report nothing before it pages",
     "lookback": "how long a location that stopped reporting is still expected",
     "listed": "tenants named in a platform page",
+    "drift_ratio": "a tenant is slow from a location: p95 over this many times its baseline...",
+    "drift_min": "...and over it by more than this many seconds",
 }
 
 TEMPLATE = """\
@@ -91,9 +101,26 @@ groups:
             sum by (tenant, check, location) (rate(recmon_probes_total{{location!="", outcome!~"ok|empty"}}[{window}])),
             "symptom", "failing", "", "")
             / ignoring (symptom) group_left tenant_check_location:recmon_probes:rate
-      # A tenant × check failing as seen from one location.
+      # p95 against the tenant's own baseline, per tenant × check × location (recmon's gauges).
+      - record: tenant_check_location:recmon_latency_drift:ratio
+        expr: >
+          max by (tenant, check, location) (recmon_latency_p95_seconds{{location!=""}})
+            / max by (tenant, check, location) (recmon_latency_baseline_p95_seconds{{location!=""}})
+      # A tenant × check failing as seen from one location: empty, failing, or slow (drifted
+      # above its baseline, as recmon-rules.yml's RecmonLatencyDrift judges one location).
       - record: tenant_check_location_symptom:recmon_failing
-        expr: tenant_check_location_symptom:recmon_probes:ratio >= {fail_share}
+        expr: >
+          tenant_check_location_symptom:recmon_probes:ratio >= {fail_share}
+          or
+          label_replace(
+            tenant_check_location:recmon_latency_drift:ratio >= {drift_ratio}
+              and on (tenant, check, location)
+            (
+              max by (tenant, check, location) (recmon_latency_p95_seconds{{location!=""}})
+                - max by (tenant, check, location) (recmon_latency_baseline_p95_seconds{{location!=""}})
+              > {drift_min}
+            ),
+            "symptom", "slow", "", "")
       # Locations whose recmon sends probe results now.
       - record: location:recmon_reporting
         expr: group by (location) (tenant_check_location:recmon_probes:rate > 0)
@@ -155,7 +182,8 @@ groups:
         expr: check_symptom:recmon_platform_outage:locations
         for: {for_}
         labels:
-          severity: critical
+          # Slow (latency drift) is a warning, as RecmonLatencyDrift is; empty and failing page.
+          severity: '{{{{ if eq $labels.symptom "slow" }}}}warning{{{{ else }}}}critical{{{{ end }}}}'
           class: platform
         annotations:
           summary: >-
@@ -177,7 +205,7 @@ groups:
           unless on (check, symptom) check_symptom:recmon_platform_outage:locations
         for: {narrow_for}
         labels:
-          severity: critical
+          severity: '{{{{ if eq $labels.symptom "slow" }}}}warning{{{{ else }}}}critical{{{{ end }}}}'
           class: tenant
         annotations:
           summary: >-
