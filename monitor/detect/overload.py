@@ -203,8 +203,8 @@ def describe(reading: LoadReading, rule: OverloadRule) -> Description:
             f" and {reading.withheld_timeouts} probe timeouts of {finished} in the last "
             f"{reading.window_s:.0f}s were withheld (not counted against tenants)"
         )
-    else:
-        lagging += f" (last {reading.window_s:.0f}s)"
+    if behind_by:
+        behind_by[-1] += f" in the last {reading.window_s:.0f}s"
     summary = (
         f"recmon is overloaded: {'; '.join([*behind_by, lagging])}, so tenant alerts may be "
         f"missing or late; {WHAT_TO_DO}"

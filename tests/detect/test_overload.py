@@ -129,7 +129,8 @@ def test_skipped_runs_are_overload_even_with_the_loop_on_time_and_the_page_says_
     assert event.kind is EventKind.FIRING
     assert event.summary.startswith(
         "recmon is overloaded: probing each tenant every 2.1 s on average, configured 1 s; "
-        "52% of runs skipped; its event loop ran up to 0.15s late"
+        "52% of runs skipped in the last 60s; its event loop ran up to 0.15s late, so tenant "
+        "alerts may be missing or late"
     )
     assert "--shard i/n" in event.summary
     assert event.details["configured_interval_s"] == 1.0
@@ -157,7 +158,8 @@ def test_most_runs_starting_late_is_overload() -> None:
     summary, _ = describe(late, RULE)
     # Late but not skipped: the interval is kept, only the phase slips.
     assert summary.startswith(
-        "recmon is overloaded: 70% of runs started over 50% of their interval late; "
+        "recmon is overloaded: 70% of runs started over 50% of their interval late in the "
+        "last 60s; "
     )
 
 
