@@ -20,7 +20,7 @@ from monitor.core.clock import Clock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.detect.overload import LoadReading, Tally, overloaded, reading_between
+from monitor.detect.overload import LAG_SPAN_S, LoadReading, Tally, overloaded, reading_between
 from monitor.detect.overload import describe as describe_overload
 from monitor.probing.checks import HttpCheck, compile_checks
 from monitor.probing.clientcert import ClientCertificates
@@ -358,6 +358,10 @@ class Monitor:
             intervals={root: self.checks[root].interval for root in self.engine.roots},
             loop_lag_s=max(
                 self.loop_lag.max_lag_between(since, latest.at), self.loop_lag.current_lag()
+            ),
+            recent_lag_s=max(
+                self.loop_lag.max_lag_between(latest.at - LAG_SPAN_S, latest.at),
+                self.loop_lag.current_lag(),
             ),
         )
 

@@ -38,6 +38,9 @@ class LoadReading:
     withheld_timeouts: int  # probe timeouts withheld because the loop ran late
     probes: int  # probes that finished
     loop_lag_s: float  # the largest event-loop lag seen
+    # The largest lag of the last LAG_SPAN_S (None: loop_lag_s), what the rule judges: one
+    # pause would otherwise keep the minute's reading lagging for `for` and page for nothing.
+    recent_lag_s: float | None = None
     untrusted: int = 0  # latencies withheld as untrusted (the loop ran late during the probe)
     paces: tuple[Pace, ...] = ()  # how each scheduled check kept its interval
 
@@ -76,7 +79,12 @@ class Tally:
 
 
 def reading_between(
-    earlier: Tally, later: Tally, *, intervals: Mapping[str, float], loop_lag_s: float
+    earlier: Tally,
+    later: Tally,
+    *,
+    intervals: Mapping[str, float],
+    loop_lag_s: float,
+    recent_lag_s: float | None = None,
 ) -> LoadReading:
     """What happened between two tallies (`intervals`: each scheduled check's, configured)."""
 
@@ -98,6 +106,7 @@ def reading_between(
         withheld_timeouts=later.withheld - earlier.withheld,
         probes=later.finished - earlier.finished,
         loop_lag_s=loop_lag_s,
+        recent_lag_s=recent_lag_s,
         untrusted=later.untrusted - earlier.untrusted,
         paces=tuple(p for p in paces if p.due),
     )
@@ -106,6 +115,7 @@ def reading_between(
 # Shares are judged on at least this many runs (or probes) in the window: one skipped run of
 # two is no schedule falling behind.
 MIN_RUNS = 10
+LAG_SPAN_S = 10.0  # the loop-lag condition holds while a lag of `lag` was seen this recently
 MOST = 0.5  # "most runs started late", "most latencies withheld"
 
 
@@ -145,7 +155,8 @@ def behind(reading: LoadReading, rule: OverloadRule) -> bool:
 
 
 def overloaded(reading: LoadReading, rule: OverloadRule) -> bool:
-    return reading.withheld_timeouts > 0 or reading.loop_lag_s >= rule.lag or behind(reading, rule)
+    recent = reading.loop_lag_s if reading.recent_lag_s is None else reading.recent_lag_s
+    return reading.withheld_timeouts > 0 or recent >= rule.lag or behind(reading, rule)
 
 
 def _seconds(value: float) -> str:

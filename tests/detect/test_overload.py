@@ -3,6 +3,8 @@ never as a tenant; the hub pages it alone and a restart keeps it resolvable."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -198,3 +200,21 @@ def test_no_run_started_at_all_is_said_so() -> None:
         "recmon is overloaded: no run of search started in the last 60s (configured every 1 s)"
     )
     assert details["achieved_interval_s"] is None
+
+
+def test_one_pause_of_the_loop_does_not_page_sustained_lag_does() -> None:
+    """The minute's reading remembers a 0.5 s pause for a minute; only the last 10 s count."""
+    once = LoadReading(window_s=60, withheld_timeouts=0, probes=4000, loop_lag_s=0.5)
+    state = OverloadState()
+    fired = []
+    for at in range(0, 61, 5):  # the pause at 0, then the loop on time
+        reading = replace(once, recent_lag_s=0.5 if at < 10 else 0.01)
+        state, events = observe_overload(state, reading, 1000.0 + at, RULE)
+        fired += events
+    assert fired == []
+    for at in range(61, 130, 5):  # lagging in every span: fires after `for`
+        reading = replace(once, recent_lag_s=0.4)
+        state, events = observe_overload(state, reading, 1000.0 + at, RULE)
+        fired += events
+    assert [e.kind for e in fired] == [EventKind.FIRING]
+    assert "its event loop ran up to 0.50s late" in fired[0].summary
