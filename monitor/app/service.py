@@ -352,6 +352,7 @@ class Monitor:
         while len(self._load_marks) > 1 and latest.at - self._load_marks[1].at >= LOAD_WINDOW_S:
             self._load_marks.popleft()
         since = self._load_marks[0].at
+        recent = next(m for m in self._load_marks if m.at >= latest.at - LAG_SPAN_S)
         return reading_between(
             self._load_marks[0],
             latest,
@@ -363,6 +364,7 @@ class Monitor:
                 self.loop_lag.max_lag_between(latest.at - LAG_SPAN_S, latest.at),
                 self.loop_lag.current_lag(),
             ),
+            recent=recent,
         )
 
     async def _watch_load(self, stop: asyncio.Event) -> None:

@@ -38,9 +38,11 @@ class LoadReading:
     withheld_timeouts: int  # probe timeouts withheld because the loop ran late
     probes: int  # probes that finished
     loop_lag_s: float  # the largest event-loop lag seen
-    # The largest lag of the last LAG_SPAN_S (None: loop_lag_s), what the rule judges: one
-    # pause would otherwise keep the minute's reading lagging for `for` and page for nothing.
+    # The largest lag and the timeouts withheld in the last LAG_SPAN_S (None: the window's),
+    # what the rule judges: one pause or one withheld timeout would otherwise keep the
+    # minute's reading overloaded for `for` and page for nothing.
     recent_lag_s: float | None = None
+    recent_withheld: int | None = None
     untrusted: int = 0  # latencies withheld as untrusted (the loop ran late during the probe)
     paces: tuple[Pace, ...] = ()  # how each scheduled check kept its interval
 
@@ -85,7 +87,9 @@ def reading_between(
     intervals: Mapping[str, float],
     loop_lag_s: float,
     recent_lag_s: float | None = None,
+    recent: Tally | None = None,
 ) -> LoadReading:
+    """`recent`: the tally LAG_SPAN_S ago, for the withheld timeouts the rule judges."""
     """What happened between two tallies (`intervals`: each scheduled check's, configured)."""
 
     def runs(counts: Mapping[str, int], before: Mapping[str, int], check: str) -> int:
@@ -107,6 +111,7 @@ def reading_between(
         probes=later.finished - earlier.finished,
         loop_lag_s=loop_lag_s,
         recent_lag_s=recent_lag_s,
+        recent_withheld=None if recent is None else later.withheld - recent.withheld,
         untrusted=later.untrusted - earlier.untrusted,
         paces=tuple(p for p in paces if p.due),
     )
@@ -115,8 +120,11 @@ def reading_between(
 # Shares are judged on at least this many runs (or probes) in the window: one skipped run of
 # two is no schedule falling behind.
 MIN_RUNS = 10
-LAG_SPAN_S = 10.0  # the loop-lag condition holds while a lag of `lag` was seen this recently
+# The loop-lag and withheld-timeout conditions hold while a lag of `lag`, or a withheld
+# timeout, was seen this recently: `for` then means sustained.
+LAG_SPAN_S = 10.0
 MOST = 0.5  # "most runs started late", "most latencies withheld"
+SLOWER = 1.05  # the achieved interval is worth a mention from 5% over the configured one
 
 
 def _share(part: int, whole: int) -> float:
@@ -155,8 +163,11 @@ def behind(reading: LoadReading, rule: OverloadRule) -> bool:
 
 
 def overloaded(reading: LoadReading, rule: OverloadRule) -> bool:
-    recent = reading.loop_lag_s if reading.recent_lag_s is None else reading.recent_lag_s
-    return reading.withheld_timeouts > 0 or recent >= rule.lag or behind(reading, rule)
+    lag = reading.loop_lag_s if reading.recent_lag_s is None else reading.recent_lag_s
+    withheld = (
+        reading.withheld_timeouts if reading.recent_withheld is None else reading.recent_withheld
+    )
+    return withheld > 0 or lag >= rule.lag or behind(reading, rule)
 
 
 def _seconds(value: float) -> str:
@@ -169,7 +180,7 @@ def _pace(reading: LoadReading) -> str | None:
     """ "probing each tenant every 2.3 s on average, configured 1 s" (the check named when the
     checks' intervals differ); None when every check keeps its interval."""
     pace = slowest(reading.paces)
-    if pace is None or pace.due == pace.started:
+    if pace is None or pace.due < SLOWER * pace.started:
         return None
     whose = (
         "each tenant"

@@ -218,3 +218,20 @@ def test_one_pause_of_the_loop_does_not_page_sustained_lag_does() -> None:
         fired += events
     assert [e.kind for e in fired] == [EventKind.FIRING]
     assert "its event loop ran up to 0.50s late" in fired[0].summary
+
+
+def test_a_few_timeouts_withheld_a_while_ago_do_not_page() -> None:
+    """Five timeouts withheld of 714 in the minute (seen on a loaded machine), none lately."""
+    earlier = Tally(at=0.0, finished=0, started={"search": 0})
+    ten_ago = Tally(at=50.0, finished=590, withheld=5, started={"search": 300})
+    later = Tally(at=60.0, finished=709, withheld=5, started={"search": 360})
+    reading = reading_between(
+        earlier, later, intervals={"search": 1.0}, loop_lag_s=0.07, recent=ten_ago
+    )
+    assert (reading.withheld_timeouts, reading.recent_withheld) == (5, 0)
+    assert not overloaded(reading, RULE)
+    lately = Tally(at=50.0, finished=590, withheld=4, started={"search": 300})
+    assert overloaded(
+        reading_between(earlier, later, intervals={"search": 1.0}, loop_lag_s=0.07, recent=lately),
+        RULE,
+    )
