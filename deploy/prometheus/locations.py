@@ -16,6 +16,10 @@ them all (scraped, federated or remote-written) and these rules tell four patter
   (a warning naming the location, never a platform page);
 - single-vantage blip: one tenant from one location (nothing).
 
+Each pattern is told for three symptoms: empty, failing, and slow (p95 drifted above the
+tenant's own baseline, as RecmonLatencyDrift judges one location). Slow is a warning, as the
+drift alert is: it never wakes anyone.
+
 n is not a parameter: it is every location that reported within `--lookback`, so a location
 that stopped reporting is still counted (as unknown, never as healthy) and pages on its own.
 """
@@ -50,6 +54,10 @@ class Params:
     lookback: str = "6h"  # a location that reported within this is expected (counts in n)
     listed: int = 30  # tenants named in a platform page (the rest are counted)
     runbook_base_url: str = DEFAULT_BASE_URL  # where docs/ is published (runbooks.py)
+    # A tenant is slow from a location (symptom="slow") as RecmonLatencyDrift judges one: p95
+    # over drift_ratio x its own baseline and over it by more than drift_min seconds.
+    drift_ratio: float = 1.5
+    drift_min: float = 0.02
 
 
 HELP = {
@@ -66,6 +74,8 @@ HELP = {
     "listed": "tenants named in a platform page",
     "runbook_base_url": "where recmon's docs/ is published (as notify.runbook_base_url): "
     "runbook_url is <base>/docs/runbooks/<page>.md",
+    "drift_ratio": "a tenant is slow from a location: p95 over this many times its baseline...",
+    "drift_min": "...and over it by more than this many seconds",
 }
 
 TEMPLATE = """\
@@ -97,9 +107,26 @@ groups:
             sum by (tenant, check, location) (rate(recmon_probes_total{{location!="", outcome!~"ok|empty"}}[{window}])),
             "symptom", "failing", "", "")
             / ignoring (symptom) group_left tenant_check_location:recmon_probes:rate
-      # A tenant × check failing as seen from one location.
+      # p95 against the tenant's own baseline, per tenant × check × location (recmon's gauges).
+      - record: tenant_check_location:recmon_latency_drift:ratio
+        expr: >
+          max by (tenant, check, location) (recmon_latency_p95_seconds{{location!=""}})
+            / max by (tenant, check, location) (recmon_latency_baseline_p95_seconds{{location!=""}})
+      # A tenant × check failing as seen from one location: empty, failing, or slow (drifted
+      # above its baseline, as recmon-rules.yml's RecmonLatencyDrift judges one location).
       - record: tenant_check_location_symptom:recmon_failing
-        expr: tenant_check_location_symptom:recmon_probes:ratio >= {fail_share}
+        expr: >
+          tenant_check_location_symptom:recmon_probes:ratio >= {fail_share}
+          or
+          label_replace(
+            tenant_check_location:recmon_latency_drift:ratio >= {drift_ratio}
+              and on (tenant, check, location)
+            (
+              max by (tenant, check, location) (recmon_latency_p95_seconds{{location!=""}})
+                - max by (tenant, check, location) (recmon_latency_baseline_p95_seconds{{location!=""}})
+              > {drift_min}
+            ),
+            "symptom", "slow", "", "")
       # Locations whose recmon sends probe results now.
       - record: location:recmon_reporting
         expr: group by (location) (tenant_check_location:recmon_probes:rate > 0)
@@ -161,7 +188,8 @@ groups:
         expr: check_symptom:recmon_platform_outage:locations
         for: {for_}
         labels:
-          severity: critical
+          # Slow (latency drift) is a warning, as RecmonLatencyDrift is; empty and failing page.
+          severity: '{{{{ if eq $labels.symptom "slow" }}}}warning{{{{ else }}}}critical{{{{ end }}}}'
           class: platform
         annotations:
           summary: >-
@@ -183,7 +211,7 @@ groups:
           unless on (check, symptom) check_symptom:recmon_platform_outage:locations
         for: {narrow_for}
         labels:
-          severity: critical
+          severity: '{{{{ if eq $labels.symptom "slow" }}}}warning{{{{ else }}}}critical{{{{ end }}}}'
           class: tenant
         annotations:
           summary: >-
@@ -216,7 +244,11 @@ groups:
           runbook_url: {runbook_base_url}/docs/runbooks/location-problem.md
 
       - alert: RecmonLocationNotReporting
-        expr: location:recmon_known unless location:recmon_reporting
+        # A location whose recmon is down (recmon-rules.yml's RecmonDown, with its location)
+        # is that page alone: one cause, one page.
+        expr: >
+          location:recmon_known unless location:recmon_reporting
+          unless on (location) location:recmon_instances_down:count
         for: {stale_for}
         labels:
           severity: critical

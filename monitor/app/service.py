@@ -20,7 +20,7 @@ from monitor.core.clock import Clock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.detect.overload import LoadReading, overloaded
+from monitor.detect.overload import LAG_SPAN_S, LoadReading, Tally, overloaded, reading_between
 from monitor.detect.overload import describe as describe_overload
 from monitor.probing.checks import HttpCheck, compile_checks
 from monitor.probing.clientcert import ClientCertificates
@@ -200,7 +200,7 @@ class Monitor:
             latency_guard=self.loop_lag.trusted,
             deadline_guard=self.loop_lag.deadline_trusted,
             withheld_sink=self._withheld,
-            lag_sink=self.progress.lags.append,
+            lag_sink=self._started,
             skip_sink=self._not_probed,
             credential_names=config.tenant_credential_names,
             token_sources=self.token_sources,
@@ -243,10 +243,14 @@ class Monitor:
         # tenant × check in tenant_skips, and shown on the tenant's row.
         self.skipped_runs = 0
         self.tenant_skips: dict[tuple[str, str], int] = {}
-        # Load readings: (monotonic, probes finished, timeouts withheld) so far, over a minute.
+        # Load readings: tallies so far, one a reading, over a minute.
         self._finished = 0
         self._withheld_count = 0
-        self._load_marks: deque[tuple[float, int, int]] = deque()
+        self._untrusted = 0
+        self._runs_started: Counter[str] = Counter()  # by check, since start
+        self._runs_skipped: Counter[str] = Counter()
+        self._runs_late: Counter[str] = Counter()
+        self._load_marks: deque[Tally] = deque()
         self._overload_logged_at = float("-inf")
         self.ready = asyncio.Event()
         self.result_listeners: list[Callable[[ProbeResult], None]] = list(result_listeners)
@@ -287,12 +291,21 @@ class Monitor:
 
     # --- results ------------------------------------------------------------------------------
 
-    def _overrun(self, job: Job) -> None:
-        """A job still running when it is due again: skip this run, count it, and say so
-        (once a minute) — recmon cannot keep the schedule for this tenant."""
-        self.metrics.probes_skipped.labels(job.check, "overrun").inc()
-        self._overruns += 1
-        self.skipped_runs += 1
+    def _started(self, check: str, lag: float) -> None:
+        """A scheduled run started `lag` seconds after its slot."""
+        self.progress.lags.append(lag)
+        self._runs_started[check] += 1
+        if lag > self.config.alerts.overload.late * self.checks[check].interval:
+            self._runs_late[check] += 1
+            self.metrics.runs_late.labels(check).inc()
+
+    def _overrun(self, job: Job, runs: int = 1) -> None:
+        """A job still running when it is due again (or its slots long past): skip `runs`,
+        count them, and say so (once a minute) — recmon cannot keep the schedule."""
+        self.metrics.probes_skipped.labels(job.check, "overrun").inc(runs)
+        self._runs_skipped[job.check] += runs
+        self._overruns += runs
+        self.skipped_runs += runs
         now = self.clock.monotonic()
         if now - self._overrun_logged_at >= 60.0:
             log.warning(
@@ -350,24 +363,43 @@ class Monitor:
         self.last_result_at = self.clock.monotonic()
         self._show_skip(result.tenant, result.check, WITHHELD)
 
+    def _tally(self) -> Tally:
+        return Tally(
+            self.clock.monotonic(),
+            finished=self._finished,
+            withheld=self._withheld_count,
+            untrusted=self._untrusted,
+            started=dict(self._runs_started),
+            skipped=dict(self._runs_skipped),
+            late=dict(self._runs_late),
+        )
+
     def load_reading(self) -> LoadReading:
         """What recmon saw of itself over the last minute (or since it started)."""
-        now = self.clock.monotonic()
-        self._load_marks.append((now, self._finished, self._withheld_count))
-        while len(self._load_marks) > 1 and now - self._load_marks[1][0] >= LOAD_WINDOW_S:
+        latest = self._tally()
+        self._load_marks.append(latest)
+        while len(self._load_marks) > 1 and latest.at - self._load_marks[1].at >= LOAD_WINDOW_S:
             self._load_marks.popleft()
-        since, finished, withheld = self._load_marks[0]
-        return LoadReading(
-            window_s=max(now - since, 0.0),
-            withheld_timeouts=self._withheld_count - withheld,
-            probes=self._finished - finished,
-            loop_lag_s=max(self.loop_lag.max_lag_between(since, now), self.loop_lag.current_lag()),
+        since = self._load_marks[0].at
+        recent = next(m for m in self._load_marks if m.at >= latest.at - LAG_SPAN_S)
+        return reading_between(
+            self._load_marks[0],
+            latest,
+            intervals={root: self.checks[root].interval for root in self.engine.roots},
+            loop_lag_s=max(
+                self.loop_lag.max_lag_between(since, latest.at), self.loop_lag.current_lag()
+            ),
+            recent_lag_s=max(
+                self.loop_lag.max_lag_between(latest.at - LAG_SPAN_S, latest.at),
+                self.loop_lag.current_lag(),
+            ),
+            recent=recent,
         )
 
     async def _watch_load(self, stop: asyncio.Event) -> None:
         """recmon's own overload: an alert of its own (never the tenants'), and once a minute
         a log line saying what to do."""
-        self._load_marks.append((self.clock.monotonic(), self._finished, self._withheld_count))
+        self._load_marks.append(self._tally())
         while not stop.is_set():
             await self.clock.sleep(LOAD_READING_S)
             try:
@@ -378,7 +410,7 @@ class Monitor:
                     now - self._overload_logged_at >= 60.0
                 ):
                     self._overload_logged_at = now
-                    summary, details = describe_overload(reading)
+                    summary, details = describe_overload(reading, self.config.alerts.overload)
                     log.warning(summary, extra={"fields": details})
             except Exception:  # a bug: count it, keep watching
                 self.metrics.internal_errors.labels("load").inc()
@@ -392,6 +424,7 @@ class Monitor:
             if reason != result.reason:
                 result = replace(result, reason=reason)
         self._finished += 1
+        self._untrusted += not result.latency_trusted and result.attempts > 0
         self.last_result_at = now = self.clock.monotonic()
         self.probe_rate.add(now)
         self.skips.pop((result.tenant, result.check), None)

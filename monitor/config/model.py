@@ -567,6 +567,11 @@ class OverloadRule(Model):
     enabled: bool = True
     # Fires when probe timeouts were withheld, or the event loop ran this late, ...
     lag: Duration = 0.25
+    # ...or it falls behind the schedule: more than this share of the runs due were skipped,
+    skipped: Share = 0.1
+    # or most runs started more than this share of their interval late, or most latencies
+    # were withheld as untrusted...
+    late: Share = 0.5
     # ...for this long; resolves after this long without either.
     for_: Duration = Field(60.0, alias="for")
     resolve_for: Duration = 300.0

@@ -54,7 +54,7 @@ class Engine:
         latency_guard: Callable[[float, float], bool] | None = None,
         deadline_guard: Callable[[float, float, float], bool] | None = None,
         withheld_sink: ResultSink | None = None,
-        lag_sink: Callable[[float], None] | None = None,
+        lag_sink: Callable[[str, float], None] | None = None,  # (check, seconds late)
         skip_sink: Callable[[str, str, str], None] | None = None,
         credential_names: frozenset[str] = frozenset(),
         token_sources: Mapping[str, TokenSource] | None = None,
@@ -244,7 +244,7 @@ class Engine:
                 lag = max(0.0, start - due)
                 self.metrics.schedule_lag.observe(lag)
                 if self.lag_sink is not None:
-                    self.lag_sink(lag)
+                    self.lag_sink(check.name, lag)
             client = self.clients[check.target]
             result = await probe_http(check, tenant, request, client, self.clock)
         end = self.clock.monotonic()

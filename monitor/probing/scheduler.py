@@ -45,8 +45,10 @@ class Scheduler:
         interval_of: Callable[[Job], float],
         *,
         clock: Clock,
-        on_overrun: Callable[[Job], None] = lambda job: None,
+        on_overrun: Callable[[Job, int], None] = lambda job, runs: None,
     ) -> None:
+        """`on_overrun(job, runs)`: that many runs of the job were skipped, its previous run
+        still going or its slots long past."""
         self._run_job = run_job
         self._interval_of = interval_of
         self._clock = clock
@@ -112,17 +114,22 @@ class Scheduler:
                 continue
             interval = self._interval_of(job)
             next_due = due + interval
+            missed = 0
             if next_due <= now:
                 # We fell more than a whole interval behind (suspended process, huge lag):
-                # skip the missed slots instead of firing them all at once.
+                # skip the missed slots instead of firing them all at once — and count them,
+                # a run skipped is a run skipped however it came to be.
                 missed = int((now - next_due) // interval) + 1
                 next_due += missed * interval
             self._push(next_due, job)
             previous = self._running.get(job)
             if previous is not None and not previous.done():
-                self.overruns += 1
-                self._on_overrun(job)
+                self.overruns += 1 + missed
+                self._on_overrun(job, 1 + missed)
                 continue
+            if missed:
+                self.overruns += missed
+                self._on_overrun(job, missed)
             self.launched += 1
             task: asyncio.Task[None] = asyncio.create_task(self._run_job(job, due))
             self._running[job] = task

@@ -257,6 +257,15 @@ class Metrics:
             ("host", "address"),
             registry=registry,
         )
+        # Down and invalid apart: the certificate series above keep what an address served
+        # last; this says whether it served one at all in the last round
+        # (RecmonTLSBackendUnreachable).
+        self.tls_cert_served = Gauge(
+            "recmon_tls_cert_served",
+            "1 if the address served a certificate in the last round, else 0 (unreachable).",
+            ("host", "address"),
+            registry=registry,
+        )
         self._tls_info_labels: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}
         self.alerts_firing = Gauge(
             "recmon_alerts_firing",
@@ -279,6 +288,14 @@ class Metrics:
             "recmon_schedule_lag_seconds",
             "Delay from a probe's scheduled time to its start.",
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=registry,
+        )
+        # The lag above in units of each check's interval, which the histogram cannot carry:
+        # what RecmonOverloaded compares with recmon_schedule_lag_seconds_count.
+        self.runs_late = Counter(
+            "recmon_runs_late_total",
+            "Scheduled runs that started later than alerts.overload.late of their interval.",
+            ("check",),
             registry=registry,
         )
         self.tenants = Gauge("recmon_tenants", "Tenants this replica probes.", registry=registry)
@@ -428,6 +445,7 @@ class Metrics:
     ) -> None:
         """Expiry and identity of what an address serves — also when it is invalid."""
         self.tls_cert_valid.labels(host, address).set(1.0 if valid else 0.0)
+        self.tls_cert_served.labels(host, address).set(0.0 if cert is None else 1.0)
         if cert is None:
             return
         self.tls_not_after.labels(host, address).set(cert.not_after)
@@ -455,6 +473,8 @@ class Metrics:
             self.tls_chain_not_after.remove(host, address)
         with contextlib.suppress(KeyError):
             self.tls_cert_valid.remove(host, address)
+        with contextlib.suppress(KeyError):
+            self.tls_cert_served.remove(host, address)
         labels = self._tls_info_labels.pop((host, address), None)
         if labels is not None:
             with contextlib.suppress(KeyError):

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.locations_demo import (
@@ -46,6 +47,7 @@ TENANTS = 6
 WINDOW, FOR, NARROW_FOR, STALE_FOR = "8s", "2s", "5s", "4s"
 WITHIN = 60.0  # no class may take longer than this to page
 SETTLE = 6.0  # after a page, how long stragglers (a second page) are waited for
+RECMON_DOWN_FOR = "2s"
 
 
 def location_panels() -> dict[str, list[str]]:
@@ -141,9 +143,18 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             config = tmp_path / f"{location}.yaml"
             config.write_text(recmon_config(sandbox.url, location, alertmanager))
             recmons[location] = RecmonProcess(config)
+        # The shipped instance rules, RecmonDown's 5 m scaled like the location rules.
+        instance_rules = yaml.safe_load(
+            (ROOT / "deploy" / "prometheus" / "recmon-rules.yml").read_text()
+        )
+        for group in instance_rules["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == "RecmonDown":
+                    rule["for"] = RECMON_DOWN_FOR
+        (tmp_path / "recmon-rules.yml").write_text(yaml.safe_dump(instance_rules))
         (tmp_path / "prometheus.yml").write_text(
             prometheus_config(
-                [rules, ROOT / "deploy" / "prometheus" / "recmon-rules.yml"],
+                [rules, tmp_path / "recmon-rules.yml"],
                 am_port,
                 [r.port for r in recmons.values()],
             )
@@ -154,13 +165,14 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{prom_port}",
         ]
-        with (
-            running(am_args, ready_url=f"{alertmanager}/-/ready", log=tmp_path / "am.log"),
-            running(prom_args, ready_url=f"{prometheus}/-/ready", log=tmp_path / "prom.log"),
-        ):
+        with running(am_args, ready_url=f"{alertmanager}/-/ready", log=tmp_path / "am.log"):
             try:
+                # recmons first: Prometheus scraping them while they start would see them down.
                 await asyncio.gather(*(r.start() for r in recmons.values()))
-                yield Stack(sandbox, pager, prometheus, recmons)
+                with running(
+                    prom_args, ready_url=f"{prometheus}/-/ready", log=tmp_path / "prom.log"
+                ):
+                    yield Stack(sandbox, pager, prometheus, recmons)
             finally:
                 for process in recmons.values():
                     if process.process is not None and process.process.returncode is None:
@@ -230,15 +242,25 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     stack.sandbox.faults.clear()
     await stack.quiet()
 
-    # 4. A location stops reporting: its own page; the two left, healthy, page nothing else.
+    # 4. recmon at ap dies, and Prometheus, which scrapes it, says so (`up` 0): one page,
+    # RecmonDown naming the location; "location ap not reporting" is the same cause and stays
+    # quiet (when a location's series stop with no `up` to explain them, it pages: promtool
+    # tests). The two left, healthy, page nothing else.
     since = time.monotonic()
     await stack.recmons["ap"].stop(signal.SIGKILL)
-    await stack.page("RecmonLocationNotReporting", since, location="ap")
+    await stack.page("RecmonDown", since, location="ap")
+
+    async def ap_silent() -> bool:  # what RecmonLocationNotReporting would fire on
+        return bool(
+            await stack.query(
+                'location:recmon_known{location="ap"} unless location:recmon_reporting'
+            )
+        )
+
+    await stack.until(ap_silent, "location ap to stop reporting", WITHIN)
     assert await without_data(stack.query, "location-not-reporting.md", {}) == []
-    await asyncio.sleep(SETTLE)
-    assert [(r, n) for r, n, _ in stack.notifications(since)] == [
-        ("recmon-pager", "RecmonLocationNotReporting")
-    ]
+    await asyncio.sleep(float(STALE_FOR.removesuffix("s")) + SETTLE)
+    assert [(r, n) for r, n, _ in stack.notifications(since)] == [("recmon-pager", "RecmonDown")]
 
     # recmon's own pages (tenant_pages: rules) never reached Alertmanager's receivers.
     assert all(labels.get("source") != "recmon" for _, _, labels in stack.notifications(0.0))

@@ -1,11 +1,14 @@
 """recmon offered far more probes than one process can run, against a healthy loopback server
 (the sandbox in its own process, every answer 200 with items), on each transport: its event
 loop falls behind, the timeouts judged then are withheld and counted, no tenant alert fires,
-and recmon pages its own overload instead."""
+and recmon pages its own overload instead. And a monitor whose loop keeps time well enough
+but which skips runs pages its overload too, saying how far behind its schedule it is."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +22,7 @@ from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
 from monitor.core.notifications import Notification
+from monitor.detect.overload import behind
 from monitor.sandbox.demo import sandbox_config
 from tests.binaries import free_port
 
@@ -138,3 +142,80 @@ alerts:
     assert overload and overload[0].tenant is None and overload[0].severity.value == "critical"
     assert "recmon is overloaded" in overload[0].summary
     assert "--shard" in overload[0].summary
+
+
+async def test_a_monitor_falling_behind_its_schedule_pages_by_how_much(
+    server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The issue's case: the loop lag alone (under `lag`, here out of reach) would not page;
+    the runs skipped do, and the page gives the achieved and configured intervals."""
+    text = (
+        sandbox_config(server, interval=INTERVAL, timeout=TIMEOUT)
+        .replace("rate_limit: 200/s\n", "max_connections: 1024\n")
+        .replace("refresh: 10m", "refresh: 1h")
+        + """
+engine: {transport: asyncio, max_in_flight: 64}
+alerts:
+  overload: {for: 1s, resolve_for: 30s, lag: 30s}
+  storm: {group_wait: 1s}
+"""
+    )
+    pages: list[Notification] = []
+    paged = asyncio.Event()
+
+    def route(decision: Decision) -> None:
+        pages.extend(decision.notifications)
+        if any(p.rule == "overload" for p in pages):
+            paged.set()
+
+    monitor = Monitor(
+        load_config_text(text, source="<test>"),
+        clock=SystemClock(),
+        registry=CollectorRegistry(),
+        route=route,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    began = time.monotonic()
+    try:
+        await asyncio.wait_for(monitor.ready.wait(), 20)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(paged.wait(), 20)
+        reading = monitor.load_reading()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 120)
+        await monitor.aclose()
+    elapsed = time.monotonic() - began
+    skipped = sum(
+        s.value
+        for f in monitor.registry.collect()
+        if f.name == "recmon_probes_skipped"
+        for s in f.samples
+        if s.name.endswith("_total") and s.labels.get("reason") == "overrun"
+    )
+    overload = [p for p in pages if p.rule == "overload"]
+    print(
+        f"\nfalling behind: paged after {elapsed:.1f}s, {skipped:.0f} runs skipped; "
+        f"{overload[0].summary if overload else 'no page'}"
+    )
+    assert overload, f"no overload page within 20 s ({skipped:.0f} runs skipped)"
+    (page,) = overload
+    match = re.match(
+        r"recmon is overloaded: probing each tenant every ([\d.]+) s on average, "
+        r"configured 0\.5 s; (\d+)% of runs skipped",
+        page.summary,
+    )
+    assert match, page.summary
+    achieved, share = float(match[1]), int(match[2])
+    assert achieved > INTERVAL and share > 10
+    # The page's figures are the reading's: achieved = configured × due / started.
+    assert page.details["configured_interval_s"] == INTERVAL
+    assert page.details["achieved_interval_s"] == pytest.approx(achieved, abs=0.05)
+    assert skipped > 0
+    # Falling behind is what fired it, whatever else the overload also did.
+    assert behind(reading, monitor.config.alerts.overload)
+    assert [p for p in pages if p.rule != "overload"] == []
+    # And the once-a-minute log line says the same, with its figures as fields.
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("recmon is overloaded:")]
+    assert logged.name == "recmon.service" and "runs_due" in logged.fields  # type: ignore[attr-defined]

@@ -249,11 +249,15 @@ async def test_a_lagging_backend_that_disappears_and_returns_changes_no_incident
     old = ca.issue("old", valid_from=-88, valid_days=90)  # 2 days left
     new = ca.issue("new", valid_from=-1, valid_days=365)
     clock = ShiftedClock()
-    tls, _, pages = watch(backends, ca, clock)
+    tls, metrics, pages = watch(backends, ca, clock)
     hostport = f"{HOST}:{backends.port}"
     await backends.serve("127.0.0.2", new)
     await backends.serve("127.0.0.3", new)
     await backends.serve("127.0.0.4", old)
+
+    def served() -> float | None:  # what RecmonTLSBackendUnreachable reads
+        labels = {"host": hostport, "address": "127.0.0.4"}
+        return metrics.registry.get_sample_value("recmon_tls_cert_served", labels)
 
     async def round_() -> list[tuple[str, Action]]:
         before = len(pages)
@@ -265,11 +269,14 @@ async def test_a_lagging_backend_that_disappears_and_returns_changes_no_incident
     assert opened == [("tls_expiring_soon", Action.TRIGGER)]  # one page, the critical
     clock.shift += 15 * 60  # past the inconsistency grace
     assert await round_() == [("tls_inconsistent", Action.TRIGGER)]
+    assert served() == 1
     await backends.stop("127.0.0.4")
     for _ in range(3):  # refused for three rounds (10 minutes from the first miss)
         assert await round_() == []
+    assert served() == 0
     await backends.serve("127.0.0.4", old)
     assert await round_() == []  # back with the same old certificate: nothing new
+    assert served() == 1
     assert await round_() == []
 
     await backends.stop("127.0.0.4")
