@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.alerting.planner import Group, PlannerState
+from monitor.alerting.planner import Group, PlannerState, Resolving
 from monitor.core.notifications import Notification
 from monitor.detect.codec import event_from_json, event_to_json
 
@@ -17,6 +17,11 @@ def planner_to_json(state: PlannerState) -> dict[str, Any]:
         "notified": {k: n.to_json() for k, n in state.notified.items()},
         "groups": {k: _group_to_json(g) for k, g in state.groups.items()},
         "folded": dict(state.folded),
+        "incidents": {k: list(v) for k, v in state.incidents.items()},
+        "resolving": {
+            k: {"trigger": r.trigger.to_json(), "summary": r.summary, "due": r.due}
+            for k, r in state.resolving.items()
+        },
     }
 
 
@@ -29,6 +34,15 @@ def planner_from_json(data: dict[str, Any]) -> PlannerState:
             groups={str(k): _group_from_json(str(k), v) for k, v in data["groups"].items()},
             # Absent in state files written before fleet incidents: nothing folded.
             folded={str(k): str(v) for k, v in data.get("folded", {}).items()},
+            incidents={
+                str(k): tuple(float(t) for t in v) for k, v in data.get("incidents", {}).items()
+            },
+            resolving={
+                str(k): Resolving(
+                    Notification.from_json(v["trigger"]), str(v["summary"]), float(v["due"])
+                )
+                for k, v in data.get("resolving", {}).items()
+            },
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unreadable planner state: {exc}") from None

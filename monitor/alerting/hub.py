@@ -282,6 +282,7 @@ class AlertHub:
             location=self._location,
             tenant_pages=self._tenant_pages,
             intervals=self._intervals,
+            flapping=self.spec.flapping,
             not_probed=self._not_probed,
             backends=self._backend_findings(),
         )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
-from monitor.config.model import MaintenanceWindow, StormSpec
+from monitor.config.model import FlappingSpec, MaintenanceWindow, StormSpec
 from monitor.core.notifications import Action, Notification, Severity
 from monitor.detect.backends import BackendFinding
 from monitor.detect.fleet import FOLDS
@@ -59,6 +59,7 @@ class Policy:
     # check → its target's failures concentrated on some backend addresses, right now: a
     # failure page names them.
     backends: Mapping[str, BackendFinding] = field(default_factory=dict)
+    flapping: FlappingSpec = field(default_factory=FlappingSpec)
 
     def backend_finding(self, rule: str, check: str | None) -> BackendFinding | None:
         return self.backends.get(check or "") if rule in _FAILURE_RULES else None
@@ -125,6 +126,16 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
+class Resolving:
+    """A flapping alert's resolve, held until it has stayed clear until `due`: firing again
+    before then continues the incident without a word."""
+
+    trigger: Notification
+    summary: str
+    due: float
+
+
+@dataclass(frozen=True, slots=True)
 class PlannerState:
     firing: dict[str, AlertEvent] = field(default_factory=dict)  # key → its firing event
     held: dict[str, float] = field(default_factory=dict)  # key → when it may page alone
@@ -134,11 +145,16 @@ class PlannerState:
     # their own, also after the fleet incident resolves, until they resolve themselves (a
     # slow-burn window that still holds the outage must not page it a second time).
     folded: dict[str, str] = field(default_factory=dict)
+    # key → when its recent incidents were paged (within the flapping window): a second one
+    # marks it flapping.
+    incidents: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    resolving: dict[str, Resolving] = field(default_factory=dict)  # held resolves
 
     def active_triggers(self) -> list[Notification]:
         """What is paged right now (for Alertmanager's periodic re-send)."""
         return [
             *self.notified.values(),
+            *(r.trigger for r in self.resolving.values()),
             *(g.trigger for g in self.groups.values()),
             *(g.escalation for g in self.groups.values() if g.escalation is not None),
         ]
@@ -182,12 +198,13 @@ def plan(
 ) -> tuple[PlannerState, list[Notification]]:
     """Apply detector events, then release what is due. `flush` releases every held alert at
     once (end of a CronJob round: the whole fleet was just probed, storms are complete)."""
-    draft = _Draft.of(state)
+    draft = _Draft.of(state, now - policy.flapping.window)
     _apply_events(draft, events, now, policy)
     members = _storm_members(draft, policy)
     _update_storms(draft, members, now, policy)
     _open_storms(draft, members, now, policy)
     _release_held(draft, now, policy, flush)
+    _release_resolving(draft, now)
     return draft.state(), draft.out
 
 
@@ -200,21 +217,39 @@ class _Draft:
     notified: dict[str, Notification]
     groups: dict[str, Group]
     folded: dict[str, str]
+    incidents: dict[str, tuple[float, ...]]
+    resolving: dict[str, Resolving]
     out: list[Notification] = field(default_factory=list)
     _fleet: list[AlertEvent] | None = None  # cache of `fleet`, dropped when one changes
 
     @classmethod
-    def of(cls, state: PlannerState) -> _Draft:
+    def of(cls, state: PlannerState, flapping_since: float) -> _Draft:
+        """A working copy; incidents older than `flapping_since` are forgotten."""
+        incidents = {
+            key: recent
+            for key, times in state.incidents.items()
+            if (recent := tuple(t for t in times if t >= flapping_since))
+        }
         return cls(
             dict(state.firing),
             dict(state.held),
             dict(state.notified),
             dict(state.groups),
             dict(state.folded),
+            incidents,
+            dict(state.resolving),
         )
 
     def state(self) -> PlannerState:
-        return PlannerState(self.firing, self.held, self.notified, self.groups, self.folded)
+        return PlannerState(
+            self.firing,
+            self.held,
+            self.notified,
+            self.groups,
+            self.folded,
+            self.incidents,
+            self.resolving,
+        )
 
     def fleet_cover(self, event: AlertEvent) -> str | None:
         """The key of a firing fleet alert that explains this tenant alert, if any."""
@@ -240,6 +275,11 @@ def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, polic
         key = event.key
         if event.kind is EventKind.FIRING:
             draft.firing[key] = event
+            held_resolve = draft.resolving.pop(key, None)
+            if held_resolve is not None:
+                # Flapping: firing again before its resolve went out. Still the same incident.
+                draft.notified[key] = held_resolve.trigger
+                continue
             if event.tenant is None and event.rule in FOLDS:
                 draft._fleet = None
                 _fold_waiting(draft, event)
@@ -265,7 +305,12 @@ def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, polic
         trigger = draft.notified.pop(key, None)
         if trigger is not None:
             location = trigger.labels.get("location", "")
-            draft.out.append(_resolve(trigger, located_text(event.summary, location), now))
+            summary = located_text(event.summary, location)
+            if policy.flapping.enabled and len(draft.incidents.get(key, ())) >= 2:
+                due = now + policy.flapping.stable_for
+                draft.resolving[key] = Resolving(trigger, summary, due)
+            else:
+                draft.out.append(_resolve(trigger, summary, now))
 
 
 def _fold_waiting(draft: _Draft, fleet: AlertEvent) -> None:
@@ -395,8 +440,42 @@ def _release_held(draft: _Draft, now: float, policy: Policy, flush: bool) -> Non
         del draft.held[key]
         finding = policy.backend_finding(waiting.rule, waiting.check)
         trigger = _trigger(waiting, now, policy.shard, policy.location, finding)
+        earlier = draft.incidents.get(key, ())
+        draft.incidents[key] = (*earlier, now)
+        if earlier and policy.flapping.enabled:
+            trigger = _flapping(trigger, now - earlier[-1], policy.flapping)
         draft.notified[key] = trigger
         draft.out.append(trigger)
+
+
+def _flapping(trigger: Notification, since_last: float, spec: FlappingSpec) -> Notification:
+    """A trigger paged again soon after its last incident: it says so, and that it stays open
+    until it has been clear for `stable_for`."""
+    note = (
+        f"; flapping: paged again {_duration(since_last)} after its last incident, held open "
+        f"until clear for {_duration(spec.stable_for)}"
+    )
+    return replace(
+        trigger,
+        summary=trigger.summary + note,
+        details={**trigger.details, "flapping": True},
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 90 * 60:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 90:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds:.0f}s"
+
+
+def _release_resolving(draft: _Draft, now: float) -> None:
+    """Flapping alerts that stayed clear long enough resolve now."""
+    for key, held in list(draft.resolving.items()):
+        if held.due <= now:
+            del draft.resolving[key]
+            draft.out.append(_resolve(held.trigger, held.summary, now))
 
 
 def _notification_id(key: str, started_at: float, action: Action) -> str:

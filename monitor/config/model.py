@@ -530,6 +530,16 @@ class AlertOverride(Model):
     latency_slo: PartialLatencySlo | None = None  # type: ignore[valid-type]
 
 
+class FlappingSpec(Model):
+    """An alert paged again soon after it resolved is flapping: it stays open (its resolves
+    held) until it has been clear for `stable_for`, so one problem never pages as
+    trigger/resolve churn."""
+
+    enabled: bool = True
+    window: Duration = 1800.0  # a second incident of one alert within this is flapping
+    stable_for: Duration = 600.0
+
+
 class StormSpec(Model):
     """Many tenants firing the same alert at once make one grouped incident, not N pages."""
 
@@ -605,6 +615,7 @@ class AlertsSpec(Model):
     latency_slo: LatencySloRule = LatencySloRule()
     overrides: list[AlertOverride] = []
     storm: StormSpec = StormSpec()
+    flapping: FlappingSpec = FlappingSpec()
     maintenance: list[MaintenanceWindow] = []
 
 

@@ -367,3 +367,46 @@ def test_a_tenant_alert_paged_before_the_fleet_incident_resolves_on_its_own() ->
     assert fleet.rule == "fleet_empty"
     (resolve,) = run([event("t1", EventKind.RESOLVED, T0 + 50)], T0 + 50)
     assert resolve.key == alone.key and resolve.action is Action.RESOLVE
+
+
+def test_a_flapping_alert_is_held_open_and_resolved_once_after_a_stable_period() -> None:
+    """Fires, resolves, fires again within the flapping window: the second page says it is
+    flapping, and from then on it resolves only after `stable_for` clear; firing again
+    before that says nothing. One resolve for the whole second incident."""
+    run = Run()
+    run([event("t1")], T0)
+    (first,) = run([], T0 + 30)
+    (resolved,) = run([event("t1", EventKind.RESOLVED, T0 + 100)], T0 + 100)
+    assert resolved.action is Action.RESOLVE
+    run([event("t1", at=T0 + 200)], T0 + 200)
+    (second,) = run([], T0 + 230)
+    assert second.action is Action.TRIGGER and second.details["flapping"] is True
+    assert "flapping: paged again 3m after its last incident" in second.summary
+    assert "held open until clear for 10m" in second.summary
+    # Churn from here on says nothing...
+    for n in range(5):
+        at = T0 + 300 + n * 120
+        assert run([event("t1", EventKind.RESOLVED, at)], at) == []
+        assert run([event("t1", at=at + 60)], at + 60) == []
+    assert second in run.state.active_triggers()  # still open for Alertmanager's re-send
+    # ...until it stays clear for stable_for (600 s).
+    clear_at = T0 + 1000
+    assert run([event("t1", EventKind.RESOLVED, clear_at)], clear_at) == []
+    assert run([], clear_at + 599) == []
+    (final,) = run([], clear_at + 600)
+    assert final.action is Action.RESOLVE and final.key == second.key
+    assert [n.action for n in run.sent] == [Action.TRIGGER, Action.RESOLVE] * 2
+    assert first.key == second.key
+
+
+def test_an_alert_paged_again_after_the_flapping_window_is_not_flapping() -> None:
+    run = Run()
+    run([event("t1")], T0)
+    run([], T0 + 30)
+    run([event("t1", EventKind.RESOLVED, T0 + 100)], T0 + 100)
+    later = T0 + 100 + 1800 + 60
+    run([event("t1", at=later)], later)
+    (again,) = run([], later + 30)
+    assert "flapping" not in again.summary
+    (resolve,) = run([event("t1", EventKind.RESOLVED, later + 100)], later + 100)
+    assert resolve.action is Action.RESOLVE

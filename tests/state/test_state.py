@@ -6,6 +6,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,14 @@ def test_planner_state_round_trips_through_json() -> None:
     older = planner_to_json(state)
     del older["folded"]
     assert planner_from_json(older).folded == {}
+    # a flapping alert: its incidents and its held resolve
+    policy = Policy(StormSpec(), 10)
+    state, _ = plan(PlannerState(), [event], T0, policy, flush=True)
+    state, _ = plan(state, [replace(event, kind=EventKind.RESOLVED)], T0 + 10, policy)
+    state, _ = plan(state, [event], T0 + 20, policy, flush=True)
+    state, _ = plan(state, [replace(event, kind=EventKind.RESOLVED)], T0 + 30, policy)
+    assert state.resolving and len(state.incidents[event.key]) == 2
+    assert planner_from_json(planner_to_json(state)) == state
 
 
 def test_store_saves_and_loads(tmp_path: Path) -> None:
