@@ -50,7 +50,18 @@ class RecmonProcess:
         )
         self._reader = asyncio.create_task(self._read())
         if ready:
-            await self.wait_for(lambda: self._get("/readyz") == 200, "ready")
+            try:
+                await self.wait_for(lambda: self._get("/readyz") == 200, "ready")
+            except BaseException:
+                await self.kill()  # a test that fails here never reaches its stop()
+                raise
+
+    async def kill(self) -> None:
+        """No recmon outlives its test (left running, it would load the next ones)."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
 
     async def _read(self) -> None:
         assert self.process is not None and self.process.stderr is not None
@@ -111,7 +122,11 @@ class RecmonProcess:
         assert self.process is not None
         if self.process.returncode is None:
             self.process.send_signal(sig)
-        code = await asyncio.wait_for(self.process.wait(), within)
+        try:
+            code = await asyncio.wait_for(self.process.wait(), within)
+        except TimeoutError:
+            await self.kill()
+            raise
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 5)
         return code
