@@ -44,7 +44,7 @@ def test_rule_unit_tests_pass() -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # 17 s alone; a stuck promtool, not a slow one, is what this catches
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -51,7 +51,7 @@ class RecmonProcess:
         self._reader = asyncio.create_task(self._read())
         if ready:
             try:
-                await self.wait_for(lambda: self._get("/readyz") == 200, "ready")
+                await self.wait_for(self._ready, "ready")
             except BaseException:
                 await self.kill()  # a test that fails here never reaches its stop()
                 raise
@@ -68,11 +68,14 @@ class RecmonProcess:
         async for line in self.process.stderr:
             self.stderr_lines.append(line.decode(errors="replace").rstrip("\n"))
 
-    def _get(self, path: str) -> int:
+    async def _ready(self) -> bool:
+        # Asynchronous: the test's own servers (a sandbox) share this event loop, and recmon
+        # gets ready only once they have answered it.
         try:
-            return httpx.get(self.url + path, timeout=2).status_code
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(self.url + "/readyz")).status_code == 200
         except httpx.HTTPError:
-            return 0
+            return False
 
     async def get(self, path: str) -> httpx.Response:
         async with httpx.AsyncClient(timeout=10) as client:
