@@ -6,7 +6,9 @@ Locally a missing binary skips the test; in CI (RECMON_REQUIRE_SERVERS=1) it fai
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -40,10 +42,38 @@ def require_binary(name: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Ports handed to servers a test starts, below the kernel's ephemeral range (32768 up on
+# Linux), so that no port the kernel picks (a bind to port 0, a connection's own end) is ever
+# one of them; each xdist worker has a block of its own and hands each port out once.
+PORT_BLOCK = 1000
+FIRST_PORT = 16384
+
+
+def _worker_ports() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    start = FIRST_PORT + (index % 16) * PORT_BLOCK
+    # A random start within the block: two sessions on one machine rarely meet.
+    offset = random.randrange(PORT_BLOCK)
+    while True:
+        for i in range(PORT_BLOCK):
+            yield start + (offset + i) % PORT_BLOCK
+
+
+_ports = _worker_ports()
+
+
+def free_port(addresses: tuple[str, ...] = ("127.0.0.1",)) -> int:
+    """A port nothing listens on, on every one of the addresses, for a server to come."""
+    for port in itertools.islice(_ports, PORT_BLOCK):
+        try:
+            for address in addresses:
+                with socket.socket() as s:
+                    s.bind((address, port))
+        except OSError:
+            continue  # in use (or lingering) there: the next one
+        return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 @contextlib.contextmanager

@@ -7,11 +7,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from monitor.sandbox.server import Sandbox, SandboxSettings, serve_sandbox
 from tests.helpers import FAST
 from tests.tlsbackends import Backends
 from tests.tlscerts import CertificateAuthority
+
+# Hypothesis' per-example deadline (200 ms) and its too-slow health check are timings: on
+# workers sharing the cores (tests/run.py) they failed tests that are about values, never time.
+settings.register_profile("recmon", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("recmon")
 
 
 @pytest.fixture

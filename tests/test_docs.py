@@ -32,7 +32,7 @@ def test_readme_opens_with_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text().splitlines()
     block = readme[readme.index("```sh") + 1 : readme.index("```sh") + 3]
     assert block[0].endswith("recmon demo")
-    assert block[1].endswith("pytest")
+    assert block[1].endswith(".venv/bin/python -m tests.run")  # tests/run.py
     ci = (ROOT / ".ci" / "run").read_text()
     assert block[1].replace("pip install -q", "pip install -q").split("&& ")[-1] in ci
 

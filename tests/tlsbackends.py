@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 
 from monitor.core.clock import SystemClock
 from monitor.tls.prober import probe_host, verifying_context
+from tests.binaries import free_port
 from tests.tlscerts import CertificateAuthority, Issued
 
 HOST = "api.recmon.test"
-
-
-def shared_port(addresses: list[str]) -> int:
-    """A port free on every one of the addresses."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind((addresses[0], 0))
-            port = int(s.getsockname()[1])
-        try:
-            for address in addresses[1:]:
-                with socket.socket() as t:
-                    t.bind((address, port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no shared free port")
 
 
 class Backends:
@@ -36,7 +20,7 @@ class Backends:
 
     def __init__(self, addresses: list[str]) -> None:
         self.addresses = addresses
-        self.port = shared_port(addresses)
+        self.port = free_port(tuple(addresses))
         self.servers: dict[str, asyncio.Server] = {}
         self.sni_seen: list[str | None] = []
 

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import httpx
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertHub, Decision, Route
@@ -22,15 +21,12 @@ from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.detect.overload import LAG_SPAN_S, LoadReading, Tally, overloaded, reading_between
 from monitor.detect.overload import describe as describe_overload
-from monitor.probing.checks import HttpCheck, compile_checks
-from monitor.probing.clientcert import ClientCertificates
-from monitor.probing.credentials import TenantCredentials
+from monitor.probing.checks import HttpCheck
 from monitor.probing.engine import Engine, Job
-from monitor.probing.httpclient import ClientFactory, build_client, tls_verification
-from monitor.probing.oauth2 import TokenSource
+from monitor.probing.httpclient import ClientFactory
+from monitor.probing.parts import build_probing
 from monitor.probing.scheduler import Scheduler
-from monitor.probing.tenant_source import TenantSource, TenantSourceError
-from monitor.probing.throttle import HostThrottle
+from monitor.probing.tenant_source import TenantSourceError
 from monitor.state.store import WriteHealth
 from monitor.telemetry.looplag import LoopLagMonitor
 from monitor.telemetry.metrics import Metrics
@@ -120,81 +116,29 @@ class Monitor:
         self.registry = registry
         self.shard = shard
         self.metrics = metrics or metrics_for(config, registry)
-        self.checks: dict[str, HttpCheck] = compile_checks(config)
-        used_targets = {check.target for check in self.checks.values()}
-        discover = config.tenants.discover
-        if discover is not None and discover.target is not None:
-            used_targets.add(discover.target)  # discovery goes out with its credentials
-        self.client_certificates = ClientCertificates(
-            {n: t for n, t in config.targets.items() if n in used_targets}, clock=clock
-        )
-        self.clients: dict[str, httpx.AsyncClient] = {}
-        for name, target in config.targets.items():
-            if name not in used_targets:
-                continue
-            timeout = self._target_timeout(name)
-            if client_factory is not None:
-                self.clients[name] = client_factory(name, target, timeout)
-                continue
-            self.clients[name] = build_client(
-                name,
-                target,
-                timeout,
-                kind=config.engine.transport,
-                location=config.location,
-                ssl_context=self.client_certificates.context(name),
-            )
-        self.credentials: TenantCredentials | None = None
-        if config.tenants.credentials is not None:
-            self.credentials = TenantCredentials(
-                config.tenants.credentials, clock=clock, on_secrets=self.redactor.add
-            )
-            self.credentials.refresh()
-        # One token per OAuth2 target, from its own client (the token endpoint is not probed).
-        self.token_clients: dict[str, httpx.AsyncClient] = {}
-        self.token_sources: dict[str, TokenSource] = {}
-        for name, target in config.targets.items():
-            if target.oauth2 is None or name not in used_targets:
-                continue
-            self.token_clients[name] = httpx.AsyncClient(
-                verify=self.client_certificates.context(name) or tls_verification(target),
-                follow_redirects=False,
-            )
-            self.token_sources[name] = TokenSource(
-                name,
-                target.oauth2,
-                self.token_clients[name],
-                clock=clock,
-                metrics=self.metrics,
-                on_secret=self.redactor.add,
-            )
-        # Discovery with a target's credentials shares that target's client and token.
-        self.discovery_client: httpx.AsyncClient | None = None
-        discovery_token = None
-        if discover is not None and discover.target is not None:
-            shared = self.clients[discover.target]
-            if discover.target in self.token_sources:
-                discovery_token = self.token_sources[discover.target].token
-        elif discover is not None:
-            self.discovery_client = httpx.AsyncClient(follow_redirects=False)
-        self.tenant_source = TenantSource(
-            config.tenants,
-            shard=shard,
-            client=self.discovery_client if discover is None or discover.target is None else shared,
-            token=discovery_token,
+        self.probing = probing = build_probing(
+            config,
             clock=clock,
+            metrics=self.metrics,
+            on_secret=self.redactor.add,
+            shard=shard,
             base_dir=base_dir,
+            client_factory=client_factory,
         )
+        self.checks: dict[str, HttpCheck] = probing.checks
+        self.client_certificates = probing.client_certificates
+        self.credentials = probing.credentials
+        self.tenant_source = probing.tenant_source
         self.loop_lag = LoopLagMonitor(clock)
         self.progress = Progress()
         self.engine = Engine(
             self.checks,
-            self.clients,
+            probing.clients,
             clock=clock,
             metrics=self.metrics,
             sink=self.observe,
             tenant_vars=self.tenant_vars,
-            throttles=self._throttles(),
+            throttles=probing.throttles,
             max_in_flight=config.engine.max_in_flight,
             target_connections={n: t.max_connections for n, t in config.targets.items()},
             latency_guard=self.loop_lag.trusted,
@@ -203,7 +147,7 @@ class Monitor:
             lag_sink=self._started,
             skip_sink=self._not_probed,
             credential_names=config.tenant_credential_names,
-            token_sources=self.token_sources,
+            token_sources=probing.token_sources,
         )
         self.scheduler = Scheduler(
             self.engine.run_job,
@@ -256,24 +200,6 @@ class Monitor:
         self.result_listeners: list[Callable[[ProbeResult], None]] = list(result_listeners)
 
     # --- wiring -------------------------------------------------------------------------------
-
-    def _target_timeout(self, target: str) -> float:
-        return max(
-            (c.timeout for c in self.checks.values() if c.target == target),
-            default=self.config.defaults.timeout,
-        )
-
-    def _throttles(self) -> dict[str, HostThrottle]:
-        # Targets on the same host share one budget: the limit protects the host, not a name.
-        by_host: dict[str, HostThrottle] = {}
-        throttles: dict[str, HostThrottle] = {}
-        for name, target in self.config.targets.items():
-            if target.rate_limit is None:
-                continue
-            host = httpx.URL(target.base_url).host
-            throttle = by_host.setdefault(host, HostThrottle(target.rate_limit))
-            throttles[name] = throttle
-        return throttles
 
     def _interval_of(self, job: Job) -> float:
         return self.checks[job.check].interval
@@ -587,7 +513,4 @@ class Monitor:
             )
 
     async def aclose(self) -> None:
-        for client in (*self.clients.values(), *self.token_clients.values()):
-            await client.aclose()
-        if self.discovery_client is not None:
-            await self.discovery_client.aclose()
+        await self.probing.aclose()

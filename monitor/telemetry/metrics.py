@@ -160,6 +160,15 @@ class Metrics:
         self.const_labels = dict(const_labels or {})
         self._histograms_by_count = per_tenant_histograms is None
         self.per_tenant_histograms = per_tenant_histograms is not False
+        # By area, in the order they are exposed.
+        self._probe_metrics(registry, max_timeout)
+        self._tls_metrics(registry)
+        self._alerting_metrics(registry)
+        self._process_metrics(registry)
+        self._histograms: dict[SeriesKey, Histogram] = {}
+
+    def _probe_metrics(self, registry: CollectorRegistry, max_timeout: float) -> None:
+        """Per probe: latency, outcomes (TenantSeries), retries, skips, and why probes failed."""
         tc = ("tenant", "check")
         self.probe_duration = Histogram(
             "recmon_probe_duration_seconds",
@@ -227,6 +236,9 @@ class Metrics:
             ("check",),
             registry=registry,
         )
+
+    def _tls_metrics(self, registry: CollectorRegistry) -> None:
+        """The certificates the targets serve, and recmon's own client certificates."""
         self.tls_not_after = Gauge(
             "recmon_tls_cert_not_after_timestamp_seconds",
             "Leaf certificate expiry.",
@@ -267,6 +279,9 @@ class Metrics:
             registry=registry,
         )
         self._tls_info_labels: dict[tuple[str, str], tuple[str, str, str, str, str]] = {}
+
+    def _alerting_metrics(self, registry: CollectorRegistry) -> None:
+        """Alerts firing now, and notification deliveries."""
         self.alerts_firing = Gauge(
             "recmon_alerts_firing",
             "Alerts firing now.",
@@ -279,6 +294,9 @@ class Metrics:
             ("sink", "result"),
             registry=registry,
         )
+
+    def _process_metrics(self, registry: CollectorRegistry) -> None:
+        """recmon itself: its event loop and schedule, tenants, errors, configuration, build."""
         self.event_loop_lag = Gauge(
             "recmon_event_loop_lag_seconds",
             "How late the event loop ran a timer, recent maximum.",
@@ -339,7 +357,6 @@ class Metrics:
             "recmon_build_info", "Version of recmon, value 1.", ("version",), registry=registry
         )
         self.build_info.labels(__version__).set(1)
-        self._histograms: dict[SeriesKey, Histogram] = {}
 
     def _histogram_for(self, tenant: str, check: str) -> Histogram:
         key = (tenant, check) if self.per_tenant_histograms else (ALL_TENANTS, check)

@@ -57,18 +57,32 @@ class RecmonProcess:
         )
         self._reader = asyncio.create_task(self._read())
         if ready:
-            await self.wait_for(lambda: self._get("/readyz") == 200, "ready")
+            try:
+                await self.wait_for(self._ready, "ready")
+            except BaseException:
+                await self.kill()  # a test that fails here never reaches its stop()
+                raise
+
+    async def kill(self) -> None:
+        """No recmon outlives its test (left running, it would load the next ones)."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
 
     async def _read(self) -> None:
         assert self.process is not None and self.process.stderr is not None
         async for line in self.process.stderr:
             self.stderr_lines.append(line.decode(errors="replace").rstrip("\n"))
 
-    def _get(self, path: str) -> int:
+    async def _ready(self) -> bool:
+        # Asynchronous: the test's own servers (a sandbox) share this event loop, and recmon
+        # gets ready only once they have answered it.
         try:
-            return httpx.get(self.url + path, timeout=2).status_code
+            async with httpx.AsyncClient(timeout=2) as client:
+                return (await client.get(self.url + "/readyz")).status_code == 200
         except httpx.HTTPError:
-            return 0
+            return False
 
     async def get(self, path: str) -> httpx.Response:
         async with httpx.AsyncClient(timeout=10) as client:
@@ -118,7 +132,11 @@ class RecmonProcess:
         assert self.process is not None
         if self.process.returncode is None:
             self.process.send_signal(sig)
-        code = await asyncio.wait_for(self.process.wait(), within)
+        try:
+            code = await asyncio.wait_for(self.process.wait(), within)
+        except TimeoutError:
+            await self.kill()
+            raise
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 5)
         return code

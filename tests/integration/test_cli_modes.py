@@ -124,7 +124,7 @@ async def test_run_serves_metrics_health_and_stops_cleanly(
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            for _ in range(100):
+            for _ in range(300):  # 30 s: recmon's start takes its share of a busy machine
                 try:
                     if (await client.get("/readyz")).status_code == 200:
                         break

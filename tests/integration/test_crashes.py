@@ -71,6 +71,7 @@ async def test_sigkill_between_deciding_and_delivering_delivers_exactly_once(
     assert outbox_rows(tmp_path / "recmon-state.db") == [(KEY, "delivered")]
 
 
+@pytest.mark.timing  # the exit's time
 async def test_sigterm_cuts_hung_probes_at_their_deadline_flushes_and_saves(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:

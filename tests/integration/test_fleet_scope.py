@@ -30,6 +30,7 @@ def triggers(endpoint: RecordingEndpoint) -> list[tuple[float, dict[str, object]
     ]
 
 
+@pytest.mark.timing  # page within 3 intervals
 async def test_all_tenants_empty_is_paged_with_its_full_scope(tmp_path: Path) -> None:
     settings = SandboxSettings(
         tenants=TENANTS, latency_ms={"search": 5.0, "recommendations": 5.0}, jitter=0.05

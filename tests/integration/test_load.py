@@ -18,7 +18,8 @@ from monitor.sandbox.demo import demo_alerts, sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
 
-pytestmark = pytest.mark.integration
+# timing: the schedule lag of a loaded monitor, measured (tests/run.py runs it alone).
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 TENANTS = 30
 
 

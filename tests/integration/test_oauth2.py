@@ -100,6 +100,7 @@ class Running:
         raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.timing  # probe < 0.3 s
 async def test_tokens_are_refreshed_before_they_expire_once_per_lifetime(
     sandbox: Sandbox, tmp_path: Path, transport: str
 ) -> None:

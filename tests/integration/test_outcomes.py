@@ -72,6 +72,7 @@ async def test_http_error_from_a_broken_proxy(sandbox: Sandbox, transport: str) 
 @pytest.mark.parametrize(
     "fault", [Fault(hang=True), Fault(drip_interval_ms=100)], ids=["hang", "slow-drip"]
 )
+@pytest.mark.timing  # cut within 0.6 s of its deadline
 async def test_timeout(sandbox: Sandbox, fault: Fault, transport: str) -> None:
     sandbox.faults.set("tenant-001", "search", fault)
     result = (await probe_round(sandbox.url, transport, probe_timeout=0.4))[

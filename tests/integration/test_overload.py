@@ -26,7 +26,8 @@ from monitor.detect.overload import behind
 from monitor.sandbox.demo import sandbox_config
 from tests.binaries import free_port
 
-pytestmark = pytest.mark.integration
+# timing: it loads the machine on purpose and measures the lag (run alone, tests/run.py).
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 TENANTS = 1500  # × 2 checks every half second: 6,000 probes/s offered, several times what one
 # process can run on this machine
 INTERVAL = 0.5

@@ -53,6 +53,7 @@ async def test_expiring_wrong_name_and_not_yet_valid(
     assert results["127.0.0.4"].reason == "not_yet_valid"  # type: ignore[attr-defined]
 
 
+@pytest.mark.timing  # cut within 0.5 s of its deadline
 async def test_dead_and_silent_backends(backends: Backends, ca: CertificateAuthority) -> None:
     await backends.serve("127.0.0.2", ca.issue("valid"))
     await backends.serve_plain("127.0.0.4")

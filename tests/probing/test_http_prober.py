@@ -48,6 +48,7 @@ def results(items: list[object]) -> Handler:
     return lambda request: httpx.Response(200, json={"results": items})
 
 
+@pytest.mark.timing  # a probe < 0.3 s
 async def test_ok_counts_items_and_captures_first_product() -> None:
     result = await probe(results([{"id": "p1"}, {"id": "p2"}]))
     assert result.outcome is Outcome.OK
@@ -170,6 +171,7 @@ async def test_declared_length_over_the_cap_is_refused_before_reading() -> None:
     assert result.outcome is Outcome.INVALID_BODY
 
 
+@pytest.mark.timing  # cut within 0.7 s of its deadline
 async def test_slow_drip_body_hits_the_overall_deadline() -> None:
     async def drip() -> AsyncIterator[bytes]:
         for char in b'{"results": [1]}':

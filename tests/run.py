@@ -1,0 +1,102 @@
+"""The README's test command: the whole suite in two phases, one closing summary.
+
+    .venv/bin/python -m tests.run [pytest arguments, passed to both phases]
+
+Most of the suite waits (on servers, subprocesses, intervals), so it runs first on several
+workers at once (pytest-xdist; RECMON_TEST_WORKERS, default 6, more than the cores because the
+tests mostly sleep). The tests marked `timing` assert on time measured by the wall clock
+(schedule lag, latencies against the server's, deadlines, an overload): they run afterwards,
+alone in one process, on a machine no other test is loading, so that what they measure is
+recmon's. The last line is pytest's summary line for both phases together ("N passed ... in
+Ts"); the exit status is non-zero if either phase failed.
+
+Loaded into each phase with `-p tests.run`, this module also writes that phase's counts to the
+file named by RECMON_SUITE_COUNTS, for the closing line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COUNTS = "RECMON_SUITE_COUNTS"
+WORKERS = os.environ.get("RECMON_TEST_WORKERS", "6")
+# pytest's own order for its summary line; "deselected" is left out (each phase deselects
+# the other's tests).
+ORDER = ("failed", "passed", "skipped", "xfailed", "xpassed", "warnings", "error")
+NO_TESTS_COLLECTED = 5
+
+# (what, options): given after the caller's arguments, so that they win.
+PHASES = (
+    (
+        "every test not marked timing, in parallel",
+        ["-n", WORKERS, "--dist", "worksteal", "-m", "not timing"],
+    ),
+    ("the tests marked timing, alone", ["-n", "0", "-m", "timing"]),
+)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """In the phase's controlling process, save its counts as pytest's summary counts them."""
+    path = os.environ.get(COUNTS)
+    if not path or hasattr(config, "workerinput"):
+        return
+    counts = {
+        key: sum(1 for report in reports if getattr(report, "count_towards_summary", True))
+        for key, reports in terminalreporter.stats.items()
+        if key
+    }
+    Path(path).write_text(json.dumps(counts))
+
+
+def summary_line(counts: dict[str, int], seconds: float) -> str:
+    """As pytest words it: "2 failed, 760 passed, 1 skipped, 3 warnings in 170.25s (0:02:50)"."""
+    parts = []
+    for key in (*ORDER, *sorted(set(counts) - set(ORDER) - {"deselected"})):
+        n = counts.get(key, 0)
+        if n:
+            noun = {"warnings": "warning"}.get(key, key)
+            plural = key in ("warnings", "error") and n != 1
+            parts.append(f"{n} {noun}{'s' if plural else ''}")
+    duration = f"{seconds:.2f}s ({timedelta(seconds=int(seconds))})"
+    text = f" {', '.join(parts) or 'no tests ran'} in {duration} "
+    return text.center(80, "=")
+
+
+def main(args: list[str]) -> int:
+    started = time.monotonic()
+    total: dict[str, int] = {}
+    codes = []
+    with tempfile.TemporaryDirectory(prefix="recmon-suite-") as scratch:
+        for number, (what, options) in enumerate(PHASES, 1):
+            print(f"tests.run: phase {number} of {len(PHASES)}: {what}", flush=True)
+            counts = Path(scratch) / f"phase{number}.json"
+            path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+            env = {**os.environ, COUNTS: str(counts), "PYTHONPATH": path}
+            command = [sys.executable, "-m", "pytest", "-p", "tests.run", *args, *options]
+            done = subprocess.run(command, env=env, check=False)
+            codes.append(done.returncode)
+            if counts.exists():
+                for key, n in json.loads(counts.read_text()).items():
+                    total[key] = total.get(key, 0) + n
+            else:
+                total["error"] = total.get("error", 0) + 1  # the phase ended before its summary
+    print(summary_line(total, time.monotonic() - started), flush=True)
+    failed = [code for code in codes if code not in (0, NO_TESTS_COLLECTED)]
+    if failed:
+        return failed[0]
+    return 0 if total.get("passed", 0) or set(codes) == {0} else NO_TESTS_COLLECTED
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
