@@ -39,6 +39,7 @@ location's faults win over the ones for every location. Fault fields (JSON):
   extra_latency_ms: 500       latency added
   error_rate: 0.3             share of requests answering 500
   status: 502                 always answer this status (a broken proxy)
+  fail_ratio: 0.33            with status: only this share of requests gets it
   hang: true                  never answer
   drip_interval_ms: 200       send the body a few bytes at a time, this far apart
   invalid_json: true          a body that is not JSON

@@ -11,6 +11,7 @@ log line and recmon starts clean: a monitor that crash-loops on its own state wa
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -288,7 +289,9 @@ class StateStore:
                 # A clean exit leaves no `.lock` behind: removed while still held (a process
                 # that opened it meanwhile finds it unlinked and claims a fresh one), then
                 # closed, which releases the flock.
-                Path(self.path + ".lock").unlink(missing_ok=True)
+                # On a read-only or failing volume it stays: the flock is released all the same.
+                with contextlib.suppress(OSError):
+                    Path(self.path + ".lock").unlink(missing_ok=True)
                 self._owner_lock.close()
                 self._owner_lock = None
 

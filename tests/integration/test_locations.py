@@ -109,10 +109,13 @@ class Stack:
         return alert
 
     def notifications(self, since: float) -> list[tuple[str, str, dict[str, str]]]:
-        """(receiver, alertname, labels) of every firing alert notified since `since`."""
+        """(receiver, alertname, labels) of every firing alert notified since `since`. But
+        RecmonOverloaded: a loaded machine (CI runs this beside other suites) may overload the
+        three recmons, which is no location's cause (test_overload.py pages it)."""
         return [
             (path.lstrip("/"), alert["labels"]["alertname"], alert["labels"])
             for _, path, alert in self.pager.firing(since)
+            if alert["labels"]["alertname"] != "RecmonOverloaded"
         ]
 
 
