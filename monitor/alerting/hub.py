@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from monitor.alerting.planner import PlannerState, Policy, group_key, plan
+from monitor.alerting.planner import PlannerState, Policy, group_key, located_key, plan
 from monitor.alerting.tracker import AlertTracker, SeriesKey, adopted_alert
 from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.certinfo import CertificateInfo
@@ -420,10 +420,14 @@ class AlertHub:
                 if alert.status is AlertStatus.FIRING:
                     alone = planner.notified.get(event.key)
                     group = planner.groups.get(group_key(event, self._shard, self._location) or "")
+                    folded_under = planner.folded.get(event.key)
                     if alone is not None:
                         paged_as = alone.key
                     elif group is not None:
                         paged_as = group.trigger.key
+                    elif folded_under is not None:
+                        # Explained by a fleet incident, paged as part of it.
+                        paged_as = located_key(folded_under, self._location)
                     else:
                         held = _held(event, planner, policy, now, unstored)
                 views.append(

@@ -47,49 +47,42 @@ class _Bucket:
     bad: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     bad_by_tenant: Counter[str] = field(default_factory=Counter)
-    probes_by_tenant: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
 class _Window:
-    """One check's probes (for one rule) over the window, in buckets, with running totals."""
+    """One check's probes (for one rule) over the window, in buckets, with running totals.
+    A probe that is fine costs a bucket's two counters; only failures are kept per tenant."""
 
     span_s: float
     buckets: deque[_Bucket] = field(default_factory=deque)
     probes: int = 0
     bad: int = 0
-    kinds: Counter[str] = field(default_factory=Counter)
     bad_by_tenant: Counter[str] = field(default_factory=Counter)
-    probes_by_tenant: Counter[str] = field(default_factory=Counter)
 
     def add(self, tenant: str, kind: str | None, now: float) -> None:
-        width = self.span_s / _BUCKETS_PER_WINDOW
-        start = now - now % width
-        if not self.buckets or self.buckets[-1].start < start:
-            self.buckets.append(_Bucket(start))
-        self.expire(now)
-        bucket = self.buckets[-1]
+        buckets = self.buckets
+        if not buckets or now >= buckets[-1].start + self.span_s / _BUCKETS_PER_WINDOW:
+            width = self.span_s / _BUCKETS_PER_WINDOW
+            buckets.append(_Bucket(now - now % width))
+            self._expire(now, width)
+        bucket = buckets[-1]
         bucket.probes += 1
-        bucket.probes_by_tenant[tenant] += 1
         self.probes += 1
-        self.probes_by_tenant[tenant] += 1
         if kind is not None:
             bucket.bad += 1
             bucket.kinds[kind] += 1
             bucket.bad_by_tenant[tenant] += 1
             self.bad += 1
-            self.kinds[kind] += 1
             self.bad_by_tenant[tenant] += 1
 
-    def expire(self, now: float) -> None:
-        width = self.span_s / _BUCKETS_PER_WINDOW
-        while self.buckets and self.buckets[0].start + width <= now - self.span_s:
+    def _expire(self, now: float, width: float) -> None:
+        while self.buckets[0].start + width <= now - self.span_s:
             old = self.buckets.popleft()
             self.probes -= old.probes
-            self.bad -= old.bad
-            self.kinds -= old.kinds
-            self.bad_by_tenant -= old.bad_by_tenant
-            self.probes_by_tenant -= old.probes_by_tenant
+            if old.bad:
+                self.bad -= old.bad
+                self.bad_by_tenant -= old.bad_by_tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +93,7 @@ class Segment:
     bad: int
     probes: int
     span_s: float
-    kinds: Counter[str]
+    since: float  # its oldest bucket's start
 
     @property
     def share(self) -> float:
@@ -110,16 +103,21 @@ class Segment:
 def newest(window: _Window, now: float, span_s: float) -> Segment:
     bad = probes = 0
     start = now
-    kinds: Counter[str] = Counter()
     for bucket in reversed(window.buckets):
         if bucket.start < now - span_s:
             break
         bad += bucket.bad
         probes += bucket.probes
         start = bucket.start
-        if bucket.bad:
+    return Segment(bad, probes, now - start, start)
+
+
+def segment_kinds(window: _Window, segment: Segment) -> Counter[str]:
+    kinds: Counter[str] = Counter()
+    for bucket in window.buckets:
+        if bucket.start >= segment.since and bucket.bad:
             kinds.update(bucket.kinds)
-    return Segment(bad, probes, now - start, kinds)
+    return kinds
 
 
 def wilson_lower(bad: int, n: int, confidence: float) -> float:
@@ -157,6 +155,7 @@ class FleetWatch:
         fleet_share: float,
     ) -> None:
         self._rule = rule
+        self._z = NormalDist().inv_cdf(rule.confidence)
         self._intervals = dict(intervals)
         self._spans = {check: rule.intervals * interval for check, interval in intervals.items()}
         self._counting = counting_checks
@@ -196,12 +195,15 @@ class FleetWatch:
             window = self._windows[key] = _Window(self._spans[result.check])
         window.add(result.tenant, kind, now)
         rule_id = f"{rule}:{result.check}"
-        firing = rule_id in self.alerts and self.alerts[rule_id].status is AlertStatus.FIRING
-        if not window.bad and rule_id not in self.alerts:
+        alert = self.alerts.get(rule_id)
+        if not window.bad and alert is None:
             return []  # nearly every probe: nothing to judge
         rule_spec = self._rule
         interval = self._intervals[result.check]
         segment = newest(window, now, interval)
+        if alert is None and segment.bad <= rule_spec.threshold * segment.probes:
+            return []  # noise: even the share itself (above its lower bound) is below it
+        firing = alert is not None and alert.status is AlertStatus.FIRING
         verdict = Verdict(
             self._active(window, segment, firing),
             window.bad < rule_spec.threshold / 2 * window.probes,
@@ -228,29 +230,29 @@ class FleetWatch:
             return False
         if not firing and segment.share >= self._fleet_share:
             return False  # a whole outage: the tenants' rules and their storm page it
-        if wilson_lower(segment.bad, segment.probes, rule.confidence) <= rule.threshold:
+        if _wilson(segment.bad, segment.probes, self._z) <= rule.threshold:
             return False
-        # Spread: tenants that failed every probe they had (broken tenants, each its own
-        # incident) hold less than half of the failures.
-        broken = sum(
-            bad
-            for tenant, bad in window.bad_by_tenant.items()
-            if bad >= window.probes_by_tenant[tenant]
-        )
+        # Spread: tenants that failed every probe they had in the window (one an interval:
+        # broken tenants, each its own incident) hold less than half of the failures.
+        every_probe = max(1, int(rule.intervals))
+        broken = sum(bad for bad in window.bad_by_tenant.values() if bad >= every_probe)
         return broken * 2 < window.bad
 
     def _describe(self, rule: str, check: str, window: _Window, segment: Segment) -> Description:
         share = segment.share
-        probed = len(window.probes_by_tenant)
-        total = max(self._total_tenants, probed)
-        scope = f"all {probed} tenants" if probed >= total else f"{probed} of {total} tenants"
+        # Pooled over the tenants the check probes; how many of them saw a failure says how
+        # far it is spread.
+        total = self._total_tenants or segment.probes
+        failing = len(window.bad_by_tenant)
+        scope = f"all {total} tenants ({failing} saw a failure in the last {window.span_s:g}s)"
+        kinds_now = segment_kinds(window, segment)
         span = round(segment.span_s)
         counted = f"{segment.bad} of {segment.probes} probes in the last {span}s"
         if rule == EMPTY:
             text = f"{check} returned no items for {share_words(share)}"
         else:
             text = f"{check} failing for {share_words(share)}"
-        kinds = ", ".join(f"{kind} ({n})" for kind, n in segment.kinds.most_common(4))
+        kinds = ", ".join(f"{kind} ({n})" for kind, n in kinds_now.most_common(4))
         summary = f"{text} across {scope} — {counted}" + (f": {kinds}" if kinds else "")
         return summary, {
             "scope": "fleet",
@@ -258,10 +260,10 @@ class FleetWatch:
             "failed": segment.bad,
             "probes": segment.probes,
             "window_s": span,
-            "tenants_probed": probed,
-            "tenants_failing": len(window.bad_by_tenant),
+            "tenants_probed": total,
+            "tenants_failing": failing,
             "total_tenants": total,
-            "kinds": dict(segment.kinds.most_common(10)),
+            "kinds": dict(kinds_now.most_common(10)),
             # The tenants whose alerts are folded under this incident are among these.
             "tenants": sorted(window.bad_by_tenant)[:100],
         }

@@ -699,3 +699,30 @@ async def test_a_skip_after_recmons_own_withheld_timeout_is_recmons_not_the_tena
     )
     assert rows["acme"].cells[1].skipped_runs == 0
     assert rows["globex"].cells[1].skipped_runs == 1
+
+
+async def test_a_fleet_incident_is_one_incident_with_the_tenant_alerts_it_folds() -> None:
+    """A third of every tenant's searches failing: the status page shows one paged incident
+    scoped to the fleet, worded like its page, the tenant alerts folded under it paged as
+    part of it (never 'not paged yet')."""
+    rig = Rig(
+        config=CONFIG.replace(
+            "  storm: {min_tenants: 2}\n",
+            "  storm: {min_tenants: 2}\n"
+            "  fleet: {intervals: 3, min_probes: 3, min_tenants: 2, confidence: 0.6}\n",
+        )
+    )
+    await rig.monitor.refresh_tenants()
+    tenants = ("acme", "globex", "initech")
+    for n in range(12):
+        rig.round(**{tenants[n % 3]: ("search", Outcome.HTTP_ERROR, 0.05)})
+    status = rig.status()
+    [incident] = status["incidents"]
+    assert incident["state"] == "paged" and incident["rule"] == "fleet_failures"
+    assert incident["scope"]["kind"] == "fleet"
+    assert incident["scope"]["text"] == "all 3 tenants"
+    headline = incident["headline"]
+    assert headline.startswith("search failing for ") and "across all 3 tenants (" in headline
+    folded = [a for a in status["alerts"]["firing"] if a["rule"] == "error_rate"]
+    assert folded and {a["paged_as"] for a in folded} == {"recmon/fleet_failures/search/-"}
+    rig.store.close()

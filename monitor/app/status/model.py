@@ -261,6 +261,17 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
             scope = _scope((), total, host)
         elif trigger.tenant is not None:
             scope = _scope((trigger.tenant,), total)
+        elif trigger.details.get("scope") == "fleet":
+            # A fleet incident (a share of every tenant's probes failing): its scope is the
+            # tenants probed; the tenant alerts folded under it are its members.
+            probed = int(trigger.details.get("tenants_probed") or total)
+            scope = Scope(
+                "fleet",
+                tuple(sorted({a.tenant for a in current if a.tenant})),
+                probed,
+                total,
+                f"all {probed} tenants" if probed >= total else f"{probed} of {total} tenants",
+            )
         else:
             # A storm: the tenants firing now (the page lists its peak).
             tenants = [a.tenant for a in current if a.tenant] or list(
@@ -277,7 +288,11 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
                 state="paged",
                 since=trigger.started_at,
                 scope=scope,
-                headline=_headline(trigger.rule, trigger.check or "", scope, variant),
+                headline=(
+                    trigger.summary.split(" — ", 1)[0]
+                    if trigger.details.get("scope") == "fleet"
+                    else _headline(trigger.rule, trigger.check or "", scope, variant)
+                ),
                 summary=(escalations.get(trigger.key, trigger)).summary,
                 paged_to=sink_names,
                 escalated=trigger.key in escalations,
