@@ -25,6 +25,18 @@ _WILDCARD = object()
 Step = str | int | object
 
 
+class _Missing:
+    """What a path designates where the document has nothing (a key absent, an index out of
+    range, a list where an object was expected): not null, which is a value."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+MISSING: Any = _Missing()
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
 class JsonPathError(ValueError):
     pass
 
@@ -41,6 +53,12 @@ class JsonPath:
     def find(self, document: Any) -> list[Any]:
         """Every value the path selects (empty when nothing matches)."""
         return list(_find(document, self.steps))
+
+    def locate(self, document: Any) -> Iterator[tuple[str, Any]]:
+        """Every place the path designates, as (location, value): "$.items[3].id". Where the
+        document lacks a step the value is MISSING, so a renamed field is seen on each item
+        of a [*] path (find() would only select fewer values)."""
+        return _locate(document, self.steps, "$")
 
     def first(self, document: Any) -> Any | None:
         return next(_find(document, self.steps), None)
@@ -103,3 +121,34 @@ def _find(value: Any, steps: tuple[Step, ...]) -> Iterator[Any]:
             yield from _find(value[step], rest)
     elif isinstance(step, str) and isinstance(value, dict) and step in value:
         yield from _find(value[step], rest)
+
+
+def _step_text(step: str | int) -> str:
+    if isinstance(step, int):
+        return f"[{step}]"
+    return f".{step}" if _NAME.fullmatch(step) else f"[{step!r}]"
+
+
+def _locate(value: Any, steps: tuple[Step, ...], where: str) -> Iterator[tuple[str, Any]]:
+    if not steps:
+        yield where, value
+        return
+    step, rest = steps[0], steps[1:]
+    if step is _WILDCARD:
+        if isinstance(value, list):
+            for index, child in enumerate(value):
+                yield from _locate(child, rest, f"{where}[{index}]")
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                yield from _locate(child, rest, where + _step_text(str(key)))
+        else:
+            yield f"{where}[*]", MISSING
+    elif isinstance(step, int) and not isinstance(step, bool):
+        if isinstance(value, list) and -len(value) <= step < len(value):
+            yield from _locate(value[step], rest, f"{where}[{step}]")
+        else:
+            yield f"{where}[{step}]", MISSING
+    elif isinstance(step, str) and isinstance(value, dict) and step in value:
+        yield from _locate(value[step], rest, where + _step_text(step))
+    elif isinstance(step, str):
+        yield where + _step_text(step), MISSING

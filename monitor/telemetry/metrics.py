@@ -198,6 +198,14 @@ class Metrics:
             ("check", "credential"),
             registry=registry,
         )
+        # Which condition a wrong_content probe failed: a renamed field and another tenant's
+        # items apart on a dashboard. By check, not tenant (the reason names the tenant).
+        self.probe_condition_failures = Counter(
+            "recmon_probe_condition_failures_total",
+            "Probes whose content failed a condition (wrong_content), by condition.",
+            ("check", "condition"),
+            registry=registry,
+        )
         self.oauth2_token_requests = Counter(
             "recmon_oauth2_token_requests_total",
             "OAuth2 token requests by target and result (ok, refused, error).",
@@ -335,6 +343,8 @@ class Metrics:
             self.probe_tls_errors.labels(result.check, result.tls_reason).inc()
         if result.credential:
             self.probe_auth_errors.labels(result.check, result.credential).inc()
+        if result.condition:
+            self.probe_condition_failures.labels(result.check, result.condition).inc()
         if p95 is not None or baseline is not None:
             self.set_latency(result.tenant, result.check, p95, baseline)
 
@@ -345,6 +355,7 @@ class Metrics:
             self.probe_retries,
             self.probe_tls_errors,
             self.probe_auth_errors,
+            self.probe_condition_failures,
             self.oauth2_token_requests,
             self.probes_skipped,
             self.untrusted_latency,
