@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerting.planner import PlannerState, Policy, group_key, plan
-from monitor.alerting.tracker import AlertTracker, SeriesKey, adopted_alert
+from monitor.alerting.tracker import AlertTracker, SeriesKey, adopted_alert, content_specs
 from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.certinfo import CertificateInfo
 from monitor.core.clock import Clock
@@ -119,6 +119,7 @@ class AlertHub:
             counting_checks=[name for name, check in checks.items() if check.items is not None],
             parents={name: check.after for name, check in checks.items() if check.after},
             tls=tls,
+            content_specs=content_specs(checks, spec.fallback),
         )
         # Events whose notifications could not be stored (the state file failed): planned
         # again at the next tick, so a failing disk delays a page instead of losing it.

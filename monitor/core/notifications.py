@@ -95,6 +95,9 @@ ALERT_NAMES = {
     "tls_client_expiring": "RecmonTLSClientCertificateExpiring",
     "tls_client_expiring_soon": "RecmonTLSClientCertificateExpiringSoon",
     "overload": "RecmonOverloaded",
+    "fallback": "RecmonFallbackList",
+    "foreign_items": "RecmonForeignItems",
+    "frozen": "RecmonFrozenAnswers",
 }
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
@@ -111,6 +114,9 @@ RUNBOOKS = {
     "tls_client_expiring": "docs/runbooks/tls-client-certificate-expiring.md",
     "tls_client_expiring_soon": "docs/runbooks/tls-client-certificate-expiring.md",
     "overload": "docs/runbooks/recmon-lagging.md",
+    "fallback": "docs/runbooks/wrong-content.md",
+    "foreign_items": "docs/runbooks/wrong-content.md",
+    "frozen": "docs/runbooks/wrong-content.md",
 }
 
 
