@@ -12,7 +12,7 @@ from dataclasses import replace
 from monitor.alerting.planner import PlannerState
 from monitor.config.model import AlertsSpec, FallbackRule, TlsSpec
 from monitor.core.certinfo import CertificateInfo
-from monitor.core.results import ProbeResult
+from monitor.core.results import Outcome, ProbeResult
 from monitor.detect import content
 from monitor.detect.content import ContentSpec, ContentState
 from monitor.detect.detector import Parent, baseline_p95, observe
@@ -99,15 +99,19 @@ class AlertTracker:
             if parent_state is not None:
                 parent = Parent(parent_check, parent_state)
         rules = self.rulebook.for_series(*key)
-        state, events = observe(state, result, now, rules, parent)
-        self.series[key] = state
+        judged_events: list[AlertEvent] = []
         spec = self.content_specs.get(result.check)
         if spec is not None:
             judged = self.content.get(result.check) or ContentState()
-            judged, more = content.observe(judged, result, now, spec)
+            judged, judged_events = content.observe(judged, result, now, spec)
             self.content[result.check] = judged
-            events += more
-        return events
+            if result.outcome is Outcome.WRONG_CONTENT and content.covers(judged, result):
+                # A fallback list or another tenant's items: paged by its own alert, not
+                # again as each tenant's failures (the metrics keep wrong_content).
+                result = replace(result, outcome=Outcome.OK, reason="", condition="")
+        state, events = observe(state, result, now, rules, parent)
+        self.series[key] = state
+        return judged_events + events
 
     def forget_tenant(self, tenant: str, now: float) -> list[AlertEvent]:
         """A tenant is no longer probed: its firing alerts resolve, its state goes."""

@@ -237,9 +237,12 @@ class SchemaCheck:
     validator: jsonschema.protocols.Validator
 
     def judge(self, document: Any) -> Failure | None:
-        error = jsonschema.exceptions.best_match(self.validator.iter_errors(document))
-        if error is None:
+        # The first error in document order ($.items[0] before $.items[4]), with best_match
+        # only choosing within it (the branch of an anyOf that came closest).
+        first = next(iter(self.validator.iter_errors(document)), None)
+        if first is None:
             return None
+        error = jsonschema.exceptions.best_match([first]) or first
         location = "$" + "".join(
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
         )
@@ -251,8 +254,10 @@ class SchemaCheck:
             "pattern": f"expected to match {show(error.validator_value)}",
         }.get(str(error.validator), f"fails the schema's {error.validator!s}")
         value: Any = error.instance
+        required = error.validator_value
         if error.validator == "required" and isinstance(error.instance, dict):
-            missing = [k for k in error.validator_value if k not in error.instance]
+            assert isinstance(required, list)
+            missing = [k for k in required if k not in error.instance]
             location += f".{missing[0]}" if missing else ""
             value = MISSING
         return Failure(SCHEMA, location, value, expected)

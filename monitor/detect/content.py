@@ -458,6 +458,24 @@ def _frozen(
     )
 
 
+def covers(state: ContentState, result: ProbeResult) -> bool:
+    """Whether this result's wrongness is already an alert of these rules: its list is the
+    fleet's fallback (firing, or crossing), or its tenant's foreign-items alert fires. The
+    per-tenant failure rules then need not page it again (one incident, one alert)."""
+    if not result.item_ids:
+        return False
+    foreign = state.alerts.get((FOREIGN, result.tenant))
+    if foreign is not None:
+        return True
+    answer = state.answers.get(result.tenant)
+    if answer is None:
+        return False
+    fleet = state.alerts.get((FALLBACK, ""))
+    if fleet is not None and fleet.details.get("fingerprint") == answer.fingerprint:
+        return True
+    return state.candidate is not None and state.candidate.fingerprint == answer.fingerprint
+
+
 def forget_tenant(
     state: ContentState, tenant: str, now: float, spec: ContentSpec
 ) -> tuple[ContentState, list[AlertEvent]]:
