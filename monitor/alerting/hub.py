@@ -22,6 +22,7 @@ from monitor.core.clock import Clock
 from monitor.core.notifications import Notification, Severity
 from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
+from monitor.detect.content import ContentState
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
@@ -76,6 +77,8 @@ class AlertMemory:
     series: Mapping[SeriesKey, SeriesState] = field(default_factory=dict)
     planner: PlannerState = field(default_factory=PlannerState)
     tls_hosts: Mapping[str, HostState] = field(default_factory=dict)
+    # Answers judged across tenants, per check (detect/content.py).
+    content: Mapping[str, ContentState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,7 @@ class AlertHub:
 
     def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
         self._total_tenants = len(tenants)
+        self._tracker.set_tenant_count(len(tenants))
         now = self.clock.time()
         events: list[AlertEvent] = []
         for tenant in removed:
@@ -255,7 +259,12 @@ class AlertHub:
 
     def memory(self) -> AlertMemory:
         """A consistent snapshot (the states are immutable; the mappings are copies)."""
-        return AlertMemory(dict(self._tracker.series), self._planner, dict(self._tracker.tls_hosts))
+        return AlertMemory(
+            dict(self._tracker.series),
+            self._planner,
+            dict(self._tracker.tls_hosts),
+            dict(self._tracker.content),
+        )
 
     def restore(self, memory: AlertMemory) -> int:
         """Take over a saved memory (at start, before any result) and show what fires;
@@ -263,6 +272,7 @@ class AlertHub:
         AlertTracker.adopt_paged_alerts)."""
         self._tracker.series.update(memory.series)
         self._tracker.tls_hosts.update(memory.tls_hosts)
+        self._tracker.restore_content(memory.content)
         self._planner = memory.planner
         adopted = self._tracker.adopt_paged_alerts(self._planner)
         # A paged overload alert resolves only through its rule: the rule must know it fires.

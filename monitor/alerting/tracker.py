@@ -69,6 +69,7 @@ class AlertTracker:
         # Answers judged across requests and tenants (detect/content.py), one state per check.
         self.content_specs = dict(content_specs or {})
         self.content: dict[str, ContentState] = {}
+        self._tenants = 0  # probed, for the fleet's share
 
     def observe_tls(self, host: str, results: Sequence[TlsResult], now: float) -> list[AlertEvent]:
         if self.tls_spec is None:
@@ -103,7 +104,7 @@ class AlertTracker:
         spec = self.content_specs.get(result.check)
         if spec is not None:
             judged = self.content.get(result.check) or ContentState()
-            judged, judged_events = content.observe(judged, result, now, spec)
+            judged, judged_events = content.observe(judged, result, now, spec, self._tenants)
             self.content[result.check] = judged
             if result.outcome is Outcome.WRONG_CONTENT and content.covers(judged, result):
                 # A fallback list or another tenant's items: paged by its own alert, not
@@ -112,6 +113,14 @@ class AlertTracker:
         state, events = observe(state, result, now, rules, parent)
         self.series[key] = state
         return judged_events + events
+
+    def restore_content(self, states: Mapping[str, ContentState]) -> None:
+        """Saved judgements of the checks still judged (a check since changed starts clean)."""
+        self.content.update({c: s for c, s in states.items() if c in self.content_specs})
+
+    def set_tenant_count(self, tenants: int) -> None:
+        """How many tenants are probed (the fleet a fallback's share is of)."""
+        self._tenants = tenants
 
     def forget_tenant(self, tenant: str, now: float) -> list[AlertEvent]:
         """A tenant is no longer probed: its firing alerts resolve, its state goes."""

@@ -133,7 +133,8 @@ def _by_rule(alerts: Sequence[tuple[SeriesKey, str, AlertState]]) -> list[str]:
     """One line per rule and check, naming the tenants (hosts, for certificates)."""
     same: dict[tuple[str, str], list[str]] = {}
     for (subject, check), rule_id, _ in sorted(alerts, key=lambda a: (a[0][1], a[1], a[0][0])):
-        same.setdefault((rule_id, check), []).append(subject)
+        # A fleet alert (a fallback list for every tenant) has no tenant of its own.
+        same.setdefault((rule_id, check), []).append(subject or "the fleet")
     return [
         _clip(f"  {rule_id} on {check} ({_tenants(subjects)})")
         for (rule_id, check), subjects in same.items()

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from monitor.config.model import FallbackRule
 from monitor.config.units import format_duration
@@ -31,7 +31,7 @@ from monitor.core.conditions import Condition
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.lifecycle import Description, Subject, Thresholds, Verdict, advance
-from monitor.detect.series import AlertEvent, AlertState, EventKind
+from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind
 
 FALLBACK = "fallback"
 FOREIGN = "foreign_items"
@@ -122,6 +122,13 @@ class ContentState:
     candidate: Candidate | None = None
     # (rule, tenant; "" for the check's fleet alert) → state
     alerts: PMap[tuple[str, str], AlertState] = field(default_factory=PMap)
+    # Tenants probed (the caller's count): the fleet's size also before all have answered,
+    # so the first few answers after a start can never read as "all 3 tenants".
+    tenants: int = 0
+
+    @property
+    def total(self) -> int:
+        return max(len(self.answers), self.tenants)
 
 
 def fingerprint(ids: tuple[str, ...]) -> str:
@@ -134,9 +141,12 @@ def listed(ids: tuple[str, ...]) -> str:
 
 
 def observe(
-    state: ContentState, result: ProbeResult, now: float, spec: ContentSpec
+    state: ContentState, result: ProbeResult, now: float, spec: ContentSpec, tenants: int = 0
 ) -> tuple[ContentState, list[AlertEvent]]:
-    """Record the tenant's answer, judge fallback, foreign items and frozen answers."""
+    """Record the tenant's answer, judge fallback, foreign items and frozen answers.
+    `tenants`: how many tenants are probed (0: those that answered)."""
+    if tenants != state.tenants:
+        state = replace(state, tenants=tenants)
     tenant = result.tenant
     previous = state.answers.get(tenant)
     has_list = result.outcome in (Outcome.OK, Outcome.WRONG_CONTENT) and bool(result.item_ids)
@@ -216,7 +226,7 @@ def _alert(
 
 
 def _bar(state: ContentState, rule: FallbackRule) -> float:
-    return max(rule.min_tenants, rule.share * len(state.answers))
+    return max(rule.min_tenants, rule.share * state.total)
 
 
 def _fleet(
@@ -248,9 +258,9 @@ def _fleet(
     state = replace(state, candidate=candidate)
     # The title states the scope: every answering tenant on the list, or an interval since.
     settled = candidate is not None and (
-        count >= len(state.answers) or now - candidate.since >= spec.interval
+        count >= state.total or now - candidate.since >= spec.interval
     )
-    total = len(state.answers)
+    total = state.total
     ids = _ids_of(state, watched)
 
     def describe() -> Description:
@@ -526,3 +536,103 @@ def alerts_of(state: ContentState) -> Iterator[tuple[str, str, AlertState]]:
     """(rule, tenant; "" for the fleet alert, state) of every pending or firing alert."""
     for (rule, tenant), alert in state.alerts.items():
         yield rule, tenant, alert
+
+
+# --- the state file ------------------------------------------------------------------------
+# One JSON entry ("content") per monitor: {check: state}. Counts are rebuilt from the answers.
+
+
+def _alert_to_json(alert: AlertState) -> dict[str, Any]:
+    return {
+        "status": alert.status.value,
+        "since": alert.since,
+        "fired_at": alert.fired_at,
+        "clear_since": alert.clear_since,
+        "severity": alert.severity.value,
+        "summary": alert.summary,
+        "details": dict(alert.details),
+    }
+
+
+def _alert_from_json(data: dict[str, Any]) -> AlertState:
+    return AlertState(
+        AlertStatus(data["status"]),
+        since=float(data["since"]),
+        fired_at=None if data.get("fired_at") is None else float(data["fired_at"]),
+        clear_since=None if data.get("clear_since") is None else float(data["clear_since"]),
+        severity=Severity(data["severity"]),
+        summary=str(data.get("summary", "")),
+        details=dict(data.get("details") or {}),
+    )
+
+
+def content_to_json(states: Mapping[str, ContentState]) -> dict[str, Any]:
+    return {
+        check: {
+            "answers": {
+                tenant: [
+                    a.fingerprint,
+                    list(a.ids),
+                    a.at,
+                    a.same_since,
+                    sorted(a.asks),
+                    a.shared_streak,
+                ]
+                for tenant, a in state.answers.items()
+            },
+            "owners": {item: [list(o) for o in seen] for item, seen in state.owners.items()},
+            "candidate": (
+                None
+                if state.candidate is None
+                else [state.candidate.fingerprint, state.candidate.since]
+            ),
+            "alerts": [
+                [rule, tenant, _alert_to_json(alert)]
+                for (rule, tenant), alert in state.alerts.items()
+            ],
+        }
+        for check, state in states.items()
+    }
+
+
+def content_from_json(data: object) -> dict[str, ContentState]:
+    """Raises ValueError for anything that is not what content_to_json wrote."""
+    if not isinstance(data, dict):
+        raise ValueError("expected an object of checks")
+    states: dict[str, ContentState] = {}
+    try:
+        for check, saved in data.items():
+            state = ContentState()
+            for tenant, (print_, ids, at, same_since, asks, streak) in saved["answers"].items():
+                answer = Answer(
+                    str(print_),
+                    tuple(map(str, ids)),
+                    float(at),
+                    float(same_since),
+                    frozenset(map(str, asks)),
+                    int(streak),
+                )
+                counts = state.counts.set(
+                    answer.fingerprint, (state.counts.get(answer.fingerprint) or 0) + 1
+                )
+                state = replace(
+                    state, answers=state.answers.set(str(tenant), answer), counts=counts
+                )
+            owners = state.owners
+            for item, seen in saved.get("owners", {}).items():
+                owners = owners.set(str(item), tuple((str(t), float(at)) for t, at in seen))
+            alerts = state.alerts
+            for rule, tenant, alert in saved.get("alerts", []):
+                alerts = alerts.set((str(rule), str(tenant)), _alert_from_json(alert))
+            candidate = saved.get("candidate")
+            states[str(check)] = replace(
+                state,
+                owners=owners,
+                alerts=alerts,
+                candidate=None
+                if candidate is None
+                else Candidate(str(candidate[0]), float(candidate[1])),
+            )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"unreadable content state: {exc}") from None
+    return states

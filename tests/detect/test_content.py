@@ -37,8 +37,10 @@ def result(
 
 
 class Fleet:
-    def __init__(self, spec: ContentSpec = SPEC, tenants: list[str] = TENANTS) -> None:
-        self.spec, self.tenants = spec, tenants
+    def __init__(
+        self, spec: ContentSpec = SPEC, tenants: list[str] = TENANTS, probed: int = 0
+    ) -> None:
+        self.spec, self.tenants, self.probed = spec, tenants, probed
         self.state = ContentState()
         self.now = 0.0
         self.events: list[tuple[float, AlertEvent]] = []
@@ -52,7 +54,7 @@ class Fleet:
             if self.spec.tenant_pattern is not None and not all(i.startswith(tenant) for i in ids):
                 outcome = Outcome.WRONG_CONTENT
             self.state, events = observe(
-                self.state, result(tenant, ids, n, outcome), self.now, self.spec
+                self.state, result(tenant, ids, n, outcome), self.now, self.spec, self.probed
             )
             self.events += [(self.now, e) for e in events]
             self.now += step
@@ -91,6 +93,16 @@ def test_one_list_for_all_tenants_is_one_page_with_the_scope_within_two_interval
     fleet.rounds(3, start=6)
     ((at, resolved),) = fleet.events
     assert resolved.kind is EventKind.RESOLVED and resolved.key == event.key
+
+
+def test_a_fallback_already_answering_at_start_is_said_for_the_whole_fleet() -> None:
+    """Right after a start (a CronJob's round) the first answers are all alike: the page
+    waits for the fleet it speaks of, never 'all 3 tenants'."""
+    fleet = Fleet(probed=len(TENANTS))
+    fleet.round(dict.fromkeys(TENANTS, POPULAR))
+    ((at, event),) = fleet.events
+    assert "for all 40 tenants" in event.summary
+    assert at == fleet.now - INTERVAL / len(TENANTS)  # when the last tenant answered
 
 
 def test_most_tenants_is_said_as_a_share() -> None:
@@ -193,3 +205,23 @@ def test_pmap_is_persistent() -> None:
     assert empty.get("a") is None and one.get("a") == 1 and two.get("a") == 3
     assert len(empty) == 0 and len(one) == 1 and len(two) == 2
     assert len(two.without("a")) == 1 and two.get("a") == 3
+
+
+def test_the_state_survives_the_state_file() -> None:
+    from monitor.detect.content import content_from_json, content_to_json
+
+    spec = ContentSpec("recommendations", INTERVAL, FallbackRule(), PATTERN, True, 600.0)
+    fleet = Fleet(spec)
+    fleet.rounds(2)
+    fleet.rounds(2, dict.fromkeys(TENANTS, POPULAR), start=2)
+    assert fleet.state.alerts.get(("fallback", "")) is not None
+    restored = content_from_json(content_to_json({"recommendations": fleet.state}))
+    state = restored["recommendations"]
+    assert dict(state.answers.items()) == dict(fleet.state.answers.items())
+    assert dict(state.counts.items()) == dict(fleet.state.counts.items())
+    assert dict(state.alerts.items()) == dict(fleet.state.alerts.items())
+    assert state.candidate == fleet.state.candidate
+    # and the restored judgement resolves the alert it remembers
+    fleet.state, fleet.events = state, []
+    fleet.rounds(3, start=4)
+    assert [e.kind for _, e in fleet.events] == [EventKind.RESOLVED]

@@ -6,6 +6,7 @@ with per-product lists pages nothing."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -187,3 +188,43 @@ async def test_a_healthy_sandbox_with_per_product_lists_pages_nothing(tmp_path: 
         metrics = (await run.recmon.get("/metrics")).text
     assert run.triggers() == []
     assert 'outcome="wrong_content"' not in metrics
+
+
+async def test_recmon_once_no_longer_calls_a_fallback_ok(tmp_path: Path) -> None:
+    """The issue's reproduction: every tenant answered one popular list and `recmon once`
+    said "all probes ok, no alerts firing", exit 0. Now the round that sees it pages."""
+    settings = SandboxSettings(
+        tenants=TENANTS, latency_ms={"search": 5.0, "recommendations": 5.0}, jitter=0.05
+    )
+    async with serve_sandbox(settings) as sandbox:
+        config = tmp_path / "probes.yaml"
+        config.write_text(
+            # A CronJob's runs are an interval apart: here seconds, like the runs below.
+            sandbox_config(sandbox.url, interval=2, timeout=1)
+            + f'state: {{path: "{tmp_path / "s.db"}"}}\n'
+        )
+
+        async def once() -> tuple[int, str]:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "monitor",
+                "once",
+                "--config",
+                str(config),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, _ = await asyncio.wait_for(process.communicate(), 60)
+            assert process.returncode is not None
+            return process.returncode, out.decode()
+
+        assert (await once())[0] == 0
+        sandbox.faults.set("*", "recommendations", Fault(fallback=True))
+        code, out = await once()
+        assert code == 1, out
+        assert "recommendations are one identical list for all 20 tenants" in out
+        assert "fallback on recommendations (the fleet)" in out
+        sandbox.faults.clear()
+        assert (await once())[0] == 1  # one good round does not resolve it...
+        assert (await once())[0] == 0  # ...the state file carries it to the next, which does
