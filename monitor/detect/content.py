@@ -264,16 +264,21 @@ def _fleet(
     ids = _ids_of(state, watched)
 
     def describe() -> Description:
+        # The peak, as storms say it: a recovery under way does not shrink what was paged.
+        peak, of = count, total
+        if firing is not None and int(firing.details.get("tenant_count", 0)) > count:
+            peak = int(firing.details["tenant_count"])
+            of = int(firing.details.get("total_tenants", total))
         summary = (
-            f"{spec.check} are one identical list for {_scope(count, total)} "
+            f"{spec.check} are one identical list for {_scope(peak, of)} "
             f"(fingerprint {watched}, {len(ids)} items: {listed(ids)}) — a fallback or cache "
             "is answering"
         )
         return summary, {
             "fingerprint": watched,
-            "tenant_count": count,
-            "total_tenants": total,
-            "share": round(count / total, 4) if total else 0.0,
+            "tenant_count": peak,
+            "total_tenants": of,
+            "share": round(peak / of, 4) if of else 0.0,
             "items": list(ids[:SHOWN_ITEMS]),
         }
 
