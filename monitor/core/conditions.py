@@ -178,15 +178,26 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+_PATTERNS: dict[tuple[str, tuple[str, ...]], re.Pattern[str]] = {}
+_PATTERNS_KEPT = 65_536
+
+
 def _pattern(template: Template, values: Mapping[str, str]) -> re.Pattern[str]:
     """The pattern with the tenant's values in it, regex-escaped (a tenant "a.b" is "a\\.b");
-    compiled once per tenant (cached)."""
-    escaped = {}
-    for name in template.names:
-        if name not in values:
-            raise MissingVariable(name)
-        escaped[name] = re.escape(values[name])
-    return _compiled(template.render(escaped))
+    rendered and compiled once per tenant (escaping and rendering on every probe were a
+    tenth of a probe's content judgement)."""
+    names = sorted(template.names)
+    try:
+        key = (template.text, tuple(values[name] for name in names))
+    except KeyError as exc:
+        raise MissingVariable(str(exc.args[0])) from None
+    pattern = _PATTERNS.get(key)
+    if pattern is None:
+        if len(_PATTERNS) >= _PATTERNS_KEPT:
+            _PATTERNS.clear()
+        escaped = {name: re.escape(values[name]) for name in names}
+        pattern = _PATTERNS[key] = _compiled(template.render(escaped))
+    return pattern
 
 
 def compile_condition(
@@ -229,14 +240,80 @@ def compile_condition(
     return Condition(name, compiled_path, op, value, length, template)
 
 
+# Keywords whose verdict depends only on a document's shape (keys, lengths, JSON types), not
+# on its values: a schema made of these gives the same verdict for every document of one shape.
+_SHAPE_KEYWORDS = frozenset(
+    {
+        "type", "required", "properties", "items", "additionalProperties", "minItems",
+        "maxItems", "minProperties", "maxProperties", "$schema", "$id", "title",
+        "description", "$comment", "examples", "default",
+    }
+)  # fmt: skip
+_SHAPES_KEPT = 4096
+
+
+def _shape_only(schema: object) -> bool:
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict):
+        return False
+    for key, value in schema.items():
+        if key not in _SHAPE_KEYWORDS:
+            return False
+        if key == "properties" and not (
+            isinstance(value, dict) and all(_shape_only(v) for v in value.values())
+        ):
+            return False
+        if key in ("items", "additionalProperties") and not _shape_only(value):
+            return False
+    return True
+
+
+def _shape(value: Any) -> Any:
+    """The document without its values: keys, lengths and JSON types (an integral float apart,
+    as JSON Schema's "integer" accepts 1.0)."""
+    if isinstance(value, dict):
+        return ("o", *((k, _shape(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return ("a", *(_shape(v) for v in value))
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, int):
+        return "i"
+    if isinstance(value, float):
+        return "I" if value.is_integer() else "f"
+    return "s" if isinstance(value, str) else "n"
+
+
 @dataclass(frozen=True, slots=True)
 class SchemaCheck:
     """A JSON Schema, its validator built once."""
 
     schema: Mapping[str, Any]
     validator: jsonschema.protocols.Validator
+    # Shapes already found valid, when the schema judges only shapes: jsonschema's walk was
+    # three quarters of a probe's CPU with a schema (bench/content.py); one shape is what a
+    # healthy API answers nearly every time, told apart in a tenth of that.
+    valid_shapes: set[Any] | None = None
 
     def judge(self, document: Any) -> Failure | None:
+        try:
+            shapes = self.valid_shapes
+            if shapes is None:
+                return self._judge(document)
+            shape = _shape(document)
+            if shape in shapes:
+                return None
+            failure = self._judge(document)
+            if failure is None:
+                if len(shapes) >= _SHAPES_KEPT:
+                    shapes.clear()
+                shapes.add(shape)
+            return failure
+        except RecursionError:
+            return Failure(SCHEMA, "$", MISSING, "nested too deeply to validate")
+
+    def _judge(self, document: Any) -> Failure | None:
         # The first error in document order ($.items[0] before $.items[4]), with best_match
         # only choosing within it (the branch of an anyOf that came closest).
         first = next(iter(self.validator.iter_errors(document)), None)
@@ -272,7 +349,7 @@ def compile_schema(schema: object) -> SchemaCheck:
     except jsonschema.exceptions.SchemaError as exc:
         where = "".join(f"/{part}" for part in exc.absolute_path) or "/"
         raise ConditionError(f"invalid JSON Schema at {where}: {exc.message}") from None
-    return SchemaCheck(schema, cls(schema))
+    return SchemaCheck(schema, cls(schema), set() if _shape_only(schema) else None)
 
 
 def first_failure(

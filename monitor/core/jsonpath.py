@@ -6,6 +6,7 @@ compiles once at configuration time and walks the decoded body without allocatio
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,7 +59,10 @@ class JsonPath:
         """Every place the path designates, as (location, value): "$.items[3].id". Where the
         document lacks a step the value is MISSING, so a renamed field is seen on each item
         of a [*] path (find() would only select fewer values)."""
-        return _locate(document, self.steps, "$")
+        split = _split(self.steps)
+        if split is None:
+            return _locate(document, self.steps, "$")
+        return _locate_items(document, self.steps, split)
 
     def first(self, document: Any) -> Any | None:
         return next(_find(document, self.steps), None)
@@ -152,3 +156,54 @@ def _locate(value: Any, steps: tuple[Step, ...], where: str) -> Iterator[tuple[s
         yield from _locate(value[step], rest, where + _step_text(step))
     elif isinstance(step, str):
         yield where + _step_text(step), MISSING
+
+
+@functools.lru_cache(maxsize=1024)
+def _split(steps: tuple[Step, ...]) -> tuple[int, str, str] | None:
+    """For a path with one [*] and names or indexes around it (`$.items[*].id`, the common
+    condition): where the [*] is and the location text before and after it, so every item's
+    location is one join instead of a string built step by step."""
+    wild = [i for i, step in enumerate(steps) if step is _WILDCARD]
+    if len(wild) != 1:
+        return None
+    k = wild[0]
+    before = "$" + "".join(_step_text(s) for s in steps[:k] if isinstance(s, str | int))
+    after = "".join(_step_text(s) for s in steps[k + 1 :] if isinstance(s, str | int))
+    return k, before, after
+
+
+def _locate_items(
+    document: Any, steps: tuple[Step, ...], split: tuple[int, str, str]
+) -> Iterator[tuple[str, Any]]:
+    k, before, after = split
+    value = document
+    for step in steps[:k]:
+        value = _child(value, step)
+        if value is MISSING:  # the list itself is missing: said step by step
+            yield from _locate(document, steps, "$")
+            return
+    if isinstance(value, list):
+        children: Any = enumerate(value)
+    elif isinstance(value, dict):
+        yield from _locate(document, steps, "$")
+        return
+    else:
+        yield f"{before}[*]", MISSING
+        return
+    suffix = steps[k + 1 :]
+    for index, child in children:
+        found = child
+        for step in suffix:
+            found = _child(found, step)
+            if found is MISSING:
+                break
+        yield f"{before}[{index}]{after}", found
+
+
+def _child(value: Any, step: Step) -> Any:
+    """One named or indexed step, or MISSING."""
+    if isinstance(step, str):
+        return value[step] if isinstance(value, dict) and step in value else MISSING
+    if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
+        return value[step]
+    return MISSING

@@ -161,3 +161,46 @@ def test_schema_reports_where_and_what() -> None:
 def test_an_invalid_schema_is_refused_with_where() -> None:
     with pytest.raises(ConditionError, match="invalid JSON Schema at /properties/x/type"):
         compile_schema({"type": "object", "properties": {"x": {"type": "strnig"}}})
+
+
+def test_a_shape_only_schema_remembers_valid_shapes_and_still_judges_new_ones() -> None:
+    schema = compile_schema(
+        {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    )
+    assert schema.valid_shapes is not None
+    assert schema.judge({"n": 1}) is None and schema.judge({"n": 2}) is None
+    assert len(schema.valid_shapes) == 1
+    failure = schema.judge({"n": 1.5})  # a float of another shape than 1.0
+    assert failure is not None and "expected type 'integer'" in failure.reason()
+    assert schema.judge({"n": 1.0}) is None
+    assert schema.judge({"m": 1}) is not None
+    by_value = compile_schema({"properties": {"n": {"enum": [1]}}})
+    assert by_value.valid_shapes is None  # values matter: every document validated
+    assert by_value.judge({"n": 1}) is None and by_value.judge({"n": 2}) is not None
+
+
+def test_a_document_too_deep_to_validate_is_a_failure_not_a_crash() -> None:
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    failure = compile_schema({"type": "array"}).judge(deep)
+    assert failure is not None and "nested too deeply" in failure.reason()
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        BODY,
+        {"recommendations": [{"id": "a"}, {"other": 1}, "x", None, {"id": {"deep": 1}}]},
+        {"recommendations": None},
+        {"recommendations": {"k": {"id": "a"}}},
+        {},
+        [],
+    ],
+)
+def test_the_item_walk_says_the_same_as_the_general_one(document: Any) -> None:
+    from monitor.core.jsonpath import _locate, compile_path
+
+    for text in ("$.recommendations[*].id", "$.recommendations[*]", "$.recommendations[*][0]"):
+        path = compile_path(text)
+        assert list(path.locate(document)) == list(_locate(document, path.steps, "$"))
