@@ -30,8 +30,9 @@ from monitor.config.units import format_duration
 from monitor.core.conditions import Condition
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
+from monitor.detect.codec import alert_from_json, alert_to_json
 from monitor.detect.lifecycle import Description, Subject, Thresholds, Verdict, advance
-from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind
+from monitor.detect.series import AlertEvent, AlertState, EventKind
 
 FALLBACK = "fallback"
 FOREIGN = "foreign_items"
@@ -576,30 +577,6 @@ def alerts_of(state: ContentState) -> Iterator[tuple[str, str, AlertState]]:
 # One JSON entry ("content") per monitor: {check: state}. Counts are rebuilt from the answers.
 
 
-def _alert_to_json(alert: AlertState) -> dict[str, Any]:
-    return {
-        "status": alert.status.value,
-        "since": alert.since,
-        "fired_at": alert.fired_at,
-        "clear_since": alert.clear_since,
-        "severity": alert.severity.value,
-        "summary": alert.summary,
-        "details": dict(alert.details),
-    }
-
-
-def _alert_from_json(data: dict[str, Any]) -> AlertState:
-    return AlertState(
-        AlertStatus(data["status"]),
-        since=float(data["since"]),
-        fired_at=None if data.get("fired_at") is None else float(data["fired_at"]),
-        clear_since=None if data.get("clear_since") is None else float(data["clear_since"]),
-        severity=Severity(data["severity"]),
-        summary=str(data.get("summary", "")),
-        details=dict(data.get("details") or {}),
-    )
-
-
 def content_to_json(states: Mapping[str, ContentState]) -> dict[str, Any]:
     return {
         check: {
@@ -621,7 +598,7 @@ def content_to_json(states: Mapping[str, ContentState]) -> dict[str, Any]:
                 else [state.candidate.fingerprint, state.candidate.since]
             ),
             "alerts": [
-                [rule, tenant, _alert_to_json(alert)]
+                [rule, tenant, alert_to_json(alert)]
                 for (rule, tenant), alert in state.alerts.items()
             ],
         }
@@ -655,7 +632,7 @@ def content_from_json(data: object) -> dict[str, ContentState]:
                 owners = owners.set(str(item), tuple((str(t), float(at)) for t, at in seen))
             alerts = state.alerts
             for rule, tenant, alert in saved.get("alerts", []):
-                alerts = alerts.set((str(rule), str(tenant)), _alert_from_json(alert))
+                alerts = alerts.set((str(rule), str(tenant)), alert_from_json(alert))
             candidate = saved.get("candidate")
             states[str(check)] = _with(
                 state,
