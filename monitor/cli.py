@@ -168,7 +168,9 @@ def _parser() -> argparse.ArgumentParser:
         "(days in seconds) and print what was paged and when, ending with a verdict line.",
     )
     replay.add_argument(
-        "scenario", choices=("incident", "latency", "healthy-week"), help="which scenario"
+        "scenario",
+        choices=("incident", "latency", "healthy-week", "fallback"),
+        help="which scenario",
     )
     replay.add_argument("--seed", type=int, default=1, help="random seed for the simulated noise")
 

@@ -250,7 +250,7 @@ def build() -> Dashboard:
         .with_panel(
             series(
                 "Outcomes over time",
-                "Probes per second by outcome: ok, empty, http_error, auth_error, timeout, connect_error, tls_error, invalid_body.",
+                "Probes per second by outcome: ok, empty, http_error, auth_error, timeout, connect_error, tls_error, invalid_body, wrong_content.",
                 "reqps",
                 (
                     f"sum by (outcome) (rate(recmon_probes_total{{{SELECT}}}[$__rate_interval]))",
@@ -270,6 +270,17 @@ def build() -> Dashboard:
                 (
                     'sum by (check, credential) (rate(recmon_probe_auth_errors_total{check=~"$check"}[$__rate_interval]))',
                     "{{check}} {{credential}} credential refused/s",
+                ),
+            )
+        )
+        .with_panel(
+            series(
+                "Wrong content (condition failures)",
+                "Probes answered with items whose content failed a condition (wrong_content): a renamed field, a changed type, another tenant's items. By check and condition (expect.conditions; schema for expect.schema).",
+                "reqps",
+                (
+                    'sum by (check, condition) (rate(recmon_probe_condition_failures_total{check=~"$check"}[$__rate_interval]))',
+                    "{{check}} {{condition}}",
                 ),
             )
         )

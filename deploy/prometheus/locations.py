@@ -95,7 +95,8 @@ groups:
       - record: tenant_check_location:recmon_probes:rate
         expr: sum by (tenant, check, location) (rate(recmon_probes_total{{location!=""}}[{window}]))
       # Share of those probes that came back empty (symptom="empty") or failed outright
-      # (symptom="failing": http_error, timeout, connect_error, tls_error, invalid_body).
+      # (symptom="failing": http_error, timeout, connect_error, tls_error, invalid_body,
+      # wrong_content).
       - record: tenant_check_location_symptom:recmon_probes:ratio
         expr: >
           label_replace(

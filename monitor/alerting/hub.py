@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerting.planner import PlannerState, Policy, group_key, located_key, plan
-from monitor.alerting.tracker import AlertTracker, SeriesKey, adopted_alert
+from monitor.alerting.tracker import AlertTracker, SeriesKey, adopted_alert, content_specs
 from monitor.config.model import AlertsSpec, TlsSpec
 from monitor.core.certinfo import CertificateInfo
 from monitor.core.clock import Clock
@@ -25,6 +25,7 @@ from monitor.core.notifications import Notification, Severity
 from monitor.core.results import ProbeResult
 from monitor.core.tenancy import Shard
 from monitor.detect.backends import BackendFinding, BackendTally
+from monitor.detect.content import ContentState
 from monitor.detect.fleet import FOLDS, FleetWatch
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
@@ -87,6 +88,8 @@ class AlertMemory:
     series: Mapping[SeriesKey, SeriesState] = field(default_factory=dict)
     planner: PlannerState = field(default_factory=PlannerState)
     tls_hosts: Mapping[str, HostState] = field(default_factory=dict)
+    # Answers judged across tenants, per check (detect/content.py).
+    content: Mapping[str, ContentState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ class AlertHub:
             counting_checks=[name for name, check in checks.items() if check.items is not None],
             parents={name: check.after for name, check in checks.items() if check.after},
             tls=tls,
+            content_specs=content_specs(checks, spec.fallback),
         )
         # Events whose notifications the router refused (raised: a bug; a state file that
         # takes no writes does not raise, the outbox holds them in memory): planned again at
@@ -262,6 +266,7 @@ class AlertHub:
     def set_tenants(self, tenants: Sequence[str], removed: Iterable[str]) -> None:
         self._total_tenants = len(tenants)
         self._fleet.set_total_tenants(len(tenants))
+        self._tracker.set_tenant_count(len(tenants))
         current = set(tenants)
         for skipped in self._not_probed.values():
             for tenant in [t for t in skipped if t not in current]:
@@ -335,7 +340,12 @@ class AlertHub:
 
     def memory(self) -> AlertMemory:
         """A consistent snapshot (the states are immutable; the mappings are copies)."""
-        return AlertMemory(dict(self._tracker.series), self._planner, dict(self._tracker.tls_hosts))
+        return AlertMemory(
+            dict(self._tracker.series),
+            self._planner,
+            dict(self._tracker.tls_hosts),
+            dict(self._tracker.content),
+        )
 
     def restore(self, memory: AlertMemory) -> int:
         """Take over a saved memory (at start, before any result) and show what fires;
@@ -343,6 +353,7 @@ class AlertHub:
         AlertTracker.adopt_paged_alerts)."""
         self._tracker.series.update(memory.series)
         self._tracker.tls_hosts.update(memory.tls_hosts)
+        self._tracker.restore_content(memory.content)
         self._planner = memory.planner
         adopted = self._tracker.adopt_paged_alerts(self._planner)
         # A paged overload alert resolves only through its rule: the rule must know it fires.

@@ -10,12 +10,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from monitor.alerting.planner import PlannerState
-from monitor.config.model import AlertsSpec, TlsSpec
+from monitor.config.model import AlertsSpec, FallbackRule, TlsSpec
 from monitor.core.certinfo import CertificateInfo
-from monitor.core.results import ProbeResult
+from monitor.core.results import Outcome, ProbeResult
+from monitor.detect import content
+from monitor.detect.content import ContentSpec, ContentState
 from monitor.detect.detector import Parent, baseline_p95, observe
 from monitor.detect.rules import Rulebook
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.probing.checks import HttpCheck
 from monitor.tls.prober import TlsResult
 from monitor.tls.rules import (
     CLIENT_PREFIX,
@@ -28,6 +31,23 @@ from monitor.tls.rules import (
 SeriesKey = tuple[str, str]  # (tenant, check)
 
 
+def content_specs(checks: Mapping[str, HttpCheck], rule: FallbackRule) -> dict[str, ContentSpec]:
+    """The checks whose answers are judged across requests and tenants."""
+    specs = {}
+    for name, check in checks.items():
+        if not check.judged_across:
+            continue
+        specs[name] = ContentSpec(
+            check=name,
+            interval=check.interval,
+            fallback=rule if check.fallback and rule.enabled else None,
+            tenant_pattern=check.tenant_pattern,
+            disjoint=check.items_disjoint,
+            changes_within=check.changes_within,
+        )
+    return specs
+
+
 class AlertTracker:
     def __init__(
         self,
@@ -36,6 +56,7 @@ class AlertTracker:
         counting_checks: Iterable[str],
         parents: Mapping[str, str],
         tls: TlsSpec | None = None,
+        content_specs: Mapping[str, ContentSpec] | None = None,
     ) -> None:
         self.spec = spec
         self.rulebook = Rulebook(spec, frozenset(counting_checks))
@@ -45,6 +66,10 @@ class AlertTracker:
         self.tls_hosts: dict[str, HostState] = {}
         # Without it (no certificate watch), certificate results raise no alerts.
         self.tls_spec = tls
+        # Answers judged across requests and tenants (detect/content.py), one state per check.
+        self.content_specs = dict(content_specs or {})
+        self.content: dict[str, ContentState] = {}
+        self._tenants = 0  # probed, for the fleet's share
 
     def observe_tls(self, host: str, results: Sequence[TlsResult], now: float) -> list[AlertEvent]:
         if self.tls_spec is None:
@@ -75,9 +100,27 @@ class AlertTracker:
             if parent_state is not None:
                 parent = Parent(parent_check, parent_state)
         rules = self.rulebook.for_series(*key)
+        judged_events: list[AlertEvent] = []
+        spec = self.content_specs.get(result.check)
+        if spec is not None:
+            judged = self.content.get(result.check) or ContentState()
+            judged, judged_events = content.observe(judged, result, now, spec, self._tenants)
+            self.content[result.check] = judged
+            if result.outcome is Outcome.WRONG_CONTENT and content.covers(judged, result):
+                # A fallback list or another tenant's items: paged by its own alert, not
+                # again as each tenant's failures (the metrics keep wrong_content).
+                result = replace(result, outcome=Outcome.OK, reason="", condition="")
         state, events = observe(state, result, now, rules, parent)
         self.series[key] = state
-        return events
+        return judged_events + events
+
+    def restore_content(self, states: Mapping[str, ContentState]) -> None:
+        """Saved judgements of the checks still judged (a check since changed starts clean)."""
+        self.content.update({c: s for c, s in states.items() if c in self.content_specs})
+
+    def set_tenant_count(self, tenants: int) -> None:
+        """How many tenants are probed (the fleet a fallback's share is of)."""
+        self._tenants = tenants
 
     def forget_tenant(self, tenant: str, now: float) -> list[AlertEvent]:
         """A tenant is no longer probed: its firing alerts resolve, its state goes."""
@@ -101,6 +144,10 @@ class AlertTracker:
                         )
                     )
         self.rulebook.forget_tenant(tenant)
+        for check, judged in list(self.content.items()):
+            judged, more = content.forget_tenant(judged, tenant, now, self.content_specs[check])
+            self.content[check] = judged
+            events += more
         return events
 
     def adopt_paged_alerts(self, planner: PlannerState) -> int:
@@ -118,6 +165,11 @@ class AlertTracker:
                     alerts = {**host.alerts, event.rule: adopted_alert(event)}
                     self.tls_hosts[event.variant] = replace(host, alerts=alerts)
                     adopted += 1
+                continue
+            if event.rule in content.RULES and event.check in self.content_specs:
+                judged = self.content.get(event.check) or ContentState()
+                self.content[event.check] = content.adopt(judged, event, adopted_alert(event))
+                adopted += 1
                 continue
             if event.tenant is None or event.check is None:
                 continue
@@ -147,12 +199,22 @@ class AlertTracker:
             for rule_id, alert in state.alerts.items()
             if alert.status is status
         ]
-        return series + [
-            ((host, TLS_CHECK), rule_id, alert)
-            for host, state in self.tls_hosts.items()
-            for rule_id, alert in state.alerts.items()
+        judged = [
+            ((tenant, check), rule, alert)
+            for check, state in self.content.items()
+            for rule, tenant, alert in content.alerts_of(state)
             if alert.status is status
         ]
+        return (
+            series
+            + judged
+            + [
+                ((host, TLS_CHECK), rule_id, alert)
+                for host, state in self.tls_hosts.items()
+                for rule_id, alert in state.alerts.items()
+                if alert.status is status
+            ]
+        )
 
     def building(self) -> list[tuple[SeriesKey, str, int, int]]:
         """Streaks on their way to an alert: ((tenant, check), rule, probes so far, probes

@@ -21,6 +21,7 @@ from monitor.detect.codec import (
     series_core_to_json,
     series_from_parts,
 )
+from monitor.detect.content import ContentState, content_from_json, content_to_json
 from monitor.detect.series import SeriesState
 from monitor.probing.tenant_source import TenantSource
 from monitor.state.store import SeriesKey, SeriesWrite, StateStore
@@ -175,10 +176,20 @@ class Persistence:
                     "certificate state unreadable, starting it clean",
                     extra={"fields": {"error": str(exc)}},
                 )
+        content: dict[str, ContentState] = {}
+        saved_content = self.store.get("content")
+        if saved_content is not None:
+            try:
+                content = content_from_json(saved_content)
+            except ValueError as exc:
+                log.warning(
+                    "cross-tenant content state unreadable, starting it clean",
+                    extra={"fields": {"error": str(exc)}},
+                )
         tenants = self.store.get("tenants")
         if isinstance(tenants, list) and all(isinstance(t, str) for t in tenants):
             self.tenants.seed(tenants)
-        adopted = self.hub.restore(AlertMemory(series, planner, tls_hosts))
+        adopted = self.hub.restore(AlertMemory(series, planner, tls_hosts, content))
         if adopted:
             log.warning(
                 "paged alerts missing from the saved detector state (recmon stopped without "
@@ -205,6 +216,7 @@ class Persistence:
         self._write_series(memory.series, baseline_every=0.0)  # the last save: all of it
         self.store.put("planner", planner_to_json(memory.planner))
         self.store.put("tls", tls_hosts_to_json(memory.tls_hosts))
+        self.store.put("content", content_to_json(memory.content))
         if self.tenants.current:
             self.store.put("tenants", list(self.tenants.current))
         if counters:
@@ -222,6 +234,7 @@ class Persistence:
             self._write_series(memory.series, baseline_every=BASELINE_EVERY_S)
             self.store.put("planner", planner)
             self.store.put("tls", tls)
+            self.store.put("content", content_to_json(memory.content))
             if tenants:
                 self.store.put("tenants", tenants)
 

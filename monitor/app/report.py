@@ -34,9 +34,11 @@ def round_summary(
     for result in results:
         by_check.setdefault(result.check, []).append(result)
     outcomes = [o.value for o in Outcome]
+    # Each outcome's column as wide as its name: nine outcomes stay within a terminal line.
+    widths = {o: max(len(o) + 1, 7) for o in outcomes}
     header = (
         f"{'check':<18}{'probes':>7}"
-        + "".join(f"{o:>14}" for o in outcomes)
+        + "".join(f"{o:>{widths[o]}}" for o in outcomes)
         + f"{'p50':>9}{'p95':>9}"
     )
     lines = [header]
@@ -46,7 +48,7 @@ def round_summary(
         latencies = [r.duration_s for r in items if r.ok]
         lines.append(
             f"{check:<18}{len(items):>7}"
-            + "".join(f"{counts.get(o, 0):>14}" for o in outcomes)
+            + "".join(f"{counts.get(o, 0):>{widths[o]}}" for o in outcomes)
             + f"{_ms(_percentile(latencies, 0.5)):>9}{_ms(_percentile(latencies, 0.95)):>9}"
         )
         problems.extend(r for r in items if not r.ok)
@@ -137,7 +139,8 @@ def _by_rule(alerts: Sequence[tuple[SeriesKey, str, AlertState]]) -> list[str]:
     """One line per rule and check, naming the tenants (hosts, for certificates)."""
     same: dict[tuple[str, str], list[str]] = {}
     for (subject, check), rule_id, _ in sorted(alerts, key=lambda a: (a[0][1], a[1], a[0][0])):
-        same.setdefault((rule_id, check), []).append(subject)
+        # A fleet alert (a fallback list for every tenant) has no tenant of its own.
+        same.setdefault((rule_id, check), []).append(subject or "the fleet")
     return [
         _clip(f"  {rule_id} on {check} ({_tenants(subjects)})")
         for (rule_id, check), subjects in same.items()

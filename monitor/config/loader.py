@@ -19,6 +19,7 @@ from monitor.config.secretfiles import resolve_secret_files
 from monitor.config.units import format_duration
 from monitor.config.webconfig import on_every_interface
 from monitor.config.yamlsource import KeyProblem, Path, YamlProblem, line_for, load_yaml
+from monitor.core.conditions import compile_condition
 from monitor.core.secrets import Redactor
 from monitor.core.templating import template_names
 
@@ -556,6 +557,22 @@ def _cross_check(config: Config) -> list[tuple[Path, str]]:
                     )
                 )
             problems += _set_for_some_tenants_only(config, name, field, names - shared)
+        for index, condition in enumerate(check.expect.conditions):
+            used = (
+                compile_condition(
+                    condition.name, condition.path, condition.op, condition.value
+                ).names
+                if not condition.length
+                else frozenset()
+            )
+            for missing in sorted(used - available):
+                problems.append(
+                    (
+                        ("checks", name, "expect", "conditions", index, "value"),
+                        f"template variable {{{missing}}} is not defined: set it in "
+                        "tenants.default_vars or tenants.vars, or capture it in an earlier check",
+                    )
+                )
 
     if config.tenants.static is not None:
         static = set(config.tenants.static)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from monitor.config.units import Rate, parse_duration, parse_rate, parse_size
+from monitor.core.conditions import compile_condition, compile_schema
 from monitor.core.jsonpath import JsonPath, compile_path
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome
@@ -199,6 +200,40 @@ class RequestSpec(Model):
     follow_redirects: bool = False
 
 
+ConditionName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+
+class ConditionSpec(Model):
+    """One condition on the response (monitor/core/conditions.py): failed, the probe is
+    wrong_content and its reason names the condition and the offending value."""
+
+    name: ConditionName
+    path: JsonPathField
+    op: Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "matches", "present", "absent"]
+    value: Any = None
+    # Compare the length of the list (string, object) at the path, not the value itself.
+    length: bool = False
+
+    @model_validator(mode="after")
+    def _compiles(self) -> ConditionSpec:
+        compile_condition(self.name, self.path, self.op, self.value, length=self.length)
+        return self
+
+
+def _unique_names(conditions: list[ConditionSpec]) -> list[ConditionSpec]:
+    names = Counter(c.name for c in conditions)
+    repeated = sorted(n for n, count in names.items() if count > 1)
+    if repeated:
+        raise ValueError(f"condition names must be unique; repeated: {', '.join(repeated)}")
+    return conditions
+
+
+def _json_schema(value: object) -> dict[str, Any]:
+    compile_schema(value)
+    assert isinstance(value, dict)
+    return value
+
+
 class Expect(Model):
     status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default=[200], min_length=1)
     items: JsonPathField | None = None
@@ -206,6 +241,21 @@ class Expect(Model):
     max_body_bytes: ByteSize = 1024 * 1024
     # Checked only when the body is parsed (items or capture set); null accepts any type.
     content_type: str | None = "application/json"
+    # Conditions on the content and a JSON Schema: judged once the items are there.
+    conditions: Annotated[list[ConditionSpec], AfterValidator(_unique_names)] = []
+    json_schema: Annotated[dict[str, Any], AfterValidator(_json_schema)] | None = Field(
+        None, alias="schema"
+    )
+    # The key that identifies an item (scalar items are their own id): what fingerprints,
+    # foreign items and frozen answers are judged on.
+    item_id: Annotated[str, Field(min_length=1)] = "id"
+    # One list answering different requests, or most tenants at once, pages as a fallback.
+    # Unset: on for checks with items. Off for a check whose answers are legitimately alike.
+    fallback: bool | None = None
+    # Tenants' catalogues are disjoint: an item id answered to two tenants is a leak.
+    items_disjoint_across_tenants: bool = False
+    # An answer that has not changed at all for this long is frozen (a stale cache).
+    changes_within: Duration | None = None
 
 
 class RetrySpec(Model):
@@ -215,12 +265,25 @@ class RetrySpec(Model):
     backoff: Duration = 0.1
 
 
+class CaptureSpec(Model):
+    path: JsonPathField
+    # first: the first value the path selects. rotate: each round the next of its values
+    # (by the round's start time), so recommendations are asked about every search result
+    # in turn and a list that answers them all is seen as the fallback it is.
+    pick: Literal["first", "rotate"] = "first"
+
+
+def _capture(value: object) -> object:
+    return value if isinstance(value, dict | CaptureSpec) else {"path": value}
+
+
 class CheckSpec(Model):
     target: str
     request: RequestSpec
     expect: Expect = Expect()
-    # Values taken from this check's response, usable as {name} by checks that run after it.
-    capture: dict[str, JsonPathField] = {}
+    # Values taken from this check's response, usable as {name} by checks that run after it:
+    # a JSON path (its first value) or {path, pick: rotate}.
+    capture: dict[str, Annotated[CaptureSpec, BeforeValidator(_capture)]] = {}
     # Run after this check, in the same round for the tenant, with its captures available.
     after: str | None = None
     interval: Duration | None = None
@@ -486,6 +549,19 @@ class LatencyDriftRule(Model):
     severity: Severity = Severity.WARNING
 
 
+class FallbackRule(Model):
+    """One identical list answering different requests of a tenant, or most tenants at once
+    (checks with expect.fallback, on by default for checks with items)."""
+
+    enabled: bool = True
+    # Most tenants: at least this many, and this share of the tenants answering a list.
+    min_tenants: int = Field(3, ge=2)
+    share: Share = 0.5
+    # Within a tenant: this many different requests answered by one list in a row.
+    min_requests: int = Field(3, ge=2)
+    severity: Severity = Severity.CRITICAL
+
+
 class LatencySloRule(Model):
     """An absolute p95 objective, off unless p95 is set."""
 
@@ -613,6 +689,7 @@ class AlertsSpec(Model):
     error_rate: ErrorRateRule = ErrorRateRule()
     latency_drift: LatencyDriftRule = LatencyDriftRule()
     latency_slo: LatencySloRule = LatencySloRule()
+    fallback: FallbackRule = FallbackRule()
     overrides: list[AlertOverride] = []
     storm: StormSpec = StormSpec()
     flapping: FlappingSpec = FlappingSpec()

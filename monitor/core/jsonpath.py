@@ -6,6 +6,7 @@ compiles once at configuration time and walks the decoded body without allocatio
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,18 @@ _WILDCARD = object()
 Step = str | int | object
 
 
+class _Missing:
+    """What a path designates where the document has nothing (a key absent, an index out of
+    range, a list where an object was expected): not null, which is a value."""
+
+    def __repr__(self) -> str:
+        return "absent"
+
+
+MISSING: Any = _Missing()
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
 class JsonPathError(ValueError):
     pass
 
@@ -41,6 +54,15 @@ class JsonPath:
     def find(self, document: Any) -> list[Any]:
         """Every value the path selects (empty when nothing matches)."""
         return list(_find(document, self.steps))
+
+    def locate(self, document: Any) -> Iterator[tuple[str, Any]]:
+        """Every place the path designates, as (location, value): "$.items[3].id". Where the
+        document lacks a step the value is MISSING, so a renamed field is seen on each item
+        of a [*] path (find() would only select fewer values)."""
+        split = _split(self.steps)
+        if split is None:
+            return _locate(document, self.steps, "$")
+        return _locate_items(document, self.steps, split)
 
     def first(self, document: Any) -> Any | None:
         return next(_find(document, self.steps), None)
@@ -103,3 +125,85 @@ def _find(value: Any, steps: tuple[Step, ...]) -> Iterator[Any]:
             yield from _find(value[step], rest)
     elif isinstance(step, str) and isinstance(value, dict) and step in value:
         yield from _find(value[step], rest)
+
+
+def _step_text(step: str | int) -> str:
+    if isinstance(step, int):
+        return f"[{step}]"
+    return f".{step}" if _NAME.fullmatch(step) else f"[{step!r}]"
+
+
+def _locate(value: Any, steps: tuple[Step, ...], where: str) -> Iterator[tuple[str, Any]]:
+    if not steps:
+        yield where, value
+        return
+    step, rest = steps[0], steps[1:]
+    if step is _WILDCARD:
+        if isinstance(value, list):
+            for index, child in enumerate(value):
+                yield from _locate(child, rest, f"{where}[{index}]")
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                yield from _locate(child, rest, where + _step_text(str(key)))
+        else:
+            yield f"{where}[*]", MISSING
+    elif isinstance(step, int) and not isinstance(step, bool):
+        if isinstance(value, list) and -len(value) <= step < len(value):
+            yield from _locate(value[step], rest, f"{where}[{step}]")
+        else:
+            yield f"{where}[{step}]", MISSING
+    elif isinstance(step, str) and isinstance(value, dict) and step in value:
+        yield from _locate(value[step], rest, where + _step_text(step))
+    elif isinstance(step, str):
+        yield where + _step_text(step), MISSING
+
+
+@functools.lru_cache(maxsize=1024)
+def _split(steps: tuple[Step, ...]) -> tuple[int, str, str] | None:
+    """For a path with one [*] and names or indexes around it (`$.items[*].id`, the common
+    condition): where the [*] is and the location text before and after it, so every item's
+    location is one join instead of a string built step by step."""
+    wild = [i for i, step in enumerate(steps) if step is _WILDCARD]
+    if len(wild) != 1:
+        return None
+    k = wild[0]
+    before = "$" + "".join(_step_text(s) for s in steps[:k] if isinstance(s, str | int))
+    after = "".join(_step_text(s) for s in steps[k + 1 :] if isinstance(s, str | int))
+    return k, before, after
+
+
+def _locate_items(
+    document: Any, steps: tuple[Step, ...], split: tuple[int, str, str]
+) -> Iterator[tuple[str, Any]]:
+    k, before, after = split
+    value = document
+    for step in steps[:k]:
+        value = _child(value, step)
+        if value is MISSING:  # the list itself is missing: said step by step
+            yield from _locate(document, steps, "$")
+            return
+    if isinstance(value, list):
+        children: Any = enumerate(value)
+    elif isinstance(value, dict):
+        yield from _locate(document, steps, "$")
+        return
+    else:
+        yield f"{before}[*]", MISSING
+        return
+    suffix = steps[k + 1 :]
+    for index, child in children:
+        found = child
+        for step in suffix:
+            found = _child(found, step)
+            if found is MISSING:
+                break
+        yield f"{before}[{index}]{after}", found
+
+
+def _child(value: Any, step: Step) -> Any:
+    """One named or indexed step, or MISSING."""
+    if isinstance(step, str):
+        return value[step] if isinstance(value, dict) and step in value else MISSING
+    if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
+        return value[step]
+    return MISSING

@@ -98,6 +98,9 @@ ALERT_NAMES = {
     "tls_client_expiring_soon": "RecmonTLSClientCertificateExpiringSoon",
     "overload": "RecmonOverloaded",
     "state_unwritable": "RecmonStateUnwritable",
+    "fallback": "RecmonFallbackList",
+    "foreign_items": "RecmonForeignItems",
+    "frozen": "RecmonFrozenAnswers",
 }
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
@@ -117,6 +120,9 @@ RUNBOOKS = {
     "tls_client_expiring_soon": "docs/runbooks/tls-client-certificate-expiring.md",
     "overload": "docs/runbooks/recmon-lagging.md",
     "state_unwritable": "docs/runbooks/state-unwritable.md",
+    "fallback": "docs/runbooks/wrong-content.md",
+    "foreign_items": "docs/runbooks/wrong-content.md",
+    "frozen": "docs/runbooks/wrong-content.md",
 }
 
 

@@ -21,6 +21,9 @@ class Outcome(enum.StrEnum):
     CONNECT_ERROR = "connect_error"
     TLS_ERROR = "tls_error"
     INVALID_BODY = "invalid_body"
+    # The response parsed and had its items, but a condition on its content failed (a
+    # field renamed, another tenant's items, a value out of range): HTTP 200, yet wrong.
+    WRONG_CONTENT = "wrong_content"
 
 
 CREDENTIAL_TENANT = "tenant"
@@ -65,6 +68,14 @@ class ProbeResult:
     target: str = ""
     address: str = ""
     via_proxy: bool = False
+    # wrong_content: the name of the condition that failed (a metric label, never a value).
+    condition: str = ""
+    # The ids of the answer's items, in order, for checks judged across requests and tenants
+    # (fallback lists, foreign items, frozen answers); empty otherwise.
+    item_ids: tuple[str, ...] = ()
+    # What was asked, as a short digest of the rendered request (never its text: a query
+    # may carry a credential): one list answering different questions is a fallback.
+    asked: str = ""
 
     @property
     def ok(self) -> bool:

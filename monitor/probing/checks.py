@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.config.model import CheckSpec, Config
+from monitor.core.conditions import Condition, SchemaCheck, compile_condition, compile_schema
 from monitor.core.jsonpath import JsonPath
 from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_SHARED, CREDENTIAL_TENANT, Outcome
 from monitor.core.templating import Template, parse_template, render_value, template_names
@@ -19,6 +20,13 @@ class RenderedRequest:
     params: tuple[tuple[str, str], ...]
     headers: tuple[tuple[str, str], ...]
     json_body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    name: str
+    path: JsonPath
+    rotate: bool = False  # the round's turn among the path's values, not the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +44,7 @@ class HttpCheck:
     min_items: int
     max_body_bytes: int
     content_type: str | None
-    captures: tuple[tuple[str, JsonPath], ...]
+    captures: tuple[Capture, ...]
     timeout: float
     interval: float
     after: str | None
@@ -49,10 +57,39 @@ class HttpCheck:
     # auth_error page points at. Never a value.
     credential_scope: str = CREDENTIAL_NONE
     credential_label: str = "no credentials"
+    # Conditions on the content and a JSON Schema (wrong_content when one fails).
+    conditions: tuple[Condition, ...] = ()
+    schema: SchemaCheck | None = None
+    # The item key that identifies an item, and whether answers are judged across requests
+    # and tenants (fallback, foreign items, frozen): then results carry their item ids.
+    item_id: str = "id"
+    fallback: bool = False
+    items_disjoint: bool = False
+    changes_within: float | None = None
 
     @property
     def parses_body(self) -> bool:
-        return self.items is not None or bool(self.captures)
+        return (
+            self.items is not None
+            or bool(self.captures)
+            or bool(self.conditions)
+            or self.schema is not None
+        )
+
+    @property
+    def tenant_pattern(self) -> Condition | None:
+        """The condition whose pattern names the tenant (items of another tenant tell)."""
+        return next((c for c in self.conditions if c.tenant_pattern), None)
+
+    @property
+    def judged_across(self) -> bool:
+        """Whether results carry item ids for the cross-tenant judgement."""
+        return self.items is not None and (
+            self.fallback
+            or self.items_disjoint
+            or self.changes_within is not None
+            or self.tenant_pattern is not None
+        )
 
     @property
     def variables(self) -> frozenset[str]:
@@ -126,7 +163,10 @@ def compile_check(name: str, spec: CheckSpec, config: Config) -> HttpCheck:
         min_items=expect.min_items,
         max_body_bytes=expect.max_body_bytes,
         content_type=expect.content_type.lower() if expect.content_type else None,
-        captures=tuple(spec.capture.items()),
+        captures=tuple(
+            Capture(key, capture.path, capture.pick == "rotate")
+            for key, capture in spec.capture.items()
+        ),
         timeout=config.timeout_of(name),
         interval=config.interval_of(name),
         after=spec.after,
@@ -136,6 +176,15 @@ def compile_check(name: str, spec: CheckSpec, config: Config) -> HttpCheck:
         captured_before=config.captures_before(name),
         credential_scope=scope,
         credential_label=label,
+        conditions=tuple(
+            compile_condition(c.name, c.path, c.op, c.value, length=c.length)
+            for c in expect.conditions
+        ),
+        schema=compile_schema(expect.json_schema) if expect.json_schema is not None else None,
+        item_id=expect.item_id,
+        fallback=expect.fallback if expect.fallback is not None else expect.items is not None,
+        items_disjoint=expect.items_disjoint_across_tenants,
+        changes_within=expect.changes_within,
     )
 
 

@@ -150,7 +150,7 @@ class Engine:
         else:
             if self._told_credential and name in self._uses_credential:
                 self._told_credential.discard(tenant)  # it has one again: say so if it goes
-            result = await self._probe(check, tenant, request, due)
+            result = await self._probe(check, tenant, request, due, values)
             if result is not None:  # None: withheld, the monitor's lag and not the tenant's
                 self.sink(result)
         if not self.dependents[name]:
@@ -197,22 +197,29 @@ class Engine:
             log.debug("probe skipped: missing template variable", extra={"fields": fields})
 
     async def _probe(
-        self, check: HttpCheck, tenant: str, request: RenderedRequest, due: float | None
+        self,
+        check: HttpCheck,
+        tenant: str,
+        request: RenderedRequest,
+        due: float | None,
+        values: Mapping[str, str],
     ) -> ProbeResult | None:
         """The probe's result; None when it timed out while the monitor itself stood still long
         enough to cause it, handed to `withheld_sink` instead."""
         tokens = self.token_sources.get(check.target)
         if tokens is None:
-            return await self._send(check, tenant, request, due)
+            return await self._send(check, tenant, request, due, values)
         # The token is had before the probe is timed: fetching it is never latency.
         token = await tokens.token()
         if isinstance(token, TokenUnavailable):
             return self._without_token(check, tenant, token)
-        result = await self._send(check, tenant, with_bearer(request, token.value), due)
+        result = await self._send(check, tenant, with_bearer(request, token.value), due, values)
         if result is not None and result.outcome is Outcome.AUTH_ERROR and result.status == 401:
             fresh = await tokens.refused(token)
             if fresh is not None:
-                result = await self._send(check, tenant, with_bearer(request, fresh.value), None)
+                result = await self._send(
+                    check, tenant, with_bearer(request, fresh.value), None, values
+                )
         return result
 
     def _without_token(self, check: HttpCheck, tenant: str, token: TokenUnavailable) -> ProbeResult:
@@ -232,7 +239,12 @@ class Engine:
         )
 
     async def _send(
-        self, check: HttpCheck, tenant: str, request: RenderedRequest, due: float | None
+        self,
+        check: HttpCheck,
+        tenant: str,
+        request: RenderedRequest,
+        due: float | None,
+        values: Mapping[str, str],
     ) -> ProbeResult | None:
         throttle = self.throttles.get(check.target)
         if throttle is not None:
@@ -246,7 +258,7 @@ class Engine:
                 if self.lag_sink is not None:
                     self.lag_sink(check.name, lag)
             client = self.clients[check.target]
-            result = await probe_http(check, tenant, request, client, self.clock)
+            result = await probe_http(check, tenant, request, client, self.clock, values)
         end = self.clock.monotonic()
         if (
             result.outcome is Outcome.TIMEOUT

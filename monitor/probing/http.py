@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
+import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -17,13 +20,15 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from tenacity.wait import wait_exponential
 
 from monitor.core.clock import Clock
+from monitor.core.conditions import Failure, first_failure
 from monitor.core.results import CREDENTIAL_NONE, NO_CAPTURES, Outcome, ProbeResult
+from monitor.core.secrets import REDACTED
 from monitor.core.tlsreasons import (
     classify_tls_error,
     find_tls_error,
     refused_certificate_alert,
 )
-from monitor.probing.checks import HttpCheck, RenderedRequest
+from monitor.probing.checks import HttpCheck, RenderedRequest, looks_like_credential
 from monitor.probing.transport.framing import MAX_HEAD_BYTES
 from monitor.probing.transport.peer import PEER, VIA_PROXY, peer_of_error
 
@@ -41,6 +46,11 @@ class Attempt:
     captures: dict[str, str] = field(default_factory=dict)
     address: str = ""  # the peer that answered, or whose connection failed
     via_proxy: bool = False
+    condition: str = ""  # wrong_content: the failed condition's name
+    item_ids: tuple[str, ...] = ()
+
+
+_NO_VALUES: Mapping[str, str] = MappingProxyType({})
 
 
 class _BodyTooLarge(Exception):
@@ -71,9 +81,12 @@ async def probe_http(
     request: RenderedRequest,
     client: httpx.AsyncClient,
     clock: Clock,
+    values: Mapping[str, str] = _NO_VALUES,
 ) -> ProbeResult:
-    """Send the request and judge the response. Never raises for anything the target does."""
+    """Send the request and judge the response. Never raises for anything the target does.
+    `values`: the tenant's variables, for conditions that name them."""
     started_at = clock.time()
+    turn = int(started_at // check.interval) if check.interval > 0 else 0
     begin = clock.monotonic()
     http_request = (
         _build_cached(client, request)
@@ -86,7 +99,7 @@ async def probe_http(
     async def attempt() -> Attempt:
         nonlocal started
         started += 1
-        shown = await _attempt(check, http_request, client, clock)
+        shown = await _attempt(check, http_request, client, clock, values, turn)
         attempts.append(shown)
         return shown
 
@@ -136,7 +149,16 @@ async def probe_http(
         target=check.target,
         address=final.address,
         via_proxy=final.via_proxy,
+        condition=final.condition,
+        item_ids=final.item_ids,
+        asked=asked(request) if final.item_ids else "",
     )
+
+
+def asked(request: RenderedRequest) -> str:
+    """A short digest of what was asked (path, query, body), never the request's text."""
+    text = repr((request.method, request.path, request.params, request.json_body))
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 @functools.lru_cache(maxsize=65536)
@@ -186,7 +208,12 @@ async def _send(
 
 
 async def _attempt(
-    check: HttpCheck, request: httpx.Request, client: httpx.AsyncClient, clock: Clock
+    check: HttpCheck,
+    request: httpx.Request,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    values: Mapping[str, str] = _NO_VALUES,
+    turn: int = 0,
 ) -> Attempt:
     start = clock.monotonic()
     try:
@@ -196,12 +223,17 @@ async def _attempt(
         address, via_proxy = peer_of_error(exc)
         return replace(attempt, address=address, via_proxy=via_proxy) if address else attempt
     address, via_proxy = _peer_of_response(response)
-    attempt = await _read_and_judge(check, response, clock, start)
+    attempt = await _read_and_judge(check, response, clock, start, values, turn)
     return replace(attempt, address=address, via_proxy=via_proxy) if address else attempt
 
 
 async def _read_and_judge(
-    check: HttpCheck, response: httpx.Response, clock: Clock, start: float
+    check: HttpCheck,
+    response: httpx.Response,
+    clock: Clock,
+    start: float,
+    values: Mapping[str, str],
+    turn: int,
 ) -> Attempt:
     try:
         fault = head_fault(response)
@@ -223,7 +255,9 @@ async def _read_and_judge(
         return _failed_request(exc, clock.monotonic() - start, check)
     duration = clock.monotonic() - start
     content_type = response.headers.get("content-type", "")
-    return judge_response(check, response.status_code, content_type, body, duration)
+    return judge_response(
+        check, response.status_code, content_type, body, duration, values=values, turn=turn
+    )
 
 
 def _failed_request(exc: Exception, duration: float, check: HttpCheck) -> Attempt:
@@ -350,9 +384,17 @@ def _status(what: str | int) -> str:
 
 
 def judge_response(
-    check: HttpCheck, status: int, content_type: str, body: bytes, duration: float
+    check: HttpCheck,
+    status: int,
+    content_type: str,
+    body: bytes,
+    duration: float,
+    *,
+    values: Mapping[str, str] = _NO_VALUES,
+    turn: int = 0,
 ) -> Attempt:
-    """Pure judgement of a complete response against the check's expectations."""
+    """Pure judgement of a complete response against the check's expectations. `values`:
+    the tenant's variables (conditions name them); `turn`: the round, for rotating captures."""
     if status not in check.expected_status:
         if status in _AUTH_STATUSES:
             return Attempt(
@@ -383,12 +425,19 @@ def judge_response(
         )
 
     captures = {}
-    for name, path in check.captures:
-        value = path.first(document)
-        if isinstance(value, str | int | float) and not isinstance(value, bool):
-            captures[name] = str(value)
+    for capture in check.captures:
+        if capture.rotate:
+            found = [v for v in capture.path.find(document) if _scalar(v)]
+            value = found[turn % len(found)] if found else None
+        else:
+            value = capture.path.first(document)
+        if _scalar(value):
+            captures[capture.name] = str(value)
 
     if check.items is None:
+        failure = first_failure(check.conditions, check.schema, document, values)
+        if failure is not None:
+            return _wrong_content(failure, duration, status, None)
         return Attempt(Outcome.OK, duration, status=status, captures=captures)
     count = check.items.count_items(document)
     if count is None:
@@ -407,4 +456,54 @@ def judge_response(
             reason=f"{count} items at {check.items.text}, expected at least {check.min_items}",
             captures=captures,
         )
-    return Attempt(Outcome.OK, duration, status=status, items=count, captures=captures)
+    item_ids = _item_ids(check, document) if check.judged_across else ()
+    failure = first_failure(check.conditions, check.schema, document, values)
+    if failure is not None:
+        return _wrong_content(failure, duration, status, count, item_ids)
+    return Attempt(
+        Outcome.OK, duration, status=status, items=count, captures=captures, item_ids=item_ids
+    )
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _item_ids(check: HttpCheck, document: Any) -> tuple[str, ...]:
+    """The answer's item ids in order: each item's `item_id` key, a scalar item itself."""
+    assert check.items is not None
+    if check.items.has_wildcard:
+        items = check.items.find(document)
+    else:
+        found = check.items.first(document)
+        items = found if isinstance(found, list) else []
+    key = check.item_id
+    ids = []
+    for item in items:
+        value = item.get(key) if isinstance(item, dict) else item
+        if _scalar(value):
+            ids.append(str(value))
+    return tuple(ids)
+
+
+# A location naming a credential (`$.auth.token`) shows no value, even cut.
+_NAMES = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
+def _wrong_content(
+    failure: Failure,
+    duration: float,
+    status: int,
+    count: int | None,
+    item_ids: tuple[str, ...] = (),
+) -> Attempt:
+    secret = any(looks_like_credential(name) for name in _NAMES.findall(failure.location))
+    return Attempt(
+        Outcome.WRONG_CONTENT,
+        duration,
+        status=status,
+        items=count,
+        reason=failure.reason(REDACTED if secret else None)[:500],
+        condition=failure.condition,
+        item_ids=item_ids,
+    )

@@ -43,7 +43,7 @@ checks:
     target: sim
     request: {{path: "/v1/{{tenant}}/search"}}
     expect: {{items: "$.results"}}
-    capture: {{product: "$.results[0].id"}}
+    capture: {{product: {{path: "$.results[*].id", pick: rotate}}}}
   recommendations:
     target: sim
     after: search
@@ -155,6 +155,7 @@ class _Simulator:
                 target="sim",
                 address=address,
             )
+        ids, asked = self.items(tenant, check, at, behaviour.fallback)
         return ProbeResult(
             tenant,
             check,
@@ -162,10 +163,26 @@ class _Simulator:
             latency,
             wall,
             status=200,
-            items=10,
+            items=len(ids),
+            item_ids=ids,
+            asked=asked,
             target="sim",
             address=address,
         )
+
+    def items(
+        self, tenant: str, check: str, at: float, fallback: bool
+    ) -> tuple[tuple[str, ...], str]:
+        """The answer's item ids and what was asked: search finds the tenant's first ten
+        products; recommendations are asked about each in turn (a capture with pick: rotate)
+        and answer five of the tenant's others, different for each product."""
+        product = int((REPLAY_START + at) // self.scenario.interval) % 10
+        asked = "search" if check == "search" else f"product-{product}"
+        if fallback:
+            return tuple(f"popular-{i:02d}" for i in range(1, 6)), asked
+        if check == "search":
+            return tuple(f"{tenant}-p{i:02d}" for i in range(1, 11)), asked
+        return tuple(f"{tenant}-p{(product + k + 1) % 20 + 1:02d}" for k in range(5)), asked
 
 
 def replay(scenario: Scenario, *, seed: int = 1, alerts: AlertsSpec | None = None) -> ReplayReport:

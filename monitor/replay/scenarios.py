@@ -18,6 +18,8 @@ class Behaviour:
     status: int | None = None  # answer this HTTP status instead of results
     # Share of requests that land on a backend whose certificate clients reject.
     tls_error_share: float = 0.0
+    # A fallback answers: one popular list, whatever the tenant or product (HTTP 200, items).
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,24 @@ def latency_only() -> Scenario:
     )
 
 
+def fallback() -> Scenario:
+    """The incident's second act as the next platform will play it: the proxy between the API
+    and the recommendations service breaks, and instead of an empty list a fallback answers
+    (one popular list for every product of every tenant, HTTP 200) for 30 minutes."""
+    start, end = 2 * HOUR, 2.5 * HOUR
+    return Scenario(
+        name="fallback",
+        description="the proxy breaks and one popular list answers every tenant for 30 min",
+        tenants=40,
+        duration=4 * HOUR,
+        changes=(
+            Change(start, Behaviour(fallback=True), check="recommendations"),
+            Change(end, Behaviour(), check="recommendations"),
+        ),
+        signals=(Signal("recommendations a fallback", "fallback", "recommendations", start, end),),
+    )
+
+
 def healthy_week(tenants: int = 10) -> Scenario:
     return Scenario(
         name="healthy-week",
@@ -190,4 +210,9 @@ def healthy_week(tenants: int = 10) -> Scenario:
     )
 
 
-SCENARIOS = {"incident": incident, "latency": latency_only, "healthy-week": healthy_week}
+SCENARIOS = {
+    "incident": incident,
+    "latency": latency_only,
+    "healthy-week": healthy_week,
+    "fallback": fallback,
+}

@@ -47,6 +47,8 @@ class SandboxSettings:
     oauth2_client: tuple[str, str] | None = None
     token_lifetime: float = 3600.0
     token_delay_ms: float = 0.0  # how long the token endpoint takes to answer
+    # Recommendations move on by one item this often (a model refreshing); 0: never.
+    refresh_s: float = 0.0
 
 
 class SandboxApp:
@@ -212,15 +214,41 @@ class SandboxApp:
         limit = _int(query.get("limit", [""])[0], 10 if check == "search" else 5)
         if check == "search":
             q = query.get("q", [""])[0]
-            items = [] if fault.empty else self.catalog.search(tenant, q, limit, fault.delisted)
-            return json.dumps({"tenant": tenant, "query": q, "results": items}).encode()
+            source = (
+                fault.foreign_tenant
+                if fault.foreign_tenant and self.catalog.has(fault.foreign_tenant)
+                else tenant
+            )
+            if fault.empty:
+                items = []
+            elif fault.fallback:
+                items = self.catalog.popular(limit)
+            else:
+                items = self.catalog.search(source, q, limit, fault.delisted)
+            return json.dumps(
+                {"tenant": tenant, "query": q, "results": _drifted(items, fault)}
+            ).encode()
         product = query.get("product", [""])[0]
-        items = (
-            []
-            if fault.empty
-            else self.catalog.recommendations(tenant, product, limit, fault.delisted)
-        )
-        return json.dumps({"tenant": tenant, "product": product, "recommendations": items}).encode()
+        refresh = self.settings.refresh_s
+        shift = int(time.time() // refresh) if refresh and not fault.frozen else 0
+        if fault.empty:
+            items = []
+        elif fault.fallback:
+            items = self.catalog.popular(limit)
+        elif fault.foreign_tenant and self.catalog.has(fault.foreign_tenant):
+            # A cache keyed without the tenant: the same product position, another catalogue.
+            other = fault.foreign_tenant
+            own = self.catalog.products(tenant)
+            index = own.index(product) if product in own else 0
+            theirs = self.catalog.products(other)
+            items = self.catalog.recommendations(
+                other, theirs[index % len(theirs)], limit, fault.delisted, shift
+            )
+        else:
+            items = self.catalog.recommendations(tenant, product, limit, fault.delisted, shift)
+        return json.dumps(
+            {"tenant": tenant, "product": product, "recommendations": _drifted(items, fault)}
+        ).encode()
 
     # --- admin --------------------------------------------------------------------------------
 
@@ -288,6 +316,15 @@ class SandboxApp:
             await _respond_json(send, 200, {"faults": self.faults.to_json()})
         else:
             await _respond_json(send, 405, {"error": "use GET, PUT or DELETE"})
+
+
+def _drifted(items: list[dict[str, object]], fault: Fault) -> list[dict[str, object]]:
+    """The items after a deploy changed their shape: a field renamed, a type changed."""
+    if fault.drift == "renamed_field":
+        return [{("product_id" if k == "id" else k): v for k, v in item.items()} for item in items]
+    if fault.drift == "changed_type":
+        return [{k: (str(v) if k == "score" else v) for k, v in item.items()} for item in items]
+    return items
 
 
 def _int(text: str, default: int) -> int:

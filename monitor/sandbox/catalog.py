@@ -38,16 +38,26 @@ class Catalog:
         ]
 
     def recommendations(
-        self, tenant: str, product: str, limit: int, delisted: tuple[str, ...] = ()
+        self,
+        tenant: str,
+        product: str,
+        limit: int,
+        delisted: tuple[str, ...] = (),
+        shift: int = 0,
     ) -> list[dict[str, object]]:
+        """`shift`: how often the model refreshed (the list moves on by one each time)."""
         products = self.products(tenant)
         if product not in products or product in delisted:
             # Realistic: an unknown or delisted product gets no recommendations, status 200.
             return []
         others = [p for p in products if p != product and p not in delisted]
-        start = products.index(product)
+        start = (products.index(product) + shift) % max(1, len(others))
         chosen = (others[start:] + others[:start])[:limit]
         return [{"id": p, "score": round(0.9 - i / 20, 3)} for i, p in enumerate(chosen)]
+
+    def popular(self, limit: int) -> list[dict[str, object]]:
+        """What a fallback answers for every product of every tenant: one popular list."""
+        return [{"id": f"popular-{i:02d}", "score": 0.5} for i in range(1, limit + 1)]
 
     @property
     def tenant_list_body(self) -> bytes:

@@ -48,6 +48,10 @@ location's faults win over the ones for every location. Fault fields (JSON):
   huge_body_bytes: 50000000   a 200 JSON body this large, streamed
   redirect_loop: true         redirect to itself forever
   delisted: ["p-001"]         product ids treated as not in the catalog
+  fallback: true              one popular list for every product (all tenants with "*")
+  foreign_tenant: "tenant-004"  answered with that tenant's items instead of its own
+  drift: "renamed_field"      items' id renamed to product_id ("changed_type": score a string)
+  frozen: true                recommendations stop changing (with --refresh)
 
 Example: recmon sandbox --fault '*:recommendations:{"empty": true}'"""
 
@@ -75,6 +79,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed", type=int, default=1, help="random seed for jitter and error rates"
+    )
+    parser.add_argument(
+        "--refresh",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="recommendations move on by one item this often, a model refreshing (default 0: "
+        "never); the fault frozen stops it",
     )
     parser.add_argument(
         "--token",
@@ -155,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
             tenant_keys=_tenant_keys(args.tenant_keys),
             oauth2_client=_client(args.oauth2_client),
             token_lifetime=args.token_lifetime,
+            refresh_s=args.refresh,
         )
         faults = []
         for spec in args.fault:

@@ -28,6 +28,11 @@ class Fault:
     huge_body_bytes: int = 0  # a 200 JSON body this large, streamed
     redirect_loop: bool = False
     delisted: tuple[str, ...] = ()  # product ids treated as not in the catalog
+    # Present but wrong (HTTP 200 with items):
+    fallback: bool = False  # one popular list for every product (and tenant, with "*")
+    foreign_tenant: str = ""  # answered with this tenant's items instead of its own
+    drift: str = ""  # the items' shape changed: renamed_field (id -> product_id), changed_type
+    frozen: bool = False  # the answer stops changing over time (sandbox --refresh)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -36,6 +41,7 @@ class Fault:
 
 
 HEALTHY = Fault()
+DRIFTS = ("", "renamed_field", "changed_type")
 _FIELD_TYPES = {f.name: f.type for f in fields(Fault)}
 
 
@@ -72,6 +78,12 @@ def _coerce(key: str, value: object) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise FaultError(f"{key} must be a non-negative integer")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise FaultError(f"{key} must be a string")
+        if key == "drift" and value not in DRIFTS:
+            raise FaultError(f"drift must be one of {', '.join(DRIFTS)}")
         return value
     if kind == "int | None":
         if value is None:

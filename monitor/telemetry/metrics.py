@@ -217,6 +217,14 @@ class Metrics:
             ("check", "credential"),
             registry=registry,
         )
+        # Which condition a wrong_content probe failed: a renamed field and another tenant's
+        # items apart on a dashboard. By check, not tenant (the reason names the tenant).
+        self.probe_condition_failures = Counter(
+            "recmon_probe_condition_failures_total",
+            "Probes whose content failed a condition (wrong_content), by condition.",
+            ("check", "condition"),
+            registry=registry,
+        )
         self.oauth2_token_requests = Counter(
             "recmon_oauth2_token_requests_total",
             "OAuth2 token requests by target and result (ok, refused, error).",
@@ -395,6 +403,8 @@ class Metrics:
             self.probe_auth_errors.labels(result.check, result.credential).inc()
         if result.address:
             self._backend_child(result).inc()
+        if result.condition:
+            self.probe_condition_failures.labels(result.check, result.condition).inc()
         if p95 is not None or baseline is not None:
             self.set_latency(result.tenant, result.check, p95, baseline)
 
@@ -415,6 +425,7 @@ class Metrics:
             self.probe_tls_errors,
             self.probe_auth_errors,
             self.backend_probes,
+            self.probe_condition_failures,
             self.oauth2_token_requests,
             self.probes_skipped,
             self.untrusted_latency,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from monitor.core.notifications import Action
 from monitor.replay.runner import ReplayReport, SignalReport, format_report, replay
-from monitor.replay.scenarios import DAY, FLEET, healthy_week, incident, latency_only
+from monitor.replay.scenarios import DAY, FLEET, fallback, healthy_week, incident, latency_only
 
 _INCIDENT: ReplayReport | None = None
 
@@ -109,6 +109,19 @@ def test_seven_healthy_noisy_days_page_zero_times() -> None:
     report = replay(healthy_week(10))
     assert report.probes == 10 * 2 * 7 * 1440
     assert report.notifications == ()
+
+
+def test_a_fallback_answering_every_tenant_is_one_page_stating_it_within_two_intervals() -> None:
+    report = replay(fallback())
+    (signal,) = report.signals
+    assert signal.pages == 1 and report.pages == 1
+    assert paged_after_fault(signal) <= 2 * report.scenario.interval
+    assert signal.resolved is not None and signal.resolved > signal.signal.fault_end
+    assert signal.first_text.startswith(
+        "recommendations are one identical list for all 40 tenants (fingerprint "
+    )
+    assert signal.first_text.endswith("— a fallback or cache is answering")
+    assert "recommendations a fallback" in format_report(report)
 
 
 def test_report_is_a_readable_table() -> None:

@@ -251,3 +251,47 @@ async def test_the_admin_api_faults_one_location_by_the_probe_header(
     cleared = await client.delete("/_admin/faults", params={"location": "eu"})
     assert cleared.json()["faults"] == []
     assert (await client.get(path, headers={"X-Recmon-Location": "eu"})).status_code == 200
+
+
+async def _recommended(
+    client: httpx.AsyncClient, tenant: str, product: str
+) -> list[dict[str, object]]:
+    answer = await client.get(f"/v1/{tenant}/recommendations", params={"product": product})
+    assert answer.status_code == 200
+    items: list[dict[str, object]] = answer.json()["recommendations"]
+    return items
+
+
+async def test_present_but_wrong_faults(sandbox: Sandbox, client: httpx.AsyncClient) -> None:
+    healthy = await _recommended(client, "tenant-002", "tenant-002-p03")
+    assert all(str(i["id"]).startswith("tenant-002-") for i in healthy)
+
+    sandbox.faults.set("*", "recommendations", Fault(fallback=True))
+    lists = [
+        await _recommended(client, t, f"{t}-p0{n}")
+        for t in ("tenant-001", "tenant-003")
+        for n in (1, 2)
+    ]
+    assert all(items == lists[0] for items in lists) and lists[0][0]["id"] == "popular-01"
+
+    sandbox.faults.set("*", "recommendations", fault_from_json({"foreign_tenant": "tenant-004"}))
+    foreign = await _recommended(client, "tenant-002", "tenant-002-p03")
+    assert foreign and all(str(i["id"]).startswith("tenant-004-") for i in foreign)
+
+    sandbox.faults.set("*", "recommendations", fault_from_json({"drift": "renamed_field"}))
+    renamed = await _recommended(client, "tenant-002", "tenant-002-p03")
+    assert renamed and all("id" not in i and "product_id" in i for i in renamed)
+    sandbox.faults.set("*", "recommendations", fault_from_json({"drift": "changed_type"}))
+    changed = await _recommended(client, "tenant-002", "tenant-002-p03")
+    assert all(isinstance(i["score"], str) for i in changed)
+    with pytest.raises(FaultError, match="drift must be one of"):
+        fault_from_json({"drift": "sideways"})
+
+
+def test_recommendations_refresh_over_time_unless_frozen() -> None:
+    from monitor.sandbox.catalog import Catalog
+
+    catalog = Catalog(("t1",), 20)
+    assert catalog.recommendations("t1", "t1-p01", 5, shift=0) != catalog.recommendations(
+        "t1", "t1-p01", 5, shift=1
+    )
