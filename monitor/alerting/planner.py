@@ -30,7 +30,9 @@ from monitor.detect.fleet import FOLDS
 from monitor.detect.series import AlertEvent, EventKind
 
 # Rules whose pages name the failing backend addresses when failures concentrate there.
-_FAILURE_RULES = frozenset(("failures", "error_rate", "fleet_failures"))
+_FAILURE_RULES = frozenset(
+    ("failures", "error_rate", "fleet_failures", "slo_burn", "slo_slow_burn")
+)
 _SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]
 _SHOWN_TENANTS = 10
 

@@ -178,6 +178,15 @@ class Persistence:
         tenants = self.store.get("tenants")
         if isinstance(tenants, list) and all(isinstance(t, str) for t in tenants):
             self.tenants.seed(tenants)
+        slo = self.store.get("slo")
+        if isinstance(slo, dict):
+            try:
+                self.hub.restore_slo(slo)
+            except ValueError as exc:
+                log.warning(
+                    "SLO state unreadable, starting its windows clean",
+                    extra={"fields": {"error": str(exc)}},
+                )
         adopted = self.hub.restore(AlertMemory(series, planner, tls_hosts))
         if adopted:
             log.warning(
@@ -205,6 +214,7 @@ class Persistence:
         self._write_series(memory.series, baseline_every=0.0)  # the last save: all of it
         self.store.put("planner", planner_to_json(memory.planner))
         self.store.put("tls", tls_hosts_to_json(memory.tls_hosts))
+        self.store.put("slo", self.hub.slo_to_json())
         if self.tenants.current:
             self.store.put("tenants", list(self.tenants.current))
         if counters:
@@ -216,12 +226,14 @@ class Persistence:
         memory = self.hub.memory()
         planner = planner_to_json(memory.planner)
         tls = tls_hosts_to_json(memory.tls_hosts)
+        slo = self.hub.slo_to_json()  # mutable windows: encoded here, on the event loop
         tenants = list(self.tenants.current)
 
         def write() -> None:
             self._write_series(memory.series, baseline_every=BASELINE_EVERY_S)
             self.store.put("planner", planner)
             self.store.put("tls", tls)
+            self.store.put("slo", slo)
             if tenants:
                 self.store.put("tenants", tenants)
 

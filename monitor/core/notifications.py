@@ -97,6 +97,8 @@ ALERT_NAMES = {
     "tls_client_expiring": "RecmonTLSClientCertificateExpiring",
     "tls_client_expiring_soon": "RecmonTLSClientCertificateExpiringSoon",
     "overload": "RecmonOverloaded",
+    "slo_burn": "RecmonErrorBudgetBurn",
+    "slo_slow_burn": "RecmonErrorBudgetSlowBurn",
 }
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
@@ -115,6 +117,8 @@ RUNBOOKS = {
     "tls_client_expiring": "docs/runbooks/tls-client-certificate-expiring.md",
     "tls_client_expiring_soon": "docs/runbooks/tls-client-certificate-expiring.md",
     "overload": "docs/runbooks/recmon-lagging.md",
+    "slo_burn": "docs/runbooks/slo-burn.md",
+    "slo_slow_burn": "docs/runbooks/slo-burn.md",
 }
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.config.model import CheckSpec, Config
+from monitor.config.model import CheckSpec, Config, SloSpec
 from monitor.core.jsonpath import JsonPath
 from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_SHARED, CREDENTIAL_TENANT, Outcome
 from monitor.core.templating import Template, parse_template, render_value, template_names
@@ -49,6 +49,8 @@ class HttpCheck:
     # auth_error page points at. Never a value.
     credential_scope: str = CREDENTIAL_NONE
     credential_label: str = "no credentials"
+    # Its service level objective (None: none), alerted on its burn rate by the alert hub.
+    slo: SloSpec | None = None
 
     @property
     def parses_body(self) -> bool:
@@ -133,6 +135,7 @@ def compile_check(name: str, spec: CheckSpec, config: Config) -> HttpCheck:
         retry_attempts=spec.retry.attempts,
         retry_outcomes=frozenset(spec.retry.outcomes),
         retry_backoff=spec.retry.backoff,
+        slo=spec.slo,
         captured_before=config.captures_before(name),
         credential_scope=scope,
         credential_label=label,
