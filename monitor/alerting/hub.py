@@ -29,7 +29,7 @@ from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
 from monitor.detect.slo import RULES as SLO_RULES
-from monitor.detect.slo import SloWatch
+from monitor.detect.slo import SloSnapshot, SloWatch
 from monitor.probing.checks import HttpCheck
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult
@@ -367,9 +367,10 @@ class AlertHub:
             alert = f"{rule}:{variant}" if variant else rule
             self.metrics.set_alert(alert, tenant or "", check or "", severity, firing)
 
-    def slo_to_json(self) -> dict[str, Any]:
-        """The SLO watch's windows and alerts, for the state file."""
-        return self._slo.to_json()
+    def slo_snapshot(self, *, tenant_windows: bool = True) -> SloSnapshot:
+        """The SLO watch's windows and alerts now (copies: encode them anywhere); without
+        `tenant_windows`, per-tenant budgets keep only their alerts (see SloWatch.snapshot)."""
+        return self._slo.snapshot(tenant_windows=tenant_windows)
 
     def restore_slo(self, data: Mapping[str, Any]) -> None:
         """Take over saved SLO windows and alerts (at start, before restore() and any

@@ -214,7 +214,7 @@ class Persistence:
         self._write_series(memory.series, baseline_every=0.0)  # the last save: all of it
         self.store.put("planner", planner_to_json(memory.planner))
         self.store.put("tls", tls_hosts_to_json(memory.tls_hosts))
-        self.store.put("slo", self.hub.slo_to_json())
+        self.store.put("slo", self.hub.slo_snapshot().to_json())
         if self.tenants.current:
             self.store.put("tenants", list(self.tenants.current))
         if counters:
@@ -226,14 +226,16 @@ class Persistence:
         memory = self.hub.memory()
         planner = planner_to_json(memory.planner)
         tls = tls_hosts_to_json(memory.tls_hosts)
-        slo = self.hub.slo_to_json()  # mutable windows: encoded here, on the event loop
+        # Mutable windows: copied here, encoded in the thread; per-tenant windows only in the
+        # last save (shutdown, `once`): copying 10,000 of them is too long for the loop.
+        slo = self.hub.slo_snapshot(tenant_windows=False)
         tenants = list(self.tenants.current)
 
         def write() -> None:
             self._write_series(memory.series, baseline_every=BASELINE_EVERY_S)
             self.store.put("planner", planner)
             self.store.put("tls", tls)
-            self.store.put("slo", slo)
+            self.store.put("slo", slo.to_json())
             if tenants:
                 self.store.put("tenants", tenants)
 

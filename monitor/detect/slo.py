@@ -21,6 +21,7 @@ windows across runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,18 +92,19 @@ def _period(seconds: float) -> str:
 
 @dataclass(slots=True)
 class _View:
-    """The newest `n` buckets of a ring (the current one included), with running totals."""
+    """A window ending now: the newest `n` buckets of a ring (the current one included). Its
+    totals over the closed buckets are kept running; the current bucket is added on reading."""
 
     n: int
-    low: int = 0  # the oldest bucket id it includes
-    probes: int = 0
+    probes: int = 0  # in its closed buckets
     bad: int = 0
 
 
 class _Ring:
-    """Counts in fixed buckets over one long window; views are windows ending now."""
+    """Counts in fixed buckets over one long window; views are windows ending now. A probe
+    costs two increments; the views' running totals move only when a bucket closes."""
 
-    __slots__ = ("bad", "ids", "latest", "probes", "size", "views", "width")
+    __slots__ = ("bad", "current", "ids", "latest", "probes", "size", "views", "width")
 
     def __init__(self, long_s: float, views_s: Iterable[float]) -> None:
         self.width = long_s / BUCKETS
@@ -111,67 +113,93 @@ class _Ring:
         self.probes = [0] * self.size
         self.bad = [0] * self.size
         self.views = {span: _View(max(1, round(span / self.width))) for span in views_s}
-        self.latest = -1
+        self.latest = -1  # the current bucket's id
+        self.current = 0  # its slot
 
     def add(self, now: float, bad: bool) -> None:
-        b = self.advance(now)
-        slot = b % self.size
-        if self.ids[slot] != b:
-            self.ids[slot], self.probes[slot], self.bad[slot] = b, 0, 0
-        self.probes[slot] += 1
-        self.bad[slot] += bad
-        for view in self.views.values():
-            view.probes += 1
-            view.bad += bad
+        if now // self.width > self.latest:
+            self.advance(now)
+        self.probes[self.current] += 1
+        if bad:
+            self.bad[self.current] += 1
 
-    def advance(self, now: float) -> int:
-        """Drop from every view the buckets that left it; the current bucket's id."""
-        b = max(int(now // self.width), self.latest)
-        if b == self.latest:
-            return b
-        self.latest = b
+    def totals(self, span_s: float) -> tuple[int, int]:
+        """(probes, errors) of the view `span_s` (after advance to now)."""
+        view = self.views[span_s]
+        return view.probes + self.probes[self.current], view.bad + self.bad[self.current]
+
+    def advance(self, now: float) -> None:
+        """Open the bucket of `now`: the current one closes into the views, buckets that
+        left a view leave its totals."""
+        b = int(now // self.width)
+        old = self.latest
+        if b <= old:
+            return
         for view in self.views.values():
-            low = b - view.n + 1
-            if low - view.low >= self.size:
-                view.probes = view.bad = 0
-            else:
-                for old in range(view.low, low):
-                    slot = old % self.size
-                    if self.ids[slot] == old:
-                        view.probes -= self.probes[slot]
-                        view.bad -= self.bad[slot]
-            view.low = max(view.low, low)
-        return b
+            if b - old >= view.n:
+                view.probes = view.bad = 0  # everything it held has left it
+                continue
+            view.probes += self.probes[self.current]  # the closed bucket
+            view.bad += self.bad[self.current]
+            for gone in range(old - view.n + 1, b - view.n + 1):
+                slot = gone % self.size
+                if self.ids[slot] == gone:
+                    view.probes -= self.probes[slot]
+                    view.bad -= self.bad[slot]
+        self.latest = b
+        self.current = b % self.size
+        self.ids[self.current], self.probes[self.current], self.bad[self.current] = b, 0, 0
 
     def rebuild(self) -> None:
         """The views' totals from the buckets (after loading them)."""
+        self.current = self.latest % self.size
         for view in self.views.values():
-            view.low = self.latest - view.n + 1
             kept = [
                 slot
                 for slot in range(self.size)
-                if self.ids[slot] >= view.low and self.ids[slot] <= self.latest
+                if self.latest - view.n < self.ids[slot] < self.latest
             ]
             view.probes = sum(self.probes[s] for s in kept)
             view.bad = sum(self.bad[s] for s in kept)
 
-    def to_json(self) -> list[Any]:
-        buckets = [
-            [self.ids[s], self.probes[s], self.bad[s]]
-            for s in range(self.size)
-            if self.ids[s] > self.latest - self.size and self.probes[s]
-        ]
-        return [self.width, self.latest, sorted(buckets)]
+    def copy(self) -> tuple[float, int, list[int], list[int], list[int]]:
+        """Its buckets as they are now (cheap: three list copies), to encode elsewhere."""
+        return self.width, self.latest, list(self.ids), list(self.probes), list(self.bad)
 
     def load(self, data: list[Any]) -> None:
-        width, latest, buckets = data
-        if abs(float(width) - self.width) > 1e-9:
+        """From ring_json: [width, latest, probes of the buckets latest-60..latest, [[offset,
+        bad], ...]]."""
+        width, latest, probes, bad = data
+        if abs(float(width) - self.width) > 1e-9 or len(probes) != self.size:
             return  # saved for another SLO window: start afresh
         self.latest = int(latest)
-        for b, probes, bad in buckets:
-            slot = int(b) % self.size
-            self.ids[slot], self.probes[slot], self.bad[slot] = int(b), int(probes), int(bad)
+        first = self.latest - self.size + 1
+        for offset, count in enumerate(probes):
+            if count:
+                b = first + offset
+                slot = b % self.size
+                self.ids[slot], self.probes[slot] = b, int(count)
+        for offset, count in bad:
+            slot = (first + int(offset)) % self.size
+            if self.ids[slot] == first + int(offset):
+                self.bad[slot] = int(count)
         self.rebuild()
+
+
+def ring_json(copy: tuple[float, int, list[int], list[int], list[int]]) -> list[Any]:
+    """A ring's copy as the state file keeps it: its probe counts dense (newest last), its
+    errors sparse — about 150 bytes a ring."""
+    width, latest, ids, probes, bad = copy
+    size = len(ids)
+    first = latest - size + 1
+    dense = [0] * size
+    errors = []
+    for slot, b in enumerate(ids):
+        if b >= first and probes[slot]:
+            dense[b - first] = probes[slot]
+            if bad[slot]:
+                errors.append([b - first, bad[slot]])
+    return [width, latest, dense, sorted(errors)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,16 +237,16 @@ class _Budget:
     ) -> Burn:
         ring = self.rings[long_s]
         ring.advance(now)
-        view = ring.views[span_s]
+        probes, bad = ring.totals(span_s)
         # Time before the first probe counts as within the objective (no evidence of a burn).
         elapsed = now - self.born + interval
         coverage = min(1.0, elapsed / span_s) if span_s > 0 else 1.0
-        ratio = view.bad / view.probes * coverage if view.probes else 0.0
-        return Burn(span_s, view.probes, view.bad, ratio / (1 - objective))
+        ratio = bad / probes * coverage if probes else 0.0
+        return Burn(span_s, probes, bad, ratio / (1 - objective))
 
-    def erring(self) -> bool:
-        """Any error in any window (else nothing can burn)."""
-        return any(v.bad for ring in self.rings.values() for v in ring.views.values())
+    def may_burn(self, conditions: Iterable[BurnWindows], min_errors: int) -> bool:
+        """Whether any condition's long window holds enough errors to be judged."""
+        return any(self.rings[w.long_s].totals(w.long_s)[1] >= min_errors for w in conditions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +256,7 @@ class SloTarget:
     spec: SloSpec
     interval: float
     conditions: Mapping[str, tuple[BurnWindows, ...]] = field(default_factory=dict)
+    thresholds: Thresholds = field(default_factory=Thresholds)
 
 
 class SloWatch:
@@ -238,7 +267,12 @@ class SloWatch:
     ) -> None:
         self._rule = rule
         self._targets = {
-            check: SloTarget(spec, intervals.get(check, 60.0), burn_windows(spec.window))
+            check: SloTarget(
+                spec,
+                intervals.get(check, 60.0),
+                burn_windows(spec.window),
+                Thresholds(release=release_after(spec.window)),
+            )
             for check, spec in objectives.items()
         }
         self._errors = {check: spec.error_outcomes for check, spec in objectives.items()}
@@ -265,28 +299,35 @@ class SloWatch:
         budget = self._budgets.get((tenant, check))
         if budget is None:
             budget = self._budgets[(tenant, check)] = _Budget(now, target.spec.window)
+        if budget.born > now:
+            budget.born = now  # restored without its windows: they start now
         budget.add(now, bad)
-        if not budget.alerts and not budget.erring():
-            return []  # nearly every probe: nothing to judge
         events = []
         for rule in RULES:
-            readings = [
-                (
-                    w,
-                    self._burn(budget, target, w.long_s, w.long_s, now),
-                    self._burn(budget, target, w.long_s, w.short_s, now),
-                )
-                for w in target.conditions[rule]
-            ]
-            burning = [
-                (w, long, short)
-                for w, long, short in readings
-                if long.rate >= w.factor
-                and short.rate >= w.factor
-                and long.errors >= self._rule.min_errors
-            ]
+            alerted = rule in budget.alerts
+            if not alerted and not budget.may_burn(target.conditions[rule], self._rule.min_errors):
+                continue  # nearly every probe: too few errors in any long window to judge
+            burning = []
+            for w in target.conditions[rule]:
+                long = self._burn(budget, target, w.long_s, w.long_s, now)
+                if long.rate < w.factor or long.errors < self._rule.min_errors:
+                    continue  # the short window is read only when the long one burns
+                short = self._burn(budget, target, w.long_s, w.short_s, now)
+                if short.rate >= w.factor:
+                    burning.append((w, long, short))
+            if not burning and not alerted:
+                continue  # nothing starts, nothing to resolve
             # What the page says: the fastest condition burning (while resolving: the first).
-            shown = (burning or readings)[0]
+            first = target.conditions[rule][0]
+            shown = (
+                burning[0]
+                if burning
+                else (
+                    first,
+                    self._burn(budget, target, first.long_s, first.long_s, now),
+                    self._burn(budget, target, first.long_s, first.short_s, now),
+                )
+            )
             severity = self._rule.page_severity if rule == PAGE else self._rule.ticket_severity
             event = advance(
                 budget.alerts,
@@ -299,7 +340,7 @@ class SloWatch:
                 severity=severity,
                 now=now,
                 subject=Subject(tenant, check),
-                thresholds=Thresholds(release=release_after(target.spec.window)),
+                thresholds=target.thresholds,
                 variant="",
             )
             if event is not None:
@@ -376,20 +417,28 @@ class SloWatch:
 
     # --- the state file ----------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "v": 1,
-            "budgets": [
-                {
-                    "tenant": tenant,
-                    "check": check,
-                    "born": budget.born,
-                    "rings": {str(k): ring.to_json() for k, ring in budget.rings.items()},
-                    "alerts": {r: alert_to_json(a) for r, a in budget.alerts.items()},
-                }
+    def snapshot(self, *, tenant_windows: bool = True) -> SloSnapshot:
+        """The windows and alerts as they are now, to encode anywhere (list copies only).
+        Without `tenant_windows`, per-tenant budgets keep only their alerts (copying 10,000 of
+        them took ~0.4-1 s on a busy machine, too long for the event loop every minute); they
+        restore as fresh windows."""
+        return SloSnapshot(
+            tuple(
+                (
+                    tenant,
+                    check,
+                    budget.born if tenant_windows or tenant is None else None,
+                    tuple((long_s, ring.copy()) for long_s, ring in budget.rings.items())
+                    if tenant_windows or tenant is None
+                    else (),
+                    dict(budget.alerts),
+                )
                 for (tenant, check), budget in self._budgets.items()
-            ],
-        }
+            )
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return self.snapshot().to_json()
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Take over saved windows and alerts; a check whose SLO is gone, or whose window
@@ -402,7 +451,9 @@ class SloWatch:
                 if target is None:
                     continue
                 tenant = entry["tenant"]
-                budget = _Budget(float(entry["born"]), target.spec.window)
+                born = entry["born"]
+                # Windows not saved: fresh ones, born at their first probe (math.inf till then).
+                budget = _Budget(math.inf if born is None else float(born), target.spec.window)
                 for long_s, ring in budget.rings.items():
                     saved = entry["rings"].get(str(long_s))
                     if saved is not None:
@@ -411,6 +462,37 @@ class SloWatch:
                 self._budgets[(None if tenant is None else str(tenant), check)] = budget
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"unreadable SLO state: {exc!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SloSnapshot:
+    """SloWatch's state at one moment (copies), for the state file."""
+
+    budgets: tuple[
+        tuple[
+            str | None,
+            str,
+            float | None,  # None: its windows were not saved
+            tuple[tuple[float, tuple[float, int, list[int], list[int], list[int]]], ...],
+            dict[str, AlertState],
+        ],
+        ...,
+    ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": 2,
+            "budgets": [
+                {
+                    "tenant": tenant,
+                    "check": check,
+                    "born": born,
+                    "rings": {str(long_s): ring_json(copy) for long_s, copy in rings},
+                    "alerts": {r: alert_to_json(a) for r, a in alerts.items()},
+                }
+                for tenant, check, born, rings, alerts in self.budgets
+            ],
+        }
 
 
 def _describer(
