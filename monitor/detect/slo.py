@@ -22,8 +22,9 @@ windows across runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from monitor.config.model import SloRule, SloSpec
@@ -335,7 +336,7 @@ class SloWatch:
                 Verdict(
                     bool(burning),
                     not burning,
-                    _describer(self, tenant, check, target, budget, shown, now),
+                    partial(self.describe, tenant, check, target, budget, shown, now),
                 ),
                 severity=severity,
                 now=now,
@@ -493,18 +494,6 @@ class SloSnapshot:
                 for tenant, check, born, rings, alerts in self.budgets
             ],
         }
-
-
-def _describer(
-    watch: SloWatch,
-    tenant: str | None,
-    check: str,
-    target: SloTarget,
-    budget: _Budget,
-    reading: tuple[BurnWindows, Burn, Burn],
-    now: float,
-) -> Callable[[], Description]:
-    return lambda: watch.describe(tenant, check, target, budget, reading, now)
 
 
 def _percent(objective: float) -> str:
