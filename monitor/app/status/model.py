@@ -188,6 +188,8 @@ _WHAT = {
     "tls_expiring_soon": "certificate expires very soon",
     "tls_invalid": "certificate is invalid",
     "tls_inconsistent": "backends serve different certificates",
+    "slo_burn": "error budget is burning",
+    "slo_slow_burn": "error budget is burning slowly",
 }
 
 
@@ -255,6 +257,9 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
                 trigger.details.get("tenants", ())
             )
             scope = _scope(tenants, total, fleet=trigger.key in escalations)
+            if not tenants and trigger.details.get("scope") == "fleet":
+                # A fleet objective (SLO): every tenant's probes pooled, none named.
+                scope = Scope("fleet", (), total, total, f"all {total} tenants")
         variant = trigger.labels.get("outcome", "")
         out.append(
             Incident(
