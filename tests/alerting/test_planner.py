@@ -365,3 +365,19 @@ def test_a_tenant_alert_paged_before_the_fleet_incident_resolves_on_its_own() ->
     assert fleet.rule == "fleet_empty"
     (resolve,) = run([event("t1", EventKind.RESOLVED, T0 + 50)], T0 + 50)
     assert resolve.key == alone.key and resolve.action is Action.RESOLVE
+
+
+def test_a_checks_slo_burning_folds_its_tenants_own_burns() -> None:
+    """per_tenant objectives: the fleet's burn is the page; each tenant's burn of the same
+    check is folded under it, not a storm of its own; other rules are not."""
+    run = Run()
+    fleet_slo = replace(fleet_event(), rule="slo_burn", summary="recommendations: burning")
+    (page,) = run([fleet_slo], T0)
+    assert page.rule == "slo_burn" and page.tenant is None
+    tenants = [event(f"t{i}", at=T0 + 1, rule="slo_burn") for i in range(8)]
+    tickets = [event(f"t{i}", at=T0 + 1, rule="slo_slow_burn") for i in range(8)]
+    assert run([*tenants, *tickets], T0 + 1) == []
+    assert run([], T0 + 100) == []
+    assert set(run.state.folded) == {e.key for e in [*tenants, *tickets]}
+    (storm,) = run([event(f"t{i}", at=T0 + 101) for i in range(8)], T0 + 101)
+    assert storm.rule == "empty_results"  # not explained by the objective's burn
