@@ -247,6 +247,7 @@ class AlertHub:
         events: list[AlertEvent] = []
         for tenant in removed:
             events += self._tracker.forget_tenant(tenant, now)
+            events += self._slo.forget_tenant(tenant, now)
         if events:
             self.handle(events, now)
 

@@ -32,7 +32,7 @@ from monitor.config.units import format_duration
 from monitor.core.results import ProbeResult
 from monitor.detect.codec import alert_from_json, alert_to_json
 from monitor.detect.lifecycle import Description, Subject, Thresholds, Verdict, advance
-from monitor.detect.series import AlertEvent, AlertState, AlertStatus
+from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind
 
 PAGE = "slo_burn"
 TICKET = "slo_slow_burn"
@@ -401,6 +401,27 @@ class SloWatch:
             for rule, alert in budget.alerts.items()
             if alert.status is AlertStatus.FIRING
         ]
+
+    def forget_tenant(self, tenant: str, now: float) -> list[AlertEvent]:
+        """A tenant is no longer probed: its budgets go, its firing alerts resolve."""
+        events = []
+        for key in [k for k in self._budgets if k[0] == tenant]:
+            budget = self._budgets.pop(key)
+            for rule, alert in budget.alerts.items():
+                if alert.status is AlertStatus.FIRING:
+                    events.append(
+                        AlertEvent(
+                            kind=EventKind.RESOLVED,
+                            rule=rule,
+                            tenant=tenant,
+                            check=key[1],
+                            severity=alert.severity,
+                            started_at=alert.fired_at or now,
+                            at=now,
+                            summary=f"resolved (tenant no longer monitored): {alert.summary}",
+                        )
+                    )
+        return events
 
     def adopt(self, event: AlertEvent, alert: AlertState) -> bool:
         """A paged SLO alert the saved state missed: it resolves only through its rule."""

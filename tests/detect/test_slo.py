@@ -205,3 +205,14 @@ def test_a_periodic_save_keeps_tenant_alerts_and_starts_their_windows_afresh() -
     resumed.run(30 * 60, lambda n: n < 30 and n % len(TENANTS) == 3)
     resumed.run(30 * 60, lambda n: False)
     assert [(e.kind, e.tenant) for _, e in resumed.events] == [(EventKind.RESOLVED, "t3")]
+
+
+def test_a_tenant_no_longer_monitored_resolves_and_leaves_nothing_behind() -> None:
+    spec = SloSpec(objective=0.995, per_tenant=True)
+    stream = Stream(watch(spec)).run(7 * HOUR, lambda n: False)
+    stream.run(10 * 60, lambda n: n % len(TENANTS) == 3)
+    (resolved,) = stream.slo.forget_tenant("t3", stream.now)
+    assert (resolved.kind, resolved.rule, resolved.tenant) == (EventKind.RESOLVED, PAGE, "t3")
+    assert resolved.summary.startswith("resolved (tenant no longer monitored): search for")
+    assert stream.slo.firing() == []
+    assert [b["tenant"] for b in stream.slo.to_json()["budgets"]].count("t3") == 0
