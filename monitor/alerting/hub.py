@@ -14,7 +14,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from monitor.alerting.planner import PlannerState, Policy, group_key, located_key, plan
 from monitor.alerting.tracker import AlertTracker, SeriesKey, adopted_alert, content_specs
@@ -30,6 +31,8 @@ from monitor.detect.fleet import FOLDS, FleetWatch
 from monitor.detect.overload import RULE as OVERLOAD
 from monitor.detect.overload import LoadReading, OverloadState, observe_overload
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.detect.slo import RULES as SLO_RULES
+from monitor.detect.slo import SloSnapshot, SloWatch
 from monitor.detect.storage import RULE as STATE_UNWRITABLE
 from monitor.detect.storage import StorageState, observe_storage, unwritable
 from monitor.probing.checks import HttpCheck
@@ -138,6 +141,12 @@ class AlertHub:
             counting_checks=frozenset(n for n, c in checks.items() if c.items is not None),
             fleet_share=spec.storm.fleet_share,
         )
+        # Each check's objective (checks.<name>.slo) and its error budget's burn rate.
+        self._slo = SloWatch(
+            spec.slo,
+            {name: check.slo for name, check in checks.items() if check.slo is not None},
+            self._intervals,
+        )
         self._total_tenants = 0
         # check → {tenant: why} for the tenants the check skips right now: not "probed".
         self._not_probed: dict[str, dict[str, str]] = {}
@@ -168,7 +177,8 @@ class AlertHub:
         if skipped:
             skipped.pop(result.tenant, None)
         self._backends.observe(result, now)
-        events = self._fleet.observe(result, now) + self._tracker.observe(result, now)
+        events = self._fleet.observe(result, now) + self._slo.observe(result, now)
+        events += self._tracker.observe(result, now)
         latency = Latency(*self._tracker.latency(result.tenant, result.check, now))
         if events:
             self.handle(events, now)
@@ -275,6 +285,7 @@ class AlertHub:
         events: list[AlertEvent] = []
         for tenant in removed:
             events += self._tracker.forget_tenant(tenant, now)
+            events += self._slo.forget_tenant(tenant, now)
         if events:
             self.handle(events, now)
 
@@ -313,6 +324,7 @@ class AlertHub:
             + (OVERLOAD in self._overload.alerts)
             + (STATE_UNWRITABLE in self._storage.alerts)
             + sum(a.status is AlertStatus.FIRING for a in self._fleet.alerts.values())
+            + len(self._slo.firing())
         )
 
     def firing_alerts(self) -> list[tuple[SeriesKey, str, AlertState]]:
@@ -355,7 +367,13 @@ class AlertHub:
         self._tracker.tls_hosts.update(memory.tls_hosts)
         self._tracker.restore_content(memory.content)
         self._planner = memory.planner
-        adopted = self._tracker.adopt_paged_alerts(self._planner)
+        # SLO alerts (a tenant's too) resolve only through the SLO watch: adopted there.
+        adopted = self._tracker.adopt_paged_alerts(
+            replace(
+                self._planner,
+                firing={k: e for k, e in self._planner.firing.items() if e.rule not in SLO_RULES},
+            )
+        )
         # A paged overload alert resolves only through its rule: the rule must know it fires.
         for event in self._planner.firing.values():
             if event.rule == OVERLOAD and event.tenant is None:
@@ -372,6 +390,10 @@ class AlertHub:
                 )
                 self._gauge(STATE_UNWRITABLE, "", None, None, event.severity.value, True)
                 adopted += 1
+            elif event.rule in SLO_RULES and self._slo.adopt(event, adopted_alert(event)):
+                adopted += 1
+        for tenant, check, rule, alert in self._slo.firing():
+            self._gauge(rule, "", tenant, check, alert.severity.value, True)
         self._restore_gauges()
         return adopted
 
@@ -399,6 +421,16 @@ class AlertHub:
         else:
             alert = f"{rule}:{variant}" if variant else rule
             self.metrics.set_alert(alert, tenant or "", check or "", severity, firing)
+
+    def slo_snapshot(self, *, tenant_windows: bool = True) -> SloSnapshot:
+        """The SLO watch's windows and alerts now (copies: encode them anywhere); without
+        `tenant_windows`, per-tenant budgets keep only their alerts (see SloWatch.snapshot)."""
+        return self._slo.snapshot(tenant_windows=tenant_windows)
+
+    def restore_slo(self, data: Mapping[str, Any]) -> None:
+        """Take over saved SLO windows and alerts (at start, before restore() and any
+        result). Raises ValueError on a broken document."""
+        self._slo.restore(data)
 
     # --- read-only views (status page, /status) ----------------------------------------------
 

@@ -30,7 +30,16 @@ from monitor.detect.fleet import FOLDS
 from monitor.detect.series import AlertEvent, EventKind
 
 # Rules whose pages name the failing backend addresses when failures concentrate there.
-_FAILURE_RULES = frozenset(("failures", "error_rate", "fleet_failures"))
+_FAILURE_RULES = frozenset(
+    ("failures", "error_rate", "fleet_failures", "slo_burn", "slo_slow_burn")
+)
+# Alerts over the whole fleet (tenant None) and the tenant rules whose alerts they explain:
+# the fleet rules', and a check's fleet objective (SLO) burning explains its tenants' own.
+_FOLDS = {
+    **FOLDS,
+    "slo_burn": frozenset({"slo_burn", "slo_slow_burn"}),
+    "slo_slow_burn": frozenset({"slo_slow_burn"}),
+}
 _SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRITICAL]
 _SHOWN_TENANTS = 10
 
@@ -254,7 +263,7 @@ class _Draft:
     def fleet_cover(self, event: AlertEvent) -> str | None:
         """The key of a firing fleet alert that explains this tenant alert, if any."""
         for fleet in self.fleet:
-            if fleet.check == event.check and event.rule in FOLDS[fleet.rule]:
+            if fleet.check == event.check and event.rule in _FOLDS[fleet.rule]:
                 return fleet.key
         return None
 
@@ -262,7 +271,7 @@ class _Draft:
     def fleet(self) -> list[AlertEvent]:
         """The firing fleet alerts (few: one per check and rule at most)."""
         if self._fleet is None:
-            self._fleet = [e for e in self.firing.values() if e.tenant is None and e.rule in FOLDS]
+            self._fleet = [e for e in self.firing.values() if e.tenant is None and e.rule in _FOLDS]
         return self._fleet
 
 
@@ -280,7 +289,7 @@ def _apply_events(draft: _Draft, events: Iterable[AlertEvent], now: float, polic
                 # Flapping: firing again before its resolve went out. Still the same incident.
                 draft.notified[key] = held_resolve.trigger
                 continue
-            if event.tenant is None and event.rule in FOLDS:
+            if event.tenant is None and event.rule in _FOLDS:
                 draft._fleet = None
                 _fold_waiting(draft, event)
             cover = draft.fleet_cover(event) if event.tenant is not None else None
@@ -322,7 +331,7 @@ def _fold_waiting(draft: _Draft, fleet: AlertEvent) -> None:
             waiting is not None
             and waiting.tenant is not None
             and waiting.check == fleet.check
-            and waiting.rule in FOLDS[fleet.rule]
+            and waiting.rule in _FOLDS[fleet.rule]
         ):
             del draft.held[key]
             draft.folded[key] = fleet.key

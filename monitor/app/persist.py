@@ -189,6 +189,15 @@ class Persistence:
         tenants = self.store.get("tenants")
         if isinstance(tenants, list) and all(isinstance(t, str) for t in tenants):
             self.tenants.seed(tenants)
+        slo = self.store.get("slo")
+        if isinstance(slo, dict):
+            try:
+                self.hub.restore_slo(slo)
+            except ValueError as exc:
+                log.warning(
+                    "SLO state unreadable, starting its windows clean",
+                    extra={"fields": {"error": str(exc)}},
+                )
         adopted = self.hub.restore(AlertMemory(series, planner, tls_hosts, content))
         if adopted:
             log.warning(
@@ -217,6 +226,7 @@ class Persistence:
         self.store.put("planner", planner_to_json(memory.planner))
         self.store.put("tls", tls_hosts_to_json(memory.tls_hosts))
         self.store.put("content", content_to_json(memory.content))
+        self.store.put("slo", self.hub.slo_snapshot().to_json())
         if self.tenants.current:
             self.store.put("tenants", list(self.tenants.current))
         if counters:
@@ -228,6 +238,9 @@ class Persistence:
         memory = self.hub.memory()
         planner = planner_to_json(memory.planner)
         tls = tls_hosts_to_json(memory.tls_hosts)
+        # Mutable windows: copied here, encoded in the thread; per-tenant windows only in the
+        # last save (shutdown, `once`): copying 10,000 of them is too long for the loop.
+        slo = self.hub.slo_snapshot(tenant_windows=False)
         tenants = list(self.tenants.current)
 
         def write() -> None:
@@ -235,6 +248,7 @@ class Persistence:
             self.store.put("planner", planner)
             self.store.put("tls", tls)
             self.store.put("content", content_to_json(memory.content))
+            self.store.put("slo", slo.to_json())
             if tenants:
                 self.store.put("tenants", tenants)
 

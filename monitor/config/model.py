@@ -277,6 +277,45 @@ def _capture(value: object) -> object:
     return value if isinstance(value, dict | CaptureSpec) else {"path": value}
 
 
+def _objective(value: object) -> object:
+    """0.995, 99.5 or "99.5%" (Sloth and Pyrra write percentages): the share of probes ok."""
+    percent = isinstance(value, str) and value.strip().endswith("%")
+    if percent:
+        try:
+            value = float(str(value).strip()[:-1])
+        except ValueError:
+            raise ValueError(f"expected an objective like 99.5% or 0.995, got {value!r}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value >= 100 or (value == 1 and not percent):
+            raise ValueError("an objective of 100% leaves no error budget; use e.g. 99.5% or 0.995")
+        if percent or value > 1:
+            return value / 100
+    return value
+
+
+class SloSpec(Model):
+    """A service level objective for a check: `objective` of its probes ok over `window`
+    (all tenants pooled; with per_tenant also each tenant's own), alerted on its burn rate
+    (detect.slo, and the rules deploy/prometheus/slo.py generates)."""
+
+    objective: Annotated[float, BeforeValidator(_objective), Field(gt=0, lt=1)]
+    window: Duration = 30 * 86400.0
+    # Each tenant gets the same objective on its own probes too (fleet-wide always).
+    per_tenant: bool = False
+    # Outcomes that spend the budget; default: every outcome but ok.
+    errors: list[Outcome] | None = None
+
+    @model_validator(mode="after")
+    def _errors(self) -> SloSpec:
+        if self.errors is not None and (not self.errors or Outcome.OK in self.errors):
+            raise ValueError("errors: list the outcomes that spend the budget (not ok)")
+        return self
+
+    @property
+    def error_outcomes(self) -> frozenset[Outcome]:
+        return frozenset(self.errors or [o for o in Outcome if o is not Outcome.OK])
+
+
 class CheckSpec(Model):
     target: str
     request: RequestSpec
@@ -290,6 +329,7 @@ class CheckSpec(Model):
     timeout: Duration | None = None
     retry: RetrySpec = RetrySpec()
     enabled: bool = True
+    slo: SloSpec | None = None
 
 
 TenantId = Annotated[str, PlainValidator(validate_tenant_id)]
@@ -680,8 +720,22 @@ class FleetRule(Model):
     severity: Severity = Severity.CRITICAL
 
 
+class SloRule(Model):
+    """How the checks' SLOs (checks.<name>.slo) are alerted: multiwindow, multi-burn-rate as
+    in the Google SRE Workbook — the page at 14.4x over 1h and 5m or 6x over 6h and 30m, the
+    ticket at 1x over 3d and 6h (windows for a 30d SLO window, scaled with it)."""
+
+    enabled: bool = True
+    page_severity: Severity = Severity.CRITICAL
+    ticket_severity: Severity = Severity.WARNING
+    # A burn needs this many errors in its long window: one or two failed probes of a thin
+    # series (a tenant probed once a minute) are noise, not a burn.
+    min_errors: int = Field(3, ge=1)
+
+
 class AlertsSpec(Model):
     overload: OverloadRule = OverloadRule()
+    slo: SloRule = SloRule()
     fleet: FleetRule = FleetRule()
     empty_results: EmptyResultsRule = EmptyResultsRule()
     failures: FailuresRule = FailuresRule()

@@ -101,6 +101,8 @@ ALERT_NAMES = {
     "fallback": "RecmonFallbackList",
     "foreign_items": "RecmonForeignItems",
     "frozen": "RecmonFrozenAnswers",
+    "slo_burn": "RecmonErrorBudgetBurn",
+    "slo_slow_burn": "RecmonErrorBudgetSlowBurn",
 }
 RUNBOOKS = {
     "empty_results": "docs/runbooks/empty-results.md",
@@ -123,6 +125,8 @@ RUNBOOKS = {
     "fallback": "docs/runbooks/wrong-content.md",
     "foreign_items": "docs/runbooks/wrong-content.md",
     "frozen": "docs/runbooks/wrong-content.md",
+    "slo_burn": "docs/runbooks/slo-burn.md",
+    "slo_slow_burn": "docs/runbooks/slo-burn.md",
 }
 
 

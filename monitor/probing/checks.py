@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.config.model import CheckSpec, Config
+from monitor.config.model import CheckSpec, Config, SloSpec
 from monitor.core.conditions import Condition, SchemaCheck, compile_condition, compile_schema
 from monitor.core.jsonpath import JsonPath
 from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_SHARED, CREDENTIAL_TENANT, Outcome
@@ -66,6 +66,8 @@ class HttpCheck:
     fallback: bool = False
     items_disjoint: bool = False
     changes_within: float | None = None
+    # Its service level objective (None: none), alerted on its burn rate by the alert hub.
+    slo: SloSpec | None = None
 
     @property
     def parses_body(self) -> bool:
@@ -173,6 +175,7 @@ def compile_check(name: str, spec: CheckSpec, config: Config) -> HttpCheck:
         retry_attempts=spec.retry.attempts,
         retry_outcomes=frozenset(spec.retry.outcomes),
         retry_backoff=spec.retry.backoff,
+        slo=spec.slo,
         captured_before=config.captures_before(name),
         credential_scope=scope,
         credential_label=label,

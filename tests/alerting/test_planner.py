@@ -410,3 +410,19 @@ def test_an_alert_paged_again_after_the_flapping_window_is_not_flapping() -> Non
     assert "flapping" not in again.summary
     (resolve,) = run([event("t1", EventKind.RESOLVED, later + 100)], later + 100)
     assert resolve.action is Action.RESOLVE
+
+
+def test_a_checks_slo_burning_folds_its_tenants_own_burns() -> None:
+    """per_tenant objectives: the fleet's burn is the page; each tenant's burn of the same
+    check is folded under it, not a storm of its own; other rules are not."""
+    run = Run()
+    fleet_slo = replace(fleet_event(), rule="slo_burn", summary="recommendations: burning")
+    (page,) = run([fleet_slo], T0)
+    assert page.rule == "slo_burn" and page.tenant is None
+    tenants = [event(f"t{i}", at=T0 + 1, rule="slo_burn") for i in range(8)]
+    tickets = [event(f"t{i}", at=T0 + 1, rule="slo_slow_burn") for i in range(8)]
+    assert run([*tenants, *tickets], T0 + 1) == []
+    assert run([], T0 + 100) == []
+    assert set(run.state.folded) == {e.key for e in [*tenants, *tickets]}
+    (storm,) = run([event(f"t{i}", at=T0 + 101) for i in range(8)], T0 + 101)
+    assert storm.rule == "empty_results"  # not explained by the objective's burn

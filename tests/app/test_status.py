@@ -726,3 +726,22 @@ async def test_a_fleet_incident_is_one_incident_with_the_tenant_alerts_it_folds(
     folded = [a for a in status["alerts"]["firing"] if a["rule"] == "error_rate"]
     assert folded and {a["paged_as"] for a in folded} == {"recmon/fleet_failures/search/-"}
     rig.store.close()
+
+
+def test_a_fleet_slo_page_is_one_incident_over_every_tenant() -> None:
+    trigger = Notification(
+        id="recmon/slo_burn/search/-@1:trigger",
+        key="recmon/slo_burn/search/-",
+        action=Action.TRIGGER,
+        rule="slo_burn",
+        severity=Severity.CRITICAL,
+        summary="search: error budget burning 14.6× (1 h) and 196.2× (5 m) — 99.5% over 30 days",
+        started_at=0.0,
+        at=0.0,
+        check="search",
+        details={"scope": "fleet", "objective": 0.995},
+    )
+    snap = replace(fleet(40, failing=set()), paged=(trigger,))
+    (incident,) = model.incidents(snap)
+    assert incident.headline == "search error budget is burning for all 40 tenants"
+    assert incident.summary.startswith("search: error budget burning 14.6×")

@@ -203,3 +203,82 @@ def test_the_alertmanager_routing_is_valid_and_pages_one_class_per_cause() -> No
     assert receiver("class=tenant", "tenant=acme") == "recmon-pager"
     assert receiver("class=stale", "location=eu") == "recmon-pager"
     assert receiver("class=location", "location=eu") == "recmon-tickets"
+
+
+SLO_RULES = RULES / "recmon-slo.example.yml"
+SLO_CONFIG = RULES / "slo-example.yaml"
+
+
+def test_the_slo_rules_pass_promtool_and_their_unit_tests() -> None:
+    """A 15x burn pages within the 5m window, a 1.2x burn only tickets, none is nothing."""
+    for args in (
+        ["check", "rules", str(SLO_RULES)],
+        ["test", "rules", str(RULES / "tests" / "recmon-slo.test.yml")],
+    ):
+        done = subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_slo_rules_are_the_generators_output_for_their_configuration() -> None:
+    args = ["--config", str(SLO_CONFIG), "--check", "-o", str(SLO_RULES)]
+    done = subprocess.run(
+        [sys.executable, str(RULES / "slo.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_slo_generator_scales_the_windows_with_the_slo_window(tmp_path: Path) -> None:
+    config = tmp_path / "probes.yaml"
+    text = SLO_CONFIG.read_text().replace(
+        "slo: {objective: 99.5%}", "slo: {objective: 0.999, window: 7d}"
+    )
+    config.write_text(text)
+    out = tmp_path / "slo.yml"
+    subprocess.run(
+        [sys.executable, str(RULES / "slo.py"), "--config", str(config), "-o", str(out)],
+        check=True,
+        timeout=60,
+    )
+    rules = out.read_text()
+    # 1h and 5m of a 30-day SLO are 14m and 70s of a 7-day one.
+    assert 'check:recmon_slo_burn_rate:14m{check="search"} >= 14.4' in rules
+    assert 'check:recmon_slo_burn_rate:70s{check="search"} >= 14.4' in rules
+    assert "/ 0.001\n" in rules and "slo: search-99.9-7d" in rules
+    done = subprocess.run(
+        [promtool(), "check", "rules", str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_slo_generator_says_when_there_is_nothing_to_generate(tmp_path: Path) -> None:
+    config = tmp_path / "probes.yaml"
+    config.write_text(SLO_CONFIG.read_text().replace("slo:", "# slo:").replace("      ", "#     "))
+    done = subprocess.run(
+        [sys.executable, str(RULES / "slo.py"), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "no check has an slo: key" in done.stderr
+
+
+def test_slo_alerts_page_once_recmons_own_and_the_rules_copies_recorded() -> None:
+    amtool = require_binary("amtool")
+    config = RULES.parent / "alertmanager" / "alertmanager.yml"
+
+    def receiver(*labels: str) -> str:
+        routed = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={config}", *labels],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert routed.returncode == 0, routed.stderr
+        return routed.stdout.strip()
+
+    for name in ("RecmonErrorBudgetBurn", "RecmonErrorBudgetSlowBurn"):
+        assert receiver(f"alertname={name}", "source=recmon", "check=search") == "pager"
+        assert receiver(f"alertname={name}", "check=search", "scope=fleet") == "recorded"

@@ -19,6 +19,7 @@ from monitor.alerting.dispatch import SinkHealth
 from monitor.alerting.hub import AlertView
 from monitor.core.notifications import Notification
 from monitor.core.results import ProbeResult
+from monitor.detect.fleet import FOLDS
 from monitor.detect.series import AlertEvent, AlertStatus, EventKind
 from monitor.tls.prober import TlsResult
 
@@ -190,6 +191,9 @@ class Incident:
     pages_at: float | None = None
 
 
+# Fleet incidents (detect.fleet): their page's title is already the headline a reader wants.
+FLEET_RULES = frozenset(FOLDS)
+
 _WHAT = {
     "empty_results": "returned no items",
     "failures": "is failing",
@@ -200,6 +204,8 @@ _WHAT = {
     "tls_expiring_soon": "certificate expires very soon",
     "tls_invalid": "certificate is invalid",
     "tls_inconsistent": "backends serve different certificates",
+    "slo_burn": "error budget is burning",
+    "slo_slow_burn": "error budget is burning slowly",
 }
 
 
@@ -261,7 +267,7 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
             scope = _scope((), total, host)
         elif trigger.tenant is not None:
             scope = _scope((trigger.tenant,), total)
-        elif trigger.details.get("scope") == "fleet":
+        elif trigger.rule in FLEET_RULES:
             # A fleet incident (a share of every tenant's probes failing): its scope is the
             # tenants probed; the tenant alerts folded under it are its members.
             probed = int(trigger.details.get("tenants_probed") or total)
@@ -278,6 +284,9 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
                 trigger.details.get("tenants", ())
             )
             scope = _scope(tenants, total, fleet=trigger.key in escalations)
+            if not tenants and trigger.details.get("scope") == "fleet":
+                # A fleet objective (SLO): every tenant's probes pooled, none named.
+                scope = Scope("fleet", (), total, total, f"all {total} tenants")
         variant = trigger.labels.get("outcome", "")
         out.append(
             Incident(
@@ -290,7 +299,7 @@ def incidents(snapshot: Snapshot) -> list[Incident]:
                 scope=scope,
                 headline=(
                     trigger.summary.split(" — ", 1)[0]
-                    if trigger.details.get("scope") == "fleet"
+                    if trigger.rule in FLEET_RULES
                     else _headline(trigger.rule, trigger.check or "", scope, variant)
                 ),
                 summary=(escalations.get(trigger.key, trigger)).summary,
