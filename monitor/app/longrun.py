@@ -23,6 +23,7 @@ from pathlib import Path
 from monitor import __version__
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.assembly import assemble, state_path
+from monitor.app.history import HistoryRecorder
 from monitor.app.httpapi import MonitorApi
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
@@ -112,6 +113,7 @@ class LongRunning:
     # --- generations --------------------------------------------------------------------------
 
     def _build(self, loaded: LoadedConfig, *, counters: bool) -> Generation:
+        history = HistoryRecorder(SystemClock(), loaded.config.alerts.maintenance)
         monitor, pipeline = assemble(
             loaded,
             self.store,
@@ -119,8 +121,11 @@ class LongRunning:
             shard=self.shard,
             redactor=self.redactor,
             result_listeners=[self.results_log.write] if self.results_log is not None else [],
+            history=history,
         )
-        persistence = Persistence(self.store, monitor.hub, monitor.metrics, monitor.tenant_source)
+        persistence = Persistence(
+            self.store, monitor.hub, monitor.metrics, monitor.tenant_source, history
+        )
         persistence.restore(counters=counters)
         return Generation(loaded, monitor, pipeline, persistence, asyncio.Event())
 
