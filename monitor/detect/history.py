@@ -132,8 +132,10 @@ def hour_to_json(row: HourRow) -> dict[str, Any]:
     if row.maintenance:
         data["m"] = dict(row.maintenance)
     if row.latency:
-        # Sparse pairs: an hour's answers span a few buckets.
-        data["l"] = [[b, c] for b, c in sorted(row.latency.items())]
+        # The first bucket, then the counts from it on: an hour's answers fill a few
+        # neighbouring buckets.
+        first, last = min(row.latency), max(row.latency)
+        data["l"] = [first, *(row.latency.get(b, 0) for b in range(first, last + 1))]
     return data
 
 
@@ -142,10 +144,17 @@ def hour_from_json(data: Any) -> HourRow:
         return HourRow(
             {str(k): int(v) for k, v in data["o"].items()},
             {str(k): int(v) for k, v in data.get("m", {}).items()},
-            {int(b): int(c) for b, c in data.get("l", [])},
+            _sketch_from_json(data.get("l", [])),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"unreadable history row: {exc}") from exc
+
+
+def _sketch_from_json(data: Any) -> dict[int, int]:
+    if not data:
+        return {}
+    first = int(data[0])
+    return {first + i: int(c) for i, c in enumerate(data[1:]) if c}
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,11 +180,12 @@ class StateStore:
                     item TEXT NOT NULL, PRIMARY KEY (tenant, check_name, at)
                 ) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                -- Keyed by hour first: a save's rows (the current hour's) share pages, so
+                -- it writes a few pages, not one per series; pruning deletes a prefix.
                 CREATE TABLE IF NOT EXISTS history_hours (
-                    tenant TEXT NOT NULL, check_name TEXT NOT NULL, hour INTEGER NOT NULL,
-                    row TEXT NOT NULL, PRIMARY KEY (tenant, check_name, hour)
+                    hour INTEGER NOT NULL, tenant TEXT NOT NULL, check_name TEXT NOT NULL,
+                    row TEXT NOT NULL, PRIMARY KEY (hour, tenant, check_name)
                 ) WITHOUT ROWID;
-                CREATE INDEX IF NOT EXISTS history_hours_by_hour ON history_hours (hour);
                 CREATE TABLE IF NOT EXISTS history_events (
                     kind TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL,
                     event TEXT NOT NULL, PRIMARY KEY (kind, id)
@@ -293,8 +294,8 @@ class StateStore:
         call from a worker thread)."""
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO history_hours VALUES (?, ?, ?, ?) ON CONFLICT "
-                "(tenant, check_name, hour) DO UPDATE SET row=excluded.row",
+                "INSERT INTO history_hours (tenant, check_name, hour, row) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (hour, tenant, check_name) DO UPDATE SET row=excluded.row",
                 write.hours,
             )
             db.executemany(
@@ -385,7 +386,7 @@ def read_history(
     with lock or threading.RLock():
         hours = connection.execute(
             "SELECT tenant, check_name, hour, row FROM history_hours "
-            "WHERE hour >= ? AND hour < ? ORDER BY tenant, check_name, hour",
+            "WHERE hour >= ? AND hour < ? ORDER BY hour, tenant, check_name",
             (since, until),
         ).fetchall()
         events = connection.execute(
