@@ -28,6 +28,13 @@ _PAGE_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
+SVG = b"image/svg+xml; charset=utf-8"
+# An image others embed: cached a while, and inert if opened on its own.
+_BADGE_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"max-age=300"),
+]
 NOT_FOUND = b"not found: try /, /status, /metrics, /healthz, /readyz\n"
 
 
@@ -40,7 +47,10 @@ class MonitorApi:
         readiness: Callable[[], tuple[bool, str]],
         snapshot: Callable[[], Snapshot],
         redact: Callable[[str], str] = lambda text: text,
+        badge: Callable[[str, str], str | None] | None = None,
     ) -> None:
+        """`badge`: a tenant × check's SVG badge, None when it has no history."""
+        self.badge = badge
         self.render_metrics = render_metrics
         self.is_alive = is_alive
         self.readiness = readiness
@@ -94,10 +104,27 @@ class MonitorApi:
         ):
             content_type = page.STATIC[path.removeprefix("/static/")].encode()
             await _respond(send, 200, asset, content_type=content_type, extra=_PAGE_HEADERS)
+        elif path.startswith("/badge/") and path.endswith(".svg") and self.badge is not None:
+            await self._badge(send, path)
         elif path == "/favicon.ico":
             await _respond(send, 204, b"")
         else:
             await _respond(send, 404, NOT_FOUND)
+
+    async def _badge(self, send: Send, path: str) -> None:
+        parts = path.removeprefix("/badge/").removesuffix(".svg").split("/")
+        if len(parts) != 2 or not all(parts):
+            await _respond(send, 404, b"not found: /badge/<tenant>/<check>.svg\n")
+            return
+        tenant, check = (unquote(p) for p in parts)
+        badge = self.badge
+        assert badge is not None
+        svg = await asyncio.to_thread(badge, tenant, check)
+        if svg is None:
+            text = f"no history for tenant {tenant!r}, check {check!r}\n"
+            await _respond(send, 404, self._text(text))
+            return
+        await _respond(send, 200, self._text(svg), content_type=SVG, extra=_BADGE_HEADERS)
 
     def _text(self, text: str) -> bytes:
         return self.redact(text).encode()

@@ -23,6 +23,7 @@ from pathlib import Path
 from monitor import __version__
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.assembly import assemble, state_path
+from monitor.app.badge import store_badge
 from monitor.app.history import HistoryRecorder
 from monitor.app.httpapi import MonitorApi
 from monitor.app.ownership import open_for_shard
@@ -244,6 +245,10 @@ class LongRunning:
         )
         return snapshot(source, self.reload)
 
+    def badge(self, tenant: str, check: str) -> str | None:
+        """The SVG badge of a tenant × check's last 30 days (None: no history for it)."""
+        return store_badge(self.store, tenant, check, SystemClock().time())
+
     def readiness(self) -> tuple[bool, str]:
         """Ready once the tenants are known. A failed reload leaves it ready (the last good
         configuration runs) and says so in the body, as does a state file that takes no
@@ -305,6 +310,7 @@ class LongRunning:
             readiness=self.readiness,
             snapshot=self.snapshot,
             redact=lambda text: self.page_redactor.redact(self.redactor.redact(text)),
+            badge=self.badge,
         )
         app = api if self.web is None or not self.web.users else BasicAuth(api, self.web.users)
         if self.web is not None:

@@ -314,6 +314,17 @@ class StateStore:
         at or after `events_since`, default: every one kept)."""
         return read_history(self.connection, since, until, events_since, self.lock)
 
+    def history_rows(self, tenant: str, check: str, hours: Sequence[int]) -> list[str]:
+        """One series' hour rows at the given hours (a point lookup each, however much
+        history the file holds)."""
+        with self.lock:
+            rows = self.connection.execute(
+                "SELECT row FROM history_hours WHERE hour IN (SELECT value FROM json_each(?)) "
+                "AND tenant=? AND check_name=?",
+                (json.dumps(list(hours)), tenant, check),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def get(self, name: str) -> Any | None:
         with self.lock:
             row = self.connection.execute("SELECT value FROM kv WHERE name=?", (name,)).fetchone()
