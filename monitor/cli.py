@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 import time
@@ -21,7 +22,7 @@ from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
 from monitor.config.webconfig import WebConfig, WebConfigError, load_web_config
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.state.store import StateUnavailable
+from monitor.state.store import HistoryRead, StateUnavailable
 from monitor.telemetry.logs import setup_logging
 from monitor.telemetry.webauth import server_context
 
@@ -291,10 +292,18 @@ def _time(text: str) -> float:
     return moment.timestamp()
 
 
+def _merged(reads: Sequence[HistoryRead]) -> HistoryRead:
+    """One history from several state files (one per shard)."""
+    return HistoryRead(
+        [row for r in reads for row in r.hours],
+        sorted((event for r in reads for event in r.events), key=lambda e: e[1]),
+    )
+
+
 def _report(args: argparse.Namespace, redactor: Redactor) -> int:
     from monitor.app.assembly import state_path
     from monitor.app.history_report import build_report, find_incident, render
-    from monitor.state.store import HistoryRead, read_history_file
+    from monitor.state.store import read_history_file
 
     paths = list(args.state or ())
     if not paths:
@@ -310,17 +319,16 @@ def _report(args: argparse.Namespace, redactor: Redactor) -> int:
     try:
         until = _time(args.until) if args.until else now
         since = _time(args.since) if args.since else until - 30 * 86400
-        reads = [read_history_file(p, float("-inf"), float("inf")) for p in paths]
-        read = HistoryRead(
-            [row for r in reads for row in r.hours],
-            sorted((event for r in reads for event in r.events), key=lambda e: e[1]),
-        )
         incident = None
         if args.incident:
-            incident = find_incident(read, args.incident)
+            # Events only first (no hour rows): the incident says which hours to read.
+            events = _merged([read_history_file(p, math.inf, math.inf) for p in paths])
+            incident = find_incident(events, args.incident)
             since = incident.opened_at - incident.opened_at % 3600
             closed = incident.closed_at if incident.closed_at is not None else now
             until = closed - closed % 3600 + 3600
+        # Only the period's hour rows: a 90-day file holds millions.
+        read = _merged([read_history_file(p, since - since % 3600, until) for p in paths])
         report = build_report(read, since, until, tenants=args.tenant, incident=incident, now=now)
     except (ValueError, StateUnavailable) as exc:
         print(f"recmon report: {exc}", file=sys.stderr)
