@@ -22,17 +22,14 @@ from typing import Any
 from monitor.detect.history import (
     DAY,
     SKETCH_RELATIVE_ERROR,
-    HourRow,
     Incident,
     Maintenance,
     Span,
-    add_sketches,
-    hour_from_json,
+    Totals,
     hour_of,
     incident_from_json,
     iso,
     maintenance_from_json,
-    quantile,
     span_from_json,
 )
 from monitor.state.store import HistoryRead
@@ -143,37 +140,44 @@ def build_report(
     if until <= since:
         raise ReportError("the period is empty: --to must be after --from")
     last = until if now is None else min(until, now)
-    rows: dict[tuple[str, str], list[tuple[int, HourRow]]] = {}
+    # (tenant, check) → day (its first second) → totals of that day's hours
+    days: dict[tuple[str, str], dict[int, Totals]] = {}
+    first_hour = hour_of(since)
+    loads = json.loads
     for tenant, check, hour, text in read.hours:
-        if not fnmatchcase(tenant, tenants) or not hour_of(since) <= hour < until:
+        if not first_hour <= hour < until or not fnmatchcase(tenant, tenants):
             continue
+        series = days.get((tenant, check))
+        if series is None:
+            series = days[(tenant, check)] = {}
+        day = int(hour) // int(DAY) * int(DAY)
+        totals = series.get(day)
+        if totals is None:
+            totals = series[day] = Totals()
         try:
-            row = hour_from_json(json.loads(text))
+            totals.add_json(loads(text))
         except ValueError:
-            continue
-        rows.setdefault((tenant, check), []).append((int(hour), row))
+            continue  # one unreadable row never hides the rest of the report
     availability = []
     daily = []
-    for (tenant, check), hours in sorted(rows.items()):
-        probes = sum(r.probes for _, r in hours)
-        good = sum(r.good for _, r in hours)
-        excluded = sum(sum(r.maintenance.values()) for _, r in hours)
-        pct = round(100 * good / probes, 4) if probes else None
-        availability.append(AvailabilityRow(tenant, check, probes, good, excluded, pct))
-        by_day: dict[str, list[HourRow]] = {}
-        for hour, row in hours:
-            by_day.setdefault(iso(hour)[:10], []).append(row)
-        for day, day_rows in sorted(by_day.items()):
-            p95 = quantile(add_sketches(r.latency for r in day_rows), 0.95)
+    for (tenant, check), by_day in sorted(days.items()):
+        whole = Totals()
+        for day, totals in sorted(by_day.items()):
+            whole.add(totals)
+            p95 = totals.quantile(0.95)
             daily.append(
                 DailyRow(
-                    day,
+                    iso(day)[:10],
                     tenant,
                     check,
-                    sum(r.probes for r in day_rows),
+                    totals.probes,
                     None if p95 is None else round(p95 * 1000, 1),
                 )
             )
+        pct = round(100 * whole.good / whole.probes, 4) if whole.probes else None
+        availability.append(
+            AvailabilityRow(tenant, check, whole.probes, whole.good, whole.in_maintenance, pct)
+        )
     spans, incidents, windows = _events(read)
     start, end = (since, until) if incident is None else (incident.opened_at, incident.closed_at)
     impact = [

@@ -150,6 +150,44 @@ def hour_from_json(data: Any) -> HourRow:
         raise ValueError(f"unreadable history row: {exc}") from exc
 
 
+@dataclass(slots=True)
+class Totals:
+    """Hour rows added up as they are read (a report reads millions: no HourRow each)."""
+
+    good: int = 0
+    probes: int = 0
+    in_maintenance: int = 0
+    latency: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+
+    def add_json(self, data: Any) -> None:
+        """Add one encoded hour row (hour_to_json's form); ValueError if it is not one."""
+        try:
+            outcomes = data["o"]
+            probes = sum(outcomes.values())
+            good = outcomes.get("ok", 0)
+            excluded = sum(data["m"].values()) if "m" in data else 0
+            sketch = data.get("l")
+            if sketch:
+                first = sketch[0]
+                latency = self.latency
+                for offset, count in enumerate(sketch[1:], first):
+                    latency[offset] += count
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"unreadable history row: {exc}") from exc
+        self.probes += probes
+        self.good += good
+        self.in_maintenance += excluded
+
+    def add(self, other: Totals) -> None:
+        self.good += other.good
+        self.probes += other.probes
+        self.in_maintenance += other.in_maintenance
+        self.latency = [a + b for a, b in zip(self.latency, other.latency, strict=True)]
+
+    def quantile(self, q: float) -> float | None:
+        return quantile({b: c for b, c in enumerate(self.latency) if c}, q)
+
+
 def _sketch_from_json(data: Any) -> dict[int, int]:
     if not data:
         return {}
