@@ -386,7 +386,3 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "html":
         return to_html(report)
     return to_markdown(report)
-
-
-def default_period(now: float, days: int = 30) -> tuple[float, float]:
-    return now - days * DAY, now

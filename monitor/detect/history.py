@@ -13,7 +13,7 @@ month are the same arithmetic.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -83,14 +83,6 @@ def quantile(sketch: Mapping[int, int], q: float) -> float | None:
         if seen >= rank:
             return bucket_value(bucket)
     return bucket_value(max(sketch))  # unreachable: the ranks add up
-
-
-def add_sketches(sketches: Iterable[Mapping[int, int]]) -> dict[int, int]:
-    merged: dict[int, int] = {}
-    for sketch in sketches:
-        for bucket, count in sketch.items():
-            merged[bucket] = merged.get(bucket, 0) + count
-    return merged
 
 
 @dataclass(frozen=True, slots=True)
