@@ -330,6 +330,14 @@ def _report(args: argparse.Namespace, redactor: Redactor) -> int:
         # Only the period's hour rows: a 90-day file holds millions.
         read = _merged([read_history_file(p, since - since % 3600, until) for p in paths])
         report = build_report(read, since, until, tenants=args.tenant, incident=incident, now=now)
+        began = min((row.start for row in report.impact), default=since)
+        if incident is not None and began < since:
+            # The impact began before the page (the rule's evidence gathering): from there.
+            since = began - began % 3600
+            read = _merged([read_history_file(p, since, until) for p in paths])
+            report = build_report(
+                read, since, until, tenants=args.tenant, incident=incident, now=now
+            )
     except (ValueError, StateUnavailable) as exc:
         print(f"recmon report: {exc}", file=sys.stderr)
         return EXIT_ERROR

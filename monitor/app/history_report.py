@@ -251,8 +251,20 @@ def to_json(report: Report) -> dict[str, Any]:
 
 
 def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of every table, in the order every text format shows them."""
-    tables = [
+    """(title, header, rows) of every table, in the order every text format shows them: with
+    --incident, its timeline first (opened, re-paged, grew, resolved)."""
+    tables = []
+    if report.incident is not None:
+        i = report.incident
+        tables.append(
+            (
+                f"Incident {i.id}",
+                ["at", "what", "summary"],
+                [[iso(at), action, text] for at, action, text in i.timeline]
+                + ([] if i.closed_at is not None else [["", "open", "not resolved yet"]]),
+            )
+        )
+    tables += [
         (
             "Availability",
             ["tenant", "check", "availability %", "probes", "good", "excluded (maintenance)"],

@@ -217,6 +217,12 @@ def test_an_incident_s_impact_table_lists_every_tenant_it_hit(state_file: Path, 
     rows = {(r["tenant"], r["check"]) for r in one["impact"]}
     assert rows == {(t, "recommendations") for t in grouped["tenants"] or TENANTS}
     assert one["incident"]["pages"] >= 2  # its trigger and its resolve
+    # The period reaches back to the impact's start, before the page.
+    assert one["from"] <= min(r["start"] for r in one["impact"]) < one["incident"]["opened"]
+    assert main(["report", "--state", str(state_file), "--incident", grouped["id"]]) == 0
+    text = capsys.readouterr().out
+    assert f"## Incident {grouped['id']}" in text
+    assert "| trigger |" in text and "| resolve |" in text
 
 
 def test_every_format_shows_the_same_report(state_file: Path, capsys) -> None:
