@@ -25,10 +25,10 @@ def badge_hours(now: float, days: int = BADGE_DAYS) -> list[int]:
     return list(range(last - days * int(DAY) + HOUR, last + HOUR, HOUR))
 
 
-def availability(rows: Sequence[str]) -> float | None:
-    """Good probes over probes (maintenance excluded) of encoded hour rows, in percent."""
+def availability(rows: Sequence[tuple[int, str]]) -> float | None:
+    """Good probes over probes (maintenance excluded) of (hour, encoded row), in percent."""
     good = probes = 0
-    for text in rows:
+    for _, text in rows:
         try:
             row = hour_from_json(json.loads(text))
         except ValueError:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -48,9 +48,12 @@ class MonitorApi:
         snapshot: Callable[[], Snapshot],
         redact: Callable[[str], str] = lambda text: text,
         badge: Callable[[str, str], str | None] | None = None,
+        history_bars: Callable[[str], Mapping[str, Sequence[Any]]] | None = None,
     ) -> None:
-        """`badge`: a tenant × check's SVG badge, None when it has no history."""
+        """`badge`: a tenant × check's SVG badge, None when it has no history.
+        `history_bars`: a tenant's daily availability bars per check (its page)."""
         self.badge = badge
+        self.history_bars = history_bars
         self.render_metrics = render_metrics
         self.is_alive = is_alive
         self.readiness = readiness
@@ -91,7 +94,10 @@ class MonitorApi:
             fragment = path.startswith("/ui/")
             tenant = unquote(path.split("/", 3 if fragment else 2)[-1])
             known = self.snapshot()
-            detail = page.render_tenant(known, tenant, fragment=fragment)
+            bars = None
+            if not fragment and self.history_bars is not None:
+                bars = await asyncio.to_thread(self.history_bars, tenant)
+            detail = page.render_tenant(known, tenant, fragment=fragment, bars=bars)
             if detail is None:
                 await _respond(send, 404, self._text(f"no tenant {tenant!r} is monitored\n"))
             elif fragment:

@@ -30,6 +30,7 @@ from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.service import Monitor
 from monitor.app.status.collect import StatusSource, snapshot
+from monitor.app.status.history import DayBar, tenant_bars
 from monitor.app.status.model import ReloadRecord, Snapshot, iso
 from monitor.config.loader import ConfigError, LoadedConfig, dotted, load_config_file
 from monitor.config.webconfig import ALL_INTERFACES, WebConfig, on_every_interface
@@ -249,6 +250,11 @@ class LongRunning:
         """The SVG badge of a tenant × check's last 30 days (None: no history for it)."""
         return store_badge(self.store, tenant, check, SystemClock().time())
 
+    def history_bars(self, tenant: str) -> dict[str, list[DayBar]]:
+        """The tenant page's 90 daily bars per check, from the state file's history."""
+        checks = list(self.current.monitor.checks) if self.current is not None else []
+        return tenant_bars(self.store, tenant, checks, SystemClock().time())
+
     def readiness(self) -> tuple[bool, str]:
         """Ready once the tenants are known. A failed reload leaves it ready (the last good
         configuration runs) and says so in the body, as does a state file that takes no
@@ -311,6 +317,7 @@ class LongRunning:
             snapshot=self.snapshot,
             redact=lambda text: self.page_redactor.redact(self.redactor.redact(text)),
             badge=self.badge,
+            history_bars=self.history_bars,
         )
         app = api if self.web is None or not self.web.users else BasicAuth(api, self.web.users)
         if self.web is not None:

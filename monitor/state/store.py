@@ -314,16 +314,16 @@ class StateStore:
         at or after `events_since`, default: every one kept)."""
         return read_history(self.connection, since, until, events_since, self.lock)
 
-    def history_rows(self, tenant: str, check: str, hours: Sequence[int]) -> list[str]:
-        """One series' hour rows at the given hours (a point lookup each, however much
+    def history_rows(self, tenant: str, check: str, hours: Sequence[int]) -> list[tuple[int, str]]:
+        """One series' (hour, row) at the given hours (a point lookup each, however much
         history the file holds)."""
         with self.lock:
             rows = self.connection.execute(
-                "SELECT row FROM history_hours WHERE hour IN (SELECT value FROM json_each(?)) "
-                "AND tenant=? AND check_name=?",
+                "SELECT hour, row FROM history_hours WHERE hour IN "
+                "(SELECT value FROM json_each(?)) AND tenant=? AND check_name=?",
                 (json.dumps(list(hours)), tenant, check),
             ).fetchall()
-        return [str(r[0]) for r in rows]
+        return [(int(r[0]), str(r[1])) for r in rows]
 
     def get(self, name: str) -> Any | None:
         with self.lock:

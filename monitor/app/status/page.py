@@ -4,6 +4,7 @@ packaged templates and static files once."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
@@ -131,11 +132,19 @@ def render_live(snapshot: Snapshot, query: str = "", page: int = 1) -> dict[str,
     }
 
 
-def render_tenant(snapshot: Snapshot, tenant: str, *, fragment: bool = False) -> str | None:
+def render_tenant(
+    snapshot: Snapshot,
+    tenant: str,
+    *,
+    fragment: bool = False,
+    bars: Mapping[str, Sequence[Any]] | None = None,
+) -> str | None:
+    """`bars`: the history's daily bars per check (app.status.history), on the full page."""
     detail = model.tenant_detail(snapshot, tenant)
     if detail is None:
         return None
     context = _context(snapshot)
     context["detail"] = detail
+    context["bars"] = bars or {}
     name = "_tenant.html.j2" if fragment else "tenant.html.j2"
     return environment().get_template(name).render(context)

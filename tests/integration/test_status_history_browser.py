@@ -1,0 +1,58 @@
+"""The tenant page's 90 daily bars in real headless Chromium: every bar drawn and inside the
+page at desktop and phone widths, the figure shown on focus; screenshots kept as artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.app.status import page
+from monitor.app.status.history import tenant_bars
+from monitor.state.store import StateStore
+from tests.app.test_status import Rig
+from tests.app.test_status_history import fill
+from tests.browser import chromium, screenshot_path
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_bars_render_and_show_their_figure_on_focus(tmp_path: Path) -> None:
+    rig = Rig()
+    assert await rig.monitor.refresh_tenants()
+    rig.round()
+    store = StateStore.open(":memory:")
+    fill(store, rig.clock.time())
+    bars = tenant_bars(store, "acme", list(rig.monitor.checks), rig.clock.time())
+    html = page.render_tenant(rig.snapshot(), "acme", bars=bars)
+    assert html is not None
+    css = tmp_path / "status.css"
+    css.write_bytes(page.static_file("status.css") or b"")
+    # Loaded from a file: the stylesheet beside it, no live refresh script.
+    html = html.replace("/static/status.css", css.as_uri()).replace(
+        '<script src="/static/status.js" defer></script>', ""
+    )
+    (tmp_path / "acme.html").write_text(html)
+    for name, width in (("desktop", 1280), ("phone", 390)):
+        with chromium(width, 900) as driver:
+            driver.get((tmp_path / "acme.html").as_uri())  # type: ignore[attr-defined]
+            boxes = driver.execute_script(  # type: ignore[attr-defined]
+                "return [...document.querySelectorAll('#history .day')].map(d => {"
+                " const r = d.getBoundingClientRect(); return [r.left, r.right, r.height]; });"
+            )
+            assert len(boxes) == 180
+            viewport = driver.execute_script("return document.documentElement.clientWidth;")  # type: ignore[attr-defined]
+            for left, right, height in boxes:
+                assert right - left >= 1 and height > 10
+                assert left >= 0 and right <= viewport
+            shown = driver.execute_script(  # type: ignore[attr-defined]
+                "const bad = [...document.querySelectorAll('#history .day-bad')].pop();"
+                "bad.scrollIntoView(); bad.focus();"
+                "return getComputedStyle(bad, '::after').content;"
+            )
+            assert "75.00% of 24 probes" in shown
+            # The figure stays inside the page (no sideways scrolling for it).
+            assert driver.execute_script(  # type: ignore[attr-defined]
+                "const e = document.documentElement; return e.scrollWidth <= e.clientWidth;"
+            )
+            driver.save_screenshot(str(screenshot_path(f"status-history-bars-{name}.png")))  # type: ignore[attr-defined]
