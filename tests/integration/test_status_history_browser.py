@@ -34,7 +34,8 @@ async def test_the_bars_render_and_show_their_figure_on_focus(tmp_path: Path) ->
     )
     (tmp_path / "acme.html").write_text(html)
     for name, width in (("desktop", 1280), ("phone", 390)):
-        with chromium(width, 900) as driver:
+        with chromium() as driver:
+            driver.set_window_size(width, 844)  # type: ignore[attr-defined]
             driver.get((tmp_path / "acme.html").as_uri())  # type: ignore[attr-defined]
             boxes = driver.execute_script(  # type: ignore[attr-defined]
                 "return [...document.querySelectorAll('#history .day')].map(d => {"
