@@ -15,6 +15,7 @@ import html
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -62,6 +63,7 @@ class ImpactRow:
     minutes: float
     worst: str
     failed_probes: int
+    in_maintenance_minutes: float = 0.0  # of `minutes`, inside a window covering it
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,24 @@ def _in_scope(span: Span, incident: Incident) -> bool:
     if incident.tenants and incident.scope != "fleet-wide":
         return span.tenant in incident.tenants
     return True
+
+
+def _maintained(span: Span, end: float, windows: Sequence[Maintenance]) -> float:
+    """Seconds of the span inside maintenance windows that cover its tenant and check."""
+    inside = [
+        (max(span.start, w.start), min(end, w.end))
+        for w in windows
+        if w.covers(span.tenant, span.check, max(span.start, w.start))
+        and w.start < end
+        and w.end > span.start
+    ]
+    total, reached = 0.0, -math.inf
+    for start, stop in sorted(inside):  # windows may overlap: count each second once
+        start = max(start, reached)
+        if stop > start:
+            total += stop - start
+            reached = stop
+    return total
 
 
 def build_report(
@@ -189,6 +209,7 @@ def build_report(
             round(((s.end if s.end is not None else last) - s.start) / 60, 1),
             s.worst,
             sum(s.outcomes.values()),
+            round(_maintained(s, s.end if s.end is not None else last, windows) / 60, 1),
         )
         for s in spans
         if fnmatchcase(s.tenant, tenants)
@@ -282,7 +303,16 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
         ),
         (
             "Impact" if report.incident is None else f"Impact of incident {report.incident.id}",
-            ["tenant", "check", "from", "to", "minutes", "worst outcome", "failed probes"],
+            [
+                "tenant",
+                "check",
+                "from",
+                "to",
+                "minutes",
+                "of which in maintenance",
+                "worst outcome",
+                "failed probes",
+            ],
             [
                 [
                     r.tenant,
@@ -290,6 +320,7 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
                     iso(r.start),
                     iso(r.end) or "ongoing",
                     _num(r.minutes, 1),
+                    _num(r.in_maintenance_minutes, 1),
                     r.worst,
                     str(r.failed_probes),
                 ]

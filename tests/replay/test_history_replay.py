@@ -194,6 +194,15 @@ def test_impact_rows_match_the_injected_faults(state_file: Path, capsys) -> None
         assert e <= end < e + INTERVAL + 1  # the first good probe after the fault
     minutes = {(r["tenant"], r["check"]): r["minutes"] for r in report["impact"]}
     assert minutes[("tenant-001", "search")] == pytest.approx(120, abs=INTERVAL / 60)
+    # What of it maintenance covered: all of tenant-003's, half an hour of tenant-004's.
+    maintained = {
+        (r["tenant"], r["check"]): r["in_maintenance_minutes"]
+        for r in report["impact"]
+        if r["check"] == "search"
+    }
+    assert maintained[("tenant-003", "search")] == pytest.approx(120, abs=INTERVAL / 60)
+    assert maintained[("tenant-004", "search")] == pytest.approx(30, abs=INTERVAL / 60)
+    assert maintained[("tenant-001", "search")] == 0
 
 
 def test_an_incident_s_impact_table_lists_every_tenant_it_hit(state_file: Path, capsys) -> None:
