@@ -203,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--to", dest="until", metavar="TIME", help="end (default now)")
     report.add_argument("--incident", metavar="ID", help="report on this incident")
+    report.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="availability from this Prometheus instead (every recmon reporting there: "
+        "shards, locations); availability only, maintenance included",
+    )
     report.add_argument("--tenant", default="*", metavar="GLOB", help="tenants (default all)")
     report.add_argument("--format", choices=("md", "csv", "json", "html"), default="md")
 
@@ -300,11 +306,34 @@ def _merged(reads: Sequence[HistoryRead]) -> HistoryRead:
     )
 
 
+def _prometheus_report(args: argparse.Namespace) -> int:
+    from monitor.app.history_prometheus import PROMETHEUS_NOTE, prometheus_availability
+    from monitor.app.history_report import Report, render
+
+    if args.incident:
+        print("recmon report: --incident reads a state file, not --prometheus", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        until = _time(args.until) if args.until else time.time()
+        since = _time(args.since) if args.since else until - 30 * 86400
+        if until <= since:
+            raise ValueError("the period is empty: --to must be after --from")
+        rows = prometheus_availability(args.prometheus, since, until, tenants=args.tenant)
+    except ValueError as exc:
+        print(f"recmon report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    report = Report(since, until, args.tenant, rows, (), (), (), (), notes=(PROMETHEUS_NOTE,))
+    sys.stdout.write(render(report, args.format))
+    return 0
+
+
 def _report(args: argparse.Namespace, redactor: Redactor) -> int:
     from monitor.app.assembly import state_path
     from monitor.app.history_report import build_report, find_incident, render
     from monitor.state.store import read_history_file
 
+    if args.prometheus:
+        return _prometheus_report(args)
     paths = list(args.state or ())
     if not paths:
         try:
