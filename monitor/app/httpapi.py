@@ -49,9 +49,12 @@ class MonitorApi:
         redact: Callable[[str], str] = lambda text: text,
         badge: Callable[[str, str], str | None] | None = None,
         history_bars: Callable[[str], Mapping[str, Sequence[Any]]] | None = None,
+        past_incidents: Callable[[], Sequence[Any]] | None = None,
     ) -> None:
         """`badge`: a tenant × check's SVG badge, None when it has no history.
-        `history_bars`: a tenant's daily availability bars per check (its page)."""
+        `history_bars`: a tenant's daily availability bars per check (its page).
+        `past_incidents`: the history's recent incidents (the index page, on load)."""
+        self.past_incidents = past_incidents
         self.badge = badge
         self.history_bars = history_bars
         self.render_metrics = render_metrics
@@ -84,7 +87,10 @@ class MonitorApi:
         elif path == "/":
             known, q, n = self.snapshot(), _one(query, "q"), _page(query)
             # Off the event loop: at 10,000 tenants a page takes ~30 ms to build (bench/).
-            html = await asyncio.to_thread(page.render_index, known, q, n)
+            past = self.past_incidents
+            html = await asyncio.to_thread(
+                lambda: page.render_index(known, q, n, past() if past is not None else ())
+            )
             await self._page(scope, send, 200, html)
         elif path == "/ui/live":
             known, q, n = self.snapshot(), _one(query, "q"), _page(query)

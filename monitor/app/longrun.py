@@ -30,7 +30,7 @@ from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.service import Monitor
 from monitor.app.status.collect import StatusSource, snapshot
-from monitor.app.status.history import DayBar, tenant_bars
+from monitor.app.status.history import DayBar, recent_incidents, tenant_bars
 from monitor.app.status.model import ReloadRecord, Snapshot, iso
 from monitor.config.loader import ConfigError, LoadedConfig, dotted, load_config_file
 from monitor.config.webconfig import ALL_INTERFACES, WebConfig, on_every_interface
@@ -318,6 +318,7 @@ class LongRunning:
             redact=lambda text: self.page_redactor.redact(self.redactor.redact(text)),
             badge=self.badge,
             history_bars=self.history_bars,
+            past_incidents=lambda: recent_incidents(self.store, SystemClock().time()),
         )
         app = api if self.web is None or not self.web.users else BasicAuth(api, self.web.users)
         if self.web is not None:

@@ -314,6 +314,16 @@ class StateStore:
         at or after `events_since`, default: every one kept)."""
         return read_history(self.connection, since, until, events_since, self.lock)
 
+    def history_events(self, kind: str, since: float, limit: int = 200) -> list[str]:
+        """The newest events of one kind that began at or after `since`, newest first."""
+        with self.lock:
+            rows = self.connection.execute(
+                "SELECT event FROM history_events WHERE kind=? AND at >= ? ORDER BY at DESC "
+                "LIMIT ?",
+                (kind, since, limit),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def history_rows(self, tenant: str, check: str, hours: Sequence[int]) -> list[tuple[int, str]]:
         """One series' (hour, row) at the given hours (a point lookup each, however much
         history the file holds)."""

@@ -86,3 +86,42 @@ async def test_the_tenant_page_shows_the_bars() -> None:
         assert all(d["tabindex"] == "0" and d["data-label"] for d in days.days)
         live = await client.get("/ui/tenant/acme")  # the refreshed part: no history read
         assert 'class="day ' not in live.text
+
+
+async def test_the_index_page_lists_recent_incidents_with_their_timeline() -> None:
+    from monitor.app.status.history import recent_incidents
+    from monitor.core.notifications import Action, Notification, Severity
+
+    rig = Rig()
+    assert await rig.monitor.refresh_tenants()
+    rig.round()
+    now = rig.clock.time()
+    store = StateStore.open(":memory:")
+    recorder = HistoryRecorder(ManualClock(now))
+
+    def note(action: Action, at: float, key: str, started: float) -> Notification:
+        return Notification(
+            f"{key}:{action}", key, action, "failures", Severity.CRITICAL,
+            f"search failing for tenant acme ({action})", started, at, "acme", "search",
+        )  # fmt: skip
+
+    old = "recmon/failures/search/old"
+    recorder.record([note(Action.TRIGGER, now - 9 * DAY, old, now - 9 * DAY)])
+    key = "recmon/failures/search/acme"
+    recorder.record([note(Action.TRIGGER, now - 600, key, now - 600)])
+    recorder.record([note(Action.RESOLVE, now - 60, key, now - 600)])
+    store.write_history(recorder.changes().write)
+    assert [i.key for i in recent_incidents(store, now)] == [key]  # 9 days ago: not shown
+    api = MonitorApi(
+        render_metrics=rig.monitor.metrics.render,
+        is_alive=lambda: True,
+        readiness=lambda: (True, "ready\n"),
+        snapshot=rig.snapshot,
+        past_incidents=lambda: recent_incidents(store, now),
+    )
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://recmon") as client:
+        text = (await client.get("/")).text
+    assert "Incidents, last 7 days" in text
+    assert text.count("<li>") >= 2 and "trigger:" in text and "resolve:" in text
+    assert f"recmon report --incident '{key}@" in text

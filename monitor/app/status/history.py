@@ -1,5 +1,6 @@
-"""The tenant page's 90 daily bars per check: each day's availability from the state file's
-history (maintenance excluded), coloured by the figure, the figure on hover and focus."""
+"""From the state file's history, for the status page: the tenant page's 90 daily bars per
+check (each day's availability, maintenance excluded, coloured by the figure, the figure on
+hover and focus) and the index page's incidents of the last days with their timelines."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monitor.app.badge import badge_hours
-from monitor.detect.history import DAY, Totals, iso
+from monitor.detect.history import DAY, Incident, Totals, incident_from_json, iso
 from monitor.state.store import StateStore
 
 BAR_DAYS = 90
@@ -62,3 +63,20 @@ def tenant_bars(
     """Every check's bars for one tenant (point lookups: cheap at any fleet size)."""
     hours = badge_hours(now, BAR_DAYS + 1)
     return {check: day_bars(store.history_rows(tenant, check, hours), now) for check in checks}
+
+
+PAST_DAYS = 7
+PAST_SHOWN = 50
+
+
+def recent_incidents(
+    store: StateStore, now: float, days: int = PAST_DAYS, limit: int = PAST_SHOWN
+) -> list[Incident]:
+    """The incidents opened in the last `days`, newest first (unreadable ones left out)."""
+    incidents = []
+    for text in store.history_events("incident", now - days * DAY, limit):
+        try:
+            incidents.append(incident_from_json(json.loads(text)))
+        except ValueError:
+            continue
+    return incidents

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from monitor.app.status import model
+from monitor.app.status.history import PAST_DAYS
 from monitor.app.status.model import Snapshot
 
 # Sent with every page: only this origin's script, style and fetches; no framing, no plugins.
@@ -108,8 +109,13 @@ def _title(incidents: int) -> str:
     return f"({incidents}) recmon status" if incidents else "recmon status"
 
 
-def render_index(snapshot: Snapshot, query: str = "", page: int = 1) -> str:
+def render_index(
+    snapshot: Snapshot, query: str = "", page: int = 1, past: Sequence[Any] = ()
+) -> str:
+    """`past`: the history's incidents of the last days (app.status.history), newest first."""
     context = _context(snapshot)
+    context["past"] = past
+    context["past_days"] = PAST_DAYS
     context["grid"] = model.grid(snapshot, query, page)
     context["cert_rows"] = model.certificate_rows(snapshot)
     return environment().get_template("index.html.j2").render(context)
