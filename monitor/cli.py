@@ -6,9 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from prometheus_client import disable_created_metrics
 
@@ -19,7 +22,7 @@ from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
 from monitor.config.webconfig import WebConfig, WebConfigError, load_web_config
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.state.store import StateUnavailable
+from monitor.state.store import HistoryRead, StateUnavailable
 from monitor.telemetry.logs import setup_logging
 from monitor.telemetry.webauth import server_context
 
@@ -174,6 +177,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--seed", type=int, default=1, help="random seed for the simulated noise")
 
+    report = _command(
+        commands,
+        "report",
+        "availability, incident impact and p95 per tenant from the state file's history",
+        "Read the history in the state file (kept 90 days) and print, per tenant × check: "
+        "availability over the period (probes inside maintenance windows excluded), the "
+        "impact table (every run of failed probes: from, to, minutes, worst outcome), the "
+        "day-by-day p95 and the incidents. --incident ID limits the impact table to one "
+        "incident's tenants and time. Reads while `recmon run` writes. Exit 0, or 2 on an "
+        "unreadable file, an unknown incident or a bad time.",
+    )
+    _config_options(report)
+    report.add_argument(
+        "--state",
+        action="append",
+        metavar="FILE",
+        help="a state file to read instead of the configuration's state.path; repeat it to "
+        "merge shards into one report",
+    )
+    report.add_argument(
+        "--from",
+        dest="since",
+        metavar="TIME",
+        help="start, ISO 8601 (2026-11-01 or 2026-11-01T12:00:00Z; UTC unless it says); "
+        "default 30 days before --to",
+    )
+    report.add_argument("--to", dest="until", metavar="TIME", help="end (default now)")
+    report.add_argument("--incident", metavar="ID", help="report on this incident")
+    report.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="availability from this Prometheus instead (every recmon reporting there: "
+        "shards, locations); availability only, maintenance included",
+    )
+    report.add_argument("--tenant", default="*", metavar="GLOB", help="tenants (default all)")
+    report.add_argument("--format", choices=("md", "csv", "json", "html"), default="md")
+
     from monitor.sandbox import demo
 
     demo_parser = _command(
@@ -249,6 +289,93 @@ def _web_config(path: str | None) -> WebConfig | None:
     return web
 
 
+def _time(text: str) -> float:
+    """An ISO 8601 date or time, UTC unless it names its zone."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {text!r} (e.g. 2026-11-01T12:00:00Z)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _merged(reads: Sequence[HistoryRead]) -> HistoryRead:
+    """One history from several state files (one per shard)."""
+    return HistoryRead(
+        [row for r in reads for row in r.hours],
+        sorted((event for r in reads for event in r.events), key=lambda e: e[1]),
+    )
+
+
+def _prometheus_report(args: argparse.Namespace) -> int:
+    from monitor.app.history_prometheus import PROMETHEUS_NOTE, prometheus_availability
+    from monitor.app.history_report import Report, render
+
+    if args.incident:
+        print("recmon report: --incident reads a state file, not --prometheus", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        until = _time(args.until) if args.until else time.time()
+        since = _time(args.since) if args.since else until - 30 * 86400
+        if until <= since:
+            raise ValueError("the period is empty: --to must be after --from")
+        rows = prometheus_availability(args.prometheus, since, until, tenants=args.tenant)
+    except ValueError as exc:
+        print(f"recmon report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    report = Report(since, until, args.tenant, rows, (), (), (), (), notes=(PROMETHEUS_NOTE,))
+    sys.stdout.write(render(report, args.format))
+    return 0
+
+
+def _report(args: argparse.Namespace, redactor: Redactor) -> int:
+    from monitor.app.assembly import state_path
+    from monitor.app.history_report import build_report, find_incident, render
+    from monitor.state.store import read_history_file
+
+    if args.prometheus:
+        return _prometheus_report(args)
+    paths = list(args.state or ())
+    if not paths:
+        try:
+            loaded = _load(_config_path(args), redactor)
+        except ValueError as exc:
+            print(f"recmon report: {exc} (or --state FILE)", file=sys.stderr)
+            return EXIT_ERROR
+        if loaded is None:
+            return EXIT_ERROR
+        paths = [str(state_path(loaded))]
+    now = time.time()
+    try:
+        until = _time(args.until) if args.until else now
+        since = _time(args.since) if args.since else until - 30 * 86400
+        incident = None
+        if args.incident:
+            # Events only first (no hour rows): the incident says which hours to read.
+            events = _merged([read_history_file(p, math.inf, math.inf) for p in paths])
+            incident = find_incident(events, args.incident)
+            since = incident.opened_at - incident.opened_at % 3600
+            closed = incident.closed_at if incident.closed_at is not None else now
+            until = closed - closed % 3600 + 3600
+        # Only the period's hour rows: a 90-day file holds millions.
+        read = _merged([read_history_file(p, since - since % 3600, until) for p in paths])
+        report = build_report(read, since, until, tenants=args.tenant, incident=incident, now=now)
+        began = min((row.start for row in report.impact), default=since)
+        if incident is not None and began < since:
+            # The impact began before the page (the rule's evidence gathering): from there.
+            since = began - began % 3600
+            read = _merged([read_history_file(p, since, until) for p in paths])
+            report = build_report(
+                read, since, until, tenants=args.tenant, incident=incident, now=now
+            )
+    except (ValueError, StateUnavailable) as exc:
+        print(f"recmon report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    sys.stdout.write(render(report, args.format))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     args = _parser().parse_args(argv)
@@ -301,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from monitor.sandbox import demo
 
         return demo.run(args)
+    if args.command == "report":
+        return _report(args, redactor)
 
     try:
         shard = Shard.parse(args.shard)

@@ -382,6 +382,24 @@ def build() -> Dashboard:
                 )
             )
         )
+        .with_row(row("Availability"))
+        .with_panel(
+            matrix(
+                "Availability, last day, tenant × check",
+                "Share of probes that were ok over the last 24 hours per tenant × check, summed over every recmon instance and location (deploy/prometheus/recmon-history.yml; `recmon report` gives the same figure from the state file, maintenance excluded).",
+                f"tenant_check:recmon_availability:ratio_1d{{{SELECT}}}",
+                "tenant",
+                "check",
+            )
+        )
+        .with_panel(
+            series(
+                "Availability per hour",
+                "Share of probes that were ok over the last hour, per tenant × check (recmon-history.yml's tenant_check:recmon_availability:ratio_1h).",
+                "percentunit",
+                (f"tenant_check:recmon_availability:ratio_1h{{{SELECT}}}", "{{tenant}} {{check}}"),
+            )
+        )
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.pipeline import NotificationPipeline
+from monitor.app.history import HistoryRecorder
 from monitor.app.service import Monitor, metrics_for
 from monitor.config.loader import LoadedConfig
 from monitor.core.clock import Clock
@@ -40,8 +41,10 @@ def assemble(
     refresh_every: float | None = None,
     redactor: Redactor | None = None,
     result_listeners: Sequence[Callable[[ProbeResult], None]] = (),
+    history: HistoryRecorder | None = None,
 ) -> tuple[Monitor, NotificationPipeline]:
-    """A monitor whose decided notifications go to a notification pipeline on `store`."""
+    """A monitor whose decided notifications go to a notification pipeline on `store`
+    (and, with `history`, whose results and notifications are recorded there too)."""
     registry = CollectorRegistry()
     metrics = metrics_for(loaded.config, registry)
     pipeline = NotificationPipeline(
@@ -52,11 +55,11 @@ def assemble(
         clock=clock,
         registry=registry,
         metrics=metrics,
-        route=pipeline.route,
+        route=pipeline.route if history is None else history.routed(pipeline.route),
         shard=shard,
         base_dir=base_dir(loaded),
         redactor=redactor,
-        result_listeners=result_listeners,
+        result_listeners=[*result_listeners, *([history.observe] if history else [])],
         storage=store.write_health,
     )
     return monitor, pipeline

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -28,6 +28,13 @@ _PAGE_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
+SVG = b"image/svg+xml; charset=utf-8"
+# An image others embed: cached a while, and inert if opened on its own.
+_BADGE_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"max-age=300"),
+]
 NOT_FOUND = b"not found: try /, /status, /metrics, /healthz, /readyz\n"
 
 
@@ -40,7 +47,16 @@ class MonitorApi:
         readiness: Callable[[], tuple[bool, str]],
         snapshot: Callable[[], Snapshot],
         redact: Callable[[str], str] = lambda text: text,
+        badge: Callable[[str, str], str | None] | None = None,
+        history_bars: Callable[[str], Mapping[str, Sequence[Any]]] | None = None,
+        past_incidents: Callable[[], Sequence[Any]] | None = None,
     ) -> None:
+        """`badge`: a tenant × check's SVG badge, None when it has no history.
+        `history_bars`: a tenant's daily availability bars per check (its page).
+        `past_incidents`: the history's recent incidents (the index page, on load)."""
+        self.past_incidents = past_incidents
+        self.badge = badge
+        self.history_bars = history_bars
         self.render_metrics = render_metrics
         self.is_alive = is_alive
         self.readiness = readiness
@@ -71,7 +87,10 @@ class MonitorApi:
         elif path == "/":
             known, q, n = self.snapshot(), _one(query, "q"), _page(query)
             # Off the event loop: at 10,000 tenants a page takes ~30 ms to build (bench/).
-            html = await asyncio.to_thread(page.render_index, known, q, n)
+            past = self.past_incidents
+            html = await asyncio.to_thread(
+                lambda: page.render_index(known, q, n, past() if past is not None else ())
+            )
             await self._page(scope, send, 200, html)
         elif path == "/ui/live":
             known, q, n = self.snapshot(), _one(query, "q"), _page(query)
@@ -81,7 +100,10 @@ class MonitorApi:
             fragment = path.startswith("/ui/")
             tenant = unquote(path.split("/", 3 if fragment else 2)[-1])
             known = self.snapshot()
-            detail = page.render_tenant(known, tenant, fragment=fragment)
+            bars = None
+            if not fragment and self.history_bars is not None:
+                bars = await asyncio.to_thread(self.history_bars, tenant)
+            detail = page.render_tenant(known, tenant, fragment=fragment, bars=bars)
             if detail is None:
                 await _respond(send, 404, self._text(f"no tenant {tenant!r} is monitored\n"))
             elif fragment:
@@ -94,10 +116,27 @@ class MonitorApi:
         ):
             content_type = page.STATIC[path.removeprefix("/static/")].encode()
             await _respond(send, 200, asset, content_type=content_type, extra=_PAGE_HEADERS)
+        elif path.startswith("/badge/") and path.endswith(".svg") and self.badge is not None:
+            await self._badge(send, path)
         elif path == "/favicon.ico":
             await _respond(send, 204, b"")
         else:
             await _respond(send, 404, NOT_FOUND)
+
+    async def _badge(self, send: Send, path: str) -> None:
+        parts = path.removeprefix("/badge/").removesuffix(".svg").split("/")
+        if len(parts) != 2 or not all(parts):
+            await _respond(send, 404, b"not found: /badge/<tenant>/<check>.svg\n")
+            return
+        tenant, check = (unquote(p) for p in parts)
+        badge = self.badge
+        assert badge is not None
+        svg = await asyncio.to_thread(badge, tenant, check)
+        if svg is None:
+            text = f"no history for tenant {tenant!r}, check {check!r}\n"
+            await _respond(send, 404, self._text(text))
+            return
+        await _respond(send, 200, self._text(svg), content_type=SVG, extra=_BADGE_HEADERS)
 
     def _text(self, text: str) -> bytes:
         return self.redact(text).encode()

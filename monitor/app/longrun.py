@@ -23,11 +23,14 @@ from pathlib import Path
 from monitor import __version__
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.assembly import assemble, state_path
+from monitor.app.badge import store_badge
+from monitor.app.history import HistoryRecorder
 from monitor.app.httpapi import MonitorApi
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.service import Monitor
 from monitor.app.status.collect import StatusSource, snapshot
+from monitor.app.status.history import DayBar, recent_incidents, tenant_bars
 from monitor.app.status.model import ReloadRecord, Snapshot, iso
 from monitor.config.loader import ConfigError, LoadedConfig, dotted, load_config_file
 from monitor.config.webconfig import ALL_INTERFACES, WebConfig, on_every_interface
@@ -112,6 +115,7 @@ class LongRunning:
     # --- generations --------------------------------------------------------------------------
 
     def _build(self, loaded: LoadedConfig, *, counters: bool) -> Generation:
+        history = HistoryRecorder(SystemClock(), loaded.config.alerts.maintenance)
         monitor, pipeline = assemble(
             loaded,
             self.store,
@@ -119,8 +123,11 @@ class LongRunning:
             shard=self.shard,
             redactor=self.redactor,
             result_listeners=[self.results_log.write] if self.results_log is not None else [],
+            history=history,
         )
-        persistence = Persistence(self.store, monitor.hub, monitor.metrics, monitor.tenant_source)
+        persistence = Persistence(
+            self.store, monitor.hub, monitor.metrics, monitor.tenant_source, history
+        )
         persistence.restore(counters=counters)
         return Generation(loaded, monitor, pipeline, persistence, asyncio.Event())
 
@@ -239,6 +246,15 @@ class LongRunning:
         )
         return snapshot(source, self.reload)
 
+    def badge(self, tenant: str, check: str) -> str | None:
+        """The SVG badge of a tenant × check's last 30 days (None: no history for it)."""
+        return store_badge(self.store, tenant, check, SystemClock().time())
+
+    def history_bars(self, tenant: str) -> dict[str, list[DayBar]]:
+        """The tenant page's 90 daily bars per check, from the state file's history."""
+        checks = list(self.current.monitor.checks) if self.current is not None else []
+        return tenant_bars(self.store, tenant, checks, SystemClock().time())
+
     def readiness(self) -> tuple[bool, str]:
         """Ready once the tenants are known. A failed reload leaves it ready (the last good
         configuration runs) and says so in the body, as does a state file that takes no
@@ -300,6 +316,9 @@ class LongRunning:
             readiness=self.readiness,
             snapshot=self.snapshot,
             redact=lambda text: self.page_redactor.redact(self.redactor.redact(text)),
+            badge=self.badge,
+            history_bars=self.history_bars,
+            past_incidents=lambda: recent_incidents(self.store, SystemClock().time()),
         )
         app = api if self.web is None or not self.web.users else BasicAuth(api, self.web.users)
         if self.web is not None:

@@ -10,6 +10,7 @@ from typing import TextIO
 from prometheus_client import CollectorRegistry
 
 from monitor.app.assembly import assemble, state_path
+from monitor.app.history import HistoryRecorder
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
 from monitor.app.report import firing_summary, round_summary
@@ -56,6 +57,7 @@ async def one_round(
     """
     store = open_for_shard(state_path(loaded), options.shard)
     clock = SystemClock()
+    history = HistoryRecorder(clock, loaded.config.alerts.maintenance)
     # Firing alerts reach Alertmanager again only at the next run: their endsAt must reach
     # past it, or Alertmanager resolves them in between.
     monitor, pipeline = assemble(
@@ -65,9 +67,10 @@ async def one_round(
         shard=options.shard,
         refresh_every=_gap_since_last_run(store, clock.time()),
         redactor=redactor,
+        history=history,
     )
     registry = monitor.registry
-    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
+    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source, history)
     try:
         persistence.restore(counters=True)
         store.put(LAST_RUN_KEY, clock.time())

@@ -15,6 +15,7 @@ from typing import Any
 from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.hub import AlertHub, AlertMemory
 from monitor.alerting.planner import PlannerState
+from monitor.app.history import HistoryRecorder
 from monitor.detect.codec import (
     baseline_to_json,
     sample_to_json,
@@ -124,8 +125,15 @@ def _decode(head: dict[str, Any], baseline: dict[str, Any] | None, items: list[A
 
 class Persistence:
     def __init__(
-        self, store: StateStore, hub: AlertHub, metrics: Metrics, tenants: TenantSource
+        self,
+        store: StateStore,
+        hub: AlertHub,
+        metrics: Metrics,
+        tenants: TenantSource,
+        history: HistoryRecorder | None = None,
     ) -> None:
+        """`history`: the recorder whose changed rows each save writes (none: no history)."""
+        self.history = history
         self.store = store
         self.hub = hub
         self.metrics = metrics
@@ -205,6 +213,8 @@ class Persistence:
                 "saving): kept firing, so they resolve when their series recover",
                 extra={"fields": {"alerts": adopted}},
             )
+        if self.history is not None:
+            self.history.restore(self.store)
         if counters:
             snapshot = self.store.get("counters")
             if isinstance(snapshot, dict):
@@ -231,6 +241,10 @@ class Persistence:
             self.store.put("tenants", list(self.tenants.current))
         if counters:
             self.store.put("counters", self.metrics.counter_snapshot())
+        if self.history is not None:
+            history = self.history.changes()
+            self.store.write_history(history.write)
+            self.history.written(history)
 
     async def save_async(self) -> None:
         # The memory is a consistent snapshot (immutable states, copied mappings): the series'
@@ -242,6 +256,7 @@ class Persistence:
         # last save (shutdown, `once`): copying 10,000 of them is too long for the loop.
         slo = self.hub.slo_snapshot(tenant_windows=False)
         tenants = list(self.tenants.current)
+        history = self.history.changes() if self.history is not None else None
 
         def write() -> None:
             self._write_series(memory.series, baseline_every=BASELINE_EVERY_S)
@@ -251,8 +266,12 @@ class Persistence:
             self.store.put("slo", slo.to_json())
             if tenants:
                 self.store.put("tenants", tenants)
+            if history is not None:
+                self.store.write_history(history.write)
 
         await asyncio.to_thread(write)
+        if self.history is not None and history is not None:
+            self.history.written(history)  # only once written: a failed save is retried
 
     def _write_series(
         self, series: Mapping[SeriesKey, SeriesState], *, baseline_every: float

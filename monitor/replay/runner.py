@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertHub, Decision
 from monitor.alerting.pipeline import NotificationPipeline
+from monitor.app.history import HistoryRecorder
 from monitor.config.loader import load_config_text
 from monitor.config.model import AlertsSpec, NotifySpec, PagerDutySpec, TlsSpec
 from monitor.core.certinfo import CertificateInfo
@@ -28,7 +29,7 @@ from monitor.core.results import Outcome, ProbeResult
 from monitor.probing.checks import compile_checks
 from monitor.probing.engine import Job
 from monitor.probing.scheduler import phase
-from monitor.replay.scenarios import DAY, Rotation, Scenario, Signal
+from monitor.replay.scenarios import DAY, HOUR, Rotation, Scenario, Signal
 from monitor.state.store import StateStore
 from monitor.telemetry.metrics import Metrics
 from monitor.tls.prober import TlsResult
@@ -185,8 +186,16 @@ class _Simulator:
         return tuple(f"{tenant}-p{(product + k + 1) % 20 + 1:02d}" for k in range(5)), asked
 
 
-def replay(scenario: Scenario, *, seed: int = 1, alerts: AlertsSpec | None = None) -> ReplayReport:
+def replay(
+    scenario: Scenario,
+    *,
+    seed: int = 1,
+    alerts: AlertsSpec | None = None,
+    history: StateStore | None = None,
+) -> ReplayReport:
     """Run the scenario; every probe of every tenant at its scheduled phase, in time order.
+    With `history`, the results and notifications are recorded in that state file's history
+    as `recmon run` does (saved every virtual hour and at the end).
 
     recmon's logs are muted meanwhile: the report says what happened.
     """
@@ -194,7 +203,7 @@ def replay(scenario: Scenario, *, seed: int = 1, alerts: AlertsSpec | None = Non
     level = alerts_log.level
     alerts_log.setLevel(logging.ERROR)
     try:
-        return asyncio.run(_replay(scenario, seed=seed, alerts=alerts))
+        return asyncio.run(_replay(scenario, seed=seed, alerts=alerts, history=history))
     finally:
         alerts_log.setLevel(level)
 
@@ -258,7 +267,14 @@ class _Replayer:
     """The real hub, planner, outbox, dispatcher and PagerDuty sink on a manual clock, driven
     one scheduled probe at a time."""
 
-    def __init__(self, scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int,
+        alerts: AlertsSpec | None,
+        history: StateStore | None = None,
+    ) -> None:
         config = load_config_text(
             CONFIG.format(interval=scenario.interval), source="<replay>"
         ).config
@@ -282,6 +298,11 @@ class _Replayer:
             metrics=metrics,
             transport=httpx.MockTransport(self.pagerduty),
         )
+        self.history_store = history
+        self.history = (
+            None if history is None else HistoryRecorder(clock, config.alerts.maintenance)
+        )
+        self.history_saved_at = clock.monotonic()
         rotation = scenario.rotation
         self.hub = AlertHub(
             config.alerts,
@@ -299,6 +320,25 @@ class _Replayer:
     def _route(self, decision: Decision) -> None:
         self.planned.extend((self.clock.monotonic(), n) for n in decision.notifications)
         self.pipeline.route(decision)
+        if self.history is not None:
+            self.history.record(decision.notifications)
+
+    def _observe(self, result: ProbeResult) -> None:
+        self.hub.observe(result)
+        if self.history is not None:
+            self.history.observe(result)
+
+    def save_history(self, *, every: float = HOUR) -> None:
+        """What `recmon run`'s saves write of history (hourly here: the same rows, fewer
+        transactions)."""
+        if self.history is None or self.history_store is None:
+            return
+        if self.clock.monotonic() - self.history_saved_at < every:
+            return
+        snapshot = self.history.changes()
+        self.history_store.write_history(snapshot.write)
+        self.history.written(snapshot)
+        self.history_saved_at = self.clock.monotonic()
 
     # --- the timeline ------------------------------------------------------------------------
 
@@ -349,10 +389,10 @@ class _Replayer:
             hub.observe_tls(rotation.host, _tls_results(rotation, at))
         else:
             search = self.simulator.result(tenant, "search", at)
-            hub.observe(search)
+            self._observe(search)
             follow = at + search.duration_s
             clock.advance(follow - clock.monotonic())
-            hub.observe(self.simulator.result(tenant, "recommendations", follow))
+            self._observe(self.simulator.result(tenant, "recommendations", follow))
             self.probes += 2
         hub.tick()
 
@@ -404,14 +444,18 @@ def _incident(notification: Notification) -> str:
     return notification.rule
 
 
-async def _replay(scenario: Scenario, *, seed: int, alerts: AlertsSpec | None) -> ReplayReport:
-    replayer = _Replayer(scenario, seed=seed, alerts=alerts)
+async def _replay(
+    scenario: Scenario, *, seed: int, alerts: AlertsSpec | None, history: StateStore | None
+) -> ReplayReport:
+    replayer = _Replayer(scenario, seed=seed, alerts=alerts, history=history)
     try:
         for at, tenant in replayer.timeline():
             await replayer.deliver_until(at)
             replayer.probe(at, tenant)
             await replayer.deliver_planned()
+            replayer.save_history()
         await replayer.finish()
+        replayer.save_history(every=0.0)
     finally:
         await replayer.aclose()
     return replayer.report()

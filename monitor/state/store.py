@@ -32,8 +32,10 @@ log = logging.getLogger("recmon.state")
 # 2: a series' items (its samples) in rows of their own, and its detail apart from its head.
 # A version 1 file is read and upgraded in place (its heads still carry their samples and
 # detail, which the owner's decoder reads).
-SCHEMA_VERSION = 2
-_UPGRADABLE = {1, SCHEMA_VERSION}
+# 3: history (hourly rows per series, and events: impact spans, incidents, maintenance). A
+# version 1 or 2 file gains the empty tables in place and keeps everything else.
+SCHEMA_VERSION = 3
+_UPGRADABLE = {1, 2, SCHEMA_VERSION}
 SeriesKey = tuple[str, str]
 T = TypeVar("T")
 
@@ -48,6 +50,26 @@ class SeriesWrite:
     heads: Sequence[tuple[str, str, str]] = ()  # (tenant, check, head) written
     details: Sequence[tuple[str, str, str]] = ()  # (tenant, check, detail), head written
     items: Sequence[tuple[str, str, float, str]] = ()  # (tenant, check, at, item) added
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryWrite:
+    """History rows changed since the last save, as JSON text their owner encoded: each an
+    UPSERT of its own row, nothing else rewritten. `prune_before`: rows and events older
+    than this (Unix seconds) are deleted in the same transaction."""
+
+    hours: Sequence[tuple[str, str, int, str]] = ()  # (tenant, check, hour start, row)
+    events: Sequence[tuple[str, str, float, str]] = ()  # (kind, id, at, event)
+    prune_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRead:
+    """History as stored: hour rows (tenant, check, hour start, row) and events (kind, at,
+    event), both as the JSON text their owner wrote."""
+
+    hours: Sequence[tuple[str, str, int, str]]
+    events: Sequence[tuple[str, float, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +181,17 @@ class StateStore:
                     item TEXT NOT NULL, PRIMARY KEY (tenant, check_name, at)
                 ) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                -- Keyed by hour first: a save's rows (the current hour's) share pages, so
+                -- it writes a few pages, not one per series; pruning deletes a prefix.
+                CREATE TABLE IF NOT EXISTS history_hours (
+                    hour INTEGER NOT NULL, tenant TEXT NOT NULL, check_name TEXT NOT NULL,
+                    row TEXT NOT NULL, PRIMARY KEY (hour, tenant, check_name)
+                ) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS history_events (
+                    kind TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL,
+                    event TEXT NOT NULL, PRIMARY KEY (kind, id)
+                );
+                CREATE INDEX IF NOT EXISTS history_events_by_at ON history_events (at);
                 """
             )
             columns = {r[1] for r in connection.execute("PRAGMA table_info(series)")}
@@ -257,6 +290,52 @@ class StateStore:
             )
             db.executemany("INSERT OR REPLACE INTO series_items VALUES (?, ?, ?, ?)", write.items)
 
+    def write_history(self, write: HistoryWrite) -> None:
+        """Upsert the changed history rows and events, prune what is past retention (safe to
+        call from a worker thread)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO history_hours (tenant, check_name, hour, row) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (hour, tenant, check_name) DO UPDATE SET row=excluded.row",
+                write.hours,
+            )
+            db.executemany(
+                "INSERT INTO history_events VALUES (?, ?, ?, ?) ON CONFLICT (kind, id) "
+                "DO UPDATE SET at=excluded.at, event=excluded.event",
+                write.events,
+            )
+            if write.prune_before is not None:
+                db.execute("DELETE FROM history_hours WHERE hour < ?", (write.prune_before,))
+                db.execute("DELETE FROM history_events WHERE at < ?", (write.prune_before,))
+
+    def read_history(
+        self, since: float, until: float, *, events_since: float | None = None
+    ) -> HistoryRead:
+        """Hour rows starting in [since, until) and events that began before `until` (and
+        at or after `events_since`, default: every one kept)."""
+        return read_history(self.connection, since, until, events_since, self.lock)
+
+    def history_events(self, kind: str, since: float, limit: int = 200) -> list[str]:
+        """The newest events of one kind that began at or after `since`, newest first."""
+        with self.lock:
+            rows = self.connection.execute(
+                "SELECT event FROM history_events WHERE kind=? AND at >= ? ORDER BY at DESC "
+                "LIMIT ?",
+                (kind, since, limit),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def history_rows(self, tenant: str, check: str, hours: Sequence[int]) -> list[tuple[int, str]]:
+        """One series' (hour, row) at the given hours (a point lookup each, however much
+        history the file holds)."""
+        with self.lock:
+            rows = self.connection.execute(
+                "SELECT hour, row FROM history_hours WHERE hour IN "
+                "(SELECT value FROM json_each(?)) AND tenant=? AND check_name=?",
+                (json.dumps(list(hours)), tenant, check),
+            ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
     def get(self, name: str) -> Any | None:
         with self.lock:
             row = self.connection.execute("SELECT value FROM kv WHERE name=?", (name,)).fetchone()
@@ -336,6 +415,48 @@ def _same_file(handle: TextIO, path: Path) -> bool:
         return os.fstat(handle.fileno()).st_ino == path.stat().st_ino
     except FileNotFoundError:
         return False
+
+
+def read_history(
+    connection: sqlite3.Connection,
+    since: float,
+    until: float,
+    events_since: float | None = None,
+    lock: threading.RLock | None = None,
+) -> HistoryRead:
+    with lock or threading.RLock():
+        hours = connection.execute(
+            "SELECT tenant, check_name, hour, row FROM history_hours "
+            "WHERE hour >= ? AND hour < ? ORDER BY hour, tenant, check_name",
+            (since, until),
+        ).fetchall()
+        events = connection.execute(
+            "SELECT kind, at, event FROM history_events WHERE at < ? AND at >= ? ORDER BY at",
+            (until, -1e18 if events_since is None else events_since),
+        ).fetchall()
+    return HistoryRead(hours, events)
+
+
+def read_history_file(
+    path: str | Path, since: float, until: float, events_since: float | None = None
+) -> HistoryRead:
+    """History from a state file without claiming it: `recmon report` reads while `recmon
+    run` owns and writes the file (WAL: readers never block the writer). A file without
+    history (an older version, never written) reads as empty."""
+    if not Path(path).exists():
+        raise StateUnavailable(f"state file {path} does not exist")
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        tables = {
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if "history_hours" not in tables:
+            return HistoryRead((), ())
+        return read_history(connection, since, until, events_since)
+    except sqlite3.DatabaseError as exc:
+        raise StateUnavailable(f"state file {path} cannot be read: {exc}") from exc
+    finally:
+        connection.close()
 
 
 def put_entry(db: sqlite3.Connection, name: str, value: Any) -> None:

@@ -46,6 +46,8 @@ COPIES = (
     {alert_name(f.name) for f in fields(RuleSet) if f.init}
     | {alert_name(rule) for rule in TLS_SEVERITY}
     | {"RecmonProbeCredentialsRejected"}
+    # deploy/prometheus/slo.py's rules copy recmon's own SLO pages (slo_burn, slo_slow_burn).
+    | {alert_name("slo_burn"), alert_name("slo_slow_burn")}
 )
 CLASSES = {"platform", "tenant", "stale", "location"}
 

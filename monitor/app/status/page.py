@@ -4,6 +4,7 @@ packaged templates and static files once."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from importlib.resources import files
@@ -12,6 +13,7 @@ from typing import Any
 import jinja2
 
 from monitor.app.status import model
+from monitor.app.status.history import PAST_DAYS
 from monitor.app.status.model import Snapshot
 
 # Sent with every page: only this origin's script, style and fetches; no framing, no plugins.
@@ -107,8 +109,13 @@ def _title(incidents: int) -> str:
     return f"({incidents}) recmon status" if incidents else "recmon status"
 
 
-def render_index(snapshot: Snapshot, query: str = "", page: int = 1) -> str:
+def render_index(
+    snapshot: Snapshot, query: str = "", page: int = 1, past: Sequence[Any] = ()
+) -> str:
+    """`past`: the history's incidents of the last days (app.status.history), newest first."""
     context = _context(snapshot)
+    context["past"] = past
+    context["past_days"] = PAST_DAYS
     context["grid"] = model.grid(snapshot, query, page)
     context["cert_rows"] = model.certificate_rows(snapshot)
     return environment().get_template("index.html.j2").render(context)
@@ -131,11 +138,19 @@ def render_live(snapshot: Snapshot, query: str = "", page: int = 1) -> dict[str,
     }
 
 
-def render_tenant(snapshot: Snapshot, tenant: str, *, fragment: bool = False) -> str | None:
+def render_tenant(
+    snapshot: Snapshot,
+    tenant: str,
+    *,
+    fragment: bool = False,
+    bars: Mapping[str, Sequence[Any]] | None = None,
+) -> str | None:
+    """`bars`: the history's daily bars per check (app.status.history), on the full page."""
     detail = model.tenant_detail(snapshot, tenant)
     if detail is None:
         return None
     context = _context(snapshot)
     context["detail"] = detail
+    context["bars"] = bars or {}
     name = "_tenant.html.j2" if fragment else "tenant.html.j2"
     return environment().get_template(name).render(context)
