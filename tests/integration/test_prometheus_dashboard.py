@@ -42,8 +42,24 @@ def panel_queries() -> dict[str, list[str]]:
 
 
 # Recording rules that have data only in another scenario, and where that is tested: a
-# recmon with `location` set, an instance down (test_locations.py, and promtool's tests).
-OTHER_SCENARIOS = {"instance:recmon_location:info", "location:recmon_instances_down:count"}
+# recmon with `location` set, an instance down (RecmonDown's promtool tests and
+# test_locations.py), recmon falling behind its schedule (RecmonOverloaded's promtool tests).
+OTHER_SCENARIOS = {
+    "instance:recmon_location:info",
+    "location:recmon_instances_down:count",
+    "instance:recmon_runs_skipped:ratio_5m",
+    "instance:recmon_runs_late:ratio_5m",
+    "instance:recmon_runs_interval:factor_5m",
+}
+# A check whose every answer fails a condition: wrong_content, counted by condition.
+WRONG_CONTENT_CHECK = """  shape:
+    target: sandbox
+    request: {path: "/v1/{tenant}/search", params: {q: "{query}"}}
+    expect:
+      items: "$.results"
+      conditions:
+        - {name: ids-start-with-nope, path: "$.results[*].id", op: matches, value: "^nope-"}
+"""
 
 
 def recording_rules() -> list[str]:
@@ -80,7 +96,10 @@ def prometheus_scraping_recmon(tmp_path: Path, recmon_port: int, prom_port: int)
         yaml.safe_dump(
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(ROOT / "deploy" / "prometheus" / "recmon-rules.yml")],
+                "rule_files": [
+                    str(ROOT / "deploy" / "prometheus" / name)
+                    for name in ("recmon-rules.yml", "recmon-history.yml")
+                ],
                 "scrape_configs": [
                     {
                         "job_name": "recmon",
@@ -128,6 +147,7 @@ async def test_every_panel_and_recording_rule_returns_data(
                 "targets:\n  internal:\n    base_url: https://127.0.0.1:9\n"
                 f"    tls: {{cert_file: {client.cert_pem}, key_file: {client.key_pem}}}\n",
             )
+            + WRONG_CONTENT_CHECK
             + f"""
 alerts:
   storm: {{group_wait: 1s}}

@@ -31,7 +31,10 @@ from tests.binaries import free_port, running
 from tests.fakes import RecordingEndpoint
 from tests.helpers import FAST
 from tests.integration.recmonproc import RecmonProcess
-from tests.integration.test_prometheus_dashboard import prometheus_scraping_recmon
+from tests.integration.test_prometheus_dashboard import (
+    WRONG_CONTENT_CHECK,
+    prometheus_scraping_recmon,
+)
 from tests.runbooks import fill, pages, shell_blocks, without_data
 from tests.tlsbackends import HOST, Backends
 from tests.tlscerts import CertificateAuthority
@@ -52,6 +55,7 @@ SCENARIO: dict[str, dict[str, str]] = {
     "probe-failures.md": {"tenant": "tenant-004", "check": "search"},
     "error-rate.md": {"tenant": "tenant-004", "check": "search"},
     "latency-drift.md": {"tenant": "tenant-001", "check": "search"},
+    "wrong-content.md": {"tenant": "tenant-001", "product": "tenant-001-p02"},
 }
 # Queries whose scenario this run cannot produce, and where it is tested instead.
 ELSEWHERE = {
@@ -155,6 +159,7 @@ async def test_every_runbook_query_returns_data_in_its_scenario(
       client_secret_file: wrong-secret
 """,
             )
+            + WRONG_CONTENT_CHECK
             + f"""  edge:
     target: edge
     request: {{path: "/"}}
