@@ -68,8 +68,8 @@ def series_from_parts(
     try:
         empty, failure, ok = (int(v) for v in head["streaks"])
         updated_at, buckets = head["b"]
-        return SeriesState(
-            samples=tuple(
+        return SeriesState.from_samples(
+            (
                 Sample(
                     float(at),
                     Outcome(outcome).value,
