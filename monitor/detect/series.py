@@ -145,6 +145,15 @@ class SeriesState:
         )
 
     @property
+    def first(self) -> Sample | None:
+        """The oldest sample remembered."""
+        head = self.head
+        if not self.buckets or head >= self.end:
+            return None
+        at = bisect.bisect_right(self.starts, head) - 1
+        return self.buckets[at][head - self.starts[at]]
+
+    @property
     def last(self) -> Sample | None:
         return self.buckets[-1][-1] if self.buckets else None
 
