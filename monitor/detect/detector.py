@@ -219,10 +219,12 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
     # Frozen while drift is pending or firing, so the drift never becomes the new normal.
     learning = drift is not None and state.alerts.get("latency_drift") is None
     old = state.tallies
-    rebuild = len(old) != len(plan.lengths) or any(
-        tally.length != length or (tally.latencies is not None) != timed_window
-        for tally, length, timed_window in zip(old, plan.lengths, plan.timed, strict=False)
-    )
+    rebuild = len(old) != len(plan.lengths)
+    if not rebuild:
+        for tally, length, timed_window in zip(old, plan.lengths, plan.timed, strict=True):
+            if tally.length != length or (tally.latencies is None) is timed_window:
+                rebuild = True
+                break
     joined: tuple[Sample, ...] = (sample,)
     if rebuild:  # restored, or the rules changed: counted again from the samples
         head = state.head
@@ -298,7 +300,7 @@ def _tallied(tally: Tally, joined: tuple[Sample, ...], left: list[Sample]) -> Ta
             else:
                 del changed[sample.outcome]
         counts = changed
-    if latencies is not None:
+    if latencies is not None and (joined or left):
         joining = [window_bucket(s.latency) for s in joined if s.latency is not None]
         leaving = [window_bucket(s.latency) for s in left if s.latency is not None]
         if joining != leaving:

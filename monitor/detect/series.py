@@ -7,6 +7,7 @@ import enum
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from monitor.core.notifications import Severity
@@ -40,22 +41,25 @@ class AlertState:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+NO_COUNTS: Mapping[str, int] = MappingProxyType({})
+
 # A series' samples are kept in buckets of consecutive probes, at most this long and this
 # many: recording a probe copies the newest bucket and the tuple of buckets, never the window.
 BUCKET_SECONDS = 60.0
 BUCKET_SAMPLES = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Tally:
+class Tally(NamedTuple):
     """The running evidence of one window length, (now - length, now]: how many probes, how
     many of each outcome, and (for a window a latency rule reads) their trusted latencies.
-    A probe adds itself and subtracts the samples that left, so no rule reads the samples."""
+    A probe adds itself and subtracts the samples that left, so no rule reads the samples.
+    A NamedTuple, immutable like the state that holds it: one is built per window per probe,
+    and a tuple is built in C."""
 
     length: float
     cursor: int  # sequence number of the oldest sample still inside
     probes: int = 0
-    counts: Mapping[str, int] = field(default_factory=dict)  # outcome value → probes, > 0
+    counts: Mapping[str, int] = NO_COUNTS  # outcome value → probes, > 0; never mutated
     latencies: WindowHistogram | None = None  # None: no latency rule reads this window
 
     def count(self, outcome: str) -> int:
