@@ -324,3 +324,20 @@ def test_refused_shared_credentials_say_probe_credentials_rejected() -> None:
         events += t.observe(auth_result("acme", "shared"), T0 + 60 * i)
     assert [e.rule for e in events] == ["auth_errors"]
     assert events[0].summary.startswith("probe credentials rejected: search refuses recmon's")
+
+
+def test_refusals_in_a_row_count_only_what_the_series_remembers() -> None:
+    # 30 s windows, probes 40 s apart: the refusal before the last has left every window
+    # (though it shares the last one's bucket), so the last is the first in a row.
+    windows = {"window": "30s", "min_probes": 3}
+    t = tracker(
+        auth_errors=windows,
+        empty_results=windows,
+        failures=windows,
+        latency_drift={"window": "30s"},
+        error_rate={"enabled": False},
+    )
+    assert t.observe(auth_result("acme", "tenant", A), T0) == []
+    assert t.observe(auth_result("acme", "tenant", A), T0 + 40) == []
+    events = t.observe(auth_result("acme", "tenant", A), T0 + 50)
+    assert [(e.rule, e.kind.value) for e in events] == [("auth_errors", "firing")]
