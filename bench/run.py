@@ -3,6 +3,7 @@ blackbox_exporter probing the same target at the same rates.
 
     .venv/bin/python bench/run.py                    # all rows, ~6 minutes
     .venv/bin/python bench/run.py --quick            # shorter windows, fewer rows
+    .venv/bin/python bench/run.py --steady 17        # steady state: windows full (17 minutes)
 
 For each row: probes/s achieved, CPU seconds per 1,000 probes, p95 reported minus p95 true
 (server-side, from the sandbox), schedule lag p99, peak RSS, /metrics render time. The sandbox,
@@ -233,6 +234,85 @@ def recmon_row(
     )
 
 
+@dataclass
+class SteadyRow:
+    """CPU per probe of one recmon process in its first measured minute (windows nearly
+    empty) and in its last (every window full: past the 15-minute error_rate window)."""
+
+    label: str
+    probes_per_s: float
+    first_us: float
+    full_us: float
+    minutes: int
+
+    @property
+    def growth(self) -> float:
+        return self.full_us / self.first_us
+
+
+def steady_rows(specs: list[tuple[int, float]], minutes: int, transport: str) -> list[SteadyRow]:
+    """Run one recmon per (tenants, interval) side by side, default rules, for `minutes`; read
+    each process's CPU from /proc at every minute and its probes per minute from its results
+    log. Real processes and real time: no pre-filled state, nothing simulated."""
+    runs = []
+    for tenants, interval in specs:
+        sandbox = Sandbox(tenants)
+        work = Path(tempfile.mkdtemp(prefix="recmon-steady-"))
+        process, port, results = _start_recmon(
+            work / "recmon", sandbox, interval, transport, None, 0, 1
+        )
+        runs.append((tenants, interval, sandbox, work, process, port, results))
+    marks: list[list[tuple[float, float]]] = [[] for _ in runs]
+    try:
+        for *_, port, _ in runs:
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+        time.sleep(max(interval for _, interval in specs) + 2)  # every tenant scheduled once
+        for _ in range(minutes + 1):
+            for mark, (*_, process, _, _) in zip(marks, runs, strict=True):
+                mark.append((time.time(), cpu_seconds(process.pid)))
+            time.sleep(60)
+    finally:
+        for *_, process, _, _ in runs:
+            process.send_signal(signal.SIGTERM)
+        for *_, process, _, _ in runs:
+            process.wait(timeout=120)
+    rows = []
+    for mark, (tenants, interval, sandbox, work, _, _, results) in zip(marks, runs, strict=True):
+        sandbox.stop()
+        starts = [json.loads(line)["started_at"] for line in results.read_text().splitlines()]
+        shutil.rmtree(work, ignore_errors=True)
+
+        rows.append(
+            SteadyRow(
+                f"{tenants * 2} series/{interval:g}s",
+                tenants * 2 / interval,
+                _cpu_per_probe_us(mark, starts, 0),
+                _cpu_per_probe_us(mark, starts, minutes - 1),
+                minutes,
+            )
+        )
+    return rows
+
+
+def _cpu_per_probe_us(marks: list[tuple[float, float]], starts: list[float], i: int) -> float:
+    """CPU microseconds per probe between the i-th and the next (wall time, CPU) mark."""
+    (t0, c0), (t1, c1) = marks[i], marks[i + 1]
+    probes = sum(1 for at in starts if t0 <= at < t1)
+    return (c1 - c0) / max(probes, 1) * 1e6
+
+
+def print_steady(rows: list[SteadyRow]) -> None:
+    print(
+        "\nSteady state: CPU per probe (us) in the first measured minute and in the last, "
+        "default rules:"
+    )
+    for r in rows:
+        print(
+            f"  {r.label:<22}{r.probes_per_s:>6.0f}/s  first minute {r.first_us:>6.0f}  "
+            f"minute {r.minutes} (windows full) {r.full_us:>6.0f}  growth x{r.growth:.2f}"
+        )
+
+
 def _metrics(port: int) -> str:
     return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
 
@@ -422,7 +502,20 @@ def main() -> int:
     )
     parser.add_argument("--rates", help="comma-separated probe rates to run (default: all)")
     parser.add_argument("--no-fleet", action="store_true", help="skip the 10k tenants / 60 s row")
+    parser.add_argument(
+        "--steady",
+        type=int,
+        metavar="MINUTES",
+        help="only the steady-state rows: recmon at 1 s and at 60 s intervals side by side for "
+        "MINUTES (17: past the 15-minute error_rate window), first minute against the last",
+    )
     args = parser.parse_args()
+    if args.steady:
+        steady: list[SteadyRow] = []
+        for _ in range(args.repeat):
+            steady += steady_rows([(50, 1.0), (3000, 60.0)], args.steady, args.transport)
+            print_steady(steady)
+        return 0
     window = 10 if args.quick else 30
     rates = (
         [(500, 2500, 10), (2000, 10000, 10)]

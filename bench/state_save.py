@@ -40,16 +40,16 @@ def fresh(now: float) -> SeriesState:
     for i in range(40):
         baseline = baseline.add(latency(), now - 3600 + i * 60, HALF_LIFE)
     samples = tuple(Sample(now - 60 * (14 - i), "ok", latency(), "") for i in range(15))
-    return SeriesState(
-        samples=samples, ok_streak=15, baseline=baseline, learned_until=now - 300, window_p95=0.07
+    return SeriesState.from_samples(
+        samples, ok_streak=15, baseline=baseline, learned_until=now - 300, window_p95=0.07
     )
 
 
 def probed(state: SeriesState, now: float) -> SeriesState:
     """One more probe, as the detector records it: a sample in, the oldest out and learned."""
     oldest = state.samples[0]
-    return SeriesState(
-        samples=(*state.samples[1:], Sample(now, "ok", latency(), "")),
+    return SeriesState.from_samples(
+        (*state.samples[1:], Sample(now, "ok", latency(), "")),
         ok_streak=state.ok_streak + 1,
         baseline=state.baseline.add(oldest.latency or 0.06, oldest.at, HALF_LIFE),
         learned_until=now - 300,

@@ -10,7 +10,6 @@ import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.hub import AlertHub, AlertMemory
@@ -18,7 +17,7 @@ from monitor.alerting.planner import PlannerState
 from monitor.app.history import HistoryRecorder
 from monitor.detect.codec import (
     baseline_to_json,
-    sample_to_json,
+    bucket_to_json,
     series_core_to_json,
     series_from_parts,
 )
@@ -49,8 +48,9 @@ class Saved:
     core: str  # its head: its JSON without samples and baseline; "" when unknown (loaded)
     baseline: str  # its detail: the baseline's JSON as written; "" when unknown
     baseline_at: float  # the series' time (newest sample) when that baseline was written
-    first_at: float  # its oldest stored sample
-    last_at: float  # its newest stored sample
+    first_at: float  # its oldest stored row (bucket), by the time of the bucket's first sample
+    last_at: float  # its newest stored row (bucket), likewise
+    last_size: int  # the samples that newest row holds
     exact: bool  # the file holds `state` itself, baseline included
 
 
@@ -66,10 +66,11 @@ def series_changes(
     baseline_every: float = 0.0,
 ) -> tuple[SeriesWrite, dict[SeriesKey, Saved]]:
     """What to write so the file holds `states`, given what it holds (`saved`), and what it
-    holds afterwards. States are immutable: the same object means nothing to write. Samples
-    are appended in time order and leave from the front, so the rows to add are those after
-    the newest stored, the rows to drop those before the oldest kept. A baseline written less
-    than `baseline_every` seconds (of the series' time) ago is kept as written."""
+    holds afterwards. States are immutable: the same object means nothing to write. A series'
+    samples are rows of a bucket each (SeriesState.buckets): buckets are appended and grow at
+    the end and leave from the front, so the rows to write are the newest stored bucket if it
+    grew and those after it, the rows to drop those before the oldest kept. A baseline
+    written less than `baseline_every` seconds (of the series' time) ago is kept as written."""
     removed: list[SeriesKey] = [key for key in saved if key not in states]
     keep_from: list[tuple[str, str, float]] = []
     heads: list[tuple[str, str, str]] = []
@@ -82,9 +83,10 @@ def series_changes(
             after[key] = before
             continue
         tenant, check = key
-        samples = state.samples
+        buckets = state.buckets
         last_at = before.last_at if before is not None else -math.inf
-        newest = samples[-1].at if samples else last_at
+        last_size = before.last_size if before is not None else 0
+        newest = buckets[-1][-1].at if buckets else last_at
         core = _dumps(series_core_to_json(state))
         stale = bool(
             before is not None and before.baseline and newest - before.baseline_at < baseline_every
@@ -99,28 +101,27 @@ def series_changes(
             details.append((tenant, check, baseline))
         if before is None:
             removed.append(key)  # whatever the file holds of it goes: written afresh
-        fresh = 0
-        while fresh < len(samples) and samples[-1 - fresh].at > last_at:
-            fresh += 1
-        for sample in samples[len(samples) - fresh :]:
-            items.append((tenant, check, sample.at, _dumps(sample_to_json(sample))))
-        first_at = samples[0].at if samples else math.inf
+        fresh = len(buckets)
+        while fresh and buckets[fresh - 1][0].at > last_at:
+            fresh -= 1
+        if fresh and buckets[fresh - 1][0].at == last_at and len(buckets[fresh - 1]) != last_size:
+            fresh -= 1  # the newest stored bucket grew: written again
+        for bucket in buckets[fresh:]:
+            items.append((tenant, check, bucket[0].at, _dumps(bucket_to_json(bucket))))
+        first_at = buckets[0][0].at if buckets else math.inf
         if before is not None and first_at > before.first_at:
             keep_from.append((tenant, check, first_at))
         after[key] = Saved(
-            state, core, baseline, baseline_at, first_at, max(last_at, newest), exact=not stale
+            state,
+            core,
+            baseline,
+            baseline_at,
+            first_at,
+            buckets[-1][0].at if buckets else last_at,
+            len(buckets[-1]) if buckets else last_size,
+            exact=not stale,
         )
     return SeriesWrite(removed, keep_from, heads, details, items), after
-
-
-@dataclass(frozen=True, slots=True)
-class _Loaded:
-    state: SeriesState
-    inline: bool  # its samples came inside its head (a version 1 file): all are to be written
-
-
-def _decode(head: dict[str, Any], baseline: dict[str, Any] | None, items: list[Any]) -> _Loaded:
-    return _Loaded(series_from_parts(head, baseline, items), inline="s" in head)
 
 
 class Persistence:
@@ -148,22 +149,11 @@ class Persistence:
     def restore(self, *, counters: bool) -> None:
         """Windows, baselines, alert and planner states, the last good tenant list and — for a
         CronJob run, whose process starts from zero each time — the counters."""
-        loaded = self.store.load_series(_decode)
-        series = {key: entry.state for key, entry in loaded.items()}
-        self._saved = {
-            key: Saved(
-                entry.state,
-                "",
-                "",
-                -math.inf,
-                entry.state.samples[0].at if entry.state.samples else math.inf,
-                entry.state.samples[-1].at
-                if entry.state.samples and not entry.inline
-                else -math.inf,
-                exact=not entry.inline,
-            )
-            for key, entry in loaded.items()
-        }
+        series = self.store.load_series(series_from_parts)
+        # Nothing known as saved: the first save writes every series afresh, in the buckets
+        # the detector keeps (a restored state is bucketed anew; a file written before
+        # buckets, or before samples had rows, is so upgraded in place).
+        self._saved = {}
         planner = PlannerState()
         saved_planner = self.store.get("planner")
         if saved_planner is not None:

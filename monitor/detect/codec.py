@@ -24,14 +24,18 @@ def series_to_json(state: SeriesState) -> dict[str, Any]:
 
 
 def series_head_to_json(state: SeriesState) -> dict[str, Any]:
-    """Everything but the samples, which the state file keeps as rows of their own (a save
-    then writes the samples added since the last one, not the window again)."""
+    """Everything but the samples, which the state file keeps as rows of their own, a row per
+    bucket (bucket_to_json): a save writes the buckets changed since the last one."""
     return {**series_core_to_json(state), **baseline_to_json(state)}
 
 
 def series_core_to_json(state: SeriesState) -> dict[str, Any]:
     """The head without the baseline: a few numbers, and the alerts."""
+    first = state.first
     return {
+        # The oldest sample remembered: a stored bucket may start before it (rows are whole
+        # buckets); older samples in it are not read back.
+        "from": None if first is None else first.at,
         "streaks": [state.empty_streak, state.failure_streak, state.ok_streak],
         "quiet_until": state.slow_burn_quiet_until,
         "p95": state.window_p95,
@@ -53,6 +57,22 @@ def sample_to_json(sample: Sample) -> list[Any]:
     return [sample.at, sample.outcome, sample.latency, sample.reason]
 
 
+def bucket_to_json(bucket: tuple[Sample, ...]) -> dict[str, Any]:
+    """A state-file row: a bucket of consecutive samples (SeriesState.buckets). Rows written
+    before buckets were one sample each, [at, outcome, latency, reason]: both are read."""
+    return {"b": [sample_to_json(s) for s in bucket]}
+
+
+def _rows_samples(rows: list[Any]) -> list[Any]:
+    samples: list[Any] = []
+    for row in rows:
+        if isinstance(row, dict):
+            samples.extend(row["b"])
+        else:
+            samples.append(row)
+    return samples
+
+
 def series_from_json(data: dict[str, Any]) -> SeriesState:
     return series_from_parts(data, None, [])
 
@@ -61,22 +81,28 @@ def series_from_parts(
     head: dict[str, Any], baseline: dict[str, Any] | None, samples: list[Any]
 ) -> SeriesState:
     """A state from its head, its baseline (None: in the head, as written before it had a
-    place of its own) and its sample rows, oldest first. A head that still carries its
-    samples ("s", written before they had rows of their own) gives them first."""
+    place of its own) and its rows, oldest first: buckets (bucket_to_json) or, as written
+    before buckets, one sample each. A head that still carries its samples ("s", written
+    before they had rows of their own) gives them first."""
     if baseline is not None:
         head = {**head, **baseline}
     try:
+        rows = [*head.get("s", ()), *_rows_samples(samples)]
+        first = head.get("from")
+        if first is not None:
+            first = float(first)
+            rows = [row for row in rows if float(row[0]) >= first]
         empty, failure, ok = (int(v) for v in head["streaks"])
         updated_at, buckets = head["b"]
-        return SeriesState(
-            samples=tuple(
+        return SeriesState.from_samples(
+            (
                 Sample(
                     float(at),
                     Outcome(outcome).value,
                     None if latency is None else float(latency),
                     str(reason),
                 )
-                for at, outcome, latency, reason in [*head.get("s", ()), *samples]
+                for at, outcome, latency, reason in rows
             ),
             empty_streak=empty,
             failure_streak=failure,
@@ -89,7 +115,7 @@ def series_from_parts(
             window_p95=None if head.get("p95") is None else float(head["p95"]),
             alerts={str(k): alert_from_json(v) for k, v in head["alerts"].items()},
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (IndexError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unreadable series state: {exc}") from None
 
 

@@ -6,9 +6,10 @@ across CronJob runs (state persisted in between), and in virtual-time incident r
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +34,16 @@ from monitor.detect.lifecycle import (
     advance,
 )
 from monitor.detect.rules import RuleSet
-from monitor.detect.series import AlertEvent, AlertState, Sample, SeriesState
-from monitor.detect.stats import p95_lower_bound, p95_nearest_rank
+from monitor.detect.series import (
+    AlertEvent,
+    AlertState,
+    Sample,
+    SeriesState,
+    Tally,
+    appended,
+    dropped_before,
+)
+from monitor.detect.stats import WindowHistogram, window_bucket
 
 _MAX_REASON = 200
 # An enum member's .value goes through a descriptor; a probe asked for it a dozen times.
@@ -59,12 +68,12 @@ def observe(
 ) -> tuple[SeriesState, list[AlertEvent]]:
     """Record the probe, read every rule's verdict, move each rule's alert along the shared
     lifecycle (monitor/detect/lifecycle.py)."""
-    state, latencies = _record(state, result, now, rules)
+    state = _record(state, result, now, rules)
     alerts = dict(state.alerts)
     subject = Subject(result.tenant, result.check)
     events: list[AlertEvent] = []
     for rule_id, verdict, severity, thresholds in _fast_verdicts(
-        state, latencies, now, rules, subject, parent, _credential(result, state)
+        state, now, rules, subject, parent, _credential(result, state)
     ):
         event = advance(
             alerts,
@@ -86,7 +95,6 @@ RuleReading = tuple[str, Verdict, Severity, Thresholds]
 
 def _fast_verdicts(
     state: SeriesState,
-    latencies: list[float],
     now: float,
     rules: RuleSet,
     subject: Subject,
@@ -106,7 +114,7 @@ def _fast_verdicts(
         verdict = _auth_errors(state, auth, now, tenant, check, credential)
         yield "auth_errors", verdict, auth.severity, IMMEDIATE
     if (drift := rules.latency_drift) is not None:
-        verdict = _latency_drift(state, latencies, drift, tenant, check, parent)
+        verdict = _latency_drift(state, drift, tenant, check, parent)
         yield "latency_drift", verdict, drift.severity, Thresholds(drift.for_, drift.resolve_for)
     if (slo := rules.latency_slo) is not None:
         verdict = _latency_slo(state, slo, now, tenant, check)
@@ -144,7 +152,9 @@ def _slow_burn(
 def _with(state: SeriesState, **changes: Any) -> SeriesState:
     """dataclasses.replace, without its per-call introspection (this runs for every probe)."""
     fields: dict[str, Any] = {
-        "samples": state.samples,
+        "buckets": state.buckets,
+        "starts": state.starts,
+        "tallies": state.tallies,
         "empty_streak": state.empty_streak,
         "failure_streak": state.failure_streak,
         "ok_streak": state.ok_streak,
@@ -158,43 +168,161 @@ def _with(state: SeriesState, **changes: Any) -> SeriesState:
     return SeriesState(**fields)
 
 
-def _record(
-    state: SeriesState, result: ProbeResult, now: float, rules: RuleSet
-) -> tuple[SeriesState, list[float]]:
-    """The state with this probe recorded, and the short window's latencies, sorted (the p95
-    gauge and both latency rules read them)."""
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The window lengths a RuleSet reads, longest first, and which of them a latency rule
+    (or the p95 gauge) reads."""
+
+    lengths: tuple[float, ...]
+    timed: tuple[bool, ...]
+    p95_window: float
+
+
+# Keyed by id, holding the RuleSet so the id cannot be reused (RuleSets are few and shared).
+_PLANS: dict[int, tuple[RuleSet, _Plan]] = {}
+
+
+def _plan(rules: RuleSet) -> _Plan:
+    known = _PLANS.get(id(rules))
+    if known is not None and known[0] is rules:
+        return known[1]
+    drift, slo = rules.latency_drift, rules.latency_slo
+    p95_window = drift.window if drift is not None else rules.longest_window
+    timed = {p95_window} | ({slo.window} if slo is not None else set())
+    counted = (rules.empty_results, rules.failures, rules.auth_errors, rules.error_rate)
+    lengths = sorted(
+        {rules.longest_window, *timed, *(r.window for r in counted if r is not None)},
+        reverse=True,
+    )
+    plan = _Plan(tuple(lengths), tuple(length in timed for length in lengths), p95_window)
+    if len(_PLANS) >= 1024:
+        _PLANS.clear()
+    _PLANS[id(rules)] = (rules, plan)
+    return plan
+
+
+def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet) -> SeriesState:
+    """The state with this probe recorded: the sample in, every window's tally moved on by
+    the samples that left it, the baseline taught what left the short window."""
     # An empty answer is still a complete answer: its latency counts (in the incident, the
     # broken hop made recommendations both empty and slow).
     outcome = result.outcome
     timed = outcome in _TIMED
     latency = result.duration_s if timed and result.latency_trusted else None
     sample = Sample(now, _VALUE[outcome], latency, result.reason[:_MAX_REASON])
+    buckets, starts = appended(state.buckets, state.starts, sample)
+    end = starts[-1] + len(buckets[-1])
+    plan = _plan(rules)
     horizon = now - rules.longest_window
-    samples = (*(s for s in state.samples if s.at > horizon), sample)
     failures = rules.failures.outcomes if rules.failures is not None else ()
     baseline, learned_until = state.baseline, state.learned_until
     drift = rules.latency_drift
+    # Frozen while drift is pending or firing, so the drift never becomes the new normal.
+    learning = drift is not None and state.alerts.get("latency_drift") is None
+    old = state.tallies
+    rebuild = len(old) != len(plan.lengths)
+    if not rebuild:
+        for tally, length, timed_window in zip(old, plan.lengths, plan.timed, strict=True):
+            if tally.length != length or (tally.latencies is None) is timed_window:
+                rebuild = True
+                break
+    joined: tuple[Sample, ...] = (sample,)
+    if rebuild:  # restored, or the rules changed: counted again from the samples
+        head = state.head
+        joined = (*state.since(head), sample)
+        old = tuple(
+            Tally(length, head, latencies=WindowHistogram() if timed_window else None)
+            for length, timed_window in zip(plan.lengths, plan.timed, strict=True)
+        )
+    tallies: list[Tally] = []
+    for tally in old:
+        left = _leaving(buckets, starts, end, tally.cursor, now - tally.length)
+        tallies.append(_tallied(tally, joined, left))
+        if drift is not None and tally.length == drift.window and learning:
+            for gone in left:
+                # Only what the series still remembers (the longest window) is learned.
+                if gone.latency is not None and gone.at > max(learned_until, horizon):
+                    baseline = baseline.add(gone.latency, gone.at, drift.baseline_half_life)
     if drift is not None:
-        # Frozen while drift is pending or firing, so the drift never becomes the new normal.
-        suspected = state.alerts.get("latency_drift") is not None
-        cutoff = now - drift.window
-        for old in samples:
-            if learned_until < old.at <= cutoff and old.latency is not None and not suspected:
-                baseline = baseline.add(old.latency, old.at, drift.baseline_half_life)
-        learned_until = max(learned_until, cutoff)
-    since = now - (drift.window if drift is not None else rules.longest_window)
-    latencies = sorted(s.latency for s in samples if s.at > since and s.latency is not None)
-    recorded = _with(
+        learned_until = max(learned_until, now - drift.window)
+    buckets, starts = dropped_before(buckets, starts, tallies[0].cursor)
+    p95_tally = tallies[plan.lengths.index(plan.p95_window)]
+    assert p95_tally.latencies is not None
+    return _with(
         state,
-        samples=samples,
+        buckets=buckets,
+        starts=starts,
+        tallies=tuple(tallies),
         empty_streak=state.empty_streak + 1 if result.outcome is Outcome.EMPTY else 0,
         failure_streak=state.failure_streak + 1 if result.outcome in failures else 0,
         ok_streak=state.ok_streak + 1 if result.ok else 0,
         baseline=baseline,
         learned_until=learned_until,
-        window_p95=p95_nearest_rank(latencies),
+        window_p95=p95_tally.latencies.p95(),
     )
-    return recorded, latencies
+
+
+def _leaving(
+    buckets: tuple[tuple[Sample, ...], ...],
+    starts: tuple[int, ...],
+    end: int,
+    cursor: int,
+    since: float,
+) -> list[Sample]:
+    """The samples from sequence number `cursor` on that are no longer after `since`: those
+    leaving a window (usually none or one)."""
+    left: list[Sample] = []
+    if cursor >= end:
+        return left
+    at = bisect.bisect_right(starts, cursor) - 1
+    offset = cursor - starts[at]
+    for bucket in buckets[at:]:
+        for sample in bucket[offset:] if offset else bucket:
+            if sample.at > since:
+                return left
+            left.append(sample)
+        offset = 0
+    return left
+
+
+def _tallied(tally: Tally, joined: tuple[Sample, ...], left: list[Sample]) -> Tally:
+    counts = tally.counts
+    latencies = tally.latencies
+    if len(joined) == 1 and len(left) == 1 and joined[0].outcome == left[0].outcome:
+        pass  # one in, one alike out: the counts stay (most probes of a healthy series)
+    elif joined or left:
+        changed = dict(counts)
+        for sample in joined:
+            changed[sample.outcome] = changed.get(sample.outcome, 0) + 1
+        for sample in left:
+            remaining = changed[sample.outcome] - 1
+            if remaining:
+                changed[sample.outcome] = remaining
+            else:
+                del changed[sample.outcome]
+        counts = changed
+    if latencies is not None and (joined or left):
+        joining = [window_bucket(s.latency) for s in joined if s.latency is not None]
+        leaving = [window_bucket(s.latency) for s in left if s.latency is not None]
+        if joining != leaving:
+            for index in joining:
+                latencies = latencies.added(index)
+            for index in leaving:
+                latencies = latencies.removed(index)
+    return Tally(
+        tally.length,
+        tally.cursor + len(left),
+        tally.probes + len(joined) - len(left),
+        counts,
+        latencies,
+    )
+
+
+def _window(state: SeriesState, length: float) -> Tally:
+    """The tally of a window the rules read (every one is kept: _plan)."""
+    tally = state.tally(length)
+    assert tally is not None, f"no tally for a {length} s window"
+    return tally
 
 
 def _ms(seconds: float | None) -> str:
@@ -250,34 +378,43 @@ def _credential(result: ProbeResult, state: SeriesState) -> str:
 
 
 _AUTH = Outcome.AUTH_ERROR.value
+_EMPTY = Outcome.EMPTY.value
 
 
-def _trailing(samples: tuple[Sample, ...], outcome: str) -> int:
-    """How many of the latest samples in a row ended in `outcome`."""
-    count = 0
-    for sample in reversed(samples):
-        if sample.outcome != outcome:
-            break
-        count += 1
-    return count
+def _trailing(state: SeriesState, outcome: str, enough: int) -> bool:
+    """Whether at least `enough` of the latest remembered samples in a row ended in
+    `outcome` (reads at most `enough` of them)."""
+    count, seq = 0, state.end
+    head = state.head
+    for bucket in reversed(state.buckets):
+        for sample in reversed(bucket):
+            seq -= 1
+            if count >= enough:
+                return True
+            if seq < head or sample.outcome != outcome:
+                return False
+            count += 1
+    return count >= enough
 
 
 def _auth_errors(
     state: SeriesState, rule: AuthErrorsRule, now: float, tenant: str, check: str, scope: str
 ) -> Verdict:
-    samples, refused = _share_rule(state, now, rule.window, lambda s: s.outcome == _AUTH)
-    share = refused / len(samples) if samples else 0.0
-    by_share = len(samples) >= rule.min_probes and share >= rule.share
-    active = _trailing(state.samples, _AUTH) >= rule.failure_threshold or by_share
+    window = _window(state, rule.window)
+    probes, refused = window.probes, window.count(_AUTH)
+    share = refused / probes if probes else 0.0
+    by_share = probes >= rule.min_probes and share >= rule.share
+    active = _trailing(state, _AUTH, rule.failure_threshold) or by_share
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
 
     def describe() -> Description:
+        samples = state.since(window.cursor)
         last_reason = next((s.reason for s in reversed(samples) if s.outcome == _AUTH), "")
         if scope == CREDENTIAL_TENANT:
             # One tenant's key: the platform answers, it refuses this tenant's credential.
             summary = (
                 f"{check} rejects the credentials of {tenant_named(tenant)}: {refused} of "
-                f"{len(samples)} probes in the last {format_duration(rule.window)} "
+                f"{probes} probes in the last {format_duration(rule.window)} "
                 f"({last_reason}); check the tenant's key, not the platform"
             )
         else:
@@ -288,7 +425,7 @@ def _auth_errors(
             )
         details = {
             "refused_probes": refused,
-            "probes": len(samples),
+            "probes": probes,
             "window_s": rule.window,
             "credential": scope,
             "last_reason": last_reason,
@@ -296,16 +433,6 @@ def _auth_errors(
         return summary, details
 
     return Verdict(active, clear, describe)
-
-
-def _share_rule(
-    state: SeriesState,
-    now: float,
-    window: float,
-    is_bad: Callable[[Sample], bool],
-) -> tuple[list[Sample], int]:
-    samples = state.window(now - window)
-    return samples, sum(1 for s in samples if is_bad(s))
 
 
 def _empty_results(
@@ -316,21 +443,22 @@ def _empty_results(
     check: str,
     parent: Parent | None,
 ) -> Verdict:
-    samples, empty = _share_rule(state, now, rule.window, lambda s: s.outcome == Outcome.EMPTY)
-    share = empty / len(samples) if samples else 0.0
-    by_share = len(samples) >= rule.min_probes and share >= rule.share
+    window = _window(state, rule.window)
+    probes, empty = window.probes, window.count(_EMPTY)
+    share = empty / probes if probes else 0.0
+    by_share = probes >= rule.min_probes and share >= rule.share
     active = state.empty_streak >= rule.failure_threshold or by_share
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
 
     def describe() -> Description:
         note, parent_details = _parent_note(parent)
         summary = (
-            f"{check} returned no items for {tenant_named(tenant)}: {empty} of {len(samples)} "
-            f"probes in the last {format_duration(rule.window)}{note}"
+            f"{check} returned no items for {tenant_named(tenant)}: {empty} of {probes} probes "
+            f"in the last {format_duration(rule.window)}{note}"
         )
         details = {
             "empty_probes": empty,
-            "probes": len(samples),
+            "probes": probes,
             "window_s": rule.window,
             "consecutive_empty": state.empty_streak,
             **parent_details,
@@ -344,24 +472,26 @@ def _failures(
     state: SeriesState, rule: FailuresRule, now: float, tenant: str, check: str
 ) -> Verdict:
     bad_outcomes = _values(tuple(rule.outcomes))
-    samples, failed = _share_rule(state, now, rule.window, lambda s: s.outcome in bad_outcomes)
-    share = failed / len(samples) if samples else 0.0
-    by_share = len(samples) >= rule.min_probes and share >= rule.share
+    window = _window(state, rule.window)
+    probes = window.probes
+    failed = sum(n for outcome, n in window.counts.items() if outcome in bad_outcomes)
+    share = failed / probes if probes else 0.0
+    by_share = probes >= rule.min_probes and share >= rule.share
     active = state.failure_streak >= rule.failure_threshold or by_share
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
 
     def describe() -> Description:
-        failing = [s for s in samples if s.outcome in bad_outcomes]
+        failing = [s for s in state.since(window.cursor) if s.outcome in bad_outcomes]
         outcomes = Counter(s.outcome for s in failing)
         top = outcomes.most_common(1)[0][0] if outcomes else "none"
         last_reason = failing[-1].reason if failing else ""
         summary = (
-            f"{check} failing for {tenant_named(tenant)}: {failed} of {len(samples)} probes "
-            f"failed in the last {format_duration(rule.window)} (mostly {top}: {last_reason})"
+            f"{check} failing for {tenant_named(tenant)}: {failed} of {probes} probes failed in "
+            f"the last {format_duration(rule.window)} (mostly {top}: {last_reason})"
         )
         details = {
             "failed_probes": failed,
-            "probes": len(samples),
+            "probes": probes,
             "window_s": rule.window,
             "outcomes": dict(outcomes),
             "sample_errors": [f"{s.outcome}: {s.reason}" for s in failing[-3:]],
@@ -373,7 +503,6 @@ def _failures(
 
 def _latency_drift(
     state: SeriesState,
-    latencies: list[float],
     rule: LatencyDriftRule,
     tenant: str,
     check: str,
@@ -384,11 +513,13 @@ def _latency_drift(
         if state.baseline.weight >= rule.baseline_min_samples
         else rule.baseline
     )
-    if baseline is None or len(latencies) < rule.min_samples:
+    latencies = _window(state, rule.window).latencies
+    assert latencies is not None
+    if baseline is None or latencies.total < rule.min_samples:
         # Not enough evidence either way: an active alert neither fires nor resolves.
         return Verdict(False, False)
-    bound = p95_lower_bound(latencies, rule.confidence)
-    p95 = p95_nearest_rank(latencies)
+    bound = latencies.p95_lower_bound(rule.confidence)
+    p95 = latencies.p95()
     assert bound is not None and p95 is not None
     threshold = max(baseline * rule.ratio, baseline + rule.min_delta)
     active = bound > threshold
@@ -405,7 +536,7 @@ def _latency_drift(
             "baseline_p95_s": round(baseline, 6),
             "ratio": round(p95 / baseline, 3),
             "threshold_s": round(threshold, 6),
-            "samples": len(latencies),
+            "samples": latencies.total,
             **parent_details,
         }
         return summary, details
@@ -416,11 +547,12 @@ def _latency_drift(
 def _latency_slo(
     state: SeriesState, rule: LatencySloRule, now: float, tenant: str, check: str
 ) -> Verdict:
-    latencies = state.latencies(now - rule.window)
-    if rule.p95 is None or len(latencies) < rule.min_samples:
+    latencies = _window(state, rule.window).latencies
+    assert latencies is not None
+    if rule.p95 is None or latencies.total < rule.min_samples:
         return Verdict(False, False)
-    bound = p95_lower_bound(latencies, rule.confidence)
-    p95 = p95_nearest_rank(latencies)
+    bound = latencies.p95_lower_bound(rule.confidence)
+    p95 = latencies.p95()
     assert bound is not None and p95 is not None
     active = bound > rule.p95
     objective = rule.p95
@@ -435,7 +567,7 @@ def _latency_slo(
             "p95_s": round(p95, 6),
             "p95_lower_bound_s": round(bound, 6),
             "objective_s": objective,
-            "samples": len(latencies),
+            "samples": latencies.total,
         }
         return summary, details
 
@@ -445,8 +577,8 @@ def _latency_slo(
 def _error_rates(
     state: SeriesState, rule: ErrorRateRule, now: float, tenant: str, check: str
 ) -> dict[Outcome, Verdict]:
-    samples = state.window(now - rule.window)
-    counts = Counter(s.outcome for s in samples)  # keyed by the outcome's string value
+    window = _window(state, rule.window)
+    probes, counts = window.probes, window.counts  # keyed by the outcome's string value
     verdicts: dict[Outcome, Verdict] = {}
     tracked = _values(tuple(rule.outcomes))
     # Evaluate every tracked outcome that is present now or has an alert to resolve.
@@ -456,13 +588,13 @@ def _error_rates(
             Outcome(k.partition(":")[2]) for k in state.alerts if k.startswith("error_rate:")
         }
     for outcome in present:
-        share = counts.get(_VALUE[outcome], 0) / len(samples) if samples else 0.0
-        active = len(samples) >= rule.min_probes and share >= rule.threshold
+        share = counts.get(_VALUE[outcome], 0) / probes if probes else 0.0
+        active = probes >= rule.min_probes and share >= rule.threshold
         clear = share < rule.threshold / 2
         verdicts[outcome] = Verdict(
             active,
             clear,
-            _rate_description(outcome, share, counts, len(samples), rule, tenant, check),
+            _rate_description(outcome, share, counts, probes, rule, tenant, check),
         )
     return verdicts
 
@@ -475,7 +607,7 @@ def _values(outcomes: tuple[Outcome, ...]) -> frozenset[str]:
 def _rate_description(
     outcome: Outcome,
     share: float,
-    counts: Counter[str],
+    counts: Mapping[str, int],
     probes: int,
     rule: ErrorRateRule,
     tenant: str,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
 import enum
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from monitor.core.notifications import Severity
-from monitor.detect.stats import DecayingHistogram
+from monitor.detect.stats import DecayingHistogram, WindowHistogram
 
 
 class Sample(NamedTuple):
@@ -38,9 +41,41 @@ class AlertState:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+NO_COUNTS: Mapping[str, int] = MappingProxyType({})
+
+# A series' samples are kept in buckets of consecutive probes, at most this long and this
+# many: recording a probe copies the newest bucket and the tuple of buckets, never the window.
+BUCKET_SECONDS = 60.0
+BUCKET_SAMPLES = 64
+
+
+class Tally(NamedTuple):
+    """The running evidence of one window length, (now - length, now]: how many probes, how
+    many of each outcome, and (for a window a latency rule reads) their trusted latencies.
+    A probe adds itself and subtracts the samples that left, so no rule reads the samples.
+    A NamedTuple, immutable like the state that holds it: one is built per window per probe,
+    and a tuple is built in C."""
+
+    length: float
+    cursor: int  # sequence number of the oldest sample still inside
+    probes: int = 0
+    counts: Mapping[str, int] = NO_COUNTS  # outcome value → probes, > 0; never mutated
+    latencies: WindowHistogram | None = None  # None: no latency rule reads this window
+
+    def count(self, outcome: str) -> int:
+        return self.counts.get(outcome, 0)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class SeriesState:
-    samples: tuple[Sample, ...] = ()
+    # The samples of the longest window (and a few older ones at the front of the first
+    # bucket), oldest first, in buckets; `starts` holds each bucket's first sequence number.
+    buckets: tuple[tuple[Sample, ...], ...] = ()
+    starts: tuple[int, ...] = ()
+    # One per window length the rules read, longest first (the longest's cursor is where the
+    # series' memory starts). Derived: empty after a restore or a change of rules, rebuilt
+    # from the samples at the next probe.
+    tallies: tuple[Tally, ...] = ()
     empty_streak: int = 0
     failure_streak: int = 0
     ok_streak: int = 0
@@ -56,19 +91,115 @@ class SeriesState:
     # rule id ("empty_results", "error_rate:timeout", ...) → state; absent = inactive.
     alerts: Mapping[str, AlertState] = field(default_factory=dict)
 
+    @classmethod
+    def from_samples(cls, samples: Iterable[Sample], **fields: Any) -> SeriesState:
+        """A state holding `samples` (oldest first), bucketed as the detector buckets them."""
+        buckets: tuple[tuple[Sample, ...], ...] = ()
+        starts: tuple[int, ...] = ()
+        for sample in samples:
+            buckets, starts = appended(buckets, starts, sample)
+        return cls(buckets=buckets, starts=starts, **fields)
+
+    @property
+    def head(self) -> int:
+        """Sequence number of the oldest sample the series remembers."""
+        if self.tallies:
+            return self.tallies[0].cursor
+        return self.starts[0] if self.starts else 0
+
+    @property
+    def end(self) -> int:
+        """Sequence number the next sample gets."""
+        return self.starts[-1] + len(self.buckets[-1]) if self.buckets else 0
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        """Every remembered sample, oldest first (a copy: for the status page and the state
+        file, not for every probe)."""
+        return self.since(self.head)
+
+    def window(self, since: float) -> list[Sample]:
+        """The remembered samples newer than `since` (a time), oldest first (the status page's
+        shares over a rule's window; not for every probe)."""
+        return [s for s in self.samples if s.at > since]
+
+    def since(self, seq: int) -> tuple[Sample, ...]:
+        """The samples from sequence number `seq` on, oldest first."""
+        if not self.buckets or seq >= self.end:
+            return ()
+        at = max(0, bisect.bisect_right(self.starts, seq) - 1)
+        first = self.buckets[at][max(0, seq - self.starts[at]) :]
+        return tuple(itertools.chain(first, *self.buckets[at + 1 :]))
+
+    def __eq__(self, other: object) -> bool:
+        """The same memory: the same samples remembered and the same scalars. How samples
+        are bucketed and the tallies (derived, rebuilt after a restore) are not compared."""
+        if not isinstance(other, SeriesState):
+            return NotImplemented
+        return self._memory() == other._memory()
+
+    __hash__ = object.__hash__
+
+    def _memory(self) -> tuple[Any, ...]:
+        return (
+            self.samples,
+            self.empty_streak,
+            self.failure_streak,
+            self.ok_streak,
+            self.baseline,
+            self.learned_until,
+            self.slow_burn_quiet_until,
+            self.window_p95,
+            self.alerts,
+        )
+
+    @property
+    def first(self) -> Sample | None:
+        """The oldest sample remembered."""
+        head = self.head
+        if not self.buckets or head >= self.end:
+            return None
+        at = bisect.bisect_right(self.starts, head) - 1
+        return self.buckets[at][head - self.starts[at]]
+
     @property
     def last(self) -> Sample | None:
-        return self.samples[-1] if self.samples else None
+        return self.buckets[-1][-1] if self.buckets else None
 
     def firing(self) -> dict[str, AlertState]:
         return {k: a for k, a in self.alerts.items() if a.status is AlertStatus.FIRING}
 
-    def latencies(self, since: float) -> list[float]:
-        """Trusted ok latencies of samples after `since` (a window is (now - length, now])."""
-        return [s.latency for s in self.samples if s.at > since and s.latency is not None]
+    def tally(self, length: float) -> Tally | None:
+        for tally in self.tallies:
+            if tally.length == length:
+                return tally
+        return None
 
-    def window(self, since: float) -> list[Sample]:
-        return [s for s in self.samples if s.at > since]
+
+def appended(
+    buckets: tuple[tuple[Sample, ...], ...], starts: tuple[int, ...], sample: Sample
+) -> tuple[tuple[tuple[Sample, ...], ...], tuple[int, ...]]:
+    """The buckets with `sample` added at the end (a new bucket when the last is full)."""
+    if buckets:
+        last = buckets[-1]
+        full = len(last) >= BUCKET_SAMPLES or sample.at - last[0].at >= BUCKET_SECONDS
+        # Never two buckets starting at one time: a bucket is a row keyed by its first time.
+        if not full or sample.at <= last[-1].at:
+            return (*buckets[:-1], (*last, sample)), starts
+        return (*buckets, (sample,)), (*starts, starts[-1] + len(last))
+    return ((sample,),), (0,)
+
+
+def dropped_before(
+    buckets: tuple[tuple[Sample, ...], ...], starts: tuple[int, ...], seq: int
+) -> tuple[tuple[tuple[Sample, ...], ...], tuple[int, ...]]:
+    """The buckets without those whose samples all come before sequence number `seq`."""
+    keep = 0
+    while keep + 1 < len(starts) and starts[keep + 1] <= seq:
+        keep += 1
+    if not keep:
+        return buckets, starts
+    return buckets[keep:], starts[keep:]
 
 
 class EventKind(enum.StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,3 +116,85 @@ def _quantile(buckets: tuple[tuple[int, float], ...], total: float, q: float) ->
             # Geometric middle of the bucket: within 2.5% of any value in it.
             return _bucket_upper(index) / math.sqrt(_BUCKET_BASE) if index else _BUCKET_FLOOR_S
     return _bucket_upper(buckets[-1][0])
+
+
+# Window histogram: log-spaced buckets 1% wide from 1 µs up, so any reported order statistic
+# is within 0.5% of the sample it stands for (docs/CONFIGURATION.md, "latency_drift").
+_WINDOW_BASE = 1.01
+_WINDOW_FLOOR_S = 1e-6
+_LOG_WINDOW_BASE = math.log(_WINDOW_BASE)
+WINDOW_RELATIVE_ERROR = math.sqrt(_WINDOW_BASE) - 1  # < 0.5%
+WINDOW_ABSOLUTE_ERROR_S = _WINDOW_FLOOR_S  # for latencies at or below the floor
+
+
+def window_bucket(seconds: float) -> int:
+    """Bucket i > 0 holds (floor·1.01^(i-1), floor·1.01^i]; bucket 0 everything at or below
+    the floor."""
+    if seconds <= _WINDOW_FLOOR_S:
+        return 0
+    return max(1, math.ceil(math.log(seconds / _WINDOW_FLOOR_S) / _LOG_WINDOW_BASE))
+
+
+def _window_value(index: int) -> float:
+    # The geometric middle of the bucket: within a factor sqrt(1.01) of every value in it.
+    return _WINDOW_FLOOR_S * _WINDOW_BASE ** (index - 0.5) if index else _WINDOW_FLOOR_S
+
+
+@dataclass(frozen=True, slots=True)
+class WindowHistogram:
+    """The trusted latencies of a sliding window, counted in 1%-wide log buckets: a sample
+    joins and leaves in O(occupied buckets) (a bounded number, whatever the window), and a
+    rank's value is read without sorting anything. Latencies leave as well as join, which a
+    merge-only sketch (DDSketch) does not support."""
+
+    indexes: tuple[int, ...] = ()  # occupied buckets, ascending
+    counts: tuple[int, ...] = ()  # samples in each
+    total: int = 0
+
+    def added(self, index: int) -> WindowHistogram:
+        indexes, counts = self.indexes, self.counts
+        at = bisect.bisect_left(indexes, index)
+        if at < len(indexes) and indexes[at] == index:
+            counts = (*counts[:at], counts[at] + 1, *counts[at + 1 :])
+        else:
+            indexes = (*indexes[:at], index, *indexes[at:])
+            counts = (*counts[:at], 1, *counts[at:])
+        return WindowHistogram(indexes, counts, self.total + 1)
+
+    def removed(self, index: int) -> WindowHistogram:
+        indexes, counts = self.indexes, self.counts
+        at = bisect.bisect_left(indexes, index)
+        if at == len(indexes) or indexes[at] != index:
+            raise ValueError(f"latency bucket {index} is not in the window")
+        if counts[at] > 1:
+            counts = (*counts[:at], counts[at] - 1, *counts[at + 1 :])
+        else:
+            indexes = (*indexes[:at], *indexes[at + 1 :])
+            counts = (*counts[:at], *counts[at + 1 :])
+        return WindowHistogram(indexes, counts, self.total - 1)
+
+    def ranked(self, rank: int) -> float:
+        """The value of the rank-th smallest sample (0-based), within the stated error."""
+        if not 0 <= rank < self.total:
+            raise IndexError(rank)
+        counts = self.counts
+        # Quantiles read here are high (p95 and its lower bound): count from the top.
+        above = self.total - 1 - rank  # samples larger than the one asked for
+        seen = 0
+        for at in range(len(counts) - 1, -1, -1):
+            seen += counts[at]
+            if seen > above:
+                return _window_value(self.indexes[at])
+        raise AssertionError("unreachable: counts sum to total")
+
+    def p95(self) -> float | None:
+        """Nearest-rank p95, as p95_nearest_rank gives it for the raw samples."""
+        if not self.total:
+            return None
+        return self.ranked(max(0, math.ceil(0.95 * self.total) - 1))
+
+    def p95_lower_bound(self, confidence: float) -> float | None:
+        """As p95_lower_bound gives it for the raw samples."""
+        if not self.total:
+            return None
+        return self.ranked(lower_bound_rank(self.total, confidence) - 1)

@@ -271,7 +271,7 @@ def test_each_cell_shows_p95_against_baseline_empty_share_and_items(rig: Rig) ->
     cell = row.cells[1]
     assert (cell.check, cell.word, cell.state, cell.items) == ("recommendations", "ok", "ok", 5)
     assert cell.empty_share == pytest.approx(4 / 5)
-    assert cell.p95_ms == 50.0
+    assert cell.p95_ms == pytest.approx(50.0, rel=0.005)  # the window histogram: within 0.5%
     assert [check for check, points in row.spark if points] == ["search", "recommendations"]
 
 

@@ -11,7 +11,7 @@ from monitor.config.model import AlertsSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.series import AlertEvent, EventKind
-from monitor.detect.stats import lower_bound_rank, p95_lower_bound
+from monitor.detect.stats import WINDOW_RELATIVE_ERROR, lower_bound_rank, p95_lower_bound
 
 T0 = 1_700_000_000.0
 E, O, X = Outcome.EMPTY, Outcome.OK, Outcome.TIMEOUT  # noqa: E741
@@ -174,7 +174,7 @@ def test_latency_doubling_pages_within_five_minutes_and_resolves() -> None:
     event = fired[0][1]
     assert event.rule == "latency_drift"
     assert event.details["baseline_p95_s"] == pytest.approx(0.06, rel=0.05)
-    assert event.details["p95_s"] == pytest.approx(0.12)
+    assert event.details["p95_s"] == pytest.approx(0.12, rel=WINDOW_RELATIVE_ERROR)
     assert "recommendations p95 latency 120ms is 2.0x its baseline" in event.summary
     assert resolved[0][0] > 600
 
@@ -324,3 +324,20 @@ def test_refused_shared_credentials_say_probe_credentials_rejected() -> None:
         events += t.observe(auth_result("acme", "shared"), T0 + 60 * i)
     assert [e.rule for e in events] == ["auth_errors"]
     assert events[0].summary.startswith("probe credentials rejected: search refuses recmon's")
+
+
+def test_refusals_in_a_row_count_only_what_the_series_remembers() -> None:
+    # 30 s windows, probes 40 s apart: the refusal before the last has left every window
+    # (though it shares the last one's bucket), so the last is the first in a row.
+    windows = {"window": "30s", "min_probes": 3}
+    t = tracker(
+        auth_errors=windows,
+        empty_results=windows,
+        failures=windows,
+        latency_drift={"window": "30s"},
+        error_rate={"enabled": False},
+    )
+    assert t.observe(auth_result("acme", "tenant", A), T0) == []
+    assert t.observe(auth_result("acme", "tenant", A), T0 + 40) == []
+    events = t.observe(auth_result("acme", "tenant", A), T0 + 50)
+    assert [(e.rule, e.kind.value) for e in events] == [("auth_errors", "firing")]

@@ -8,7 +8,7 @@ import dataclasses
 from monitor.core.notifications import Severity
 from monitor.detect.detector import _with
 from monitor.detect.lifecycle import Subject, Thresholds, Verdict, advance
-from monitor.detect.series import AlertState, AlertStatus, EventKind, Sample, SeriesState
+from monitor.detect.series import AlertState, AlertStatus, EventKind, Sample, SeriesState, Tally
 from monitor.detect.stats import DecayingHistogram
 
 SUBJECT = Subject("t1", "search")
@@ -83,7 +83,9 @@ def test_resolve_says_what_was_wrong_and_names_the_variant() -> None:
 def test_with_copies_every_field_of_series_state() -> None:
     # A field added to SeriesState and forgotten in _with would be reset on every probe.
     values = {
-        "samples": (Sample(1.0, "ok", 0.1),),
+        "buckets": ((Sample(1.0, "ok", 0.1),),),
+        "starts": (0,),
+        "tallies": (Tally(300.0, 0, 1, {"ok": 1}),),
         "empty_streak": 1,
         "failure_streak": 2,
         "ok_streak": 3,
@@ -97,5 +99,5 @@ def test_with_copies_every_field_of_series_state() -> None:
     assert names == set(values), "a SeriesState field without a value here: add it"
     state = SeriesState(**values)  # type: ignore[arg-type]
     assert _with(state) == state
-    for name in names:
+    for name in names:  # tallies and bucketing too, which SeriesState's == leaves out
         assert getattr(_with(state), name) == values[name]
