@@ -16,8 +16,9 @@ from monitor.core.results import Outcome, ProbeResult
 from monitor.detect import content
 from monitor.detect.content import ContentSpec, ContentState
 from monitor.detect.detector import Parent, baseline_p95, observe
+from monitor.detect.lifecycle import Subject, forgotten
 from monitor.detect.rules import Rulebook
-from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind, SeriesState
+from monitor.detect.series import AlertEvent, AlertState, AlertStatus, SeriesState
 from monitor.probing.checks import HttpCheck
 from monitor.tls.prober import TlsResult
 from monitor.tls.rules import (
@@ -128,21 +129,9 @@ class AlertTracker:
         for key in [k for k in self.series if k[0] == tenant]:
             state = self.series.pop(key)
             for rule_id, alert in state.alerts.items():
-                if alert.status is AlertStatus.FIRING:
-                    rule, _, variant = rule_id.partition(":")
-                    events.append(
-                        AlertEvent(
-                            kind=EventKind.RESOLVED,
-                            rule=rule,
-                            tenant=tenant,
-                            check=key[1],
-                            severity=alert.severity,
-                            started_at=alert.fired_at or now,
-                            at=now,
-                            summary=f"resolved (tenant no longer monitored): {alert.summary}",
-                            variant=variant,
-                        )
-                    )
+                event = forgotten(rule_id, alert, Subject(tenant, key[1]), now)
+                if event is not None:
+                    events.append(event)
         self.rulebook.forget_tenant(tenant)
         for check, judged in list(self.content.items()):
             judged, more = content.forget_tenant(judged, tenant, now, self.content_specs[check])

@@ -167,3 +167,22 @@ def transition(
     if now - clear_since >= release:
         return None, EventKind.RESOLVED
     return replace(previous, clear_since=clear_since), None
+
+
+def forgotten(rule_id: str, alert: AlertState, subject: Subject, now: float) -> AlertEvent | None:
+    """The event of an alert whose series is dropped (its tenant no longer monitored): a
+    firing one resolves, saying why; a pending one goes without a word."""
+    if alert.status is not AlertStatus.FIRING:
+        return None
+    rule, _, variant = rule_id.partition(":")
+    return AlertEvent(
+        kind=EventKind.RESOLVED,
+        rule=rule,
+        tenant=subject.tenant,
+        check=subject.check,
+        severity=alert.severity,
+        started_at=alert.fired_at or now,
+        at=now,
+        summary=f"resolved (tenant no longer monitored): {alert.summary}",
+        variant=variant,
+    )

@@ -31,8 +31,15 @@ from monitor.config.model import SloRule, SloSpec
 from monitor.config.units import format_duration
 from monitor.core.results import ProbeResult
 from monitor.detect.codec import alert_from_json, alert_to_json
-from monitor.detect.lifecycle import Description, Subject, Thresholds, Verdict, advance
-from monitor.detect.series import AlertEvent, AlertState, AlertStatus, EventKind
+from monitor.detect.lifecycle import (
+    Description,
+    Subject,
+    Thresholds,
+    Verdict,
+    advance,
+    forgotten,
+)
+from monitor.detect.series import AlertEvent, AlertState, AlertStatus
 
 PAGE = "slo_burn"
 TICKET = "slo_slow_burn"
@@ -408,19 +415,9 @@ class SloWatch:
         for key in [k for k in self._budgets if k[0] == tenant]:
             budget = self._budgets.pop(key)
             for rule, alert in budget.alerts.items():
-                if alert.status is AlertStatus.FIRING:
-                    events.append(
-                        AlertEvent(
-                            kind=EventKind.RESOLVED,
-                            rule=rule,
-                            tenant=tenant,
-                            check=key[1],
-                            severity=alert.severity,
-                            started_at=alert.fired_at or now,
-                            at=now,
-                            summary=f"resolved (tenant no longer monitored): {alert.summary}",
-                        )
-                    )
+                event = forgotten(rule, alert, Subject(tenant, key[1]), now)
+                if event is not None:
+                    events.append(event)
         return events
 
     def adopt(self, event: AlertEvent, alert: AlertState) -> bool:
