@@ -117,6 +117,17 @@ _BAD_PROBES = {"empty_probes": "empty", "failed_probes": "failed", "refused_prob
 def resolved_summary(fired: str, verdict: Verdict, subject: Subject) -> str:
     """A resolve says what is true now: what had fired, without the numbers it fired with
     ("3 of 5 probes failed"), and the figures of the window that cleared it."""
+    if verdict.describe is not None and subject.tenant is None:
+        current, details = verdict.describe()
+        if details.get("scope") == "fleet" and details.keys() >= {"failed", "probes", "window_s"}:
+            # A fleet incident: "search failing for 1 in 3 requests (33%) across …" → what
+            # failed, and the share of the window that cleared it.
+            what = fired.split(" for ", 1)[0]
+            word = "empty" if "returned no items" in what else "failed"
+            return (
+                f"resolved: {what} across the fleet; now {details['failed']} of "
+                f"{details['probes']} probes {word} in the last {details['window_s']}s"
+            )
     if subject.tenant is None or verdict.describe is None:
         return f"resolved: {fired}"  # certificates: their text names what is still served
     current, details = verdict.describe()

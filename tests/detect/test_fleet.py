@@ -77,6 +77,9 @@ def test_a_third_failing_everywhere_is_one_fleet_incident_within_two_intervals()
     recovered = run(fleet, 80.0, 10.0, healthy, rng)
     ((resolved_at, resolved),) = recovered
     assert resolved.kind is EventKind.RESOLVED and resolved_at - 80.0 <= 3 * INTERVAL
+    # A resolve says what holds now, not the share it fired with.
+    assert resolved.summary.startswith("resolved: search failing across the fleet; now ")
+    assert "probes failed in the last" in resolved.summary
 
 
 def test_one_percent_noise_for_ten_minutes_never_fires() -> None:
