@@ -127,6 +127,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
             await recmon.stop()
 
 
+@pytest.mark.timing  # the page within intervals of the fault
 async def test_a_fallback_for_every_tenant_is_one_page_naming_it_and_the_share(
     tmp_path: Path,
 ) -> None:
@@ -147,6 +148,7 @@ async def test_a_fallback_for_every_tenant_is_one_page_naming_it_and_the_share(
     print(f"\nfallback for all: paged after {(at - fault_at) / INTERVAL:.2f} intervals")
 
 
+@pytest.mark.timing  # the page within intervals of the fault
 async def test_another_tenants_items_are_a_critical_page_naming_both(tmp_path: Path) -> None:
     async with running(tmp_path) as run:
         fault_at = time.monotonic()

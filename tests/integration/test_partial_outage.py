@@ -19,7 +19,8 @@ from monitor.telemetry.asgiserve import serve_asgi
 from tests.fakes import RecordingEndpoint
 from tests.integration.recmonproc import RecmonProcess
 
-pytestmark = pytest.mark.integration
+# Asserts pages within intervals of the fault: run alone, in the suite's timing phase.
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 TENANTS = 40
 INTERVAL = 2.0
 
