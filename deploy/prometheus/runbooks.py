@@ -28,6 +28,7 @@ RULE_FILES = (
     HERE / "recmon-rules.yml",
     HERE / "recmon-locations.yml",
     HERE / "tests" / "recmon-rules.test.yml",
+    HERE / "tests" / "recmon-rules-days.test.yml",
     HERE / "tests" / "recmon-locations.test.yml",
 )
 # The runbook page of a line, whatever it pointed at before (a relative path, an old base).
