@@ -304,15 +304,12 @@ class AlertHub:
         )
 
     def _backend_findings(self) -> dict[str, BackendFinding]:
-        """check → its target's failures concentrated on some addresses (only such checks)."""
+        """check → its failures concentrated on some addresses of its target (only such)."""
         now = self.clock.time()
-        findings = {
-            target: self._backends.finding(target, now) for target in set(self._targets.values())
-        }
         return {
             check: finding
             for check, target in self._targets.items()
-            if (finding := findings[target]) is not None
+            if (finding := self._backends.finding(target, check, now)) is not None
         }
 
     # --- what the hub knows ----------------------------------------------------------------

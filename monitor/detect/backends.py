@@ -1,5 +1,5 @@
 """Which backend behind a target is failing: every probe's answering address counted per
-target over a recent window, and a finding when the failures concentrate on some addresses
+target and check over a recent window, and a finding when the failures concentrate on some addresses
 while the others answer ("all 41 failures came from 10.0.0.3:443; 10.0.0.1:443 and
 10.0.0.2:443 answered ok (80 probes)"). Counts in time buckets: the cost of a probe does not
 grow with the window."""
@@ -79,18 +79,22 @@ def failure_kind(result: ProbeResult) -> str:
 
 
 class BackendTally:
-    """Recent ok and failed probes per (target, address). Owned by the alert hub, which
-    feeds it every result and asks it when a page names a target's failures."""
+    """Recent ok and failed probes per (target, check, address). Owned by the alert hub, which
+    feeds it every result and asks it when a page names a check's failures. Per check, not
+    per target only: a backend that fails searches but answers recommendations is the cause
+    of the search failures, and counting its recommendations would hide it (at one failing
+    check of two, its share of failures sits near one half)."""
 
     def __init__(self, window_s: float = WINDOW_S, bucket_s: float = BUCKET_S) -> None:
         self._window_s = window_s
         self._bucket_s = bucket_s
-        self._buckets: dict[str, dict[str, deque[_Bucket]]] = {}
+        self._buckets: dict[tuple[str, str], dict[str, deque[_Bucket]]] = {}
 
     def observe(self, result: ProbeResult, now: float) -> None:
         if not result.address or result.via_proxy or not result.target:
             return  # a proxy's address says nothing of the backends behind it
-        buckets = self._buckets.setdefault(result.target, {}).setdefault(result.address, deque())
+        series = self._buckets.setdefault((result.target, result.check), {})
+        buckets = series.setdefault(result.address, deque())
         start = now - now % self._bucket_s
         if not buckets or buckets[-1].start != start:
             buckets.append(_Bucket(start))
@@ -104,12 +108,12 @@ class BackendTally:
             kind = failure_kind(result)
             bucket.kinds[kind] = bucket.kinds.get(kind, 0) + 1
 
-    def finding(self, target: str, now: float) -> BackendFinding | None:
-        """The target's failures concentrated on some of its addresses, if they are."""
+    def finding(self, target: str, check: str, now: float) -> BackendFinding | None:
+        """The check's failures on the target concentrated on some addresses, if they are."""
         since = now - self._window_s
         counts: dict[str, tuple[int, int]] = {}
         recent: dict[str, list[_Bucket]] = {}
-        for address, buckets in self._buckets.get(target, {}).items():
+        for address, buckets in self._buckets.get((target, check), {}).items():
             recent[address] = [b for b in buckets if b.start > since - self._bucket_s]
             ok = sum(b.ok for b in recent[address])
             failed = sum(b.failed for b in recent[address])

@@ -167,9 +167,17 @@ state: {{path: "{tmp_path / "state.db"}"}}
         recmon = RecmonProcess(config)
         await recmon.start()
         try:
-            await recmon.wait_for(
-                lambda: bool(named(pagerduty)), "a page naming a backend", within=30 * INTERVAL
-            )
+            try:
+                await recmon.wait_for(
+                    lambda: bool(named(pagerduty)), "a page naming a backend", within=30 * INTERVAL
+                )
+            except AssertionError as failed:
+                sent = [
+                    f"{body.get('event_action')}: {body.get('payload', {}).get('summary')}"
+                    for body in (r["body"] for r in pagerduty.received)
+                    if body
+                ]
+                raise AssertionError(f"{failed}\npages sent:\n" + "\n".join(sent)) from None
         finally:
             await recmon.stop()
     # The first page that names backends (on a loaded machine an earlier page may be about
