@@ -23,37 +23,50 @@ class MissingVariable(KeyError):
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A string with placeholders, parsed once."""
+    """A string with placeholders, parsed once: literal pieces and variable names in turn."""
 
     text: str
     names: frozenset[str]
+    # (literal, variable name or "" after the last literal): joined on render, no regex on
+    # the probe path (rendering was 6% of recmon's CPU at 1,000 probes/s with a regex
+    # substitution per probe).
+    pieces: tuple[tuple[str, str], ...] = ()
 
     def render(self, values: Mapping[str, str], *, url_encode: bool = False) -> str:
         if not self.names:
-            return self.text.replace("{{", "{").replace("}}", "}")
-
-        def replace(match: re.Match[str]) -> str:
-            token = match.group(0)
-            if token == "{{":
-                return "{"
-            if token == "}}":
-                return "}"
-            name = match.group(1)
-            try:
-                value = values[name]
-            except KeyError:
-                raise MissingVariable(name) from None
-            return quote(value, safe="") if url_encode else value
-
-        return _PLACEHOLDER.sub(replace, self.text)
+            return self.pieces[0][0] if self.pieces else ""
+        out = []
+        for literal, name in self.pieces:
+            out.append(literal)
+            if name:
+                try:
+                    value = values[name]
+                except KeyError:
+                    raise MissingVariable(name) from None
+                out.append(quote(value, safe="") if url_encode else value)
+        return "".join(out)
 
 
 @functools.lru_cache(maxsize=4096)
 def parse_template(text: str) -> Template:
     """Cached: render_value parses a request body's strings on every probe, the same few
     strings from the configuration each time (3x faster body rendering)."""
-    names = frozenset(m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(1))
-    return Template(text, names)
+    pieces: list[tuple[str, str]] = []
+    literal: list[str] = []
+    at = 0
+    for match in _PLACEHOLDER.finditer(text):
+        literal.append(text[at : match.start()])
+        at = match.end()
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            literal.append(token[0])
+        else:
+            pieces.append(("".join(literal), match.group(1)))
+            literal = []
+    literal.append(text[at:])
+    pieces.append(("".join(literal), ""))
+    names = frozenset(name for _, name in pieces if name)
+    return Template(text, names, tuple(pieces))
 
 
 def template_names(value: Any) -> set[str]:
