@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from monitor.alerting.hub import Route
 from monitor.alerting.pipeline import NotificationPipeline
 from monitor.app.history import HistoryRecorder
 from monitor.app.service import Monitor, metrics_for
@@ -17,7 +18,9 @@ from monitor.core.clock import Clock
 from monitor.core.results import ProbeResult
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
-from monitor.state.store import StateStore
+from monitor.probing.httpclient import ClientFactory
+from monitor.state.store import StateStore, WriteHealth
+from monitor.telemetry.metrics import Metrics
 
 
 def base_dir(loaded: LoadedConfig) -> Path:
@@ -30,6 +33,37 @@ def base_dir(loaded: LoadedConfig) -> Path:
 def state_path(loaded: LoadedConfig) -> Path:
     # Absolute already when loaded from a file (see config.loader).
     return base_dir(loaded) / loaded.config.state.path
+
+
+def build_monitor(
+    loaded: LoadedConfig,
+    *,
+    clock: Clock,
+    registry: CollectorRegistry,
+    client_factory: ClientFactory | None = None,
+    shard: Shard = Shard(),
+    base_dir: Path | None = None,
+    route: Route | None = None,
+    metrics: Metrics | None = None,
+    redactor: Redactor | None = None,
+    result_listeners: Sequence[Callable[[ProbeResult], None]] = (),
+    storage: Callable[[], WriteHealth] | None = None,
+) -> Monitor:
+    """A monitor and its parts (see Monitor for the arguments). The one function callers
+    build a monitor with, so the parts can move out of Monitor's constructor."""
+    return Monitor(
+        loaded,
+        clock=clock,
+        registry=registry,
+        client_factory=client_factory,
+        shard=shard,
+        base_dir=base_dir,
+        route=route,
+        metrics=metrics,
+        redactor=redactor,
+        result_listeners=result_listeners,
+        storage=storage,
+    )
 
 
 def assemble(
@@ -50,7 +84,7 @@ def assemble(
     pipeline = NotificationPipeline(
         loaded.config.notify, store, clock=clock, metrics=metrics, refresh_every=refresh_every
     )
-    monitor = Monitor(
+    monitor = build_monitor(
         loaded,
         clock=clock,
         registry=registry,
