@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -137,7 +137,7 @@ class Monitor:
             clock=clock,
             metrics=self.metrics,
             sink=self.observe,
-            tenant_vars=self.tenant_vars,
+            tenant_vars=probing.tenant_vars,
             throttles=probing.throttles,
             max_in_flight=config.engine.max_in_flight,
             target_connections={n: t.max_connections for n, t in config.targets.items()},
@@ -203,17 +203,6 @@ class Monitor:
 
     def _interval_of(self, job: Job) -> float:
         return self.checks[job.check].interval
-
-    def tenant_vars(self, tenant: str) -> Mapping[str, str]:
-        spec = self.config.tenants
-        own = spec.vars.get(tenant)
-        if self.credentials is not None:
-            # Without its credential the variable stays unset: the engine skips the tenant
-            # (missing_credential) rather than probing it anonymously.
-            credential = self.credentials.get(tenant)
-            if credential is not None:
-                return {**spec.default_vars, **(own or {}), self.credentials.variable: credential}
-        return {**spec.default_vars, **own} if own else spec.default_vars
 
     # --- results ------------------------------------------------------------------------------
 
