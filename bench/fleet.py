@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from monitor.app.service import Monitor  # noqa: E402
+from monitor.app.assembly import build_monitor  # noqa: E402
 from monitor.config.loader import load_config_text  # noqa: E402
 from monitor.core.clock import ManualClock  # noqa: E402
 from monitor.core.results import Outcome, ProbeResult  # noqa: E402
@@ -59,7 +59,7 @@ async def one_run(fleet: bool, seed: int) -> float:
     """CPU seconds per probe over the measured minutes, windows full."""
     loaded = load_config_text(CONFIG.replace("FLEET", str(fleet).lower()), source="bench")
     clock = ManualClock(start=1_700_000_000.0)
-    monitor = Monitor(loaded, clock=clock, registry=CollectorRegistry(), route=lambda d: None)
+    monitor = build_monitor(loaded, clock=clock, registry=CollectorRegistry(), route=lambda d: None)
     await monitor.refresh_tenants()
     rng = random.Random(seed)
     tenants = [f"t{i:04}" for i in range(TENANTS)]

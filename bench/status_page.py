@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor.app.assembly import build_monitor  # noqa: E402
 from monitor.app.httpapi import MonitorApi  # noqa: E402
 from monitor.app.service import Monitor  # noqa: E402
 from monitor.app.status import model, page  # noqa: E402
@@ -79,7 +80,7 @@ async def build(tenants: int) -> Monitor:
     names = [f"tenant-{i:05d}" for i in range(tenants)]
     clock = ManualClock()
     loaded = load_config_text(CONFIG.format(tenants=", ".join(names)), source="<bench>")
-    monitor = Monitor(loaded, clock=clock, registry=CollectorRegistry())
+    monitor = build_monitor(loaded, clock=clock, registry=CollectorRegistry())
     await monitor.refresh_tenants()
     for round_ in range(8):
         clock.advance(60)

@@ -1,17 +1,18 @@
 """The probing parts a configuration asks for, built in one place: the checks, one client per
 target the checks use (presenting recmon's client certificate where one is configured), the
 tenants' credentials, an OAuth2 token source per target that needs one, the per-host rate
-limits and the tenant source. The monitor receives them; nothing here runs yet."""
+limits, the tenant source and each tenant's request variables. The monitor receives them;
+nothing here runs yet."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from monitor.config.model import Config
+from monitor.config.model import Config, TenantsSpec
 from monitor.core.clock import Clock
 from monitor.core.tenancy import Shard
 from monitor.probing.checks import HttpCheck, compile_checks
@@ -22,6 +23,26 @@ from monitor.probing.oauth2 import TokenSource
 from monitor.probing.tenant_source import TenantSource
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class TenantVariables:
+    """A tenant's request variables (the engine's `tenant_vars`): the defaults, its own, and
+    its credential where tenants have credentials."""
+
+    spec: TenantsSpec
+    credentials: TenantCredentials | None
+
+    def __call__(self, tenant: str) -> Mapping[str, str]:
+        spec = self.spec
+        own = spec.vars.get(tenant)
+        if self.credentials is not None:
+            # Without its credential the variable stays unset: the engine skips the tenant
+            # (missing_credential) rather than probing it anonymously.
+            credential = self.credentials.get(tenant)
+            if credential is not None:
+                return {**spec.default_vars, **(own or {}), self.credentials.variable: credential}
+        return {**spec.default_vars, **own} if own else spec.default_vars
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,7 @@ class ProbingParts:
     # Discovery's own client, when it goes out without a target's credentials.
     discovery_client: httpx.AsyncClient | None
     tenant_source: TenantSource
+    tenant_vars: TenantVariables
 
     async def aclose(self) -> None:
         for client in (*self.clients.values(), *self.token_clients.values()):
@@ -125,6 +147,7 @@ def build_probing(
         throttles=throttles(config),
         discovery_client=discovery_client,
         tenant_source=tenant_source,
+        tenant_vars=TenantVariables(config.tenants, credentials),
     )
 
 

@@ -18,6 +18,7 @@ from typing import TextIO
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import Decision
+from monitor.app.assembly import build_monitor
 from monitor.app.httpapi import MonitorApi
 from monitor.app.longrun import status_page_url
 from monitor.app.report import firing_summary, tenant_table
@@ -138,7 +139,7 @@ async def demo(
                 print(f"  >> page {n.action.value}: {n.summary}", file=out, flush=True)
 
         clock = SystemClock()
-        monitor = Monitor(loaded, clock=clock, registry=CollectorRegistry(), route=page)
+        monitor = build_monitor(loaded, clock=clock, registry=CollectorRegistry(), route=page)
         stop = asyncio.Event()
         runner = asyncio.create_task(monitor.run(stop))
         async with _status_page(monitor, listen, clock.time()) as url:

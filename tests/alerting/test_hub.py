@@ -9,7 +9,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import Decision
-from monitor.app.service import Monitor
+from monitor.app.assembly import build_monitor
 from monitor.config.model import Target
 from monitor.core.clock import ManualClock
 from monitor.core.notifications import Action, Notification
@@ -28,7 +28,7 @@ def test_a_page_the_outbox_could_not_store_is_planned_again_not_lost() -> None:
             raise sqlite3.OperationalError("database or disk is full")
         stored.extend(decision.notifications)
 
-    monitor = Monitor(load(), clock=clock, registry=CollectorRegistry(), route=route)
+    monitor = build_monitor(load(), clock=clock, registry=CollectorRegistry(), route=route)
     for _ in range(2):
         clock.advance(10)
         monitor.hub.observe(ProbeResult("acme", "recommendations", Outcome.EMPTY, 0.06, 0.0))
@@ -80,7 +80,7 @@ async def test_a_tenant_skipped_for_want_of_a_key_is_not_part_of_the_fleet(
             base_url=target.base_url, transport=httpx.MockTransport(lambda _: httpx.Response(401))
         )
 
-    monitor = Monitor(
+    monitor = build_monitor(
         loaded,
         clock=clock,
         registry=CollectorRegistry(),

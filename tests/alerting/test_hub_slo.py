@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from monitor.app.assembly import build_monitor
 from monitor.app.persist import Persistence
 from monitor.app.service import Monitor
 from monitor.core.clock import ManualClock
@@ -24,7 +25,7 @@ START = 1_800_000_000.0
 
 
 def monitor(clock: ManualClock, sent: list[tuple[float, Notification]]) -> Monitor:
-    return Monitor(
+    return build_monitor(
         load(CONFIG),
         clock=clock,
         registry=CollectorRegistry(),

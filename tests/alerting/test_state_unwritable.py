@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertHub
 from monitor.alerting.pipeline import NotificationPipeline
-from monitor.app.service import Monitor, metrics_for
+from monitor.app.assembly import build_monitor
+from monitor.app.service import metrics_for
 from monitor.core.clock import ManualClock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.storage import RELEASE_S
@@ -52,7 +53,7 @@ class Rig:
             metrics=metrics,
             transport=httpx.MockTransport(self.pagerduty),
         )
-        self.monitor = Monitor(
+        self.monitor = build_monitor(
             loaded,
             clock=self.clock,
             registry=self.registry,

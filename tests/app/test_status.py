@@ -16,8 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import AlertView
 from monitor.alerting.pipeline import NotificationPipeline
+from monitor.app.assembly import build_monitor
 from monitor.app.httpapi import MonitorApi
-from monitor.app.service import Monitor, metrics_for
+from monitor.app.service import metrics_for
 from monitor.app.status import model, page
 from monitor.app.status.collect import StatusSource, snapshot
 from monitor.app.status.model import ReloadRecord
@@ -66,7 +67,7 @@ class Rig:
         self.pipeline = NotificationPipeline(
             loaded.config.notify, self.store, clock=self.clock, metrics=metrics, transport=hook
         )
-        self.monitor = Monitor(
+        self.monitor = build_monitor(
             loaded,
             clock=self.clock,
             registry=registry,

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.app.service import Monitor
+from monitor.app.assembly import build_monitor
 from monitor.app.status import model, page
 from monitor.app.status.collect import StatusSource, snapshot
 from monitor.core.clock import ManualClock
@@ -23,7 +23,9 @@ SCHEMA = json.loads((ROOT / "docs" / "status.schema.json").read_text())
 def test_a_state_file_that_takes_no_writes_shows_on_the_page_and_in_status() -> None:
     clock = ManualClock(start=1_700_000_000.0)
     store = StateStore.open(":memory:")
-    monitor = Monitor(load(), clock=clock, registry=CollectorRegistry(), storage=store.write_health)
+    monitor = build_monitor(
+        load(), clock=clock, registry=CollectorRegistry(), storage=store.write_health
+    )
     source = StatusSource(monitor, None, None, "/var/lib/recmon/state.db", clock.time(), "p.yaml")
 
     def document() -> Any:

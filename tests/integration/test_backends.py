@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from monitor.app.service import Monitor
+from monitor.app.assembly import build_monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
 from monitor.core.results import Outcome, ProbeResult
@@ -54,7 +54,7 @@ def config_text(
 
 async def rounds(text: str, n: int) -> tuple[list[ProbeResult], CollectorRegistry]:
     registry = CollectorRegistry()
-    monitor = Monitor(
+    monitor = build_monitor(
         load_config_text(text, source="<test>"), clock=SystemClock(), registry=registry
     )
     results: list[ProbeResult] = []

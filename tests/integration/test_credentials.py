@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from monitor.app.assembly import build_monitor
 from monitor.app.service import Monitor
 from monitor.config.loader import load_config_file
 from monitor.core.clock import SystemClock
@@ -59,7 +60,9 @@ def keyed_config(sandbox: Sandbox, tmp_path: Path, transport: str, interval: flo
 
 
 def monitor_for(config: Path) -> Monitor:
-    return Monitor(load_config_file(config), clock=SystemClock(), registry=CollectorRegistry())
+    return build_monitor(
+        load_config_file(config), clock=SystemClock(), registry=CollectorRegistry()
+    )
 
 
 async def test_every_tenant_is_probed_with_its_own_key_and_a_keyless_one_is_skipped(

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
+from monitor.app.assembly import build_monitor
 from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
@@ -46,7 +47,7 @@ def monitor_for(
         + f"\nengine: {{transport: {transport}}}\n"
         + extra
     )
-    return Monitor(
+    return build_monitor(
         load_config_text(text, source="<test>"), clock=SystemClock(), registry=CollectorRegistry()
     )
 
@@ -73,7 +74,7 @@ def raw_target_monitor(
         re.sub(r"discover: \{.*\}", "static: [acme]", base)
         + f"\nengine: {{transport: {transport}}}\n"
     )
-    return Monitor(
+    return build_monitor(
         load_config_text(text, source="<test>"), clock=SystemClock(), registry=CollectorRegistry()
     )
 
@@ -247,7 +248,7 @@ async def test_redirect_loop_is_http_error(sandbox: Sandbox, transport: str, fol
             + f"\nengine: {{transport: {transport}}}\n"
         )
         await monitor.aclose()
-        monitor = Monitor(
+        monitor = build_monitor(
             load_config_text(text, source="<test>"),
             clock=SystemClock(),
             registry=CollectorRegistry(),

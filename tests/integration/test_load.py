@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import Decision
-from monitor.app.service import Monitor
+from monitor.app.assembly import build_monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
 from monitor.core.notifications import Action, Notification
@@ -44,7 +44,7 @@ async def test_ten_times_slower_everywhere_is_one_grouped_page_per_check() -> No
         def route(decision: Decision) -> None:
             pages.extend(decision.notifications)
 
-        monitor = Monitor(
+        monitor = build_monitor(
             load_config_text(text, source="<test>"),
             clock=SystemClock(),
             registry=CollectorRegistry(),

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import Decision
+from monitor.app.assembly import build_monitor
 from monitor.app.service import Monitor
 from monitor.config.loader import load_config_file
 from monitor.core.clock import SystemClock
@@ -88,7 +89,7 @@ class Pages:
 
 
 def monitor_for(config: Path, pages: Pages | None = None) -> Monitor:
-    return Monitor(
+    return build_monitor(
         load_config_file(config),
         clock=SystemClock(),
         registry=CollectorRegistry(),

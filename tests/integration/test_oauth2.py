@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import Decision
-from monitor.app.service import Monitor
+from monitor.app.assembly import build_monitor
 from monitor.config.loader import load_config_file
 from monitor.core.clock import SystemClock
 from monitor.core.notifications import Notification
@@ -69,7 +69,7 @@ class Running:
     def __init__(self, config: Path) -> None:
         self.pages: list[Notification] = []
         self.results: list[ProbeResult] = []
-        self.monitor = Monitor(
+        self.monitor = build_monitor(
             load_config_file(config),
             clock=SystemClock(),
             registry=CollectorRegistry(),

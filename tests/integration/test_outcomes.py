@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry
 
-from monitor.app.service import Monitor
+from monitor.app.assembly import build_monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
 from monitor.core.results import Outcome, ProbeResult
@@ -41,7 +41,7 @@ async def probe_round(
 ) -> dict[tuple[str, str], ProbeResult]:
     text = sandbox_config(url, interval=60, timeout=probe_timeout) + engine(transport)
     loaded = load_config_text(text, source="<test>")
-    monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
+    monitor = build_monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
     try:
         results = await monitor.probe_round()
     finally:
@@ -104,7 +104,7 @@ async def test_connect_error_when_nothing_listens(transport: str) -> None:
         loaded = load_config_text(
             sandbox_config(url, timeout=0.5) + engine(transport), source="<test>"
         )
-        monitor = Monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
+        monitor = build_monitor(loaded, clock=SystemClock(), registry=CollectorRegistry())
         await monitor.refresh_tenants()  # discovery while the sandbox is up
     try:
         results = []
@@ -166,7 +166,7 @@ async def test_tls_error_keeps_the_reason(
             text = text.replace(
                 "    rate_limit: 200/s", f"    rate_limit: 200/s\n    tls: {{ca_file: {cert}}}"
             )
-        monitor = Monitor(
+        monitor = build_monitor(
             load_config_text(text, source="<test>"),
             clock=SystemClock(),
             registry=CollectorRegistry(),

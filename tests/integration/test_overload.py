@@ -18,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import Decision
-from monitor.app.service import Monitor
+from monitor.app.assembly import build_monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
 from monitor.core.notifications import Notification
@@ -93,7 +93,7 @@ alerts:
     def route(decision: Decision) -> None:
         pages.extend(decision.notifications)
 
-    monitor = Monitor(
+    monitor = build_monitor(
         load_config_text(text, source="<test>"),
         clock=SystemClock(),
         registry=CollectorRegistry(),
@@ -169,7 +169,7 @@ alerts:
         if any(p.rule == "overload" for p in pages):
             paged.set()
 
-    monitor = Monitor(
+    monitor = build_monitor(
         load_config_text(text, source="<test>"),
         clock=SystemClock(),
         registry=CollectorRegistry(),

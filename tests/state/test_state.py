@@ -156,13 +156,14 @@ def test_an_incident_paged_before_a_crash_still_resolves(tmp_path: Path) -> None
     recovery would never resolve the incident."""
     from prometheus_client import CollectorRegistry
 
+    from monitor.app.assembly import build_monitor
     from monitor.app.service import Monitor
     from monitor.core.clock import ManualClock
     from monitor.core.notifications import Action, Notification
     from tests.helpers import load
 
     def monitor(clock: ManualClock, sent: list[Notification]) -> Monitor:
-        return Monitor(
+        return build_monitor(
             load(),
             clock=clock,
             registry=CollectorRegistry(),
@@ -352,10 +353,10 @@ def test_a_save_writes_only_the_series_and_samples_that_changed(tmp_path: Path) 
 def _monitor(clock: object) -> object:
     from prometheus_client import CollectorRegistry
 
-    from monitor.app.service import Monitor
+    from monitor.app.assembly import build_monitor
     from tests.helpers import load
 
-    return Monitor(load(), clock=clock, registry=CollectorRegistry())  # type: ignore[arg-type]
+    return build_monitor(load(), clock=clock, registry=CollectorRegistry())  # type: ignore[arg-type]
 
 
 def test_incremental_saves_across_restarts_keep_exactly_the_memory(tmp_path: Path) -> None:
