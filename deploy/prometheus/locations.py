@@ -261,6 +261,25 @@ groups:
             {lookback}). Its view is unknown, counted neither healthy nor failing: outages
             need {quorum} of the remaining locations to be confirmed.
           runbook_url: {runbook_base_url}/docs/runbooks/location-not-reporting.md
+
+      - alert: RecmonForeignItems
+        # A data leak is no availability symptom to confirm from {quorum} locations: seen from
+        # one, it pages, once per tenant and check however many see it. recmon instances with
+        # notify.tenant_pages: rules send no tenant page themselves, so this is its only page.
+        expr: >
+          max by (tenant, check) (recmon_alerts_firing{{alert="foreign_items"}})
+        labels:
+          severity: critical
+          class: tenant
+        annotations:
+          summary: >-
+            {{{{ $labels.check }}}} answered {{{{ if not (match "(?i)tenant" $labels.tenant) }}}}tenant {{{{ end }}}}{{{{ $labels.tenant }}}} another tenant's items
+          description: >-
+            recmon found items of another tenant in {{{{ $labels.tenant }}}}'s {{{{ $labels.check }}}}
+            answers, seen from {{{{ range $i, $s := printf "recmon_alerts_firing{{alert=%q,tenant=%q,check=%q}}" "foreign_items" $labels.tenant $labels.check | query | sortByLabel "location" }}}}{{{{ if $i }}}}, {{{{ end }}}}{{{{ $s.Labels.location }}}}{{{{ end }}}}:
+            a data leak between tenants. Which items and whose they are: that instance's
+            /status and log (recmon's own page text names both tenants and the item).
+          runbook_url: {runbook_base_url}/docs/runbooks/wrong-content.md
 """
 
 
