@@ -71,7 +71,6 @@ async def test_sigkill_between_deciding_and_delivering_delivers_exactly_once(
     assert outbox_rows(tmp_path / "recmon-state.db") == [(KEY, "delivered")]
 
 
-@pytest.mark.timing  # the exit's time
 async def test_sigterm_cuts_hung_probes_at_their_deadline_flushes_and_saves(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -96,6 +95,7 @@ async def test_sigterm_cuts_hung_probes_at_their_deadline_flushes_and_saves(
         started = time.monotonic()
         code = await recmon.stop(signal.SIGTERM)
         took = time.monotonic() - started
+    print(f"\nSIGTERM to exit: {took:.2f}s (bound {3 + SHUTDOWN_FLUSH_S:g}s)")
     assert code == 0
     assert took < 3 + SHUTDOWN_FLUSH_S  # the probe deadline, then at most the flush
     assert recmon.messages()[-1] == "recmon stopped"
