@@ -1,14 +1,16 @@
-"""The README's test command: the whole suite in two phases, one closing summary.
+"""The README's test command: the whole suite in three phases, one closing summary.
 
-    .venv/bin/python -m tests.run [pytest arguments, passed to both phases]
+    .venv/bin/python -m tests.run [pytest arguments, passed to every phase]
 
 Most of the suite waits (on servers, subprocesses, intervals), so it runs first on several
 workers at once (pytest-xdist; RECMON_TEST_WORKERS, default 6, more than the cores because the
 tests mostly sleep). The tests marked `timing` assert on time measured by the wall clock
-(schedule lag, latencies against the server's, deadlines, an overload): they run afterwards,
-alone in one process, on a machine no other test is loading, so that what they measure is
-recmon's. The last line is pytest's summary line for both phases together ("N passed ... in
-Ts"); the exit status is non-zero if either phase failed.
+(latencies against the server's, deadlines, a page within so many intervals): they run
+afterwards, two at a time (each light: a monitor, a sandbox, mostly waiting; one core each on
+the 2-core machine) with nothing else running. Those also marked `alone` load the machine on
+purpose or measure how idle it is (an overload, schedule lag): they run last, one at a time, so
+that what they measure is recmon's. The last line is pytest's summary line for every phase
+together ("N passed ... in Ts"); the exit status is non-zero if any phase failed.
 
 Loaded into each phase with `-p tests.run`, this module also writes that phase's counts to the
 file named by RECMON_SUITE_COUNTS, for the closing line; and in the timing phase it leaves out,
@@ -44,10 +46,19 @@ NO_TESTS_COLLECTED = 5
 PHASES: tuple[tuple[str, list[str], dict[str, str]], ...] = (
     (
         "every test not marked timing, in parallel",
-        ["-n", WORKERS, "--dist", "worksteal", "-m", "not timing"],
+        ["-n", WORKERS, "--dist", "worksteal", "-m", "not timing and not alone"],
         {},
     ),
-    ("the tests marked timing, alone", ["-n", "0", "-m", "timing"], {TIMING_ONLY: "1"}),
+    (
+        "the tests marked timing, two at a time",
+        ["-n", "2", "--dist", "worksteal", "-m", "timing and not alone"],
+        {TIMING_ONLY: "1"},
+    ),
+    (
+        "the timing tests marked alone, one at a time",
+        ["-n", "0", "-m", "alone"],
+        {TIMING_ONLY: "1"},
+    ),
 )
 
 

@@ -259,6 +259,7 @@ async def test_redirect_loop_is_http_error(sandbox: Sandbox, transport: str, fol
 
 
 @pytest.mark.timing  # asserts on schedule lag
+@pytest.mark.alone
 async def test_hanging_tenants_never_stall_the_others(sandbox: Sandbox, transport: str) -> None:
     hung = [f"tenant-00{i}" for i in range(1, 6)]
     for tenant in hung:

@@ -28,7 +28,7 @@ from monitor.sandbox.demo import sandbox_config
 from tests.binaries import free_port
 
 # timing: it loads the machine on purpose and measures the lag (run alone, tests/run.py).
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.alone]
 TENANTS = 1500  # × 2 checks every half second: 6,000 probes/s offered, several times what one
 # process can run on this machine
 INTERVAL = 0.5
