@@ -556,7 +556,9 @@ def _credentials_summary(
 ) -> str:
     """Every tenant refused, or a credential recmon shares between them refused: recmon's own
     credentials are the problem. Some tenants' own keys refused: those keys are."""
-    shared = any(e.details.get("credential") != "tenant" for e in events)
+    # The tenant's key and recmon's credential both sent ("either"): some tenants refused are
+    # their keys, every tenant refused is recmon's (`everyone`).
+    shared = any(e.details.get("credential") not in ("tenant", "either") for e in events)
     if shared or everyone:
         return (
             f"probe credentials rejected: {check} refuses recmon's credentials for {who}; "

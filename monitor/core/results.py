@@ -28,6 +28,9 @@ class Outcome(enum.StrEnum):
 
 CREDENTIAL_TENANT = "tenant"
 CREDENTIAL_SHARED = "shared"
+# Both went with the request (a tenant's key and recmon's shared token): a refusal is one or
+# the other, and one tenant's refusal alone does not say which.
+CREDENTIAL_EITHER = "either"
 CREDENTIAL_NONE = "none"
 
 NO_CAPTURES: Mapping[str, str] = MappingProxyType({})
@@ -59,8 +62,9 @@ class ProbeResult:
     # False when the monitor itself was too slow (event-loop lag) to trust the latency.
     latency_trusted: bool = True
     # Whose credentials an auth_error refused: CREDENTIAL_TENANT (the tenant's own key),
-    # CREDENTIAL_SHARED (recmon's: a target header, an OAuth2 token, a client certificate)
-    # or CREDENTIAL_NONE (the request carried none). Empty for other outcomes.
+    # CREDENTIAL_SHARED (recmon's: a target header, an OAuth2 token, a client certificate),
+    # CREDENTIAL_EITHER (both were sent) or CREDENTIAL_NONE (the request carried none). Empty
+    # for other outcomes.
     credential: str = ""
     # The target the check probes, and the address (ip:port) of the peer that answered, or
     # whose connection failed ("" where the transport cannot tell): which backend behind one

@@ -23,7 +23,13 @@ from monitor.config.model import (
 )
 from monitor.config.units import format_duration
 from monitor.core.notifications import Severity
-from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_TENANT, Outcome, ProbeResult
+from monitor.core.results import (
+    CREDENTIAL_EITHER,
+    CREDENTIAL_NONE,
+    CREDENTIAL_TENANT,
+    Outcome,
+    ProbeResult,
+)
 from monitor.core.tenancy import tenant_named
 from monitor.detect.lifecycle import (
     IMMEDIATE,
@@ -416,6 +422,15 @@ def _auth_errors(
                 f"{check} rejects the credentials of {tenant_named(tenant)}: {refused} of "
                 f"{probes} probes in the last {format_duration(rule.window)} "
                 f"({last_reason}); check the tenant's key, not the platform"
+            )
+        elif scope == CREDENTIAL_EITHER:
+            # The tenant's key and recmon's credential both went: one tenant alone refused
+            # says the key more likely (recmon's would be refused for every tenant).
+            summary = (
+                f"{check} rejects the credentials sent for {tenant_named(tenant)}: {refused} "
+                f"of {probes} probes in the last {format_duration(rule.window)} "
+                f"({last_reason}); check the tenant's key first — if every tenant is refused, "
+                "recmon's own"
             )
         else:
             summary = (

@@ -9,7 +9,13 @@ from typing import Any
 from monitor.config.model import CheckSpec, Config, SloSpec
 from monitor.core.conditions import Condition, SchemaCheck, compile_condition, compile_schema
 from monitor.core.jsonpath import JsonPath
-from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_SHARED, CREDENTIAL_TENANT, Outcome
+from monitor.core.results import (
+    CREDENTIAL_EITHER,
+    CREDENTIAL_NONE,
+    CREDENTIAL_SHARED,
+    CREDENTIAL_TENANT,
+    Outcome,
+)
 from monitor.core.templating import Template, parse_template, render_value, template_names
 
 
@@ -124,22 +130,29 @@ def looks_like_credential(name: str) -> bool:
 def credential_of(name: str, spec: CheckSpec, config: Config) -> tuple[str, str]:
     """(scope, label) of the credentials a check's requests carry: a per-tenant variable in a
     credential header or parameter is the tenant's own key; target headers, OAuth2 and client
-    certificates are recmon's, shared by every tenant."""
+    certificates are recmon's, shared by every tenant; both at once are either's."""
     credentials = config.tenant_credential_names
     per_tenant = set(credentials)
     for values in config.tenants.vars.values():
         per_tenant |= set(values)
     per_tenant -= set(config.tenants.default_vars) | config.captures_before(name)
+    target = config.targets.get(spec.target)
+    shared = (
+        [f"{kind} of target {spec.target}" for kind in target.credential_kinds()]
+        if target is not None
+        else []
+    )
     for field, mapping in (("header", spec.request.headers), ("parameter", spec.request.params)):
         for key, value in mapping.items():
             used = template_names(value) & per_tenant
             if used & credentials or (used and looks_like_credential(key)):
                 variable = sorted(used & credentials or used)[0]
-                return CREDENTIAL_TENANT, f"the tenant's {{{variable}}} ({field} {key})"
-    target = config.targets.get(spec.target)
+                own = f"the tenant's {{{variable}}} ({field} {key})"
+                if shared:  # a refusal is the tenant's key or recmon's credential
+                    return CREDENTIAL_EITHER, f"{own} or {', '.join(shared)}"
+                return CREDENTIAL_TENANT, own
     if target is None:
         return CREDENTIAL_NONE, "no credentials"
-    shared = [f"{kind} of target {spec.target}" for kind in target.credential_kinds()]
     if shared:
         return CREDENTIAL_SHARED, ", ".join(shared)
     for mapping in (spec.request.headers, spec.request.params):

@@ -326,6 +326,20 @@ def test_refused_shared_credentials_say_probe_credentials_rejected() -> None:
     assert events[0].summary.startswith("probe credentials rejected: search refuses recmon's")
 
 
+def test_refused_credentials_sent_together_name_the_key_first_and_recmons_if_all() -> None:
+    """The tenant's key and recmon's token both sent: one tenant refused points at its key
+    first, and says a refusal of every tenant would be recmon's own."""
+    t = tracker()
+    events = []
+    for i in range(3):
+        events += t.observe(auth_result("acme", "either"), T0 + 60 * i)
+    assert [e.rule for e in events] == ["auth_errors"]
+    summary = events[0].summary
+    assert summary.startswith("search rejects the credentials sent for tenant acme"), summary
+    assert "check the tenant's key first — if every tenant is refused, recmon's own" in summary
+    assert events[0].details["credential"] == "either"
+
+
 def test_refusals_in_a_row_count_only_what_the_series_remembers() -> None:
     # 30 s windows, probes 40 s apart: the refusal before the last has left every window
     # (though it shares the last one's bucket), so the last is the first in a row.

@@ -11,7 +11,12 @@ import pytest
 from monitor.config.loader import ConfigError, load_config_file
 from monitor.config.model import CredentialsSpec
 from monitor.core.clock import ManualClock
-from monitor.core.results import CREDENTIAL_NONE, CREDENTIAL_SHARED, CREDENTIAL_TENANT
+from monitor.core.results import (
+    CREDENTIAL_EITHER,
+    CREDENTIAL_NONE,
+    CREDENTIAL_SHARED,
+    CREDENTIAL_TENANT,
+)
 from monitor.probing.checks import compile_checks
 from monitor.probing.credentials import TenantCredentials, parse_mapping, read_directory
 from tests.helpers import BASE_CONFIG
@@ -88,6 +93,26 @@ def test_a_check_using_the_tenant_key_points_its_refusals_at_the_tenant(tmp_path
     assert checks["search"].credential_scope == CREDENTIAL_TENANT
     assert checks["search"].credential_label == "the tenant's {api_key} (header X-Api-Key)"
     assert checks["recommendations"].credential_scope == CREDENTIAL_NONE
+
+
+def test_the_tenant_key_with_recmons_token_is_either_and_names_both(tmp_path: Path) -> None:
+    """A tenant's key and recmon's OAuth2 token on one request: a 401 is one or the other, so
+    the check's refusals name both, not the tenant's key alone."""
+    (tmp_path / "secret").write_text("s-1\n")
+    config = keyed(tmp_path)
+    config.write_text(
+        config.read_text().replace(
+            '  api: {base_url: "http://api.test"}',
+            '  api: {base_url: "http://api.test", oauth2: {token_url: "http://auth.test/token", '
+            "client_id: recmon, client_secret_file: secret}}",
+        )
+    )
+    checks = compile_checks(load_config_file(config).config)
+    assert checks["search"].credential_scope == CREDENTIAL_EITHER
+    assert checks["search"].credential_label == (
+        "the tenant's {api_key} (header X-Api-Key) or the OAuth2 token of target api"
+    )
+    assert checks["recommendations"].credential_scope == CREDENTIAL_SHARED
 
 
 def test_recmons_own_credentials_are_shared(tmp_path: Path) -> None:
