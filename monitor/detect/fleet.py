@@ -18,7 +18,6 @@ window. The hub owns one FleetWatch; its alerts go through the shared lifecycle.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.backends import failure_kind
 from monitor.detect.lifecycle import Description, Subject, Thresholds, Verdict, advance
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus
+from monitor.detect.stats import wilson
 
 FAILURES = "fleet_failures"
 EMPTY = "fleet_empty"
@@ -118,20 +118,6 @@ def segment_kinds(window: _Window, segment: Segment) -> Counter[str]:
         if bucket.start >= segment.since and bucket.bad:
             kinds.update(bucket.kinds)
     return kinds
-
-
-def wilson_lower(bad: int, n: int, confidence: float) -> float:
-    """The lower bound of the share bad/n at one-sided `confidence` (Wilson score)."""
-    return _wilson(bad, n, NormalDist().inv_cdf(confidence))
-
-
-def _wilson(bad: int, n: int, z: float) -> float:
-    if n == 0:
-        return 0.0
-    p = bad / n
-    centre = p + z * z / (2 * n)
-    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, (centre - margin) / (1 + z * z / n))
 
 
 def share_words(share: float) -> str:
@@ -230,7 +216,7 @@ class FleetWatch:
             return False
         if not firing and segment.share >= self._fleet_share:
             return False  # a whole outage: the tenants' rules and their storm page it
-        if _wilson(segment.bad, segment.probes, self._z) <= rule.threshold:
+        if wilson(segment.bad, segment.probes, self._z) <= rule.threshold:
             return False
         # Spread: tenants that failed every probe they had in the window (one an interval:
         # broken tenants, each its own incident) hold less than half of the failures.

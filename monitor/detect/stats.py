@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from statistics import NormalDist
 
 
 def p95_nearest_rank(values: Sequence[float]) -> float | None:
@@ -198,3 +199,18 @@ class WindowHistogram:
         if not self.total:
             return None
         return self.ranked(lower_bound_rank(self.total, confidence) - 1)
+
+
+def wilson_lower(bad: int, n: int, confidence: float) -> float:
+    """The lower bound of the share bad/n at one-sided `confidence` (Wilson score)."""
+    return wilson(bad, n, NormalDist().inv_cdf(confidence))
+
+
+def wilson(bad: int, n: int, z: float) -> float:
+    """The Wilson score lower bound of bad/n at normal quantile z."""
+    if n == 0:
+        return 0.0
+    p = bad / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - margin) / (1 + z * z / n))

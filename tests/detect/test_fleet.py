@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from monitor.config.model import FleetRule
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.fleet import FleetWatch, share_words, wilson_lower
+from monitor.detect.fleet import FleetWatch, share_words
 from monitor.detect.series import AlertEvent, EventKind
+from monitor.detect.stats import wilson_lower
 
 TENANTS = [f"t{i:03}" for i in range(40)]
 INTERVAL = 2.0
