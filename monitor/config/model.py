@@ -566,6 +566,11 @@ class ErrorRateRule(Model):
     window: Duration = 900.0
     threshold: Share = 0.2
     min_probes: int = Field(10, ge=1)
+    # Fires only when the window shows the share with this confidence: the share's lower
+    # bound (Wilson score, one-sided) at least half the threshold. A thin window (15 probes in
+    # 15 minutes at a 60 s interval) needs 5 of one outcome, not 2 or 3 that a 1% background
+    # gives some tenant of thousands every few minutes; a 1 s interval's 900 need ~20%.
+    confidence: float = Field(0.99, gt=0.5, lt=1)
     severity: Severity = Severity.WARNING
 
 

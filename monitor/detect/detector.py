@@ -49,7 +49,7 @@ from monitor.detect.series import (
     appended,
     dropped_before,
 )
-from monitor.detect.stats import WindowHistogram, window_bucket
+from monitor.detect.stats import WindowHistogram, wilson_lower, window_bucket
 
 _MAX_REASON = 200
 # An enum member's .value goes through a descriptor; a probe asked for it a dozen times.
@@ -603,8 +603,13 @@ def _error_rates(
             Outcome(k.partition(":")[2]) for k in state.alerts if k.startswith("error_rate:")
         }
     for outcome in present:
-        share = counts.get(_VALUE[outcome], 0) / probes if probes else 0.0
-        active = probes >= rule.min_probes and share >= rule.threshold
+        count = counts.get(_VALUE[outcome], 0)
+        share = count / probes if probes else 0.0
+        active = (
+            probes >= rule.min_probes
+            and share >= rule.threshold
+            and wilson_lower(count, probes, rule.confidence) >= rule.threshold / 2
+        )
         clear = share < rule.threshold / 2
         verdicts[outcome] = Verdict(
             active,

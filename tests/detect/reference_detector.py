@@ -37,7 +37,12 @@ from monitor.detect.lifecycle import (
 )
 from monitor.detect.rules import RuleSet
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, Sample
-from monitor.detect.stats import DecayingHistogram, p95_lower_bound, p95_nearest_rank
+from monitor.detect.stats import (
+    DecayingHistogram,
+    p95_lower_bound,
+    p95_nearest_rank,
+    wilson_lower,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,8 +496,13 @@ def _error_rates(
             Outcome(k.partition(":")[2]) for k in state.alerts if k.startswith("error_rate:")
         }
     for outcome in present:
-        share = counts.get(_VALUE[outcome], 0) / len(samples) if samples else 0.0
-        active = len(samples) >= rule.min_probes and share >= rule.threshold
+        count = counts.get(_VALUE[outcome], 0)
+        share = count / len(samples) if samples else 0.0
+        active = (
+            len(samples) >= rule.min_probes
+            and share >= rule.threshold
+            and wilson_lower(count, len(samples), rule.confidence) >= rule.threshold / 2
+        )
         clear = share < rule.threshold / 2
         verdicts[outcome] = Verdict(
             active,

@@ -137,7 +137,7 @@ def test_empty_is_not_also_a_failure() -> None:
 
 def test_error_rate_catches_the_slow_burn() -> None:
     t = tracker()
-    pattern = [O, O, O, X] * 6  # 25% timeouts, never two in a row
+    pattern = [O, O, X] * 8  # a third timing out, never two in a row
     events = feed(t, pattern)
     assert [e.rule for _, e in events] == ["error_rate"]
     event = events[0][1]
@@ -299,6 +299,18 @@ def auth_result(tenant: str, credential: str, outcome: Outcome = A) -> ProbeResu
         else "",
         credential=credential if outcome is A else "",
     )
+
+
+def test_error_rate_needs_its_window_to_show_the_share_with_confidence() -> None:
+    """3 timeouts in 15 probes (20%, the threshold) is what a 1% background gives some tenant
+    of 10,000 every few minutes: no alert. A third timing out fires once the window shows it
+    (4 of 10 probes: its 99% lower bound, 0.14, is above half the threshold)."""
+    thin = tracker()
+    assert feed(thin, ([X] + [O] * 4) * 3) == []
+    shown = tracker()
+    events = feed(shown, [X, O, O] * 5)
+    assert [e.rule for _, e in events] == ["error_rate"]
+    assert events[0][0] == 9 * 60.0  # the 4th timeout: 4 of 10 probes
 
 
 def test_refused_credentials_page_as_auth_errors_never_as_failures() -> None:
