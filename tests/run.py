@@ -83,6 +83,10 @@ def main(args: list[str]) -> int:
             counts = Path(scratch) / f"phase{number}.json"
             path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
             env = {**os.environ, COUNTS: str(counts), "PYTHONPATH": path}
+            # Bytecode caches kept (gitignored __pycache__) even where PYTHONDONTWRITEBYTECODE
+            # is set: without them each worker rewrites every test module's assertions again
+            # (~3 CPU-s a worker) and every recmon a test starts compiles monitor again.
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
             command = [sys.executable, "-m", "pytest", "-p", "tests.run", *args, *options]
             done = subprocess.run(command, env=env, check=False)
             codes.append(done.returncode)
