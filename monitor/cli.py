@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from prometheus_client import disable_created_metrics
 
 from monitor import __version__
+from monitor.app.exitcodes import EXIT_ERROR
 from monitor.app.longrun import LongRunning
-from monitor.app.once import EXIT_ERROR, OnceOptions, one_round
+from monitor.app.once import OnceOptions, one_round
 from monitor.config.loader import ConfigError, LoadedConfig, load_config_file
 from monitor.config.webconfig import WebConfig, WebConfigError, load_web_config
 from monitor.core.secrets import Redactor
