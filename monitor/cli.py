@@ -215,7 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--tenant", default="*", metavar="GLOB", help="tenants (default all)")
     report.add_argument("--format", choices=("md", "csv", "json", "html"), default="md")
 
-    from monitor.sandbox import demo
+    from monitor.sandbox import demo_options
 
     demo_parser = _command(
         commands,
@@ -225,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
         "three phases (healthy, faults, recovery), printing a table of live probe results "
         "per round and the pages sent.",
     )
-    demo.add_arguments(demo_parser)
+    demo_options.add_arguments(demo_parser)
     return parser
 
 
