@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
+
+import pytest
 
 from monitor.config.loader import LoadedConfig, load_config_text
 from monitor.probing.checks import HttpCheck, compile_checks
@@ -42,3 +48,27 @@ def load(text: str = BASE_CONFIG, environ: Mapping[str, str] | None = None) -> L
 
 def checks(text: str = BASE_CONFIG) -> dict[str, HttpCheck]:
     return compile_checks(load(text).config)
+
+
+T = TypeVar("T")
+
+
+def once_per_run(factory: pytest.TempPathFactory, name: str, compute: Callable[[Path], T]) -> T:
+    """`compute(directory)`'s value, computed once per test run however many xdist workers ask
+    for it (a long replay that tests on several workers read): the first to ask computes it,
+    in a directory of the run's temporary directory that every worker shares, and leaves it
+    there pickled; the others wait for it and read it. Outside xdist, simply computed (in a
+    directory of its own)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return compute(factory.mktemp(name))
+    directory = factory.getbasetemp().parent / name
+    path = directory.with_suffix(".pickle")
+    with open(directory.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            value: T = pickle.loads(path.read_bytes())
+            return value
+        directory.mkdir()
+        value = compute(directory)
+        path.write_bytes(pickle.dumps(value))
+        return value

@@ -72,6 +72,53 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return "mark.timing" not in collection_path.read_text(encoding="utf-8", errors="replace")
 
 
+# pytest's cache (.pytest_cache): each test's duration in its last run, setup and teardown
+# included, for the order of the next parallel phase.
+DURATIONS = "recmon/durations"
+_measured: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _measured[report.nodeid] = _measured.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In the controlling process, remember how long each test took."""
+    cache = session.config.cache
+    if cache is None or hasattr(session.config, "workerinput") or not _measured:
+        return
+    cache.set(DURATIONS, {**cache.get(DURATIONS, {}), **_measured})
+
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected the other phase's tests
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On each xdist worker (they must all order alike), the longest tests first. worksteal
+    hands each worker a consecutive share of the collection and lets an idle worker take the
+    tail of another's: the shares here have the counts worksteal cuts, are filled longest
+    first onto the share with the least work so far, and each starts with its longest. The
+    long waits (a Prometheus stack, a pip install, a week's replay) then overlap from the
+    start instead of queuing behind each other. No durations yet (a first run): as
+    collected."""
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    last = config.cache.get(DURATIONS, {}) if config.cache is not None else {}
+    if not workers or not last or len(items) < workers:
+        return
+    known = sorted(last.values())
+    unknown = known[len(known) // 2]  # a new test: as long as the median one
+    took = {item.nodeid: last.get(item.nodeid, unknown) for item in items}
+    sizes, left = [], len(items)
+    for share in range(workers):  # as worksteal cuts: len(pending) // nodes remaining
+        sizes.append(left // (workers - share))
+        left -= sizes[-1]
+    shares: list[list[pytest.Item]] = [[] for _ in sizes]
+    work = [0.0] * workers
+    for item in sorted(items, key=lambda i: -took[i.nodeid]):
+        share = min((s for s in range(workers) if len(shares[s]) < sizes[s]), key=lambda s: work[s])
+        shares[share].append(item)
+        work[share] += took[item.nodeid]
+    items[:] = [item for share_items in shares for item in share_items]
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """In the phase's controlling process, save its counts as pytest's summary counts them."""
     path = os.environ.get(COUNTS)
@@ -109,6 +156,10 @@ def main(args: list[str]) -> int:
             counts = Path(scratch) / f"phase{number}.json"
             path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
             env = {**os.environ, **extra, COUNTS: str(counts), "PYTHONPATH": path}
+            # Bytecode caches kept (gitignored __pycache__) even where PYTHONDONTWRITEBYTECODE
+            # is set: without them each worker rewrites every test module's assertions again
+            # (~3 CPU-s a worker) and every recmon a test starts compiles monitor again.
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
             command = [sys.executable, "-m", "pytest", "-p", "tests.run", *args, *options]
             done = subprocess.run(command, env=env, check=False)
             codes.append(done.returncode)

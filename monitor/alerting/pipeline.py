@@ -27,6 +27,24 @@ log = logging.getLogger("recmon.notify")
 PLANNER_ENTRY = "planner"
 
 
+class _FirstRequestTransport(httpx.AsyncBaseTransport):
+    """httpx's own transport (as AsyncClient makes it by default), made at the first request:
+    making it loads the CA bundle and imports httpcore (~0.1 CPU-s), which a `recmon once`
+    round that sends nothing need not pay."""
+
+    def __init__(self) -> None:
+        self._transport: httpx.AsyncHTTPTransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._transport is None:
+            self._transport = httpx.AsyncHTTPTransport()
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._transport is not None:
+            await self._transport.aclose()
+
+
 class NotificationPipeline:
     def __init__(
         self,
@@ -43,7 +61,9 @@ class NotificationPipeline:
         it, or Alertmanager resolves them in between)."""
         self.spec = spec
         self.clock = clock
-        self.client = httpx.AsyncClient(transport=transport, follow_redirects=False)
+        self.client = httpx.AsyncClient(
+            transport=transport or _FirstRequestTransport(), follow_redirects=False
+        )
         sinks = build_sinks(spec, self.client, clock, refresh_every=refresh_every)
         self.sinks = sinks.by_name
         self.outbox = Outbox(store)

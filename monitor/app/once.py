@@ -10,6 +10,7 @@ from typing import TextIO
 from prometheus_client import CollectorRegistry
 
 from monitor.app.assembly import assemble, state_path
+from monitor.app.exitcodes import EXIT_ALERTS, EXIT_ERROR, EXIT_HEALTHY
 from monitor.app.history import HistoryRecorder
 from monitor.app.ownership import open_for_shard
 from monitor.app.persist import Persistence
@@ -24,9 +25,6 @@ from monitor.telemetry.push import push, write_textfile
 
 log = logging.getLogger("recmon")
 
-EXIT_HEALTHY = 0
-EXIT_ALERTS = 1
-EXIT_ERROR = 2
 # Firing alerts reach Alertmanager again only at the next run; until a second run shows the
 # schedule, assume runs at most this far apart.
 LAST_RUN_KEY = "once_last_run_at"

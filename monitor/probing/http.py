@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import re
+import sys
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,6 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_exponential
@@ -31,6 +31,14 @@ from monitor.core.tlsreasons import (
 from monitor.probing.checks import HttpCheck, RenderedRequest, looks_like_credential
 from monitor.probing.transport.framing import MAX_HEAD_BYTES
 from monitor.probing.transport.peer import PEER, VIA_PROXY, peer_of_error
+
+
+def _aiohttp_error(exc: BaseException, kind: str = "ClientError") -> bool:
+    """Whether `exc` is one of aiohttp's own errors (aiohttp.`kind`). aiohttp is imported by
+    its transport only (engine.transport: aiohttp), not by every recmon start (~80 ms of CPU):
+    while it is not loaded, no error can be one of its."""
+    module = sys.modules.get("aiohttp")
+    return module is not None and isinstance(exc, getattr(module, kind))
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +278,7 @@ def _failed_request(exc: Exception, duration: float, check: HttpCheck) -> Attemp
         return Attempt(Outcome.HTTP_ERROR, duration, reason="too many redirects")
     if isinstance(exc, httpx.DecodingError | zlib.error):
         return Attempt(Outcome.INVALID_BODY, duration, reason=f"cannot decode body: {exc}")
-    if isinstance(exc, httpx.TransportError | OSError | aiohttp.ClientError):
+    if isinstance(exc, httpx.TransportError | OSError) or _aiohttp_error(exc):
         # aiohttp.ClientError: httpx-aiohttp passes some of aiohttp's own errors through
         # unmapped (a garbage status line, an oversized header), which are the target's doing.
         return _transport_failure(exc, duration, check)
@@ -348,10 +356,11 @@ def _transport_failure(
         tls_reason, message = classify_tls_error(tls_error)
         return Attempt(Outcome.TLS_ERROR, duration, reason=message, tls_reason=tls_reason)
     cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
-    if isinstance(cause, aiohttp.ClientResponseError):
+    if _aiohttp_error(cause, "ClientResponseError"):
         # Its str() carries the request URL, query string (and any token in it) included.
+        message = getattr(cause, "message", "")
         return Attempt(
-            Outcome.CONNECT_ERROR, duration, reason=f"invalid HTTP response: {cause.message}"[:500]
+            Outcome.CONNECT_ERROR, duration, reason=f"invalid HTTP response: {message}"[:500]
         )
     kind = type(cause).__name__
     detail = str(cause) or kind

@@ -10,11 +10,14 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import yaml
 
 from monitor.sandbox.faults import Fault, FaultError, fault_from_json
-from monitor.sandbox.server import SandboxSettings, serve_backends, serve_sandbox
+
+if TYPE_CHECKING:
+    from monitor.sandbox.server import SandboxSettings
 
 log = logging.getLogger("recmon.sandbox")
 
@@ -152,6 +155,10 @@ def _latencies(text: str) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The server (uvicorn, ~45 ms of imports) when serving, not when any recmon builds its
+    # parser with these options.
+    from monitor.sandbox.server import SandboxSettings
+
     try:
         if args.client_ca and not (args.tls_cert and args.tls_key):
             raise ValueError("--client-ca needs --tls-cert and --tls-key")
@@ -183,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace, settings: SandboxSettings, faults: list[tuple[str, str, Fault]]
 ) -> int:
+    from monitor.sandbox.server import serve_backends, serve_sandbox
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import logging
@@ -43,9 +44,15 @@ _VERIFY = {
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
-# Checked when the user is unknown: the same work as a known user's wrong password.
-_DUMMY_HASH = bcrypt.hashpw(b"recmon: no such user", bcrypt.gensalt(10))
 _REMEMBERED = 256
+
+
+@functools.cache
+def _dummy_hash() -> bytes:
+    """Checked when the user is unknown: the same work as a known user's wrong password. Made
+    when basic authentication is first set up, not at import: hashing it costs ~60 ms of CPU,
+    which every recmon command paid on start, most of them serving no page."""
+    return bcrypt.hashpw(b"recmon: no such user", bcrypt.gensalt(10))
 
 
 def server_context(web: WebConfig) -> ssl.SSLContext:
@@ -146,6 +153,7 @@ class BasicAuth:
         self.open_paths = frozenset(open_paths)
         self.challenge = f'Basic realm="{realm}", charset="UTF-8"'.encode()
         self._verified: dict[bytes, None] = {}  # fingerprints of credentials checked good
+        self._dummy_hash = _dummy_hash()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
@@ -185,7 +193,7 @@ class BasicAuth:
         if any(hmac.compare_digest(fingerprint, known) for known in self._verified):
             return True
         hashed = self.users.get(user)
-        good = await asyncio.to_thread(bcrypt.checkpw, password, hashed or _DUMMY_HASH)
+        good = await asyncio.to_thread(bcrypt.checkpw, password, hashed or self._dummy_hash)
         if good and hashed is not None:
             if len(self._verified) >= _REMEMBERED:
                 self._verified.pop(next(iter(self._verified)))

@@ -16,6 +16,7 @@ from monitor.config.model import AlertsSpec, MaintenanceWindow, StormSpec
 from monitor.replay.runner import REPLAY_START, replay
 from monitor.replay.scenarios import DAY, HOUR, Behaviour, Change, Noise, Scenario
 from monitor.state.store import StateStore
+from tests.helpers import once_per_run
 
 INTERVAL = 300.0
 TENANTS = ("tenant-001", "tenant-002", "tenant-003", "tenant-004")
@@ -132,9 +133,14 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp() - REPLAY_START
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def state_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("history") / "state.db"
+    """The month's replay (~8 CPU-s), written once for every test and worker that reads it."""
+    return once_per_run(tmp_path_factory, "history-month", _replayed_month)
+
+
+def _replayed_month(directory: Path) -> Path:
+    path = directory / "state.db"
     alerts = AlertsSpec(
         # Four tenants are a storm here; tenants fail at their phases across an interval.
         storm=StormSpec(min_tenants=3, group_wait=2 * INTERVAL),

@@ -3,18 +3,18 @@ against scripted faults."""
 
 from __future__ import annotations
 
+import pytest
+
 from monitor.core.notifications import Action
 from monitor.replay.runner import ReplayReport, SignalReport, format_report, replay
 from monitor.replay.scenarios import DAY, FLEET, fallback, healthy_week, incident, latency_only
+from tests.helpers import once_per_run
 
-_INCIDENT: ReplayReport | None = None
 
-
-def incident_report() -> ReplayReport:
-    global _INCIDENT
-    if _INCIDENT is None:
-        _INCIDENT = replay(incident())
-    return _INCIDENT
+@pytest.fixture(scope="session")
+def incident_report(tmp_path_factory: pytest.TempPathFactory) -> ReplayReport:
+    """The incident replay (~5 CPU-s), once for every test and worker that reads it."""
+    return once_per_run(tmp_path_factory, "incident-replay", lambda _: replay(incident()))
 
 
 def row(report: ReplayReport, rule: str, scope: str = "") -> SignalReport:
@@ -26,8 +26,8 @@ def paged_after_fault(signal: SignalReport) -> float:
     return signal.first_page - signal.signal.fault_start
 
 
-def test_every_signal_pages_once_and_resolves_after_recovery() -> None:
-    report = incident_report()
+def test_every_signal_pages_once_and_resolves_after_recovery(incident_report: ReplayReport) -> None:
+    report = incident_report
     for signal in report.signals:
         assert signal.pages == 1, signal.signal.name
         assert signal.resolved is not None and signal.resolved >= signal.signal.fault_end, (
@@ -35,14 +35,18 @@ def test_every_signal_pages_once_and_resolves_after_recovery() -> None:
         )
 
 
-def test_recommendations_missing_within_two_intervals_and_drift_within_five_minutes() -> None:
-    report = incident_report()
+def test_recommendations_missing_within_two_intervals_and_drift_within_five_minutes(
+    incident_report: ReplayReport,
+) -> None:
+    report = incident_report
     assert paged_after_fault(row(report, "empty_results")) <= 2 * report.scenario.interval
     assert paged_after_fault(row(report, "latency_drift")) <= 300
 
 
-def test_half_finished_rotation_is_paged_days_before_the_expiry_that_breaks_search() -> None:
-    report = incident_report()
+def test_half_finished_rotation_is_paged_days_before_the_expiry_that_breaks_search(
+    incident_report: ReplayReport,
+) -> None:
+    report = incident_report
     rotation = report.scenario.rotation
     assert rotation is not None
     inconsistent = row(report, "tls_inconsistent")
@@ -61,8 +65,10 @@ def test_half_finished_rotation_is_paged_days_before_the_expiry_that_breaks_sear
     assert "10.0.0.1:443 and 10.0.0.2:443 answered ok" in search.first_text
 
 
-def test_all_tenant_outages_are_grouped_pages_and_their_scope_is_paged() -> None:
-    report = incident_report()
+def test_all_tenant_outages_are_grouped_pages_and_their_scope_is_paged(
+    incident_report: ReplayReport,
+) -> None:
+    report = incident_report
     tenant_pages = [
         n for _, n in report.notifications if n.action is Action.TRIGGER and n.check != "tls"
     ]
@@ -84,8 +90,10 @@ def test_all_tenant_outages_are_grouped_pages_and_their_scope_is_paged() -> None
     assert all(n.details["tenant_count"] >= 45 for n in resolves if n.rule != "fleet_failures")
 
 
-def test_the_all_tenant_row_names_all_50_tenants_within_three_intervals() -> None:
-    report = incident_report()
+def test_the_all_tenant_row_names_all_50_tenants_within_three_intervals(
+    incident_report: ReplayReport,
+) -> None:
+    report = incident_report
     storm = row(report, "empty_results")
     scope = row(report, "empty_results", FLEET)
     assert storm.first_page is not None and scope.first_page is not None
@@ -124,8 +132,8 @@ def test_a_fallback_answering_every_tenant_is_one_page_stating_it_within_two_int
     assert "recommendations a fallback" in format_report(report)
 
 
-def test_report_is_a_readable_table() -> None:
-    text = format_report(incident_report())
+def test_report_is_a_readable_table(incident_report: ReplayReport) -> None:
+    text = format_report(incident_report)
     assert (
         "signal" in text and "fault start" in text and "first page" in text and "pages sent" in text
     )
@@ -136,8 +144,10 @@ def test_report_is_a_readable_table() -> None:
     )
 
 
-def test_the_notification_list_agrees_with_the_table_and_tells_every_line_apart() -> None:
-    report = incident_report()
+def test_the_notification_list_agrees_with_the_table_and_tells_every_line_apart(
+    incident_report: ReplayReport,
+) -> None:
+    report = incident_report
     text = format_report(report)
     listed = text.split("notifications as PagerDuty received them:", 1)[1].splitlines()[1:]
     listed = [line for line in listed if line.startswith("  ")]
