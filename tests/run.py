@@ -75,6 +75,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 # pytest's cache (.pytest_cache): each test's duration in its last run, setup and teardown
 # included, for the order of the next parallel phase.
 DURATIONS = "recmon/durations"
+# The tests that took a second or more on a full run, for a first run's order (regenerate:
+# python -m tests.run --write-durations after a run; stale entries only cost balance).
+SEED = ROOT / "tests" / "durations.json"
 _measured: dict[str, float] = {}
 
 
@@ -97,14 +100,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tail of another's: the shares here have the counts worksteal cuts, are filled longest
     first onto the share with the least work so far, and each starts with its longest. The
     long waits (a Prometheus stack, a pip install, a week's replay) then overlap from the
-    start instead of queuing behind each other. No durations yet (a first run): as
-    collected."""
+    start instead of queuing behind each other. No durations yet (a first run, as in CI's
+    clean checkout): those of tests/durations.json, the tests of a second or more."""
     workers = getattr(config, "workerinput", {}).get("workercount")
     last = config.cache.get(DURATIONS, {}) if config.cache is not None else {}
+    if not last and SEED.is_file():
+        last = json.loads(SEED.read_text())
     if not workers or not last or len(items) < workers:
         return
     known = sorted(last.values())
-    unknown = known[len(known) // 2]  # a new test: as long as the median one
+    # A test not listed: as long as the median one (of a full record; the seed lists only
+    # the long ones, the rest take well under a second).
+    unknown = known[len(known) // 2] if len(last) * 2 > len(items) else 0.2
     took = {item.nodeid: last.get(item.nodeid, unknown) for item in items}
     sizes, left = [], len(items)
     for share in range(workers):  # as worksteal cuts: len(pending) // nodes remaining
@@ -146,7 +153,22 @@ def summary_line(counts: dict[str, int], seconds: float) -> str:
     return text.center(80, "=")
 
 
+def write_durations() -> int:
+    """tests/durations.json from the last run's record: the tests of a second or more."""
+    record = ROOT / ".pytest_cache" / "v" / DURATIONS
+    if not record.is_file():
+        print(f"no durations recorded yet ({record}): run the suite first", file=sys.stderr)
+        return 2
+    durations = json.loads(record.read_text())
+    long = {test: round(took, 1) for test, took in sorted(durations.items()) if took >= 1.0}
+    SEED.write_text(json.dumps(long, indent=0) + "\n")
+    print(f"{SEED}: {len(long)} of {len(durations)} tests took a second or more")
+    return 0
+
+
 def main(args: list[str]) -> int:
+    if args == ["--write-durations"]:
+        return write_durations()
     started = time.monotonic()
     total: dict[str, int] = {}
     codes = []
