@@ -496,6 +496,10 @@ def print_table(rows: list[Row]) -> None:
 
 
 def main() -> int:
+    # Stopped with SIGTERM (pkill), still stop what it started: the default handler ended the
+    # process without its `finally`, and a recmon left probing a dead sandbox at half a core
+    # skewed every figure measured after it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short windows, fewer rows")
     parser.add_argument("--transport", default="asyncio", choices=("httpx", "aiohttp", "asyncio"))
