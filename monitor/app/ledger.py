@@ -189,8 +189,11 @@ class ProbeLedger:
             )
 
     def forget_tenant(self, tenant: str) -> None:
-        """An offboarded tenant: its latest results and its skip counts go."""
+        """An offboarded tenant: its latest results, the skips shown for it and its skip
+        counts go (a skip left behind kept an offboarded tenant's row on the status page)."""
         for key in [k for k in self.latest if k[0] == tenant]:
             del self.latest[key]
+        for key in [k for k in self.skips if k[0] == tenant]:
+            del self.skips[key]
         for key in [k for k in self.tenant_skips if k[0] == tenant]:
             del self.tenant_skips[key]

@@ -746,3 +746,15 @@ def test_a_fleet_slo_page_is_one_incident_over_every_tenant() -> None:
     (incident,) = model.incidents(snap)
     assert incident.headline == "search error budget is burning for all 40 tenants"
     assert incident.summary.startswith("search: error budget burning 14.6×")
+
+
+def test_an_offboarded_tenant_leaves_no_row_behind(rig: Rig) -> None:
+    """A tenant skipped (no credential) and then offboarded: its skip, latest results and skip
+    counts all go, so the status page shows no row for a tenant recmon no longer probes."""
+    rig.round()
+    rig.monitor.ledger.not_probed("initech", "search", "no credential {api_key}")
+    assert rig.monitor.skips[("initech", "search")] == "no credential {api_key}"
+    rig.monitor.ledger.forget_tenant("initech")
+    for table in (rig.monitor.skips, rig.monitor.latest, rig.monitor.tenant_skips):
+        assert not [key for key in table if key[0] == "initech"], table
+    assert [key for key in rig.monitor.latest if key[0] == "acme"]
