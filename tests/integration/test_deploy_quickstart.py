@@ -301,8 +301,18 @@ async def test_the_quickstart_works_as_written_and_pages_once(stack: Stack) -> N
     assert run_guide_command(fault, ports).returncode == 0
     started = time.monotonic()
 
+    def notified() -> list[dict[str, Any]]:
+        """What the receiver got, but RecmonOverloaded: a loaded machine (CI runs this beside
+        other tests) may overload recmon, which is not the quickstart's fault (test_overload.py
+        pages it)."""
+        return [
+            n
+            for n in stack.notifications()
+            if any(a["labels"]["alertname"] != "RecmonOverloaded" for a in n["alerts"])
+        ]
+
     def firing() -> list[dict[str, Any]]:
-        return [n for n in stack.notifications() if n["status"] == "firing"]
+        return [n for n in notified() if n["status"] == "firing"]
 
     await until(firing, "the first notification")
     first_after = time.monotonic() - started
@@ -325,7 +335,7 @@ async def test_the_quickstart_works_as_written_and_pages_once(stack: Stack) -> N
     # ...yet the receiver got only recmon's grouped incident and its fleet-wide companion:
     # together in one notification, or — when recmon posts the companion after the group's
     # 1 s group_wait, as a loaded machine can — in a second one for the same group.
-    firing = stack.notifications()
+    firing = notified()
     assert 1 <= len(firing) <= 2, [n["status"] for n in firing]
     assert all(n["status"] == "firing" and n["receiver"] == "pager" for n in firing), firing
     notification = firing[-1]  # a group's notification lists every alert of it so far
@@ -344,12 +354,10 @@ async def test_the_quickstart_works_as_written_and_pages_once(stack: Stack) -> N
     clear = one(quick, "curl -X DELETE")
     assert run_guide_command(clear, ports).returncode == 0
     cleared = time.monotonic()
-    await until(
-        lambda: any(n["status"] == "resolved" for n in stack.notifications()), "the resolve"
-    )
+    await until(lambda: any(n["status"] == "resolved" for n in notified()), "the resolve")
     resolved_after = time.monotonic() - cleared
     await asyncio.sleep(SETTLE)
-    sent = stack.notifications()
+    sent = notified()
 
     # Nothing new fired: every later notification is about the alerts of the first one, and
     # the last says all of them resolved. (recmon resolves the grouped incident and its
