@@ -25,6 +25,7 @@ from fnmatch import fnmatchcase
 
 from monitor.config.model import FlappingSpec, MaintenanceWindow, StormSpec
 from monitor.core.notifications import Action, Notification, Severity
+from monitor.core.results import CREDENTIAL_EITHER, CREDENTIAL_TENANT
 from monitor.detect.backends import BackendFinding
 from monitor.detect.fleet import FOLDS
 from monitor.detect.series import AlertEvent, EventKind
@@ -558,7 +559,9 @@ def _credentials_summary(
     credentials are the problem. Some tenants' own keys refused: those keys are."""
     # The tenant's key and recmon's credential both sent ("either"): some tenants refused are
     # their keys, every tenant refused is recmon's (`everyone`).
-    shared = any(e.details.get("credential") not in ("tenant", "either") for e in events)
+    shared = any(
+        e.details.get("credential") not in (CREDENTIAL_TENANT, CREDENTIAL_EITHER) for e in events
+    )
     if shared or everyone:
         return (
             f"probe credentials rejected: {check} refuses recmon's credentials for {who}; "

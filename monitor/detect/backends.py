@@ -1,6 +1,6 @@
 """Which backend behind a target is failing: every probe's answering address counted per
-target and check over a recent window, and a finding when the failures concentrate on some addresses
-while the others answer ("all 41 failures came from 10.0.0.3:443; 10.0.0.1:443 and
+target and check over a recent window, and a finding when the failures concentrate on some
+addresses while the others answer ("all 41 failures came from 10.0.0.3:443; 10.0.0.1:443 and
 10.0.0.2:443 answered ok (80 probes)"). Counts in time buckets: the cost of a probe does not
 grow with the window."""
 

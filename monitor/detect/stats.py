@@ -203,7 +203,13 @@ class WindowHistogram:
 
 def wilson_lower(bad: int, n: int, confidence: float) -> float:
     """The lower bound of the share bad/n at one-sided `confidence` (Wilson score)."""
-    return wilson(bad, n, NormalDist().inv_cdf(confidence))
+    return wilson(bad, n, _normal_quantile(confidence))
+
+
+@lru_cache(maxsize=16)
+def _normal_quantile(confidence: float) -> float:
+    # Asked on every probe of a series whose share is above the threshold: computed once.
+    return NormalDist().inv_cdf(confidence)
 
 
 def wilson(bad: int, n: int, z: float) -> float:
