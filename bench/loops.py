@@ -13,7 +13,6 @@ import itertools
 import json
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,22 +44,20 @@ def main() -> int:
         return 2
     sandbox = bench.Sandbox(args.tenants)
     runs = []
-    popen = subprocess.Popen
     try:
         for loop in ("asyncio", "uvloop"):
             work = Path(tempfile.mkdtemp(prefix=f"recmon-loops-{loop}-"))
-            if loop == "uvloop":
-                # bench.run starts `python -m monitor ...`: the same arguments, on uvloop.
-                def on_uvloop(command: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
-                    return popen([command[0], "-c", ON_UVLOOP, *command[3:]], **kwargs)  # type: ignore[call-overload,no-any-return]
-
-                subprocess.Popen = on_uvloop  # type: ignore[assignment,misc]
-            try:
-                process, port, results = bench._start_recmon(
-                    work / "recmon", sandbox, args.interval, "asyncio", None, 0, 1
-                )
-            finally:
-                subprocess.Popen = popen  # type: ignore[misc]
+            on = ("-c", ON_UVLOOP) if loop == "uvloop" else ("-m", "monitor")
+            process, port, results = bench._start_recmon(
+                work / "recmon",
+                sandbox,
+                args.interval,
+                "asyncio",
+                None,
+                0,
+                1,
+                command=(sys.executable, *on),
+            )
             runs.append((loop, process, port, results))
         for _, _, port, _ in runs:
             bench.wait_http(f"http://127.0.0.1:{port}/readyz")

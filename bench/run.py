@@ -329,8 +329,10 @@ def _start_recmon(
     histograms: bool | None,
     shard: int,
     shards: int,
+    command: tuple[str, ...] = (sys.executable, "-m", "monitor"),
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """`histograms` None: metrics.per_tenant_histograms left to its default."""
+    """`histograms` None: metrics.per_tenant_histograms left to its default. `command`: how
+    recmon is started (bench/loops.py starts it on uvloop)."""
     work.mkdir(parents=True)
     port = free_port()
     setting = "" if histograms is None else f", per_tenant_histograms: {str(histograms).lower()}"
@@ -358,9 +360,7 @@ state: {{path: {work / "state.db"}}}
     with open(work / "recmon.log", "wb") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "monitor",
+                *command,
                 "--log-level",
                 "warning",
                 "run",

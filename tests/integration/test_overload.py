@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from monitor.alerting.hub import Decision
 from monitor.app.assembly import build_monitor
+from monitor.app.service import Monitor
 from monitor.config.loader import load_config_text
 from monitor.core.clock import SystemClock
 from monitor.core.notifications import Notification
@@ -93,6 +94,18 @@ async def server(sandbox_process: str) -> str:
     raise AssertionError("the sandbox is down, or stays busy after the previous test")
 
 
+def counted(monitor: Monitor, family: str, **labels: str) -> float:
+    """A counter's total over every series with these labels."""
+    return sum(
+        sample.value
+        for metric in monitor.registry.collect()
+        if metric.name == family
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
 @pytest.mark.parametrize("transport", ["asyncio", "aiohttp", "httpx"])
 async def test_an_overloaded_monitor_pages_itself_never_the_tenants(
     server: str, transport: str
@@ -129,13 +142,7 @@ alerts:
         while time.monotonic() - began < WITHIN_S:
             await asyncio.sleep(0.5)
             tenant_alerts |= {(k[0], k[1], rule) for k, rule, _ in monitor.hub.firing_alerts()}
-            withheld = sum(
-                s.value
-                for f in monitor.registry.collect()
-                if f.name == "recmon_timeouts_withheld"
-                for s in f.samples
-                if s.name.endswith("_total")
-            )
+            withheld = counted(monitor, "recmon_timeouts_withheld")
             if withheld and any(p.rule == "overload" for p in pages):
                 break
     finally:
@@ -143,13 +150,7 @@ alerts:
         await asyncio.wait_for(task, 120)  # draining an overloaded loop takes a while
         await monitor.aclose()
     elapsed = time.monotonic() - began
-    timeouts = sum(
-        s.value
-        for f in monitor.registry.collect()
-        if f.name == "recmon_probes"
-        for s in f.samples
-        if s.name.endswith("_total") and s.labels.get("outcome") == "timeout"
-    )
+    timeouts = counted(monitor, "recmon_probes", outcome="timeout")
     overload = [p for p in pages if p.rule == "overload"]
     print(
         f"\n{transport}: {withheld:.0f} timeouts withheld, {timeouts:.0f} counted as tenant "
@@ -208,13 +209,7 @@ alerts:
         await asyncio.wait_for(task, 120)
         await monitor.aclose()
     elapsed = time.monotonic() - began
-    skipped = sum(
-        s.value
-        for f in monitor.registry.collect()
-        if f.name == "recmon_probes_skipped"
-        for s in f.samples
-        if s.name.endswith("_total") and s.labels.get("reason") == "overrun"
-    )
+    skipped = counted(monitor, "recmon_probes_skipped", reason="overrun")
     overload = [p for p in pages if p.rule == "overload"]
     print(
         f"\nfalling behind: paged after {elapsed:.1f}s, {skipped:.0f} runs skipped; "
