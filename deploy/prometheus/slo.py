@@ -170,10 +170,11 @@ def render(config: Config, source: str) -> str:
             recording += recording_rules(check, spec.slo, by)
             if config.alerts.slo.enabled:
                 alerting += alerting_rules(check, spec.slo, config, by)
-    groups = [
-        {"name": "recmon.slo.recording", "rules": recording},
-        {"name": "recmon.slo.alerts", "rules": alerting},
-    ]
+    # One group: Prometheus evaluates a group's rules in order, so the alerts read the burn
+    # rates recorded in the same evaluation. In two groups on their own tickers an alert could
+    # read them one interval late, paging a minute later (and promtool's unit tests passed or
+    # failed with its random group order).
+    groups = [{"name": "recmon.slo", "rules": recording + alerting}]
     body = yaml.dump(
         {"groups": groups}, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True
     )
