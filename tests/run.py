@@ -10,7 +10,9 @@ afterwards, two at a time (each light: a monitor, a sandbox, mostly waiting; one
 the 2-core machine) with nothing else running. Those also marked `alone` load the machine on
 purpose or measure how idle it is (an overload, schedule lag): they run last, one at a time, so
 that what they measure is recmon's. The last line is pytest's summary line for every phase
-together ("N passed ... in Ts"); the exit status is non-zero if any phase failed.
+together ("N passed ... in Ts"); the exit status is non-zero if any phase failed. After
+each phase a line gives its wall time and the CPU-seconds of its processes (less noisy than
+wall time on a shared machine).
 
 Loaded into each phase with `-p tests.run`, this module also writes that phase's counts to the
 file named by RECMON_SUITE_COUNTS, for the closing line; and in the timing phase it leaves out,
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -166,6 +169,12 @@ def write_durations() -> int:
     return 0
 
 
+def _children_cpu() -> float:
+    """CPU-seconds (user + system) of the finished child processes, theirs included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main(args: list[str]) -> int:
     if args == ["--write-durations"]:
         return write_durations()
@@ -183,7 +192,14 @@ def main(args: list[str]) -> int:
             # (~3 CPU-s a worker) and every recmon a test starts compiles monitor again.
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             command = [sys.executable, "-m", "pytest", "-p", "tests.run", *args, *options]
+            cpu_before = _children_cpu()
+            phase_started = time.monotonic()
             done = subprocess.run(command, env=env, check=False)
+            print(
+                f"tests.run: phase {number} took {time.monotonic() - phase_started:.1f} s, "
+                f"{_children_cpu() - cpu_before:.1f} CPU-s",
+                flush=True,
+            )
             codes.append(done.returncode)
             if counts.exists():
                 for key, n in json.loads(counts.read_text()).items():
