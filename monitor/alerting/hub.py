@@ -43,7 +43,17 @@ from monitor.tls.rules import TLS_CHECK, HostState
 
 log = logging.getLogger("recmon.alerts")
 
+# The hub ticks (releases held alerts, reads the state file's write health) every second, or
+# twice per interval where a check is probed more often than every 2 s: a group wait then
+# ends within half an interval, not a second, of when it is due.
 TICK_S = 1.0
+
+
+def tick_seconds(intervals: Iterable[float]) -> float:
+    """How often the hub ticks, for checks probed at these intervals."""
+    return min([TICK_S, *(interval / 2 for interval in intervals)])
+
+
 # Alert events remembered for the status page's tenant history: bounded, newest last.
 HISTORY_EVENTS = 2_000
 
@@ -131,6 +141,7 @@ class AlertHub:
         self._tenant_pages = tenant_pages
         # check → probe interval: how long a fleet-wide storm may grow before it escalates.
         self._intervals = {name: check.interval for name, check in checks.items()}
+        self.tick_s = tick_seconds(self._intervals.values())
         self._targets = {name: check.target for name, check in checks.items()}
         # Which addresses behind each target answer, and which fail: named on failure pages.
         self._backends = BackendTally()
@@ -508,7 +519,7 @@ class AlertHub:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.clock.sleep(TICK_S)
+            await self.clock.sleep(self.tick_s)
             try:
                 self.tick()
             except Exception:  # a bug: count it, keep releasing held alerts
