@@ -26,6 +26,9 @@ from tests.integration.recmonproc import RecmonProcess
 pytestmark = pytest.mark.integration
 TENANTS = 20
 INTERVAL = 1.0
+# The timing tests' interval: they run in the suite's timing phase, two at a time on an
+# otherwise idle machine, so their bounds (in intervals) hold at half a second too.
+TIMING_INTERVAL = 0.5
 
 CONTENT = """
     expect:
@@ -50,8 +53,8 @@ CONTENT = """
 """
 
 
-def content_config(url: str, tmp_path: Path, pd_url: str) -> str:
-    base = sandbox_config(url, interval=INTERVAL, timeout=2)
+def content_config(url: str, tmp_path: Path, pd_url: str, interval: float = INTERVAL) -> str:
+    base = sandbox_config(url, interval=interval, timeout=2)
     base = base.replace(
         '    capture: {product: "$.results[0].id"}',
         '    capture: {product: {path: "$.results[*].id", pick: rotate}}',
@@ -62,7 +65,7 @@ def content_config(url: str, tmp_path: Path, pd_url: str) -> str:
     assert "item-ids-belong-to-tenant" in base and "rotate" in base
     return (
         base
-        + demo_alerts(INTERVAL).replace(f"group_wait: {INTERVAL / 2}s", "group_wait: 0.5s")
+        + demo_alerts(interval)
         + f"""
 notify:
   pagerduty: {{routing_key: test-key, url: "{pd_url}/v2/enqueue"}}
@@ -77,6 +80,7 @@ class Running:
     sandbox: Sandbox
     pagerduty: RecordingEndpoint
     recmon: RecmonProcess
+    interval: float
 
     def triggers(self) -> list[tuple[float, dict[str, Any]]]:
         return [
@@ -105,24 +109,24 @@ class Running:
     async def all_resolved(self) -> None:
         keys = {body["dedup_key"] for _, body in self.triggers()}
         await self.recmon.wait_for(
-            lambda: self.resolved() >= keys, "every incident resolved", within=30 * INTERVAL
+            lambda: self.resolved() >= keys, "every incident resolved", within=30 * self.interval
         )
 
 
 @asynccontextmanager
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
+async def running(tmp_path: Path, interval: float = INTERVAL) -> AsyncIterator[Running]:
     settings = SandboxSettings(
         tenants=TENANTS, latency_ms={"search": 5.0, "recommendations": 5.0}, jitter=0.05
     )
     pagerduty = RecordingEndpoint(status=202)
     async with serve_sandbox(settings) as sandbox, serve_asgi(pagerduty, "127.0.0.1", 0) as pd:
         config = tmp_path / "probes.yaml"
-        config.write_text(content_config(sandbox.url, tmp_path, pd.url))
+        config.write_text(content_config(sandbox.url, tmp_path, pd.url, interval))
         recmon = RecmonProcess(config)
         await recmon.start()
         try:
-            await asyncio.sleep(3 * INTERVAL)  # healthy rounds first: every tenant's own list
-            yield Running(sandbox, pagerduty, recmon)
+            await asyncio.sleep(3 * interval)  # healthy rounds first: every tenant's own list
+            yield Running(sandbox, pagerduty, recmon, interval)
         finally:
             await recmon.stop()
 
@@ -131,10 +135,10 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
 async def test_a_fallback_for_every_tenant_is_one_page_naming_it_and_the_share(
     tmp_path: Path,
 ) -> None:
-    async with running(tmp_path) as run:
+    async with running(tmp_path, TIMING_INTERVAL) as run:
         fault_at = time.monotonic()
         run.sandbox.faults.set("*", "recommendations", Fault(fallback=True))
-        at, page = await run.page("one identical list", within=10 * INTERVAL)
+        at, page = await run.page("one identical list", within=10 * TIMING_INTERVAL)
         run.sandbox.faults.clear()
         await run.all_resolved()
     summary = page["payload"]["summary"]
@@ -142,18 +146,18 @@ async def test_a_fallback_for_every_tenant_is_one_page_naming_it_and_the_share(
     assert "5 items: popular-01, popular-02, popular-03, popular-04, popular-05)" in summary
     assert summary.endswith("a fallback or cache is answering")
     assert page["payload"]["severity"] == "critical"
-    assert at - fault_at <= 3 * INTERVAL, at - fault_at
+    assert at - fault_at <= 3 * TIMING_INTERVAL, at - fault_at
     # one page: neither each tenant's failures (wrong_content) nor a storm of them
     assert len(run.triggers()) == 1, [b["payload"]["summary"] for _, b in run.triggers()]
-    print(f"\nfallback for all: paged after {(at - fault_at) / INTERVAL:.2f} intervals")
+    print(f"\nfallback for all: paged after {(at - fault_at) / TIMING_INTERVAL:.2f} intervals")
 
 
 @pytest.mark.timing  # the page within intervals of the fault
 async def test_another_tenants_items_are_a_critical_page_naming_both(tmp_path: Path) -> None:
-    async with running(tmp_path) as run:
+    async with running(tmp_path, TIMING_INTERVAL) as run:
         fault_at = time.monotonic()
         run.sandbox.faults.set("tenant-002", "recommendations", Fault(foreign_tenant="tenant-004"))
-        at, page = await run.page("carry items of tenant", within=10 * INTERVAL)
+        at, page = await run.page("carry items of tenant", within=10 * TIMING_INTERVAL)
         run.sandbox.faults.clear()
         await run.all_resolved()
     summary = page["payload"]["summary"]
@@ -162,9 +166,9 @@ async def test_another_tenants_items_are_a_critical_page_naming_both(tmp_path: P
     )
     assert "a data leak between tenants" in summary
     assert page["payload"]["severity"] == "critical"
-    assert at - fault_at <= 2 * INTERVAL, at - fault_at
+    assert at - fault_at <= 2 * TIMING_INTERVAL, at - fault_at
     assert len(run.triggers()) == 1, [b["payload"]["summary"] for _, b in run.triggers()]
-    print(f"\nforeign items: paged after {(at - fault_at) / INTERVAL:.2f} intervals")
+    print(f"\nforeign items: paged after {(at - fault_at) / TIMING_INTERVAL:.2f} intervals")
 
 
 async def test_a_renamed_field_is_wrong_content_named_in_the_page(tmp_path: Path) -> None:
