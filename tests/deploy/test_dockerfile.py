@@ -91,7 +91,8 @@ def test_the_build_stage_install_produces_a_working_recmon(tmp_path: Path) -> No
                     shutil.copy(ROOT / source, target)
     venv = tmp_path / "opt-recmon"
     # The image's Python comes with a current pip; this interpreter's venv may get an older
-    # one (3.11's ensurepip: pip 23.2, which spends 15 of its 20 CPU-s matching index links).
+    # one (3.11's ensurepip: pip 23.2, whose install here took 13 CPU-s, most of it matching
+    # the indexes' links, against 8 for a current pip).
     upgrade = f" && {venv}/bin/pip install --quiet --upgrade pip"
     for keyword, rest in build:
         if keyword == "RUN":
