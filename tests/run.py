@@ -1,4 +1,4 @@
-"""The README's test command: the whole suite in three phases, one closing summary.
+"""The README's test command: the whole suite in four phases, one closing summary.
 
     .venv/bin/python -m tests.run [pytest arguments, passed to every phase]
 
@@ -7,18 +7,25 @@ workers at once (pytest-xdist; RECMON_TEST_WORKERS, default 6, more than the cor
 tests mostly sleep). The tests marked `timing` assert on time measured by the wall clock
 (latencies against the server's, deadlines, a page within so many intervals): they run
 afterwards, two at a time (each light: a monitor, a sandbox, mostly waiting; one core each on
-the 2-core machine) with nothing else running. Those also marked `alone` load the machine on
-purpose or measure how idle it is (an overload, schedule lag): they run last, one at a time, so
-that what they measure is recmon's. The last line is pytest's summary line for every phase
-together ("N passed ... in Ts"); the exit status is non-zero if any phase failed. After
-each phase a line gives its wall time and the CPU-seconds of its processes (less noisy than
-wall time on a shared machine).
+the 2-core machine) with nothing else running at normal priority. Those also marked `alone`
+load the machine on purpose or measure how idle it is (an overload, schedule lag): they run
+last, one at a time, so that what they measure is recmon's.
+
+The tests marked `background` are CPU-bound and read no wall clock (virtual-time replays,
+promtool): they run from the start, beside the other phases, at the kernel's idle priority
+(SCHED_IDLE, inherited by every process they start), so they get only the CPU the others leave
+(the parallel phase ends waiting on a few long real-time tests; the timing phases mostly wait:
+13 CPU-s in 35 s), and any test that wakes preempts them. Their output follows the others'.
+
+The last line is pytest's summary line for every phase together ("N passed ... in Ts"); the
+exit status is non-zero if any phase failed. After each phase a line gives its wall time and
+the CPU-seconds of its processes (less noisy than wall time on a shared machine).
 
 Loaded into each phase with `-p tests.run`, this module also writes that phase's counts to the
-file named by RECMON_SUITE_COUNTS, for the closing line; and in the timing phase it leaves out,
-unimported, every test module whose text never says `mark.timing` (how a test is marked, by
-decorator or `pytestmark`): importing the whole suite to select its few timing tests cost the
-phase 5 CPU-seconds, 13 s of wall time on a loaded machine.
+file named by RECMON_SUITE_COUNTS, for the closing line; and in the timing and background
+phases it leaves out, unimported, every test module whose text never says `mark.timing`
+(`mark.background`), by decorator or `pytestmark`: importing the whole suite to select its few
+timing tests cost the phase 5 CPU-seconds, 13 s of wall time on a loaded machine.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTS = "RECMON_SUITE_COUNTS"
-TIMING_ONLY = "RECMON_SUITE_TIMING_ONLY"  # set: collect only modules that mark timing tests
+MARK_ONLY = "RECMON_SUITE_MARK_ONLY"  # a mark: collect only the modules that say mark.<it>
 WORKERS = os.environ.get("RECMON_TEST_WORKERS", "6")
 # pytest's own order for its summary line; "deselected" is left out (each phase deselects
 # the other's tests).
@@ -49,30 +56,39 @@ NO_TESTS_COLLECTED = 5
 PHASES: tuple[tuple[str, list[str], dict[str, str]], ...] = (
     (
         "every test not marked timing, in parallel",
-        ["-n", WORKERS, "--dist", "worksteal", "-m", "not timing and not alone"],
+        ["-n", WORKERS, "--dist", "worksteal", "-m", "not timing and not alone and not background"],
         {},
     ),
     (
         "the tests marked timing, two at a time",
         ["-n", "2", "--dist", "worksteal", "-m", "timing and not alone"],
-        {TIMING_ONLY: "1"},
+        {MARK_ONLY: "timing"},
     ),
     (
         "the timing tests marked alone, one at a time",
         ["-n", "0", "-m", "alone"],
-        {TIMING_ONLY: "1"},
+        {MARK_ONLY: "timing"},
     ),
+)
+# Run beside the others at idle priority, reported after them.
+BACKGROUND: tuple[str, list[str], dict[str, str]] = (
+    "the tests marked background, at idle CPU priority beside the others",
+    ["-n", "2", "--dist", "worksteal", "-m", "background and not timing"],
+    {MARK_ONLY: "background"},
 )
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """In the timing phase, a test module that never says `mark.timing` has no timing test.
-    (A path named on the command line is collected whatever this says.)"""
-    if not os.environ.get(TIMING_ONLY) or collection_path.suffix != ".py":
+    """In the timing and background phases, a test module that never says `mark.timing` (or
+    `mark.background`) has no test of that phase. (A path named on the command line is
+    collected whatever this says.)"""
+    mark = os.environ.get(MARK_ONLY)
+    if not mark or collection_path.suffix != ".py":
         return None
     if not collection_path.name.startswith("test_"):
         return None  # conftest.py, helpers: whatever the test modules need
-    return "mark.timing" not in collection_path.read_text(encoding="utf-8", errors="replace")
+    text = collection_path.read_text(encoding="utf-8", errors="replace")
+    return f"mark.{mark}" not in text
 
 
 # pytest's cache (.pytest_cache): each test's duration in its last run, setup and teardown
@@ -175,37 +191,88 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _idle_priority() -> None:
+    """In the background phase's process before it starts: the kernel's idle priority (or the
+    lowest nice where there is no SCHED_IDLE), which its workers and their children inherit."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(19)
+
+
+class _Phase:
+    """One pytest run of the suite: its command, its environment, where it writes its counts."""
+
+    def __init__(
+        self,
+        number: int,
+        phase: tuple[str, list[str], dict[str, str]],
+        args: list[str],
+        scratch: str,
+    ) -> None:
+        self.number, (self.what, options, extra) = number, phase
+        self.counts = Path(scratch) / f"phase{number}.json"
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        self.env = {**os.environ, **extra, COUNTS: str(self.counts), "PYTHONPATH": path}
+        # Bytecode caches kept (gitignored __pycache__) even where PYTHONDONTWRITEBYTECODE
+        # is set: without them each worker rewrites every test module's assertions again
+        # (~3 CPU-s a worker) and every recmon a test starts compiles monitor again.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.command = [sys.executable, "-m", "pytest", "-p", "tests.run", *args, *options]
+
+    def announce(self, of: int) -> None:
+        print(f"tests.run: phase {self.number} of {of}: {self.what}", flush=True)
+
+    def report(self, seconds: float, cpu: float) -> None:
+        print(f"tests.run: phase {self.number} took {seconds:.1f} s, {cpu:.1f} CPU-s", flush=True)
+
+    def add_counts(self, total: dict[str, int]) -> None:
+        if self.counts.exists():
+            for key, n in json.loads(self.counts.read_text()).items():
+                total[key] = total.get(key, 0) + n
+        else:
+            total["error"] = total.get("error", 0) + 1  # the phase ended before its summary
+
+
 def main(args: list[str]) -> int:
     if args == ["--write-durations"]:
         return write_durations()
     started = time.monotonic()
     total: dict[str, int] = {}
     codes = []
+    count = len(PHASES) + 1
     with tempfile.TemporaryDirectory(prefix="recmon-suite-") as scratch:
-        for number, (what, options, extra) in enumerate(PHASES, 1):
-            print(f"tests.run: phase {number} of {len(PHASES)}: {what}", flush=True)
-            counts = Path(scratch) / f"phase{number}.json"
-            path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-            env = {**os.environ, **extra, COUNTS: str(counts), "PYTHONPATH": path}
-            # Bytecode caches kept (gitignored __pycache__) even where PYTHONDONTWRITEBYTECODE
-            # is set: without them each worker rewrites every test module's assertions again
-            # (~3 CPU-s a worker) and every recmon a test starts compiles monitor again.
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-            command = [sys.executable, "-m", "pytest", "-p", "tests.run", *args, *options]
+        phases = [_Phase(number, phase, args, scratch) for number, phase in enumerate(PHASES, 1)]
+        background = _Phase(count, BACKGROUND, args, scratch)
+        log = Path(scratch) / "background.log"
+        # The background phase starts with the first: at idle priority it takes only the CPU
+        # the parallel phase leaves (its last minute waits on a few long real-time tests).
+        background.announce(count)
+        print(f"tests.run: its output follows phase {len(PHASES)}'s", flush=True)
+        background_started = time.monotonic()
+        with log.open("wb") as out:
+            running = subprocess.Popen(
+                background.command,
+                env=background.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_idle_priority,
+            )
+        for phase in phases:
+            phase.announce(count)
             cpu_before = _children_cpu()
             phase_started = time.monotonic()
-            done = subprocess.run(command, env=env, check=False)
-            print(
-                f"tests.run: phase {number} took {time.monotonic() - phase_started:.1f} s, "
-                f"{_children_cpu() - cpu_before:.1f} CPU-s",
-                flush=True,
-            )
+            done = subprocess.run(phase.command, env=phase.env, check=False)
+            phase.report(time.monotonic() - phase_started, _children_cpu() - cpu_before)
             codes.append(done.returncode)
-            if counts.exists():
-                for key, n in json.loads(counts.read_text()).items():
-                    total[key] = total.get(key, 0) + n
-            else:
-                total["error"] = total.get("error", 0) + 1  # the phase ended before its summary
+            phase.add_counts(total)
+        cpu_before = _children_cpu()
+        codes.append(running.wait())
+        print(f"tests.run: phase {count} of {count}: {background.what}", flush=True)
+        sys.stdout.buffer.write(log.read_bytes())
+        sys.stdout.flush()
+        background.report(time.monotonic() - background_started, _children_cpu() - cpu_before)
+        background.add_counts(total)
     print(summary_line(total, time.monotonic() - started), flush=True)
     failed = [code for code in codes if code not in (0, NO_TESTS_COLLECTED)]
     if failed:

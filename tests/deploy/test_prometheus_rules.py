@@ -44,6 +44,7 @@ UNIT_TESTS = (
 )
 
 
+@pytest.mark.background  # promtool in virtual time, CPU-bound
 @pytest.mark.parametrize("recording_first", [True, False], ids=["recording-first", "alerts-first"])
 def test_rule_unit_tests_pass_whichever_group_prometheus_evaluates_first(
     tmp_path: Path, recording_first: bool

@@ -18,8 +18,9 @@ from monitor.sandbox.demo import demo_alerts, sandbox_config
 from monitor.sandbox.faults import Fault
 from monitor.sandbox.server import SandboxSettings, serve_sandbox
 
-# timing: the schedule lag of a loaded monitor, measured (tests/run.py runs it alone).
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+# timing and alone: the schedule lag of a loaded monitor, measured; beside another timing test
+# 3 of 217 probes started more than 0.1 s late on a loaded machine (tests/run.py).
+pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.alone]
 TENANTS = 30
 
 

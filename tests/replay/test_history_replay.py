@@ -18,6 +18,9 @@ from monitor.replay.scenarios import DAY, HOUR, Behaviour, Change, Noise, Scenar
 from monitor.state.store import StateStore
 from tests.helpers import once_per_run
 
+# Virtual time, CPU-bound: tests/run.py runs it at idle priority beside the other phases.
+pytestmark = pytest.mark.background
+
 INTERVAL = 300.0
 TENANTS = ("tenant-001", "tenant-002", "tenant-003", "tenant-004")
 CHECKS = ("search", "recommendations")

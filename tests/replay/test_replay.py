@@ -10,6 +10,9 @@ from monitor.replay.runner import ReplayReport, SignalReport, format_report, rep
 from monitor.replay.scenarios import DAY, FLEET, fallback, healthy_week, incident, latency_only
 from tests.helpers import once_per_run
 
+# Virtual time, CPU-bound: tests/run.py runs it at idle priority beside the other phases.
+pytestmark = pytest.mark.background
+
 
 @pytest.fixture(scope="session")
 def incident_report(tmp_path_factory: pytest.TempPathFactory) -> ReplayReport:
