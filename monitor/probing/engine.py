@@ -6,7 +6,6 @@ The engine decides *how* a probe is sent; the scheduler decides *when*.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from monitor.core.templating import MissingVariable
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.http import probe_http
 from monitor.probing.oauth2 import TokenSource, TokenUnavailable
+from monitor.probing.slots import ProbeSlots
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.metrics import Metrics
 
@@ -33,9 +33,6 @@ class Job:
 
     tenant: str
     check: str
-
-
-_UNBOUNDED = contextlib.nullcontext()
 
 
 class Engine:
@@ -66,13 +63,10 @@ class Engine:
         self.sink = sink
         self.tenant_vars = tenant_vars
         self.throttles = throttles or {}
-        self.in_flight = asyncio.Semaphore(max_in_flight)
         self.max_in_flight = max_in_flight
         # A probe that waits for a pooled connection inside httpx would be timed while it
         # waits; bounding each target's probes by its pool size keeps that wait out here.
-        self.target_slots = {
-            name: asyncio.Semaphore(size) for name, size in (target_connections or {}).items()
-        }
+        self.slots = ProbeSlots(max_in_flight, target_connections)
         # (start, end) monotonic → True when the monitor ran on time during that span.
         self.latency_guard = latency_guard
         # (start, deadline, end) monotonic → True when the monitor ran on time during a probe;
@@ -249,8 +243,10 @@ class Engine:
         throttle = self.throttles.get(check.target)
         if throttle is not None:
             await throttle.acquire()
-        target_slot = self.target_slots.get(check.target) or _UNBOUNDED
-        async with self.in_flight, target_slot:
+        slots, target = self.slots, check.target
+        if not slots.try_take(target):
+            await slots.take(target)
+        try:
             start = self.clock.monotonic()
             if due is not None:
                 lag = max(0.0, start - due)
@@ -259,6 +255,8 @@ class Engine:
                     self.lag_sink(check.name, lag)
             client = self.clients[check.target]
             result = await probe_http(check, tenant, request, client, self.clock, values)
+        finally:
+            slots.give(target)
         end = self.clock.monotonic()
         if (
             result.outcome is Outcome.TIMEOUT
