@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -25,6 +26,9 @@ from monitor.telemetry.metrics import Metrics
 log = logging.getLogger("recmon.engine")
 
 ResultSink = Callable[[ProbeResult], None]
+
+# Rendered requests kept per check (as many as _build_cached keeps in all).
+RENDERED_PER_CHECK = 32768
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,18 @@ class Engine:
         self._uses_credential = {
             name for name, check in self.checks.items() if check.variables & credential_names
         }
+        # The request a tenant's values render to, kept per check: the same every interval,
+        # rendered once (rendering was about 4% of recmon's CPU at 1,000 probes/s) and then
+        # the same object for the built-request cache. Not for checks that use what an
+        # earlier check captured (new values every run).
+        self._render_keys = {
+            name: operator.itemgetter(*sorted(check.variables))
+            for name, check in self.checks.items()
+            if check.variables and not check.variables & check.captured_before
+        }
+        self._rendered: dict[str, dict[object, RenderedRequest]] = {
+            name: {} for name in self._render_keys
+        }
         self.dependents: dict[str, list[str]] = {name: [] for name in self.checks}
         for name, check in self.checks.items():
             if check.after is not None and check.after in self.dependents:
@@ -133,7 +149,7 @@ class Engine:
         check = self.checks[name]
         result: ProbeResult | None
         try:
-            request = check.render(values)
+            request = self._render(check, values)
         except MissingVariable as exc:
             if exc.name in self.credential_names:
                 self._skip_for_credential(tenant, name, exc.name)
@@ -154,6 +170,22 @@ class Engine:
         )
         for child in self.dependents[name]:
             await self._run_check(tenant, child, child_values, None)
+
+    def _render(self, check: HttpCheck, values: Mapping[str, str]) -> RenderedRequest:
+        key_of = self._render_keys.get(check.name)
+        if key_of is None:
+            return check.render(values)
+        try:
+            key = key_of(values)
+        except KeyError:
+            return check.render(values)  # raises MissingVariable, naming the variable
+        rendered = self._rendered[check.name]
+        request = rendered.get(key)
+        if request is None:
+            if len(rendered) >= RENDERED_PER_CHECK:
+                rendered.clear()  # offboarded tenants, changed variables: start again
+            request = rendered[key] = check.render(values)
+        return request
 
     def _skip_for_credential(self, tenant: str, check: str, variable: str) -> None:
         self.metrics.probes_skipped.labels(check, "missing_credential").inc()
