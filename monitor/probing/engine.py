@@ -6,8 +6,8 @@ The engine decides *how* a probe is sent; the scheduler decides *when*.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -19,12 +19,16 @@ from monitor.core.templating import MissingVariable
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.http import probe_http
 from monitor.probing.oauth2 import TokenSource, TokenUnavailable
+from monitor.probing.slots import ProbeSlots
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.metrics import Metrics
 
 log = logging.getLogger("recmon.engine")
 
 ResultSink = Callable[[ProbeResult], None]
+
+# Rendered requests kept per check (as many as _build_cached keeps in all).
+RENDERED_PER_CHECK = 32768
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +37,6 @@ class Job:
 
     tenant: str
     check: str
-
-
-_UNBOUNDED = contextlib.nullcontext()
 
 
 class Engine:
@@ -66,13 +67,10 @@ class Engine:
         self.sink = sink
         self.tenant_vars = tenant_vars
         self.throttles = throttles or {}
-        self.in_flight = asyncio.Semaphore(max_in_flight)
         self.max_in_flight = max_in_flight
         # A probe that waits for a pooled connection inside httpx would be timed while it
         # waits; bounding each target's probes by its pool size keeps that wait out here.
-        self.target_slots = {
-            name: asyncio.Semaphore(size) for name, size in (target_connections or {}).items()
-        }
+        self.slots = ProbeSlots(max_in_flight, target_connections)
         # (start, end) monotonic → True when the monitor ran on time during that span.
         self.latency_guard = latency_guard
         # (start, deadline, end) monotonic → True when the monitor ran on time during a probe;
@@ -91,6 +89,18 @@ class Engine:
         self._told_credential: set[str] = set()
         self._uses_credential = {
             name for name, check in self.checks.items() if check.variables & credential_names
+        }
+        # The request a tenant's values render to, kept per check: the same every interval,
+        # rendered once (rendering was about 4% of recmon's CPU at 1,000 probes/s) and then
+        # the same object for the built-request cache. Not for checks that use what an
+        # earlier check captured (new values every run).
+        self._render_keys = {
+            name: operator.itemgetter(*sorted(check.variables))
+            for name, check in self.checks.items()
+            if check.variables and not check.variables & check.captured_before
+        }
+        self._rendered: dict[str, dict[object, RenderedRequest]] = {
+            name: {} for name in self._render_keys
         }
         self.dependents: dict[str, list[str]] = {name: [] for name in self.checks}
         for name, check in self.checks.items():
@@ -139,7 +149,7 @@ class Engine:
         check = self.checks[name]
         result: ProbeResult | None
         try:
-            request = check.render(values)
+            request = self._render(check, values)
         except MissingVariable as exc:
             if exc.name in self.credential_names:
                 self._skip_for_credential(tenant, name, exc.name)
@@ -160,6 +170,22 @@ class Engine:
         )
         for child in self.dependents[name]:
             await self._run_check(tenant, child, child_values, None)
+
+    def _render(self, check: HttpCheck, values: Mapping[str, str]) -> RenderedRequest:
+        key_of = self._render_keys.get(check.name)
+        if key_of is None:
+            return check.render(values)
+        try:
+            key = key_of(values)
+        except KeyError:
+            return check.render(values)  # raises MissingVariable, naming the variable
+        rendered = self._rendered[check.name]
+        request = rendered.get(key)
+        if request is None:
+            if len(rendered) >= RENDERED_PER_CHECK:
+                rendered.clear()  # offboarded tenants, changed variables: start again
+            request = rendered[key] = check.render(values)
+        return request
 
     def _skip_for_credential(self, tenant: str, check: str, variable: str) -> None:
         self.metrics.probes_skipped.labels(check, "missing_credential").inc()
@@ -249,8 +275,10 @@ class Engine:
         throttle = self.throttles.get(check.target)
         if throttle is not None:
             await throttle.acquire()
-        target_slot = self.target_slots.get(check.target) or _UNBOUNDED
-        async with self.in_flight, target_slot:
+        slots, target = self.slots, check.target
+        if not slots.try_take(target):
+            await slots.take(target)
+        try:
             start = self.clock.monotonic()
             if due is not None:
                 lag = max(0.0, start - due)
@@ -259,6 +287,8 @@ class Engine:
                     self.lag_sink(check.name, lag)
             client = self.clients[check.target]
             result = await probe_http(check, tenant, request, client, self.clock, values)
+        finally:
+            slots.give(target)
         end = self.clock.monotonic()
         if (
             result.outcome is Outcome.TIMEOUT

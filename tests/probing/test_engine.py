@@ -273,3 +273,38 @@ async def test_a_timeout_judged_while_the_monitor_lagged_is_withheld_not_the_ten
     await on_time.run_job(Job("acme", "search"))
     assert [(r.check, r.outcome) for r in collected] == [("search", Outcome.TIMEOUT)]
     assert len(withheld) == 1
+
+
+async def test_a_tenants_request_is_rendered_once_and_again_when_its_values_change() -> None:
+    variables = {"acme": {"query": "shoes"}}
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return catalog(request)
+
+    engine, _, _ = make_engine(httpx.MockTransport(handler), tenant_vars=variables)
+    search = engine.checks["search"]
+    first = engine._render(search, {"query": "shoes", "tenant": "acme"})
+    assert engine._render(search, {"query": "shoes", "tenant": "acme"}) is first
+    await engine.run_job(Job("acme", "search"))
+    variables["acme"] = {"query": "boots"}  # a tenant list refresh changed its variable
+    await engine.run_job(Job("acme", "search"))
+    searches = [url for url in sent if "/search" in url]
+    assert searches == [
+        "http://api.test/v1/acme/search?q=shoes",
+        "http://api.test/v1/acme/search?q=boots",
+    ]
+    # recommendations use search's capture: rendered with each run's, never from the cache
+    recommendations = [url for url in sent if "/recommendations" in url]
+    assert len(recommendations) == 2 and "recommendations" not in engine._render_keys
+
+
+async def test_a_missing_variable_still_skips_with_the_cache_in_front() -> None:
+    engine, results, metrics = make_engine(tenant_vars={"acme": {}})
+    await engine.run_job(Job("acme", "search"))
+    assert results == []  # no {query}: skipped, not probed, and no error inside recmon
+    skipped = {"check": "search", "reason": "missing_variable"}
+    assert metrics.registry.get_sample_value("recmon_probes_skipped_total", skipped) == 1
+    errors = {"component": "engine"}
+    assert metrics.registry.get_sample_value("recmon_internal_errors_total", errors) in (None, 0)

@@ -13,8 +13,8 @@ import pytest
 
 from monitor.core.clock import SystemClock
 from monitor.core.results import Outcome, ProbeResult
-from monitor.probing.checks import HttpCheck
-from monitor.probing.http import probe_http
+from monitor.probing.checks import HttpCheck, RenderedRequest
+from monitor.probing.http import _build, _build_cached, probe_http
 from tests.helpers import BASE_CONFIG, checks
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -317,3 +317,20 @@ async def test_an_expected_401_is_ok() -> None:
     result = await probe(lambda r: httpx.Response(401, text="no"), expecting)
     assert result.outcome is Outcome.OK
     assert result.credential == ""
+
+
+def test_cached_requests_share_their_headers_and_send_the_same_as_uncached_ones() -> None:
+    client = httpx.AsyncClient(base_url="http://api.test", headers={"user-agent": "recmon/t"})
+    first, second = (
+        RenderedRequest("GET", f"/v1/{tenant}/search", (("q", "shoes"),), (), None)
+        for tenant in ("acme", "globex")
+    )
+    one, two = _build_cached(client, first), _build_cached(client, second)
+    assert one.headers is two.headers  # one Headers for the target's requests
+    assert one.headers.raw == _build(client, first).headers.raw
+    assert str(one.url) == "http://api.test/v1/acme/search?q=shoes"
+    assert str(two.url) == "http://api.test/v1/globex/search?q=shoes"
+    own = RenderedRequest("GET", "/v1/acme/search", (), (("x-tenant-key", "k1"),), None)
+    other = replace(own, headers=(("x-tenant-key", "k2"),))
+    assert _build_cached(client, own).headers["x-tenant-key"] == "k1"
+    assert _build_cached(client, other).headers["x-tenant-key"] == "k2"

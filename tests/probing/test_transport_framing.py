@@ -130,3 +130,43 @@ def test_endless_trailers_are_cut() -> None:
 def test_request_encoding() -> None:
     wire = encode_request(b"POST", b"/v1/a?q=1", [(b"Host", b"x"), (b"X-A", b"b")], b"{}")
     assert wire == b"POST /v1/a?q=1 HTTP/1.1\r\nHost: x\r\nX-A: b\r\n\r\n{}"
+
+
+def read_again(parser: ResponseParser, raw: bytes) -> tuple[ResponseParser, bytes]:
+    """The connection's next response, read by the same parser."""
+    parser = parser.again()
+    body = b"".join(parser.feed(raw))
+    if not parser.complete:
+        parser.feed_eof()
+    return parser, body
+
+
+KEPT = [c for c in READABLE if c.reusable]
+
+
+@pytest.mark.parametrize("first", KEPT, ids=[c.name for c in KEPT])
+def test_a_parser_read_again_reads_every_case_as_a_new_one_does(first: Case) -> None:
+    """After a response that leaves the connection reusable, the next response on it (every
+    case of the corpus, broken ones too) reads exactly as with a fresh parser."""
+    for case in CASES:
+        parser, _ = read_all([first.raw])
+        if case.outcome == "ok":
+            again, body = read_again(parser, case.raw)
+            fresh, fresh_body = read_all([case.raw])
+            assert (again.head, body, reusable(again)) == (fresh.head, fresh_body, reusable(fresh))
+        else:
+            with pytest.raises(ProtocolError, match=case.error):
+                read_again(parser, case.raw)
+
+
+def test_after_a_head_or_a_broken_response_the_next_is_read_afresh() -> None:
+    parser = ResponseParser(head_request=True)
+    parser.feed(length())  # HEAD: llhttp stopped at the head, its parser not kept
+    assert parser.complete
+    again, body = read_again(parser, length())
+    assert body == BODY and reusable(again)
+    broken = ResponseParser()
+    with pytest.raises(ProtocolError):
+        broken.feed(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
+    again, body = read_again(broken, length())
+    assert body == BODY and reusable(again)

@@ -26,7 +26,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.received = False  # any byte of the current response: a retry is no longer safe
         self.idle_since = 0.0
-        self._parser: ResponseParser | None = None
+        self._parser: ResponseParser | None = None  # the pending response's
+        self._reader: ResponseParser | None = None  # kept for the next response
         self._error: BaseException | None = None
         self._head: asyncio.Future[Head] | None = None
         self._wakeup: asyncio.Future[None] | None = None
@@ -93,7 +94,12 @@ class Connection(asyncio.Protocol):
         """Write the request; return the response head. Raises ProtocolError, ConnectionClosed
         or TimeoutError (read_timeout)."""
         assert self.transport is not None
-        self._parser = ResponseParser(head_request=head_request)
+        reader = self._reader
+        self._parser = self._reader = (
+            reader.again(head_request=head_request)
+            if reader is not None
+            else ResponseParser(head_request=head_request)
+        )
         self._error = None
         self.received = False
         self._head = self._loop.create_future()
