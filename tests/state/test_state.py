@@ -320,11 +320,15 @@ def test_a_save_writes_only_the_series_and_samples_that_changed(tmp_path: Path) 
     store = StateStore.open(tmp_path / "state.db")
     write, saved = series_changes({}, tracker.series)
     store.write_series(write)
-    assert len(write.heads) == 3 and len(write.items) == 3 * 15  # the window, once
+    # The window, once: a row per bucket (five minutes of samples), 15 samples a series.
+    assert len(write.heads) == 3 and len(write.items) == 3 * 3
+    assert sum(len(json.loads(i[3])["b"]) for i in write.items) == 3 * 15
 
-    tracker.observe(ProbeResult("acme", "search", Outcome.OK, 0.05, 0.0), T0 + 20 * 60)
+    for i in range(20, 25):  # a new bucket; the oldest one's samples all leave the window
+        tracker.observe(ProbeResult("acme", "search", Outcome.OK, 0.05, 0.0), T0 + i * 60)
     write, saved = series_changes(saved, tracker.series)
-    new_first = tracker.series[("acme", "search")].samples[0].at
+    new_first = tracker.series[("acme", "search")].buckets[0].at(0)
+    assert new_first == T0 + 10 * 60
     assert [h[:2] for h in write.heads] == [("acme", "search")]
     assert [d[:2] for d in write.details] == [("acme", "search")]
     assert [i[:3] for i in write.items] == [("acme", "search", T0 + 20 * 60)]
@@ -332,7 +336,7 @@ def test_a_save_writes_only_the_series_and_samples_that_changed(tmp_path: Path) 
     assert not write.removed
     rows_before = store.connection.total_changes
     store.write_series(write)
-    # a head, its baseline, a sample in, one out
+    # a head, its baseline, a bucket in, one out
     assert store.connection.total_changes - rows_before == 4
     assert store.load_series(series_from_parts) == tracker.series
 
