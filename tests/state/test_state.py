@@ -395,6 +395,57 @@ def test_incremental_saves_across_restarts_keep_exactly_the_memory(tmp_path: Pat
     assert memory and all(len(s.samples) == 15 for s in memory.values())
 
 
+def test_a_save_in_chunks_with_a_failed_chunk_retried_keeps_exactly_the_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save writes its series a chunk (a transaction) at a time; a chunk that fails is
+    written by the next save, the chunks before it are not written twice."""
+    from monitor.app import persist
+    from monitor.app.service import Monitor
+    from monitor.core.clock import ManualClock
+
+    monkeypatch.setattr(persist, "SAVE_CHUNK", 1)
+    clock = ManualClock()
+    path = tmp_path / "state.db"
+    store = StateStore.open(path)
+    monitor = _monitor(clock)
+    assert isinstance(monitor, Monitor)
+    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
+
+    def minute(outcome: Outcome = Outcome.OK) -> None:
+        clock.advance(60)
+        for tenant in ("acme", "globex"):
+            monitor.hub.observe(ProbeResult(tenant, "recommendations", outcome, 0.06, clock.time()))
+
+    for _ in range(3):
+        minute()
+        persistence.save(counters=False)
+    written: list[object] = []
+    real = store.write_series
+    failing = [False, True]  # the second chunk of the next save fails
+
+    def failing_second(write: object) -> None:
+        written.append(write)
+        if failing and failing.pop(0):
+            raise sqlite3.OperationalError("disk I/O error")
+        real(write)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "write_series", failing_second)
+    minute(Outcome.EMPTY)
+    with pytest.raises(sqlite3.OperationalError):
+        persistence.save(counters=False)
+    assert len(written) == 2  # acme's chunk written, globex's failed
+    written.clear()
+    persistence.save(counters=False)  # nothing new for acme: only globex's chunk writes
+    assert [w.heads[0][0] for w in written if w.heads] == ["globex"]  # type: ignore[attr-defined]
+    minute()
+    persistence.save(counters=False)
+    store.close()
+    reopened = StateStore.open(path)
+    assert reopened.load_series(series_from_parts) == monitor.hub.memory().series
+    reopened.close()
+
+
 def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_series(tmp_path: Path) -> None:
     from monitor.app.service import Monitor
     from monitor.core.clock import ManualClock
