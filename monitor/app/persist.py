@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -48,7 +49,9 @@ class Saved:
     JSON are remembered by their hashes: at 10,000 tenants the texts were 14 MB kept between
     saves only to be compared."""
 
-    state: SeriesState
+    # The state saved, weakly: it is kept alive by the hub only while it is the series'
+    # current state (the same object means nothing to write); ~1 KB a series otherwise.
+    state: weakref.ref[SeriesState]
     core: int  # hash of its head: its JSON without samples and baseline
     baseline: int  # hash of its detail: the baseline's JSON as written
     baseline_at: float  # the series' time (newest sample) when that baseline was written
@@ -85,7 +88,7 @@ def series_changes(
     after: dict[SeriesKey, Saved] = {}
     for key, state in states.items():
         before = saved.get(key)
-        if before is not None and before.state is state and (before.exact or baseline_every):
+        if before is not None and before.state() is state and (before.exact or baseline_every):
             after[key] = before
             continue
         tenant, check = key
@@ -124,7 +127,7 @@ def series_changes(
         if before is not None and first_at > before.first_at:
             keep_from.append((tenant, check, first_at))
         after[key] = Saved(
-            state,
+            weakref.ref(state),
             hash(core),
             baseline,
             baseline_at,

@@ -160,7 +160,9 @@ class Tally(NamedTuple):
         return self.counts.get(outcome, 0)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+# weakref_slot: the state file's writer remembers which state it saved by a weak reference,
+# so the states it saved a minute ago are not kept alive until the next save.
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class SeriesState:
     # The samples of the longest window (and a few older ones at the front of the first
     # bucket), oldest first, in buckets; `starts` holds each bucket's first sequence number.

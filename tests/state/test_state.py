@@ -354,6 +354,19 @@ def test_a_save_writes_only_the_series_and_samples_that_changed(tmp_path: Path) 
     store.close()
 
 
+def test_a_save_does_not_keep_the_states_it_saved_alive() -> None:
+    """What a save remembers of a series is its state by a weak reference: once the series
+    moves on, the state saved goes (a fleet's worth of them was ~24 MB kept a minute)."""
+    tracker = three_series()
+    _, saved = series_changes({}, tracker.series)
+    key = ("acme", "search")
+    assert saved[key].state() is tracker.series[key]
+    tracker.observe(ProbeResult(*key, Outcome.OK, 0.05, 0.0), T0 + 20 * 60)
+    assert saved[key].state() is None
+    write, _ = series_changes(saved, tracker.series)
+    assert [h[:2] for h in write.heads] == [key]  # still known as changed
+
+
 def _monitor(clock: object) -> object:
     from prometheus_client import CollectorRegistry
 
