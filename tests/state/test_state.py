@@ -354,6 +354,26 @@ def test_a_save_writes_only_the_series_and_samples_that_changed(tmp_path: Path) 
     store.close()
 
 
+def test_a_series_whose_clock_went_back_is_written_afresh(tmp_path: Path) -> None:
+    """Rows hold the samples newer than the newest stored: a series whose newest sample is
+    older than that (a restored clock, a replaced series) cannot be told apart that way, so
+    it is written whole again, and the file holds exactly the memory."""
+    store = StateStore.open(tmp_path / "state.db")
+    tracker = three_series()
+    write, saved = series_changes({}, tracker.series)
+    store.write_series(write)
+    earlier = AlertTracker(AlertsSpec(), counting_checks={"recommendations"}, parents={})
+    for i in range(3):  # the same series, its probes an hour earlier
+        earlier.observe(ProbeResult("acme", "search", Outcome.EMPTY, 0.07, 0.0), T0 - 3600 + i)
+    states = {**tracker.series, ("acme", "search"): earlier.series[("acme", "search")]}
+    write, _ = series_changes(saved, states)
+    assert list(write.removed) == [("acme", "search")]
+    assert [i[:3] for i in write.items] == [("acme", "search", T0 - 3600)]
+    store.write_series(write)
+    assert store.load_series(series_from_parts) == states
+    store.close()
+
+
 def test_a_save_does_not_keep_the_states_it_saved_alive() -> None:
     """What a save remembers of a series is its state by a weak reference: once the series
     moves on, the state saved goes (a fleet's worth of them was ~24 MB kept a minute)."""
