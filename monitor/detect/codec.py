@@ -3,6 +3,7 @@ entries raise ValueError."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from monitor.core.notifications import Severity
@@ -57,7 +58,7 @@ def sample_to_json(sample: Sample) -> list[Any]:
     return [sample.at, sample.outcome, sample.latency, sample.reason]
 
 
-def bucket_to_json(bucket: tuple[Sample, ...]) -> dict[str, Any]:
+def bucket_to_json(bucket: Iterable[Sample]) -> dict[str, Any]:
     """A state-file row: a bucket of consecutive samples (SeriesState.buckets). Rows written
     before buckets were one sample each, [at, outcome, latency, reason]: both are read."""
     return {"b": [sample_to_json(s) for s in bucket]}

@@ -43,6 +43,7 @@ from monitor.detect.rules import RuleSet
 from monitor.detect.series import (
     AlertEvent,
     AlertState,
+    Bucket,
     Sample,
     SeriesState,
     Tally,
@@ -269,7 +270,7 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
 
 
 def _leaving(
-    buckets: tuple[tuple[Sample, ...], ...],
+    buckets: tuple[Bucket, ...],
     starts: tuple[int, ...],
     end: int,
     cursor: int,
@@ -283,10 +284,10 @@ def _leaving(
     at = bisect.bisect_right(starts, cursor) - 1
     offset = cursor - starts[at]
     for bucket in buckets[at:]:
-        for sample in bucket[offset:] if offset else bucket:
-            if sample.at > since:
+        for index in range(offset, len(bucket)):
+            if bucket.at(index) > since:  # read in place: most probes, nothing leaves
                 return left
-            left.append(sample)
+            left.append(bucket[index])
         offset = 0
     return left
 
@@ -306,7 +307,7 @@ def _tallied(tally: Tally, joined: tuple[Sample, ...], left: list[Sample]) -> Ta
                 changed[sample.outcome] = remaining
             else:
                 del changed[sample.outcome]
-        counts = changed
+        counts = _shared(changed)
     if latencies is not None and (joined or left):
         joining = [window_bucket(s.latency) for s in joined if s.latency is not None]
         leaving = [window_bucket(s.latency) for s in left if s.latency is not None]
@@ -322,6 +323,22 @@ def _tallied(tally: Tally, joined: tuple[Sample, ...], left: list[Sample]) -> Ta
         counts,
         latencies,
     )
+
+
+# Count mappings are never mutated, and most series of a fleet hold one of a few ({"ok": 15}
+# for a healthy 60 s series' 15-minute window): each distinct one is kept once (~200 bytes
+# a window of every series otherwise). Bounded: cleared when full, as _PLANS is.
+_SHARED_COUNTS: dict[tuple[tuple[str, int], ...], Mapping[str, int]] = {}
+
+
+def _shared(counts: dict[str, int]) -> Mapping[str, int]:
+    key = tuple(sorted(counts.items()))
+    known = _SHARED_COUNTS.get(key)
+    if known is None:
+        if len(_SHARED_COUNTS) >= 65_536:
+            _SHARED_COUNTS.clear()
+        known = _SHARED_COUNTS[key] = counts
+    return known
 
 
 def _window(state: SeriesState, length: float) -> Tally:
@@ -393,11 +410,11 @@ def _trailing(state: SeriesState, outcome: str, enough: int) -> bool:
     count, seq = 0, state.end
     head = state.head
     for bucket in reversed(state.buckets):
-        for sample in reversed(bucket):
+        for index in range(len(bucket) - 1, -1, -1):
             seq -= 1
             if count >= enough:
                 return True
-            if seq < head or sample.outcome != outcome:
+            if seq < head or bucket.outcome(index) != outcome:
                 return False
             count += 1
     return count >= enough

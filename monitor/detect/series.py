@@ -5,12 +5,15 @@ from __future__ import annotations
 import bisect
 import enum
 import itertools
-from collections.abc import Iterable, Mapping
+import math
+import struct
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from monitor.core.notifications import Severity
+from monitor.core.results import Outcome
 from monitor.detect.stats import DecayingHistogram, WindowHistogram
 
 
@@ -45,8 +48,111 @@ NO_COUNTS: Mapping[str, int] = MappingProxyType({})
 
 # A series' samples are kept in buckets of consecutive probes, at most this long and this
 # many: recording a probe copies the newest bucket and the tuple of buckets, never the window.
-BUCKET_SECONDS = 60.0
+# Five minutes: at a 60 s interval a bucket holds five probes, so a window of 15 minutes is
+# four objects, not sixteen (a bucket costs ~110 bytes besides its samples' 17 each).
+BUCKET_SECONDS = 300.0
 BUCKET_SAMPLES = 64
+
+# A packed sample: its time, its latency (NaN: none) and its outcome's code.
+_RECORD = struct.Struct("<ddB")
+_SIZE = _RECORD.size
+_AT = struct.Struct("<d")
+_OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
+_CODES: dict[str, int] = {value: code for code, value in enumerate(_OUTCOMES)}
+
+
+class Bucket:
+    """Consecutive samples of one series, packed: 17 bytes each in one bytes object (time,
+    latency, outcome) and their reasons only if one is not empty. A tuple of Sample tuples
+    cost ~170 bytes a sample and four objects for the garbage collector to walk. Immutable;
+    reads back as Samples (len, index, iteration) for the rules' texts, the status page and
+    the state file; the detector's per-probe path reads times and outcomes in place."""
+
+    __slots__ = ("data", "reasons")
+
+    def __init__(self, data: bytes, reasons: tuple[str, ...] | None = None) -> None:
+        self.data = data  # _RECORD per sample, oldest first
+        self.reasons = reasons  # one per sample; None: every reason empty
+
+    @classmethod
+    def of(cls, samples: Iterable[Sample]) -> Bucket:
+        packed = tuple(samples)
+        data = b"".join(_pack(s) for s in packed)
+        reasons = tuple(s.reason for s in packed)
+        return cls(data, reasons if any(reasons) else None)
+
+    def with_sample(self, sample: Sample) -> Bucket:
+        """This bucket with `sample` at the end."""
+        reasons = self.reasons
+        if reasons is not None or sample.reason:
+            reasons = (*(reasons or ("",) * len(self)), sample.reason)
+        return Bucket(self.data + _pack(sample), reasons)
+
+    def __len__(self) -> int:
+        return len(self.data) // _SIZE
+
+    def __getitem__(self, index: int) -> Sample:
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError(index)
+        at, latency, code = _RECORD.unpack_from(self.data, index * _SIZE)
+        return Sample(
+            at,
+            _OUTCOMES[code],
+            None if latency != latency else latency,  # NaN: no latency
+            self.reasons[index] if self.reasons is not None else "",
+        )
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.since(0))
+
+    def since(self, offset: int) -> tuple[Sample, ...]:
+        """The samples from the offset-th on."""
+        packed = _RECORD.iter_unpack(self.data[offset * _SIZE :] if offset else self.data)
+        # tuple.__new__: a NamedTuple's own __new__ is a Python function, twice as slow (a
+        # save decodes every series' newest samples).
+        if self.reasons is None:
+            return tuple(
+                [
+                    _new_sample(Sample, (at, _OUTCOMES[code], None if v != v else v, ""))
+                    for at, v, code in packed
+                ]
+            )
+        return tuple(
+            [
+                _new_sample(Sample, (at, _OUTCOMES[code], None if v != v else v, reason))
+                for (at, v, code), reason in zip(packed, self.reasons[offset:], strict=True)
+            ]
+        )
+
+    def at(self, index: int) -> float:
+        """The time of the index-th sample (>= 0), without decoding the rest."""
+        at: float = _AT.unpack_from(self.data, index * _SIZE)[0]
+        return at
+
+    def outcome(self, index: int) -> str:
+        """The outcome of the index-th sample (>= 0), without decoding the rest."""
+        return _OUTCOMES[self.data[index * _SIZE + _SIZE - 1]]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Bucket):
+            return NotImplemented
+        return self.data == other.data and self.reasons == other.reasons
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Bucket({list(self)!r})"
+
+
+_new_sample = tuple.__new__
+
+
+def _pack(sample: Sample) -> bytes:
+    latency = math.nan if sample.latency is None else sample.latency
+    return _RECORD.pack(sample.at, latency, _CODES[sample.outcome])
 
 
 class Tally(NamedTuple):
@@ -66,11 +172,13 @@ class Tally(NamedTuple):
         return self.counts.get(outcome, 0)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+# weakref_slot: the state file's writer remembers which state it saved by a weak reference,
+# so the states it saved a minute ago are not kept alive until the next save.
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class SeriesState:
     # The samples of the longest window (and a few older ones at the front of the first
     # bucket), oldest first, in buckets; `starts` holds each bucket's first sequence number.
-    buckets: tuple[tuple[Sample, ...], ...] = ()
+    buckets: tuple[Bucket, ...] = ()
     starts: tuple[int, ...] = ()
     # One per window length the rules read, longest first (the longest's cursor is where the
     # series' memory starts). Derived: empty after a restore or a change of rules, rebuilt
@@ -94,7 +202,7 @@ class SeriesState:
     @classmethod
     def from_samples(cls, samples: Iterable[Sample], **fields: Any) -> SeriesState:
         """A state holding `samples` (oldest first), bucketed as the detector buckets them."""
-        buckets: tuple[tuple[Sample, ...], ...] = ()
+        buckets: tuple[Bucket, ...] = ()
         starts: tuple[int, ...] = ()
         for sample in samples:
             buckets, starts = appended(buckets, starts, sample)
@@ -128,8 +236,8 @@ class SeriesState:
         if not self.buckets or seq >= self.end:
             return ()
         at = max(0, bisect.bisect_right(self.starts, seq) - 1)
-        first = self.buckets[at][max(0, seq - self.starts[at]) :]
-        return tuple(itertools.chain(first, *self.buckets[at + 1 :]))
+        first = self.buckets[at].since(max(0, seq - self.starts[at]))
+        return tuple(itertools.chain(first, *(b.since(0) for b in self.buckets[at + 1 :])))
 
     def __eq__(self, other: object) -> bool:
         """The same memory: the same samples remembered and the same scalars. How samples
@@ -177,22 +285,23 @@ class SeriesState:
 
 
 def appended(
-    buckets: tuple[tuple[Sample, ...], ...], starts: tuple[int, ...], sample: Sample
-) -> tuple[tuple[tuple[Sample, ...], ...], tuple[int, ...]]:
+    buckets: tuple[Bucket, ...], starts: tuple[int, ...], sample: Sample
+) -> tuple[tuple[Bucket, ...], tuple[int, ...]]:
     """The buckets with `sample` added at the end (a new bucket when the last is full)."""
     if buckets:
         last = buckets[-1]
-        full = len(last) >= BUCKET_SAMPLES or sample.at - last[0].at >= BUCKET_SECONDS
+        size = len(last)
+        full = size >= BUCKET_SAMPLES or sample.at - last.at(0) >= BUCKET_SECONDS
         # Never two buckets starting at one time: a bucket is a row keyed by its first time.
-        if not full or sample.at <= last[-1].at:
-            return (*buckets[:-1], (*last, sample)), starts
-        return (*buckets, (sample,)), (*starts, starts[-1] + len(last))
-    return ((sample,),), (0,)
+        if not full or sample.at <= last.at(size - 1):
+            return (*buckets[:-1], last.with_sample(sample)), starts
+        return (*buckets, Bucket.of((sample,))), (*starts, starts[-1] + size)
+    return (Bucket.of((sample,)),), (0,)
 
 
 def dropped_before(
-    buckets: tuple[tuple[Sample, ...], ...], starts: tuple[int, ...], seq: int
-) -> tuple[tuple[tuple[Sample, ...], ...], tuple[int, ...]]:
+    buckets: tuple[Bucket, ...], starts: tuple[int, ...], seq: int
+) -> tuple[tuple[Bucket, ...], tuple[int, ...]]:
     """The buckets without those whose samples all come before sequence number `seq`."""
     keep = 0
     while keep + 1 < len(starts) and starts[keep + 1] <= seq:

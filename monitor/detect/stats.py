@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -61,19 +62,29 @@ def _bucket_upper(index: int) -> float:
     return _BUCKET_FLOOR_S * _BUCKET_BASE**index
 
 
+# A baseline bucket packed: its index and its weight (at `updated_at`), 12 bytes.
+_WEIGHT = struct.Struct("<id")
+
+
 @dataclass(frozen=True, slots=True)
 class DecayingHistogram:
     """Latency distribution where each sample's weight halves every `half_life` seconds.
 
     A few dozen numbers per series, whatever the window: ten thousand tenants can keep a day
     of history without keeping a day of samples. Decay scales every weight alike, so the
-    quantiles only change when a sample is added; p95 is computed then, once.
+    quantiles only change when a sample is added; p95 is computed then, once. The buckets are
+    packed in one bytes object (a tuple of pairs cost ~130 bytes a bucket, 12 here).
     """
 
-    buckets: tuple[tuple[int, float], ...] = ()  # (bucket index, weight at `updated_at`)
+    packed: bytes = b""  # _WEIGHT per occupied bucket, ascending by index
     updated_at: float = 0.0
     total: float = 0.0
     p95: float | None = None
+
+    @property
+    def buckets(self) -> tuple[tuple[int, float], ...]:
+        """(bucket index, weight at `updated_at`), ascending by index."""
+        return tuple(_WEIGHT.iter_unpack(self.packed))
 
     @property
     def weight(self) -> float:
@@ -82,7 +93,7 @@ class DecayingHistogram:
     def add(self, seconds: float, now: float, half_life: float) -> DecayingHistogram:
         factor = 0.5 ** ((now - self.updated_at) / half_life) if now > self.updated_at else 1.0
         weights: dict[int, float] = {}
-        for index, weight in self.buckets:
+        for index, weight in _WEIGHT.iter_unpack(self.packed):
             if weight * factor >= _PRUNE_BELOW:
                 weights[index] = weight * factor
         index = _bucket_of(seconds)
@@ -90,7 +101,7 @@ class DecayingHistogram:
         buckets = tuple(sorted(weights.items()))
         total = sum(weights.values())
         return DecayingHistogram(
-            buckets, max(now, self.updated_at), total, _quantile(buckets, total, 0.95)
+            _packed(buckets), max(now, self.updated_at), total, _quantile(buckets, total, 0.95)
         )
 
     def quantile(self, q: float) -> float | None:
@@ -103,7 +114,11 @@ class DecayingHistogram:
         cls, buckets: tuple[tuple[int, float], ...], updated_at: float
     ) -> DecayingHistogram:
         total = sum(w for _, w in buckets)
-        return cls(buckets, updated_at, total, _quantile(buckets, total, 0.95))
+        return cls(_packed(buckets), updated_at, total, _quantile(buckets, total, 0.95))
+
+
+def _packed(buckets: tuple[tuple[int, float], ...]) -> bytes:
+    return b"".join(_WEIGHT.pack(index, weight) for index, weight in buckets)
 
 
 def _quantile(buckets: tuple[tuple[int, float], ...], total: float, q: float) -> float | None:

@@ -8,7 +8,15 @@ import dataclasses
 from monitor.core.notifications import Severity
 from monitor.detect.detector import _with
 from monitor.detect.lifecycle import Subject, Thresholds, Verdict, advance
-from monitor.detect.series import AlertState, AlertStatus, EventKind, Sample, SeriesState, Tally
+from monitor.detect.series import (
+    AlertState,
+    AlertStatus,
+    Bucket,
+    EventKind,
+    Sample,
+    SeriesState,
+    Tally,
+)
 from monitor.detect.stats import DecayingHistogram
 
 SUBJECT = Subject("t1", "search")
@@ -83,7 +91,7 @@ def test_resolve_says_what_was_wrong_and_names_the_variant() -> None:
 def test_with_copies_every_field_of_series_state() -> None:
     # A field added to SeriesState and forgotten in _with would be reset on every probe.
     values = {
-        "buckets": ((Sample(1.0, "ok", 0.1),),),
+        "buckets": (Bucket.of((Sample(1.0, "ok", 0.1),)),),
         "starts": (0,),
         "tallies": (Tally(300.0, 0, 1, {"ok": 1}),),
         "empty_streak": 1,
