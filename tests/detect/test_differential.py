@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -194,6 +195,7 @@ def _latency_evidence(
     return exact, approximate, threshold
 
 
+@pytest.mark.background  # CPU-bound, no clock: tests/run.py runs it at idle priority
 @settings(
     max_examples=100,
     deadline=None,

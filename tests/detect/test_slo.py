@@ -173,6 +173,7 @@ def test_a_broken_state_document_is_a_clear_error() -> None:
         watch().restore({"budgets": [{"check": "search"}]})
 
 
+@pytest.mark.background  # CPU-bound, no clock: tests/run.py runs it at idle priority
 def test_ring_views_match_a_brute_force_count() -> None:
     """Buckets with running totals against a recount of the same buckets, through gaps."""
     rng = random.Random(3)
