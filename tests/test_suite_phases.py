@@ -31,7 +31,7 @@ def test_every_combination_of_marks_runs_in_exactly_one_phase() -> None:
             assert chosen.count(True) == 1, (marks, chosen)
 
 
-def test_a_process_started_as_the_background_phase_is_runs_at_idle_priority() -> None:
+def test_a_process_started_as_the_background_phase_runs_at_idle_priority() -> None:
     started = subprocess.run(
         [sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
         capture_output=True,
