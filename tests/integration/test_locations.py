@@ -82,13 +82,20 @@ class Stack:
             await asyncio.sleep(0.25)
         raise AssertionError(f"timed out after {within}s waiting for {what}")
 
-    async def quiet(self) -> None:
-        """No class alert pending or firing: the next case starts clean."""
+    async def ready(self) -> None:
+        """Every location reporting, and nothing paged on the way (the case starts clean)."""
 
-        async def none_left() -> bool:
-            return not await self.query('ALERTS{class!=""}')
+        async def all_reporting() -> bool:
+            return len(await self.query("location:recmon_reporting")) == len(LOCATIONS)
 
-        await self.until(none_left, "every class alert to clear", WITHIN)
+        await self.until(all_reporting, "three locations reporting", WITHIN)
+
+    def done(self) -> None:
+        """recmon's own pages (tenant_pages: rules) never reached Alertmanager's receivers;
+        the time from fault to page, printed (pytest -s)."""
+        assert all(labels.get("source") != "recmon" for _, _, labels in self.notifications(0.0))
+        for name, seconds in self.timings.items():
+            print(f"\ntime from fault to page: {name:28} {seconds:5.1f} s")
 
     async def page(self, alertname: str, since: float, **labels: str) -> dict[str, Any]:
         """Wait for the first notification of `alertname` (with `labels`), then SETTLE more
@@ -182,11 +189,14 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                         await process.stop()
 
 
-async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
-    async def all_reporting() -> bool:
-        return len(await stack.query("location:recmon_reporting")) == len(LOCATIONS)
+# Each cause on its own stack (a test each, so they run in parallel: one after another on
+# one stack they took 100 s and were the parallel phase's longest test).
 
-    await stack.until(all_reporting, "three locations reporting", WITHIN)
+
+async def test_three_healthy_locations_page_nothing_and_fill_the_locations_row(
+    stack: Stack,
+) -> None:
+    await stack.ready()
     await asyncio.sleep(2)
     assert stack.notifications(0.0) == []  # healthy: nothing at all
 
@@ -199,7 +209,10 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     )
     assert len(cells) == TENANTS * len(LOCATIONS)
 
-    # 1. One location's requests all fail: only the location warning, to the tickets.
+
+async def test_one_locations_requests_all_failing_is_its_warning_alone(stack: Stack) -> None:
+    """Only the location warning, to the tickets."""
+    await stack.ready()
     since = time.monotonic()
     stack.sandbox.faults.set("*", "*", Fault(status=503), location="eu")
     alert = await stack.page("RecmonLocationProblem", since, location="eu")
@@ -210,10 +223,11 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     }
     assert {labels["location"] for _, _, labels in sent} == {"eu"}
     assert await without_data(stack.query, "location-problem.md", {"location": "eu"}) == []
-    stack.sandbox.faults.clear()
-    await stack.quiet()
+    stack.done()
 
-    # 2. One tenant empty from every location: its page, nothing else.
+
+async def test_one_tenant_empty_from_every_location_is_its_page_alone(stack: Stack) -> None:
+    await stack.ready()
     since = time.monotonic()
     stack.sandbox.faults.set("tenant-002", "recommendations", Fault(empty=True))
     alert = await stack.page("RecmonTenantProblem", since, tenant="tenant-002")
@@ -224,11 +238,15 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
         ("recmon-pager", "RecmonTenantProblem", "tenant-002")
     }
     assert await without_data(stack.query, "tenant-problem.md", {"tenant": "tenant-002"}) == []
-    stack.sandbox.faults.clear()
-    await stack.quiet()
+    stack.done()
 
-    # 3. Every tenant empty from every location: exactly one platform page naming all the
-    # tenants and all three locations; no tenant page, no location warning.
+
+async def test_every_tenant_empty_from_every_location_is_one_platform_page(
+    stack: Stack,
+) -> None:
+    """Exactly one platform page naming all the tenants and all three locations; no tenant
+    page, no location warning."""
+    await stack.ready()
     since = time.monotonic()
     stack.sandbox.faults.set("*", "recommendations", Fault(empty=True))
     alert = await stack.page("RecmonPlatformOutage", since)
@@ -242,13 +260,15 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     assert "as seen from each of ap, eu, us." in annotations["description"]
     assert f"failing from at least 2 locations: {tenants}." in annotations["description"]
     assert await without_data(stack.query, "platform-outage.md", {}) == []
-    stack.sandbox.faults.clear()
-    await stack.quiet()
+    stack.done()
 
-    # 4. recmon at ap dies, and Prometheus, which scrapes it, says so (`up` 0): one page,
-    # RecmonDown naming the location; "location ap not reporting" is the same cause and stays
-    # quiet (when a location's series stop with no `up` to explain them, it pages: promtool
-    # tests). The two left, healthy, page nothing else.
+
+async def test_a_dead_recmon_is_recmon_down_alone(stack: Stack) -> None:
+    """recmon at ap dies, and Prometheus, which scrapes it, says so (`up` 0): one page,
+    RecmonDown naming the location; "location ap not reporting" is the same cause and stays
+    quiet (when a location's series stop with no `up` to explain them, it pages: promtool
+    tests). The two left, healthy, page nothing else."""
+    await stack.ready()
     since = time.monotonic()
     await stack.recmons["ap"].stop(signal.SIGKILL)
     await stack.page("RecmonDown", since, location="ap")
@@ -264,12 +284,7 @@ async def test_three_locations_one_page_per_cause(stack: Stack) -> None:
     assert await without_data(stack.query, "location-not-reporting.md", {}) == []
     await asyncio.sleep(float(STALE_FOR.removesuffix("s")) + SETTLE)
     assert [(r, n) for r, n, _ in stack.notifications(since)] == [("recmon-pager", "RecmonDown")]
-
-    # recmon's own pages (tenant_pages: rules) never reached Alertmanager's receivers.
-    assert all(labels.get("source") != "recmon" for _, _, labels in stack.notifications(0.0))
-    print("\ntime from fault to page:")
-    for name, seconds in stack.timings.items():
-        print(f"  {name:28} {seconds:5.1f} s")
+    stack.done()
 
 
 async def test_the_shipped_inhibition_keeps_what_a_platform_outage_explains_off_the_pager(
