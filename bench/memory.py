@@ -28,17 +28,16 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client import CollectorRegistry  # noqa: E402
 
+from bench.fleet import fleet_probe  # noqa: E402
 from monitor.app.assembly import build_monitor  # noqa: E402
 from monitor.app.persist import BASELINE_EVERY_S, Persistence  # noqa: E402
 from monitor.config.loader import load_config_text  # noqa: E402
 from monitor.core.clock import ManualClock  # noqa: E402
-from monitor.core.results import Outcome, ProbeResult  # noqa: E402
 from monitor.detect.series import SeriesState  # noqa: E402
 from monitor.state.store import StateStore  # noqa: E402
 
 INTERVAL = 60.0
 MINUTES = 20
-ADDRESSES = ("10.0.0.1:443", "10.0.0.2:443", "10.0.0.3:443")
 CHECKS = ("search", "recommendations")
 
 
@@ -106,20 +105,7 @@ async def main() -> None:
             for tenant in tenants:
                 for check in CHECKS:
                     clock.advance(step)
-                    failed = rng.random() < 0.01
-                    monitor.observe(
-                        ProbeResult(
-                            tenant,
-                            check,
-                            Outcome.HTTP_ERROR if failed else Outcome.OK,
-                            rng.lognormvariate(-2.8, 0.2),
-                            clock.time(),
-                            status=503 if failed else 200,
-                            items=None if failed else 5,
-                            target="api",
-                            address=rng.choice(ADDRESSES),
-                        )
-                    )
+                    monitor.observe(fleet_probe(tenant, check, clock.time(), rng))
             # What the periodic save does, in this thread (save_async runs it in another).
             persistence._write_series(monitor.hub.memory().series, baseline_every=BASELINE_EVERY_S)
             trail.append(rss_mb())
