@@ -32,11 +32,13 @@ def test_every_combination_of_marks_runs_in_exactly_one_phase() -> None:
 
 
 def test_a_process_started_as_the_background_phase_runs_at_idle_priority() -> None:
+    """SCHED_IDLE, or the lowest nice where the kernel or a container refuses it."""
     started = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
+        [sys.executable, "-c", "import os; print(os.sched_getscheduler(0), os.nice(0))"],
         capture_output=True,
         text=True,
         check=True,
         preexec_fn=_idle_priority,
     )
-    assert int(started.stdout) == os.SCHED_IDLE
+    policy, nice = map(int, started.stdout.split())
+    assert policy == os.SCHED_IDLE or nice == 19, (policy, nice)
