@@ -36,12 +36,16 @@ MEASURED_S = 5 * 60
 RUNS = 5
 ADDRESSES = ("10.0.0.1:443", "10.0.0.2:443", "10.0.0.3:443")
 
-CONFIG = f"""
+
+def fleet_config(tenants: list[str], fleet: bool = True) -> str:
+    """The benchmark fleet's configuration: search and recommendations every INTERVAL for
+    `tenants`, fleet evidence on or off."""
+    return f"""
 defaults: {{interval: {INTERVAL:g}s, timeout: 2s}}
 targets:
   api: {{base_url: "http://api.test"}}
 tenants:
-  static: [{", ".join(f"t{i:04}" for i in range(TENANTS))}]
+  static: [{", ".join(tenants)}]
 checks:
   search:
     target: api
@@ -51,7 +55,7 @@ checks:
     target: api
     request: {{path: "/v1/{{tenant}}/recommendations"}}
     expect: {{items: "$.recommendations", min_items: 1}}
-alerts: {{fleet: {{enabled: FLEET}}}}
+alerts: {{fleet: {{enabled: {str(fleet).lower()}}}}}
 """
 
 
@@ -74,12 +78,12 @@ def fleet_probe(tenant: str, check: str, at: float, rng: random.Random) -> Probe
 
 async def one_run(fleet: bool, seed: int) -> float:
     """CPU seconds per probe over the measured minutes, windows full."""
-    loaded = load_config_text(CONFIG.replace("FLEET", str(fleet).lower()), source="bench")
+    tenants = [f"t{i:04}" for i in range(TENANTS)]
+    loaded = load_config_text(fleet_config(tenants, fleet), source="bench")
     clock = ManualClock(start=1_700_000_000.0)
     monitor = build_monitor(loaded, clock=clock, registry=CollectorRegistry(), route=lambda d: None)
     await monitor.refresh_tenants()
     rng = random.Random(seed)
-    tenants = [f"t{i:04}" for i in range(TENANTS)]
     step = INTERVAL / (2 * TENANTS)
 
     def play(seconds: float) -> int:

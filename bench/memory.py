@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from bench.fleet import fleet_probe  # noqa: E402
+from bench.fleet import fleet_config, fleet_probe  # noqa: E402
 from monitor.app.assembly import build_monitor  # noqa: E402
 from monitor.app.persist import BASELINE_EVERY_S, Persistence  # noqa: E402
 from monitor.config.loader import load_config_text  # noqa: E402
@@ -39,25 +39,6 @@ from monitor.state.store import StateStore  # noqa: E402
 INTERVAL = 60.0
 MINUTES = 20
 CHECKS = ("search", "recommendations")
-
-
-def config(tenants: list[str]) -> str:
-    return f"""
-defaults: {{interval: {INTERVAL:g}s, timeout: 2s}}
-targets:
-  api: {{base_url: "http://api.test"}}
-tenants:
-  static: [{", ".join(tenants)}]
-checks:
-  search:
-    target: api
-    request: {{path: "/v1/{{tenant}}/search"}}
-    expect: {{items: "$.results", min_items: 1}}
-  recommendations:
-    target: api
-    request: {{path: "/v1/{{tenant}}/recommendations"}}
-    expect: {{items: "$.recommendations", min_items: 1}}
-"""
 
 
 def rss_mb() -> int:
@@ -90,7 +71,7 @@ async def main() -> None:
     parser.add_argument("--tenants", type=int, default=10_000)
     args = parser.parse_args()
     tenants = [f"t{i:05}" for i in range(args.tenants)]
-    loaded = load_config_text(config(tenants), source="bench")
+    loaded = load_config_text(fleet_config(tenants), source="bench")
     clock = ManualClock(start=1_700_000_000.0)
     monitor = build_monitor(loaded, clock=clock, registry=CollectorRegistry(), route=lambda d: None)
     await monitor.refresh_tenants()
