@@ -115,7 +115,9 @@ class Answer:
     ids: tuple[str, ...]
     at: float
     same_since: float  # answered this list, unchanged, since
-    asks: frozenset[str]  # different requests it answered in a row (capped)
+    # Different requests it answered in a row (capped), first asked first: a tuple, not a
+    # frozenset (48 bytes against 216 for the one request a tenant is usually asked).
+    asks: tuple[str, ...]
     shared_streak: int = 0  # probes in a row sharing an item with another tenant
 
 
@@ -211,12 +213,17 @@ def _record(
     counts = counts.set(print_, (counts.get(print_) or 0) + 1)
     cap = spec.fallback.min_requests if spec.fallback is not None else 1
     if previous is not None and previous.fingerprint == print_:
-        asks = previous.asks if len(previous.asks) >= cap else previous.asks | {result.asked}
+        asks = previous.asks
+        if len(asks) < cap and result.asked not in asks:
+            asks = (*asks, result.asked)
+        # The same list: this result's ids, not the previous ones, so the answer shares its
+        # tuple with the latest result the ledger keeps (the previous ids and their strings
+        # go, instead of two copies of every tenant's list staying alive).
         answer = Answer(
-            print_, previous.ids, now, previous.same_since, asks, previous.shared_streak
+            previous.fingerprint, ids, now, previous.same_since, asks, previous.shared_streak
         )
     else:
-        answer = Answer(print_, ids, now, now, frozenset({result.asked}))
+        answer = Answer(print_, ids, now, now, (result.asked,))
     return _with(state, answers=state.answers.set(tenant, answer), counts=counts)
 
 
@@ -620,7 +627,7 @@ def content_from_json(data: object) -> dict[str, ContentState]:
                     tuple(map(str, ids)),
                     float(at),
                     float(same_since),
-                    frozenset(map(str, asks)),
+                    tuple(dict.fromkeys(map(str, asks))),
                     int(streak),
                 )
                 counts = state.counts.set(

@@ -225,3 +225,23 @@ def test_the_state_survives_the_state_file() -> None:
     fleet.state, fleet.events = state, []
     fleet.rounds(3, start=4)
     assert [e.kind for _, e in fleet.events] == [EventKind.RESOLVED]
+
+
+def test_an_unchanged_answer_keeps_the_latest_results_ids_not_a_second_copy() -> None:
+    # The ledger keeps the latest result: the answer shares its tuple, so a tenant's list is
+    # in memory once, not twice (the previous probe's copy goes).
+    spec = ContentSpec("recommendations", INTERVAL, fallback=FallbackRule(min_requests=3))
+    first = result("t001", ("t001-a", "t001-b"), 1)
+    state, _ = observe(ContentState(), first, 0.0, spec)
+    again = result("t001", tuple(["t001-a", "t001-b"]), 1)  # equal, another tuple
+    state, _ = observe(state, again, 60.0, spec)
+    answer = state.answers.get("t001")
+    assert answer is not None
+    assert answer.ids is again.item_ids and answer.ids is not first.item_ids
+    assert (answer.at, answer.same_since, answer.asks) == (60.0, 0.0, ("product-1",))
+    for n, at in ((2, 120.0), (3, 180.0), (2, 240.0)):
+        state, _ = observe(state, result("t001", ("t001-a", "t001-b"), n), at, spec)
+    answer = state.answers.get("t001")
+    assert answer is not None
+    # Different requests in a row, each once, capped at min_requests.
+    assert answer.asks == ("product-1", "product-2", "product-3")
