@@ -3,6 +3,7 @@ passed in."""
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +18,12 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.core.certinfo import CertificateInfo
 from monitor.core.results import Outcome, ProbeResult
-from monitor.telemetry.exposition import family_text, label_text, render, skipping_fast_series
+from monitor.telemetry.exposition import (
+    escape_label_value,
+    family_text,
+    render,
+    skipping_fast_series,
+)
 
 log = logging.getLogger("recmon.metrics")
 # metrics.per_tenant_histograms unset: on up to this many tenants (in this process's shard).
@@ -42,9 +48,48 @@ _TENANT_CHECK = ("tenant", "check")
 _TENANT_CHECK_OUTCOME = ("tenant", "check", "outcome")
 
 
+class SeriesRow:
+    """One tenant × check's fast series in one slotted record: its probes by outcome, success,
+    items, window and baseline p95 (None: never set), and its escaped label text once a
+    render has built it. Five dicts of tuple keys took ~680 bytes a series; this ~300."""
+
+    __slots__ = ("baseline", "items", "ok", "others", "p95", "split", "success", "text")
+
+    def __init__(self) -> None:
+        self.ok: float | None = None  # recmon_probes_total{outcome="ok"}, None: never ok
+        self.others: dict[str, float] | None = None  # the other outcomes, first seen first
+        self.success: float | None = None
+        self.items: float | None = None
+        self.p95: float | None = None
+        self.baseline: float | None = None
+        # The series' label text, escaped, once a render built it (the render thread's), and
+        # where in it an outcome's pair goes (recmon_probes_total's labels).
+        self.text: str | None = None
+        self.split = 0
+
+    def count(self, outcome: str, value: float) -> None:
+        if outcome == _OK:
+            self.ok = (self.ok or 0.0) + value
+            return
+        if self.others is None:
+            self.others = {}
+        self.others[outcome] = self.others.get(outcome, 0.0) + value
+
+    def probes(self) -> list[tuple[str, float]]:
+        """(outcome, count) for every outcome counted, ok first."""
+        counted = [(_OK, self.ok)] if self.ok is not None else []
+        if self.others is not None:
+            counted += list(self.others.items())
+        return counted
+
+
+_OK = Outcome.OK.value
+_ONE, _ZERO = 1.0, 0.0  # shared: success is one of two values
+
+
 class TenantSeries(Collector):
     """recmon_probes_total, recmon_probe_success, recmon_probe_items and the latency p95
-    gauges for every tenant × check, kept in plain dicts of floats.
+    gauges for every tenant × check, kept as plain floats in a SeriesRow per series.
 
     With prometheus_client's own metric objects each of these series would carry a child
     object, a lock and a value box: for 10,000 tenants that is over 100,000 objects for the
@@ -58,18 +103,51 @@ class TenantSeries(Collector):
         ("recmon_latency_p95_seconds", "p95 latency over the short window.", "gauge"),
         ("recmon_latency_baseline_p95_seconds", "Learned baseline p95 latency.", "gauge"),
     )
+    _GAUGES = ("success", "items", "p95", "baseline")
 
     def __init__(self, const_labels: Mapping[str, str] | None = None) -> None:
         # Labels every series carries (location), after the series' own.
         self._const_names = tuple(const_labels or ())
         self._const_values = tuple((const_labels or {}).values())
-        self.probes: dict[tuple[str, str, str], float] = {}
-        self.success: dict[SeriesKey, float] = {}
-        self.items: dict[SeriesKey, float] = {}
-        self.p95: dict[SeriesKey, float] = {}
-        self.baseline: dict[SeriesKey, float] = {}
-        # Escaped label text per series, built on first render (by the rendering thread).
-        self._label_text: dict[tuple[str, ...], str] = {}
+        self.rows: dict[SeriesKey, SeriesRow] = {}
+        # Where "outcome" sorts among the label names: recmon_probes_total's label text is the
+        # series' own with the outcome's pair put there, not a second text kept per series.
+        self._names = tuple(sorted(_TENANT_CHECK + self._const_names))
+        self._outcome_at = bisect.bisect(self._names, "outcome")
+
+    def row(self, tenant: str, check: str) -> SeriesRow:
+        row = self.rows.get((tenant, check))
+        if row is None:
+            row = self.rows[(tenant, check)] = SeriesRow()
+        return row
+
+    def record(self, tenant: str, check: str, ok: bool, outcome: str, items: int | None) -> None:
+        row = self.rows.get((tenant, check))
+        if row is None:
+            row = self.rows[(tenant, check)] = SeriesRow()
+        if ok:
+            row.ok = (row.ok or 0.0) + 1.0
+            row.success = _ONE
+        else:
+            row.count(outcome, 1.0)
+            row.success = _ZERO
+        if items is not None:
+            row.items = float(items)
+
+    def probe_counts(self) -> list[tuple[tuple[str, str, str], float]]:
+        """((tenant, check, outcome), probes) of every series and outcome counted."""
+        return [
+            ((tenant, check, outcome), value)
+            for (tenant, check), row in list(self.rows.items())
+            for outcome, value in row.probes()
+        ]
+
+    def _gauge_rows(self, name: str) -> list[tuple[SeriesKey, float]]:
+        return [
+            (key, value)
+            for key, row in list(self.rows.items())
+            if (value := getattr(row, name)) is not None
+        ]
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
@@ -80,11 +158,7 @@ class TenantSeries(Collector):
         # Called from the rendering thread while the event loop records: list() snapshots a
         # dict atomically under the GIL.
         return self._families(
-            list(self.probes.items()),
-            list(self.success.items()),
-            list(self.items.items()),
-            list(self.p95.items()),
-            list(self.baseline.items()),
+            self.probe_counts(), *(self._gauge_rows(name) for name in self._GAUGES)
         )
 
     def _families(
@@ -104,42 +178,49 @@ class TenantSeries(Collector):
                 family.add_metric([*labels, *self._const_values], value)
         return families
 
+    def _series_text(self, key: SeriesKey, row: SeriesRow) -> str:
+        text = row.text
+        if text is None:
+            names = _TENANT_CHECK + self._const_names
+            values = dict(zip(names, key + self._const_values, strict=True))
+            pairs = [f'{name}="{escape_label_value(values[name])}"' for name in self._names]
+            row.split = len("{" + ",".join(pairs[: self._outcome_at]))
+            text = row.text = "{" + ",".join(pairs) + "}"
+        return text
+
+    def _outcome_text(self, key: SeriesKey, row: SeriesRow, outcome: str) -> str:
+        """The series' label text with the outcome's pair where label_text sorts it."""
+        text = self._series_text(key, row)
+        pair = f'outcome="{escape_label_value(outcome)}"'
+        if self._outcome_at == 0:  # "outcome" sorts first
+            return "{" + pair + ("," if len(text) > 2 else "") + text[1:]
+        return text[: row.split] + "," + pair + text[row.split :]
+
     def exposition(self) -> str:
         """The five families as exposition text, the same as generate_latest writes them."""
-        cache = self._label_text
-        parts = []
-        tables: tuple[dict[Any, float], ...] = (
-            self.probes,
-            self.success,
-            self.items,
-            self.p95,
-            self.baseline,
-        )
-        for (name, help_text, kind), table in zip(self._HELP, tables, strict=True):
-            rows = []
-            for key, value in list(table.items()):
-                text = cache.get(key)
-                if text is None:
-                    names = _TENANT_CHECK_OUTCOME if len(key) == 3 else _TENANT_CHECK
-                    text = cache[key] = label_text(
-                        names + self._const_names, key + self._const_values
-                    )
-                rows.append((text, value))
-            parts.append(family_text(name, help_text, kind, rows))
+        rows = list(self.rows.items())
+        (probes, *gauges) = self._HELP
+        probe_rows = [
+            (self._outcome_text(key, row, outcome), value)
+            for key, row in rows
+            for outcome, value in row.probes()
+        ]
+        parts = [family_text(*probes, probe_rows)]
+        for (name, help_text, kind), attribute in zip(gauges, self._GAUGES, strict=True):
+            gauge_rows = [
+                (self._series_text(key, row), value)
+                for key, row in rows
+                if (value := getattr(row, attribute)) is not None
+            ]
+            parts.append(family_text(name, help_text, kind, gauge_rows))
         return "".join(parts)
 
     def tenants(self) -> set[str]:
-        return {key[0] for key in list(self.probes)} | {key[0] for key in list(self.success)}
+        return {key[0] for key in list(self.rows)}
 
     def forget(self, tenant: str) -> None:
-        for key in [k for k in self.probes if k[0] == tenant]:
-            del self.probes[key]
-        for table in (self.success, self.items, self.p95, self.baseline):
-            for series in [k for k in table if k[0] == tenant]:
-                del table[series]
-        # list(): the rendering thread may be adding entries right now.
-        for cached in [k for k in list(self._label_text) if k[0] == tenant]:
-            self._label_text.pop(cached, None)
+        for key in [k for k in self.rows if k[0] == tenant]:
+            del self.rows[key]
 
 
 class Metrics:
@@ -382,17 +463,12 @@ class Metrics:
     ) -> None:
         """Everything one result shows: its outcome and latency, and the window and baseline
         p95 of its series (from the detector; None leaves the gauge as it was)."""
-        series = self.series
-        key = (result.tenant, result.check)
-        outcome_key = (result.tenant, result.check, result.outcome.value)
-        series.probes[outcome_key] = series.probes.get(outcome_key, 0.0) + 1.0
-        series.success[key] = 1.0 if result.outcome is Outcome.OK else 0.0
-        if result.items is not None:
-            series.items[key] = float(result.items)
+        ok = result.outcome is Outcome.OK
+        self.series.record(result.tenant, result.check, ok, result.outcome.value, result.items)
         if result.attempts == 0:
             pass  # no request was sent (no token to send): nothing to time
         elif result.latency_trusted:
-            self._histogram_for(*key).observe(result.duration_s)
+            self._histogram_for(result.tenant, result.check).observe(result.duration_s)
         else:
             self.untrusted_latency.labels(result.check).inc()
         if result.first_outcome is not None:
@@ -436,9 +512,7 @@ class Metrics:
 
     def counter_snapshot(self) -> dict[str, list[tuple[list[str], float]]]:
         snapshot: dict[str, list[tuple[list[str], float]]] = {
-            "recmon_probes": [
-                (list(labels), value) for labels, value in list(self.series.probes.items())
-            ]
+            "recmon_probes": [(list(labels), value) for labels, value in self.series.probe_counts()]
         }
         for counter in self.persistent_counters():
             rows = snapshot.setdefault(counter._name, [])
@@ -452,8 +526,8 @@ class Metrics:
     def restore_counters(self, snapshot: dict[str, list[tuple[list[str], float]]]) -> None:
         for labels, value in snapshot.get("recmon_probes", []):
             if len(labels) == 3 and value > 0:
-                key = (str(labels[0]), str(labels[1]), str(labels[2]))
-                self.series.probes[key] = self.series.probes.get(key, 0.0) + float(value)
+                row = self.series.row(str(labels[0]), str(labels[1]))
+                row.count(str(labels[2]), float(value))
         by_name = {counter._name: counter for counter in self.persistent_counters()}
         for name, rows in snapshot.items():
             counter = by_name.get(name)
@@ -518,10 +592,13 @@ class Metrics:
     def set_latency(
         self, tenant: str, check: str, p95: float | None, baseline: float | None
     ) -> None:
+        if p95 is None and baseline is None:
+            return
+        row = self.series.row(tenant, check)
         if p95 is not None:
-            self.series.p95[(tenant, check)] = p95
+            row.p95 = p95
         if baseline is not None:
-            self.series.baseline[(tenant, check)] = baseline
+            row.baseline = baseline
 
     def tenants_seen(self) -> set[str]:
         """Tenants any per-tenant series exists for (also restored counters)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -63,7 +64,7 @@ def test_a_forgotten_tenant_leaves_the_output_and_the_cache() -> None:
     metrics.forget_tenant("globex")
     body = metrics.render()
     assert b"globex" not in body
-    assert not [key for key in metrics.series._label_text if key[0] == "globex"]
+    assert not [key for key in metrics.series.rows if key[0] == "globex"]
 
 
 def test_collect_outside_a_render_still_yields_the_series() -> None:
@@ -80,3 +81,42 @@ def test_label_values_are_escaped_like_the_text_format_wants() -> None:
     assert text == '{check="search",tenant="a\\"b\\\\c\\nd"}'
     parsed = samples(f"m{text} 1.0\n".encode())
     assert parsed == [("m", (("check", "search"), ("tenant", 'a"b\\c\nd')), 1.0)]
+
+
+@pytest.mark.parametrize(
+    "const", [{}, {"location": "eu-1"}, {"a": "first"}, {"zone": "z,\\"}, {"outcome_x": "o"}]
+)
+def test_outcome_label_texts_are_label_texts_wherever_outcome_sorts(const: dict[str, str]) -> None:
+    # recmon_probes_total's label text is the series' own with the outcome's pair put where
+    # the names sort: the same as label_text builds it, escapes and commas in values included.
+    metrics = Metrics(CollectorRegistry(), per_tenant_histograms=False, const_labels=const)
+    tenants = ("acme", 'a,b="c"', "x\\y\nz", "")
+    for tenant in tenants:
+        metrics.record(ProbeResult(tenant, "search", Outcome.OK, 0.06, 0.0, items=3))
+        metrics.record(ProbeResult(tenant, "search", Outcome.TIMEOUT, 5.0, 0.0))
+        metrics.set_latency(tenant, "search", 0.07, 0.05)
+    body = metrics.render().decode()
+    names = ("tenant", "check", "outcome", *const)
+    for tenant in tenants:
+        for outcome in ("ok", "timeout"):
+            text = label_text(names, (tenant, "search", outcome, *const.values()))
+            assert f"recmon_probes_total{text} 1.0\n" in body
+        text = label_text(("tenant", "check", *const), (tenant, "search", *const.values()))
+        assert f"recmon_probe_items{text} 3.0\n" in body
+    fast = metrics.series.exposition().encode()
+    assert samples(fast) == [
+        s for s in samples(generate_latest(metrics.registry)) if s[0] in samples_names(fast)
+    ]
+
+
+def samples_names(body: bytes) -> set[str]:
+    return {name for name, _, _ in samples(body)}
+
+
+def test_a_series_row_holds_every_value_in_slots() -> None:
+    # One slotted record per series, no per-series dict until an outcome other than ok.
+    metrics = populated()
+    row = metrics.series.rows[("acme", "search")]
+    assert not hasattr(row, "__dict__")
+    assert row.others is None and row.ok == 1.0
+    assert metrics.series.rows[("acme", "recommendations")].others == {"empty": 1.0}
