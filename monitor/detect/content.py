@@ -291,7 +291,8 @@ def _fleet(
         candidate = None
     elif candidate is None or candidate.fingerprint != watched:
         candidate = Candidate(watched, now)
-    state = _with(state, candidate=candidate)
+    if candidate is not state.candidate:
+        state = _with(state, candidate=candidate)
     # The title states the scope: every answering tenant on the list, or an interval since.
     settled = candidate is not None and (
         count >= state.total or now - candidate.since >= spec.interval

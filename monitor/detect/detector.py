@@ -41,6 +41,7 @@ from monitor.detect.lifecycle import (
 )
 from monitor.detect.rules import RuleSet
 from monitor.detect.series import (
+    NO_ALERTS,
     AlertEvent,
     AlertState,
     Bucket,
@@ -82,6 +83,8 @@ def observe(
     for rule_id, verdict, severity, thresholds in _fast_verdicts(
         state, now, rules, subject, parent, _credential(result, state)
     ):
+        if not verdict.active and rule_id not in alerts:
+            continue  # nothing wrong, nothing remembered: what advance would conclude
         event = advance(
             alerts,
             rule_id,
@@ -94,7 +97,9 @@ def observe(
         if event is not None:
             events.append(event)
     quiet_until = _slow_burn(state, alerts, now, rules, subject, events)
-    return _with(state, alerts=alerts, slow_burn_quiet_until=quiet_until), events
+    if quiet_until == state.slow_burn_quiet_until and alerts == state.alerts:
+        return state, events  # most probes: the recorded state is the state (one build, not two)
+    return _with(state, alerts=alerts or NO_ALERTS, slow_burn_quiet_until=quiet_until), events
 
 
 RuleReading = tuple[str, Verdict, Severity, Thresholds]
@@ -122,10 +127,15 @@ def _fast_verdicts(
         yield "auth_errors", verdict, auth.severity, IMMEDIATE
     if (drift := rules.latency_drift) is not None:
         verdict = _latency_drift(state, drift, tenant, check, parent)
-        yield "latency_drift", verdict, drift.severity, Thresholds(drift.for_, drift.resolve_for)
+        yield "latency_drift", verdict, drift.severity, _thresholds(drift.for_, drift.resolve_for)
     if (slo := rules.latency_slo) is not None:
         verdict = _latency_slo(state, slo, now, tenant, check)
-        yield "latency_slo", verdict, slo.severity, Thresholds(slo.for_, slo.resolve_for)
+        yield "latency_slo", verdict, slo.severity, _thresholds(slo.for_, slo.resolve_for)
+
+
+@functools.lru_cache(maxsize=64)
+def _thresholds(hold: float, release: float) -> Thresholds:
+    return Thresholds(hold, release)  # frozen: one per pair, not one per probe
 
 
 def _slow_burn(
