@@ -265,8 +265,8 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
     buckets, starts = dropped_before(buckets, starts, tallies[0].cursor)
     p95_tally = tallies[plan.lengths.index(plan.p95_window)]
     assert p95_tally.latencies is not None
-    return _with(
-        state,
+    # Every field named (not _with's dict of the old ones): built once a probe.
+    return SeriesState(
         buckets=buckets,
         starts=starts,
         tallies=tuple(tallies),
@@ -275,7 +275,9 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
         ok_streak=state.ok_streak + 1 if result.ok else 0,
         baseline=baseline,
         learned_until=learned_until,
+        slow_burn_quiet_until=state.slow_burn_quiet_until,
         window_p95=p95_tally.latencies.p95(),
+        alerts=state.alerts,
     )
 
 
