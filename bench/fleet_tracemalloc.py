@@ -34,9 +34,36 @@ def _rss_kb() -> int:
     return -1
 
 
+def _malloc_stats(path: Path) -> None:
+    """sys._debugmallocstats() (pymalloc's arenas, pools and blocks in use and free), which
+    writes to the C stderr, into a file."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "w") as file:
+        os.dup2(file.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def child(out: Path, at: list[float], depth: int, argv: list[str]) -> int:
-    tracemalloc.start(depth)
     start = time.monotonic()
+    if depth == 0:  # no tracing: RSS and pymalloc's own statistics only
+
+        def statistics() -> None:
+            for when in at:
+                time.sleep(max(0.0, start + when - time.monotonic()))
+                (out / f"rss-{int(when)}.txt").write_text(f"{_rss_kb()}\n")
+                _malloc_stats(out / f"malloc-{int(when)}.txt")
+
+        threading.Thread(target=statistics, daemon=True).start()
+        sys.path.insert(0, str(ROOT))
+        from monitor.cli import main as recmon
+
+        return recmon(argv)
+    tracemalloc.start(depth)
 
     def snapshots() -> None:
         for when in at:
@@ -104,7 +131,9 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--at", default="120,300", help="seconds after start, comma-separated")
-    parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument(
+        "--depth", type=int, default=4, help="frames per trace; 0: no tracing, pymalloc's stats"
+    )
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
@@ -133,7 +162,7 @@ def main() -> None:
     )
     try:
         # Not /readyz: a traced process may run too late to call itself ready.
-        last = out / f"snap-{int(at[-1])}.txt"
+        last = out / (f"snap-{int(at[-1])}.txt" if args.depth else f"malloc-{int(at[-1])}.txt")
         while not last.exists():
             if process.poll() is not None:
                 raise SystemExit(f"recmon exited: {(out / 'run' / 'recmon.log').read_text()}")
@@ -145,7 +174,14 @@ def main() -> None:
         process.wait(60)
         sandbox.stop()
     for when in at:
-        report(out, int(when), args.top)
+        if args.depth:
+            report(out, int(when), args.top)
+        else:
+            rss = int((out / f"rss-{int(when)}.txt").read_text()) / 1024
+            print(f"=== at {int(when)} s: RSS {rss:.0f} MB; pymalloc: out/malloc-{int(when)}.txt")
+            for line in (out / f"malloc-{int(when)}.txt").read_text().splitlines():
+                if "arena" in line or "Total" in line or "bytes in" in line:
+                    print("   ", line)
 
 
 if __name__ == "__main__":
