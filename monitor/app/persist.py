@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import threading
@@ -17,9 +16,9 @@ from monitor.alerting.hub import AlertHub, AlertMemory
 from monitor.alerting.planner import PlannerState
 from monitor.app.history import HistoryRecorder
 from monitor.detect.codec import (
-    baseline_to_json,
-    bucket_to_json,
-    series_core_to_json,
+    baseline_text,
+    samples_text,
+    series_core_text,
     series_from_parts,
 )
 from monitor.detect.content import ContentState, content_from_json, content_to_json
@@ -60,11 +59,6 @@ class Saved:
     exact: bool  # the file holds `state` itself, baseline included
 
 
-# One encoder for every save: json.dumps with separators builds a new one per call, which
-# was a third of a save's CPU.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def series_changes(
     saved: Mapping[SeriesKey, Saved],
     states: Mapping[SeriesKey, SeriesState],
@@ -96,22 +90,22 @@ def series_changes(
         newest = buckets[-1].at(len(buckets[-1]) - 1) if buckets else -math.inf
         if before is not None and newest < before.newest_at:
             before = None  # the clock went back: written afresh
-        core = _dumps(series_core_to_json(state))
+        core = series_core_text(state)
         stale = bool(before is not None and newest - before.baseline_at < baseline_every)
-        baseline_text = ""
+        detail = ""
         if before is not None and stale:
             baseline, baseline_at = before.baseline, before.baseline_at
         else:
-            baseline_text, baseline_at = _dumps(baseline_to_json(state)), newest
-            baseline = hash(baseline_text)
+            detail, baseline_at = baseline_text(state), newest
+            baseline = hash(detail)
         if before is None or hash(core) != before.core:
             heads.append((tenant, check, core))
         if before is None or baseline != before.baseline:
-            details.append((tenant, check, baseline_text))
+            details.append((tenant, check, detail))
         if before is None:
             removed.append(key)  # whatever the file holds of it goes: written afresh
             for bucket in buckets:
-                items.append((tenant, check, bucket.at(0), _dumps(bucket_to_json(bucket))))
+                items.append((tenant, check, bucket.at(0), samples_text(bucket)))
         else:
             stored = before.newest_at
             fresh = len(buckets)
@@ -122,7 +116,7 @@ def series_changes(
                 while bucket.at(offset) <= stored:
                     offset += 1
                 row = bucket.since(offset)
-                items.append((tenant, check, row[0].at, _dumps(bucket_to_json(row))))
+                items.append((tenant, check, row[0].at, samples_text(row)))
         first_at = buckets[0].at(0) if buckets else math.inf
         if before is not None and first_at > before.first_at:
             keep_from.append((tenant, check, first_at))
