@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.fleet import fleet_config, fleet_probe  # noqa: E402
+from bench.memory import CHECKS, INTERVAL, rss_mb  # noqa: E402
 from monitor.app import persist  # noqa: E402
 from monitor.app.assembly import build_monitor  # noqa: E402
 from monitor.app.history import HistoryRecorder  # noqa: E402
@@ -41,16 +42,7 @@ from monitor.config.loader import load_config_text  # noqa: E402
 from monitor.core.clock import ManualClock  # noqa: E402
 from monitor.state.store import StateStore  # noqa: E402
 
-INTERVAL = 60.0
 WARM_MINUTES = 16
-CHECKS = ("search", "recommendations")
-
-
-def rss_mb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    return -1
 
 
 class Parts:
