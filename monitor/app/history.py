@@ -30,7 +30,7 @@ from monitor.detect.history import (
     apply_notification,
     hour_from_json,
     hour_of,
-    hour_to_json,
+    hour_text,
     incident_from_json,
     incident_to_json,
     maintenance_from_config,
@@ -49,11 +49,23 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 @dataclass(frozen=True, slots=True)
 class HistorySnapshot:
-    """What a save writes, and the objects it wrote (to tell what changed meanwhile)."""
+    """What a save writes: the objects changed since the last one (immutable), taken on the
+    loop, and their text (`write`), encoded where it is read: in the saving thread."""
 
-    write: HistoryWrite
     hours: Mapping[HourKey, HourRow]
-    events: Mapping[EventKey, object]
+    events: Mapping[EventKey, tuple[float, object]]  # (kind, id) → (start, event)
+    prune_before: float | None = None
+
+    @property
+    def write(self) -> HistoryWrite:
+        return HistoryWrite(
+            [(t, c, h, hour_text(row)) for (t, c, h), row in self.hours.items()],
+            [
+                (kind, id_, at, _dumps(_encode(value)))
+                for (kind, id_), (at, value) in self.events.items()
+            ],
+            self.prune_before,
+        )
 
 
 class HistoryRecorder:
@@ -145,22 +157,16 @@ class HistoryRecorder:
                 log.warning("unreadable history event skipped", extra={"fields": {"kind": kind}})
 
     def changes(self) -> HistorySnapshot:
-        """What changed since the last good save (call on the loop, write anywhere)."""
+        """What changed since the last good save (call on the loop; its `write`, the text,
+        is encoded where it is read)."""
         now = self.clock.time()
-        hours = {key: self._hours[key] for key in self._dirty_hours}
-        events = {key: value for key, (_, value) in self._events.items()}
+        hours = self._hours
         prune = None
         if now - self._pruned_at >= HOUR:
             prune = now - self.retention
-        write = HistoryWrite(
-            [(t, c, h, _dumps(hour_to_json(row))) for (t, c, h), row in hours.items()],
-            [
-                (kind, id_, at, _dumps(_encode(value)))
-                for (kind, id_), (at, value) in self._events.items()
-            ],
-            prune,
+        return HistorySnapshot(
+            {key: hours[key] for key in self._dirty_hours}, dict(self._events), prune
         )
-        return HistorySnapshot(write, hours, events)
 
     def written(self, snapshot: HistorySnapshot) -> None:
         """The snapshot is in the file: forget what did not change since, and the rows of
@@ -168,11 +174,11 @@ class HistoryRecorder:
         for key, row in snapshot.hours.items():
             if self._hours.get(key) is row:
                 self._dirty_hours.discard(key)
-        for event_key, value in snapshot.events.items():
+        for event_key, (_, value) in snapshot.events.items():
             held = self._events.get(event_key)
             if held is not None and held[1] is value:
                 del self._events[event_key]
-        if snapshot.write.prune_before is not None:
+        if snapshot.prune_before is not None:
             self._pruned_at = self.clock.time()
         current = hour_of(self.clock.time())
         for key in [k for k in self._hours if k[2] < current - HOUR and k not in self._dirty_hours]:

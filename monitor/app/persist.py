@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import threading
-import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.hub import AlertHub, AlertMemory
 from monitor.alerting.planner import PlannerState
 from monitor.app.history import HistoryRecorder
 from monitor.detect.codec import (
-    baseline_to_json,
-    bucket_to_json,
-    series_core_to_json,
+    baseline_text,
+    samples_text,
+    series_core_text,
     series_from_parts,
 )
 from monitor.detect.content import ContentState, content_from_json, content_to_json
@@ -43,26 +40,15 @@ BASELINE_EVERY_S = 300.0
 SAVE_CHUNK = 1_000
 
 
-@dataclass(frozen=True, slots=True)
-class Saved:
-    """A series as the state file holds it after the last save. Its head's and baseline's
-    JSON are remembered by their hashes: at 10,000 tenants the texts were 14 MB kept between
-    saves only to be compared."""
-
-    # The state saved, weakly: it is kept alive by the hub only while it is the series'
-    # current state (the same object means nothing to write); ~1 KB a series otherwise.
-    state: weakref.ref[SeriesState]
-    core: int  # hash of its head: its JSON without samples and baseline
-    baseline: int  # hash of its detail: the baseline's JSON as written
-    baseline_at: float  # the series' time (newest sample) when that baseline was written
-    first_at: float  # its oldest stored row (bucket), by the time of the bucket's first sample
-    newest_at: float  # the time of its newest stored sample
-    exact: bool  # the file holds `state` itself, baseline included
-
-
-# One encoder for every save: json.dumps with separators builds a new one per call, which
-# was a third of a save's CPU.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+# A series as the state file holds it after the last save: (hash of its head's JSON, hash
+# of its baseline's JSON as written, the series' time (newest sample) when that baseline was
+# written, the time of its oldest stored row's first sample, the time of its newest stored
+# sample, whether the file holds the state's baseline as it is now). Hashes: at 10,000
+# tenants the texts were 14 MB kept between saves only to be compared. An exact tuple of
+# numbers: the garbage collector stops tracking it at its first collection (a named tuple it
+# tracks for ever; a dataclass holding a weak reference to the state saved was two tracked
+# objects a series, ~40,000 at 10,000 tenants, walked by every collection).
+Saved = tuple[int, int, float, float, float, bool]
 
 
 def series_changes(
@@ -72,7 +58,7 @@ def series_changes(
     baseline_every: float = 0.0,
 ) -> tuple[SeriesWrite, dict[SeriesKey, Saved]]:
     """What to write so the file holds `states`, given what it holds (`saved`), and what it
-    holds afterwards. States are immutable: the same object means nothing to write. A series'
+    holds afterwards, by content: a head whose text is unchanged is not written again. A series'
     samples are kept in buckets (SeriesState.buckets) that grow at the end and leave from the
     front; the file holds them as rows, each a run of consecutive samples of one bucket keyed by
     its first sample's time: a save writes a row of the samples newer than the newest stored
@@ -87,33 +73,32 @@ def series_changes(
     items: list[tuple[str, str, float, str]] = []
     after: dict[SeriesKey, Saved] = {}
     for key, state in states.items():
-        before = saved.get(key)
-        if before is not None and before.state() is state and (before.exact or baseline_every):
-            after[key] = before
-            continue
         tenant, check = key
         buckets = state.buckets
         newest = buckets[-1].at(len(buckets[-1]) - 1) if buckets else -math.inf
-        if before is not None and newest < before.newest_at:
+        before = saved.get(key)
+        if before is not None and newest < before[4]:
             before = None  # the clock went back: written afresh
-        core = _dumps(series_core_to_json(state))
-        stale = bool(before is not None and newest - before.baseline_at < baseline_every)
-        baseline_text = ""
-        if before is not None and stale:
-            baseline, baseline_at = before.baseline, before.baseline_at
+        core = series_core_text(state)
+        stale = False
+        if before is not None:
+            core_was, baseline_was, baseline_at, first_was, stored, _ = before
+            stale = newest - baseline_at < baseline_every
+        detail = ""
+        if stale:
+            baseline = baseline_was
         else:
-            baseline_text, baseline_at = _dumps(baseline_to_json(state)), newest
-            baseline = hash(baseline_text)
-        if before is None or hash(core) != before.core:
+            detail, baseline_at = baseline_text(state), newest
+            baseline = hash(detail)
+        if before is None or hash(core) != core_was:
             heads.append((tenant, check, core))
-        if before is None or baseline != before.baseline:
-            details.append((tenant, check, baseline_text))
+        if before is None or baseline != baseline_was:
+            details.append((tenant, check, detail))
         if before is None:
             removed.append(key)  # whatever the file holds of it goes: written afresh
             for bucket in buckets:
-                items.append((tenant, check, bucket.at(0), _dumps(bucket_to_json(bucket))))
+                items.append((tenant, check, bucket.at(0), samples_text(bucket)))
         else:
-            stored = before.newest_at
             fresh = len(buckets)
             while fresh and buckets[fresh - 1].at(len(buckets[fresh - 1]) - 1) > stored:
                 fresh -= 1
@@ -122,19 +107,11 @@ def series_changes(
                 while bucket.at(offset) <= stored:
                     offset += 1
                 row = bucket.since(offset)
-                items.append((tenant, check, row[0].at, _dumps(bucket_to_json(row))))
+                items.append((tenant, check, row[0].at, samples_text(row)))
         first_at = buckets[0].at(0) if buckets else math.inf
-        if before is not None and first_at > before.first_at:
+        if before is not None and first_at > first_was:
             keep_from.append((tenant, check, first_at))
-        after[key] = Saved(
-            weakref.ref(state),
-            hash(core),
-            baseline,
-            baseline_at,
-            first_at,
-            newest,
-            exact=not stale,
-        )
+        after[key] = (hash(core), baseline, baseline_at, first_at, newest, not stale)
     return SeriesWrite(removed, keep_from, heads, details, items), after
 
 

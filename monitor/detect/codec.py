@@ -3,7 +3,10 @@ entries raise ValueError."""
 
 from __future__ import annotations
 
+import bisect
+import json
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _string
 from typing import Any
 
 from monitor.core.notifications import Severity
@@ -42,6 +45,66 @@ def series_core_to_json(state: SeriesState) -> dict[str, Any]:
         "p95": state.window_p95,
         "alerts": {k: alert_to_json(a) for k, a in state.alerts.items()},
     }
+
+
+# The state file's JSON, compact: what every text below must equal.
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def series_core_text(state: SeriesState) -> str:
+    """_dumps(series_core_to_json(state)), the same text built by hand: a save encodes every
+    probed series' head, and json's encoder (a dict built, then walked) was a third of a
+    save's CPU at 10,000 tenants."""
+    head = state.head
+    buckets = state.buckets
+    first = "null"
+    if buckets and head < state.end:
+        at = bisect.bisect_right(state.starts, head) - 1
+        first = _number(buckets[at].at(head - state.starts[at]))
+    alerts = state.alerts
+    return (
+        f'{{"from":{first},"streaks":[{_number(state.empty_streak)},'
+        f"{_number(state.failure_streak)},{_number(state.ok_streak)}],"
+        f'"quiet_until":{_number(state.slow_burn_quiet_until)},'
+        f'"p95":{_number(state.window_p95)},"alerts":'
+        f"{_dumps({k: alert_to_json(a) for k, a in alerts.items()}) if alerts else '{}'}}}"
+    )
+
+
+def samples_text(samples: Iterable[Sample]) -> str:
+    """_dumps(bucket_to_json(samples)), built by hand (see series_core_text): a save writes a
+    row of each probed series' new samples."""
+    rows = []
+    for at, outcome, latency, reason in samples:
+        if at - at != 0.0 or (latency is not None and latency - latency != 0.0):
+            return _dumps(bucket_to_json(samples))  # not finite: json's own spelling
+        rows.append(
+            f"[{at!r},{_string(outcome)},{'null' if latency is None else repr(latency)},"
+            f"{_string(reason)}]"
+        )
+    return '{"b":[' + ",".join(rows) + "]}"
+
+
+def baseline_text(state: SeriesState) -> str:
+    """_dumps(baseline_to_json(state)), built by hand (see series_core_text)."""
+    baseline = state.baseline
+    return (
+        f'{{"b":[{_number(baseline.updated_at)},['
+        + ",".join([f"[{_number(i)},{_number(w)}]" for i, w in baseline.buckets])
+        + f']],"learned_until":{_number(state.learned_until)}}}'
+    )
+
+
+def _number(value: object) -> str:
+    """A number (or None) as json writes it."""
+    if isinstance(value, float):
+        if value - value == 0.0:  # finite: json writes its repr
+            return float.__repr__(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return int.__repr__(value)
+    elif value is None:
+        return "null"
+    return _dumps(value)
 
 
 def baseline_to_json(state: SeriesState) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
+from json.encoder import encode_basestring_ascii as _string
 from typing import Any
 
 from monitor.config.model import MaintenanceWindow
@@ -129,6 +130,27 @@ def hour_to_json(row: HourRow) -> dict[str, Any]:
         first, last = min(row.latency), max(row.latency)
         data["l"] = [first, *(row.latency.get(b, 0) for b in range(first, last + 1))]
     return data
+
+
+def hour_text(row: HourRow) -> str:
+    """hour_to_json(row) as compact JSON text (json.dumps with separators (",", ":")), built
+    by hand: a save writes every probed series' hour row, and json's encoder on the dict was
+    most of the CPU of the history's part of a save at 10,000 tenants."""
+    text = '{"o":' + _counts_text(row.outcomes)
+    if row.maintenance:
+        text += ',"m":' + _counts_text(row.maintenance)
+    latency = row.latency
+    if latency:
+        first, last = min(latency), max(latency)
+        text += f',"l":[{first},' + ",".join(
+            [str(latency.get(b, 0)) for b in range(first, last + 1)]
+        )
+        text += "]"
+    return text + "}"
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    return "{" + ",".join([f"{_string(k)}:{v}" for k, v in counts.items()]) + "}"
 
 
 def hour_from_json(data: Any) -> HourRow:

@@ -1,0 +1,107 @@
+"""The state file's JSON texts a save builds by hand are the texts json writes: the file's
+format does not depend on which encoder wrote it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.core.notifications import Severity
+from monitor.core.results import Outcome
+from monitor.detect.codec import (
+    baseline_text,
+    baseline_to_json,
+    bucket_to_json,
+    samples_text,
+    series_core_text,
+    series_core_to_json,
+)
+from monitor.detect.history import HourRow, hour_text, hour_to_json
+from monitor.detect.series import AlertState, AlertStatus, Sample, SeriesState
+from monitor.detect.stats import DecayingHistogram
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=1e9, max_value=2e9),
+)
+reasons = st.one_of(st.just(""), st.text(max_size=12))
+samples = st.lists(
+    st.tuples(
+        st.floats(min_value=0, max_value=2e9),
+        st.sampled_from([o.value for o in Outcome]),
+        st.one_of(st.none(), st.floats(min_value=0, max_value=30), numbers),
+        reasons,
+    ),
+    max_size=20,
+)
+alerts = st.dictionaries(
+    st.text(max_size=8),
+    st.builds(
+        AlertState,
+        status=st.sampled_from(list(AlertStatus)),
+        since=numbers,
+        fired_at=st.one_of(st.none(), numbers),
+        severity=st.sampled_from(list(Severity)),
+        summary=st.text(max_size=10),
+        details=st.dictionaries(st.text(max_size=5), st.one_of(st.integers(), st.text())),
+    ),
+    max_size=2,
+)
+
+
+def _state(draw: Any) -> SeriesState:
+    rows = sorted(draw(samples), key=lambda row: row[0])
+    baseline = DecayingHistogram()
+    for latency in draw(st.lists(st.floats(min_value=0.0005, max_value=20), max_size=8)):
+        baseline = baseline.add(latency, draw(st.floats(min_value=0, max_value=2e9)), 86400.0)
+    return SeriesState.from_samples(
+        (Sample(*row) for row in rows),
+        empty_streak=draw(st.integers(min_value=0, max_value=10**6)),
+        failure_streak=draw(st.integers(min_value=0, max_value=10)),
+        ok_streak=draw(st.integers(min_value=0, max_value=10**9)),
+        baseline=baseline,
+        learned_until=draw(numbers),
+        slow_burn_quiet_until=draw(numbers),
+        window_p95=draw(st.one_of(st.none(), numbers)),
+        alerts=draw(alerts),
+    )
+
+
+states = st.composite(_state)()
+
+
+@given(states)
+def test_a_head_and_baseline_read_as_json_writes_them(state: SeriesState) -> None:
+    assert series_core_text(state) == _dumps(series_core_to_json(state))
+    assert baseline_text(state) == _dumps(baseline_to_json(state))
+
+
+@given(states)
+def test_a_row_of_samples_reads_as_json_writes_it(state: SeriesState) -> None:
+    for bucket in state.buckets:
+        assert samples_text(bucket) == _dumps(bucket_to_json(bucket))
+        assert samples_text(bucket.since(len(bucket) - 1)) == _dumps(
+            bucket_to_json(bucket.since(len(bucket) - 1))
+        )
+
+
+counts = st.dictionaries(st.text(max_size=10), st.integers(min_value=0, max_value=10**7))
+
+
+@given(
+    st.builds(
+        HourRow,
+        outcomes=counts,
+        maintenance=counts,
+        latency=st.dictionaries(
+            st.integers(min_value=0, max_value=65), st.integers(min_value=1, max_value=10**6)
+        ),
+    )
+)
+def test_an_hour_row_reads_as_json_writes_it(row: HourRow) -> None:
+    assert hour_text(row) == _dumps(hour_to_json(row))
