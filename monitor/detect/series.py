@@ -18,9 +18,10 @@ from monitor.detect.stats import DecayingHistogram, WindowHistogram
 
 
 class Sample(NamedTuple):
-    """One probe, as a window remembers it. A tuple of plain atoms (the outcome by its string
-    value): CPython's garbage collector stops tracking such tuples, and tens of thousands of
-    windows no longer lengthen every full collection."""
+    """One probe, as a window's samples read back (the outcome by its string value). Windows
+    keep their samples packed in Buckets, not as these: CPython's garbage collector stops
+    tracking only exact tuples, so a NamedTuple kept per sample would lengthen every
+    collection."""
 
     at: float
     outcome: str  # an Outcome value; Outcome members compare equal to it
@@ -175,8 +176,8 @@ class Tally(NamedTuple):
         return self.counts.get(outcome, 0)
 
 
-# weakref_slot: the state file's writer remembers which state it saved by a weak reference,
-# so the states it saved a minute ago are not kept alive until the next save.
+# weakref_slot: so a test can show that nothing (a save, a cache) keeps a state alive once
+# its series has moved on; 8 bytes a series.
 @dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class SeriesState:
     # The samples of the longest window (and a few older ones at the front of the first
