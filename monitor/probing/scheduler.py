@@ -25,6 +25,10 @@ RunJob = Callable[[Job, float], Coroutine[Any, Any, None]]
 MAX_SLEEP_S = 1.0
 # Sleeps shorter than this do not watch for schedule changes: a change waits at most this long.
 SHORT_SLEEP_S = 0.05
+# Jobs due this soon are launched with the one due now: a run starts at most this much early.
+LAUNCH_AHEAD_S = 0.01
+# ... and at most this share of its interval early (a 0.5 s interval: 5 ms).
+EARLY_SHARE = 0.01
 
 
 def phase(job: Job, interval: float) -> float:
@@ -108,11 +112,18 @@ class Scheduler:
                 task.cancel()
 
     def _launch_due(self, now: float) -> None:
-        while self._heap and self._heap[0][0] <= now:
-            due, _, job = heapq.heappop(self._heap)
+        """Launch every job due by now, and those due within LAUNCH_AHEAD_S (one wake-up for
+        them all), each at most EARLY_SHARE of its interval early."""
+        heap, horizon = self._heap, now + LAUNCH_AHEAD_S
+        while heap and heap[0][0] <= horizon:
+            due, _, job = heap[0]
             if job not in self._jobs:
+                heapq.heappop(heap)
                 continue
             interval = self._interval_of(job)
+            if due - now > interval * EARLY_SHARE:
+                break  # too early for this one's interval: it gets its own wake-up
+            heapq.heappop(heap)
             next_due = due + interval
             missed = 0
             if next_due <= now:
