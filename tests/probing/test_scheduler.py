@@ -11,6 +11,7 @@ from monitor.probing.engine import Job
 from monitor.probing.scheduler import (
     EARLY_SHARE,
     LAUNCH_AHEAD_S,
+    MAX_AHEAD,
     Scheduler,
     first_due,
     phase,
@@ -270,3 +271,37 @@ async def test_a_job_is_never_started_more_than_a_share_of_its_interval_early() 
     assert after
     for at, due in after:
         assert due - at <= EARLY_SHARE * 0.2 + 1e-9
+
+
+async def test_one_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() -> None:
+    """Many jobs due within the window: MAX_AHEAD start early with the one due now, the rest
+    at later wake-ups (never late: each by its own slot)."""
+    clock = ManualClock(start=0.0)
+    interval = 10.0
+    jobs = sorted((Job(f"t{i}", "search") for i in range(20_000)), key=lambda j: phase(j, 10.0))
+    # The first job past 1 s, and every job due within the launch window after it.
+    start = next(k for k, job in enumerate(jobs) if phase(job, interval) > 1.0)
+    first = phase(jobs[start], interval)
+    burst = [job for job in jobs[start:] if phase(job, interval) - first < LAUNCH_AHEAD_S]
+    assert len(burst) > MAX_AHEAD + 3
+    runs: list[tuple[Job, float, float]] = []
+
+    async def run_job(job: Job, due: float) -> None:
+        runs.append((job, clock.monotonic(), due))
+
+    scheduler = Scheduler(run_job, lambda job: interval, clock=clock)
+    scheduler.set_jobs(burst)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await settle()
+    clock.advance(first)
+    await settle()
+    # The one due now and MAX_AHEAD more.
+    assert [job for job, _, _ in runs] == burst[: MAX_AHEAD + 1]
+    await advance(clock, LAUNCH_AHEAD_S + 0.01, step=0.001)
+    assert sorted(job.tenant for job, _, _ in runs) == sorted(job.tenant for job in burst)
+    for _, at, due in runs:
+        assert at <= due + 0.0011  # none late beyond the clock's step
+    stop.set()
+    clock.advance(1.0)
+    await task
