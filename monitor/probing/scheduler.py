@@ -6,9 +6,10 @@ together (no thundering herd).
 
 One wake-up launches every job due within the next LAUNCH_AHEAD_S (up to MAX_AHEAD ahead of
 their slots), none more than EARLY_SHARE of its interval early: at 1,000 probes/s the loop
-wakes for the schedule about 200 times a second instead of 1,000 (each wake-up of an idle loop costs a context switch, and the jobs'
-first steps run together after it). Each run still belongs to its own slot: the next run is
-counted from it, and so is the run's schedule lag (a run started early reads 0, never negative).
+wakes for the schedule about 200 times a second instead of 1,000 (each wake-up of an idle
+loop costs a context switch, and the jobs' first steps run together after it). Each run still
+belongs to its own slot: the next run is counted from it, and so is the run's schedule lag (a
+run started early reads 0, never negative).
 """
 
 from __future__ import annotations
