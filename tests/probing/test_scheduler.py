@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 
 from monitor.core.clock import ManualClock
 from monitor.probing.engine import Job
-from monitor.probing.scheduler import Scheduler, first_due, phase
+from monitor.probing.scheduler import (
+    EARLY_SHARE,
+    LAUNCH_AHEAD_S,
+    MAX_AHEAD,
+    Scheduler,
+    first_due,
+    phase,
+)
 
 
 async def settle() -> None:
@@ -173,3 +181,127 @@ async def test_jobs_added_while_idle_start_at_their_slot_not_after_the_idle_slee
     clock.advance(1.0)
     await task
     assert abs(starts[0] - phase(job, 10.0)) < 0.06
+
+
+async def test_jobs_due_within_the_launch_window_start_in_one_wake_up() -> None:
+    """Jobs due within LAUNCH_AHEAD_S of the first are launched with it (one loop wake-up for
+    all), each with its own slot: the next run is counted from it, and the run's `due` is
+    that slot, so schedule lag is measured against it (early: none)."""
+    clock = ManualClock(start=0.0)
+    interval = 10.0
+    jobs = sorted((Job(f"t{i}", "search") for i in range(2000)), key=lambda j: phase(j, 10.0))
+    # Two jobs whose slots lie closer together than the launch window (not at the start,
+    # where everything due within it is launched at once).
+    first, second = next(
+        (a, b)
+        for a, b in itertools.pairwise(jobs)
+        if phase(a, interval) > 0.5
+        and 0.002 < phase(b, interval) - phase(a, interval) < LAUNCH_AHEAD_S - 0.002
+    )
+    runs: list[tuple[Job, float, float]] = []  # job, started at, its due
+
+    async def run_job(job: Job, due: float) -> None:
+        runs.append((job, clock.monotonic(), due))
+
+    scheduler = Scheduler(run_job, lambda job: interval, clock=clock)
+    scheduler.set_jobs([first, second])
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await settle()
+    # Up to the first job's slot: it and the second start together, at the first's slot.
+    clock.advance(phase(first, interval))
+    await settle()
+    assert [(job, at) for job, at, _ in runs] == [
+        (first, phase(first, interval)),
+        (second, phase(first, interval)),
+    ]
+    # Each run carries its own slot, the one its lag is measured from.
+    assert runs[0][2] == pytest_approx(phase(first, interval))
+    assert runs[1][2] == pytest_approx(phase(second, interval))
+    assert runs[1][2] > runs[1][1]  # started early, not late
+    # The next runs are counted from each job's own slot, not from when it started.
+    clock.advance(interval)
+    await settle()
+    assert [due for _, _, due in runs[2:]] == [
+        pytest_approx(phase(first, interval) + interval),
+        pytest_approx(phase(second, interval) + interval),
+    ]
+    stop.set()
+    clock.advance(1.0)
+    await task
+
+
+async def test_a_job_is_never_started_more_than_a_share_of_its_interval_early() -> None:
+    """A short interval's job waits for its own wake-up rather than start early by more than
+    EARLY_SHARE of its interval, even when another job's wake-up comes just before it."""
+    clock = ManualClock(start=0.0)
+    intervals = {"fast": 0.2, "slow": 10.0}
+
+    def interval_of(job: Job) -> float:
+        return intervals[job.check]
+
+    def slot(job: Job) -> float:
+        return phase(job, interval_of(job))
+
+    # A slow job, and a fast one due just after it: within the launch window, but more than
+    # 1% of 0.2 s after it.
+    slow, fast = next(
+        (s, f)
+        for s in (Job(f"t{i}", "slow") for i in range(100))
+        if slot(s) > 0.5
+        for f in (Job(f"t{i}", "fast") for i in range(2000))
+        if EARLY_SHARE * 0.2 + 0.001 < (slot(f) - slot(s)) % 0.2 < LAUNCH_AHEAD_S - 0.001
+    )
+    starts: dict[Job, list[tuple[float, float]]] = {slow: [], fast: []}
+
+    async def run_job(job: Job, due: float) -> None:
+        starts[job].append((clock.monotonic(), due))
+
+    scheduler = Scheduler(run_job, interval_of, clock=clock)
+    scheduler.set_jobs([slow, fast])
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await advance(clock, slot(slow) + 0.1, step=0.001)
+    stop.set()
+    clock.advance(1.0)
+    await task
+    assert [at for at, _ in starts[slow]] == [pytest_approx(slot(slow))]
+    # The fast job's run right after the slow job's slot started at its own wake-up.
+    after = [(at, due) for at, due in starts[fast] if due > slot(slow)]
+    assert after
+    for at, due in after:
+        assert due - at <= EARLY_SHARE * 0.2 + 1e-9
+
+
+async def test_one_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() -> None:
+    """Many jobs due within the window: MAX_AHEAD start early with the one due now, the rest
+    at later wake-ups (never late: each by its own slot)."""
+    clock = ManualClock(start=0.0)
+    interval = 10.0
+    jobs = sorted((Job(f"t{i}", "search") for i in range(20_000)), key=lambda j: phase(j, 10.0))
+    # The first job past 1 s, and every job due within the launch window after it.
+    start = next(k for k, job in enumerate(jobs) if phase(job, interval) > 1.0)
+    first = phase(jobs[start], interval)
+    burst = [job for job in jobs[start:] if phase(job, interval) - first < LAUNCH_AHEAD_S]
+    assert len(burst) > MAX_AHEAD + 3
+    runs: list[tuple[Job, float, float]] = []
+
+    async def run_job(job: Job, due: float) -> None:
+        runs.append((job, clock.monotonic(), due))
+
+    scheduler = Scheduler(run_job, lambda job: interval, clock=clock)
+    scheduler.set_jobs(burst)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await settle()
+    clock.advance(first)
+    await settle()
+    # The one due now and MAX_AHEAD more.
+    assert [job for job, _, _ in runs] == burst[: MAX_AHEAD + 1]
+    await advance(clock, LAUNCH_AHEAD_S + 0.01, step=0.001)
+    assert sorted(job.tenant for job, _, _ in runs) == sorted(job.tenant for job in burst)
+    for _, at, due in runs:
+        assert at <= due + 0.0011  # none late beyond the clock's step
+    stop.set()
+    clock.advance(1.0)
+    await task
