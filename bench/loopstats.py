@@ -95,15 +95,13 @@ def measure(tree: str, tenants: int, interval: float, warm: float, window: float
         process.wait(timeout=60)
         sandbox.stop()
     probes = trusted = withheld = 0
-    for line in results.read_text().splitlines():
-        entry = json.loads(line)
-        if t0 <= entry["started_at"] < t1:
-            probes += 1
-            if entry["outcome"] == "ok":
-                if entry["trusted"]:
-                    trusted += 1
-                else:
-                    withheld += 1
+    for entry in bench.results_between(results, t0, t1):
+        probes += 1
+        if entry["outcome"] == "ok":
+            if entry["trusted"]:
+                trusted += 1
+            else:
+                withheld += 1
     span = after["at"] - before["at"]
     pauses: dict[int, list[float]] = {}
     cpu: dict[int, list[float]] = {}

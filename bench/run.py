@@ -54,6 +54,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def results_between(results: Path, start: float, end: float) -> list[dict]:
+    """The results log's entries of the probes started in [start, end)."""
+    entries = (json.loads(line) for line in results.read_text().splitlines())
+    return [entry for entry in entries if start <= entry["started_at"] < end]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -211,15 +217,13 @@ def recmon_row(
     durations = []
     probes = untrusted = 0
     for _, _, results in processes:
-        for line in results.read_text().splitlines():
-            entry = json.loads(line)
-            if start_wall <= entry["started_at"] < end_wall:
-                probes += 1
-                if entry["outcome"] == "ok":
-                    if entry["trusted"]:
-                        durations.append(entry["duration_s"] * 1000)
-                    else:
-                        untrusted += 1
+        for entry in results_between(results, start_wall, end_wall):
+            probes += 1
+            if entry["outcome"] == "ok":
+                if entry["trusted"]:
+                    durations.append(entry["duration_s"] * 1000)
+                else:
+                    untrusted += 1
     shutil.rmtree(work, ignore_errors=True)
     lag_values = [lag for lag in lags if lag is not None]
     tool = f"recmon ({transport})" + (f" ×{shards}" if shards > 1 else "")
