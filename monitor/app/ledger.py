@@ -171,7 +171,11 @@ class ProbeLedger:
         # The one place a result's metrics are written: outcome, latency and the gauges the
         # detector's windows give (window and baseline p95).
         self.metrics.record(result, p95=latency.p95, baseline=latency.baseline)
-        self.latest[(result.tenant, result.check)] = result
+        # Kept without its item ids: the content judgement keeps them, packed (its Answer),
+        # and nothing shown from the latest result reads them (~1 KB a tenant's list).
+        self.latest[(result.tenant, result.check)] = (
+            replace(result, item_ids=()) if result.item_ids else result
+        )
         self.progress.outcomes[result.outcome] += 1
         for listener in self.result_listeners:
             listener(result)
