@@ -223,6 +223,26 @@ def _record(
     spec: ContentSpec,
 ) -> ContentState:
     counts = state.counts
+    if result is not None:
+        ids = result.item_ids
+        joined = _SEPARATOR.join(ids)
+        print_ = _fingerprint(joined)
+        if previous is not None and previous.fingerprint == print_:
+            # The same list: its count stays, and the answer keeps the previous one's
+            # fingerprint (the counts' key) and packed ids: no second copy of either.
+            asks = previous.asks
+            cap = spec.fallback.min_requests if spec.fallback is not None else 1
+            if len(asks) < cap and result.asked not in asks:
+                asks = (*asks, result.asked)
+            answer = Answer(
+                previous.fingerprint,
+                previous.packed,
+                now,
+                previous.same_since,
+                asks,
+                previous.shared_streak,
+            )
+            return _with(state, answers=state.answers.set(tenant, answer))
     if previous is not None:
         left = (counts.get(previous.fingerprint) or 1) - 1
         counts = (
@@ -230,27 +250,8 @@ def _record(
         )
     if result is None:
         return _with(state, answers=state.answers.without(tenant), counts=counts)
-    ids = result.item_ids
-    joined = _SEPARATOR.join(ids)
-    print_ = _fingerprint(joined)
     counts = counts.set(print_, (counts.get(print_) or 0) + 1)
-    cap = spec.fallback.min_requests if spec.fallback is not None else 1
-    if previous is not None and previous.fingerprint == print_:
-        asks = previous.asks
-        if len(asks) < cap and result.asked not in asks:
-            asks = (*asks, result.asked)
-        # The same list: the previous answer's packed ids (the result's go with it: the
-        # ledger keeps the latest result without them).
-        answer = Answer(
-            previous.fingerprint,
-            previous.packed,
-            now,
-            previous.same_since,
-            asks,
-            previous.shared_streak,
-        )
-    else:
-        answer = Answer(print_, pack_ids(ids, joined), now, now, (result.asked,))
+    answer = Answer(print_, pack_ids(ids, joined), now, now, (result.asked,))
     return _with(state, answers=state.answers.set(tenant, answer), counts=counts)
 
 

@@ -249,6 +249,8 @@ def test_an_unchanged_answer_keeps_its_packed_ids_not_the_results() -> None:
     answer = state.answers.get("t001")
     assert answer is not None
     assert answer.packed is packed and answer.ids == ("t001-a", "t001-b")
+    # The count's key is the answer's fingerprint string itself, not another copy of it.
+    assert [(k is answer.fingerprint, n) for k, n in state.counts.items()] == [(True, 1)]
     assert (answer.at, answer.same_since, answer.asks) == (60.0, 0.0, ("product-1",))
     for n, at in ((2, 120.0), (3, 180.0), (2, 240.0)):
         state, _ = observe(state, result("t001", ("t001-a", "t001-b"), n), at, spec)
