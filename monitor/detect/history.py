@@ -196,13 +196,7 @@ def packed_text(data: PackedHour) -> str:
     text = '{"o":{' + ",".join(outcomes) + "}"
     if maintenance:
         text += ',"m":{' + ",".join(maintenance) + "}"
-    if latency:
-        first, last = min(latency), max(latency)
-        text += f',"l":[{first},' + ",".join(
-            [str(latency.get(b, 0)) for b in range(first, last + 1)]
-        )
-        text += "]"
-    return text + "}"
+    return text + _sketch_text(latency) + "}"
 
 
 def hour_to_json(row: HourRow) -> dict[str, Any]:
@@ -224,18 +218,21 @@ def hour_text(row: HourRow) -> str:
     text = '{"o":' + _counts_text(row.outcomes)
     if row.maintenance:
         text += ',"m":' + _counts_text(row.maintenance)
-    latency = row.latency
-    if latency:
-        first, last = min(latency), max(latency)
-        text += f',"l":[{first},' + ",".join(
-            [str(latency.get(b, 0)) for b in range(first, last + 1)]
-        )
-        text += "]"
-    return text + "}"
+    return text + _sketch_text(row.latency) + "}"
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:
     return "{" + ",".join([f"{_string(k)}:{v}" for k, v in counts.items()]) + "}"
+
+
+def _sketch_text(latency: Mapping[int, int]) -> str:
+    """The latency sketch's member of a row's text ("" when it has none)."""
+    if not latency:
+        return ""
+    first, last = min(latency), max(latency)
+    return (
+        f',"l":[{first},' + ",".join([str(latency.get(b, 0)) for b in range(first, last + 1)]) + "]"
+    )
 
 
 def hour_from_json(data: Any) -> HourRow:
