@@ -14,7 +14,6 @@ over the last 30 days (reading and building, no formatting).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -31,10 +30,10 @@ from monitor.app.history_report import build_report  # noqa: E402
 from monitor.core.clock import ManualClock  # noqa: E402
 from monitor.core.results import Outcome, ProbeResult  # noqa: E402
 from monitor.detect.history import (  # noqa: E402
+    EMPTY_HOUR,
     HOUR,
-    HourRow,
     add_result,
-    hour_to_json,
+    packed_text,
 )
 from monitor.state.store import HistoryWrite, StateStore, read_history_file  # noqa: E402
 
@@ -46,12 +45,12 @@ def hour_rows(variants: int = 500) -> list[str]:
     """Encoded rows as the recorder writes them: 60 probes, now and then a failure."""
     rows = []
     for _ in range(variants):
-        row = HourRow()
+        row = EMPTY_HOUR
         for i in range(60):
             outcome = Outcome.TIMEOUT if rng.random() < 0.002 else Outcome.OK
             result = ProbeResult("t", "c", outcome, rng.lognormvariate(-2.8, 0.3), float(i))
             row = add_result(row, result, in_maintenance=False)
-        rows.append(json.dumps(hour_to_json(row), separators=(",", ":")))
+        rows.append(packed_text(row))
     return rows
 
 

@@ -19,22 +19,24 @@ from monitor.core.clock import Clock
 from monitor.core.notifications import Notification
 from monitor.core.results import ProbeResult
 from monitor.detect.history import (
+    EMPTY_HOUR,
     HOUR,
     RETENTION_S,
-    HourRow,
     Incident,
     Maintenance,
+    PackedHour,
     Span,
     add_result,
     advance_span,
     apply_notification,
     hour_from_json,
     hour_of,
-    hour_text,
     incident_from_json,
     incident_to_json,
     maintenance_from_config,
     maintenance_to_json,
+    pack_hour,
+    packed_text,
     span_from_json,
     span_to_json,
 )
@@ -52,14 +54,14 @@ class HistorySnapshot:
     """What a save writes: the objects changed since the last one (immutable), taken on the
     loop, and their text (`write`), encoded where it is read: in the saving thread."""
 
-    hours: Mapping[HourKey, HourRow]
+    hours: Mapping[HourKey, PackedHour]
     events: Mapping[EventKey, tuple[float, object]]  # (kind, id) → (start, event)
     prune_before: float | None = None
 
     @property
     def write(self) -> HistoryWrite:
         return HistoryWrite(
-            [(t, c, h, hour_text(row)) for (t, c, h), row in self.hours.items()],
+            [(t, c, h, packed_text(row)) for (t, c, h), row in self.hours.items()],
             [
                 (kind, id_, at, _dumps(_encode(value)))
                 for (kind, id_), (at, value) in self.events.items()
@@ -79,7 +81,9 @@ class HistoryRecorder:
         self.clock = clock
         self.retention = retention
         self.maintenance: tuple[Maintenance, ...] = maintenance_from_config(maintenance)
-        self._hours: dict[HourKey, HourRow] = {}
+        # Packed rows (detect.history.PackedHour): each series' current and previous hour.
+        self._hours: dict[HourKey, PackedHour] = {}
+        self._hour = 0  # the latest hour's int, shared by its keys (not one int per key)
         self._dirty_hours: set[HourKey] = set()
         self._spans: dict[tuple[str, str], Span] = {}  # open ones
         self._incidents: dict[str, Incident] = {}  # open ones, by alert key
@@ -93,10 +97,15 @@ class HistoryRecorder:
     def observe(self, result: ProbeResult) -> None:
         """A result listener: one probe into its hour row and its span."""
         at = result.started_at
-        key = (result.tenant, result.check, hour_of(at))
+        hour = hour_of(at)
+        if hour == self._hour:
+            hour = self._hour
+        elif hour > self._hour:
+            self._hour = hour
+        key = (result.tenant, result.check, hour)
         inside = any(w.covers(result.tenant, result.check, at) for w in self.maintenance)
         self._hours[key] = add_result(
-            self._hours.get(key, HourRow()), result, in_maintenance=inside
+            self._hours.get(key, EMPTY_HOUR), result, in_maintenance=inside
         )
         self._dirty_hours.add(key)
         series = (result.tenant, result.check)
@@ -140,7 +149,7 @@ class HistoryRecorder:
             if key in self._hours:
                 continue
             try:
-                self._hours[key] = hour_from_json(json.loads(text))
+                self._hours[key] = pack_hour(hour_from_json(json.loads(text)))
             except ValueError:
                 log.warning("unreadable history row skipped", extra={"fields": {"hour": hour}})
         for kind, _, text in read.events:

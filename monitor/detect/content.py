@@ -112,13 +112,31 @@ class Answer:
     """A tenant's latest list."""
 
     fingerprint: str
-    ids: tuple[str, ...]
+    # The item ids (`ids`), packed: one string joined by _SEPARATOR (what the fingerprint
+    # hashes), or the tuple when an id holds the separator itself. A tuple of the strings
+    # parsed from the JSON was ~1 KB a tenant's list; the joined string ~250 bytes.
+    packed: str | tuple[str, ...]
     at: float
     same_since: float  # answered this list, unchanged, since
     # Different requests it answered in a row (capped), first asked first: a tuple, not a
     # frozenset (48 bytes against 216 for the one request a tenant is usually asked).
     asks: tuple[str, ...]
     shared_streak: int = 0  # probes in a row sharing an item with another tenant
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        packed = self.packed
+        return tuple(packed.split(_SEPARATOR)) if isinstance(packed, str) else packed
+
+
+_SEPARATOR = "\x1f"
+
+
+def pack_ids(ids: tuple[str, ...], joined: str | None = None) -> str | tuple[str, ...]:
+    """Answer.packed for `ids` (`joined`: _SEPARATOR.join(ids), if already made)."""
+    if joined is None:
+        joined = _SEPARATOR.join(ids)
+    return joined if joined.count(_SEPARATOR) == len(ids) - 1 else ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +179,11 @@ def _with(state: ContentState, **changes: Any) -> ContentState:
 
 
 def fingerprint(ids: tuple[str, ...]) -> str:
-    return hashlib.blake2b("\x1f".join(ids).encode(), digest_size=8).hexdigest()
+    return _fingerprint(_SEPARATOR.join(ids))
+
+
+def _fingerprint(joined: str) -> str:
+    return hashlib.blake2b(joined.encode(), digest_size=8).hexdigest()
 
 
 def listed(ids: tuple[str, ...]) -> str:
@@ -201,6 +223,26 @@ def _record(
     spec: ContentSpec,
 ) -> ContentState:
     counts = state.counts
+    if result is not None:
+        ids = result.item_ids
+        joined = _SEPARATOR.join(ids)
+        print_ = _fingerprint(joined)
+        if previous is not None and previous.fingerprint == print_:
+            # The same list: its count stays, and the answer keeps the previous one's
+            # fingerprint (the counts' key) and packed ids: no second copy of either.
+            asks = previous.asks
+            cap = spec.fallback.min_requests if spec.fallback is not None else 1
+            if len(asks) < cap and result.asked not in asks:
+                asks = (*asks, result.asked)
+            answer = Answer(
+                previous.fingerprint,
+                previous.packed,
+                now,
+                previous.same_since,
+                asks,
+                previous.shared_streak,
+            )
+            return _with(state, answers=state.answers.set(tenant, answer))
     if previous is not None:
         left = (counts.get(previous.fingerprint) or 1) - 1
         counts = (
@@ -208,22 +250,8 @@ def _record(
         )
     if result is None:
         return _with(state, answers=state.answers.without(tenant), counts=counts)
-    ids = result.item_ids
-    print_ = fingerprint(ids)
     counts = counts.set(print_, (counts.get(print_) or 0) + 1)
-    cap = spec.fallback.min_requests if spec.fallback is not None else 1
-    if previous is not None and previous.fingerprint == print_:
-        asks = previous.asks
-        if len(asks) < cap and result.asked not in asks:
-            asks = (*asks, result.asked)
-        # The same list: this result's ids, not the previous ones, so the answer shares its
-        # tuple with the latest result the ledger keeps (the previous ids and their strings
-        # go, instead of two copies of every tenant's list staying alive).
-        answer = Answer(
-            previous.fingerprint, ids, now, previous.same_since, asks, previous.shared_streak
-        )
-    else:
-        answer = Answer(print_, ids, now, now, (result.asked,))
+    answer = Answer(print_, pack_ids(ids, joined), now, now, (result.asked,))
     return _with(state, answers=state.answers.set(tenant, answer), counts=counts)
 
 
@@ -625,7 +653,7 @@ def content_from_json(data: object) -> dict[str, ContentState]:
             for tenant, (print_, ids, at, same_since, asks, streak) in saved["answers"].items():
                 answer = Answer(
                     str(print_),
-                    tuple(map(str, ids)),
+                    pack_ids(tuple(map(str, ids))),
                     float(at),
                     float(same_since),
                     tuple(dict.fromkeys(map(str, asks))),

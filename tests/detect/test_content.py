@@ -6,7 +6,15 @@ from monitor.config.model import FallbackRule
 from monitor.core.conditions import compile_condition
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.content import ContentSpec, ContentState, PMap, forget_tenant, observe
+from monitor.detect.content import (
+    Answer,
+    ContentSpec,
+    ContentState,
+    PMap,
+    forget_tenant,
+    observe,
+    pack_ids,
+)
 from monitor.detect.series import AlertEvent, EventKind
 
 INTERVAL = 60.0
@@ -227,17 +235,22 @@ def test_the_state_survives_the_state_file() -> None:
     assert [e.kind for _, e in fleet.events] == [EventKind.RESOLVED]
 
 
-def test_an_unchanged_answer_keeps_the_latest_results_ids_not_a_second_copy() -> None:
-    # The ledger keeps the latest result: the answer shares its tuple, so a tenant's list is
-    # in memory once, not twice (the previous probe's copy goes).
+def test_an_unchanged_answer_keeps_its_packed_ids_not_the_results() -> None:
+    # The ids are kept once, packed (one joined string), not as the result's tuple of
+    # strings parsed from the JSON: the ledger keeps the latest result without them.
     spec = ContentSpec("recommendations", INTERVAL, fallback=FallbackRule(min_requests=3))
     first = result("t001", ("t001-a", "t001-b"), 1)
     state, _ = observe(ContentState(), first, 0.0, spec)
+    answer = state.answers.get("t001")
+    assert answer is not None and answer.packed == "t001-a\x1ft001-b"
+    packed = answer.packed
     again = result("t001", tuple(["t001-a", "t001-b"]), 1)  # equal, another tuple
     state, _ = observe(state, again, 60.0, spec)
     answer = state.answers.get("t001")
     assert answer is not None
-    assert answer.ids is again.item_ids and answer.ids is not first.item_ids
+    assert answer.packed is packed and answer.ids == ("t001-a", "t001-b")
+    # The count's key is the answer's fingerprint string itself, not another copy of it.
+    assert [(k is answer.fingerprint, n) for k, n in state.counts.items()] == [(True, 1)]
     assert (answer.at, answer.same_since, answer.asks) == (60.0, 0.0, ("product-1",))
     for n, at in ((2, 120.0), (3, 180.0), (2, 240.0)):
         state, _ = observe(state, result("t001", ("t001-a", "t001-b"), n), at, spec)
@@ -245,3 +258,12 @@ def test_an_unchanged_answer_keeps_the_latest_results_ids_not_a_second_copy() ->
     assert answer is not None
     # Different requests in a row, each once, capped at min_requests.
     assert answer.asks == ("product-1", "product-2", "product-3")
+
+
+def test_ids_holding_the_separator_are_kept_as_they_are() -> None:
+    spec = ContentSpec("recommendations", INTERVAL, fallback=FallbackRule(min_requests=3))
+    ids = ("t001-a\x1fb", "t001-c")
+    state, _ = observe(ContentState(), result("t001", ids, 1), 0.0, spec)
+    answer = state.answers.get("t001")
+    assert answer is not None and answer.ids == ids
+    assert pack_ids(("",)) == "" and Answer("f", pack_ids(("",)), 0, 0, ()).ids == ("",)

@@ -241,6 +241,20 @@ def test_overrides_apply_per_tenant_and_check() -> None:
     assert len(drift_events(other, [0.12] * 10, start)) == 1
 
 
+def test_an_override_by_check_alone_applies_to_every_tenant_of_that_check_only() -> None:
+    t = tracker(overrides=[{"checks": ["recommendations"], "latency_drift": {"ratio": 3}}])
+    start = learn(t)
+    assert drift_events(t, [0.12] * 10, start) == []  # acme's recommendations: ratio 3
+    book = t.rulebook
+    assert book.for_series("globex", "recommendations") is book.for_series(
+        "acme", "recommendations"
+    )
+    search = book.for_series("acme", "search")
+    assert search.latency_drift is not None and search.latency_drift.ratio != 3
+    drift = book.for_series("acme", "recommendations").latency_drift
+    assert drift is not None and drift.ratio == 3
+
+
 def test_latency_slo_is_absolute() -> None:
     t = tracker(latency_slo={"p95": "100ms", "for": "2m"})
     events = drift_events(t, [0.05] * 5 + [0.15] * 10, 0)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.core.notifications import Severity
-from monitor.core.results import Outcome
+from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.codec import (
     baseline_text,
     baseline_to_json,
@@ -19,7 +20,17 @@ from monitor.detect.codec import (
     series_core_text,
     series_core_to_json,
 )
-from monitor.detect.history import HourRow, hour_text, hour_to_json
+from monitor.detect.history import (
+    EMPTY_HOUR,
+    HourRow,
+    add_result,
+    bucket_of,
+    hour_text,
+    hour_to_json,
+    pack_hour,
+    packed_text,
+    unpack_hour,
+)
 from monitor.detect.series import AlertState, AlertStatus, Sample, SeriesState
 from monitor.detect.stats import DecayingHistogram
 
@@ -105,3 +116,73 @@ counts = st.dictionaries(st.text(max_size=10), st.integers(min_value=0, max_valu
 )
 def test_an_hour_row_reads_as_json_writes_it(row: HourRow) -> None:
     assert hour_text(row) == _dumps(hour_to_json(row))
+
+
+known = st.dictionaries(
+    st.sampled_from([o.value for o in Outcome]), st.integers(min_value=1, max_value=2**32 - 1)
+)
+
+
+@given(
+    st.builds(
+        HourRow,
+        outcomes=known,
+        maintenance=known,
+        latency=st.dictionaries(
+            st.integers(min_value=0, max_value=65), st.integers(min_value=1, max_value=2**32 - 1)
+        ),
+    )
+)
+def test_a_packed_hour_row_is_the_row_and_writes_its_text(row: HourRow) -> None:
+    packed = pack_hour(row)
+    assert unpack_hour(packed) == row
+    assert packed_text(packed) == hour_text(row)  # outcomes in the same order too
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(Outcome)),
+            st.floats(min_value=0, max_value=100),
+            st.booleans(),
+            st.booleans(),
+        ),
+        max_size=40,
+    )
+)
+def test_counting_into_a_packed_row_counts_as_the_dicts_did(
+    probes: list[tuple[Outcome, float, bool, bool]],
+) -> None:
+    packed = EMPTY_HOUR
+    outcomes: dict[str, int] = {}
+    maintenance: dict[str, int] = {}
+    latency: dict[int, int] = {}
+    for outcome, duration, trusted, inside in probes:
+        result = ProbeResult("t", "c", outcome, duration, 0.0, latency_trusted=trusted)
+        before = packed
+        packed = add_result(packed, result, in_maintenance=inside)
+        assert packed is not before  # a new object: a snapshot keeps the row it took
+        counted = maintenance if inside else outcomes
+        counted[outcome.value] = counted.get(outcome.value, 0) + 1
+        if (
+            not inside
+            and trusted
+            and outcome
+            not in (
+                Outcome.TIMEOUT,
+                Outcome.CONNECT_ERROR,
+                Outcome.TLS_ERROR,
+                Outcome.WRONG_CONTENT,
+            )
+        ):
+            bucket = bucket_of(duration)
+            latency[bucket] = latency.get(bucket, 0) + 1
+    assert unpack_hour(packed) == HourRow(outcomes, maintenance, latency)
+    assert packed_text(packed) == _dumps(hour_to_json(HourRow(outcomes, maintenance, latency)))
+
+
+def test_a_row_recmon_cannot_pack_is_refused() -> None:
+    with pytest.raises(ValueError, match="not packable"):
+        pack_hour(HourRow({"an_outcome_of_a_newer_version": 1}))
+    with pytest.raises(ValueError, match="not packable"):
+        pack_hour(HourRow({"ok": 2**32}))
