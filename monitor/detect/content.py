@@ -201,16 +201,20 @@ def _record(
     spec: ContentSpec,
 ) -> ContentState:
     counts = state.counts
-    if previous is not None:
-        left = (counts.get(previous.fingerprint) or 1) - 1
-        counts = (
-            counts.set(previous.fingerprint, left) if left else counts.without(previous.fingerprint)
-        )
     if result is None:
+        if previous is not None:
+            counts = _uncounted(counts, previous.fingerprint)
         return _with(state, answers=state.answers.without(tenant), counts=counts)
     ids = result.item_ids
-    print_ = fingerprint(ids)
-    counts = counts.set(print_, (counts.get(print_) or 0) + 1)
+    if previous is not None and (ids is previous.ids or ids == previous.ids):
+        # The tenant's list as before (most probes): the same fingerprint, the counts as they
+        # are. Neither hashed nor moved out and back in (four trie copies a probe).
+        print_ = previous.fingerprint
+    else:
+        if previous is not None:
+            counts = _uncounted(counts, previous.fingerprint)
+        print_ = fingerprint(ids)
+        counts = counts.set(print_, (counts.get(print_) or 0) + 1)
     cap = spec.fallback.min_requests if spec.fallback is not None else 1
     if previous is not None and previous.fingerprint == print_:
         asks = previous.asks
@@ -225,6 +229,12 @@ def _record(
     else:
         answer = Answer(print_, ids, now, now, (result.asked,))
     return _with(state, answers=state.answers.set(tenant, answer), counts=counts)
+
+
+def _uncounted(counts: PMap[str, int], print_: str) -> PMap[str, int]:
+    """The counts with one answer of `print_` fewer."""
+    left = (counts.get(print_) or 1) - 1
+    return counts.set(print_, left) if left else counts.without(print_)
 
 
 def _alert(

@@ -245,3 +245,21 @@ def test_an_unchanged_answer_keeps_the_latest_results_ids_not_a_second_copy() ->
     assert answer is not None
     # Different requests in a row, each once, capped at min_requests.
     assert answer.asks == ("product-1", "product-2", "product-3")
+
+
+def test_the_counts_are_the_answers_fingerprints_whatever_the_answers_do() -> None:
+    # An unchanged list leaves the counts as they are (no recount on the common path): they
+    # must still equal a count of the answers after lists change, return, and disappear.
+    from collections import Counter
+
+    spec = ContentSpec("recommendations", INTERVAL, fallback=FallbackRule())
+    state = ContentState()
+    lists = [("a", "b"), ("a", "b"), ("c",), ("a", "b"), (), ("c",), ("c",)]
+    for n, ids in enumerate(lists):
+        for i, tenant in enumerate(TENANTS[:5]):
+            answer = ids if (n + i) % 3 else tuple(reversed(ids))
+            outcome = Outcome.OK if answer else Outcome.EMPTY
+            state, _ = observe(state, result(tenant, answer, n, outcome), 60.0 * n + i, spec)
+            recount = Counter(a.fingerprint for _, a in state.answers.items())
+            assert dict(state.counts.items()) == dict(recount)
+    assert len(state.answers) == 5
