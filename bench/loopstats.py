@@ -5,8 +5,10 @@ checkout) against the sandbox at a given rate, with two counters added from outs
 every `selector.select` call (one a loop iteration: how often the loop wakes) and every
 garbage collection (`gc.callbacks`: generation and pause). After a warm-up, over the measured
 window it prints CPU per probe, loop wake-ups per second and per probe, the collections per
-generation with their median and longest pause, and the share of ok latencies withheld
-(measured while the loop ran late). Several trees: run one after another, in the order given.
+generation with their median and longest pause, the share of ok latencies withheld
+(measured while the loop ran late), the kernel's share of the CPU, the share of threads other
+than the loop's (the state saves) and new connections per probe. Several trees: run one after
+another, in the order given.
 
     .venv/bin/python bench/loopstats.py . /tmp/main [--tenants 5000] [--interval 10]
         [--warm 30] [--window 60]
