@@ -5,8 +5,10 @@ checkout) against the sandbox at a given rate, with two counters added from outs
 every `selector.select` call (one a loop iteration: how often the loop wakes) and every
 garbage collection (`gc.callbacks`: generation and pause). After a warm-up, over the measured
 window it prints CPU per probe, loop wake-ups per second and per probe, the collections per
-generation with their median and longest pause, and the share of ok latencies withheld
-(measured while the loop ran late). Several trees: run one after another, in the order given.
+generation with their median and longest pause, the share of ok latencies withheld
+(measured while the loop ran late), the kernel's share of the CPU, the share of threads other
+than the loop's (the state saves) and new connections per probe. Several trees: run one after
+another, in the order given.
 
     .venv/bin/python bench/loopstats.py . /tmp/main [--tenants 5000] [--interval 10]
         [--warm 30] [--window 60]
@@ -34,7 +36,13 @@ import sys, gc, json, threading, time, selectors
 sys.path.insert(0, {tree!r})
 import monitor
 assert monitor.__file__.startswith({tree!r}), monitor.__file__
-stats = {{"selects": 0, "events": 0, "gc": []}}
+stats = {{"selects": 0, "events": 0, "gc": [], "connects": 0}}
+from monitor.probing.transport.connection import Connection
+made = Connection.connection_made
+def counting_made(self, transport):
+    stats["connects"] += 1
+    made(self, transport)
+Connection.connection_made = counting_made
 select = selectors.EpollSelector.select
 def counting(self, timeout=None):
     ready = select(self, timeout)
@@ -86,9 +94,13 @@ def measure(tree: str, tenants: int, interval: float, warm: float, window: float
         time.sleep(max(interval + 2, warm))
         before = json.loads(Path(out).read_text())
         t0, c0 = time.time(), bench.cpu_seconds(process.pid)
+        s0 = bench.cpu_seconds(process.pid, system_only=True)
+        m0 = bench.cpu_seconds(process.pid, thread=process.pid)
         time.sleep(window)
         after = json.loads(Path(out).read_text())
         t1, c1 = time.time(), bench.cpu_seconds(process.pid)
+        s1 = bench.cpu_seconds(process.pid, system_only=True)
+        m1 = bench.cpu_seconds(process.pid, thread=process.pid)
         rss = bench.peak_rss_mb(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -116,6 +128,9 @@ def measure(tree: str, tenants: int, interval: float, warm: float, window: float
         "probes_per_s": probes / (t1 - t0),
         "cpu_us_per_probe": 1e6 * (c1 - c0) / max(probes, 1),
         "cores": (c1 - c0) / (t1 - t0),
+        "system_share": (s1 - s0) / max(c1 - c0, 1e-9),
+        "threads_share": 1 - (m1 - m0) / max(c1 - c0, 1e-9),
+        "connects_per_probe": (after["connects"] - before["connects"]) / max(probes, 1),
         "wakeups_per_s": (after["selects"] - before["selects"]) / span,
         "events_per_wakeup": (after["events"] - before["events"])
         / max(after["selects"] - before["selects"], 1),
@@ -156,7 +171,10 @@ def main() -> int:
             f"{row['wakeups_per_s']:.0f} loop wake-ups/s "
             f"({row['wakeups_per_s'] / max(row['probes_per_s'], 1):.2f} per probe, "
             f"{row['events_per_wakeup']:.2f} events each), "
-            f"withheld {100 * row['withheld_share']:.1f}%, peak RSS {row['rss_mb']:.0f} MB\n"
+            f"withheld {100 * row['withheld_share']:.1f}%, peak RSS {row['rss_mb']:.0f} MB, "
+            f"kernel {100 * row['system_share']:.0f}% of the CPU, threads other than the "
+            f"loop's (state saves) {100 * row['threads_share']:.0f}%, "
+            f"{row['connects_per_probe']:.3f} new connections per probe\n"
             f"    GC {gcs or 'none'}",
             flush=True,
         )

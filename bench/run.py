@@ -42,9 +42,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+def cpu_seconds(pid: int, *, system_only: bool = False, thread: int | None = None) -> float:
+    """utime + stime (`system_only`: stime, the kernel's share; `thread`: that thread's)."""
+    path = f"/proc/{pid}/task/{thread}/stat" if thread is not None else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[12]) + (0 if system_only else int(fields[11]))) / CLK_TCK
 
 
 def peak_rss_mb(pid: int) -> float:

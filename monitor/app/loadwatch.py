@@ -59,12 +59,9 @@ class LoadWatch:
             self._marks[0],
             latest,
             intervals=self.intervals,
-            loop_lag_s=max(
-                self.loop_lag.max_lag_between(since, latest.at), self.loop_lag.current_lag()
-            ),
+            loop_lag_s=max(self.loop_lag.max_lag_since(since), self.loop_lag.current_lag()),
             recent_lag_s=max(
-                self.loop_lag.max_lag_between(latest.at - LAG_SPAN_S, latest.at),
-                self.loop_lag.current_lag(),
+                self.loop_lag.max_lag_since(latest.at - LAG_SPAN_S), self.loop_lag.current_lag()
             ),
             recent=recent,
         )

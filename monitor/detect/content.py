@@ -226,7 +226,10 @@ def _record(
     if result is not None:
         ids = result.item_ids
         joined = _SEPARATOR.join(ids)
-        print_ = _fingerprint(joined)
+        if previous is not None and (joined == previous.packed or ids == previous.packed):
+            print_ = previous.fingerprint  # the list as before (most probes): not hashed again
+        else:
+            print_ = _fingerprint(joined)
         if previous is not None and previous.fingerprint == print_:
             # The same list: its count stays, and the answer keeps the previous one's
             # fingerprint (the counts' key) and packed ids: no second copy of either.
@@ -244,15 +247,18 @@ def _record(
             )
             return _with(state, answers=state.answers.set(tenant, answer))
     if previous is not None:
-        left = (counts.get(previous.fingerprint) or 1) - 1
-        counts = (
-            counts.set(previous.fingerprint, left) if left else counts.without(previous.fingerprint)
-        )
+        counts = _uncounted(counts, previous.fingerprint)
     if result is None:
         return _with(state, answers=state.answers.without(tenant), counts=counts)
     counts = counts.set(print_, (counts.get(print_) or 0) + 1)
     answer = Answer(print_, pack_ids(ids, joined), now, now, (result.asked,))
     return _with(state, answers=state.answers.set(tenant, answer), counts=counts)
+
+
+def _uncounted(counts: PMap[str, int], print_: str) -> PMap[str, int]:
+    """The counts with one answer of `print_` fewer."""
+    left = (counts.get(print_) or 1) - 1
+    return counts.set(print_, left) if left else counts.without(print_)
 
 
 def _alert(

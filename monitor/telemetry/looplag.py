@@ -43,6 +43,11 @@ class LoopLagMonitor:
         self.trust_threshold_s = trust_threshold_s
         # (tick end, lag) samples, newest last; 3,000 ticks ≈ one minute.
         self._samples: deque[tuple[float, float]] = deque(maxlen=keep)
+        # The samples no later one outlags, oldest first (their lags strictly fall): the
+        # largest lag since any time is the first of these at or after it. The load reading
+        # asks for a minute's largest every second: a walk over 3,000 samples, twice, was
+        # 1.4% of recmon's CPU on the 10k-tenant fleet (py-spy).
+        self._peaks: deque[tuple[float, float]] = deque()
         self._lagging_since: float | None = None
         # When the running tick should wake: past it, the loop is late right now, before the
         # tick itself can say so.
@@ -50,6 +55,13 @@ class LoopLagMonitor:
 
     def observe(self, tick_end: float, lag: float) -> None:
         self._samples.append((tick_end, lag))
+        peaks = self._peaks
+        while peaks and peaks[-1][1] <= lag:
+            peaks.pop()
+        peaks.append((tick_end, lag))
+        oldest = self._samples[0][0]
+        while peaks[0][0] < oldest:  # its sample is no longer kept
+            peaks.popleft()
         if lag >= self.threshold_s and self._lagging_since is None:
             self._lagging_since = tick_end
             log.warning(
@@ -65,7 +77,15 @@ class LoopLagMonitor:
 
     @property
     def recent_max(self) -> float:
-        return max((lag for _, lag in self._samples), default=0.0)
+        return self._peaks[0][1] if self._peaks else 0.0
+
+    def max_lag_since(self, start: float) -> float:
+        """Largest lag of the ticks that ended at or after `start`: max_lag_between(start,
+        now), without a walk over the samples."""
+        for tick_end, lag in self._peaks:
+            if tick_end >= start:
+                return lag
+        return 0.0
 
     def max_lag_between(self, start: float, end: float) -> float:
         """Largest lag whose late stretch — the `lag` seconds before its tick ran — overlaps

@@ -267,3 +267,21 @@ def test_ids_holding_the_separator_are_kept_as_they_are() -> None:
     answer = state.answers.get("t001")
     assert answer is not None and answer.ids == ids
     assert pack_ids(("",)) == "" and Answer("f", pack_ids(("",)), 0, 0, ()).ids == ("",)
+
+
+def test_the_counts_are_the_answers_fingerprints_whatever_the_answers_do() -> None:
+    # An unchanged list leaves the counts as they are (no recount on the common path): they
+    # must still equal a count of the answers after lists change, return, and disappear.
+    from collections import Counter
+
+    spec = ContentSpec("recommendations", INTERVAL, fallback=FallbackRule())
+    state = ContentState()
+    lists = [("a", "b"), ("a", "b"), ("c",), ("a", "b"), (), ("c",), ("c",)]
+    for n, ids in enumerate(lists):
+        for i, tenant in enumerate(TENANTS[:5]):
+            answer = ids if (n + i) % 3 else tuple(reversed(ids))
+            outcome = Outcome.OK if answer else Outcome.EMPTY
+            state, _ = observe(state, result(tenant, answer, n, outcome), 60.0 * n + i, spec)
+            recount = Counter(a.fingerprint for _, a in state.answers.items())
+            assert dict(state.counts.items()) == dict(recount)
+    assert len(state.answers) == 5

@@ -5,12 +5,16 @@ abandoned bodies never reused."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
 
+from monitor.probing.transport import connection as connection_module
+from monitor.probing.transport.framing import ResponseParser
 from monitor.probing.transport.pool import AsyncioTransport
 
 pytestmark = pytest.mark.integration
@@ -116,6 +120,40 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced(
         await asyncio.sleep(0.1)  # the close reaches the idle connection
         assert (await http.get(server.url)).text == "ok"
     assert server.accepted == 2
+
+
+async def test_a_closed_connection_frees_its_parser_without_the_garbage_collector(
+    serve: Callable[[Handler], Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # llhttp's parser holds the response parser's bound methods: a cycle, unless the closed
+    # connection drops it. Closed connections' parsers must not wait for a full collection.
+    made: list[weakref.ref[ResponseParser]] = []
+
+    class Recorded(ResponseParser):
+        def __init__(self, *, head_request: bool = False) -> None:
+            super().__init__(head_request=head_request)
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(connection_module, "ResponseParser", Recorded)
+
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK)
+        await writer.drain()
+
+    server = await serve(one_answer_then_close)
+    gc.collect()
+    gc.disable()
+    try:
+        async with client() as http:
+            assert (await http.get(server.url)).text == "ok"
+            await asyncio.sleep(0.1)  # the server closes the idle connection
+            assert (await http.get(server.url)).text == "ok"  # on a new one: the old dropped
+            assert len(made) == 2 and made[0]() is None
+    finally:
+        gc.enable()
 
 
 async def test_a_request_the_server_closes_on_unanswered_goes_again_once(

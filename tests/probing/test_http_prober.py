@@ -334,3 +334,29 @@ def test_cached_requests_share_their_headers_and_send_the_same_as_uncached_ones(
     other = replace(own, headers=(("x-tenant-key", "k2"),))
     assert _build_cached(client, own).headers["x-tenant-key"] == "k1"
     assert _build_cached(client, other).headers["x-tenant-key"] == "k2"
+
+
+@pytest.mark.parametrize(
+    "client_read, sent_read", [(5.0, None), (0.3, None), (None, None), (0.1, 0.1)]
+)
+async def test_the_probe_deadline_stands_for_a_read_timeout_no_shorter(
+    client_read: float | None, sent_read: float | None
+) -> None:
+    # The probe is held to its 0.3 s deadline from before the request goes out: a client read
+    # timeout no shorter could never end it first, so the transport arms no timer for it. A
+    # shorter one still goes to the transport.
+    seen: list[dict[str, float | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        return httpx.Response(200, json={"results": [1]})
+
+    check = search_check()
+    timeout = httpx.Timeout(2.0, read=client_read)
+    async with httpx.AsyncClient(
+        base_url="http://api.test", transport=httpx.MockTransport(handler), timeout=timeout
+    ) as client:
+        request = check.render({"tenant": "acme", "query": "shoes"})
+        result = await probe_http(check, "acme", request, client, SystemClock())
+    assert result.outcome is Outcome.OK
+    assert seen == [{"connect": 2.0, "read": sent_read, "write": 2.0, "pool": 2.0}]

@@ -102,3 +102,22 @@ async def test_after_the_ticker_stops_nothing_looks_late() -> None:
     clock.advance(10.0)  # shutting down: probes still finishing, no tick due
     assert monitor.current_lag() == 0.0
     assert monitor.deadline_trusted(7.0, 10.0, 10.02)
+
+
+def test_the_largest_lag_since_a_time_is_the_walk_over_the_kept_samples() -> None:
+    # max_lag_since keeps the peaks instead of walking the samples: the same answer for any
+    # start, also once old samples (and their peaks) have left the kept ones.
+    import random
+
+    rng = random.Random(7)
+    monitor = LoopLagMonitor(ManualClock(), keep=50)
+    now = 0.0
+    assert monitor.max_lag_since(0.0) == 0.0 and monitor.recent_max == 0.0
+    for _ in range(400):
+        lag = rng.choice((0.0, 0.0005, 0.002, 0.004, rng.random() * 0.1))
+        now += TICK_S + lag
+        monitor.observe(now, lag)
+        kept = [s[1] for s in monitor._samples]
+        assert monitor.recent_max == max(kept)
+        for start in (now - 2.0, now - 0.5, now - 0.1, now - TICK_S, now, now + 1):
+            assert monitor.max_lag_since(start) == monitor.max_lag_between(start, now)

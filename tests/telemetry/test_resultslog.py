@@ -85,3 +85,23 @@ def test_each_line_is_readable_while_the_log_is_open(tmp_path: Path) -> None:
             assert [json.loads(line)["tenant"] for line in lines] == [f"t{i}" for i in range(n + 1)]
     finally:
         log.close()
+
+
+async def test_on_the_loop_results_reach_the_file_together_within_a_tenth_of_a_second(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from monitor.telemetry.resultslog import FLUSH_AFTER_S
+
+    path = tmp_path / "results.jsonl"
+    log = ResultsLog(path)
+    result = ProbeResult("t1", "search", Outcome.OK, 0.05, 1.0)
+    log.write(result)
+    log.write(result)
+    assert path.read_text() == ""  # one write call for both, a moment later
+    await asyncio.sleep(FLUSH_AFTER_S + 0.05)
+    assert len(path.read_text().splitlines()) == 2
+    log.write(result)
+    log.close()  # whatever is still buffered goes at close
+    assert len(path.read_text().splitlines()) == 3

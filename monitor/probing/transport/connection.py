@@ -86,6 +86,8 @@ class Connection(asyncio.Protocol):
                     self._parser.feed_eof()
                 except ProtocolError as error:
                     self._fail(error)
+        if self._reader is not None:
+            self._reader.detach()  # nothing more arrives: free llhttp's parser now (no cycle)
         self._wake()
 
     # --- used by the pool -------------------------------------------------------------------
@@ -94,6 +96,8 @@ class Connection(asyncio.Protocol):
         """Write the request; return the response head. Raises ProtocolError, ConnectionClosed
         or TimeoutError (read_timeout)."""
         assert self.transport is not None
+        if self.closed:  # before a parser is made for it (a closed connection keeps none)
+            raise ConnectionClosed("the connection was closed while idle")
         reader = self._reader
         self._parser = self._reader = (
             reader.again(head_request=head_request)
@@ -103,8 +107,6 @@ class Connection(asyncio.Protocol):
         self._error = None
         self.received = False
         self._head = self._loop.create_future()
-        if self.closed:
-            raise ConnectionClosed("the connection was closed while idle")
         self.transport.write(data)
         async with asyncio.timeout(read_timeout):
             return await self._head

@@ -80,6 +80,12 @@ class ResponseParser:
         self._chunks = 0
         self._pieces: list[bytes] = []
 
+    def detach(self) -> None:
+        """The connection is gone: nothing more is fed. Dropping llhttp's parser breaks the
+        cycle between it and our bound methods it holds, so a closed connection's parsers are
+        freed at once by reference counting, not kept until a full garbage collection."""
+        self._parser = self._spare = None
+
     def feed(self, data: bytes) -> list[bytes]:
         """Body pieces found in `data` (possibly none). Raises ProtocolError."""
         parser = self._parser
