@@ -14,7 +14,7 @@ import pytest
 from monitor.core.clock import SystemClock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.probing.checks import HttpCheck, RenderedRequest
-from monitor.probing.http import _build, _build_cached, probe_http
+from monitor.probing.http import _build, prepared, probe_http
 from tests.helpers import BASE_CONFIG, checks
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -319,18 +319,68 @@ async def test_an_expected_401_is_ok() -> None:
     assert result.credential == ""
 
 
-def test_cached_requests_share_their_headers_and_send_the_same_as_uncached_ones() -> None:
+def test_prepared_requests_share_their_headers_and_send_the_same_as_uncached_ones() -> None:
     client = httpx.AsyncClient(base_url="http://api.test", headers={"user-agent": "recmon/t"})
     first, second = (
         RenderedRequest("GET", f"/v1/{tenant}/search", (("q", "shoes"),), (), None)
         for tenant in ("acme", "globex")
     )
-    one, two = _build_cached(client, first), _build_cached(client, second)
+    one, two = prepared(client, first), prepared(client, second)
+    assert prepared(client, first) is one  # prepared once
     assert one.headers is two.headers  # one Headers for the target's requests
+    assert one.uri.host is two.uri.host  # the target's host string, not a copy per request
     assert one.headers.raw == _build(client, first).headers.raw
-    assert str(one.url) == "http://api.test/v1/acme/search?q=shoes"
-    assert str(two.url) == "http://api.test/v1/globex/search?q=shoes"
+    assert str(one.request(client).url) == "http://api.test/v1/acme/search?q=shoes"
+    assert str(two.request(client).url) == "http://api.test/v1/globex/search?q=shoes"
     own = RenderedRequest("GET", "/v1/acme/search", (), (("x-tenant-key", "k1"),), None)
     other = replace(own, headers=(("x-tenant-key", "k2"),))
-    assert _build_cached(client, own).headers["x-tenant-key"] == "k1"
-    assert _build_cached(client, other).headers["x-tenant-key"] == "k2"
+    assert prepared(client, own).request(client).headers["x-tenant-key"] == "k1"
+    assert prepared(client, other).request(client).headers["x-tenant-key"] == "k2"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "rendered"),
+    [
+        ("http://api.test", RenderedRequest("GET", "/v1/a%2Fb/s", (("q", "x y&z"),), (), None)),
+        ("https://user:pw@API.test:8443/base/", RenderedRequest("HEAD", "/", (), (), None)),
+        ("http://[::1]:9000", RenderedRequest("DELETE", "/v1/ü", (), (("X-Key", "v"),), None)),
+        ("http://api.test:80", RenderedRequest("GET", "/p", (("a", ""), ("b", "1")), (), None)),
+    ],
+)
+def test_prepared_requests_are_the_requests_httpx_builds(
+    base_url: str, rendered: RenderedRequest
+) -> None:
+    """PreparedRequest.request() sets httpx's internals directly: it must build what httpx
+    itself builds, field for field (an httpx upgrade that changes them fails here)."""
+    client = httpx.AsyncClient(base_url=base_url, headers={"user-agent": "recmon/t"}, timeout=7)
+    made, built = prepared(client, rendered).request(client), _build(client, rendered)
+    assert (made.method, str(made.url), made.url.raw_path) == (
+        built.method,
+        str(built.url),
+        built.url.raw_path,
+    )
+    assert (made.url.scheme, made.url.host, made.url.port, made.url.netloc) == (
+        built.url.scheme,
+        built.url.host,
+        built.url.port,
+        built.url.netloc,
+    )
+    assert made.url == built.url
+    assert made.headers.raw == built.headers.raw
+    assert made.content == built.content == b""
+    assert made.extensions == {"timeout": client.timeout.as_dict()}
+    assert made is not prepared(client, rendered).request(client)  # one per probe
+
+
+async def test_a_prepared_request_goes_through_the_client_transport_as_built() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"results": [{"id": "1"}]})
+
+    result = await probe(handler)
+    assert result.outcome is Outcome.OK
+    assert seen[0].url.raw_path.startswith(b"/v1/acme/search")
+    assert seen[0].headers["host"] == "api.test"
+    assert await seen[0].aread() == b""
