@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import re
@@ -115,12 +114,12 @@ async def probe_http(
     started_at = clock.time()
     turn = int(started_at // check.interval) if check.interval > 0 else 0
     begin = clock.monotonic()
-    kept = (
-        prepared(client, request)
+    kept = prepared(client, request)
+    http_request = (
+        kept.request(client)
         if request.json_body is None and not check.follow_redirects
-        else None
+        else kept.with_body(client, request)
     )
-    http_request = kept.request(client) if kept is not None else _build(client, request)
     attempts: list[Attempt] = []
     started = 0
     try:
@@ -181,7 +180,9 @@ async def probe_http(
         via_proxy=final.via_proxy,
         condition=final.condition,
         item_ids=final.item_ids,
-        asked=(kept.asked if kept is not None else _digest(request)) if final.item_ids else "",
+        asked=(kept.asked if request.json_body is None else _digest(request))
+        if final.item_ids
+        else "",
     )
 
 
@@ -195,13 +196,6 @@ def _digest(request: RenderedRequest) -> str:
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
-@functools.lru_cache(maxsize=65536)
-def _url(base_url: str, path: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
-    """Parsing and validating a URL is a large share of a probe's CPU; a tenant asks the
-    same URL every interval, so each is parsed once."""
-    return _parse_url(base_url, path, params)
-
-
 def _parse_url(base_url: str, path: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
     url = base_url.rstrip("/") + path
     if params:
@@ -209,51 +203,79 @@ def _parse_url(base_url: str, path: str, params: tuple[tuple[str, str], ...]) ->
     return httpx.URL(url)
 
 
-def _build(
-    client: httpx.AsyncClient, request: RenderedRequest, url: httpx.URL | None = None
-) -> httpx.Request:
-    """The request, built directly rather than with client.build_request, which parses and
-    merges URLs several times. Client headers first, the check's on top; recmon sets no
-    cookies, so there are none to merge."""
-    headers = client.headers
-    if request.headers:
-        headers = httpx.Headers(client.headers)
-        headers.update(dict(request.headers))
-    if url is None:
-        url = _url(str(client.base_url), request.path, request.params)
-    return httpx.Request(request.method, url, headers=headers, json=request.json_body)
+def _build(client: httpx.AsyncClient, request: RenderedRequest) -> httpx.Request:
+    """The request as httpx builds it, directly rather than with client.build_request, which
+    parses and merges URLs several times. Once per request (`prepared`)."""
+    url = _parse_url(str(client.base_url), request.path, request.params)
+    return httpx.Request(
+        request.method, url, headers=_headers(client, request), json=request.json_body
+    )
+
+
+def _headers(client: httpx.AsyncClient, request: RenderedRequest) -> httpx.Headers:
+    """Client headers first, the check's on top; recmon sets no cookies, so there are none to
+    merge."""
+    if not request.headers:
+        return client.headers
+    headers = httpx.Headers(client.headers)
+    headers.update(dict(request.headers))
+    return headers
 
 
 @dataclass(frozen=True, slots=True)
 class PreparedRequest:
-    """What a request that is the same every interval keeps between probes: its parsed URL
-    (the target's scheme, host and port strings shared with the client's base URL), its
-    headers (one Headers object for all the requests with the same headers) and the digest of
-    what it asks. Each probe makes its own httpx.Request from it (`request()`, about a
-    microsecond). Kept instead of an httpx.Request (with its URL object, stream and
-    extensions) and two lru caches: 1.4 KB per tenant x check before, ~0.35 KB after
-    (tracemalloc, 3,000-tenant fleet)."""
+    """What a request that is the same every interval keeps between probes: its URL parsed
+    and validated once, kept as the parts that differ from the target's (path, query: the
+    target's scheme, host and port are its base URL's, shared), its headers (one Headers object
+    for all requests with the same headers, Host included) and the digest of what it asks.
+    Each probe makes its own httpx.Request from it without parsing anything. Kept instead of
+    an httpx.Request per tenant x check (its URL object with its own copies of the target's
+    strings, stream, extensions) and three lru caches: ~1.3 KB per series before, ~0.25 KB
+    after (tracemalloc, 3,000-tenant fleet)."""
 
     method: str
-    uri: ParseResult
+    origin: ParseResult  # scheme, userinfo, host, port, fragment: the base URL's, most often
+    path: str
+    query: str | None
     headers: httpx.Headers
     asked: str
 
+    def url(self) -> httpx.URL:
+        """The URL, as httpx.URL(text) parses it, from its parts (httpx 0.28's _uri_reference,
+        pinned below 0.29: test_prepared_requests_are_the_requests_httpx_builds holds it)."""
+        origin, url = self.origin, _new_url(httpx.URL)
+        url._uri_reference = ParseResult(
+            origin.scheme,
+            origin.userinfo,
+            origin.host,
+            origin.port,
+            self.path,
+            self.query,
+            origin.fragment,
+        )
+        return url
+
     def request(self, client: httpx.AsyncClient) -> httpx.Request:
-        """A fresh request, as httpx.Request(method, url, headers=...) would build it for an
-        empty body, without parsing or copying anything. httpx internals (URL's
-        _uri_reference, Request's attributes, 0.28, pinned below 0.29):
-        test_prepared_requests_are_the_requests_httpx_builds holds them to httpx's own."""
-        url = _new_url(httpx.URL)
-        url._uri_reference = self.uri
+        """A fresh request without a body, as httpx.Request(method, url, headers=...) builds
+        it, setting its attributes directly: no parsing, no copying. Its headers are shared
+        with every other request of the same headers: for the client's transport only, which
+        reads them (client.send with redirects may add cookie headers: `with_body`)."""
         request = _new_request(httpx.Request)
         request.method = self.method
-        request.url = url
+        request.url = self.url()
         request.headers = self.headers
         request.extensions = {"timeout": client.timeout.as_dict()}
         request.stream = _EMPTY_BODY
         request._content = b""
         return request
+
+    def with_body(self, client: httpx.AsyncClient, request: RenderedRequest) -> httpx.Request:
+        """A request of its own, headers copied (client.send with redirects may add cookie
+        headers to it), with the request's JSON body if it has one."""
+        if request.json_body is None:
+            return httpx.Request(self.method, self.url(), headers=self.headers)
+        headers = _headers(client, request)  # Content-Length and -Type from the body
+        return httpx.Request(self.method, self.url(), headers=headers, json=request.json_body)
 
 
 _new_url = httpx.URL.__new__
@@ -268,9 +290,13 @@ PREPARED_PER_CLIENT = 65536
 
 
 def prepared(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedRequest:
-    """The request prepared once for this client: building an httpx.Request (parsing its URL)
-    was 7% of a probe's CPU on the 10k-tenant fleet. Not for JSON bodies (not hashable) nor
-    redirects (httpx's client may add cookie headers to the request it sends)."""
+    """The request prepared once for this client (building an httpx.Request, parsing its URL,
+    was 7% of a probe's CPU on the 10k-tenant fleet); a JSON body is not part of it (nor
+    hashable): `with_body` adds it on each probe."""
+    if request.json_body is not None:
+        request = RenderedRequest(
+            request.method, request.path, request.params, request.headers, None
+        )
     kept = _PREPARED.get(client)
     if kept is None:
         kept = _PREPARED[client] = {}
@@ -283,22 +309,25 @@ def prepared(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedReq
 
 
 def _prepare(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedRequest:
-    url = _parse_url(str(client.base_url), request.path, request.params)
-    built = _build(client, request, url)
-    uri = url._uri_reference
+    built = _build(client, request)
+    uri = built.url._uri_reference
     base = client.base_url._uri_reference
-    if (uri.scheme, uri.userinfo, uri.host, uri.port) == (
+    same = (uri.scheme, uri.userinfo, uri.host, uri.port, uri.fragment) == (
         base.scheme,
         base.userinfo,
         base.host,
         base.port,
-    ):  # the target's strings, not a copy of them per request
-        uri = ParseResult(
-            base.scheme, base.userinfo, base.host, base.port, uri.path, uri.query, uri.fragment
-        )
-    headers = _shared_headers(tuple(built.headers.raw), built.headers)
-    # httpx upper-cases the method into a new string per request: one per method instead.
-    return PreparedRequest(sys.intern(built.method), uri, headers, _digest(request))
+        base.fragment,
+    )
+    return PreparedRequest(
+        # httpx upper-cases the method into a new string per request: one per method.
+        sys.intern(built.method),
+        base if same else uri,
+        request.path if uri.path == request.path else uri.path,  # one string, not two
+        uri.query,
+        _shared_headers(tuple(built.headers.raw), built.headers),
+        _digest(request),
+    )
 
 
 _HEADERS: dict[tuple[tuple[bytes, bytes], ...], httpx.Headers] = {}

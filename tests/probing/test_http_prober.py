@@ -328,7 +328,8 @@ def test_prepared_requests_share_their_headers_and_send_the_same_as_uncached_one
     one, two = prepared(client, first), prepared(client, second)
     assert prepared(client, first) is one  # prepared once
     assert one.headers is two.headers  # one Headers for the target's requests
-    assert one.uri.host is two.uri.host  # the target's host string, not a copy per request
+    assert one.origin is two.origin  # the target's URL parts, not a copy per request
+    assert one.path is first.path  # the rendered path's string, not a copy
     assert one.headers.raw == _build(client, first).headers.raw
     assert str(one.request(client).url) == "http://api.test/v1/acme/search?q=shoes"
     assert str(two.request(client).url) == "http://api.test/v1/globex/search?q=shoes"
@@ -370,6 +371,19 @@ def test_prepared_requests_are_the_requests_httpx_builds(
     assert made.content == built.content == b""
     assert made.extensions == {"timeout": client.timeout.as_dict()}
     assert made is not prepared(client, rendered).request(client)  # one per probe
+    for method in (rendered.method, "POST"):  # redirects: a request of its own, no body
+        plain = replace(rendered, method=method)
+        made, built = prepared(client, plain).with_body(client, plain), _build(client, plain)
+        assert (made.url, made.headers.raw, made.content) == (built.url, built.headers.raw, b"")
+        assert made.headers is not prepared(client, plain).headers
+    with_json = replace(rendered, method="POST", json_body={"q": [rendered.path], "n": 3})
+    made, built = (
+        prepared(client, with_json).with_body(client, with_json),
+        _build(client, with_json),
+    )
+    assert (made.method, made.url, made.headers.raw) == (built.method, built.url, built.headers.raw)
+    assert made.content == built.content
+    assert made.headers is not prepared(client, with_json).headers  # its own: client.send adds
 
 
 async def test_a_prepared_request_goes_through_the_client_transport_as_built() -> None:
