@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +14,7 @@ import pytest
 
 from monitor.core.clock import SystemClock
 from monitor.core.results import Outcome, ProbeResult
+from monitor.probing import http
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.http import _build, prepared, probe_http
 from tests.helpers import BASE_CONFIG, checks
@@ -398,3 +400,20 @@ async def test_a_prepared_request_goes_through_the_client_transport_as_built() -
     assert seen[0].url.raw_path.startswith(b"/v1/acme/search")
     assert seen[0].headers["host"] == "api.test"
     assert await seen[0].aread() == b""
+
+
+def test_prepared_requests_are_bounded_and_go_with_their_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http, "PREPARED_PER_CLIENT", 2)
+    gc.collect()  # earlier tests' clients
+    client = httpx.AsyncClient(base_url="http://api.test")
+    asked = [RenderedRequest("GET", f"/v1/t{n}/search", (), (), None) for n in range(3)]
+    for request in asked:
+        prepared(client, request)
+    assert len(http._PREPARED[client]) == 1  # full at 2: cleared, then the third kept
+    assert prepared(client, asked[2]) is prepared(client, asked[2])
+    clients = len(http._PREPARED)
+    del client
+    gc.collect()
+    assert len(http._PREPARED) == clients - 1  # a reload's old clients take theirs along
