@@ -116,7 +116,7 @@ async def probe_http(
     begin = clock.monotonic()
     kept = prepared(client, request)
     http_request = (
-        kept.request(client)
+        kept.request()
         if request.json_body is None and not check.follow_redirects
         else kept.with_body(client, request)
     )
@@ -255,7 +255,7 @@ class PreparedRequest:
         )
         return url
 
-    def request(self, client: httpx.AsyncClient) -> httpx.Request:
+    def request(self) -> httpx.Request:
         """A fresh request without a body, as httpx.Request(method, url, headers=...) builds
         it, setting its attributes directly: no parsing, no copying. Its headers are shared
         with every other request of the same headers: for the client's transport only, which
@@ -264,7 +264,7 @@ class PreparedRequest:
         request.method = self.method
         request.url = self.url()
         request.headers = self.headers
-        request.extensions = {"timeout": client.timeout.as_dict()}
+        request.extensions = {}  # its timeout: _send's
         request.stream = _EMPTY_BODY
         request._content = b""
         return request
@@ -353,8 +353,7 @@ async def _send(
     # Straight to the client's transport: no redirect, auth or cookie handling. A probe carries
     # no cookies, and extracting them from every response (http.cookiejar parsing headers
     # through email.message) cost more CPU than the rest of the probe.
-    if "timeout" not in request.extensions:
-        request.extensions["timeout"] = client.timeout.as_dict()
+    request.extensions.setdefault("timeout", client.timeout.as_dict())
     transport = client._transport_for_url(request.url)  # httpx 0.28 (pinned below 0.29)
     response = await transport.handle_async_request(request)
     response.request = request
