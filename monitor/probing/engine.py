@@ -27,7 +27,7 @@ log = logging.getLogger("recmon.engine")
 
 ResultSink = Callable[[ProbeResult], None]
 
-# Rendered requests kept per check (as many as _build_cached keeps in all).
+# Rendered requests kept per check (http.prepared keeps twice as many per target's client).
 RENDERED_PER_CHECK = 32768
 
 
@@ -92,8 +92,8 @@ class Engine:
         }
         # The request a tenant's values render to, kept per check: the same every interval,
         # rendered once (rendering was about 4% of recmon's CPU at 1,000 probes/s) and then
-        # the same object for the built-request cache. Not for checks that use what an
-        # earlier check captured (new values every run).
+        # the same object for the prepared requests (http.prepared). Not for checks that use
+        # what an earlier check captured (new values every run).
         self._render_keys = {
             name: operator.itemgetter(*sorted(check.variables))
             for name, check in self.checks.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -13,8 +14,9 @@ import pytest
 
 from monitor.core.clock import SystemClock
 from monitor.core.results import Outcome, ProbeResult
+from monitor.probing import http
 from monitor.probing.checks import HttpCheck, RenderedRequest
-from monitor.probing.http import _build, _build_cached, probe_http
+from monitor.probing.http import _build, prepared, probe_http
 from tests.helpers import BASE_CONFIG, checks
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -319,21 +321,24 @@ async def test_an_expected_401_is_ok() -> None:
     assert result.credential == ""
 
 
-def test_cached_requests_share_their_headers_and_send_the_same_as_uncached_ones() -> None:
+def test_prepared_requests_share_their_headers_and_send_the_same_as_uncached_ones() -> None:
     client = httpx.AsyncClient(base_url="http://api.test", headers={"user-agent": "recmon/t"})
     first, second = (
         RenderedRequest("GET", f"/v1/{tenant}/search", (("q", "shoes"),), (), None)
         for tenant in ("acme", "globex")
     )
-    one, two = _build_cached(client, first), _build_cached(client, second)
+    one, two = prepared(client, first), prepared(client, second)
+    assert prepared(client, first) is one  # prepared once
     assert one.headers is two.headers  # one Headers for the target's requests
+    assert one.origin is two.origin  # the target's URL parts, not a copy per request
+    assert one.path is first.path  # the rendered path's string, not a copy
     assert one.headers.raw == _build(client, first).headers.raw
-    assert str(one.url) == "http://api.test/v1/acme/search?q=shoes"
-    assert str(two.url) == "http://api.test/v1/globex/search?q=shoes"
+    assert str(one.request().url) == "http://api.test/v1/acme/search?q=shoes"
+    assert str(two.request().url) == "http://api.test/v1/globex/search?q=shoes"
     own = RenderedRequest("GET", "/v1/acme/search", (), (("x-tenant-key", "k1"),), None)
     other = replace(own, headers=(("x-tenant-key", "k2"),))
-    assert _build_cached(client, own).headers["x-tenant-key"] == "k1"
-    assert _build_cached(client, other).headers["x-tenant-key"] == "k2"
+    assert prepared(client, own).request().headers["x-tenant-key"] == "k1"
+    assert prepared(client, other).request().headers["x-tenant-key"] == "k2"
 
 
 @pytest.mark.parametrize(
@@ -360,3 +365,81 @@ async def test_the_probe_deadline_stands_for_a_read_timeout_no_shorter(
         result = await probe_http(check, "acme", request, client, SystemClock())
     assert result.outcome is Outcome.OK
     assert seen == [{"connect": 2.0, "read": sent_read, "write": 2.0, "pool": 2.0}]
+
+
+@pytest.mark.parametrize(
+    ("base_url", "rendered"),
+    [
+        ("http://api.test", RenderedRequest("GET", "/v1/a%2Fb/s", (("q", "x y&z"),), (), None)),
+        ("https://user:pw@API.test:8443/base/", RenderedRequest("HEAD", "/", (), (), None)),
+        ("http://[::1]:9000", RenderedRequest("DELETE", "/v1/ü", (), (("X-Key", "v"),), None)),
+        ("http://api.test:80", RenderedRequest("GET", "/p", (("a", ""), ("b", "1")), (), None)),
+    ],
+)
+def test_prepared_requests_are_the_requests_httpx_builds(
+    base_url: str, rendered: RenderedRequest
+) -> None:
+    """PreparedRequest.request() sets httpx's internals directly: it must build what httpx
+    itself builds, field for field (an httpx upgrade that changes them fails here)."""
+    client = httpx.AsyncClient(base_url=base_url, headers={"user-agent": "recmon/t"}, timeout=7)
+    made, built = prepared(client, rendered).request(), _build(client, rendered)
+    assert (made.method, str(made.url), made.url.raw_path) == (
+        built.method,
+        str(built.url),
+        built.url.raw_path,
+    )
+    assert (made.url.scheme, made.url.host, made.url.port, made.url.netloc) == (
+        built.url.scheme,
+        built.url.host,
+        built.url.port,
+        built.url.netloc,
+    )
+    assert made.url == built.url
+    assert made.headers.raw == built.headers.raw
+    assert made.content == built.content == b""
+    assert made.extensions == built.extensions == {}
+    assert made is not prepared(client, rendered).request()  # one per probe
+    for method in (rendered.method, "POST"):  # redirects: a request of its own, no body
+        plain = replace(rendered, method=method)
+        made, built = prepared(client, plain).with_body(client, plain), _build(client, plain)
+        assert (made.url, made.headers.raw, made.content) == (built.url, built.headers.raw, b"")
+        assert made.headers is not prepared(client, plain).headers
+    with_json = replace(rendered, method="POST", json_body={"q": [rendered.path], "n": 3})
+    made, built = (
+        prepared(client, with_json).with_body(client, with_json),
+        _build(client, with_json),
+    )
+    assert (made.method, made.url, made.headers.raw) == (built.method, built.url, built.headers.raw)
+    assert made.content == built.content
+    assert made.headers is not prepared(client, with_json).headers  # its own: client.send adds
+
+
+async def test_a_prepared_request_goes_through_the_client_transport_as_built() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"results": [{"id": "1"}]})
+
+    result = await probe(handler)
+    assert result.outcome is Outcome.OK
+    assert seen[0].url.raw_path.startswith(b"/v1/acme/search")
+    assert seen[0].headers["host"] == "api.test"
+    assert await seen[0].aread() == b""
+
+
+def test_prepared_requests_are_bounded_and_go_with_their_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http, "PREPARED_PER_CLIENT", 2)
+    gc.collect()  # earlier tests' clients
+    client = httpx.AsyncClient(base_url="http://api.test")
+    asked = [RenderedRequest("GET", f"/v1/t{n}/search", (), (), None) for n in range(3)]
+    for request in asked:
+        prepared(client, request)
+    assert len(http._PREPARED[client]) == 1  # full at 2: cleared, then the third kept
+    assert prepared(client, asked[2]) is prepared(client, asked[2])
+    clients = len(http._PREPARED)
+    del client
+    gc.collect()
+    assert len(http._PREPARED) == clients - 1  # a reload's old clients take theirs along
