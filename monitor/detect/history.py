@@ -167,35 +167,34 @@ def pack_hour(row: HourRow) -> PackedHour:
         raise ValueError(f"history row not packable: {exc}") from exc
 
 
-def unpack_hour(data: PackedHour) -> HourRow:
-    outcomes: dict[str, int] = {}
-    maintenance: dict[str, int] = {}
+def _decoded(
+    data: PackedHour,
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]], dict[int, int]]:
+    """A packed row's (outcome, count) pairs outside and inside maintenance, in the order first
+    counted, and its latency buckets."""
+    outcomes: list[tuple[str, int]] = []
+    maintenance: list[tuple[str, int]] = []
     latency: dict[int, int] = {}
     for slot, count in _entries(data):
         if slot < BUCKETS:
             latency[slot] = count
-        elif (slot - BUCKETS) % 2:
-            maintenance[_NAMES[(slot - BUCKETS) // 2]] = count
         else:
-            outcomes[_NAMES[(slot - BUCKETS) // 2]] = count
-    return HourRow(outcomes, maintenance, latency)
+            kept = maintenance if (slot - BUCKETS) % 2 else outcomes
+            kept.append((_NAMES[(slot - BUCKETS) // 2], count))
+    return outcomes, maintenance, latency
+
+
+def unpack_hour(data: PackedHour) -> HourRow:
+    outcomes, maintenance, latency = _decoded(data)
+    return HourRow(dict(outcomes), dict(maintenance), latency)
 
 
 def packed_text(data: PackedHour) -> str:
     """hour_text(unpack_hour(data)), without the dicts (a save writes every probed row)."""
-    outcomes: list[str] = []
-    maintenance: list[str] = []
-    latency: dict[int, int] = {}
-    for slot, count in _entries(data):
-        if slot < BUCKETS:
-            latency[slot] = count
-        elif (slot - BUCKETS) % 2:
-            maintenance.append(f'"{_NAMES[(slot - BUCKETS) // 2]}":{count}')
-        else:
-            outcomes.append(f'"{_NAMES[(slot - BUCKETS) // 2]}":{count}')
-    text = '{"o":{' + ",".join(outcomes) + "}"
+    outcomes, maintenance, latency = _decoded(data)
+    text = '{"o":{' + ",".join([f'"{name}":{count}' for name, count in outcomes]) + "}"
     if maintenance:
-        text += ',"m":{' + ",".join(maintenance) + "}"
+        text += ',"m":{' + ",".join([f'"{name}":{count}' for name, count in maintenance]) + "}"
     return text + _sketch_text(latency) + "}"
 
 
