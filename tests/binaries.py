@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.localhttp import TLS
+
 DEBIAN_PACKAGES = {
     "prometheus": "prometheus",
     "promtool": "prometheus",
@@ -91,7 +93,7 @@ def running(
                         f"{args[0]} exited with {process.returncode}:\n{log.read_text()[-3000:]}"
                     )
                 try:
-                    if httpx.get(ready_url, timeout=1).status_code == 200:
+                    if httpx.get(ready_url, timeout=1, verify=TLS).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass

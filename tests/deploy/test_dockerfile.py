@@ -18,6 +18,7 @@ import pytest
 
 from tests.binaries import free_port
 from tests.helpers import ROOT
+from tests.localhttp import TLS
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -128,7 +129,8 @@ def test_the_build_stage_install_produces_a_working_recmon(tmp_path: Path) -> No
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                healthz = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1, verify=TLS)
+                if healthz.status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from tests.binaries import free_port
+from tests.localhttp import TLS
 
 
 class RecmonProcess:
@@ -79,13 +80,13 @@ class RecmonProcess:
         # Asynchronous: the test's own servers (a sandbox) share this event loop, and recmon
         # gets ready only once they have answered it.
         try:
-            async with httpx.AsyncClient(timeout=2) as client:
+            async with httpx.AsyncClient(timeout=2, verify=TLS) as client:
                 return (await client.get(self.url + "/readyz")).status_code == 200
         except httpx.HTTPError:
             return False
 
     async def get(self, path: str) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, verify=TLS) as client:
             return await client.get(self.url + path)
 
     def logs(self) -> list[dict[str, Any]]:

@@ -35,6 +35,7 @@ import yaml
 
 from tests.binaries import free_port, require_binary, running
 from tests.integration.recmonproc import RecmonProcess
+from tests.localhttp import TLS
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,14 +181,16 @@ class Stack:
     env: dict[str, str]
 
     def get(self, url: str) -> httpx.Response:
-        return httpx.get(url, timeout=10)
+        return httpx.get(url, timeout=10, verify=TLS)
 
     def notifications(self) -> list[dict[str, Any]]:
         answer = self.get(f"{self.ports.url(8080)}/_admin/notifications").json()
         return [n["body"] for n in answer["notifications"]]
 
     def prometheus(self, expr: str) -> list[dict[str, Any]]:
-        answer = httpx.get(f"{self.ports.url(9090)}/api/v1/query", params={"query": expr})
+        answer = httpx.get(
+            f"{self.ports.url(9090)}/api/v1/query", params={"query": expr}, verify=TLS
+        )
         body = answer.json()
         assert body["status"] == "success", body
         return list(body["data"]["result"])

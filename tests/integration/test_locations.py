@@ -38,6 +38,7 @@ from monitor.telemetry.asgiserve import serve_asgi
 from tests.binaries import free_port, require_binary, running
 from tests.integration.recmonproc import RecmonProcess
 from tests.integration.test_prometheus_dashboard import grafana_to_promql
+from tests.localhttp import TLS
 from tests.runbooks import without_data
 
 pytestmark = pytest.mark.integration
@@ -65,7 +66,7 @@ class Stack:
     timings: dict[str, float] = field(default_factory=dict)
 
     async def query(self, expr: str) -> list[dict[str, Any]]:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(timeout=5, verify=TLS) as client:
             response = await client.get(f"{self.prometheus}/api/v1/query", params={"query": expr})
         body = response.json()
         assert body["status"] == "success", body

@@ -27,6 +27,7 @@ from monitor.core.notifications import Notification
 from monitor.detect.overload import behind
 from monitor.sandbox.demo import sandbox_config
 from tests.binaries import free_port
+from tests.localhttp import TLS
 
 # timing: it loads the machine on purpose and measures the lag (run alone, tests/run.py).
 pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.alone]
@@ -65,7 +66,7 @@ def sandbox_process() -> Iterator[str]:
     try:
         for _ in range(100):
             try:
-                if httpx.get(f"{url}/v1/tenants").status_code == 200:
+                if httpx.get(f"{url}/v1/tenants", verify=TLS).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -83,7 +84,7 @@ async def server(sandbox_process: str) -> str:
     """The module's sandbox, idle again: the requests a previous test's overloaded monitor
     left behind are answered or dropped, and a probe takes its ~1 ms, not a backlog's wait
     (which would be a real tenant timeout, not recmon's overload)."""
-    async with httpx.AsyncClient(timeout=2) as client:
+    async with httpx.AsyncClient(timeout=2, verify=TLS) as client:
         for _ in range(100):
             began = time.monotonic()
             with contextlib.suppress(httpx.HTTPError):
