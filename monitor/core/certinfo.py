@@ -6,10 +6,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
-
 
 @dataclass(frozen=True, slots=True)
 class CertificateInfo:
@@ -26,6 +22,12 @@ class CertificateInfo:
 
 
 def parse_certificate(der: bytes) -> CertificateInfo:
+    # Imported here: `cryptography.x509` costs every recmon start ~30 ms of CPU, and only a
+    # TLS check or a client certificate ever parses one.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
     cert = x509.load_der_x509_certificate(der)
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -14,9 +14,6 @@ import ssl
 from collections.abc import Mapping
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from monitor.config.model import Target
 from monitor.core.certinfo import CertificateInfo, parse_certificate
 from monitor.core.clock import Clock
@@ -39,6 +36,10 @@ def base_context(target: Target) -> ssl.SSLContext:
 
 def read_certificate(path: str) -> CertificateInfo:
     """The first certificate of a PEM file (the client's own; the rest is its chain)."""
+    # Imported here, as in certinfo: only a target with a client certificate needs it.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     certificate = x509.load_pem_x509_certificate(Path(path).read_bytes())
     return parse_certificate(certificate.public_bytes(Encoding.DER))
 
