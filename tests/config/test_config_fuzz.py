@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.config.loader import ConfigError, load_config_text
 from tests.helpers import BASE_CONFIG
+
+# CPU-bound (1,200 examples, ~5 CPU-seconds, the parallel phase's costliest tests without a
+# subprocess) and reads no clock (deadline=None): tests/run.py runs it at idle priority.
+pytestmark = pytest.mark.background
 
 scalars = st.one_of(
     st.none(),
