@@ -17,6 +17,15 @@ from tests.integration.recmonproc import RecmonProcess
 pytestmark = pytest.mark.integration
 
 
+def replace_text(path: Path, text: str) -> None:
+    """As a deployment changes a file (a ConfigMap's swap, an editor's rename): whole, at once.
+    A write in place can be read half done by the watcher, whose failed reload would be the one
+    the test reads instead of the one it provoked."""
+    swap = path.with_name(f".{path.name}.new")
+    swap.write_text(text)
+    swap.replace(path)
+
+
 async def checks(recmon: RecmonProcess) -> list[str]:
     return list((await recmon.get("/status")).json()["checks"])
 
@@ -33,7 +42,7 @@ async def test_reload_on_change_and_sighup_keeps_last_good_config(
     try:
         assert await checks(recmon) == ["search"]
 
-        config.write_text(full)  # the file changes: picked up without a signal
+        replace_text(config, full)  # the file changes: picked up without a signal
         await recmon.wait_for_log("configuration reloaded")
 
         async def both() -> bool:
@@ -41,7 +50,7 @@ async def test_reload_on_change_and_sighup_keeps_last_good_config(
 
         await recmon.wait_for(both, "the new check")
 
-        config.write_text(full.replace("timeout: 1s}", "timeout: 1s, retries: 3}"))
+        replace_text(config, full.replace("timeout: 1s}", "timeout: 1s, retries: 3}"))
         recmon.send(signal.SIGHUP)
         failed = await recmon.wait_for_log("configuration reload failed")
         assert failed["problems"] == [f"{config}:2: defaults.retries: unknown key"]
@@ -61,7 +70,7 @@ async def test_reload_on_change_and_sighup_keeps_last_good_config(
         attempted = float(metrics.split("\nrecmon_config_reload_timestamp_seconds ")[1].split()[0])
         assert attempted == pytest.approx(time.time(), abs=30)
 
-        config.write_text(full)  # mended: the reload succeeds and says so
+        replace_text(config, full)  # mended: the reload succeeds and says so
 
         async def mended() -> bool:
             return "recmon_config_reload_success 1.0" in (await recmon.get("/metrics")).text
