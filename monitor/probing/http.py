@@ -31,7 +31,7 @@ from monitor.core.tlsreasons import (
 )
 from monitor.probing.checks import HttpCheck, RenderedRequest, looks_like_credential
 from monitor.probing.transport.framing import MAX_HEAD_BYTES
-from monitor.probing.transport.peer import PEER, VIA_PROXY, peer_of_error
+from monitor.probing.transport.peer import PEER, VIA_PROXY, WAITED, peer_of_error
 
 
 def _aiohttp_error(exc: BaseException, kind: str = "ClientError") -> bool:
@@ -418,6 +418,9 @@ async def _read_and_judge(
     except Exception as exc:
         return _failed_request(exc, clock.monotonic() - start, check)
     duration = clock.monotonic() - start
+    waited = response.extensions.get(WAITED)
+    if waited is not None:  # the wait for this task's turn after the last byte is not the target's
+        duration = max(0.0, duration - waited())
     content_type = response.headers.get("content-type", "")
     return judge_response(
         check, response.status_code, content_type, body, duration, values=values, turn=turn
