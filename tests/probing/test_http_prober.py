@@ -62,14 +62,18 @@ async def test_ok_counts_items_and_captures_first_product() -> None:
     assert 0 < result.duration_s < 0.3
 
 
-async def test_the_latency_leaves_out_the_wait_after_the_last_byte_was_read() -> None:
-    """A transport that says the whole response waited 0.25 s for the probe's task (a busy
-    loop): that wait is the monitor's, not the target's."""
+@pytest.mark.parametrize(("waited", "trusted"), [(0.001, True), (0.25, False)])
+async def test_the_latency_leaves_out_the_wait_after_the_last_byte_was_read(
+    waited: float, trusted: bool
+) -> None:
+    """A transport that says the whole response waited for the probe's task (a busy loop):
+    that wait is the monitor's, not the target's; one of 5 ms or more (the loop-lag trust
+    threshold) says the loop was busy enough to have delayed the read too: untrusted."""
     clock = ManualClock()
 
     def handler(request: httpx.Request) -> httpx.Response:
         clock.advance(0.4)
-        return httpx.Response(200, json={"results": [1]}, extensions={WAITED: lambda: 0.25})
+        return httpx.Response(200, json={"results": [1]}, extensions={WAITED: lambda: waited})
 
     check = search_check()
     async with httpx.AsyncClient(
@@ -78,7 +82,8 @@ async def test_the_latency_leaves_out_the_wait_after_the_last_byte_was_read() ->
         request = check.render({"tenant": "acme", "query": "shoes"})
         result = await probe_http(check, "acme", request, client, clock)
     assert result.outcome is Outcome.OK
-    assert result.duration_s == pytest.approx(0.15)
+    assert result.duration_s == pytest.approx(0.4 - waited)
+    assert result.latency_trusted is trusted
 
 
 async def test_request_is_built_from_the_template_with_url_encoded_tenant() -> None:
