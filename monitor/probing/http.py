@@ -10,7 +10,7 @@ import sys
 import weakref
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
@@ -31,7 +31,8 @@ from monitor.core.tlsreasons import (
 )
 from monitor.probing.checks import HttpCheck, RenderedRequest, looks_like_credential
 from monitor.probing.transport.framing import MAX_HEAD_BYTES
-from monitor.probing.transport.peer import PEER, VIA_PROXY, peer_of_error
+from monitor.probing.transport.peer import PEER, VIA_PROXY, WAITED, peer_of_error
+from monitor.telemetry.looplag import TRUST_THRESHOLD_S
 
 
 def _aiohttp_error(exc: BaseException, kind: str = "ClientError") -> bool:
@@ -57,6 +58,9 @@ class Attempt:
     via_proxy: bool = False
     condition: str = ""  # wrong_content: the failed condition's name
     item_ids: tuple[str, ...] = ()
+    # The whole answer waited for the probe's task at least the loop-lag trust threshold:
+    # the loop was that busy around its last byte, so reading it may have waited as long.
+    loop_busy: bool = False
 
     def from_peer(self, address: str, via_proxy: bool) -> Attempt:
         """The same, naming the peer. Built field by field: dataclasses.replace looks the
@@ -73,6 +77,7 @@ class Attempt:
             via_proxy,
             self.condition,
             self.item_ids,
+            self.loop_busy,
         )
 
 
@@ -180,6 +185,7 @@ async def probe_http(
         via_proxy=final.via_proxy,
         condition=final.condition,
         item_ids=final.item_ids,
+        latency_trusted=not final.loop_busy,
         asked=(kept.asked if request.json_body is None else _digest(request))
         if final.item_ids
         else "",
@@ -418,10 +424,15 @@ async def _read_and_judge(
     except Exception as exc:
         return _failed_request(exc, clock.monotonic() - start, check)
     duration = clock.monotonic() - start
+    waited = response.extensions.get(WAITED)
+    wait = 0.0 if waited is None else waited()
+    # The wait for this task's turn after the last byte is the monitor's, not the target's.
+    duration = max(0.0, duration - wait)
     content_type = response.headers.get("content-type", "")
-    return judge_response(
+    attempt = judge_response(
         check, response.status_code, content_type, body, duration, values=values, turn=turn
     )
+    return replace(attempt, loop_busy=True) if wait >= TRUST_THRESHOLD_S else attempt
 
 
 def _failed_request(exc: Exception, duration: float, check: HttpCheck) -> Attempt:

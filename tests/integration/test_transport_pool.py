@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import pytest
 
 from monitor.probing.transport import connection as connection_module
 from monitor.probing.transport.framing import ResponseParser
+from monitor.probing.transport.peer import WAITED
 from monitor.probing.transport.pool import AsyncioTransport
 
 pytestmark = pytest.mark.integration
@@ -84,6 +86,39 @@ async def test_a_kept_alive_connection_is_reused(
             assert (response.status_code, response.text) == (200, "ok")
     assert server.accepted == 1
     assert server.requests[0].startswith(b"GET /x?q=1 HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [OK, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nok"],
+    ids=["content-length", "until-close"],
+)
+async def test_a_response_says_how_long_it_waited_for_its_reader(
+    serve: Callable[[Handler], Awaitable[Server]], answer: bytes
+) -> None:
+    """Read off the socket while the reader's task had not run yet: the wait after the last
+    byte (here the loop held by a blocking sleep) is reported, so a probe leaves it out."""
+
+    async def answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await serve(answer_then_close)
+    async with client() as http, http.stream("GET", server.url) as response:
+        waited = response.extensions[WAITED]
+        assert waited() == 0.0  # not read yet
+        connection = waited.__self__._connection  # the body stream's
+        for _ in range(1000):  # until the transport has the whole answer
+            if connection.completed_at is not None:
+                break
+            await asyncio.sleep(0.001)
+        time.sleep(0.2)  # noqa: ASYNC251  (the loop stands still: the body waits)
+        assert await response.aread() == b"ok"
+        assert waited() >= 0.2
 
 
 async def test_connection_close_is_not_reused(

@@ -12,11 +12,12 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from monitor.core.clock import SystemClock
+from monitor.core.clock import ManualClock, SystemClock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.probing import http
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.http import _build, prepared, probe_http
+from monitor.probing.transport.peer import WAITED
 from tests.helpers import BASE_CONFIG, checks
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -59,6 +60,30 @@ async def test_ok_counts_items_and_captures_first_product() -> None:
     assert dict(result.captures) == {"product": "p1"}
     assert result.tenant == "acme" and result.check == "search"
     assert 0 < result.duration_s < 0.3
+
+
+@pytest.mark.parametrize(("waited", "trusted"), [(0.001, True), (0.25, False)])
+async def test_the_latency_leaves_out_the_wait_after_the_last_byte_was_read(
+    waited: float, trusted: bool
+) -> None:
+    """A transport that says the whole response waited for the probe's task (a busy loop):
+    that wait is the monitor's, not the target's; one of 5 ms or more (the loop-lag trust
+    threshold) says the loop was busy enough to have delayed the read too: untrusted."""
+    clock = ManualClock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        clock.advance(0.4)
+        return httpx.Response(200, json={"results": [1]}, extensions={WAITED: lambda: waited})
+
+    check = search_check()
+    async with httpx.AsyncClient(
+        base_url="http://api.test", transport=httpx.MockTransport(handler)
+    ) as client:
+        request = check.render({"tenant": "acme", "query": "shoes"})
+        result = await probe_http(check, "acme", request, client, clock)
+    assert result.outcome is Outcome.OK
+    assert result.duration_s == pytest.approx(0.4 - waited)
+    assert result.latency_trusted is trusted
 
 
 async def test_request_is_built_from_the_template_with_url_encoded_tenant() -> None:

@@ -26,6 +26,9 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.received = False  # any byte of the current response: a retry is no longer safe
         self.idle_since = 0.0
+        # Loop time the pending response was whole: its latency ends there, not when the
+        # probe's task next runs (a loop iteration later, ~1 ms on a busy loop).
+        self.completed_at: float | None = None
         self._parser: ResponseParser | None = None  # the pending response's
         self._reader: ResponseParser | None = None  # kept for the next response
         self._error: BaseException | None = None
@@ -62,6 +65,8 @@ class Connection(asyncio.Protocol):
             if self._buffered > _PAUSE_ABOVE and not self._paused and self.transport is not None:
                 self._paused = True
                 self.transport.pause_reading()
+        if parser.complete:
+            self._note_complete()
         if pieces or parser.complete:
             self._wake()
 
@@ -69,6 +74,7 @@ class Connection(asyncio.Protocol):
         if self._parser is not None and self._error is None:
             try:
                 self._parser.feed_eof()
+                self._note_complete()
             except ProtocolError as exc:
                 self._fail(exc)
             self._wake()
@@ -84,6 +90,7 @@ class Connection(asyncio.Protocol):
             else:
                 try:
                     self._parser.feed_eof()
+                    self._note_complete()
                 except ProtocolError as error:
                     self._fail(error)
         if self._reader is not None:
@@ -106,6 +113,7 @@ class Connection(asyncio.Protocol):
         )
         self._error = None
         self.received = False
+        self.completed_at = None
         self._head = self._loop.create_future()
         self.transport.write(data)
         async with asyncio.timeout(read_timeout):
@@ -184,6 +192,10 @@ class Connection(asyncio.Protocol):
             self._head.exception()  # retrieved: a late failure nobody awaits is not "lost"
         self._wake()
         self.close()
+
+    def _note_complete(self) -> None:
+        if self.completed_at is None:
+            self.completed_at = self._loop.time()
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():

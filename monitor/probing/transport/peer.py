@@ -8,6 +8,9 @@ from typing import TypeVar
 # httpx response extensions (and attributes of a transport's exception) this package sets.
 PEER = "recmon_peer"  # "ip:port", "[v6]:port"
 VIA_PROXY = "recmon_via_proxy"  # True: the peer is the proxy, not the origin's backend
+# () -> seconds the whole response waited for its reader after its last byte was read (0.0
+# until then): the probe's latency leaves that wait out.
+WAITED = "recmon_waited"
 
 E = TypeVar("E", bound=BaseException)
 

@@ -19,7 +19,7 @@ import httpx
 
 from monitor.probing.transport.connection import Connection, ConnectionClosed
 from monitor.probing.transport.framing import ProtocolError, encode_request
-from monitor.probing.transport.peer import PEER, VIA_PROXY, format_peer, with_peer
+from monitor.probing.transport.peer import PEER, VIA_PROXY, WAITED, format_peer, with_peer
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -144,15 +144,17 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 raise httpx.ProxyError(
                     f"proxy {proxy.name} requires authentication (407)", request=request
                 )
+            stream = _ResponseBody(self, connection, origin, read_timeout, request)
             return httpx.Response(
                 head.status,
                 headers=list(head.headers),
-                stream=_ResponseBody(self, connection, origin, read_timeout, request),
+                stream=stream,
                 extensions={
                     "http_version": b"HTTP/1.1",
                     "reason_phrase": head.reason,
                     PEER: connection.peer,
                     VIA_PROXY: proxy is not None,
+                    WAITED: stream.waited,
                 },
                 request=request,
             )
@@ -418,6 +420,12 @@ class _ResponseBody(httpx.AsyncByteStream):
         self._origin = origin
         self._read_timeout = read_timeout
         self._request = request
+        self._completed_at: float | None = None
+
+    def waited(self) -> float:
+        """Seconds since the whole body was read off the socket (0.0 until it was)."""
+        completed_at = self._completed_at
+        return 0.0 if completed_at is None else asyncio.get_running_loop().time() - completed_at
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         connection = self._connection
@@ -432,6 +440,7 @@ class _ResponseBody(httpx.AsyncByteStream):
             if not piece:
                 break
             yield piece
+        self._completed_at = connection.completed_at  # before the next request resets it
         await self.aclose()  # complete: back to the pool before the caller closes
 
     async def aclose(self) -> None:
