@@ -254,16 +254,27 @@ class SteadyRow:
     first_us: float
     full_us: float
     minutes: int
+    # A fresh process of the same configuration (same sandbox), started so that its first
+    # measured minute is the same wall-clock minute as the last: the machine's load then
+    # weighs on both alike (None: not run).
+    fresh_us: float | None = None
 
     @property
     def growth(self) -> float:
         return self.full_us / self.first_us
 
+    @property
+    def growth_same_minute(self) -> float | None:
+        return None if self.fresh_us is None else self.full_us / self.fresh_us
 
-def steady_rows(specs: list[tuple[int, float]], minutes: int, transport: str) -> list[SteadyRow]:
+
+def steady_rows(
+    specs: list[tuple[int, float]], minutes: int, transport: str, *, control: bool = True
+) -> list[SteadyRow]:
     """Run one recmon per (tenants, interval) side by side, default rules, for `minutes`; read
     each process's CPU from /proc at every minute and its probes per minute from its results
-    log. Real processes and real time: no pre-filled state, nothing simulated."""
+    log. Real processes and real time: no pre-filled state, nothing simulated. With `control`,
+    a fresh process per configuration measured in the last minute too (SteadyRow.fresh_us)."""
     runs = []
     for tenants, interval in specs:
         sandbox = Sandbox(tenants)
@@ -273,23 +284,47 @@ def steady_rows(specs: list[tuple[int, float]], minutes: int, transport: str) ->
         )
         runs.append((tenants, interval, sandbox, work, process, port, results))
     marks: list[list[tuple[float, float]]] = [[] for _ in runs]
+    # The control: one fresh process per configuration whose first measured minute is the
+    # same wall-clock minute as the old one's last (started two minutes before it).
+    fresh: list[tuple[subprocess.Popen[bytes], int, Path]] = []
+    fresh_marks: list[list[tuple[float, float]]] = [[] for _ in runs]
     try:
         for *_, port, _ in runs:
             wait_http(f"http://127.0.0.1:{port}/readyz")
         time.sleep(max(interval for _, interval in specs) + 2)  # every tenant scheduled once
-        for _ in range(minutes + 1):
+        for minute in range(minutes + 1):
+            now = time.time()
             for mark, (*_, process, _, _) in zip(marks, runs, strict=True):
-                mark.append((time.time(), cpu_seconds(process.pid)))
-            time.sleep(60)
+                mark.append((now, cpu_seconds(process.pid)))
+            for mark, (process, _, _) in zip(fresh_marks, fresh, strict=False):
+                mark.append((now, cpu_seconds(process.pid)))
+            if control and minute == minutes - 2 and minutes >= 3:
+                for _, interval, sandbox, work, *_ in runs:
+                    process, port, results = _start_recmon(
+                        work / "fresh", sandbox, interval, transport, None, 0, 1
+                    )
+                    fresh.append((process, port, results))
+                for _, port, _ in fresh:
+                    wait_http(f"http://127.0.0.1:{port}/readyz")
+            time.sleep(max(0.0, now + 60 - time.time()))
     finally:
-        for *_, process, _, _ in runs:
+        processes = [process for *_, process, _, _ in runs] + [p for p, _, _ in fresh]
+        for process in processes:
             process.send_signal(signal.SIGTERM)
-        for *_, process, _, _ in runs:
+        for process in processes:
             process.wait(timeout=120)
     rows = []
-    for mark, (tenants, interval, sandbox, work, _, _, results) in zip(marks, runs, strict=True):
+    for i, (mark, (tenants, interval, sandbox, work, _, _, results)) in enumerate(
+        zip(marks, runs, strict=True)
+    ):
         sandbox.stop()
         starts = [json.loads(line)["started_at"] for line in results.read_text().splitlines()]
+        fresh_us = None
+        if i < len(fresh) and len(fresh_marks[i]) >= 2:
+            fresh_starts = [
+                json.loads(line)["started_at"] for line in fresh[i][2].read_text().splitlines()
+            ]
+            fresh_us = _cpu_per_probe_us(fresh_marks[i], fresh_starts, len(fresh_marks[i]) - 2)
         shutil.rmtree(work, ignore_errors=True)
 
         rows.append(
@@ -299,6 +334,7 @@ def steady_rows(specs: list[tuple[int, float]], minutes: int, transport: str) ->
                 _cpu_per_probe_us(mark, starts, 0),
                 _cpu_per_probe_us(mark, starts, minutes - 1),
                 minutes,
+                fresh_us,
             )
         )
     return rows
@@ -321,6 +357,11 @@ def print_steady(rows: list[SteadyRow]) -> None:
             f"  {r.label:<22}{r.probes_per_s:>6.0f}/s  first minute {r.first_us:>6.0f}  "
             f"minute {r.minutes} (windows full) {r.full_us:>6.0f}  growth x{r.growth:.2f}"
         )
+        if r.fresh_us is not None and r.growth_same_minute is not None:
+            print(
+                f"  {'':<22}{'':>8}  same wall minute: a fresh process's first minute "
+                f"{r.fresh_us:>6.0f}  growth x{r.growth_same_minute:.2f}"
+            )
 
 
 def _metrics(port: int) -> str:
@@ -532,11 +573,21 @@ def main() -> int:
         help="only the steady-state rows: recmon at 1 s and at 60 s intervals side by side for "
         "MINUTES (17: past the 15-minute error_rate window), first minute against the last",
     )
+    parser.add_argument(
+        "--no-control",
+        action="store_true",
+        help="steady rows without the fresh processes measured in the last minute",
+    )
     args = parser.parse_args()
     if args.steady:
         steady: list[SteadyRow] = []
         for _ in range(args.repeat):
-            steady += steady_rows([(50, 1.0), (3000, 60.0)], args.steady, args.transport)
+            steady += steady_rows(
+                [(50, 1.0), (3000, 60.0)],
+                args.steady,
+                args.transport,
+                control=not args.no_control,
+            )
             print_steady(steady)
         return 0
     window = 10 if args.quick else 30
