@@ -10,7 +10,7 @@ import sys
 import weakref
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
@@ -104,21 +104,21 @@ def head_fault(response: httpx.Response) -> str | None:
 async def probe_http(
     check: HttpCheck,
     tenant: str,
-    request: RenderedRequest,
+    request: PreparedRequest,
     client: httpx.AsyncClient,
     clock: Clock,
     values: Mapping[str, str] = _NO_VALUES,
 ) -> ProbeResult:
-    """Send the request and judge the response. Never raises for anything the target does.
-    `values`: the tenant's variables, for conditions that name them."""
+    """Send the request (prepared for `client`: `prepare`, `prepared`) and judge the response.
+    Never raises for anything the target does. `values`: the tenant's variables, for
+    conditions that name them."""
     started_at = clock.time()
     turn = int(started_at // check.interval) if check.interval > 0 else 0
     begin = clock.monotonic()
-    kept = prepared(client, request)
     http_request = (
-        kept.request()
-        if request.json_body is None and not check.follow_redirects
-        else kept.with_body(client, request)
+        request.request()
+        if request.rendered is None and not check.follow_redirects
+        else request.with_body(client)
     )
     attempts: list[Attempt] = []
     started = 0
@@ -180,9 +180,7 @@ async def probe_http(
         via_proxy=final.via_proxy,
         condition=final.condition,
         item_ids=final.item_ids,
-        asked=(kept.asked if request.json_body is None else _digest(request))
-        if final.item_ids
-        else "",
+        asked=request.what_asked() if final.item_ids else "",
     )
 
 
@@ -239,6 +237,10 @@ class PreparedRequest:
     query: str | None
     headers: httpx.Headers
     asked: str
+    # A request with a JSON body: the rendered request, whose body (and headers, which
+    # httpx completes with the body's Content-Length and -Type) each probe sends. None
+    # otherwise: nothing else of the rendered request is kept.
+    rendered: RenderedRequest | None = None
 
     def url(self) -> httpx.URL:
         """The URL, as httpx.URL(text) parses it, from its parts (httpx 0.28's _uri_reference,
@@ -269,13 +271,30 @@ class PreparedRequest:
         request._content = b""
         return request
 
-    def with_body(self, client: httpx.AsyncClient, request: RenderedRequest) -> httpx.Request:
+    def with_body(self, client: httpx.AsyncClient) -> httpx.Request:
         """A request of its own, headers copied (client.send with redirects may add cookie
         headers to it), with the request's JSON body if it has one."""
-        if request.json_body is None:
+        rendered = self.rendered
+        if rendered is None:
             return httpx.Request(self.method, self.url(), headers=self.headers)
-        headers = _headers(client, request)  # Content-Length and -Type from the body
-        return httpx.Request(self.method, self.url(), headers=headers, json=request.json_body)
+        headers = _headers(client, rendered)  # Content-Length and -Type from the body
+        return httpx.Request(self.method, self.url(), headers=headers, json=rendered.json_body)
+
+    def what_asked(self) -> str:
+        """The digest of what was asked (path, query, body): `asked`, or with the JSON body."""
+        return self.asked if self.rendered is None else _digest(self.rendered)
+
+    def with_bearer(self, token: str) -> PreparedRequest:
+        """The same request carrying `Authorization: Bearer <token>` (a token source's, which
+        changes while the request stays): its own headers, as httpx builds them from the
+        check's headers with the header added last."""
+        value = f"Bearer {token}"
+        headers = self.headers.copy()
+        headers["authorization"] = value
+        rendered = self.rendered
+        if rendered is not None:
+            rendered = replace(rendered, headers=(*rendered.headers, ("authorization", value)))
+        return replace(self, headers=headers, rendered=rendered)
 
 
 _new_url = httpx.URL.__new__
@@ -290,10 +309,12 @@ PREPARED_PER_CLIENT = 65536
 
 
 def prepared(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedRequest:
-    """The request prepared once for this client (building an httpx.Request, parsing its URL,
-    was 7% of a probe's CPU on the 10k-tenant fleet); a JSON body is not part of it (nor
-    hashable): `with_body` adds it on each probe."""
-    if request.json_body is not None:
+    """The request prepared once for this client and kept here, for requests rendered anew
+    on each probe (with an earlier check's captures): the same values prepare once. A JSON
+    body is not part of what is kept (nor hashable): added to it on each probe. The engine
+    keeps the requests that are the same every interval itself (`prepare`)."""
+    body = request.json_body
+    if body is not None:
         request = RenderedRequest(
             request.method, request.path, request.params, request.headers, None
         )
@@ -305,7 +326,18 @@ def prepared(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedReq
         if len(kept) >= PREPARED_PER_CLIENT:
             kept.clear()
         found = kept[request] = _prepare(client, request)
+    if body is not None:
+        found = replace(found, rendered=replace(request, json_body=body))
     return found
+
+
+def prepare(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedRequest:
+    """The request prepared for this client (building an httpx.Request, parsing its URL, was
+    7% of a probe's CPU on the 10k-tenant fleet), to be kept by the caller: what a probe
+    needs of it, not the rendered request (but its JSON body, if it has one)."""
+    if request.json_body is None:
+        return _prepare(client, request)
+    return replace(_prepare(client, replace(request, json_body=None)), rendered=request)
 
 
 def _prepare(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedRequest:
