@@ -458,3 +458,38 @@ def test_prepared_requests_are_bounded_and_go_with_their_client(
     del client
     gc.collect()
     assert len(http._PREPARED) == clients - 1  # a reload's old clients take theirs along
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [],
+        [(b"Content-Type", b"application/json; charset=utf-8"), (b"Content-Length", b"12")],
+        [(b"content-encoding", b"gzip"), (b"X-Other", b"1"), (b"CONTENT-ENCODING", b"br")],
+        [(b"Content-Length", b"5"), (b"content-length", b"5")],
+        [(b"Content-Type", "text/plain; name=\u00e9t\u00e9".encode())],
+        [(b"Content-Type", b"text/x-\xe9"), (b"Content-Encoding", b"identity")],
+    ],
+)
+def test_read_head_gives_the_values_httpx_headers_give(raw: list[tuple[bytes, bytes]]) -> None:
+    response = httpx.Response(200, headers=raw)
+    fault, values = http.read_head(response)
+    assert fault is None
+    assert values == tuple(
+        response.headers.get(name)
+        for name in ("content-length", "content-encoding", "content-type")
+    )
+
+
+def test_read_head_refuses_a_length_with_chunking_and_an_oversized_head() -> None:
+    split = httpx.Response(
+        200, headers=[(b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"3")]
+    )
+    assert http.read_head(split) == (
+        "invalid HTTP response: Content-Length can't be present with Transfer-Encoding",
+        (None, None, None),
+    )
+    chunked = httpx.Response(200, headers=[(b"Transfer-Encoding", b"chunked")])
+    assert http.read_head(chunked) == (None, (None, None, None))
+    huge = httpx.Response(200, headers=[(b"X-Big", b"a" * 70_000), (b"Content-Length", b"3")])
+    assert http.read_head(huge)[0] == f"response head larger than {http.MAX_HEAD_BYTES} bytes"
