@@ -88,42 +88,76 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def head_fault(response: httpx.Response) -> str | None:
-    """What is wrong with a response head that some transports let through and others refuse:
-    the same rule on all three, checked before the body is read (a connection closed with its
-    body unread is never reused). None if nothing."""
+# The response headers a probe reads: Content-Length, Content-Encoding, Content-Type.
+_READ = (b"content-length", b"content-encoding", b"content-type")
+_HeadValues = tuple[str | None, str | None, str | None]
+
+
+def read_head(response: httpx.Response) -> tuple[str | None, _HeadValues]:
+    """What is wrong with a response head that some transports let through and others refuse
+    (None if nothing): the same rule on all three, checked before the body is read (a
+    connection closed with its body unread is never reused). And the values of the headers a
+    probe reads (`_READ`, None where absent), as response.headers.get gives them, from the same
+    pass over the head: get() decided the headers' encoding and scanned them once per call
+    (~4% of the 10k-tenant fleet's CPU, py-spy --gil)."""
     raw = response.headers.raw
     size = 15 + len(response.extensions.get("reason_phrase", b""))  # "HTTP/1.1 200 " CRLF
-    size += sum(len(name) + len(value) + 4 for name, value in raw)
+    chunked = False
+    found: list[list[bytes]] | None = None
+    for name, value in raw:
+        size += len(name) + len(value) + 4
+        lower = name.lower()
+        if lower in _READ:
+            if found is None:
+                found = [[], [], []]
+            found[_READ.index(lower)].append(value)
+        elif lower == b"transfer-encoding":
+            chunked = True
     if size > MAX_HEAD_BYTES:
         # h11 (httpx) reads heads up to 100 KB, aiohttp counts per line: one limit for all.
-        return f"response head larger than {MAX_HEAD_BYTES} bytes"
-    names = {name.lower() for name, _ in raw}
-    if b"transfer-encoding" in names and b"content-length" in names:
+        return f"response head larger than {MAX_HEAD_BYTES} bytes", (None, None, None)
+    if found is None:
+        return None, (None, None, None)
+    if chunked and found[0]:
         # RFC 9112 section 6.3: a possible response-splitting attempt, to be handled as an
         # error. h11 reads it by Transfer-Encoding and would keep the connection.
-        return "invalid HTTP response: Content-Length can't be present with Transfer-Encoding"
-    return None
+        fault = "invalid HTTP response: Content-Length can't be present with Transfer-Encoding"
+        return fault, (None, None, None)
+    length, coding, content_type = (
+        _header_value(response, name, values) for name, values in zip(_READ, found, strict=True)
+    )
+    return None, (length, coding, content_type)
+
+
+def _header_value(response: httpx.Response, name: bytes, values: list[bytes]) -> str | None:
+    """A header's values as Headers.get joins and decodes them."""
+    if not values:
+        return None
+    try:
+        return b", ".join(values).decode("ascii")
+    except UnicodeDecodeError:
+        value: str = response.headers[name.decode()]  # httpx's own choice of encoding
+        return value
 
 
 async def probe_http(
     check: HttpCheck,
     tenant: str,
-    request: RenderedRequest,
+    request: PreparedRequest,
     client: httpx.AsyncClient,
     clock: Clock,
     values: Mapping[str, str] = _NO_VALUES,
 ) -> ProbeResult:
-    """Send the request and judge the response. Never raises for anything the target does.
-    `values`: the tenant's variables, for conditions that name them."""
+    """Send the request (prepared for `client`: `prepare`, `prepared`) and judge the response.
+    Never raises for anything the target does. `values`: the tenant's variables, for
+    conditions that name them."""
     started_at = clock.time()
     turn = int(started_at // check.interval) if check.interval > 0 else 0
     begin = clock.monotonic()
-    kept = prepared(client, request)
     http_request = (
-        kept.request()
-        if request.json_body is None and not check.follow_redirects
-        else kept.with_body(client, request)
+        request.request()
+        if request.rendered is None and not check.follow_redirects
+        else request.with_body(client)
     )
     attempts: list[Attempt] = []
     started = 0
@@ -186,9 +220,7 @@ async def probe_http(
         condition=final.condition,
         item_ids=final.item_ids,
         latency_trusted=not final.loop_busy,
-        asked=(kept.asked if request.json_body is None else _digest(request))
-        if final.item_ids
-        else "",
+        asked=request.what_asked() if final.item_ids else "",
     )
 
 
@@ -245,6 +277,10 @@ class PreparedRequest:
     query: str | None
     headers: httpx.Headers
     asked: str
+    # A request with a JSON body: the rendered request, whose body (and headers, which
+    # httpx completes with the body's Content-Length and -Type) each probe sends. None
+    # otherwise: nothing else of the rendered request is kept.
+    rendered: RenderedRequest | None = None
 
     def url(self) -> httpx.URL:
         """The URL, as httpx.URL(text) parses it, from its parts (httpx 0.28's _uri_reference,
@@ -275,13 +311,30 @@ class PreparedRequest:
         request._content = b""
         return request
 
-    def with_body(self, client: httpx.AsyncClient, request: RenderedRequest) -> httpx.Request:
+    def with_body(self, client: httpx.AsyncClient) -> httpx.Request:
         """A request of its own, headers copied (client.send with redirects may add cookie
         headers to it), with the request's JSON body if it has one."""
-        if request.json_body is None:
+        rendered = self.rendered
+        if rendered is None:
             return httpx.Request(self.method, self.url(), headers=self.headers)
-        headers = _headers(client, request)  # Content-Length and -Type from the body
-        return httpx.Request(self.method, self.url(), headers=headers, json=request.json_body)
+        headers = _headers(client, rendered)  # Content-Length and -Type from the body
+        return httpx.Request(self.method, self.url(), headers=headers, json=rendered.json_body)
+
+    def what_asked(self) -> str:
+        """The digest of what was asked (path, query, body): `asked`, or with the JSON body."""
+        return self.asked if self.rendered is None else _digest(self.rendered)
+
+    def with_bearer(self, token: str) -> PreparedRequest:
+        """The same request carrying `Authorization: Bearer <token>` (a token source's, which
+        changes while the request stays): its own headers, as httpx builds them from the
+        check's headers with the header added last."""
+        value = f"Bearer {token}"
+        headers = self.headers.copy()
+        headers["authorization"] = value
+        rendered = self.rendered
+        if rendered is not None:
+            rendered = replace(rendered, headers=(*rendered.headers, ("authorization", value)))
+        return replace(self, headers=headers, rendered=rendered)
 
 
 _new_url = httpx.URL.__new__
@@ -296,10 +349,12 @@ PREPARED_PER_CLIENT = 65536
 
 
 def prepared(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedRequest:
-    """The request prepared once for this client (building an httpx.Request, parsing its URL,
-    was 7% of a probe's CPU on the 10k-tenant fleet); a JSON body is not part of it (nor
-    hashable): `with_body` adds it on each probe."""
-    if request.json_body is not None:
+    """The request prepared once for this client and kept here, for requests rendered anew
+    on each probe (with an earlier check's captures): the same values prepare once. A JSON
+    body is not part of what is kept (nor hashable): added to it on each probe. The engine
+    keeps the requests that are the same every interval itself (`prepare`)."""
+    body = request.json_body
+    if body is not None:
         request = RenderedRequest(
             request.method, request.path, request.params, request.headers, None
         )
@@ -311,7 +366,18 @@ def prepared(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedReq
         if len(kept) >= PREPARED_PER_CLIENT:
             kept.clear()
         found = kept[request] = _prepare(client, request)
+    if body is not None:
+        found = replace(found, rendered=replace(request, json_body=body))
     return found
+
+
+def prepare(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedRequest:
+    """The request prepared for this client (building an httpx.Request, parsing its URL, was
+    7% of a probe's CPU on the 10k-tenant fleet), to be kept by the caller: what a probe
+    needs of it, not the rendered request (but its JSON body, if it has one)."""
+    if request.json_body is None:
+        return _prepare(client, request)
+    return replace(_prepare(client, replace(request, json_body=None)), rendered=request)
 
 
 def _prepare(client: httpx.AsyncClient, request: RenderedRequest) -> PreparedRequest:
@@ -406,12 +472,12 @@ async def _read_and_judge(
     turn: int,
 ) -> Attempt:
     try:
-        fault = head_fault(response)
+        fault, (declared, coding, content_type) = read_head(response)
         if fault is not None:
             await response.aclose()
             return Attempt(Outcome.CONNECT_ERROR, clock.monotonic() - start, reason=fault)
         try:
-            body = await _read_capped(response, check.max_body_bytes)
+            body = await _read_capped(response, check.max_body_bytes, declared, coding or "")
         finally:
             await response.aclose()
     except _BodyTooLarge:
@@ -428,9 +494,8 @@ async def _read_and_judge(
     wait = 0.0 if waited is None else waited()
     # The wait for this task's turn after the last byte is the monitor's, not the target's.
     duration = max(0.0, duration - wait)
-    content_type = response.headers.get("content-type", "")
     attempt = judge_response(
-        check, response.status_code, content_type, body, duration, values=values, turn=turn
+        check, response.status_code, content_type or "", body, duration, values=values, turn=turn
     )
     return replace(attempt, loop_busy=True) if wait >= TRUST_THRESHOLD_S else attempt
 
@@ -464,14 +529,16 @@ _INFLATED = ("gzip", "x-gzip", "deflate")
 _ANY_ZLIB_HEADER = zlib.MAX_WBITS | 32
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+async def _read_capped(
+    response: httpx.Response, limit: int, declared: str | None, coding: str
+) -> bytes:
     """The body, decoded, refused past `limit` bytes. Compressed bodies are inflated here, at
     most `limit` bytes at a time: httpx would inflate a whole chunk at once, and a hostile
-    kilobyte of gzip can stand for gigabytes."""
-    declared = response.headers.get("content-length")
+    kilobyte of gzip can stand for gigabytes. `declared`, `coding`: its Content-Length and
+    Content-Encoding headers (read_head)."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _BodyTooLarge
-    coding = response.headers.get("content-encoding", "").strip().lower()
+    coding = coding.strip().lower()
     inflate = None
     if response.is_stream_consumed or coding not in ("", "identity", *_INFLATED):
         # Already in memory (a mock transport's response), or an encoding httpx never asked
@@ -641,8 +708,11 @@ def judge_response(
     )
 
 
+_SCALARS = (str, int, float)  # a tuple: isinstance with a union type is slower
+
+
 def _scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float) and not isinstance(value, bool)
+    return isinstance(value, _SCALARS) and not isinstance(value, bool)
 
 
 def _item_ids(check: HttpCheck, document: Any) -> tuple[str, ...]:
@@ -657,7 +727,9 @@ def _item_ids(check: HttpCheck, document: Any) -> tuple[str, ...]:
     ids = []
     for item in items:
         value = item.get(key) if isinstance(item, dict) else item
-        if _scalar(value):
+        if type(value) is str:  # most ids: kept as they are, no further checks
+            ids.append(value)
+        elif _scalar(value):
             ids.append(str(value))
     return tuple(ids)
 

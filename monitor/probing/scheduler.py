@@ -92,9 +92,13 @@ class Scheduler:
         """Reconcile: new jobs get their phase slot, removed jobs are dropped when next due."""
         wanted = set(jobs)
         wall, mono = self._clock.time(), self._clock.monotonic()
-        for job in wanted - self._jobs:
+        added = wanted - self._jobs
+        for job in added:
             self._push(first_due(job, self._interval_of(job), wall, mono), job)
-        self._jobs = wanted
+        # The jobs kept are the instances the schedule already holds, not the refresh's equal
+        # copies: one Job a series, not two from the first tenant refresh on (~1 MB at
+        # 10,000 tenants x 2).
+        self._jobs = {job for job in self._jobs if job in wanted} | added
         self._changed.set()  # a sleeping loop re-reads the schedule now, not a second later
 
     def _push(self, due: float, job: Job) -> None:

@@ -98,6 +98,8 @@ def test_item_ids_only_when_judged_across_requests() -> None:
     assert judge(on, items("acme-p1", "acme-p2")).item_ids == ("acme-p1", "acme-p2")
     scalar = recommendations("item_id: sku\n")
     assert judge(scalar, {"recommendations": [{"sku": 7}, "x"]}).item_ids == ("7", "x")
+    mixed = [{"sku": 1.5}, {"sku": True}, {"sku": None}, {"sku": ["a"]}, False, 2, {"id": "y"}]
+    assert judge(scalar, {"recommendations": mixed}).item_ids == ("1.5", "2")  # scalars only
 
 
 def test_a_rotating_capture_takes_the_next_result_each_round() -> None:

@@ -285,8 +285,9 @@ async def test_a_tenants_request_is_rendered_once_and_again_when_its_values_chan
 
     engine, _, _ = make_engine(httpx.MockTransport(handler), tenant_vars=variables)
     search = engine.checks["search"]
-    first = engine._render(search, {"query": "shoes", "tenant": "acme"})
-    assert engine._render(search, {"query": "shoes", "tenant": "acme"}) is first
+    first = engine._request(search, {"query": "shoes", "tenant": "acme"})
+    assert engine._request(search, {"query": "shoes", "tenant": "acme"}) is first
+    assert first.rendered is None  # only what a probe sends is kept
     await engine.run_job(Job("acme", "search"))
     variables["acme"] = {"query": "boots"}  # a tenant list refresh changed its variable
     await engine.run_job(Job("acme", "search"))
@@ -297,7 +298,7 @@ async def test_a_tenants_request_is_rendered_once_and_again_when_its_values_chan
     ]
     # recommendations use search's capture: rendered with each run's, never from the cache
     recommendations = [url for url in sent if "/recommendations" in url]
-    assert len(recommendations) == 2 and "recommendations" not in engine._render_keys
+    assert len(recommendations) == 2 and "recommendations" not in engine._request_keys
 
 
 async def test_a_missing_variable_still_skips_with_the_cache_in_front() -> None:

@@ -16,7 +16,7 @@ from monitor.core.clock import ManualClock, SystemClock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.probing import http
 from monitor.probing.checks import HttpCheck, RenderedRequest
-from monitor.probing.http import _build, prepared, probe_http
+from monitor.probing.http import _build, prepare, prepared, probe_http
 from monitor.probing.transport.peer import WAITED
 from tests.helpers import BASE_CONFIG, checks
 
@@ -43,7 +43,7 @@ async def probe(
         handler if isinstance(handler, httpx.AsyncBaseTransport) else httpx.MockTransport(handler)
     )
     async with httpx.AsyncClient(base_url="http://api.test", transport=transport) as client:
-        request = check.render({"tenant": "acme", "query": "shoes"})
+        request = prepare(client, check.render({"tenant": "acme", "query": "shoes"}))
         return await probe_http(check, "acme", request, client, SystemClock())
 
 
@@ -79,7 +79,7 @@ async def test_the_latency_leaves_out_the_wait_after_the_last_byte_was_read(
     async with httpx.AsyncClient(
         base_url="http://api.test", transport=httpx.MockTransport(handler)
     ) as client:
-        request = check.render({"tenant": "acme", "query": "shoes"})
+        request = prepare(client, check.render({"tenant": "acme", "query": "shoes"}))
         result = await probe_http(check, "acme", request, client, clock)
     assert result.outcome is Outcome.OK
     assert result.duration_s == pytest.approx(0.4 - waited)
@@ -97,7 +97,7 @@ async def test_request_is_built_from_the_template_with_url_encoded_tenant() -> N
     async with httpx.AsyncClient(
         base_url="http://api.test", transport=httpx.MockTransport(handler)
     ) as client:
-        request = check.render({"tenant": "a b/c", "query": "red shoes"})
+        request = prepare(client, check.render({"tenant": "a b/c", "query": "red shoes"}))
         await probe_http(check, "a b/c", request, client, SystemClock())
     assert seen[0].url.raw_path == b"/v1/a%20b%2Fc/search?q=red+shoes"
 
@@ -386,7 +386,7 @@ async def test_the_probe_deadline_stands_for_a_read_timeout_no_shorter(
     async with httpx.AsyncClient(
         base_url="http://api.test", transport=httpx.MockTransport(handler), timeout=timeout
     ) as client:
-        request = check.render({"tenant": "acme", "query": "shoes"})
+        request = prepare(client, check.render({"tenant": "acme", "query": "shoes"}))
         result = await probe_http(check, "acme", request, client, SystemClock())
     assert result.outcome is Outcome.OK
     assert seen == [{"connect": 2.0, "read": sent_read, "write": 2.0, "pool": 2.0}]
@@ -426,17 +426,32 @@ def test_prepared_requests_are_the_requests_httpx_builds(
     assert made is not prepared(client, rendered).request()  # one per probe
     for method in (rendered.method, "POST"):  # redirects: a request of its own, no body
         plain = replace(rendered, method=method)
-        made, built = prepared(client, plain).with_body(client, plain), _build(client, plain)
+        made, built = prepared(client, plain).with_body(client), _build(client, plain)
         assert (made.url, made.headers.raw, made.content) == (built.url, built.headers.raw, b"")
         assert made.headers is not prepared(client, plain).headers
     with_json = replace(rendered, method="POST", json_body={"q": [rendered.path], "n": 3})
-    made, built = (
-        prepared(client, with_json).with_body(client, with_json),
-        _build(client, with_json),
-    )
-    assert (made.method, made.url, made.headers.raw) == (built.method, built.url, built.headers.raw)
-    assert made.content == built.content
-    assert made.headers is not prepared(client, with_json).headers  # its own: client.send adds
+    for kept in (prepared(client, with_json), prepare(client, with_json)):
+        made, built = kept.with_body(client), _build(client, with_json)
+        assert (made.method, made.url, made.headers.raw) == (
+            built.method,
+            built.url,
+            built.headers.raw,
+        )
+        assert made.content == built.content
+        assert made.headers is not kept.headers  # its own: client.send adds to it
+        assert kept.what_asked() == http.asked(with_json)  # the body is part of what is asked
+    # An OAuth2 target's token: added to the prepared request as httpx adds it to the rendered
+    for plain, token in ((rendered, "t0k"), (with_json, "t1k")):
+        bearer = replace(plain, headers=(*plain.headers, ("authorization", f"Bearer {token}")))
+        kept = prepare(client, plain).with_bearer(token)
+        made = kept.request() if kept.rendered is None else kept.with_body(client)
+        built = _build(client, bearer)
+        assert (made.url, made.headers.raw, made.content) == (
+            built.url,
+            built.headers.raw,
+            built.content,
+        )
+        assert prepare(client, plain).headers.get("authorization") is None  # not the kept one's
 
 
 async def test_a_prepared_request_goes_through_the_client_transport_as_built() -> None:
@@ -468,3 +483,38 @@ def test_prepared_requests_are_bounded_and_go_with_their_client(
     del client
     gc.collect()
     assert len(http._PREPARED) == clients - 1  # a reload's old clients take theirs along
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [],
+        [(b"Content-Type", b"application/json; charset=utf-8"), (b"Content-Length", b"12")],
+        [(b"content-encoding", b"gzip"), (b"X-Other", b"1"), (b"CONTENT-ENCODING", b"br")],
+        [(b"Content-Length", b"5"), (b"content-length", b"5")],
+        [(b"Content-Type", "text/plain; name=\u00e9t\u00e9".encode())],
+        [(b"Content-Type", b"text/x-\xe9"), (b"Content-Encoding", b"identity")],
+    ],
+)
+def test_read_head_gives_the_values_httpx_headers_give(raw: list[tuple[bytes, bytes]]) -> None:
+    response = httpx.Response(200, headers=raw)
+    fault, values = http.read_head(response)
+    assert fault is None
+    assert values == tuple(
+        response.headers.get(name)
+        for name in ("content-length", "content-encoding", "content-type")
+    )
+
+
+def test_read_head_refuses_a_length_with_chunking_and_an_oversized_head() -> None:
+    split = httpx.Response(
+        200, headers=[(b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"3")]
+    )
+    assert http.read_head(split) == (
+        "invalid HTTP response: Content-Length can't be present with Transfer-Encoding",
+        (None, None, None),
+    )
+    chunked = httpx.Response(200, headers=[(b"Transfer-Encoding", b"chunked")])
+    assert http.read_head(chunked) == (None, (None, None, None))
+    huge = httpx.Response(200, headers=[(b"X-Big", b"a" * 70_000), (b"Content-Length", b"3")])
+    assert http.read_head(huge)[0] == f"response head larger than {http.MAX_HEAD_BYTES} bytes"

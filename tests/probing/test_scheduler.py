@@ -136,6 +136,18 @@ async def test_removed_jobs_stop_and_added_jobs_start() -> None:
     assert seen["new"] >= 2
 
 
+def test_a_tenant_refresh_keeps_the_jobs_the_schedule_holds_not_their_equal_copies() -> None:
+    scheduler = Scheduler(lambda job, due: asyncio.sleep(0), lambda job: 60.0, clock=ManualClock())
+    first = [Job("acme", "search"), Job("globex", "search")]
+    scheduler.set_jobs(first)
+    scheduler.set_jobs([Job("acme", "search"), Job("initech", "search")])  # a refresh's copies
+    kept = {job.tenant: job for job in scheduler.jobs}
+    assert set(kept) == {"acme", "initech"}
+    assert kept["acme"] is first[0]  # the instance the heap holds: one Job a series
+    held = {id(job) for _, _, job in scheduler._heap}
+    assert all(id(job) in held for job in kept.values())
+
+
 async def test_missed_intervals_are_skipped_not_replayed() -> None:
     clock = ManualClock(start=0.0)
     runs = 0

@@ -116,6 +116,11 @@ class Connection(asyncio.Protocol):
         self.completed_at = None
         self._head = self._loop.create_future()
         self.transport.write(data)
+        if read_timeout is None:
+            # The probe's deadline holds it (http._send): no timeout object of its own
+            # (asyncio.timeout's construction, enter and exit were ~2.5% of the 10k-tenant
+            # fleet's CPU, py-spy).
+            return await self._head
         async with asyncio.timeout(read_timeout):
             return await self._head
 
@@ -129,6 +134,9 @@ class Connection(asyncio.Protocol):
             if self._error is not None:
                 raise self._error
             self._wakeup = self._loop.create_future()
+            if read_timeout is None:
+                await self._wakeup
+                continue
             async with asyncio.timeout(read_timeout):
                 await self._wakeup
         piece = self._pieces.popleft()
