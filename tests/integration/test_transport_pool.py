@@ -72,6 +72,19 @@ async def answer_each(
         await writer.drain()
 
 
+def answer_once(answer: bytes) -> Handler:
+    """Read one request's head, write `answer`; the connection closes after it (serve's)."""
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+
+    return handler
+
+
 def client(**limits: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=AsyncioTransport(limits=httpx.Limits(**limits)))
 
@@ -99,15 +112,7 @@ async def test_a_response_says_how_long_it_waited_for_its_reader(
     """Read off the socket while the reader's task had not run yet: the wait after the last
     byte (here the loop held by a blocking sleep) is reported, so a probe leaves it out."""
 
-    async def answer_then_close(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
-    ) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(answer)
-        await writer.drain()
-        writer.close()
-
-    server = await serve(answer_then_close)
+    server = await serve(answer_once(answer))
     async with client() as http, http.stream("GET", server.url) as response:
         waited = response.extensions[WAITED]
         assert waited() == 0.0  # not read yet
@@ -171,14 +176,7 @@ async def test_a_closed_connection_frees_its_parser_without_the_garbage_collecto
 
     monkeypatch.setattr(connection_module, "ResponseParser", Recorded)
 
-    async def one_answer_then_close(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
-    ) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(OK)
-        await writer.drain()
-
-    server = await serve(one_answer_then_close)
+    server = await serve(answer_once(OK))
     gc.collect()
     gc.disable()
     try:
