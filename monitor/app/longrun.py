@@ -108,6 +108,9 @@ class LongRunning:
         self.started_at = SystemClock().time()
         # The last configuration load or reload attempt: /status, /readyz and the metric.
         self.reload = ReloadRecord(self.started_at, True, loaded.source)
+        # Some generation had its tenant list: a reloaded one fetching its own stays ready
+        # (an unready pod drops out of endpoint-discovered scrapes at every reload).
+        self._had_tenants = False
         # The page and /status are HTML and JSON: a secret is also scrubbed in its escaped
         # forms, which the plain redactor would not recognise.
         self.page_redactor = Redactor(_escaped_forms(loaded.secrets))
@@ -141,6 +144,7 @@ class LongRunning:
     async def _retire(self, generation: Generation, *, counters: bool) -> None:
         """Stop the running generation: in-flight probes finish (or hit their deadline), the
         outbox is flushed, state is saved."""
+        self._had_tenants = self._had_tenants or generation.monitor.ready.is_set()
         generation.stop.set()
         if self._running is not None:
             await self._running
@@ -256,11 +260,18 @@ class LongRunning:
         return tenant_bars(self.store, tenant, checks, SystemClock().time())
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once the tenants are known. A failed reload leaves it ready (the last good
-        configuration runs) and says so in the body, as does a state file that takes no
-        writes."""
-        ready = self.current is not None and self.current.monitor.ready.is_set()
-        lines = ["ready" if ready else "not ready: no tenant list yet"]
+        """Ready once the tenants are known, and from then on: a reload keeps it ready while
+        the new configuration fetches its tenant list (the body says so). A failed reload
+        leaves it ready (the last good configuration runs) and says so in the body, as does a
+        state file that takes no writes."""
+        fetched = self.current is not None and self.current.monitor.ready.is_set()
+        ready = fetched or self._had_tenants
+        if fetched:
+            lines = ["ready"]
+        elif ready:
+            lines = ["ready: the reloaded configuration is fetching its tenant list"]
+        else:
+            lines = ["not ready: no tenant list yet"]
         unwritable = self.current.monitor.hub.storage_alert() if self.current else None
         if unwritable is not None:
             # Still ready: probing and paging go on (from memory); a restart would not help.

@@ -3,6 +3,7 @@ the last good configuration running and says why."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -76,7 +77,11 @@ async def test_reload_on_change_and_sighup_keeps_last_good_config(
             return "recmon_config_reload_success 1.0" in (await recmon.get("/metrics")).text
 
         await recmon.wait_for(mended, "the reload metric back at 1")
-        assert (await recmon.get("/readyz")).text == "ready\n"
+
+        async def ready() -> bool:  # once the mended configuration has its tenant list
+            return (await recmon.get("/readyz")).text == "ready\n"
+
+        await recmon.wait_for(ready, "ready, nothing failed")
     finally:
         code = await recmon.stop()
     assert code == 0
@@ -114,3 +119,55 @@ async def test_a_rotated_header_file_is_reloaded_without_a_restart(tmp_path: Pat
             assert await recmon.stop() == 0
         logs = "\n".join(recmon.stderr_lines)
         assert "hk-first-5a1c" not in logs and "hk-second-93d0" not in logs
+
+
+async def test_a_reload_stays_ready_while_the_new_configuration_fetches_its_tenants(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Ready once the tenant list is known, and through every reload after: while the reloaded
+    configuration waits for its own tenant list, /readyz stays 200 and says so (an unready pod
+    drops out of endpoint-discovered scrapes at every reload)."""
+    answer = asyncio.Event()
+    answer.set()
+    body = sandbox.app.catalog.tenant_list_body
+
+    async def tenant_list(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await answer.wait()
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+            )
+            writer.write(f"{head}\r\nConnection: close\r\n\r\n".encode() + body)
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(tenant_list, "127.0.0.1", 0)
+    tenants_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/tenants"
+    full = sandbox_config(sandbox.url, interval=1, timeout=1).replace(
+        f'url: "{sandbox.url}/v1/tenants"', f'url: "{tenants_url}"'
+    )
+    assert tenants_url in full
+    config = tmp_path / "probes.yaml"
+    config.write_text(full)
+    recmon = RecmonProcess(config)
+    await recmon.start()  # ready: the first tenant list answered
+    try:
+        assert (await recmon.get("/readyz")).text == "ready\n"
+        answer.clear()  # the reloaded configuration's tenant list waits
+        replace_text(config, full.replace("timeout: 1s}", "timeout: 2s}"))
+        await recmon.wait_for_log("configuration reloaded")
+        during = await recmon.get("/readyz")
+        assert during.status_code == 200
+        assert during.text == "ready: the reloaded configuration is fetching its tenant list\n"
+        answer.set()
+
+        async def fetched() -> bool:
+            return (await recmon.get("/readyz")).text == "ready\n"
+
+        await recmon.wait_for(fetched, "the reloaded configuration's tenant list")
+    finally:
+        answer.set()
+        assert await recmon.stop() == 0
+        server.close()
