@@ -95,7 +95,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 # included, for the order of the next parallel phase.
 DURATIONS = "recmon/durations"
 # The tests that took a second or more on a full run, for a first run's order (regenerate:
-# python -m tests.run --write-durations after a run; stale entries only cost balance).
+# python -m tests.run --write-durations after a run; tests no longer defined are left out).
 SEED = ROOT / "tests" / "durations.json"
 _measured: dict[str, float] = {}
 
@@ -172,6 +172,15 @@ def summary_line(counts: dict[str, int], seconds: float) -> str:
     return text.center(80, "=")
 
 
+def _still_defined(nodeid: str) -> bool:
+    """The record merges every run's phases, so it keeps tests renamed or removed since: a
+    test is listed only while its file still defines its function."""
+    path, _, rest = nodeid.partition("::")
+    name = rest.split("[", 1)[0].rsplit("::", 1)[-1]
+    file = ROOT / path
+    return file.is_file() and f"def {name}(" in file.read_text()
+
+
 def write_durations() -> int:
     """tests/durations.json from the last run's record: the tests of a second or more."""
     record = ROOT / ".pytest_cache" / "v" / DURATIONS
@@ -179,7 +188,11 @@ def write_durations() -> int:
         print(f"no durations recorded yet ({record}): run the suite first", file=sys.stderr)
         return 2
     durations = json.loads(record.read_text())
-    long = {test: round(took, 1) for test, took in sorted(durations.items()) if took >= 1.0}
+    long = {
+        test: round(took, 1)
+        for test, took in sorted(durations.items())
+        if took >= 1.0 and _still_defined(test)
+    }
     SEED.write_text(json.dumps(long, indent=0) + "\n")
     print(f"{SEED}: {len(long)} of {len(durations)} tests took a second or more")
     return 0

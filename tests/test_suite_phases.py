@@ -10,7 +10,7 @@ import sys
 
 from _pytest.mark.expression import Expression
 
-from tests.run import BACKGROUND, PHASES, _idle_priority
+from tests.run import BACKGROUND, PHASES, _idle_priority, _still_defined
 
 MARKS = ("timing", "alone", "background", "integration")
 
@@ -42,3 +42,17 @@ def test_a_process_started_as_the_background_phase_runs_at_idle_priority() -> No
     )
     policy, nice = map(int, started.stdout.split())
     assert policy == os.SCHED_IDLE or nice == 19, (policy, nice)
+
+
+def test_the_durations_seed_lists_only_tests_that_still_exist() -> None:
+    """The durations record merges every run's phases, so it keeps tests removed since:
+    written out, only those still defined remain."""
+    assert _still_defined(
+        "tests/test_suite_phases.py::test_the_durations_seed_lists_only_tests_that_still_exist"
+    )
+    assert _still_defined(
+        "tests/integration/test_reload.py::test_reload_on_change_and_sighup_keeps_last_good_config"
+    )
+    assert _still_defined("tests/test_cli.py::test_a_busy_port_is_one_line_and_exit_2[run]")
+    assert not _still_defined("tests/integration/test_locations.py::test_three_locations_one")
+    assert not _still_defined("tests/integration/test_gone.py::test_anything")
