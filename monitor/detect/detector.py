@@ -80,9 +80,22 @@ def observe(
     alerts = dict(state.alerts)
     subject = Subject(result.tenant, result.check)
     events: list[AlertEvent] = []
-    for rule_id, verdict, severity, thresholds in _fast_verdicts(
-        state, now, rules, subject, parent, _credential(result, state)
-    ):
+    # Most probes of a fleet: an ok answer to a series with no alert and nothing but ok
+    # answers in its longest window (which holds every shorter one). Every count rule then
+    # reads none of its outcome, so none is active and none has an alert to move along: only
+    # the latency rules are read (the same verdicts, without building the others').
+    quiet = (
+        not alerts
+        and result.outcome is Outcome.OK
+        and _plan(rules).quiet_when_ok
+        and state.tallies[0].counts.keys() <= _OK_ONLY
+    )
+    readings = (
+        _latency_verdicts(state, rules, subject, parent)
+        if quiet
+        else _fast_verdicts(state, now, rules, subject, parent, _credential(result, state))
+    )
+    for rule_id, verdict, severity, thresholds in readings:
         if not verdict.active and rule_id not in alerts:
             continue  # nothing wrong, nothing remembered: what advance would conclude
         event = advance(
@@ -96,7 +109,11 @@ def observe(
         )
         if event is not None:
             events.append(event)
-    quiet_until = _slow_burn(state, alerts, now, rules, subject, events)
+    quiet_until = (
+        state.slow_burn_quiet_until
+        if quiet
+        else _slow_burn(state, alerts, now, rules, subject, events)
+    )
     if quiet_until == state.slow_burn_quiet_until and alerts == state.alerts:
         return state, events  # most probes: the recorded state is the state (one build, not two)
     return _with(state, alerts=alerts or NO_ALERTS, slow_burn_quiet_until=quiet_until), events
@@ -125,11 +142,19 @@ def _fast_verdicts(
     if (auth := rules.auth_errors) is not None:
         verdict = _auth_errors(state, auth, now, tenant, check, credential)
         yield "auth_errors", verdict, auth.severity, IMMEDIATE
+    yield from _latency_verdicts(state, rules, subject, parent)
+
+
+def _latency_verdicts(
+    state: SeriesState, rules: RuleSet, subject: Subject, parent: Parent | None
+) -> Iterator[RuleReading]:
+    """The latency rules' readings (they read the window's latencies, not its outcomes)."""
+    tenant, check = subject.tenant or "", subject.check or ""
     if (drift := rules.latency_drift) is not None:
         verdict = _latency_drift(state, drift, tenant, check, parent)
         yield "latency_drift", verdict, drift.severity, _thresholds(drift.for_, drift.resolve_for)
     if (slo := rules.latency_slo) is not None:
-        verdict = _latency_slo(state, slo, now, tenant, check)
+        verdict = _latency_slo(state, slo, tenant, check)
         yield "latency_slo", verdict, slo.severity, _thresholds(slo.for_, slo.resolve_for)
 
 
@@ -193,6 +218,10 @@ class _Plan:
     lengths: tuple[float, ...]
     timed: tuple[bool, ...]
     p95_window: float
+    # Whether an ok probe over windows of ok probes leaves every count rule inactive (as
+    # the configuration validates it: no rule counts "ok" as a failure, every threshold and
+    # share above zero), so observe may read the latency rules alone.
+    quiet_when_ok: bool = False
 
 
 # Keyed by id, holding the RuleSet so the id cannot be reused (RuleSets are few and shared).
@@ -211,11 +240,30 @@ def _plan(rules: RuleSet) -> _Plan:
         {rules.longest_window, *timed, *(r.window for r in counted if r is not None)},
         reverse=True,
     )
-    plan = _Plan(tuple(lengths), tuple(length in timed for length in lengths), p95_window)
+    plan = _Plan(
+        tuple(lengths),
+        tuple(length in timed for length in lengths),
+        p95_window,
+        _quiet_when_ok(rules),
+    )
     if len(_PLANS) >= 1024:
         _PLANS.clear()
     _PLANS[id(rules)] = (rules, plan)
     return plan
+
+
+_OK_ONLY = frozenset((Outcome.OK.value,))
+
+
+def _quiet_when_ok(rules: RuleSet) -> bool:
+    """Whether no count rule can be active, nor move an alert, on a window of ok probes."""
+    streaks = (rules.empty_results, rules.failures, rules.auth_errors)
+    if any(r is not None and (r.failure_threshold < 1 or r.share <= 0) for r in streaks):
+        return False
+    rate = rules.error_rate
+    if rate is not None and (Outcome.OK in rate.outcomes or rate.threshold <= 0):
+        return False
+    return rules.failures is None or Outcome.OK not in rules.failures.outcomes
 
 
 def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet) -> SeriesState:
@@ -588,9 +636,7 @@ def _latency_drift(
     return Verdict(active, not active, describe)
 
 
-def _latency_slo(
-    state: SeriesState, rule: LatencySloRule, now: float, tenant: str, check: str
-) -> Verdict:
+def _latency_slo(state: SeriesState, rule: LatencySloRule, tenant: str, check: str) -> Verdict:
     latencies = _window(state, rule.window).latencies
     assert latencies is not None
     if rule.p95 is None or latencies.total < rule.min_samples:
