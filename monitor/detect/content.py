@@ -201,9 +201,8 @@ def observe(
     tenant = result.tenant
     previous = state.answers.get(tenant)
     has_list = result.outcome in (Outcome.OK, Outcome.WRONG_CONTENT) and bool(result.item_ids)
-    state = _record(state, tenant, previous, result if has_list else None, now, spec)
+    state, answer = _record(state, tenant, previous, result if has_list else None, now, spec)
     events: list[AlertEvent] = []
-    answer = state.answers.get(tenant)
     if spec.fallback is not None:
         state = _fleet(state, answer, now, spec, spec.fallback, events)
         state = _tenant_fallback(state, tenant, answer, now, spec, spec.fallback, events)
@@ -221,7 +220,8 @@ def _record(
     result: ProbeResult | None,
     now: float,
     spec: ContentSpec,
-) -> ContentState:
+) -> tuple[ContentState, Answer | None]:
+    """The state with the tenant's answer recorded, and that answer (None: no list)."""
     counts = state.counts
     if result is not None:
         ids = result.item_ids
@@ -245,14 +245,22 @@ def _record(
                 asks,
                 previous.shared_streak,
             )
-            return _with(state, answers=state.answers.set(tenant, answer))
+            # Every field named (not _with's dict): most probes of a judged check come here.
+            return ContentState(
+                state.answers.set(tenant, answer),
+                state.counts,
+                state.owners,
+                state.candidate,
+                state.alerts,
+                state.tenants,
+            ), answer
     if previous is not None:
         counts = _uncounted(counts, previous.fingerprint)
     if result is None:
-        return _with(state, answers=state.answers.without(tenant), counts=counts)
+        return _with(state, answers=state.answers.without(tenant), counts=counts), None
     counts = counts.set(print_, (counts.get(print_) or 0) + 1)
     answer = Answer(print_, pack_ids(ids, joined), now, now, (result.asked,))
-    return _with(state, answers=state.answers.set(tenant, answer), counts=counts)
+    return _with(state, answers=state.answers.set(tenant, answer), counts=counts), answer
 
 
 def _uncounted(counts: PMap[str, int], print_: str) -> PMap[str, int]:
@@ -320,6 +328,8 @@ def _fleet(
     )
     count = state.counts.get(watched) or 0
     crossed = bool(watched) and count >= bar
+    if not crossed and firing is None and state.candidate is None:
+        return state  # the common case: no list near the bar, nothing to remember or resolve
     candidate = state.candidate
     if not crossed:
         candidate = None
@@ -382,6 +392,10 @@ def _tenant_fallback(
     rule: FallbackRule,
     events: list[AlertEvent],
 ) -> ContentState:
+    if (answer is None or len(answer.asks) < rule.min_requests) and (
+        state.alerts.get((FALLBACK, tenant)) is None
+    ):
+        return state  # not active, no alert to resolve: what _alert would conclude
     fleet = state.alerts.get((FALLBACK, ""))
     covered = answer is not None and (
         (fleet is not None and fleet.details.get("fingerprint") == answer.fingerprint)
