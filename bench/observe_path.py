@@ -115,7 +115,12 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        sys.path[:0] = [str(args.trees[0]), str(Path(__file__).resolve().parent.parent)]
+        tree = str(args.trees[0].resolve())
+        sys.path[:0] = [tree, str(Path(__file__).resolve().parent.parent)]
+        import bench.fleet  # noqa: F401  (imports monitor: from the tree asked for)
+        import monitor
+
+        assert monitor.__file__.startswith(tree + "/"), (monitor.__file__, tree)
         print(asyncio.run(one_run(args.tenants, args.memory)))
         return
     me = os.path.abspath(__file__)
