@@ -372,10 +372,7 @@ def _tallied(tally: Tally, joined: tuple[Sample, ...], left: list[Sample]) -> Ta
         joining = [window_bucket(s.latency) for s in joined if s.latency is not None]
         leaving = [window_bucket(s.latency) for s in left if s.latency is not None]
         if joining != leaving:
-            for index in joining:
-                latencies = latencies.added(index)
-            for index in leaving:
-                latencies = latencies.removed(index)
+            latencies = latencies.moved(joining, leaving)
     return Tally(
         tally.length,
         tally.cursor + len(left),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import struct
 from collections.abc import Sequence
@@ -91,17 +92,37 @@ class DecayingHistogram:
         return self.total
 
     def add(self, seconds: float, now: float, half_life: float) -> DecayingHistogram:
+        """This histogram decayed to `now`, buckets below _PRUNE_BELOW dropped, with one
+        sample of `seconds` added. (Runs for every probe that leaves a drift window: the
+        buckets are unpacked, decayed and packed in one call each; the same floats, in the
+        same order, as decaying them pair by pair into a dict.)"""
         factor = 0.5 ** ((now - self.updated_at) / half_life) if now > self.updated_at else 1.0
-        weights: dict[int, float] = {}
-        for index, weight in _WEIGHT.iter_unpack(self.packed):
-            if weight * factor >= _PRUNE_BELOW:
-                weights[index] = weight * factor
+        flat = list(_pairs(len(self.packed) // _WEIGHT.size).unpack(self.packed))
+        indexes = flat[0::2]
+        weights = [weight * factor for weight in flat[1::2]]
+        if weights and min(weights) < _PRUNE_BELOW:
+            kept = [k for k, weight in enumerate(weights) if weight >= _PRUNE_BELOW]
+            indexes = [indexes[k] for k in kept]
+            weights = [weights[k] for k in kept]
         index = _bucket_of(seconds)
-        weights[index] = weights.get(index, 0.0) + 1.0
-        buckets = tuple(sorted(weights.items()))
-        total = sum(weights.values())
+        at = bisect.bisect_left(indexes, index)
+        if at < len(indexes) and indexes[at] == index:
+            weights[at] += 1.0
+            total = sum(weights)
+        else:
+            total = sum([*weights, 1.0])  # a new bucket summed last, as a dict's order had it
+            indexes.insert(at, index)
+            weights.insert(at, 1.0)
+        flat = [0.0] * (2 * len(indexes))
+        flat[0::2] = indexes
+        flat[1::2] = weights
+        # p95: the first bucket whose running weight reaches 95% (_quantile's sums, in C).
+        top = bisect.bisect_left(list(itertools.accumulate(weights)), 0.95 * total)
         return DecayingHistogram(
-            _packed(buckets), max(now, self.updated_at), total, _quantile(buckets, total, 0.95)
+            _pairs(len(indexes)).pack(*flat),
+            max(now, self.updated_at),
+            total,
+            _bucket_value(indexes[top]) if top < len(indexes) else _bucket_upper(indexes[-1]),
         )
 
     def quantile(self, q: float) -> float | None:
@@ -117,6 +138,17 @@ class DecayingHistogram:
         return cls(_packed(buckets), updated_at, total, _quantile(buckets, total, 0.95))
 
 
+_PAIRS: dict[int, struct.Struct] = {}
+
+
+def _pairs(count: int) -> struct.Struct:
+    """The struct of `count` packed buckets (_WEIGHT repeated; "<" packs no padding)."""
+    packer = _PAIRS.get(count)
+    if packer is None:
+        packer = _PAIRS[count] = struct.Struct("<" + "id" * count)
+    return packer
+
+
 def _packed(buckets: tuple[tuple[int, float], ...]) -> bytes:
     return b"".join(_WEIGHT.pack(index, weight) for index, weight in buckets)
 
@@ -129,9 +161,13 @@ def _quantile(buckets: tuple[tuple[int, float], ...], total: float, q: float) ->
     for index, weight in buckets:
         running += weight
         if running >= target:
-            # Geometric middle of the bucket: within 2.5% of any value in it.
-            return _bucket_upper(index) / math.sqrt(_BUCKET_BASE) if index else _BUCKET_FLOOR_S
+            return _bucket_value(index)
     return _bucket_upper(buckets[-1][0])
+
+
+def _bucket_value(index: int) -> float:
+    # Geometric middle of the bucket: within 2.5% of any value in it.
+    return _bucket_upper(index) / math.sqrt(_BUCKET_BASE) if index else _BUCKET_FLOOR_S
 
 
 # Window histogram: log-spaced buckets 1% wide from 1 µs up, so any reported order statistic
@@ -183,6 +219,29 @@ class WindowHistogram:
             indexes = (*indexes[:at], index, *indexes[at:])
             counts = (*counts[:at], 1, *counts[at:])
         return WindowHistogram(indexes, counts, self.total + 1)
+
+    def moved(self, joining: Sequence[int], leaving: Sequence[int]) -> WindowHistogram:
+        """added() for each of `joining`, then removed() for each of `leaving`, as one new
+        histogram (a probe's usual step: one latency in, one out; one object, not two)."""
+        indexes, counts = list(self.indexes), list(self.counts)
+        for index in joining:
+            at = bisect.bisect_left(indexes, index)
+            if at < len(indexes) and indexes[at] == index:
+                counts[at] += 1
+            else:
+                indexes.insert(at, index)
+                counts.insert(at, 1)
+        for index in leaving:
+            at = bisect.bisect_left(indexes, index)
+            if at == len(indexes) or indexes[at] != index:
+                raise ValueError(f"latency bucket {index} is not in the window")
+            if counts[at] > 1:
+                counts[at] -= 1
+            else:
+                del indexes[at], counts[at]
+        return WindowHistogram(
+            tuple(indexes), tuple(counts), self.total + len(joining) - len(leaving)
+        )
 
     def removed(self, index: int) -> WindowHistogram:
         indexes, counts = self.indexes, self.counts
