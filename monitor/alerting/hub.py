@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor.alerting.planner import PlannerState, Policy, group_key, located_key, plan
 from monitor.alerting.tracker import AlertTracker, SeriesKey, adopted_alert, content_specs
@@ -105,9 +105,9 @@ class AlertMemory:
     content: Mapping[str, ContentState] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Latency:
-    """A series' window p95 and its baseline's p95, for the gauges (None: not known yet)."""
+class Latency(NamedTuple):
+    """A series' window p95 and its baseline's p95, for the gauges (None: not known yet). A
+    NamedTuple: one is built per probe, and a frozen dataclass' __init__ costs more."""
 
     p95: float | None
     baseline: float | None
@@ -189,8 +189,9 @@ class AlertHub:
             skipped.pop(result.tenant, None)
         self._backends.observe(result, now)
         events = self._fleet.observe(result, now) + self._slo.observe(result, now)
-        events += self._tracker.observe(result, now)
-        latency = Latency(*self._tracker.latency(result.tenant, result.check, now))
+        tracked, p95, baseline = self._tracker.observe_probe(result, now)
+        events += tracked
+        latency = Latency(p95, baseline)
         if events:
             self.handle(events, now)
         return latency

@@ -92,6 +92,13 @@ class AlertTracker:
         return events
 
     def observe(self, result: ProbeResult, now: float) -> list[AlertEvent]:
+        return self.observe_probe(result, now)[0]
+
+    def observe_probe(
+        self, result: ProbeResult, now: float
+    ) -> tuple[list[AlertEvent], float | None, float | None]:
+        """observe(), with the series' (window p95, baseline p95) after it for the gauges
+        (what latency() answers, from the state and rules in hand)."""
         key = (result.tenant, result.check)
         state = self.series.get(key) or SeriesState()
         parent_check = self.parents.get(result.check)
@@ -113,7 +120,7 @@ class AlertTracker:
                 result = replace(result, outcome=Outcome.OK, reason="", condition="")
         state, events = observe(state, result, now, rules, parent)
         self.series[key] = state
-        return judged_events + events
+        return judged_events + events, state.window_p95, baseline_p95(state, rules, now)
 
     def restore_content(self, states: Mapping[str, ContentState]) -> None:
         """Saved judgements of the checks still judged (a check since changed starts clean)."""

@@ -93,8 +93,13 @@ class BackendTally:
     def observe(self, result: ProbeResult, now: float) -> None:
         if not result.address or result.via_proxy or not result.target:
             return  # a proxy's address says nothing of the backends behind it
-        series = self._buckets.setdefault((result.target, result.check), {})
-        buckets = series.setdefault(result.address, deque())
+        # get before setdefault: setdefault's default (a dict, a deque) was built every probe.
+        series = self._buckets.get((result.target, result.check))
+        if series is None:
+            series = self._buckets[(result.target, result.check)] = {}
+        buckets = series.get(result.address)
+        if buckets is None:
+            buckets = series[result.address] = deque()
         start = now - now % self._bucket_s
         if not buckets or buckets[-1].start != start:
             buckets.append(_Bucket(start))

@@ -121,7 +121,17 @@ class TenantSeries(Collector):
             row = self.rows[(tenant, check)] = SeriesRow()
         return row
 
-    def record(self, tenant: str, check: str, ok: bool, outcome: str, items: int | None) -> None:
+    def record(
+        self,
+        tenant: str,
+        check: str,
+        ok: bool,
+        outcome: str,
+        items: int | None,
+        p95: float | None = None,
+        baseline: float | None = None,
+    ) -> None:
+        """One probe's counts and gauges (p95, baseline: None leaves the gauge as it was)."""
         row = self.rows.get((tenant, check))
         if row is None:
             row = self.rows[(tenant, check)] = SeriesRow()
@@ -133,6 +143,10 @@ class TenantSeries(Collector):
             row.success = _ZERO
         if items is not None:
             row.items = float(items)
+        if p95 is not None:
+            row.p95 = p95
+        if baseline is not None:
+            row.baseline = baseline
 
     def probe_counts(self) -> list[tuple[tuple[str, str, str], float]]:
         """((tenant, check, outcome), probes) of every series and outcome counted."""
@@ -464,7 +478,10 @@ class Metrics:
         """Everything one result shows: its outcome and latency, and the window and baseline
         p95 of its series (from the detector; None leaves the gauge as it was)."""
         ok = result.outcome is Outcome.OK
-        self.series.record(result.tenant, result.check, ok, result.outcome.value, result.items)
+        # The series' row once, with the detector's gauges (not set_latency's second lookup).
+        self.series.record(
+            result.tenant, result.check, ok, result.outcome.value, result.items, p95, baseline
+        )
         if result.attempts == 0:
             pass  # no request was sent (no token to send): nothing to time
         elif result.latency_trusted:
@@ -481,8 +498,6 @@ class Metrics:
             self._backend_child(result).inc()
         if result.condition:
             self.probe_condition_failures.labels(result.check, result.condition).inc()
-        if p95 is not None or baseline is not None:
-            self.set_latency(result.tenant, result.check, p95, baseline)
 
     def _backend_child(self, result: ProbeResult) -> Any:
         key = (result.target, result.address, result.via_proxy, result.outcome)
