@@ -30,6 +30,7 @@ from monitor.core.tlsreasons import (
     refused_certificate_alert,
 )
 from monitor.probing.checks import HttpCheck, RenderedRequest, looks_like_credential
+from monitor.probing.deadlines import start_deadline
 from monitor.probing.transport.framing import MAX_HEAD_BYTES
 from monitor.probing.transport.peer import PEER, VIA_PROXY, WAITED, peer_of_error
 from monitor.telemetry.looplag import TRUST_THRESHOLD_S
@@ -186,8 +187,11 @@ async def probe_http(
     )
     attempts: list[Attempt] = []
     started = 0
+    # asyncio.timeout(check.timeout), for less CPU per probe (monitor.probing.deadlines).
+    deadline = start_deadline(check.timeout)
+    timed_out = False
     try:
-        async with asyncio.timeout(check.timeout):
+        try:
             if check.retry_attempts == 1:
                 # Most checks: no retry machinery (nor its closures) on the hot path.
                 started = 1
@@ -220,12 +224,15 @@ async def probe_http(
                     reraise=True,
                 )
                 final = await retrying(attempt)
+        finally:
+            timed_out = deadline.end()
+    except asyncio.CancelledError:
+        if not timed_out:
+            raise  # cancelled from outside (a stop, a reload): not the target's doing
+        final = _timed_out(check, clock.monotonic() - begin)
+        attempts.append(final)
     except TimeoutError:
-        final = Attempt(
-            Outcome.TIMEOUT,
-            clock.monotonic() - begin,
-            reason=f"no complete response within {check.timeout:g}s",
-        )
+        final = _timed_out(check, clock.monotonic() - begin)
         attempts.append(final)
 
     first = attempts[0].outcome
@@ -250,6 +257,12 @@ async def probe_http(
         item_ids=final.item_ids,
         latency_trusted=not final.loop_busy,
         asked=request.what_asked() if final.item_ids else "",
+    )
+
+
+def _timed_out(check: HttpCheck, duration: float) -> Attempt:
+    return Attempt(
+        Outcome.TIMEOUT, duration, reason=f"no complete response within {check.timeout:g}s"
     )
 
 
