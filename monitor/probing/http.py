@@ -9,7 +9,7 @@ import re
 import sys
 import weakref
 import zlib
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
@@ -82,6 +82,23 @@ class Attempt:
             self.condition,
             self.item_ids,
             self.loop_busy,
+        )
+
+    def busy(self) -> Attempt:
+        """The same, with loop_busy (built as from_peer is)."""
+        return Attempt(
+            self.outcome,
+            self.duration_s,
+            self.status,
+            self.items,
+            self.reason,
+            self.tls_reason,
+            self.captures,
+            self.address,
+            self.via_proxy,
+            self.condition,
+            self.item_ids,
+            True,
         )
 
 
@@ -170,10 +187,14 @@ async def probe_http(
     client: httpx.AsyncClient,
     clock: Clock,
     values: Mapping[str, str] = _NO_VALUES,
+    latency_guard: Callable[[float, float], bool] | None = None,
+    guarded_from: float = 0.0,
 ) -> ProbeResult:
     """Send the request (prepared for `client`: `prepare`, `prepared`) and judge the response.
     Never raises for anything the target does. `values`: the tenant's variables, for
-    conditions that name them."""
+    conditions that name them. `latency_guard(guarded_from, now)`: False when the monitor
+    itself ran late in that span, so the latency is not trusted (the engine's; asked here so
+    that the result is built once, not built and then copied untrusted)."""
     started_at = clock.time()
     turn = int(started_at // check.interval) if check.interval > 0 else 0
     begin = clock.monotonic()
@@ -255,7 +276,8 @@ async def probe_http(
         via_proxy=final.via_proxy,
         condition=final.condition,
         item_ids=final.item_ids,
-        latency_trusted=not final.loop_busy,
+        latency_trusted=not final.loop_busy
+        and (latency_guard is None or latency_guard(guarded_from, clock.monotonic())),
         asked=request.what_asked() if final.item_ids else "",
     )
 
@@ -567,7 +589,7 @@ async def _exchange(
             host if not host.startswith("xn--") else request.url().host,  # httpx.URL.host's
             origin.port,
             path.encode("ascii"),
-            request.headers.raw,
+            _raw_headers(request.headers),
             _timeouts(client, check.timeout),
         )
     except Exception as exc:
@@ -576,6 +598,22 @@ async def _exchange(
         return attempt.from_peer(address, via_proxy) if address else attempt
     attempt = await _read_and_judge_answer(check, answer, clock, start, values, turn)
     return attempt.from_peer(answer.peer, answer.via_proxy) if answer.peer else attempt
+
+
+# Headers.raw of the shared Headers objects (_shared_headers), by identity: Headers.raw builds
+# a new list on every call (1.6% of the probe path's CPU, bench/probe_path.py under py-spy).
+_RAW: dict[int, tuple[httpx.Headers, list[tuple[bytes, bytes]]]] = {}
+
+
+def _raw_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    kept = _RAW.get(id(headers))
+    if kept is not None and kept[0] is headers:
+        return kept[1]
+    raw = headers.raw
+    if len(_RAW) >= 1024:  # per-probe headers (a bearer token's): start again
+        _RAW.clear()
+    _RAW[id(headers)] = (headers, raw)
+    return raw
 
 
 async def _read_and_judge(
@@ -670,7 +708,7 @@ def _judged(
     attempt = judge_response(
         check, status, content_type or "", body, duration, values=values, turn=turn
     )
-    return replace(attempt, loop_busy=True) if wait >= TRUST_THRESHOLD_S else attempt
+    return attempt.busy() if wait >= TRUST_THRESHOLD_S else attempt
 
 
 def _failed_request(exc: Exception, duration: float, check: HttpCheck) -> Attempt:

@@ -148,7 +148,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         port = port or _DEFAULT_PORTS[scheme]
         proxy = self._proxy_for(scheme, host)
         if proxy is None:
-            origin = (scheme, host, port, await self._next_address(host, port))
+            # Known addresses without a coroutine (resolving is rare: every RESOLVE_EVERY_S).
+            addresses = self._known_addresses(host, port) or await self._resolve(host, port)
+            origin = (scheme, host, port, self._pick(addresses))
         else:
             origin = (scheme, host, port, proxy.name)
         read_timeout = timeouts.get("read")
@@ -163,7 +165,11 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         data = encode_request(method.encode(), target, headers, body)
         head_request = method == "HEAD"
         for attempt in (1, 2):
-            connection, reused = await self._checkout(origin, proxy, timeouts)
+            # A kept-alive connection without a coroutine, most often; else a new one, or a wait.
+            connection = self._idle_connection(origin)
+            reused = connection is not None
+            if connection is None:
+                connection, reused = await self._checkout(origin, proxy, timeouts)
             try:
                 head = await connection.send(
                     data, head_request=head_request, read_timeout=read_timeout
@@ -215,12 +221,12 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
 
     # --- the pool ---------------------------------------------------------------------------
 
-    async def _checkout(
-        self, origin: Origin, proxy: Proxy | None, timeouts: Mapping[str, float | None]
-    ) -> tuple[Connection, bool]:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+    def _idle_connection(self, origin: Origin) -> Connection | None:
+        """A kept-alive connection to `origin` still open and fresh, now busy; None if none."""
         idle = self._idle.get(origin)
+        if not idle:
+            return None
+        now = asyncio.get_running_loop().time()
         while idle:
             connection = idle.pop()
             if connection.closed or (
@@ -231,7 +237,16 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 self._forget()
                 continue
             self._busy.add(connection)
+            return connection
+        return None
+
+    async def _checkout(
+        self, origin: Origin, proxy: Proxy | None, timeouts: Mapping[str, float | None]
+    ) -> tuple[Connection, bool]:
+        connection = self._idle_connection(origin)
+        if connection is not None:
             return connection, True
+        loop = asyncio.get_running_loop()
         if self._open >= self._max and not self._close_one_idle():
             waiter = loop.create_future()
             self._waiters.append(waiter)
@@ -319,8 +334,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         assert refused is not None
         raise refused
 
-    async def _next_address(self, host: str, port: int) -> str:
-        addresses = self._known_addresses(host, port) or await self._resolve(host, port)
+    def _pick(self, addresses: tuple[str, ...]) -> str:
         # At random, not in turn: a schedule whose rounds hold a multiple of the address
         # count would send each tenant to the same backend every time (one tenant always
         # failing, the others never); at random each tenant sees every backend's share.
