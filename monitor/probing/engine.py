@@ -9,7 +9,7 @@ import asyncio
 import logging
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import httpx
 
@@ -290,20 +290,20 @@ class Engine:
                 if self.lag_sink is not None:
                     self.lag_sink(check.name, lag)
             client = self.clients[check.target]
-            result = await probe_http(check, tenant, request, client, self.clock, values)
+            # The latency guard is asked as the result is built (once, not copied untrusted).
+            result = await probe_http(
+                check, tenant, request, client, self.clock, values, self.latency_guard, start
+            )
         finally:
             slots.give(target)
-        end = self.clock.monotonic()
         if (
             result.outcome is Outcome.TIMEOUT
             and self.deadline_guard is not None
-            and not self.deadline_guard(start, start + check.timeout, end)
+            and not self.deadline_guard(start, start + check.timeout, self.clock.monotonic())
         ):
             if self.withheld_sink is not None:
                 self.withheld_sink(result)
             return None
-        if self.latency_guard is not None and not self.latency_guard(start, end):
-            result = replace(result, latency_trusted=False)
         return result
 
 

@@ -9,10 +9,10 @@ import re
 import sys
 import weakref
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 import httpx
@@ -30,9 +30,13 @@ from monitor.core.tlsreasons import (
     refused_certificate_alert,
 )
 from monitor.probing.checks import HttpCheck, RenderedRequest, looks_like_credential
+from monitor.probing.deadlines import start_deadline
 from monitor.probing.transport.framing import MAX_HEAD_BYTES
 from monitor.probing.transport.peer import PEER, VIA_PROXY, WAITED, peer_of_error
 from monitor.telemetry.looplag import TRUST_THRESHOLD_S
+
+if TYPE_CHECKING:
+    from monitor.probing.transport.pool import Answer, AsyncioTransport
 
 
 def _aiohttp_error(exc: BaseException, kind: str = "ClientError") -> bool:
@@ -63,8 +67,16 @@ class Attempt:
     loop_busy: bool = False
 
     def from_peer(self, address: str, via_proxy: bool) -> Attempt:
-        """The same, naming the peer. Built field by field: dataclasses.replace looks the
-        fields up on every call, about 1% of a probe's CPU at 1,000 probes/s."""
+        """The same, naming the peer."""
+        return self._with(address, via_proxy, self.loop_busy)
+
+    def busy(self) -> Attempt:
+        """The same, with loop_busy."""
+        return self._with(self.address, self.via_proxy, True)
+
+    def _with(self, address: str, via_proxy: bool, loop_busy: bool) -> Attempt:
+        """Built field by field: dataclasses.replace looks the fields up on every call, about
+        1% of a probe's CPU at 1,000 probes/s."""
         return Attempt(
             self.outcome,
             self.duration_s,
@@ -77,7 +89,7 @@ class Attempt:
             via_proxy,
             self.condition,
             self.item_ids,
-            self.loop_busy,
+            loop_busy,
         )
 
 
@@ -100,8 +112,20 @@ def read_head(response: httpx.Response) -> tuple[str | None, _HeadValues]:
     probe reads (`_READ`, None where absent), as response.headers.get gives them, from the same
     pass over the head: get() decided the headers' encoding and scanned them once per call
     (~4% of the 10k-tenant fleet's CPU, py-spy --gil)."""
-    raw = response.headers.raw
-    size = 15 + len(response.extensions.get("reason_phrase", b""))  # "HTTP/1.1 200 " CRLF
+    return read_raw_head(
+        response.headers.raw, response.extensions.get("reason_phrase", b""), response.headers
+    )
+
+
+def read_raw_head(
+    raw: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...],
+    reason: bytes,
+    headers: httpx.Headers | None = None,
+) -> tuple[str | None, _HeadValues]:
+    """read_head of a head as it came (names and values as bytes, `reason` its reason
+    phrase); `headers`: the same as httpx.Headers, if built (made here only for a value that
+    is not ASCII, to decode it as httpx does)."""
+    size = 15 + len(reason)  # "HTTP/1.1 200 " CRLF
     chunked = False
     found: list[list[bytes]] | None = None
     for name, value in raw:
@@ -124,19 +148,26 @@ def read_head(response: httpx.Response) -> tuple[str | None, _HeadValues]:
         fault = "invalid HTTP response: Content-Length can't be present with Transfer-Encoding"
         return fault, (None, None, None)
     length, coding, content_type = (
-        _header_value(response, name, values) for name, values in zip(_READ, found, strict=True)
+        _header_value(raw, headers, name, values) for name, values in zip(_READ, found, strict=True)
     )
     return None, (length, coding, content_type)
 
 
-def _header_value(response: httpx.Response, name: bytes, values: list[bytes]) -> str | None:
+def _header_value(
+    raw: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...],
+    headers: httpx.Headers | None,
+    name: bytes,
+    values: list[bytes],
+) -> str | None:
     """A header's values as Headers.get joins and decodes them."""
     if not values:
         return None
     try:
         return b", ".join(values).decode("ascii")
     except UnicodeDecodeError:
-        value: str = response.headers[name.decode()]  # httpx's own choice of encoding
+        if headers is None:
+            headers = httpx.Headers(list(raw))
+        value: str = headers[name.decode()]  # httpx's own choice of encoding
         return value
 
 
@@ -147,33 +178,47 @@ async def probe_http(
     client: httpx.AsyncClient,
     clock: Clock,
     values: Mapping[str, str] = _NO_VALUES,
+    latency_guard: Callable[[float, float], bool] | None = None,
+    guarded_from: float = 0.0,
 ) -> ProbeResult:
     """Send the request (prepared for `client`: `prepare`, `prepared`) and judge the response.
     Never raises for anything the target does. `values`: the tenant's variables, for
-    conditions that name them."""
+    conditions that name them. `latency_guard(guarded_from, now)`: False when the monitor
+    itself ran late in that span, so the latency is not trusted (the engine's; asked here so
+    that the result is built once, not built and then copied untrusted)."""
     started_at = clock.time()
     turn = int(started_at // check.interval) if check.interval > 0 else 0
     begin = clock.monotonic()
+    direct = _direct(client) if request.rendered is None and not check.follow_redirects else None
     http_request = (
-        request.request()
+        None
+        if direct is not None
+        else request.request()
         if request.rendered is None and not check.follow_redirects
         else request.with_body(client)
     )
     attempts: list[Attempt] = []
     started = 0
+    # asyncio.timeout(check.timeout), for less CPU per probe (monitor.probing.deadlines).
+    deadline = start_deadline(check.timeout)
+    timed_out = False
     try:
-        async with asyncio.timeout(check.timeout):
+        try:
             if check.retry_attempts == 1:
                 # Most checks: no retry machinery (nor its closures) on the hot path.
                 started = 1
-                final = await _attempt(check, http_request, client, clock, values, turn)
+                final = await _attempt_either(
+                    check, request, http_request, direct, client, clock, values, turn
+                )
                 attempts.append(final)
             else:
 
                 async def attempt() -> Attempt:
                     nonlocal started
                     started += 1
-                    shown = await _attempt(check, http_request, client, clock, values, turn)
+                    shown = await _attempt_either(
+                        check, request, http_request, direct, client, clock, values, turn
+                    )
                     attempts.append(shown)
                     return shown
 
@@ -191,12 +236,15 @@ async def probe_http(
                     reraise=True,
                 )
                 final = await retrying(attempt)
+        finally:
+            timed_out = deadline.end()
+    except asyncio.CancelledError:
+        if not timed_out:
+            raise  # cancelled from outside (a stop, a reload): not the target's doing
+        final = _timed_out(check, clock.monotonic() - begin)
+        attempts.append(final)
     except TimeoutError:
-        final = Attempt(
-            Outcome.TIMEOUT,
-            clock.monotonic() - begin,
-            reason=f"no complete response within {check.timeout:g}s",
-        )
+        final = _timed_out(check, clock.monotonic() - begin)
         attempts.append(final)
 
     first = attempts[0].outcome
@@ -219,8 +267,15 @@ async def probe_http(
         via_proxy=final.via_proxy,
         condition=final.condition,
         item_ids=final.item_ids,
-        latency_trusted=not final.loop_busy,
+        latency_trusted=not final.loop_busy
+        and (latency_guard is None or latency_guard(guarded_from, clock.monotonic())),
         asked=request.what_asked() if final.item_ids else "",
+    )
+
+
+def _timed_out(check: HttpCheck, duration: float) -> Attempt:
+    return Attempt(
+        Outcome.TIMEOUT, duration, reason=f"no complete response within {check.timeout:g}s"
     )
 
 
@@ -429,18 +484,55 @@ async def _send(
     # Straight to the client's transport: no redirect, auth or cookie handling. A probe carries
     # no cookies, and extracting them from every response (http.cookiejar parsing headers
     # through email.message) cost more CPU than the rest of the probe.
+    request.extensions["timeout"] = _timeouts(client, deadline_s)
+    transport = client._transport_for_url(request.url)  # httpx 0.28 (pinned below 0.29)
+    response = await transport.handle_async_request(request)
+    response.request = request
+    return response
+
+
+def _timeouts(client: httpx.AsyncClient, deadline_s: float | None) -> dict[str, float | None]:
+    """The client's timeouts for one request of a probe with `deadline_s`."""
     timeout = client.timeout
     if deadline_s is not None and (timeout.read is None or timeout.read >= deadline_s):
         # A read timeout no shorter than the probe's deadline, which is timed from before the
         # request went out, can never end the probe first: no timer of its own (arming and
         # cancelling one was ~2% of recmon's CPU per probe, py-spy --gil).
-        request.extensions["timeout"] = {**timeout.as_dict(), "read": None}
-    else:
-        request.extensions["timeout"] = timeout.as_dict()
-    transport = client._transport_for_url(request.url)  # httpx 0.28 (pinned below 0.29)
-    response = await transport.handle_async_request(request)
-    response.request = request
-    return response
+        return {**timeout.as_dict(), "read": None}
+    return timeout.as_dict()
+
+
+_POOL_MODULE = "monitor.probing.transport.pool"
+
+
+def _direct(client: httpx.AsyncClient) -> AsyncioTransport | None:
+    """The client's transport if it is recmon's own (engine.transport: asyncio), which a
+    probe without redirects or a body talks to directly (`_exchange`). Looked up, not
+    imported: a recmon on another transport never loads it."""
+    pool = sys.modules.get(_POOL_MODULE)
+    if pool is None:
+        return None
+    transport = client._transport  # httpx 0.28 (pinned below 0.29); no proxy mounts below
+    if type(transport) is not pool.AsyncioTransport or client._mounts:
+        return None
+    return cast("AsyncioTransport", transport)
+
+
+def _attempt_either(
+    check: HttpCheck,
+    request: PreparedRequest,
+    http_request: httpx.Request | None,
+    direct: AsyncioTransport | None,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    values: Mapping[str, str],
+    turn: int,
+) -> Coroutine[Any, Any, Attempt]:
+    """One attempt: straight to recmon's transport (`direct`), or through httpx's API."""
+    if direct is not None:
+        return _exchange(check, request, direct, client, clock, values, turn)
+    assert http_request is not None
+    return _attempt(check, http_request, client, clock, values, turn)
 
 
 async def _attempt(
@@ -463,6 +555,58 @@ async def _attempt(
     return attempt.from_peer(address, via_proxy) if address else attempt
 
 
+async def _exchange(
+    check: HttpCheck,
+    request: PreparedRequest,
+    transport: AsyncioTransport,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    values: Mapping[str, str] = _NO_VALUES,
+    turn: int = 0,
+) -> Attempt:
+    """_attempt on recmon's own transport, without an httpx.Request or Response: the same
+    request on the wire, the same limits, errors and Attempt (tests/integration/
+    test_direct_exchange.py holds both paths to the same answers)."""
+    start = clock.monotonic()
+    origin = request.origin
+    host = origin.host
+    path = request.path or "/"
+    if request.query is not None:
+        path += "?" + request.query
+    try:
+        answer = await transport.exchange(
+            request.method,
+            origin.scheme,
+            host if not host.startswith("xn--") else request.url().host,  # httpx.URL.host's
+            origin.port,
+            path.encode("ascii"),
+            _raw_headers(request.headers),
+            _timeouts(client, check.timeout),
+        )
+    except Exception as exc:
+        attempt = _failed_request(exc, clock.monotonic() - start, check)
+        address, via_proxy = peer_of_error(exc)
+        return attempt.from_peer(address, via_proxy) if address else attempt
+    attempt = await _read_and_judge_answer(check, answer, clock, start, values, turn)
+    return attempt.from_peer(answer.peer, answer.via_proxy) if answer.peer else attempt
+
+
+# Headers.raw of the shared Headers objects (_shared_headers), by identity: Headers.raw builds
+# a new list on every call (1.6% of the probe path's CPU, bench/probe_path.py under py-spy).
+_RAW: dict[int, tuple[httpx.Headers, list[tuple[bytes, bytes]]]] = {}
+
+
+def _raw_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    kept = _RAW.get(id(headers))
+    if kept is not None and kept[0] is headers:
+        return kept[1]
+    raw = headers.raw
+    if len(_RAW) >= 1024:  # per-probe headers (a bearer token's): start again
+        _RAW.clear()
+    _RAW[id(headers)] = (headers, raw)
+    return raw
+
+
 async def _read_and_judge(
     check: HttpCheck,
     response: httpx.Response,
@@ -481,23 +625,81 @@ async def _read_and_judge(
         finally:
             await response.aclose()
     except _BodyTooLarge:
-        return Attempt(
-            Outcome.INVALID_BODY,
-            clock.monotonic() - start,
-            status=response.status_code,
-            reason=f"body larger than {check.max_body_bytes} bytes",
-        )
+        return _too_large(check, response.status_code, clock.monotonic() - start)
     except Exception as exc:
         return _failed_request(exc, clock.monotonic() - start, check)
     duration = clock.monotonic() - start
     waited = response.extensions.get(WAITED)
     wait = 0.0 if waited is None else waited()
-    # The wait for this task's turn after the last byte is the monitor's, not the target's.
+    return _judged(check, response.status_code, content_type, body, duration, wait, values, turn)
+
+
+async def _read_and_judge_answer(
+    check: HttpCheck,
+    answer: Answer,
+    clock: Clock,
+    start: float,
+    values: Mapping[str, str],
+    turn: int,
+) -> Attempt:
+    """_read_and_judge of the transport's answer itself."""
+    head = answer.head
+    try:
+        fault, (declared, coding, content_type) = read_raw_head(head.headers, head.reason)
+        if fault is not None:
+            answer.release()
+            return Attempt(Outcome.CONNECT_ERROR, clock.monotonic() - start, reason=fault)
+        try:
+            capped = _capped(check.max_body_bytes, declared, coding or "")
+            if capped is None:  # an encoding httpx never asked for: httpx's own decoding
+                response = httpx.Response(head.status, headers=list(head.headers), stream=answer)
+                body = await _read_capped(response, check.max_body_bytes, declared, coding or "")
+            else:
+                while True:
+                    piece = answer.piece()
+                    if piece is None:
+                        await answer.wait()
+                    elif piece:
+                        capped.add(piece)
+                    else:
+                        break
+                body = capped.whole()
+        finally:
+            answer.release()
+    except _BodyTooLarge:
+        return _too_large(check, head.status, clock.monotonic() - start)
+    except Exception as exc:
+        return _failed_request(exc, clock.monotonic() - start, check)
+    duration = clock.monotonic() - start
+    return _judged(check, head.status, content_type, body, duration, answer.waited(), values, turn)
+
+
+def _too_large(check: HttpCheck, status: int, duration: float) -> Attempt:
+    return Attempt(
+        Outcome.INVALID_BODY,
+        duration,
+        status=status,
+        reason=f"body larger than {check.max_body_bytes} bytes",
+    )
+
+
+def _judged(
+    check: HttpCheck,
+    status: int,
+    content_type: str | None,
+    body: bytes,
+    duration: float,
+    wait: float,
+    values: Mapping[str, str],
+    turn: int,
+) -> Attempt:
+    """The whole response judged; `wait`: how long it waited for this task after its last
+    byte, which is the monitor's time, not the target's."""
     duration = max(0.0, duration - wait)
     attempt = judge_response(
-        check, response.status_code, content_type or "", body, duration, values=values, turn=turn
+        check, status, content_type or "", body, duration, values=values, turn=turn
     )
-    return replace(attempt, loop_busy=True) if wait >= TRUST_THRESHOLD_S else attempt
+    return attempt.busy() if wait >= TRUST_THRESHOLD_S else attempt
 
 
 def _failed_request(exc: Exception, duration: float, check: HttpCheck) -> Attempt:
@@ -536,13 +738,11 @@ async def _read_capped(
     most `limit` bytes at a time: httpx would inflate a whole chunk at once, and a hostile
     kilobyte of gzip can stand for gigabytes. `declared`, `coding`: its Content-Length and
     Content-Encoding headers (read_head)."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge
-    coding = coding.strip().lower()
-    inflate = None
-    if response.is_stream_consumed or coding not in ("", "identity", *_INFLATED):
+    capped = _capped(limit, declared, coding)
+    if response.is_stream_consumed or capped is None:
         # Already in memory (a mock transport's response), or an encoding httpx never asked
         # for: httpx's own decoding.
+        capped = _CappedBody(limit, False)
         source = response.aiter_bytes()
     else:
         # The transport's stream itself: aiter_raw re-chunks and counts bytes, work a capped
@@ -553,27 +753,62 @@ async def _read_capped(
             if isinstance(stream, httpx.AsyncByteStream)
             else response.aiter_raw()
         )
-        if coding in _INFLATED:
-            inflate = zlib.decompressobj(_ANY_ZLIB_HEADER)
-    chunks: list[bytes] = []
-    size = 0
     async for received in source:
+        capped.add(received)
+    return capped.whole()
+
+
+def _capped(limit: int, declared: str | None, coding: str) -> _CappedBody | None:
+    """Where a body with these headers (read_head's) is gathered; None for an encoding httpx
+    never asked for (httpx's own decoding reads it). Raises _BodyTooLarge for a declared
+    length past `limit`."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    if not coding:
+        return _CappedBody(limit, False)
+    coding = coding.strip().lower()
+    if coding in _INFLATED:
+        return _CappedBody(limit, True)
+    return _CappedBody(limit, False) if coding in ("", "identity") else None
+
+
+class _CappedBody:
+    """A body's pieces as they come, inflated if compressed, refused past `limit` bytes."""
+
+    __slots__ = ("_chunks", "_inflate", "_limit", "_size")
+
+    def __init__(self, limit: int, inflate: bool) -> None:
+        self._limit = limit
+        self._inflate = zlib.decompressobj(_ANY_ZLIB_HEADER) if inflate else None
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, received: bytes) -> None:
+        """Raises _BodyTooLarge, zlib.error."""
+        inflate, limit = self._inflate, self._limit
+        if inflate is None:
+            self._size += len(received)
+            if self._size > limit:
+                raise _BodyTooLarge
+            self._chunks.append(received)
+            return
         pending = received
         while pending:
-            if inflate is None:
-                chunk, pending = pending, b""
-            else:
-                chunk = inflate.decompress(pending, limit - size + 1)
-                pending = inflate.unconsumed_tail
-            size += len(chunk)
-            if size > limit:
+            chunk = inflate.decompress(pending, limit - self._size + 1)
+            pending = inflate.unconsumed_tail
+            self._size += len(chunk)
+            if self._size > limit:
                 raise _BodyTooLarge
-            chunks.append(chunk)
-    if inflate is not None:
-        chunks.append(inflate.flush())
-        if size + len(chunks[-1]) > limit:
-            raise _BodyTooLarge
-    return b"".join(chunks)
+            self._chunks.append(chunk)
+
+    def whole(self) -> bytes:
+        """The body. Raises _BodyTooLarge, zlib.error."""
+        chunks = self._chunks
+        if self._inflate is not None:
+            chunks.append(self._inflate.flush())
+            if self._size + len(chunks[-1]) > self._limit:
+                raise _BodyTooLarge
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _transport_failure(

@@ -124,27 +124,33 @@ class Connection(asyncio.Protocol):
         async with asyncio.timeout(read_timeout):
             return await self._head
 
-    async def read(self, read_timeout: float | None) -> bytes:
-        """The next body piece; b"" once the body is complete."""
-        parser = self._parser
-        assert parser is not None
-        while not self._pieces:
+    def buffered_piece(self) -> bytes | None:
+        """The next body piece already read; b"" once the body is complete; None if the next
+        must be waited for (`readable`). Raises what ended the connection."""
+        pieces = self._pieces
+        if not pieces:
+            parser = self._parser
+            assert parser is not None
             if parser.complete:  # whole: whatever happens to the connection afterwards
                 return b""
             if self._error is not None:
                 raise self._error
-            self._wakeup = self._loop.create_future()
-            if read_timeout is None:
-                await self._wakeup
-                continue
-            async with asyncio.timeout(read_timeout):
-                await self._wakeup
-        piece = self._pieces.popleft()
+            return None
+        piece = pieces.popleft()
         self._buffered -= len(piece)
         if self._paused and self._buffered < _RESUME_BELOW and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
         return piece
+
+    async def readable(self, read_timeout: float | None) -> None:
+        """Until more of the body (or its end, or an error) is there. Raises TimeoutError."""
+        self._wakeup = self._loop.create_future()
+        if read_timeout is None:
+            await self._wakeup
+            return
+        async with asyncio.timeout(read_timeout):
+            await self._wakeup
 
     @property
     def reusable(self) -> bool:

@@ -73,6 +73,8 @@ class ResponseParser:
         self._ends_at_head = False
         self._reason = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._codings: list[bytes] = []  # Transfer-Encoding values, as they came
+        self._has_length = False  # a Content-Length header came
         self._head_size = 0
         self._until_close = False
         self._fed = 0  # bytes since the head began, against the caps
@@ -150,8 +152,16 @@ class ResponseParser:
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.head is not None:
             return  # a trailer: counted against the framing cap, otherwise ignored
-        self._headers.append((name.lower(), value))
-        self._grow_head(len(name) + len(value) + 4)
+        lower = name.lower()
+        self._headers.append((lower, value))
+        # What framing reads of the head, noted as it comes (not scanned for again).
+        if lower == b"transfer-encoding":
+            self._codings.append(value)
+        elif lower == b"content-length":
+            self._has_length = True
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > MAX_HEAD_BYTES:
+            raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES} bytes")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -160,20 +170,17 @@ class ResponseParser:
         if 100 <= status < 200 and status != 101:
             # An interim response (100 Continue): the real one follows.
             self._reason, self._headers = b"", []
+            self._codings, self._has_length = [], False
             return
         if status == 101:
             # RFC 9110 section 15.2.2: never without the client's Upgrade header (h11 agrees).
             raise ProtocolError("101 Switching Protocols to a request that asked for none")
         if parser.get_http_version() not in ("1.1", "1.0"):
             raise ProtocolError(f"not an HTTP/1.x response (HTTP/{parser.get_http_version()})")
-        codings = b",".join(v for n, v in self._headers if n == b"transfer-encoding")
+        codings = b",".join(self._codings)
         chunked = codings.lower().replace(b" ", b"").rsplit(b",", 1)[-1] == b"chunked"
         no_body = self._head_request or status in (204, 304)
-        self._until_close = (
-            not no_body
-            and not chunked
-            and (bool(codings) or not any(n == b"content-length" for n, _ in self._headers))
-        )
+        self._until_close = not no_body and not chunked and (bool(codings) or not self._has_length)
         self.head = Head(
             status, self._reason, tuple(self._headers), keep_alive=parser.should_keep_alive()
         )
