@@ -102,14 +102,21 @@ class HistoryRecorder:
             hour = self._hour
         elif hour > self._hour:
             self._hour = hour
-        key = (result.tenant, result.check, hour)
-        inside = any(w.covers(result.tenant, result.check, at) for w in self.maintenance)
-        self._hours[key] = add_result(
-            self._hours.get(key, EMPTY_HOUR), result, in_maintenance=inside
+        tenant = result.tenant
+        check = result.check
+        key = (tenant, check, hour)
+        # No generator to build when no window is configured (the usual case).
+        inside = bool(self.maintenance) and any(
+            w.covers(tenant, check, at) for w in self.maintenance
         )
+        hours = self._hours
+        hours[key] = add_result(hours.get(key, EMPTY_HOUR), result, in_maintenance=inside)
         self._dirty_hours.add(key)
-        series = (result.tenant, result.check)
-        span, changed = advance_span(self._spans.get(series), result)
+        series = (tenant, check)
+        open_span = self._spans.get(series)
+        if open_span is None and result.ok:
+            return  # an ok probe of a series with no open span (most probes): no span to write
+        span, changed = advance_span(open_span, result)
         if span is None:
             self._spans.pop(series, None)
         else:

@@ -119,6 +119,8 @@ class Answer:
     # hashes), or the tuple when an id holds the separator itself. A tuple of the strings
     # parsed from the JSON was ~1 KB a tenant's list; the joined string ~250 bytes.
     packed: str | tuple[str, ...]
+    # When this answer last changed: its list, or a request it had not answered yet (an
+    # unchanged answer leaves the record, and the state, as they were). No judgement reads it.
     at: float
     same_since: float  # answered this list, unchanged, since
     # Different requests it answered in a row (capped), first asked first: a tuple, not a
@@ -238,14 +240,15 @@ def _record(
             # fingerprint (the counts' key) and packed ids: no second copy of either.
             asks = previous.asks
             cap = spec.fallback.min_requests if spec.fallback is not None else 1
-            if len(asks) < cap and result.asked not in asks:
-                asks = (*asks, result.asked)
+            if len(asks) >= cap or result.asked in asks:
+                # Nothing to record (most probes): the state stays as it is, no new objects.
+                return state, previous
             answer = Answer(
                 previous.fingerprint,
                 previous.packed,
                 now,
                 previous.same_since,
-                asks,
+                (*asks, result.asked),
                 previous.shared_streak,
             )
             # Every field named (not _with's dict): most probes of a judged check come here.

@@ -117,6 +117,7 @@ _NAMES: tuple[str, ...] = tuple(o.value for o in Outcome)
 _OUTSIDE = {name: BUCKETS + 2 * i for i, name in enumerate(_NAMES)}
 _INSIDE = {name: BUCKETS + 2 * i + 1 for i, name in enumerate(_NAMES)}
 _ONE = (1).to_bytes(4, "little")
+_UINT32 = struct.Struct("<I")
 EMPTY_HOUR: PackedHour = b""
 
 
@@ -127,8 +128,11 @@ def _count(data: PackedHour, slot: int) -> PackedHour:
     if i < 0:
         return data[:n] + bytes((slot,)) + data[n:] + _ONE
     at = n + 4 * i
-    count = int.from_bytes(data[at : at + 4], "little") + 1
-    return data[:at] + count.to_bytes(4, "little") + data[at + 4 :]
+    # One copy into a bytearray, the count rewritten in place, one back to bytes: ~0.25 us
+    # less than splicing three slices (twice a probe).
+    counted = bytearray(data)
+    _UINT32.pack_into(counted, at, _UINT32.unpack_from(data, at)[0] + 1)
+    return bytes(counted)
 
 
 def add_result(row: PackedHour, result: ProbeResult, *, in_maintenance: bool) -> PackedHour:

@@ -245,19 +245,28 @@ def test_an_unchanged_answer_keeps_its_packed_ids_not_the_results() -> None:
     assert answer is not None and answer.packed == "t001-a\x1ft001-b"
     packed = answer.packed
     again = result("t001", tuple(["t001-a", "t001-b"]), 1)  # equal, another tuple
+    before = state
     state, _ = observe(state, again, 60.0, spec)
+    # Nothing changed (same list, same request): the state is left as it was, the record's
+    # `at` included (when the answer last changed, not when it was last probed).
+    assert state is before
     answer = state.answers.get("t001")
     assert answer is not None
     assert answer.packed is packed and answer.ids == ("t001-a", "t001-b")
     # The count's key is the answer's fingerprint string itself, not another copy of it.
     assert [(k is answer.fingerprint, n) for k, n in state.counts.items()] == [(True, 1)]
-    assert (answer.at, answer.same_since, answer.asks) == (60.0, 0.0, ("product-1",))
+    assert (answer.at, answer.same_since, answer.asks) == (0.0, 0.0, ("product-1",))
     for n, at in ((2, 120.0), (3, 180.0), (2, 240.0)):
         state, _ = observe(state, result("t001", ("t001-a", "t001-b"), n), at, spec)
     answer = state.answers.get("t001")
     assert answer is not None
-    # Different requests in a row, each once, capped at min_requests.
+    # Different requests in a row, each once, capped at min_requests; `at` is when the last
+    # new request was recorded (180), not the capped probe after it (240).
     assert answer.asks == ("product-1", "product-2", "product-3")
+    assert (answer.at, answer.same_since) == (180.0, 0.0)
+    state, _ = observe(state, result("t001", ("t001-c",), 1), 300.0, spec)
+    answer = state.answers.get("t001")
+    assert answer is not None and (answer.at, answer.same_since) == (300.0, 300.0)
 
 
 def test_ids_holding_the_separator_are_kept_as_they_are() -> None:
