@@ -119,12 +119,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tail of another's: the shares here have the counts worksteal cuts, are filled longest
     first onto the share with the least work so far, and each starts with its longest. The
     long waits (a Prometheus stack, a pip install, a week's replay) then overlap from the
-    start instead of queuing behind each other. No durations yet (a first run, as in CI's
-    clean checkout): those of tests/durations.json, the tests of a second or more."""
+    start instead of queuing behind each other. The durations recorded override those of
+    tests/durations.json (the tests of a second or more), which stand in for the tests not
+    recorded yet: in a first run, as in CI's clean checkout, the record holds only the
+    parallel phase's tests when the timing phase orders its own (which it then ran in
+    collection order: its longest last, the phase 4 s longer)."""
     workers = getattr(config, "workerinput", {}).get("workercount")
-    last = config.cache.get(DURATIONS, {}) if config.cache is not None else {}
-    if not last and SEED.is_file():
-        last = json.loads(SEED.read_text())
+    last = json.loads(SEED.read_text()) if SEED.is_file() else {}
+    if config.cache is not None:
+        last.update(config.cache.get(DURATIONS, {}))
     if not workers or not last or len(items) < workers:
         return
     known = sorted(last.values())
