@@ -17,6 +17,11 @@ promtool): they run from the start, beside the other phases, at the kernel's idl
 (the parallel phase ends waiting on a few long real-time tests; the timing phases mostly wait:
 13 CPU-s in 35 s), and any test that wakes preempts them. Their output follows the others'.
 
+Before any phase, the bytecode every phase's processes import is compiled once, on every
+core (recmon's modules; the test modules with their assertions rewritten, as pytest's import
+hook writes them): on a fresh checkout, as CI's, the six workers otherwise each compiled all
+of it at the same moment (~2 CPU-s a worker) and the first recmons compiled monitor/ again.
+
 The last line is pytest's summary line for every phase together ("N passed ... in Ts"); the
 exit status is non-zero if any phase failed. After each phase a line gives its wall time and
 the CPU-seconds of its processes (less noisy than wall time on a shared machine).
@@ -30,13 +35,17 @@ timing tests cost the phase 5 CPU-seconds, 13 s of wall time on a loaded machine
 
 from __future__ import annotations
 
+import compileall
+import contextlib
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -201,6 +210,47 @@ def write_durations() -> int:
     return 0
 
 
+TEST_MODULE = re.compile(r"[/\\](test_[^/\\]*|conftest)\.py$")
+
+
+def _rewrite_assertions(path: Path) -> None:
+    """Write the pyc pytest's import hook would write for a test module (its assertions
+    rewritten), unless a current one is there: pytest's own functions, and its file name."""
+    from _pytest.assertion import rewrite
+
+    pyc = rewrite.get_cache_dir(path) / (path.name[:-3] + rewrite.PYC_TAIL)
+    if rewrite._read_pyc(path, pyc) is not None:
+        return
+    source_hash, code = rewrite._rewrite_test(path, None)  # type: ignore[arg-type]
+    pyc.parent.mkdir(exist_ok=True)
+    partial = pyc.with_name(f"{pyc.name}.{os.getpid()}")
+    with partial.open("wb") as out:
+        rewrite._write_pyc_fp(out, source_hash, code)
+    os.replace(partial, pyc)
+
+
+def _warm_bytecode() -> None:
+    """Compile once, on every core, what each of the phases' processes would otherwise
+    compile at the same moment: on a fresh checkout (CI's) every xdist worker rewrote every
+    test module's assertions (~2 CPU-s a worker, ~4 with its imports against ~2 warm) and the
+    first recmons compiled monitor/ each. Where pytest's functions differ (another version),
+    the workers compile as before."""
+    tests = sorted(
+        path for pattern in ("test_*.py", "conftest.py") for path in (ROOT / "tests").rglob(pattern)
+    )
+    with contextlib.suppress(ImportError, AttributeError, TypeError):
+        from _pytest.assertion import rewrite  # noqa: F401  (present, or skip it all)
+
+        with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+            plain = [  # recmon's modules, and the tests' helpers (no test module: pytest's)
+                pool.submit(compileall.compile_dir, str(ROOT / d), quiet=2, rx=TEST_MODULE)
+                for d in ("monitor", "tests")
+            ]
+            list(pool.map(_rewrite_assertions, [ROOT / "tests" / "run.py", *tests], chunksize=8))
+            for done in plain:
+                done.result()
+
+
 def _children_cpu() -> float:
     """CPU-seconds (user + system) of the finished child processes, theirs included."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -254,6 +304,8 @@ def main(args: list[str]) -> int:
     if args == ["--write-durations"]:
         return write_durations()
     started = time.monotonic()
+    _warm_bytecode()
+    print(f"tests.run: bytecode compiled in {time.monotonic() - started:.1f} s", flush=True)
     total: dict[str, int] = {}
     codes = []
     count = len(PHASES) + 1
