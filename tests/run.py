@@ -35,7 +35,6 @@ timing tests cost the phase 5 CPU-seconds, 13 s of wall time on a loaded machine
 
 from __future__ import annotations
 
-import compileall
 import contextlib
 import json
 import os
@@ -45,7 +44,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -115,7 +113,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """In the controlling process, remember how long each test took."""
-    cache = session.config.cache
+    cache = getattr(session.config, "cache", None)  # None under -p no:cacheprovider
     if cache is None or hasattr(session.config, "workerinput") or not _measured:
         return
     cache.set(DURATIONS, {**cache.get(DURATIONS, {}), **_measured})
@@ -135,8 +133,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     collection order: its longest last, the phase 4 s longer)."""
     workers = getattr(config, "workerinput", {}).get("workercount")
     last = json.loads(SEED.read_text()) if SEED.is_file() else {}
-    if config.cache is not None:
-        last.update(config.cache.get(DURATIONS, {}))
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        last.update(cache.get(DURATIONS, {}))
     if not workers or not last or len(items) < workers:
         return
     known = sorted(last.values())
@@ -238,6 +237,10 @@ def _warm_bytecode() -> None:
     tests = sorted(
         path for pattern in ("test_*.py", "conftest.py") for path in (ROOT / "tests").rglob(pattern)
     )
+    # Imported here: every pytest process of the suite imports this module (-p tests.run).
+    import compileall
+    from concurrent.futures import ProcessPoolExecutor
+
     with contextlib.suppress(ImportError, AttributeError, TypeError):
         from _pytest.assertion import rewrite  # noqa: F401  (present, or skip it all)
 
@@ -304,8 +307,6 @@ def main(args: list[str]) -> int:
     if args == ["--write-durations"]:
         return write_durations()
     started = time.monotonic()
-    _warm_bytecode()
-    print(f"tests.run: bytecode compiled in {time.monotonic() - started:.1f} s", flush=True)
     total: dict[str, int] = {}
     codes = []
     count = len(PHASES) + 1
@@ -326,6 +327,9 @@ def main(args: list[str]) -> int:
                 stderr=subprocess.STDOUT,
                 preexec_fn=_idle_priority,
             )
+        # After the background phase's start: at idle priority, its few processes wait.
+        _warm_bytecode()
+        print(f"tests.run: bytecode compiled in {time.monotonic() - started:.1f} s", flush=True)
         for phase in phases:
             phase.announce(count)
             cpu_before = _children_cpu()
