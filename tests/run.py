@@ -3,8 +3,9 @@
     .venv/bin/python -m tests.run [pytest arguments, passed to every phase]
 
 Most of the suite waits (on servers, subprocesses, intervals), so it runs first on several
-workers at once (pytest-xdist; RECMON_TEST_WORKERS, default 6, more than the cores because the
-tests mostly sleep). The tests marked `timing` assert on time measured by the wall clock
+workers at once (pytest-xdist; RECMON_TEST_WORKERS, default 8, more than the cores because the
+tests mostly sleep: six kept an idle 2-core machine ~1.4 cores busy, the rest going to the
+background phase below). The tests marked `timing` assert on time measured by the wall clock
 (latencies against the server's, deadlines, a page within so many intervals): they run
 afterwards, two at a time (each light: a monitor, a sandbox, mostly waiting; one core each on
 the 2-core machine) with nothing else running at normal priority. Those also marked `alone`
@@ -19,7 +20,7 @@ promtool): they run from the start, beside the other phases, at the kernel's idl
 
 Before any phase, the bytecode every phase's processes import is compiled once, on every
 core (recmon's modules; the test modules with their assertions rewritten, as pytest's import
-hook writes them): on a fresh checkout, as CI's, the six workers otherwise each compiled all
+hook writes them): on a fresh checkout, as CI's, the workers otherwise each compiled all
 of it at the same moment (~2 CPU-s a worker) and the first recmons compiled monitor/ again.
 
 The last line is pytest's summary line for every phase together ("N passed ... in Ts"); the
@@ -53,7 +54,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 COUNTS = "RECMON_SUITE_COUNTS"
 MARK_ONLY = "RECMON_SUITE_MARK_ONLY"  # a mark: collect only the modules that say mark.<it>
-WORKERS = os.environ.get("RECMON_TEST_WORKERS", "6")
+WORKERS = os.environ.get("RECMON_TEST_WORKERS", "8")
 # pytest's own order for its summary line; "deselected" is left out (each phase deselects
 # the other's tests).
 ORDER = ("failed", "passed", "skipped", "xfailed", "xpassed", "warnings", "error")
