@@ -221,12 +221,15 @@ def _rewrite_assertions(path: Path) -> None:
     pyc = rewrite.get_cache_dir(path) / (path.name[:-3] + rewrite.PYC_TAIL)
     if rewrite._read_pyc(path, pyc) is not None:
         return
-    source_hash, code = rewrite._rewrite_test(path, None)  # type: ignore[arg-type]
-    pyc.parent.mkdir(exist_ok=True)
-    partial = pyc.with_name(f"{pyc.name}.{os.getpid()}")
-    with partial.open("wb") as out:
-        rewrite._write_pyc_fp(out, source_hash, code)
-    os.replace(partial, pyc)
+    # A module that does not compile, or a directory not writable: left to pytest, which
+    # reports the first as the module's collection error and works without the second.
+    with contextlib.suppress(OSError, SyntaxError, ValueError):
+        source_hash, code = rewrite._rewrite_test(path, None)  # type: ignore[arg-type]
+        pyc.parent.mkdir(exist_ok=True)
+        partial = pyc.with_name(f"{pyc.name}.{os.getpid()}")
+        with partial.open("wb") as out:
+            rewrite._write_pyc_fp(out, source_hash, code)
+        os.replace(partial, pyc)
 
 
 def _warm_bytecode() -> None:
