@@ -3,8 +3,9 @@
     .venv/bin/python -m tests.run [pytest arguments, passed to every phase]
 
 Most of the suite waits (on servers, subprocesses, intervals), so it runs first on several
-workers at once (pytest-xdist; RECMON_TEST_WORKERS, default 6, more than the cores because the
-tests mostly sleep). The tests marked `timing` assert on time measured by the wall clock
+workers at once (pytest-xdist; RECMON_TEST_WORKERS, default 8, more than the cores because the
+tests mostly sleep: six kept an idle 2-core machine ~1.4 cores busy, the rest going to the
+background phase below). The tests marked `timing` assert on time measured by the wall clock
 (latencies against the server's, deadlines, a page within so many intervals): they run
 afterwards, two at a time (each light: a monitor, a sandbox, mostly waiting; one core each on
 the 2-core machine) with nothing else running at normal priority. Those also marked `alone`
@@ -16,6 +17,11 @@ promtool): they run from the start, beside the other phases, at the kernel's idl
 (SCHED_IDLE, inherited by every process they start), so they get only the CPU the others leave
 (the parallel phase ends waiting on a few long real-time tests; the timing phases mostly wait:
 13 CPU-s in 35 s), and any test that wakes preempts them. Their output follows the others'.
+
+Before any phase, the bytecode every phase's processes import is compiled once, on every
+core (recmon's modules; the test modules with their assertions rewritten, as pytest's import
+hook writes them): on a fresh checkout, as CI's, the workers otherwise each compiled all
+of it at the same moment (~2 CPU-s a worker) and the first recmons compiled monitor/ again.
 
 The last line is pytest's summary line for every phase together ("N passed ... in Ts"); the
 exit status is non-zero if any phase failed. After each phase a line gives its wall time and
@@ -30,8 +36,10 @@ timing tests cost the phase 5 CPU-seconds, 13 s of wall time on a loaded machine
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -46,7 +54,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 COUNTS = "RECMON_SUITE_COUNTS"
 MARK_ONLY = "RECMON_SUITE_MARK_ONLY"  # a mark: collect only the modules that say mark.<it>
-WORKERS = os.environ.get("RECMON_TEST_WORKERS", "6")
+WORKERS = os.environ.get("RECMON_TEST_WORKERS", "8")
 # pytest's own order for its summary line; "deselected" is left out (each phase deselects
 # the other's tests).
 ORDER = ("failed", "passed", "skipped", "xfailed", "xpassed", "warnings", "error")
@@ -106,7 +114,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """In the controlling process, remember how long each test took."""
-    cache = session.config.cache
+    cache = getattr(session.config, "cache", None)  # None under -p no:cacheprovider
     if cache is None or hasattr(session.config, "workerinput") or not _measured:
         return
     cache.set(DURATIONS, {**cache.get(DURATIONS, {}), **_measured})
@@ -119,12 +127,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tail of another's: the shares here have the counts worksteal cuts, are filled longest
     first onto the share with the least work so far, and each starts with its longest. The
     long waits (a Prometheus stack, a pip install, a week's replay) then overlap from the
-    start instead of queuing behind each other. No durations yet (a first run, as in CI's
-    clean checkout): those of tests/durations.json, the tests of a second or more."""
+    start instead of queuing behind each other. The durations recorded override those of
+    tests/durations.json (the tests of a second or more), which stand in for the tests not
+    recorded yet: in a first run, as in CI's clean checkout, the record holds only the
+    parallel phase's tests when the timing phase orders its own (which it then ran in
+    collection order: its longest last, the phase 4 s longer)."""
     workers = getattr(config, "workerinput", {}).get("workercount")
-    last = config.cache.get(DURATIONS, {}) if config.cache is not None else {}
-    if not last and SEED.is_file():
-        last = json.loads(SEED.read_text())
+    last = json.loads(SEED.read_text()) if SEED.is_file() else {}
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        last.update(cache.get(DURATIONS, {}))
     if not workers or not last or len(items) < workers:
         return
     known = sorted(last.values())
@@ -196,6 +208,54 @@ def write_durations() -> int:
     SEED.write_text(json.dumps(long, indent=0) + "\n")
     print(f"{SEED}: {len(long)} of {len(durations)} tests took a second or more")
     return 0
+
+
+TEST_MODULE = re.compile(r"[/\\](test_[^/\\]*|conftest)\.py$")
+
+
+def _rewrite_assertions(path: Path) -> None:
+    """Write the pyc pytest's import hook would write for a test module (its assertions
+    rewritten), unless a current one is there: pytest's own functions, and its file name."""
+    from _pytest.assertion import rewrite
+
+    pyc = rewrite.get_cache_dir(path) / (path.name[:-3] + rewrite.PYC_TAIL)
+    if rewrite._read_pyc(path, pyc) is not None:
+        return
+    # A module that does not compile, or a directory not writable: left to pytest, which
+    # reports the first as the module's collection error and works without the second.
+    with contextlib.suppress(OSError, SyntaxError, ValueError):
+        source_hash, code = rewrite._rewrite_test(path, None)  # type: ignore[arg-type]
+        pyc.parent.mkdir(exist_ok=True)
+        partial = pyc.with_name(f"{pyc.name}.{os.getpid()}")
+        with partial.open("wb") as out:
+            rewrite._write_pyc_fp(out, source_hash, code)
+        os.replace(partial, pyc)
+
+
+def _warm_bytecode() -> None:
+    """Compile once, on every core, what each of the phases' processes would otherwise
+    compile at the same moment: on a fresh checkout (CI's) every xdist worker rewrote every
+    test module's assertions (~2 CPU-s a worker, ~4 with its imports against ~2 warm) and the
+    first recmons compiled monitor/ each. Where pytest's functions differ (another version),
+    the workers compile as before."""
+    tests = sorted(
+        path for pattern in ("test_*.py", "conftest.py") for path in (ROOT / "tests").rglob(pattern)
+    )
+    # Imported here: every pytest process of the suite imports this module (-p tests.run).
+    import compileall
+    from concurrent.futures import ProcessPoolExecutor
+
+    with contextlib.suppress(ImportError, AttributeError, TypeError):
+        from _pytest.assertion import rewrite  # noqa: F401  (present, or skip it all)
+
+        with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+            plain = [  # recmon's modules, and the tests' helpers (no test module: pytest's)
+                pool.submit(compileall.compile_dir, str(ROOT / d), quiet=2, rx=TEST_MODULE)
+                for d in ("monitor", "tests")
+            ]
+            list(pool.map(_rewrite_assertions, [ROOT / "tests" / "run.py", *tests], chunksize=8))
+            for done in plain:
+                done.result()
 
 
 def _children_cpu() -> float:
@@ -271,6 +331,9 @@ def main(args: list[str]) -> int:
                 stderr=subprocess.STDOUT,
                 preexec_fn=_idle_priority,
             )
+        # After the background phase's start: at idle priority, its few processes wait.
+        _warm_bytecode()
+        print(f"tests.run: bytecode compiled in {time.monotonic() - started:.1f} s", flush=True)
         for phase in phases:
             phase.announce(count)
             cpu_before = _children_cpu()
