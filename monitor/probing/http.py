@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 import sys
 import weakref
@@ -22,6 +21,7 @@ from tenacity.wait import wait_exponential
 
 from monitor.core.clock import Clock
 from monitor.core.conditions import Failure, first_failure
+from monitor.core.jsondecode import loads_json
 from monitor.core.results import CREDENTIAL_NONE, NO_CAPTURES, Outcome, ProbeResult
 from monitor.core.secrets import REDACTED
 from monitor.core.tlsreasons import (
@@ -893,7 +893,7 @@ def judge_response(
                 reason=f"content type {media_type or 'missing'!r}, expected {check.content_type!r}",
             )
     try:
-        document: Any = json.loads(body)
+        document: Any = loads_json(body)
     except (ValueError, RecursionError) as exc:
         return Attempt(
             Outcome.INVALID_BODY,
