@@ -171,8 +171,12 @@ def overloaded(reading: LoadReading, rule: OverloadRule) -> bool:
 
 
 def _seconds(value: float) -> str:
-    """2.3 s, 1 s, 15 s: a tenth where it tells something."""
-    text = f"{value:.1f}".removesuffix(".0") if value < 10 else f"{value:.0f}"
+    """0.25 s, 2.3 s, 1 s, 15 s: a tenth where it tells something, two figures under a second
+    (a tenth would print a 0.25 s interval as 0.2 s)."""
+    if value < 1:
+        text = f"{value:.2g}"
+    else:
+        text = f"{value:.1f}".removesuffix(".0") if value < 10 else f"{value:.0f}"
     return f"{text} s"
 
 

@@ -146,6 +146,14 @@ def test_skipped_runs_are_overload_even_with_the_loop_on_time_and_the_page_says_
     assert resolved.kind is EventKind.RESOLVED
 
 
+def test_sub_second_intervals_are_said_to_two_figures() -> None:
+    # 6,000 runs due of a 0.25 s interval, 2,400 started: every 0.625 s on average.
+    summary, _ = describe(paced(started=2400, skipped=3600, interval=0.25), RULE)
+    assert summary.startswith(
+        "recmon is overloaded: probing each tenant every 0.62 s on average, configured 0.25 s; "
+    )
+
+
 def test_a_few_skipped_runs_are_not_overload() -> None:
     assert not overloaded(paced(started=5700, skipped=300), RULE)  # 5% ≤ 10%
     assert overloaded(paced(started=5300, skipped=700), RULE)  # 11.7%
