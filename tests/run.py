@@ -53,6 +53,30 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _import_httpx_lighter() -> None:
+    """httpx as recmon imports it (monitor/__init__.py): without its command line
+    (httpx._main: click, rich), and httpcore without trio (installed for selenium; httpcore
+    imports it whenever present, for the trio backend nothing here runs). pytest-httpx's
+    plugin imports both in every pytest process (~0.12 CPU-s of its ~0.4) before recmon's
+    guard can act; this plugin (-p tests.run) loads before it. selenium imports trio later,
+    as usual: only the two modules' imports here see them absent."""
+    if "httpx" in sys.modules or "httpcore" in sys.modules:
+        return
+    absent = [name for name in ("trio", "httpx._main") if name not in sys.modules]
+    for name in absent:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import httpcore  # noqa: F401
+        import httpx  # noqa: F401
+    finally:
+        for name in absent:
+            del sys.modules[name]
+
+
+if __name__ != "__main__":  # loaded as pytest's plugin (the command itself needs neither)
+    _import_httpx_lighter()
 COUNTS = "RECMON_SUITE_COUNTS"
 MARK_ONLY = "RECMON_SUITE_MARK_ONLY"  # a mark: collect only the modules that say mark.<it>
 WORKERS = os.environ.get("RECMON_TEST_WORKERS", "8")
