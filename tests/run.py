@@ -208,11 +208,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         left -= sizes[-1]
     shares: list[list[pytest.Item]] = [[] for _ in sizes]
     work = [0.0] * workers
-    for item in sorted(items, key=lambda i: -took[i.nodeid]):
-        share = min((s for s in range(workers) if len(shares[s]) < sizes[s]), key=lambda s: work[s])
-        shares[share].append(item)
-        work[share] += took[item.nodeid]
+    # The tests reading one value computed once per run (tests.helpers.once_per_run: a long
+    # replay) go to one share, one after the other: spread over two workers, one computed it
+    # while the other waited on its lock (26 s of the background phase's tail, doing nothing).
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(_shared_value(item) or item.nodeid, []).append(item)
+    for unit in sorted(units.values(), key=lambda u: -sum(took[i.nodeid] for i in u)):
+        fits = [s for s in range(workers) if len(shares[s]) + len(unit) <= sizes[s]]
+        together = min(fits, key=lambda s: work[s]) if fits else None
+        for item in sorted(unit, key=lambda i: -took[i.nodeid]):
+            share = together
+            if share is None:  # no share has room for all of it: as single tests
+                share = min(
+                    (s for s in range(workers) if len(shares[s]) < sizes[s]), key=lambda s: work[s]
+                )
+            shares[share].append(item)
+            work[share] += took[item.nodeid]
     items[:] = [item for share_items in shares for item in share_items]
+
+
+def _shared_value(item: pytest.Item) -> str | None:
+    """The module and fixture name when `item` uses a fixture computed once per run."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name in getattr(item, "fixturenames", ()):
+        definitions = info.name2fixturedefs.get(name) if info is not None else None
+        code = getattr(definitions[-1].func, "__code__", None) if definitions else None
+        if code is not None and "once_per_run" in code.co_names:
+            return f"{item.nodeid.split('::', 1)[0]}::{name}"
+    return None
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
