@@ -189,7 +189,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tests/durations.json (the tests of a second or more), which stand in for the tests not
     recorded yet: in a first run, as in CI's clean checkout, the record holds only the
     parallel phase's tests when the timing phase orders its own (which it then ran in
-    collection order: its longest last, the phase 4 s longer)."""
+    collection order: its longest last, the phase 4 s longer). The tests that read one
+    value computed once per run (a replay) are placed together, as one."""
     workers = getattr(config, "workerinput", {}).get("workercount")
     last = json.loads(SEED.read_text()) if SEED.is_file() else {}
     cache = getattr(config, "cache", None)
