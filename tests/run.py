@@ -37,6 +37,7 @@ timing tests cost the phase 5 CPU-seconds, 13 s of wall time on a loaded machine
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import re
@@ -52,6 +53,30 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _import_httpx_lighter() -> None:
+    """httpx as recmon imports it (monitor/__init__.py): without its command line
+    (httpx._main: click, rich), and httpcore without trio (installed for selenium; httpcore
+    imports it whenever present, for the trio backend nothing here runs). pytest-httpx's
+    plugin imports both in every pytest process (~0.12 CPU-s of its ~0.4) before recmon's
+    guard can act; this plugin (-p tests.run) loads before it. selenium imports trio later,
+    as usual: only the two modules' imports here see them absent."""
+    if "httpx" in sys.modules or "httpcore" in sys.modules:
+        return
+    absent = [name for name in ("trio", "httpx._main") if name not in sys.modules]
+    for name in absent:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import httpcore  # noqa: F401
+        import httpx  # noqa: F401
+    finally:
+        for name in absent:
+            del sys.modules[name]
+
+
+if __name__ != "__main__":  # loaded as pytest's plugin (the command itself needs neither)
+    _import_httpx_lighter()
 COUNTS = "RECMON_SUITE_COUNTS"
 MARK_ONLY = "RECMON_SUITE_MARK_ONLY"  # a mark: collect only the modules that say mark.<it>
 WORKERS = os.environ.get("RECMON_TEST_WORKERS", "8")
@@ -99,6 +124,39 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return f"mark.{mark}" not in text
 
 
+# The garbage collector, paused while a pytest process imports and collects the suite (~10%
+# of a worker's collection: hundreds of thousands of objects, nearly none of them garbage,
+# as in recmon's own start) and resumed with those objects frozen (gc.freeze: left out of
+# every later collection, which otherwise walked them all at each full pass in the tests).
+_gc_paused = False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests() -> None:
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def _resume_gc() -> None:
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
+
+
+def pytest_collection_finish() -> None:
+    _resume_gc()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop() -> None:
+    """xdist's controlling process collects nothing: its collector resumes here."""
+    _resume_gc()
+
+
 # pytest's cache (.pytest_cache): each test's duration in its last run, setup and teardown
 # included, for the order of the next parallel phase.
 DURATIONS = "recmon/durations"
@@ -131,7 +189,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tests/durations.json (the tests of a second or more), which stand in for the tests not
     recorded yet: in a first run, as in CI's clean checkout, the record holds only the
     parallel phase's tests when the timing phase orders its own (which it then ran in
-    collection order: its longest last, the phase 4 s longer)."""
+    collection order: its longest last, the phase 4 s longer). The tests that read one
+    value computed once per run (a replay) are placed together, as one."""
     workers = getattr(config, "workerinput", {}).get("workercount")
     last = json.loads(SEED.read_text()) if SEED.is_file() else {}
     cache = getattr(config, "cache", None)
@@ -150,11 +209,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         left -= sizes[-1]
     shares: list[list[pytest.Item]] = [[] for _ in sizes]
     work = [0.0] * workers
-    for item in sorted(items, key=lambda i: -took[i.nodeid]):
-        share = min((s for s in range(workers) if len(shares[s]) < sizes[s]), key=lambda s: work[s])
-        shares[share].append(item)
-        work[share] += took[item.nodeid]
+    # The tests reading one value computed once per run (tests.helpers.once_per_run: a long
+    # replay) go to one share, one after the other: spread over two workers, one computed it
+    # while the other waited on its lock (26 s of the background phase's tail, doing nothing).
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(_shared_value(item) or item.nodeid, []).append(item)
+    for unit in sorted(units.values(), key=lambda u: -sum(took[i.nodeid] for i in u)):
+        fits = [s for s in range(workers) if len(shares[s]) + len(unit) <= sizes[s]]
+        together = min(fits, key=lambda s: work[s]) if fits else None
+        for item in sorted(unit, key=lambda i: -took[i.nodeid]):
+            share = together
+            if share is None:  # no share has room for all of it: as single tests
+                share = min(
+                    (s for s in range(workers) if len(shares[s]) < sizes[s]), key=lambda s: work[s]
+                )
+            shares[share].append(item)
+            work[share] += took[item.nodeid]
     items[:] = [item for share_items in shares for item in share_items]
+
+
+def _shared_value(item: pytest.Item) -> str | None:
+    """The module and fixture name when `item` uses a fixture computed once per run."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name in getattr(item, "fixturenames", ()):
+        definitions = info.name2fixturedefs.get(name) if info is not None else None
+        code = getattr(definitions[-1].func, "__code__", None) if definitions else None
+        if code is not None and "once_per_run" in code.co_names:
+            return f"{item.nodeid.split('::', 1)[0]}::{name}"
+    return None
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
