@@ -15,7 +15,6 @@ run started early reads 0, never negative).
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import heapq
 import logging
@@ -26,6 +25,8 @@ from monitor.core.clock import Clock
 from monitor.probing.engine import Job
 
 log = logging.getLogger("recmon.scheduler")
+
+create_task = asyncio.create_task
 
 RunJob = Callable[[Job, float], Coroutine[Any, Any, None]]
 # The loop wakes at least this often, so added tenants and a stop request are seen promptly.
@@ -164,13 +165,17 @@ class Scheduler:
                 self.overruns += missed
                 self._on_overrun(job, missed)
             self.launched += 1
-            task: asyncio.Task[None] = asyncio.create_task(self._run_job(job, due))
-            self._running[job] = task
-            task.add_done_callback(functools.partial(self._forget, job))
+            self._running[job] = create_task(self._run(job, due))
 
-    def _forget(self, job: Job, task: asyncio.Task[None]) -> None:
-        if self._running.get(job) is task:
-            del self._running[job]
+    async def _run(self, job: Job, due: float) -> None:
+        """The job's run, forgotten as it ends: a done callback per run (a partial, a handle
+        scheduled and run by the loop) cost more. A job runs once at a time, so the entry is
+        this run's; a run cancelled before it started leaves a done task there, replaced at
+        the job's next launch."""
+        try:
+            await self._run_job(job, due)
+        finally:
+            self._running.pop(job, None)
 
     async def drain(self, within: float | None = None) -> None:
         """Wait for running jobs (each probe is bounded by its deadline), cancel what remains."""
