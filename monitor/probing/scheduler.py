@@ -26,7 +26,6 @@ from monitor.probing.engine import Job
 
 log = logging.getLogger("recmon.scheduler")
 
-create_task = asyncio.create_task
 
 RunJob = Callable[[Job, float], Coroutine[Any, Any, None]]
 # The loop wakes at least this often, so added tenants and a stop request are seen promptly.
@@ -80,6 +79,7 @@ class Scheduler:
         self.overruns = 0
         self.launched = 0
         self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # run's
 
     @property
     def jobs(self) -> frozenset[Job]:
@@ -108,6 +108,7 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Launch jobs as they fall due until `stop` is set; running jobs are left to `drain`."""
+        self._loop = asyncio.get_running_loop()  # its create_task: no loop look-up a launch
         while not stop.is_set():
             now = self._clock.monotonic()
             self._launch_due(now)
@@ -135,6 +136,7 @@ class Scheduler:
         """Launch every job due by now, and up to MAX_AHEAD of those due within LAUNCH_AHEAD_S
         (one wake-up for them all), each at most EARLY_SHARE of its interval early."""
         heap, horizon = self._heap, now + LAUNCH_AHEAD_S
+        loop = self._loop or asyncio.get_running_loop()
         ahead = 0
         while heap and heap[0][0] <= horizon:
             due, _, job = heap[0]
@@ -165,7 +167,7 @@ class Scheduler:
                 self.overruns += missed
                 self._on_overrun(job, missed)
             self.launched += 1
-            self._running[job] = create_task(self._run(job, due))
+            self._running[job] = loop.create_task(self._run(job, due))
 
     async def _run(self, job: Job, due: float) -> None:
         """The job's run, forgotten as it ends: a done callback per run (a partial, a handle
