@@ -148,7 +148,6 @@ class Scheduler:
                 if due - now > interval * EARLY_SHARE or ahead >= MAX_AHEAD:
                     break  # too early for its interval, or enough for one burst: next wake-up
                 ahead += 1
-            heapq.heappop(heap)
             next_due = due + interval
             missed = 0
             if next_due <= now:
@@ -157,7 +156,9 @@ class Scheduler:
                 # a run skipped is a run skipped however it came to be.
                 missed = int((now - next_due) // interval) + 1
                 next_due += missed * interval
-            self._push(next_due, job)
+            # Its next slot takes its place: one pass down the heap, not a pop and a push.
+            self._seq += 1
+            heapq.heapreplace(heap, (next_due, self._seq, job))
             previous = self._running.get(job)
             if previous is not None and not previous.done():
                 self.overruns += 1 + missed
