@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _TOKEN = re.compile(
@@ -46,10 +46,16 @@ class JsonPathError(ValueError):
 class JsonPath:
     text: str
     steps: tuple[Step, ...]
+    # No [*] step: the path designates one place, walked in a loop (`_walk`), not through
+    # _find's nested generators (~1 us less per path a probe reads).
+    _single: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_single", not any(step is _WILDCARD for step in self.steps))
 
     @property
     def has_wildcard(self) -> bool:
-        return any(step is _WILDCARD for step in self.steps)
+        return not self._single
 
     def find(self, document: Any) -> list[Any]:
         """Every value the path selects (empty when nothing matches)."""
@@ -65,17 +71,19 @@ class JsonPath:
         return _locate_items(document, self.steps, split)
 
     def first(self, document: Any) -> Any | None:
+        if self._single:
+            found = _walk(document, self.steps)
+            return None if found is MISSING else found
         return next(_find(document, self.steps), None)
 
     def count_items(self, document: Any) -> int | None:
         """Items the path designates: the length of a selected list, or the number of matches
         for a wildcard path. None when the path does not exist in the document (wrong shape)."""
-        if self.has_wildcard:
+        if not self._single:
             return len(self.find(document))
-        found = list(_find(document, self.steps))
-        if not found:
+        value = _walk(document, self.steps)
+        if value is MISSING:
             return None
-        value = found[0]
         if isinstance(value, list):
             return len(value)
         # null reads as "no items"; an object or a scalar is the wrong shape.
@@ -125,6 +133,22 @@ def _find(value: Any, steps: tuple[Step, ...]) -> Iterator[Any]:
             yield from _find(value[step], rest)
     elif isinstance(step, str) and isinstance(value, dict) and step in value:
         yield from _find(value[step], rest)
+
+
+def _walk(value: Any, steps: tuple[Step, ...]) -> Any:
+    """The one value a path without [*] selects (as _find selects it), or MISSING."""
+    for step in steps:
+        if isinstance(step, str):
+            if not isinstance(value, dict) or step not in value:
+                return MISSING
+            value = value[step]
+        elif isinstance(step, int) and not isinstance(step, bool):
+            if not isinstance(value, list) or not -len(value) <= step < len(value):
+                return MISSING
+            value = value[step]
+        else:
+            return MISSING
+    return value
 
 
 def _step_text(step: str | int) -> str:

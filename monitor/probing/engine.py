@@ -162,7 +162,12 @@ class Engine:
         else:
             if self._told_credential and name in self._uses_credential:
                 self._told_credential.discard(tenant)  # it has one again: say so if it goes
-            result = await self._probe(check, tenant, request, due, values)
+            # Straight to _send without token sources: one coroutine fewer a probe.
+            result = await (
+                self._probe(check, tenant, request, due, values)
+                if self.token_sources
+                else self._send(check, tenant, request, due, values)
+            )
             if result is not None:  # None: withheld, the monitor's lag and not the tenant's
                 self.sink(result)
         if not self.dependents[name]:

@@ -15,7 +15,6 @@ run started early reads 0, never negative).
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import heapq
 import logging
@@ -26,6 +25,7 @@ from monitor.core.clock import Clock
 from monitor.probing.engine import Job
 
 log = logging.getLogger("recmon.scheduler")
+
 
 RunJob = Callable[[Job, float], Coroutine[Any, Any, None]]
 # The loop wakes at least this often, so added tenants and a stop request are seen promptly.
@@ -79,6 +79,7 @@ class Scheduler:
         self.overruns = 0
         self.launched = 0
         self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # run's
 
     @property
     def jobs(self) -> frozenset[Job]:
@@ -107,6 +108,7 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Launch jobs as they fall due until `stop` is set; running jobs are left to `drain`."""
+        self._loop = asyncio.get_running_loop()  # its create_task: no loop look-up a launch
         while not stop.is_set():
             now = self._clock.monotonic()
             self._launch_due(now)
@@ -134,6 +136,7 @@ class Scheduler:
         """Launch every job due by now, and up to MAX_AHEAD of those due within LAUNCH_AHEAD_S
         (one wake-up for them all), each at most EARLY_SHARE of its interval early."""
         heap, horizon = self._heap, now + LAUNCH_AHEAD_S
+        loop = self._loop or asyncio.get_running_loop()
         ahead = 0
         while heap and heap[0][0] <= horizon:
             due, _, job = heap[0]
@@ -145,7 +148,6 @@ class Scheduler:
                 if due - now > interval * EARLY_SHARE or ahead >= MAX_AHEAD:
                     break  # too early for its interval, or enough for one burst: next wake-up
                 ahead += 1
-            heapq.heappop(heap)
             next_due = due + interval
             missed = 0
             if next_due <= now:
@@ -154,7 +156,9 @@ class Scheduler:
                 # a run skipped is a run skipped however it came to be.
                 missed = int((now - next_due) // interval) + 1
                 next_due += missed * interval
-            self._push(next_due, job)
+            # Its next slot takes its place: one pass down the heap, not a pop and a push.
+            self._seq += 1
+            heapq.heapreplace(heap, (next_due, self._seq, job))
             previous = self._running.get(job)
             if previous is not None and not previous.done():
                 self.overruns += 1 + missed
@@ -164,13 +168,17 @@ class Scheduler:
                 self.overruns += missed
                 self._on_overrun(job, missed)
             self.launched += 1
-            task: asyncio.Task[None] = asyncio.create_task(self._run_job(job, due))
-            self._running[job] = task
-            task.add_done_callback(functools.partial(self._forget, job))
+            self._running[job] = loop.create_task(self._run(job, due))
 
-    def _forget(self, job: Job, task: asyncio.Task[None]) -> None:
-        if self._running.get(job) is task:
-            del self._running[job]
+    async def _run(self, job: Job, due: float) -> None:
+        """The job's run, forgotten as it ends: a done callback per run (a partial, a handle
+        scheduled and run by the loop) cost more. A job runs once at a time, so the entry is
+        this run's; a run cancelled before it started leaves a done task there, replaced at
+        the job's next launch."""
+        try:
+            await self._run_job(job, due)
+        finally:
+            self._running.pop(job, None)
 
     async def drain(self, within: float | None = None) -> None:
         """Wait for running jobs (each probe is bounded by its deadline), cancel what remains."""

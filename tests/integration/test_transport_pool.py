@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from monitor.probing.transport import connection as connection_module
+from monitor.probing.transport import pool as pool_module
 from monitor.probing.transport.framing import ResponseParser
 from monitor.probing.transport.peer import WAITED
 from monitor.probing.transport.pool import AsyncioTransport
@@ -124,6 +125,41 @@ async def test_a_response_says_how_long_it_waited_for_its_reader(
         time.sleep(0.2)  # noqa: ASYNC251  (the loop stands still: the body waits)
         assert await response.aread() == b"ok"
         assert waited() >= 0.2
+
+
+async def test_idle_connections_are_used_in_turn_while_warm_then_newest_first(
+    serve: Callable[[Handler], Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three requests at once open three connections. While the longest idle has idled at
+    most WARM_S, each request takes it (all three stay in use, none left for the server's
+    idle timeout to close); once it has idled longer, the one idle shortest is taken."""
+    seen: list[int] = []
+
+    async def numbered(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: Server
+    ) -> None:
+        number = state.accepted
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(0.03 * number)  # the first three overlap, and end in turn
+        while True:
+            writer.write(OK)
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")
+            seen.append(number)
+
+    server = await serve(numbered)
+    async with client() as http:
+        await asyncio.gather(*(http.get(server.url) for _ in range(3)))
+        assert server.accepted == 3  # back in the pool in the order 1, 2, 3
+        for _ in range(6):
+            assert (await http.get(server.url)).text == "ok"
+        assert seen == [1, 2, 3, 1, 2, 3]  # in turn, the one idle longest first
+        monkeypatch.setattr(pool_module, "WARM_S", -1.0)  # every idle connection now "cold"
+        seen.clear()
+        for _ in range(3):
+            assert (await http.get(server.url)).text == "ok"
+        assert len(set(seen)) == 1  # the one idle shortest, again and again
+    assert server.accepted == 3
 
 
 async def test_connection_close_is_not_reused(

@@ -317,3 +317,37 @@ async def test_one_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() 
     stop.set()
     clock.advance(1.0)
     await task
+
+
+async def test_a_finished_run_is_not_kept_while_a_stopped_run_is_drained() -> None:
+    """A run that ended is forgotten at once (10,000 jobs' finished tasks are not held until
+    their next slot); a run still going at the stop is what drain waits for."""
+    import gc
+    import weakref
+
+    clock = ManualClock(start=0.0)
+    release = asyncio.Event()
+    finished: list[weakref.ref[asyncio.Task[None]]] = []
+
+    async def run_job(job: Job, due: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if job.tenant == "slow":
+            await release.wait()
+        else:
+            finished.append(weakref.ref(task))
+
+    scheduler = Scheduler(run_job, lambda job: 1.0, clock=clock)
+    scheduler.set_jobs([Job(f"t{i}", "search") for i in range(5)] + [Job("slow", "search")])
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await advance(clock, 2.5)
+    stop.set()
+    clock.advance(1.0)
+    await task
+    gc.collect()
+    assert len(finished) >= 10 and all(ref() is None for ref in finished)
+    assert scheduler.running == 1
+    release.set()
+    await scheduler.drain(within=1.0)
+    assert scheduler.running == 0

@@ -20,7 +20,7 @@ class ConnectionClosed(Exception):
 
 class Connection(asyncio.Protocol):
     def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._loop = self.loop = asyncio.get_running_loop()  # the loop it belongs to
         self.transport: asyncio.Transport | None = None
         self.peer = ""  # ip:port of the server (or proxy) this connection reached
         self.closed = False

@@ -177,13 +177,15 @@ class ResponseParser:
             raise ProtocolError("101 Switching Protocols to a request that asked for none")
         if parser.get_http_version() not in ("1.1", "1.0"):
             raise ProtocolError(f"not an HTTP/1.x response (HTTP/{parser.get_http_version()})")
-        codings = b",".join(self._codings)
-        chunked = codings.lower().replace(b" ", b"").rsplit(b",", 1)[-1] == b"chunked"
+        if self._codings:
+            # Framed by chunks if chunked is the last coding, else read until close.
+            codings = b",".join(self._codings).lower().replace(b" ", b"")
+            framed = codings.rsplit(b",", 1)[-1] == b"chunked"
+        else:  # most answers: framed by Content-Length, or read until close without one
+            framed = self._has_length
         no_body = self._head_request or status in (204, 304)
-        self._until_close = not no_body and not chunked and (bool(codings) or not self._has_length)
-        self.head = Head(
-            status, self._reason, tuple(self._headers), keep_alive=parser.should_keep_alive()
-        )
+        self._until_close = not (no_body or framed)
+        self.head = Head(status, self._reason, tuple(self._headers), parser.should_keep_alive())
         self._fed = self._body_bytes = 0  # from here on, the framing cap counts
         if self._head_request:
             self._ends_at_head = self.complete = True
