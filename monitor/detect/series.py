@@ -303,6 +303,34 @@ def appended(
     return (Bucket.of((sample,)),), (0,)
 
 
+# A packed sample as read back in place: (time, latency (NaN: none), outcome code).
+Record = tuple[float, float, int]
+# The outcome values by code, for a Record's third field.
+OUTCOME_OF_CODE = _OUTCOMES
+
+
+def leaving(
+    buckets: tuple[Bucket, ...], starts: tuple[int, ...], end: int, cursor: int, since: float
+) -> list[Record]:
+    """The records from sequence number `cursor` on that are not after `since` (a time):
+    those leaving a window (usually none or one), read in place without building Samples."""
+    left: list[Record] = []
+    if cursor >= end:
+        return left
+    at = bisect.bisect_right(starts, cursor) - 1
+    position = (cursor - starts[at]) * _SIZE
+    unpack = _RECORD.unpack_from
+    for bucket in buckets[at:]:
+        data = bucket.data
+        for offset in range(position, len(data), _SIZE):
+            record = unpack(data, offset)
+            if record[0] > since:
+                return left
+            left.append(record)
+        position = 0
+    return left
+
+
 def dropped_before(
     buckets: tuple[Bucket, ...], starts: tuple[int, ...], seq: int
 ) -> tuple[tuple[Bucket, ...], tuple[int, ...]]:
