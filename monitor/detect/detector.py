@@ -54,6 +54,7 @@ from monitor.detect.series import (
     appended,
     dropped_before,
     leaving,
+    series_state,
 )
 from monitor.detect.stats import WindowHistogram, wilson_lower, window_bucket
 
@@ -217,7 +218,7 @@ def _with(state: SeriesState, **changes: Any) -> SeriesState:
         "window_p95": state.window_p95,
     }
     fields.update(changes)
-    return SeriesState(**fields)
+    return series_state(**fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,19 +313,19 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
     histogram = tallies[plan.p95_at].latencies
     assert histogram is not None
     failures = rules.failures.outcomes if rules.failures is not None else ()
-    # Every field named (not _with's dict of the old ones): built once a probe.
-    return SeriesState(
-        buckets=buckets,
-        starts=starts,
-        tallies=tuple(tallies),
-        empty_streak=state.empty_streak + 1 if outcome is Outcome.EMPTY else 0,
-        failure_streak=state.failure_streak + 1 if outcome in failures else 0,
-        ok_streak=state.ok_streak + 1 if outcome is Outcome.OK else 0,
-        baseline=baseline,
-        learned_until=learned_until,
-        slow_burn_quiet_until=state.slow_burn_quiet_until,
-        window_p95=histogram.p95(),
-        alerts=state.alerts,
+    # Every field in order (not _with's dict of the old ones): built once a probe.
+    return series_state(
+        buckets,
+        starts,
+        tuple(tallies),
+        state.empty_streak + 1 if outcome is Outcome.EMPTY else 0,
+        state.failure_streak + 1 if outcome in failures else 0,
+        state.ok_streak + 1 if outcome is Outcome.OK else 0,
+        baseline,
+        learned_until,
+        state.slow_burn_quiet_until,
+        histogram.p95(),
+        state.alerts,
     )
 
 
