@@ -51,7 +51,7 @@ from monitor.detect.series import (
     Sample,
     SeriesState,
     Tally,
-    appended,
+    appended_probe,
     dropped_before,
     leaving,
     series_state,
@@ -288,8 +288,8 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
     timed = outcome in _TIMED
     latency = result.duration_s if timed and result.latency_trusted else None
     value = _VALUE[outcome]
-    sample = Sample(now, value, latency, result.reason[:_MAX_REASON])
-    buckets, starts = appended(state.buckets, state.starts, sample)
+    reason = result.reason[:_MAX_REASON]
+    buckets, starts = appended_probe(state.buckets, state.starts, now, value, latency, reason)
     end = starts[-1] + len(buckets[-1])
     plan = _plan(rules)
     drift = rules.latency_drift
@@ -298,6 +298,7 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
     taught = drift.window if drift is not None and learning else None
     stepped = _stepped(state.tallies, plan, buckets, starts, end, now, value, latency, taught)
     if stepped is None:  # restored, or the rules changed: counted again from the samples
+        sample = Sample(now, value, latency, reason)
         tallies, gone = _rebuilt(state, plan, buckets, starts, end, now, sample, taught)
     else:
         tallies, gone = stepped

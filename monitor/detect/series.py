@@ -85,13 +85,6 @@ class Bucket:
         reasons = tuple(s.reason for s in packed)
         return cls(data, reasons if any(reasons) else None)
 
-    def with_sample(self, sample: Sample) -> Bucket:
-        """This bucket with `sample` at the end."""
-        reasons = self.reasons
-        if reasons is not None or sample.reason:
-            reasons = (*(reasons or ("",) * len(self)), sample.reason)
-        return Bucket(self.data + _pack(sample), reasons)
-
     def __len__(self) -> int:
         return len(self.data) // _SIZE
 
@@ -340,15 +333,36 @@ def appended(
     buckets: tuple[Bucket, ...], starts: tuple[int, ...], sample: Sample
 ) -> tuple[tuple[Bucket, ...], tuple[int, ...]]:
     """The buckets with `sample` added at the end (a new bucket when the last is full)."""
+    return appended_probe(buckets, starts, sample.at, sample.outcome, sample.latency, sample.reason)
+
+
+def appended_probe(
+    buckets: tuple[Bucket, ...],
+    starts: tuple[int, ...],
+    at: float,
+    outcome: str,
+    latency: float | None,
+    reason: str,
+) -> tuple[tuple[Bucket, ...], tuple[int, ...]]:
+    """appended() of Sample(at, outcome, latency, reason), packed without building the Sample
+    (the detector's step for every probe)."""
+    record = _RECORD.pack(at, math.nan if latency is None else latency, _CODES[outcome])
     if buckets:
         last = buckets[-1]
-        size = len(last)
-        full = size >= BUCKET_SAMPLES or sample.at - last.at(0) >= BUCKET_SECONDS
+        data = last.data
+        size = len(data) // _SIZE
+        full = size >= BUCKET_SAMPLES or at - _AT.unpack_from(data)[0] >= BUCKET_SECONDS
         # Never two buckets starting at one time: a bucket is a row keyed by its first time.
-        if not full or sample.at <= last.at(size - 1):
-            return (*buckets[:-1], last.with_sample(sample)), starts
-        return (*buckets, Bucket.of((sample,))), (*starts, starts[-1] + size)
-    return (Bucket.of((sample,)),), (0,)
+        if not full or at <= _AT.unpack_from(data, (size - 1) * _SIZE)[0]:
+            reasons = last.reasons
+            if reasons is not None or reason:
+                reasons = (*(reasons or ("",) * size), reason)
+            return (*buckets[:-1], Bucket(data + record, reasons)), starts
+        return (*buckets, Bucket(record, (reason,) if reason else None)), (
+            *starts,
+            starts[-1] + size,
+        )
+    return (Bucket(record, (reason,) if reason else None),), (0,)
 
 
 # A packed sample as read back in place: (time, latency (NaN: none), outcome code).
