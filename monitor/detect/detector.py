@@ -59,6 +59,8 @@ from monitor.detect.series import (
 from monitor.detect.stats import WindowHistogram, wilson_lower, window_bucket
 
 _MAX_REASON = 200
+# A NamedTuple's own __new__ is a Python function: tuple.__new__ builds one in C.
+_new_tuple = tuple.__new__
 # An enum member's .value goes through a descriptor; a probe asked for it a dozen times.
 _VALUE: dict[Outcome, str] = {o: o.value for o in Outcome}
 _TIMED = frozenset((Outcome.OK, Outcome.EMPTY))
@@ -377,9 +379,8 @@ def _stepped(
                 histogram = histogram.moved((joining,), out)
         if length == taught:
             gone = left
-        tallies.append(
-            Tally(length, tally.cursor + len(left), tally.probes + 1 - len(left), counts, histogram)
-        )
+        moved = (length, tally.cursor + len(left), tally.probes + 1 - len(left), counts, histogram)
+        tallies.append(_new_tuple(Tally, moved))  # Tally(*moved), in C
     return tallies, gone
 
 

@@ -376,20 +376,24 @@ def leaving(
 ) -> list[Record]:
     """The records from sequence number `cursor` on that are not after `since` (a time):
     those leaving a window (usually none or one), read in place without building Samples."""
-    left: list[Record] = []
     if cursor >= end:
-        return left
+        return []
     at = bisect.bisect_right(starts, cursor) - 1
+    data = buckets[at].data
     position = (cursor - starts[at]) * _SIZE
+    record: Record = _RECORD.unpack_from(data, position)
+    if record[0] > since:
+        return []  # the oldest is still inside: nothing leaves
+    left = [record]
     unpack = _RECORD.unpack_from
     for bucket in buckets[at:]:
         data = bucket.data
-        for offset in range(position, len(data), _SIZE):
+        for offset in range(position + _SIZE, len(data), _SIZE):
             record = unpack(data, offset)
             if record[0] > since:
                 return left
             left.append(record)
-        position = 0
+        position = -_SIZE
     return left
 
 
