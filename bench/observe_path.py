@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/observe_path.py /tmp/main .          # main against this tree
     .venv/bin/python bench/observe_path.py . --profile out.raw  # py-spy of one run (raw)
+    .venv/bin/python bench/observe_path.py /tmp/main . --interval 10  # 1,000/s's window sizes
 
-bench/fleet.py's fleet (1,000 tenants x 2 checks every 60 s, 1% failing, three backends) in
+bench/fleet.py's fleet (1,000 tenants x 2 checks every 60 s or --interval, 1% failing) in
 virtual time, with what bench/run.py's sandbox answers besides: recommendations carry item ids
 and a request digest, so the content judgement runs as in a real fleet. Each run plays 20
 minutes (every window full), then measures CPU over 5 more through the ledger (redactor,
@@ -30,7 +31,7 @@ WARM_S = 20 * 60
 MEASURED_S = 5 * 60
 
 
-async def one_run(tenant_count: int, memory: bool = False) -> float:
+async def one_run(tenant_count: int, memory: bool = False, interval: float = INTERVAL) -> float:
     """CPU seconds per probe; with `memory`, bytes per series that the observing keeps
     (tracemalloc: what the warm-up and one /metrics render added to the built monitor).
     The probes in flight are not counted: a minute's are dropped before the next is built."""
@@ -41,7 +42,11 @@ async def one_run(tenant_count: int, memory: bool = False) -> float:
         tracemalloc.start(1)
     from prometheus_client import CollectorRegistry
 
+    import bench.fleet
     from bench.fleet import fleet_config, fleet_probe
+
+    # Read by fleet_config (the other tree's bench/fleet.py may take no interval argument).
+    bench.fleet.INTERVAL = interval
     from monitor.app.assembly import build_monitor
     from monitor.config.loader import load_config_text
     from monitor.core.clock import ManualClock
@@ -53,7 +58,7 @@ async def one_run(tenant_count: int, memory: bool = False) -> float:
     monitor = build_monitor(loaded, clock=clock, registry=CollectorRegistry(), route=lambda d: None)
     await monitor.refresh_tenants()
     rng = random.Random(1)
-    step = INTERVAL / (2 * len(tenants))
+    step = interval / (2 * len(tenants))
     asked = {t: f"{hash(t) & 0xFFFFFFFF:08x}" for t in tenants}
 
     def probe(tenant: str, check: str, at: float) -> ProbeResult:
@@ -68,7 +73,7 @@ async def one_run(tenant_count: int, memory: bool = False) -> float:
     def play(seconds: float) -> tuple[int, float]:
         """Each minute's probes built first, then observed: CPU of the observing alone."""
         probes, spent = 0, 0.0
-        for _ in range(round(seconds / INTERVAL)):
+        for _ in range(round(seconds / interval)):
             now = clock.time()
             minute = []
             for tenant in tenants:
@@ -108,6 +113,9 @@ def main() -> None:
     parser.add_argument("trees", nargs="+", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tenants", type=int, default=TENANTS)
+    parser.add_argument(
+        "--interval", type=float, default=INTERVAL, help="seconds (10: 1,000/s's window sizes)"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="py-spy raw output")
     parser.add_argument(
         "--memory", action="store_true", help="bytes kept per series instead of CPU per probe"
@@ -121,14 +129,15 @@ def main() -> None:
         import monitor
 
         assert monitor.__file__.startswith(tree + "/"), (monitor.__file__, tree)
-        print(asyncio.run(one_run(args.tenants, args.memory)))
+        print(asyncio.run(one_run(args.tenants, args.memory, args.interval)))
         return
     me = os.path.abspath(__file__)
     runs: dict[Path, list[float]] = {tree: [] for tree in args.trees}
     for round_ in range(args.rounds):
         for tree in args.trees:
             command = [sys.executable, me, str(tree.resolve()), "--child"]
-            command += ["--tenants", str(args.tenants)] + (["--memory"] if args.memory else [])
+            command += ["--tenants", str(args.tenants), "--interval", str(args.interval)]
+            command += ["--memory"] if args.memory else []
             if args.profile is not None:
                 spy = Path(sys.executable).parent / "py-spy"
                 command = [str(spy), "record", "-r", "200", "-f", "raw", "-o", str(args.profile),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -42,21 +43,29 @@ from monitor.detect.lifecycle import (
 from monitor.detect.rules import RuleSet
 from monitor.detect.series import (
     NO_ALERTS,
+    OUTCOME_OF_CODE,
     AlertEvent,
     AlertState,
     Bucket,
+    Record,
     Sample,
     SeriesState,
     Tally,
-    appended,
+    appended_probe,
     dropped_before,
+    leaving,
+    series_state,
 )
 from monitor.detect.stats import WindowHistogram, wilson_lower, window_bucket
 
 _MAX_REASON = 200
+# A NamedTuple's own __new__ is a Python function: tuple.__new__ builds one in C.
+_new_tuple = tuple.__new__
 # An enum member's .value goes through a descriptor; a probe asked for it a dozen times.
 _VALUE: dict[Outcome, str] = {o: o.value for o in Outcome}
 _TIMED = frozenset((Outcome.OK, Outcome.EMPTY))
+_OUTCOME: dict[str, Outcome] = {o.value: o for o in Outcome}
+_RATE_IDS: dict[Outcome, str] = {o: f"error_rate:{o.value}" for o in Outcome}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,10 @@ def observe(
 
 RuleReading = tuple[str, Verdict, Severity, Thresholds]
 
+# A rule's reading when it is not active and has no alert to move along: what observe skips
+# (one shared verdict, not a verdict and a page's text built for nothing on every probe).
+NOTHING = Verdict(False, False)
+
 
 def _fast_verdicts(
     state: SeriesState,
@@ -182,7 +195,7 @@ def _slow_burn(
         quiet_until = now + rate.window
     tenant, check = subject.tenant or "", subject.check or ""
     for outcome, verdict in _error_rates(state, rate, now, tenant, check).items():
-        rule_id = f"error_rate:{outcome.value}"
+        rule_id = _RATE_IDS[outcome]
         if now < quiet_until and rule_id not in alerts:
             continue
         event = advance(alerts, rule_id, verdict, severity=rate.severity, now=now, subject=subject)
@@ -207,7 +220,7 @@ def _with(state: SeriesState, **changes: Any) -> SeriesState:
         "window_p95": state.window_p95,
     }
     fields.update(changes)
-    return SeriesState(**fields)
+    return series_state(**fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +231,7 @@ class _Plan:
     lengths: tuple[float, ...]
     timed: tuple[bool, ...]
     p95_window: float
+    p95_at: int  # where p95_window is among lengths
     # Whether an ok probe over windows of ok probes leaves every count rule inactive (as
     # the configuration validates it: no rule counts "ok" as a failure, every threshold and
     # share above zero), so observe may read the latency rules alone.
@@ -244,6 +258,7 @@ def _plan(rules: RuleSet) -> _Plan:
         tuple(lengths),
         tuple(length in timed for length in lengths),
         p95_window,
+        lengths.index(p95_window),
         _quiet_when_ok(rules),
     )
     if len(_PLANS) >= 1024:
@@ -274,59 +289,124 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
     outcome = result.outcome
     timed = outcome in _TIMED
     latency = result.duration_s if timed and result.latency_trusted else None
-    sample = Sample(now, _VALUE[outcome], latency, result.reason[:_MAX_REASON])
-    buckets, starts = appended(state.buckets, state.starts, sample)
+    value = _VALUE[outcome]
+    reason = result.reason[:_MAX_REASON]
+    buckets, starts = appended_probe(state.buckets, state.starts, now, value, latency, reason)
     end = starts[-1] + len(buckets[-1])
     plan = _plan(rules)
-    horizon = now - rules.longest_window
-    failures = rules.failures.outcomes if rules.failures is not None else ()
-    baseline, learned_until = state.baseline, state.learned_until
     drift = rules.latency_drift
     # Frozen while drift is pending or firing, so the drift never becomes the new normal.
     learning = drift is not None and state.alerts.get("latency_drift") is None
-    old = state.tallies
-    rebuild = len(old) != len(plan.lengths)
-    if not rebuild:
-        for tally, length, timed_window in zip(old, plan.lengths, plan.timed, strict=True):
-            if tally.length != length or (tally.latencies is None) is timed_window:
-                rebuild = True
-                break
-    joined: tuple[Sample, ...] = (sample,)
-    if rebuild:  # restored, or the rules changed: counted again from the samples
-        head = state.head
-        joined = (*state.since(head), sample)
-        old = tuple(
-            Tally(length, head, latencies=WindowHistogram() if timed_window else None)
-            for length, timed_window in zip(plan.lengths, plan.timed, strict=True)
-        )
-    tallies: list[Tally] = []
-    for tally in old:
-        left = _leaving(buckets, starts, end, tally.cursor, now - tally.length)
-        tallies.append(_tallied(tally, joined, left))
-        if drift is not None and tally.length == drift.window and learning:
-            for gone in left:
-                # Only what the series still remembers (the longest window) is learned.
-                if gone.latency is not None and gone.at > max(learned_until, horizon):
-                    baseline = baseline.add(gone.latency, gone.at, drift.baseline_half_life)
+    taught = drift.window if drift is not None and learning else None
+    stepped = _stepped(state.tallies, plan, buckets, starts, end, now, value, latency, taught)
+    if stepped is None:  # restored, or the rules changed: counted again from the samples
+        sample = Sample(now, value, latency, reason)
+        tallies, gone = _rebuilt(state, plan, buckets, starts, end, now, sample, taught)
+    else:
+        tallies, gone = stepped
+    baseline, learned_until = state.baseline, state.learned_until
     if drift is not None:
+        # Only what the series still remembers (the longest window) is learned.
+        after = max(learned_until, now - rules.longest_window)
+        for at, gone_latency, _ in gone:
+            if gone_latency == gone_latency and at > after:  # NaN: no latency
+                baseline = baseline.add(gone_latency, at, drift.baseline_half_life)
         learned_until = max(learned_until, now - drift.window)
     buckets, starts = dropped_before(buckets, starts, tallies[0].cursor)
-    p95_tally = tallies[plan.lengths.index(plan.p95_window)]
-    assert p95_tally.latencies is not None
-    # Every field named (not _with's dict of the old ones): built once a probe.
-    return SeriesState(
-        buckets=buckets,
-        starts=starts,
-        tallies=tuple(tallies),
-        empty_streak=state.empty_streak + 1 if result.outcome is Outcome.EMPTY else 0,
-        failure_streak=state.failure_streak + 1 if result.outcome in failures else 0,
-        ok_streak=state.ok_streak + 1 if result.ok else 0,
-        baseline=baseline,
-        learned_until=learned_until,
-        slow_burn_quiet_until=state.slow_burn_quiet_until,
-        window_p95=p95_tally.latencies.p95(),
-        alerts=state.alerts,
+    histogram = tallies[plan.p95_at].latencies
+    assert histogram is not None
+    failures = rules.failures.outcomes if rules.failures is not None else ()
+    # Every field in order (not _with's dict of the old ones): built once a probe.
+    return series_state(
+        buckets,
+        starts,
+        tuple(tallies),
+        state.empty_streak + 1 if outcome is Outcome.EMPTY else 0,
+        state.failure_streak + 1 if outcome in failures else 0,
+        state.ok_streak + 1 if outcome is Outcome.OK else 0,
+        baseline,
+        learned_until,
+        state.slow_burn_quiet_until,
+        histogram.p95(),
+        state.alerts,
     )
+
+
+def _stepped(
+    old: tuple[Tally, ...],
+    plan: _Plan,
+    buckets: tuple[Bucket, ...],
+    starts: tuple[int, ...],
+    end: int,
+    now: float,
+    value: str,
+    latency: float | None,
+    taught: float | None,
+) -> tuple[list[Tally], list[Record]] | None:
+    """Every window's tally moved on by one probe (`value`, `latency`) and the records that
+    left it, read in place; with what left the window of length `taught` (the baseline's).
+    None when the tallies are not the plan's (restored, or the rules changed)."""
+    if len(old) != len(plan.lengths):
+        return None
+    joining = None if latency is None else window_bucket(latency)
+    tallies: list[Tally] = []
+    gone: list[Record] = []
+    for tally, length, timed_window in zip(old, plan.lengths, plan.timed, strict=True):
+        histogram = tally.latencies
+        if tally.length != length or (histogram is None) is timed_window:
+            return None
+        left = leaving(buckets, starts, end, tally.cursor, now - length)
+        counts = tally.counts
+        if len(left) != 1 or OUTCOME_OF_CODE[left[0][2]] != value:
+            # Unless one alike left (most probes of a healthy series), the counts change.
+            changed = dict(counts)
+            changed[value] = changed.get(value, 0) + 1
+            for record in left:
+                outcome = OUTCOME_OF_CODE[record[2]]
+                remaining = changed[outcome] - 1
+                if remaining:
+                    changed[outcome] = remaining
+                else:
+                    del changed[outcome]
+            counts = _shared(changed)
+        if histogram is not None:
+            # NaN (no latency) is unequal to itself.
+            out = [window_bucket(r[1]) for r in left if r[1] == r[1]]
+            if joining is None:
+                if out:
+                    histogram = histogram.moved((), out)
+            elif len(out) != 1 or out[0] != joining:
+                histogram = histogram.moved((joining,), out)
+        if length == taught:
+            gone = left
+        moved = (length, tally.cursor + len(left), tally.probes + 1 - len(left), counts, histogram)
+        tallies.append(_new_tuple(Tally, moved))  # Tally(*moved), in C
+    return tallies, gone
+
+
+def _rebuilt(
+    state: SeriesState,
+    plan: _Plan,
+    buckets: tuple[Bucket, ...],
+    starts: tuple[int, ...],
+    end: int,
+    now: float,
+    sample: Sample,
+    taught: float | None,
+) -> tuple[list[Tally], list[Record]]:
+    """The plan's tallies counted again from every remembered sample and `sample`, with what
+    left the window of length `taught`."""
+    head = state.head
+    joined = (*state.since(head), sample)
+    tallies: list[Tally] = []
+    gone: list[Record] = []
+    for length, timed_window in zip(plan.lengths, plan.timed, strict=True):
+        tally = Tally(length, head, latencies=WindowHistogram() if timed_window else None)
+        left = _leaving(buckets, starts, end, head, now - length)
+        tallies.append(_tallied(tally, joined, left))
+        if length == taught:
+            gone = [(s.at, math.nan if s.latency is None else s.latency, 0) for s in left]
+    return tallies, gone
 
 
 def _leaving(
@@ -485,6 +565,8 @@ def _auth_errors(
     share = refused / probes if probes else 0.0
     by_share = probes >= rule.min_probes and share >= rule.share
     active = _trailing(state, _AUTH, rule.failure_threshold) or by_share
+    if not active and "auth_errors" not in state.alerts:
+        return NOTHING
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
 
     def describe() -> Description:
@@ -537,6 +619,8 @@ def _empty_results(
     share = empty / probes if probes else 0.0
     by_share = probes >= rule.min_probes and share >= rule.share
     active = state.empty_streak >= rule.failure_threshold or by_share
+    if not active and "empty_results" not in state.alerts:
+        return NOTHING
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
 
     def describe() -> Description:
@@ -567,6 +651,8 @@ def _failures(
     share = failed / probes if probes else 0.0
     by_share = probes >= rule.min_probes and share >= rule.share
     active = state.failure_streak >= rule.failure_threshold or by_share
+    if not active and "failures" not in state.alerts:
+        return NOTHING
     clear = state.ok_streak >= rule.success_threshold and share < rule.share
 
     def describe() -> Description:
@@ -608,12 +694,15 @@ def _latency_drift(
         # Not enough evidence either way: an active alert neither fires nor resolves.
         return Verdict(False, False)
     bound = latencies.p95_lower_bound(rule.confidence)
-    p95 = latencies.p95()
-    assert bound is not None and p95 is not None
+    assert bound is not None
     threshold = max(baseline * rule.ratio, baseline + rule.min_delta)
     active = bound > threshold
+    if not active and "latency_drift" not in state.alerts:
+        return NOTHING
 
     def describe() -> Description:
+        p95 = latencies.p95()  # read for the page only (the bound decides)
+        assert p95 is not None
         note, parent_details = _parent_note(parent, latency=True)
         summary = (
             f"{check} p95 latency {_ms(p95)} is {p95 / baseline:.1f}x its baseline "
@@ -639,12 +728,15 @@ def _latency_slo(state: SeriesState, rule: LatencySloRule, tenant: str, check: s
     if rule.p95 is None or latencies.total < rule.min_samples:
         return Verdict(False, False)
     bound = latencies.p95_lower_bound(rule.confidence)
-    p95 = latencies.p95()
-    assert bound is not None and p95 is not None
+    assert bound is not None
     active = bound > rule.p95
+    if not active and "latency_slo" not in state.alerts:
+        return NOTHING
     objective = rule.p95
 
     def describe() -> Description:
+        p95 = latencies.p95()  # read for the page only (the bound decides)
+        assert p95 is not None
         summary = (
             f"{check} p95 latency {_ms(p95)} is {'above' if p95 > objective else 'within'} "
             f"the {_ms(objective)} objective for "
@@ -669,7 +761,7 @@ def _error_rates(
     verdicts: dict[Outcome, Verdict] = {}
     tracked = _values(tuple(rule.outcomes))
     # Evaluate every tracked outcome that is present now or has an alert to resolve.
-    present = {Outcome(value) for value in counts if value in tracked}
+    present = {_OUTCOME[value] for value in counts if value in tracked}
     if state.alerts:
         present |= {
             Outcome(k.partition(":")[2]) for k in state.alerts if k.startswith("error_rate:")
@@ -682,6 +774,8 @@ def _error_rates(
             and share >= rule.threshold
             and wilson_lower(count, probes, rule.confidence) >= rule.threshold / 2
         )
+        if not active and _RATE_IDS[outcome] not in state.alerts:
+            continue  # nothing wrong, nothing remembered: what _slow_burn would skip
         clear = share < rule.threshold / 2
         verdicts[outcome] = Verdict(
             active,

@@ -85,13 +85,6 @@ class Bucket:
         reasons = tuple(s.reason for s in packed)
         return cls(data, reasons if any(reasons) else None)
 
-    def with_sample(self, sample: Sample) -> Bucket:
-        """This bucket with `sample` at the end."""
-        reasons = self.reasons
-        if reasons is not None or sample.reason:
-            reasons = (*(reasons or ("",) * len(self)), sample.reason)
-        return Bucket(self.data + _pack(sample), reasons)
-
     def __len__(self) -> int:
         return len(self.data) // _SIZE
 
@@ -288,19 +281,120 @@ class SeriesState:
         return None
 
 
+# SeriesState's fields set directly (its slots' descriptors): the frozen __init__ calls
+# object.__setattr__ by name for each of eleven fields, ~0.7 us more on every probe.
+_SET_SERIES = tuple(getattr(SeriesState, name).__set__ for name in SeriesState.__match_args__)
+_new = object.__new__
+
+
+def series_state(
+    buckets: tuple[Bucket, ...],
+    starts: tuple[int, ...],
+    tallies: tuple[Tally, ...],
+    empty_streak: int,
+    failure_streak: int,
+    ok_streak: int,
+    baseline: DecayingHistogram,
+    learned_until: float,
+    slow_burn_quiet_until: float,
+    window_p95: float | None,
+    alerts: Mapping[str, AlertState],
+) -> SeriesState:
+    """SeriesState(...), every field given in order (the detector builds one per probe)."""
+    state: SeriesState = _new(SeriesState)
+    (
+        set_buckets,
+        set_starts,
+        set_tallies,
+        set_empty,
+        set_failure,
+        set_ok,
+        set_baseline,
+        set_learned,
+        set_quiet,
+        set_p95,
+        set_alerts,
+    ) = _SET_SERIES
+    set_buckets(state, buckets)
+    set_starts(state, starts)
+    set_tallies(state, tallies)
+    set_empty(state, empty_streak)
+    set_failure(state, failure_streak)
+    set_ok(state, ok_streak)
+    set_baseline(state, baseline)
+    set_learned(state, learned_until)
+    set_quiet(state, slow_burn_quiet_until)
+    set_p95(state, window_p95)
+    set_alerts(state, alerts)
+    return state
+
+
 def appended(
     buckets: tuple[Bucket, ...], starts: tuple[int, ...], sample: Sample
 ) -> tuple[tuple[Bucket, ...], tuple[int, ...]]:
     """The buckets with `sample` added at the end (a new bucket when the last is full)."""
+    return appended_probe(buckets, starts, sample.at, sample.outcome, sample.latency, sample.reason)
+
+
+def appended_probe(
+    buckets: tuple[Bucket, ...],
+    starts: tuple[int, ...],
+    at: float,
+    outcome: str,
+    latency: float | None,
+    reason: str,
+) -> tuple[tuple[Bucket, ...], tuple[int, ...]]:
+    """appended() of Sample(at, outcome, latency, reason), packed without building the Sample
+    (the detector's step for every probe)."""
+    record = _RECORD.pack(at, math.nan if latency is None else latency, _CODES[outcome])
     if buckets:
         last = buckets[-1]
-        size = len(last)
-        full = size >= BUCKET_SAMPLES or sample.at - last.at(0) >= BUCKET_SECONDS
+        data = last.data
+        size = len(data) // _SIZE
+        full = size >= BUCKET_SAMPLES or at - _AT.unpack_from(data)[0] >= BUCKET_SECONDS
         # Never two buckets starting at one time: a bucket is a row keyed by its first time.
-        if not full or sample.at <= last.at(size - 1):
-            return (*buckets[:-1], last.with_sample(sample)), starts
-        return (*buckets, Bucket.of((sample,))), (*starts, starts[-1] + size)
-    return (Bucket.of((sample,)),), (0,)
+        if not full or at <= _AT.unpack_from(data, (size - 1) * _SIZE)[0]:
+            reasons = last.reasons
+            if reasons is not None or reason:
+                reasons = (*(reasons or ("",) * size), reason)
+            return (*buckets[:-1], Bucket(data + record, reasons)), starts
+        return (*buckets, Bucket(record, (reason,) if reason else None)), (
+            *starts,
+            starts[-1] + size,
+        )
+    return (Bucket(record, (reason,) if reason else None),), (0,)
+
+
+# A packed sample as read back in place: (time, latency (NaN: none), outcome code).
+Record = tuple[float, float, int]
+# The outcome values by code, for a Record's third field.
+OUTCOME_OF_CODE = _OUTCOMES
+
+
+def leaving(
+    buckets: tuple[Bucket, ...], starts: tuple[int, ...], end: int, cursor: int, since: float
+) -> list[Record]:
+    """The records from sequence number `cursor` on that are not after `since` (a time):
+    those leaving a window (usually none or one), read in place without building Samples."""
+    if cursor >= end:
+        return []
+    at = bisect.bisect_right(starts, cursor) - 1
+    data = buckets[at].data
+    position = (cursor - starts[at]) * _SIZE
+    record: Record = _RECORD.unpack_from(data, position)
+    if record[0] > since:
+        return []  # the oldest is still inside: nothing leaves
+    left = [record]
+    unpack = _RECORD.unpack_from
+    for bucket in buckets[at:]:
+        data = bucket.data
+        for offset in range(position + _SIZE, len(data), _SIZE):
+            record = unpack(data, offset)
+            if record[0] > since:
+                return left
+            left.append(record)
+        position = -_SIZE
+    return left
 
 
 def dropped_before(

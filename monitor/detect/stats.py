@@ -96,9 +96,10 @@ class DecayingHistogram:
         sample of `seconds` added. (Runs for every probe that leaves a drift window: the
         buckets are unpacked, decayed and packed in one call each; the same floats, in the
         same order, as decaying them pair by pair into a dict.)"""
-        factor = 0.5 ** ((now - self.updated_at) / half_life) if now > self.updated_at else 1.0
-        flat = list(_pairs(len(self.packed) // _WEIGHT.size).unpack(self.packed))
-        indexes = flat[0::2]
+        updated_at, packed = self.updated_at, self.packed
+        factor = 0.5 ** ((now - updated_at) / half_life) if now > updated_at else 1.0
+        flat = _pairs(len(packed) // _WEIGHT.size).unpack(packed)
+        indexes: Sequence[int] = flat[0::2]
         weights = [weight * factor for weight in flat[1::2]]
         if weights and min(weights) < _PRUNE_BELOW:
             kept = [k for k, weight in enumerate(weights) if weight >= _PRUNE_BELOW]
@@ -111,18 +112,19 @@ class DecayingHistogram:
             total = sum(weights)
         else:
             total = sum([*weights, 1.0])  # a new bucket summed last, as a dict's order had it
-            indexes.insert(at, index)
+            indexes = [*indexes[:at], index, *indexes[at:]]
             weights.insert(at, 1.0)
-        flat = [0.0] * (2 * len(indexes))
-        flat[0::2] = indexes
-        flat[1::2] = weights
+        count = len(indexes)
+        pairs: list[float] = [0.0] * (2 * count)
+        pairs[0::2] = indexes
+        pairs[1::2] = weights
         # p95: the first bucket whose running weight reaches 95% (_quantile's sums, in C).
         top = bisect.bisect_left(list(itertools.accumulate(weights)), 0.95 * total)
-        return DecayingHistogram(
-            _pairs(len(indexes)).pack(*flat),
-            max(now, self.updated_at),
+        return _decaying(
+            _pairs(count).pack(*pairs),
+            now if now > updated_at else updated_at,
             total,
-            _bucket_value(indexes[top]) if top < len(indexes) else _bucket_upper(indexes[-1]),
+            _bucket_value(indexes[top]) if top < count else _bucket_upper(indexes[-1]),
         )
 
     def quantile(self, q: float) -> float | None:
@@ -136,6 +138,27 @@ class DecayingHistogram:
     ) -> DecayingHistogram:
         total = sum(w for _, w in buckets)
         return cls(_packed(buckets), updated_at, total, _quantile(buckets, total, 0.95))
+
+
+# The histograms' fields set directly (their slots' descriptors), not by the frozen
+# __init__'s object.__setattr__ per field: one of each is built for most probes.
+_new = object.__new__
+_SET_DECAYING = tuple(
+    getattr(DecayingHistogram, name).__set__ for name in DecayingHistogram.__match_args__
+)
+
+
+def _decaying(
+    packed: bytes, updated_at: float, total: float, p95: float | None
+) -> DecayingHistogram:
+    """DecayingHistogram(packed, updated_at, total, p95)."""
+    histogram: DecayingHistogram = _new(DecayingHistogram)
+    set_packed, set_updated_at, set_total, set_p95 = _SET_DECAYING
+    set_packed(histogram, packed)
+    set_updated_at(histogram, updated_at)
+    set_total(histogram, total)
+    set_p95(histogram, p95)
+    return histogram
 
 
 _PAIRS: dict[int, struct.Struct] = {}
@@ -239,9 +262,12 @@ class WindowHistogram:
                 counts[at] -= 1
             else:
                 del indexes[at], counts[at]
-        return WindowHistogram(
-            tuple(indexes), tuple(counts), self.total + len(joining) - len(leaving)
-        )
+        moved: WindowHistogram = _new(WindowHistogram)
+        set_indexes, set_counts, set_total = _SET_WINDOW
+        set_indexes(moved, tuple(indexes))
+        set_counts(moved, tuple(counts))
+        set_total(moved, self.total + len(joining) - len(leaving))
+        return moved
 
     def removed(self, index: int) -> WindowHistogram:
         indexes, counts = self.indexes, self.counts
@@ -280,6 +306,12 @@ class WindowHistogram:
         if not self.total:
             return None
         return self.ranked(lower_bound_rank(self.total, confidence) - 1)
+
+
+# WindowHistogram's fields set directly, as DecayingHistogram's (one is built most probes).
+_SET_WINDOW = tuple(
+    getattr(WindowHistogram, name).__set__ for name in WindowHistogram.__match_args__
+)
 
 
 def wilson_lower(bad: int, n: int, confidence: float) -> float:

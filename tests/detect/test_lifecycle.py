@@ -16,6 +16,7 @@ from monitor.detect.series import (
     Sample,
     SeriesState,
     Tally,
+    series_state,
 )
 from monitor.detect.stats import DecayingHistogram
 
@@ -109,3 +110,8 @@ def test_with_copies_every_field_of_series_state() -> None:
     assert _with(state) == state
     for name in names:  # tallies and bucketing too, which SeriesState's == leaves out
         assert getattr(_with(state), name) == values[name]
+    # The detector's per-probe builder takes the fields in order, as the constructor does.
+    built = series_state(*(values[name] for name in SeriesState.__match_args__))
+    assert type(built) is SeriesState
+    for name in names:
+        assert getattr(built, name) is values[name]
