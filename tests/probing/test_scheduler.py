@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import weakref
 from collections import Counter
 
 from monitor.core.clock import ManualClock
@@ -322,9 +324,6 @@ async def test_one_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() 
 async def test_a_finished_run_is_not_kept_while_a_stopped_run_is_drained() -> None:
     """A run that ended is forgotten at once (10,000 jobs' finished tasks are not held until
     their next slot); a run still going at the stop is what drain waits for."""
-    import gc
-    import weakref
-
     clock = ManualClock(start=0.0)
     release = asyncio.Event()
     finished: list[weakref.ref[asyncio.Task[None]]] = []
