@@ -7,9 +7,10 @@ sampled together, so a shared machine's load falls on both alike.
 Each tree is a directory holding a `monitor` package (e.g. `git archive main monitor | tar -x
 -C /tmp/main`); both `recmon run` processes probe all tenants x 2 checks (bench/run.py's fleet)
 from the same start. Every 10 s a line: seconds since both were ready, then per tree VmRSS and
-VmHWM (MB), each minute the cores each used, and the load average. Read the pair at the same
-time, not one run against another: a loop that falls behind holds more in flight and its RSS
-grows with it.
+VmHWM (MB), each minute the cores each used and the share of ok probes whose latency each
+withheld (a change that saves CPU by batching work can cost measurement trust), and the load
+average. Read the pair at the same time, not one run against another: a loop that falls behind
+holds more in flight and its RSS grows with it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def memory(pid: int) -> tuple[float, float]:
     return found["VmRSS"], found["VmHWM"]
 
 
+def withheld(results: Path, start: float, end: float) -> float:
+    """The share of ok probes between two wall times whose latency recmon withheld."""
+    ok = [e for e in bench.results_between(results, start, end) if e["outcome"] == "ok"]
+    return sum(1 for e in ok if not e["trusted"]) / max(len(ok), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs=2, help="directories holding a `monitor` package")
@@ -50,7 +57,7 @@ def main() -> None:
     try:
         for tree in args.trees:
             work = Path(tempfile.mkdtemp(prefix="recmon-fleet-pair-"))
-            process, port, _ = bench._start_recmon(
+            process, port, results = bench._start_recmon(
                 work / "recmon",
                 sandbox,
                 args.interval,
@@ -60,29 +67,32 @@ def main() -> None:
                 1,
                 command=(sys.executable, "-c", FROM_TREE.format(tree=os.path.abspath(tree))),
             )
-            runs.append((process, port))
-        for _, port in runs:
+            runs.append((process, port, results))
+        for _, port, _ in runs:
             bench.wait_http(f"http://127.0.0.1:{port}/readyz")
         print("trees:", " | ".join(args.trees), flush=True)
         start = last_at = time.time()
-        last = [bench.cpu_seconds(process.pid) for process, _ in runs]
+        last = [bench.cpu_seconds(process.pid) for process, _, _ in runs]
         while time.time() - start < args.seconds:
             time.sleep(10)
             now = time.time()
             line = f"{now - start:6.0f} s"
-            for process, _ in runs:
+            for process, _, _ in runs:
                 rss, peak = memory(process.pid)
                 line += f" | rss {rss:6.1f} peak {peak:6.1f}"
             if now - last_at >= 60:
-                cpu = [bench.cpu_seconds(process.pid) for process, _ in runs]
+                cpu = [bench.cpu_seconds(process.pid) for process, _, _ in runs]
                 used = [(c - b) / (now - last_at) for c, b in zip(cpu, last, strict=True)]
                 line += " | cores " + " ".join(f"{u:.3f}" for u in used)
+                line += " | withheld " + " ".join(
+                    f"{withheld(results, last_at, now):.1%}" for _, _, results in runs
+                )
                 last, last_at = cpu, now
             print(f"{line} | load {os.getloadavg()[0]:.1f}", flush=True)
     finally:
-        for process, _ in runs:
+        for process, _, _ in runs:
             process.send_signal(signal.SIGTERM)
-        for process, _ in runs:
+        for process, _, _ in runs:
             try:
                 process.wait(timeout=120)
             except Exception:
