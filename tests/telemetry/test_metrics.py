@@ -147,3 +147,28 @@ def test_pushable_registry_has_no_histograms() -> None:
     assert "recmon_probes_total" in text
     assert "recmon_probe_duration_seconds" not in text
     assert "_bucket" not in text
+
+
+def test_recorded_latencies_count_as_histogram_observe_counts_them() -> None:
+    """record() observes through a closure over the histogram's values (its bucket found by
+    bisection): the same buckets, sum and count as prometheus_client's own observe(), also
+    for latencies exactly on a bound, below the first and above the last finite bound."""
+    recorded = Metrics(CollectorRegistry())
+    observed = Metrics(CollectorRegistry())
+    bounds = latency_buckets(10.0)
+    latencies = [0.0, 1e-6, *bounds[:3], bounds[3] + 1e-9, 0.061, bounds[-2], 1e6]
+    for latency in latencies:
+        probe = ProbeResult("acme", "search", Outcome.OK, latency, 0.0, status=200, items=3)
+        recorded.record(probe)
+        observed.probe_duration.labels("acme", "search").observe(latency)
+
+    def histogram(metrics: Metrics) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (s.name, s.labels, s.value)
+            for family in metrics.probe_duration.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
+
+    assert histogram(recorded) == histogram(observed)
+    assert sample(recorded, "recmon_probe_duration_seconds_count", tenant="acme", check="search")
