@@ -86,19 +86,23 @@ def observe(
     """Record the probe, read every rule's verdict, move each rule's alert along the shared
     lifecycle (monitor/detect/lifecycle.py)."""
     state = _record(state, result, now, rules)
-    alerts = dict(state.alerts)
-    subject = Subject(result.tenant, result.check)
-    events: list[AlertEvent] = []
     # Most probes of a fleet: an ok answer to a series with no alert and nothing but ok
     # answers in its longest window (which holds every shorter one). Every count rule then
     # reads none of its outcome, so none is active and none has an alert to move along: only
     # the latency rules are read (the same verdicts, without building the others').
     quiet = (
-        not alerts
+        not state.alerts
         and result.outcome is Outcome.OK
         and _plan(rules).quiet_when_ok
         and state.tallies[0].counts.keys() <= _OK_ONLY
     )
+    if quiet and _latency_calm(state, rules, result.tenant, result.check, parent):
+        # And neither latency rule active (with no alert, nothing else moves): the state as
+        # recorded and no event, without the readings' loop, its Subject and alerts' copy.
+        return state, []
+    alerts = dict(state.alerts)
+    subject = Subject(result.tenant, result.check)
+    events: list[AlertEvent] = []
     readings = (
         _latency_verdicts(state, rules, subject, parent)
         if quiet
@@ -169,6 +173,18 @@ def _latency_verdicts(
     if (slo := rules.latency_slo) is not None:
         verdict = _latency_slo(state, slo, tenant, check)
         yield "latency_slo", verdict, slo.severity, _thresholds(slo.for_, slo.resolve_for)
+
+
+def _latency_calm(
+    state: SeriesState, rules: RuleSet, tenant: str, check: str, parent: Parent | None
+) -> bool:
+    """Whether no latency rule is active (what _latency_verdicts would read, without its
+    readings: for a quiet series, the common case)."""
+    drift = rules.latency_drift
+    if drift is not None and _latency_drift(state, drift, tenant, check, parent).active:
+        return False
+    slo = rules.latency_slo
+    return slo is None or not _latency_slo(state, slo, tenant, check).active
 
 
 @functools.lru_cache(maxsize=64)
