@@ -96,9 +96,15 @@ def observe(
         and _plan(rules).quiet_when_ok
         and state.tallies[0].counts.keys() <= _OK_ONLY
     )
-    if quiet and _latency_calm(state, rules, result.tenant, result.check, parent):
-        # And neither latency rule active (with no alert, nothing else moves): the state as
-        # recorded and no event, without the readings' loop, its Subject and alerts' copy.
+    if not state.alerts and (
+        _latency_calm(state, rules, result.tenant, result.check, parent)
+        if quiet
+        else _calm(state, now, rules, result, parent)
+    ):
+        # No alert to move along and no rule active: nothing changes but the recorded state
+        # and no event follows (what the readings' loop and _slow_burn conclude), without
+        # the loop, its Subject and the alerts' copy. Most probes of a fleet, also of series
+        # with a failure in their windows.
         return state, []
     alerts = dict(state.alerts)
     subject = Subject(result.tenant, result.check)
@@ -173,6 +179,30 @@ def _latency_verdicts(
     if (slo := rules.latency_slo) is not None:
         verdict = _latency_slo(state, slo, tenant, check)
         yield "latency_slo", verdict, slo.severity, _thresholds(slo.for_, slo.resolve_for)
+
+
+def _calm(
+    state: SeriesState, now: float, rules: RuleSet, result: ProbeResult, parent: Parent | None
+) -> bool:
+    """Whether no rule is active, for a series with no alert (each rule's reading is then
+    NOTHING, or an inactive verdict that observe skips; the error-rate rule reads only the
+    active outcomes)."""
+    tenant, check = result.tenant, result.check
+    if (empty := rules.empty_results) is not None and _empty_results(
+        state, empty, now, tenant, check, parent
+    ).active:
+        return False
+    if (failures := rules.failures) is not None and _failures(
+        state, failures, now, tenant, check
+    ).active:
+        return False
+    if (auth := rules.auth_errors) is not None and _auth_errors(
+        state, auth, now, tenant, check, result.credential or CREDENTIAL_NONE
+    ).active:
+        return False
+    if (rate := rules.error_rate) is not None and _error_rates(state, rate, now, tenant, check):
+        return False
+    return _latency_calm(state, rules, tenant, check, parent)
 
 
 def _latency_calm(
