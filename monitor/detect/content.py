@@ -62,6 +62,8 @@ class PMap(Generic[K, V]):
     size: int = 0
 
     def get(self, key: K) -> V | None:
+        if not self.size:
+            return None  # most lookups: a judgement's alerts, none of them (no hash, no walk)
         h = hash(key)
         return self.root[h % _FANOUT][(h // _FANOUT) % _FANOUT].get(key)
 
@@ -321,7 +323,6 @@ def _fleet(
     rule: FallbackRule,
     events: list[AlertEvent],
 ) -> ContentState:
-    bar = _bar(state, rule)
     firing = state.alerts.get((FALLBACK, ""))
     watched = (
         str(firing.details.get("fingerprint", ""))
@@ -333,7 +334,7 @@ def _fleet(
         else ""
     )
     count = state.counts.get(watched) or 0
-    crossed = bool(watched) and count >= bar
+    crossed = bool(watched) and count >= _bar(state, rule)
     if not crossed and firing is None and state.candidate is None:
         return state  # the common case: no list near the bar, nothing to remember or resolve
     candidate = state.candidate

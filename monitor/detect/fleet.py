@@ -180,10 +180,12 @@ class FleetWatch:
         if window is None:
             window = self._windows[key] = _Window(self._spans[result.check])
         window.add(result.tenant, kind, now)
+        if not window.bad and not self.alerts:
+            return []  # nearly every probe: nothing to judge (and no rule id to build)
         rule_id = f"{rule}:{result.check}"
         alert = self.alerts.get(rule_id)
         if not window.bad and alert is None:
-            return []  # nearly every probe: nothing to judge
+            return []
         rule_spec = self._rule
         interval = self._intervals[result.check]
         segment = newest(window, now, interval)
