@@ -262,6 +262,8 @@ def _record(
                 state.alerts,
                 state.tenants,
             ), answer
+    if previous is None and result is None:
+        return state, None  # no list now nor before (a check answering none): nothing changes
     if previous is not None:
         counts = _uncounted(counts, previous.fingerprint)
     if result is None:

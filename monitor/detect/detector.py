@@ -141,7 +141,8 @@ def observe(
 RuleReading = tuple[str, Verdict, Severity, Thresholds]
 
 # A rule's reading when it is not active and has no alert to move along: what observe skips
-# (one shared verdict, not a verdict and a page's text built for nothing on every probe).
+# (one shared verdict, not a verdict and a page's text built for nothing on every probe);
+# also a latency rule's without enough evidence (neither active nor clear).
 NOTHING = Verdict(False, False)
 
 
@@ -738,7 +739,7 @@ def _latency_drift(
     assert latencies is not None
     if baseline is None or latencies.total < rule.min_samples:
         # Not enough evidence either way: an active alert neither fires nor resolves.
-        return Verdict(False, False)
+        return NOTHING
     bound = latencies.p95_lower_bound(rule.confidence)
     assert bound is not None
     threshold = max(baseline * rule.ratio, baseline + rule.min_delta)
@@ -772,7 +773,7 @@ def _latency_slo(state: SeriesState, rule: LatencySloRule, tenant: str, check: s
     latencies = _window(state, rule.window).latencies
     assert latencies is not None
     if rule.p95 is None or latencies.total < rule.min_samples:
-        return Verdict(False, False)
+        return NOTHING  # neither fires nor resolves, as for drift
     bound = latencies.p95_lower_bound(rule.confidence)
     assert bound is not None
     active = bound > rule.p95
