@@ -305,7 +305,7 @@ class Metrics:
             ("target", "address", "outcome"),
             registry=registry,
         )
-        self._backend_children: dict[tuple[str, str, bool, Outcome], Any] = {}
+        self._backend_children: dict[tuple[str, str, bool, Outcome], Callable[[float], None]] = {}
         # Whose credentials were refused (tenant, shared, none): a tenant's key and recmon's
         # own credentials apart, without a series per tenant.
         self.probe_auth_errors = Counter(
@@ -497,18 +497,20 @@ class Metrics:
         if result.credential:
             self.probe_auth_errors.labels(result.check, result.credential).inc()
         if result.address:
-            self._backend_child(result).inc()
+            self._backend_count(result)(1.0)
         if result.condition:
             self.probe_condition_failures.labels(result.check, result.condition).inc()
 
-    def _backend_child(self, result: ProbeResult) -> Any:
+    def _backend_count(self, result: ProbeResult) -> Callable[[float], None]:
         key = (result.target, result.address, result.via_proxy, result.outcome)
-        child = self._backend_children.get(key)
-        if child is None:  # labels() costs a lock and a lookup: once per combination
+        count = self._backend_children.get(key)
+        if count is None:  # labels() costs a lock and a lookup: once per combination
             address = f"{result.address} (proxy)" if result.via_proxy else result.address
             child = self.backend_probes.labels(result.target, address, result.outcome.value)
-            self._backend_children[key] = child
-        return child
+            # Its value's inc: Counter.inc's checks (observable, not negative) hold for +1,
+            # and were paid on every probe (prometheus_client 0.26's field, as _observer's).
+            count = self._backend_children[key] = child._value.inc
+        return count
 
     def persistent_counters(self) -> list[Counter]:
         """Counters a CronJob run continues from the previous run's values (so rate() works

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -172,3 +174,23 @@ def test_recorded_latencies_count_as_histogram_observe_counts_them() -> None:
 
     assert histogram(recorded) == histogram(observed)
     assert sample(recorded, "recmon_probe_duration_seconds_count", tenant="acme", check="search")
+
+
+def test_backend_probes_count_each_result_by_address_and_outcome() -> None:
+    metrics = Metrics(CollectorRegistry())
+    for outcome, address, proxy in [
+        (Outcome.OK, "10.0.0.1", False),
+        (Outcome.OK, "10.0.0.1", False),
+        (Outcome.TIMEOUT, "10.0.0.1", False),
+        (Outcome.OK, "10.0.0.2", True),
+    ]:
+        probe = ProbeResult("acme", "search", outcome, 0.05, 0.0, target="api", address=address)
+        metrics.record(replace(probe, via_proxy=proxy))
+
+    def probes(address: str, outcome: str) -> float | None:
+        labels = {"target": "api", "address": address, "outcome": outcome}
+        return sample(metrics, "recmon_backend_probes_total", **labels)
+
+    assert probes("10.0.0.1", "ok") == 2.0
+    assert probes("10.0.0.1", "timeout") == 1.0
+    assert probes("10.0.0.2 (proxy)", "ok") == 1.0
