@@ -100,8 +100,7 @@ class DecayingHistogram:
         factor = 0.5 ** ((now - updated_at) / half_life) if now > updated_at else 1.0
         flat = _pairs(len(packed) // _WEIGHT.size).unpack(packed)
         indexes: Sequence[int] = flat[0::2]
-        # factor * weight is weight * factor (IEEE products commute), in C.
-        weights = list(map(factor.__mul__, flat[1::2]))
+        weights = [weight * factor for weight in flat[1::2]]
         if weights and min(weights) < _PRUNE_BELOW:
             kept = [k for k, weight in enumerate(weights) if weight >= _PRUNE_BELOW]
             indexes = [indexes[k] for k in kept]
