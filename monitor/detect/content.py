@@ -326,6 +326,8 @@ def _fleet(
     events: list[AlertEvent],
 ) -> ContentState:
     firing = state.alerts.get((FALLBACK, ""))
+    if answer is None and firing is None and state.candidate is None:
+        return state  # no list to watch (a check answering none): what the bar would conclude
     watched = (
         str(firing.details.get("fingerprint", ""))
         if firing is not None
