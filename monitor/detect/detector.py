@@ -730,11 +730,9 @@ def _latency_drift(
     check: str,
     parent: Parent | None,
 ) -> Verdict:
-    baseline = (
-        state.baseline.quantile(0.95)
-        if state.baseline.weight >= rule.baseline_min_samples
-        else rule.baseline
-    )
+    learned = state.baseline
+    # Its p95 field and total, as quantile(0.95) and weight read them (every probe).
+    baseline = learned.p95 if learned.total >= rule.baseline_min_samples else rule.baseline
     latencies = _window(state, rule.window).latencies
     assert latencies is not None
     if baseline is None or latencies.total < rule.min_samples:
