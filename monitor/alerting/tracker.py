@@ -120,7 +120,9 @@ class AlertTracker:
                 result = replace(result, outcome=Outcome.OK, reason="", condition="")
         state, events = observe(state, result, now, rules, parent)
         self.series[key] = state
-        return judged_events + events, state.window_p95, baseline_p95(state, rules, now)
+        if judged_events:
+            events = judged_events + events
+        return events, state.window_p95, baseline_p95(state, rules, now)
 
     def restore_content(self, states: Mapping[str, ContentState]) -> None:
         """Saved judgements of the checks still judged (a check since changed starts clean)."""

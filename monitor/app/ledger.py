@@ -185,16 +185,16 @@ class ProbeLedger:
         self._untrusted += not result.latency_trusted and result.attempts > 0
         self.last_result_at = now = self.clock.monotonic()
         self.probe_rate.add(now)
-        self.skips.pop((result.tenant, result.check), None)
+        key = (result.tenant, result.check)
+        if self.skips:  # usually none shown: no pop to try on every probe
+            self.skips.pop(key, None)
         latency = self.hub.observe(result)
         # The one place a result's metrics are written: outcome, latency and the gauges the
         # detector's windows give (window and baseline p95).
         self.metrics.record(result, p95=latency.p95, baseline=latency.baseline)
         # Kept without its item ids: the content judgement keeps them, packed (its Answer),
         # and nothing shown from the latest result reads them (~1 KB a tenant's list).
-        self.latest[(result.tenant, result.check)] = (
-            _without_ids(result) if result.item_ids else result
-        )
+        self.latest[key] = _without_ids(result) if result.item_ids else result
         self.progress.outcomes[result.outcome] += 1
         for listener in self.result_listeners:
             listener(result)

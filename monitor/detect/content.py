@@ -62,6 +62,8 @@ class PMap(Generic[K, V]):
     size: int = 0
 
     def get(self, key: K) -> V | None:
+        if not self.size:
+            return None  # most lookups: a judgement's alerts, none of them (no hash, no walk)
         h = hash(key)
         return self.root[h % _FANOUT][(h // _FANOUT) % _FANOUT].get(key)
 
@@ -260,6 +262,8 @@ def _record(
                 state.alerts,
                 state.tenants,
             ), answer
+    if previous is None and result is None:
+        return state, None  # no list now nor before (a check answering none): nothing changes
     if previous is not None:
         counts = _uncounted(counts, previous.fingerprint)
     if result is None:
@@ -321,8 +325,9 @@ def _fleet(
     rule: FallbackRule,
     events: list[AlertEvent],
 ) -> ContentState:
-    bar = _bar(state, rule)
     firing = state.alerts.get((FALLBACK, ""))
+    if answer is None and firing is None and state.candidate is None:
+        return state  # no list to watch (a check answering none): what the bar would conclude
     watched = (
         str(firing.details.get("fingerprint", ""))
         if firing is not None
@@ -333,7 +338,7 @@ def _fleet(
         else ""
     )
     count = state.counts.get(watched) or 0
-    crossed = bool(watched) and count >= bar
+    crossed = bool(watched) and count >= _bar(state, rule)
     if not crossed and firing is None and state.candidate is None:
         return state  # the common case: no list near the bar, nothing to remember or resolve
     candidate = state.candidate

@@ -86,19 +86,29 @@ def observe(
     """Record the probe, read every rule's verdict, move each rule's alert along the shared
     lifecycle (monitor/detect/lifecycle.py)."""
     state = _record(state, result, now, rules)
-    alerts = dict(state.alerts)
-    subject = Subject(result.tenant, result.check)
-    events: list[AlertEvent] = []
     # Most probes of a fleet: an ok answer to a series with no alert and nothing but ok
     # answers in its longest window (which holds every shorter one). Every count rule then
     # reads none of its outcome, so none is active and none has an alert to move along: only
     # the latency rules are read (the same verdicts, without building the others').
     quiet = (
-        not alerts
+        not state.alerts
         and result.outcome is Outcome.OK
         and _plan(rules).quiet_when_ok
         and state.tallies[0].counts.keys() <= _OK_ONLY
     )
+    if not state.alerts and (
+        _latency_calm(state, rules, result.tenant, result.check, parent)
+        if quiet
+        else _calm(state, now, rules, result, parent)
+    ):
+        # No alert to move along and no rule active: nothing changes but the recorded state
+        # and no event follows (what the readings' loop and _slow_burn conclude), without
+        # the loop, its Subject and the alerts' copy. Most probes of a fleet, also of series
+        # with a failure in their windows.
+        return state, []
+    alerts = dict(state.alerts)
+    subject = Subject(result.tenant, result.check)
+    events: list[AlertEvent] = []
     readings = (
         _latency_verdicts(state, rules, subject, parent)
         if quiet
@@ -131,7 +141,8 @@ def observe(
 RuleReading = tuple[str, Verdict, Severity, Thresholds]
 
 # A rule's reading when it is not active and has no alert to move along: what observe skips
-# (one shared verdict, not a verdict and a page's text built for nothing on every probe).
+# (one shared verdict, not a verdict and a page's text built for nothing on every probe);
+# also a latency rule's without enough evidence (neither active nor clear).
 NOTHING = Verdict(False, False)
 
 
@@ -169,6 +180,42 @@ def _latency_verdicts(
     if (slo := rules.latency_slo) is not None:
         verdict = _latency_slo(state, slo, tenant, check)
         yield "latency_slo", verdict, slo.severity, _thresholds(slo.for_, slo.resolve_for)
+
+
+def _calm(
+    state: SeriesState, now: float, rules: RuleSet, result: ProbeResult, parent: Parent | None
+) -> bool:
+    """Whether no rule is active, for a series with no alert (each rule's reading is then
+    NOTHING, or an inactive verdict that observe skips; the error-rate rule reads only the
+    active outcomes)."""
+    tenant, check = result.tenant, result.check
+    if (empty := rules.empty_results) is not None and _empty_results(
+        state, empty, now, tenant, check, parent
+    ).active:
+        return False
+    if (failures := rules.failures) is not None and _failures(
+        state, failures, now, tenant, check
+    ).active:
+        return False
+    if (auth := rules.auth_errors) is not None and _auth_errors(
+        state, auth, now, tenant, check, result.credential or CREDENTIAL_NONE
+    ).active:
+        return False
+    if (rate := rules.error_rate) is not None and _error_rates(state, rate, now, tenant, check):
+        return False
+    return _latency_calm(state, rules, tenant, check, parent)
+
+
+def _latency_calm(
+    state: SeriesState, rules: RuleSet, tenant: str, check: str, parent: Parent | None
+) -> bool:
+    """Whether no latency rule is active (what _latency_verdicts would read, without its
+    readings: for a quiet series, the common case)."""
+    drift = rules.latency_drift
+    if drift is not None and _latency_drift(state, drift, tenant, check, parent).active:
+        return False
+    slo = rules.latency_slo
+    return slo is None or not _latency_slo(state, slo, tenant, check).active
 
 
 @functools.lru_cache(maxsize=64)
@@ -683,16 +730,14 @@ def _latency_drift(
     check: str,
     parent: Parent | None,
 ) -> Verdict:
-    baseline = (
-        state.baseline.quantile(0.95)
-        if state.baseline.weight >= rule.baseline_min_samples
-        else rule.baseline
-    )
+    learned = state.baseline
+    # Its p95 field and total, as quantile(0.95) and weight read them (every probe).
+    baseline = learned.p95 if learned.total >= rule.baseline_min_samples else rule.baseline
     latencies = _window(state, rule.window).latencies
     assert latencies is not None
     if baseline is None or latencies.total < rule.min_samples:
         # Not enough evidence either way: an active alert neither fires nor resolves.
-        return Verdict(False, False)
+        return NOTHING
     bound = latencies.p95_lower_bound(rule.confidence)
     assert bound is not None
     threshold = max(baseline * rule.ratio, baseline + rule.min_delta)
@@ -726,7 +771,7 @@ def _latency_slo(state: SeriesState, rule: LatencySloRule, tenant: str, check: s
     latencies = _window(state, rule.window).latencies
     assert latencies is not None
     if rule.p95 is None or latencies.total < rule.min_samples:
-        return Verdict(False, False)
+        return NOTHING  # neither fires nor resolves, as for drift
     bound = latencies.p95_lower_bound(rule.confidence)
     assert bound is not None
     active = bound > rule.p95

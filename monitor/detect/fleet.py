@@ -101,15 +101,23 @@ class Segment:
 
 
 def newest(window: _Window, now: float, span_s: float) -> Segment:
+    bad, probes, start = _newest(window, now, span_s)
+    return Segment(bad, probes, now - start, start)
+
+
+def _newest(window: _Window, now: float, span_s: float) -> tuple[int, int, float]:
+    """newest()'s (bad, probes, since), without building the Segment (most probes of a fleet
+    with some failures read only the two counts)."""
     bad = probes = 0
     start = now
+    since = now - span_s
     for bucket in reversed(window.buckets):
-        if bucket.start < now - span_s:
+        if bucket.start < since:
             break
         bad += bucket.bad
         probes += bucket.probes
         start = bucket.start
-    return Segment(bad, probes, now - start, start)
+    return bad, probes, start
 
 
 def segment_kinds(window: _Window, segment: Segment) -> Counter[str]:
@@ -180,15 +188,18 @@ class FleetWatch:
         if window is None:
             window = self._windows[key] = _Window(self._spans[result.check])
         window.add(result.tenant, kind, now)
+        if not window.bad and not self.alerts:
+            return []  # nearly every probe: nothing to judge (and no rule id to build)
         rule_id = f"{rule}:{result.check}"
         alert = self.alerts.get(rule_id)
         if not window.bad and alert is None:
-            return []  # nearly every probe: nothing to judge
+            return []
         rule_spec = self._rule
         interval = self._intervals[result.check]
-        segment = newest(window, now, interval)
-        if alert is None and segment.bad <= rule_spec.threshold * segment.probes:
+        bad, probes, start = _newest(window, now, interval)
+        if alert is None and bad <= rule_spec.threshold * probes:
             return []  # noise: even the share itself (above its lower bound) is below it
+        segment = Segment(bad, probes, now - start, start)
         firing = alert is not None and alert.status is AlertStatus.FIRING
         verdict = Verdict(
             self._active(window, segment, firing),

@@ -140,10 +140,22 @@ def add_result(row: PackedHour, result: ProbeResult, *, in_maintenance: bool) ->
     outcome = result.outcome.value
     if in_maintenance:
         return _count(row, _INSIDE[outcome])
-    row = _count(row, _OUTSIDE[outcome])
     if result.outcome in _ANSWERED and result.latency_trusted and result.attempts > 0:
-        row = _count(row, bucket_of(result.duration_s))
-    return row
+        return _count_both(row, _OUTSIDE[outcome], bucket_of(result.duration_s))
+    return _count(row, _OUTSIDE[outcome])
+
+
+def _count_both(data: PackedHour, first: int, second: int) -> PackedHour:
+    """_count(_count(data, first), second) for two different slots: when both are there (an
+    answered probe of an hour under way), one copy with both counts rewritten, not two."""
+    n = len(data) // 5
+    i, j = data.find(first, 0, n), data.find(second, 0, n)
+    if i < 0 or j < 0:
+        return _count(_count(data, first), second)
+    counted = bytearray(data)
+    for at in (n + 4 * i, n + 4 * j):
+        _UINT32.pack_into(counted, at, _UINT32.unpack_from(data, at)[0] + 1)
+    return bytes(counted)
 
 
 def _entries(data: PackedHour) -> Iterator[tuple[int, int]]:

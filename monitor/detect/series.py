@@ -381,20 +381,27 @@ def leaving(
     at = bisect.bisect_right(starts, cursor) - 1
     data = buckets[at].data
     position = (cursor - starts[at]) * _SIZE
-    record: Record = _RECORD.unpack_from(data, position)
+    unpack = _RECORD.unpack_from
+    record: Record = unpack(data, position)
     if record[0] > since:
         return []  # the oldest is still inside: nothing leaves
     left = [record]
-    unpack = _RECORD.unpack_from
-    for bucket in buckets[at:]:
-        data = bucket.data
-        for offset in range(position + _SIZE, len(data), _SIZE):
-            record = unpack(data, offset)
-            if record[0] > since:
+    # The next ones read in place, bucket after bucket (no slice of the buckets' tuple).
+    position += _SIZE
+    size = len(data)
+    last = len(buckets) - 1
+    while True:
+        if position >= size:
+            if at == last:
                 return left
-            left.append(record)
-        position = -_SIZE
-    return left
+            at += 1
+            data = buckets[at].data
+            size, position = len(data), 0
+        record = unpack(data, position)
+        if record[0] > since:
+            return left
+        left.append(record)
+        position += _SIZE
 
 
 def dropped_before(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -147,3 +149,48 @@ def test_pushable_registry_has_no_histograms() -> None:
     assert "recmon_probes_total" in text
     assert "recmon_probe_duration_seconds" not in text
     assert "_bucket" not in text
+
+
+def test_recorded_latencies_count_as_histogram_observe_counts_them() -> None:
+    """record() observes through a closure over the histogram's values (its bucket found by
+    bisection): the same buckets, sum and count as prometheus_client's own observe(), also
+    for latencies exactly on a bound, below the first and above the last finite bound."""
+    recorded = Metrics(CollectorRegistry())
+    observed = Metrics(CollectorRegistry())
+    bounds = latency_buckets(10.0)
+    latencies = [0.0, 1e-6, *bounds[:3], bounds[3] + 1e-9, 0.061, bounds[-2], 1e6]
+    for latency in latencies:
+        probe = ProbeResult("acme", "search", Outcome.OK, latency, 0.0, status=200, items=3)
+        recorded.record(probe)
+        observed.probe_duration.labels("acme", "search").observe(latency)
+
+    def histogram(metrics: Metrics) -> list[tuple[str, dict[str, str], float]]:
+        return [
+            (s.name, s.labels, s.value)
+            for family in metrics.probe_duration.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
+
+    assert histogram(recorded) == histogram(observed)
+    assert sample(recorded, "recmon_probe_duration_seconds_count", tenant="acme", check="search")
+
+
+def test_backend_probes_count_each_result_by_address_and_outcome() -> None:
+    metrics = Metrics(CollectorRegistry())
+    for outcome, address, proxy in [
+        (Outcome.OK, "10.0.0.1", False),
+        (Outcome.OK, "10.0.0.1", False),
+        (Outcome.TIMEOUT, "10.0.0.1", False),
+        (Outcome.OK, "10.0.0.2", True),
+    ]:
+        probe = ProbeResult("acme", "search", outcome, 0.05, 0.0, target="api", address=address)
+        metrics.record(replace(probe, via_proxy=proxy))
+
+    def probes(address: str, outcome: str) -> float | None:
+        labels = {"target": "api", "address": address, "outcome": outcome}
+        return sample(metrics, "recmon_backend_probes_total", **labels)
+
+    assert probes("10.0.0.1", "ok") == 2.0
+    assert probes("10.0.0.1", "timeout") == 1.0
+    assert probes("10.0.0.2 (proxy)", "ok") == 1.0
