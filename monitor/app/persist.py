@@ -78,7 +78,7 @@ def series_changes(
     for key, state in states.items():
         tenant, check = key
         buckets = state.buckets
-        newest = buckets[-1].at(len(buckets[-1]) - 1) if buckets else -math.inf
+        newest = buckets[-1].last_at() if buckets else -math.inf
         held = saved.get(key)
         before: tuple[int, int, float, float, float, bool] | None = (
             _SAVED.unpack(held) if held is not None else None
@@ -106,7 +106,7 @@ def series_changes(
                 items.append((tenant, check, bucket.at(0), samples_row(bucket, 0)))
         elif newest > stored:
             fresh = len(buckets) - 1
-            while fresh and buckets[fresh - 1].at(len(buckets[fresh - 1]) - 1) > stored:
+            while fresh and buckets[fresh - 1].last_at() > stored:
                 fresh -= 1
             for bucket in buckets[fresh:]:
                 offset = 0

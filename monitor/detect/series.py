@@ -146,6 +146,11 @@ class Bucket:
         count = len(self.data) // _SIZE
         return _times(count).unpack(self.data) if count else ()
 
+    def last_at(self) -> float:
+        """The time of the newest sample (a bucket is never empty)."""
+        at: float = _AT.unpack_from(self.data, len(self.data) - _SIZE)[0]
+        return at
+
     def at(self, index: int) -> float:
         """The time of the index-th sample (>= 0), without decoding the rest."""
         at: float = _AT.unpack_from(self.data, index * _SIZE)[0]
