@@ -128,7 +128,9 @@ def test_a_packed_baseline_reads_back_as_its_json(state: SeriesState) -> None:
     head = series_core_to_json(state)
     packed = series_from_parts(head, baseline_row(state), [])
     as_text = series_from_parts(head, json.loads(baseline_text(state)), [])
-    assert packed.baseline == as_text.baseline == state.baseline
+    # (Equal to each other; to the state's only up to its running total's rounding, which a
+    # restore sums afresh whichever way the buckets were stored.)
+    assert packed.baseline == as_text.baseline
     assert _dumps(baseline_to_json(packed)) == _dumps(baseline_to_json(state))
 
 
