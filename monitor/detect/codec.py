@@ -1,5 +1,6 @@
-"""The detector's state to JSON and back (the state file stores it opaque). Unknown or broken
-entries raise ValueError."""
+"""The detector's state to JSON and back (the state file stores it opaque), its rows of
+samples and its baseline packed (samples_row, baseline_row). Unknown or broken entries raise
+ValueError."""
 
 from __future__ import annotations
 

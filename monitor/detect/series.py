@@ -60,7 +60,7 @@ BUCKET_SAMPLES = 64
 
 # A packed sample: its time, its latency (NaN: none) and its outcome's code.
 _RECORD = struct.Struct("<ddB")
-_SIZE = RECORD_SIZE = _RECORD.size
+_SIZE = _RECORD.size
 _AT = struct.Struct("<d")
 _OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
 _CODES: dict[str, int] = {value: code for code, value in enumerate(_OUTCOMES)}
@@ -126,7 +126,7 @@ class Bucket:
         )
 
     def records(self, offset: int) -> bytes | None:
-        """The samples from the offset-th on as their packed records (RECORD, oldest first),
+        """The samples from the offset-th on as their packed records (_RECORD, oldest first),
         if none of them has a reason (None otherwise): what the state file stores of them,
         without decoding one (Bucket.of_records reads it back)."""
         reasons = self.reasons
@@ -174,9 +174,10 @@ class Bucket:
 _new_sample = tuple.__new__
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2 * BUCKET_SAMPLES)
 def _times(count: int) -> struct.Struct:
-    """Reads the times of `count` packed records, skipping their latencies and outcomes."""
+    """Reads the times of `count` packed records, skipping their latencies and outcomes (a
+    bucket holds at most BUCKET_SAMPLES: a few dozen of these)."""
     return struct.Struct("<" + "d9x" * count)
 
 
