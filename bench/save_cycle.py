@@ -9,7 +9,9 @@ bench/fleet.py's fleet (every 60 s, 1% of probes failing) in virtual time: 16 mi
 (every window full, a save a minute), then SAVES more minutes, each followed by one
 `Persistence.save_async` as `recmon run` makes it (the write in a worker thread). Prints, per
 save, the median CPU on the loop's thread and in the saving thread, the history recorder's
-CPU per probe, and peak RSS. No HTTP: bench/run.py's fleet row measures the whole process.
+CPU per probe, and peak RSS; the saving thread's CPU also without the garbage collector's
+collections that happened to run in it (see Collections). No HTTP: bench/run.py's fleet row
+measures the whole process.
 """
 
 from __future__ import annotations
@@ -64,6 +66,27 @@ class Parts:
         setattr(owner, name, timed)
 
 
+class Collections:
+    """CPU of the garbage collector's collections run on threads other than the main one. A
+    gen-0 collection walks every young object still alive, at the fleet ~240,000 the
+    detector made in the last minute: ~150 ms, due about once a minute whatever the save
+    does, run by whichever thread's allocation crosses the threshold (often the saving
+    thread's). Shown apart so a save's own CPU can be compared."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._timed)
+
+    def _timed(self, phase: str, info: dict[str, int]) -> None:
+        if threading.current_thread() is threading.main_thread():
+            return
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.spent += time.thread_time() - self._started
+
+
 class ThreadClock:
     """CPU of the threads other than this one, from their thread_time, each read on the
     thread itself: wrapped around what asyncio.to_thread runs."""
@@ -106,6 +129,7 @@ async def main() -> None:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
     threads = ThreadClock()
+    collections = Collections()
     real_to_thread = asyncio.to_thread
     asyncio.to_thread = lambda f, *a, **k: real_to_thread(threads.wrap(f), *a, **k)  # type: ignore[assignment]
     parts = Parts()
@@ -115,6 +139,7 @@ async def main() -> None:
     measured: dict[str, float] = {}
     loop_cpu: list[float] = []
     thread_cpu: list[float] = []
+    thread_gc: list[float] = []
     observe_cpu = 0.0
     observed = 0
     with tempfile.TemporaryDirectory() as directory:
@@ -138,10 +163,12 @@ async def main() -> None:
             if minute == WARM_MINUTES:
                 parts.spent.clear()
             before_loop, before_thread = time.thread_time(), threads.spent
+            before_gc = collections.spent
             await persistence.save_async()
             if minute >= WARM_MINUTES:
                 loop_cpu.append(time.thread_time() - before_loop)
                 thread_cpu.append(threads.spent - before_thread)
+                thread_gc.append(collections.spent - before_gc)
         measured = dict(parts.spent)
         size = (Path(directory) / "state.db").stat().st_size / 1e6
         store.close()
@@ -151,6 +178,11 @@ async def main() -> None:
         f"save: loop {statistics.median(loop_cpu) * 1000:.0f} ms + thread "
         f"{statistics.median(thread_cpu) * 1000:.0f} ms CPU (medians of {len(loop_cpu)}; "
         f"thread: {' '.join(f'{t * 1000:.0f}' for t in thread_cpu)})"
+    )
+    own = [t - c for t, c in zip(thread_cpu, thread_gc, strict=True)]
+    print(
+        f"  thread without the collector's collections: {statistics.median(own) * 1000:.0f} ms "
+        f"(collections in the thread: {' '.join(f'{c * 1000:.0f}' for c in thread_gc)})"
     )
     print(
         "  of which (ms per save): "

@@ -15,8 +15,8 @@ from monitor.alerting.hub import AlertHub, AlertMemory
 from monitor.alerting.planner import PlannerState
 from monitor.app.history import HistoryRecorder
 from monitor.detect.codec import (
-    baseline_text,
-    samples_text,
+    baseline_row,
+    samples_row,
     series_core_text,
     series_from_parts,
 )
@@ -41,15 +41,15 @@ BASELINE_EVERY_S = 300.0
 SAVE_CHUNK = 1_000
 
 
-# A series as the state file holds it after the last save: (hash of its head's JSON, hash
-# of its baseline's JSON as written, the series' time (newest sample) when that baseline was
-# written, the time of its oldest stored row's first sample, the time of its newest stored
-# sample, whether the file holds the state's baseline as it is now). Hashes: at 10,000
-# tenants the texts were 14 MB kept between saves only to be compared. An exact tuple of
-# numbers: the garbage collector stops tracking it at its first collection (a named tuple it
-# tracks for ever; a dataclass holding a weak reference to the state saved was two tracked
-# objects a series, ~40,000 at 10,000 tenants, walked by every collection). Packed (_SAVED):
-# one bytes object of 80 bytes, not the tuple's ~220 with its ints and floats.
+# A series as the state file holds it after the last save: (hash of its head's JSON, hash of its
+# baseline's row as written (codec.baseline_row), the series' time (newest sample) when that
+# baseline was written, the time of its oldest stored row's first sample, the time of its newest
+# stored sample, whether the file holds the state's baseline as it is now). Hashes: at 10,000
+# tenants the texts were 14 MB kept between saves only to be compared. An exact tuple of numbers:
+# the garbage collector stops tracking it at its first collection (a named tuple it tracks for ever;
+# a dataclass holding a weak reference to the state saved was two tracked objects a series, ~40,000
+# at 10,000 tenants, walked by every collection). Packed (_SAVED): one bytes object of 80 bytes, not
+# the tuple's ~220 with its ints and floats.
 Saved = bytes
 _SAVED = struct.Struct("<qqdddB")
 
@@ -72,13 +72,13 @@ def series_changes(
     removed: list[SeriesKey] = [key for key in saved if key not in states]
     keep_from: list[tuple[str, str, float]] = []
     heads: list[tuple[str, str, str]] = []
-    details: list[tuple[str, str, str]] = []
-    items: list[tuple[str, str, float, str]] = []
+    details: list[tuple[str, str, bytes]] = []
+    items: list[tuple[str, str, float, str | bytes]] = []
     after: dict[SeriesKey, Saved] = {}
     for key, state in states.items():
         tenant, check = key
         buckets = state.buckets
-        newest = buckets[-1].at(len(buckets[-1]) - 1) if buckets else -math.inf
+        newest = buckets[-1].last_at() if buckets else -math.inf
         held = saved.get(key)
         before: tuple[int, int, float, float, float, bool] | None = (
             _SAVED.unpack(held) if held is not None else None
@@ -90,11 +90,11 @@ def series_changes(
         if before is not None:
             core_was, baseline_was, baseline_at, first_was, stored, _ = before
             stale = newest - baseline_at < baseline_every
-        detail = ""
+        detail = b""
         if stale:
             baseline = baseline_was
         else:
-            detail, baseline_at = baseline_text(state), newest
+            detail, baseline_at = baseline_row(state), newest
             baseline = hash(detail)
         if before is None or hash(core) != core_was:
             heads.append((tenant, check, core))
@@ -103,17 +103,18 @@ def series_changes(
         if before is None:
             removed.append(key)  # whatever the file holds of it goes: written afresh
             for bucket in buckets:
-                items.append((tenant, check, bucket.at(0), samples_text(bucket)))
-        else:
-            fresh = len(buckets)
-            while fresh and buckets[fresh - 1].at(len(buckets[fresh - 1]) - 1) > stored:
+                items.append((tenant, check, bucket.at(0), samples_row(bucket, 0)))
+        elif newest > stored:
+            fresh = len(buckets) - 1
+            while fresh and buckets[fresh - 1].last_at() > stored:
                 fresh -= 1
             for bucket in buckets[fresh:]:
                 offset = 0
-                while bucket.at(offset) <= stored:
+                for at in bucket.times():  # one step, not a call per sample
+                    if at > stored:
+                        break
                     offset += 1
-                row = bucket.since(offset)
-                items.append((tenant, check, row[0].at, samples_text(row)))
+                items.append((tenant, check, at, samples_row(bucket, offset)))
         first_at = buckets[0].at(0) if buckets else math.inf
         if before is not None and first_at > first_was:
             keep_from.append((tenant, check, first_at))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import itertools
 import math
 import struct
@@ -124,6 +125,32 @@ class Bucket:
             ]
         )
 
+    def records(self, offset: int) -> bytes | None:
+        """The samples from the offset-th on as their packed records (_RECORD, oldest first),
+        if none of them has a reason (None otherwise): what the state file stores of them,
+        without decoding one (Bucket.of_records reads it back)."""
+        reasons = self.reasons
+        if reasons is not None and any(reasons[offset:]):
+            return None
+        return self.data[offset * _SIZE :] if offset else self.data
+
+    @classmethod
+    def of_records(cls, data: bytes) -> Bucket:
+        """The samples of `records`' bytes, reasons empty (ValueError: not whole records)."""
+        if not isinstance(data, bytes) or len(data) % _SIZE:
+            raise ValueError(f"packed samples of {len(data)} bytes, not records of {_SIZE}")
+        return cls(data)
+
+    def times(self) -> tuple[float, ...]:
+        """Every sample's time, oldest first, in one step (a save's scan for its new ones)."""
+        count = len(self.data) // _SIZE
+        return _times(count).unpack(self.data) if count else ()
+
+    def last_at(self) -> float:
+        """The time of the newest sample (a bucket is never empty)."""
+        at: float = _AT.unpack_from(self.data, len(self.data) - _SIZE)[0]
+        return at
+
     def at(self, index: int) -> float:
         """The time of the index-th sample (>= 0), without decoding the rest."""
         at: float = _AT.unpack_from(self.data, index * _SIZE)[0]
@@ -145,6 +172,13 @@ class Bucket:
 
 
 _new_sample = tuple.__new__
+
+
+@functools.lru_cache(maxsize=2 * BUCKET_SAMPLES)
+def _times(count: int) -> struct.Struct:
+    """Reads the times of `count` packed records, skipping their latencies and outcomes (a
+    bucket holds at most BUCKET_SAMPLES: a few dozen of these)."""
+    return struct.Struct("<" + "d9x" * count)
 
 
 def _pack(sample: Sample) -> bytes:

@@ -34,8 +34,13 @@ log = logging.getLogger("recmon.state")
 # detail, which the owner's decoder reads).
 # 3: history (hourly rows per series, and events: impact spans, incidents, maintenance). A
 # version 1 or 2 file gains the empty tables in place and keeps everything else.
-SCHEMA_VERSION = 3
-_UPGRADABLE = {1, 2, SCHEMA_VERSION}
+# 4: a series' detail in a table of its own (series_details): a save rewrites every probed
+# series' head, and a head sharing its row with the ~1 KB detail rewrote both (a save at
+# 10,000 tenants dirtied ~2x the pages); items may be packed samples (BLOB, see
+# detect.codec.samples_row). An earlier file's details are read from its series rows until the
+# first save after start writes every series afresh, which moves them: upgraded in place.
+SCHEMA_VERSION = 4
+_UPGRADABLE = {1, 2, 3, SCHEMA_VERSION}
 SeriesKey = tuple[str, str]
 T = TypeVar("T")
 
@@ -48,8 +53,9 @@ class SeriesWrite:
     removed: Sequence[SeriesKey] = ()  # series gone (or to be written afresh): all of them
     keep_from: Sequence[tuple[str, str, float]] = ()  # a series' items before `at` deleted
     heads: Sequence[tuple[str, str, str]] = ()  # (tenant, check, head) written
-    details: Sequence[tuple[str, str, str]] = ()  # (tenant, check, detail), head written
-    items: Sequence[tuple[str, str, float, str]] = ()  # (tenant, check, at, item) added
+    details: Sequence[tuple[str, str, str | bytes]] = ()  # (tenant, check, detail) written
+    # (tenant, check, at, item) added: an item is JSON text or bytes its owner packed
+    items: Sequence[tuple[str, str, float, str | bytes]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,10 @@ class StateStore:
                     tenant TEXT NOT NULL, check_name TEXT NOT NULL, at REAL NOT NULL,
                     item TEXT NOT NULL, PRIMARY KEY (tenant, check_name, at)
                 ) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS series_details (
+                    tenant TEXT NOT NULL, check_name TEXT NOT NULL, detail TEXT NOT NULL,
+                    PRIMARY KEY (tenant, check_name)
+                ) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
                 -- Keyed by hour first: a save's rows (the current hour's) share pages, so
                 -- it writes a few pages, not one per series; pruning deletes a prefix.
@@ -238,20 +248,25 @@ class StateStore:
 
     def load_series(self, decode: Callable[[Any, Any, list[Any]], T]) -> dict[SeriesKey, T]:
         """Every stored series, decoded from its head, its detail (None if never written) and
-        its items (oldest first); a series `decode` rejects (ValueError) is skipped."""
+        its items (oldest first); details and items JSON decoded, or bytes as stored. A series
+        `decode` rejects (ValueError) is skipped."""
         items: dict[SeriesKey, list[Any]] = {}
         states: dict[SeriesKey, T] = {}
         skipped = 0
         with self.lock:
             heads = self.connection.execute(
-                "SELECT tenant, check_name, state, detail FROM series"
+                # A file before schema 4 holds details in the series rows (see SCHEMA_VERSION).
+                "SELECT tenant, check_name, state, coalesce(d.detail, s.detail) FROM series s "
+                "LEFT JOIN series_details d USING (tenant, check_name)"
             ).fetchall()
             rows = self.connection.execute(
                 "SELECT tenant, check_name, item FROM series_items ORDER BY tenant, check_name, at"
             ).fetchall()
         try:
             for tenant, check, text in rows:
-                items.setdefault((tenant, check), []).append(json.loads(text))
+                items.setdefault((tenant, check), []).append(
+                    text if isinstance(text, bytes) else json.loads(text)
+                )
         except ValueError:
             log.warning("unreadable series items: series loaded without them")
             items = {}
@@ -259,7 +274,7 @@ class StateStore:
             try:
                 states[(tenant, check)] = decode(
                     json.loads(text),
-                    None if detail is None else json.loads(detail),
+                    detail if detail is None or isinstance(detail, bytes) else json.loads(detail),
                     items.get((tenant, check), []),
                 )
             except ValueError:
@@ -273,6 +288,9 @@ class StateStore:
         with self.transaction() as db:
             db.executemany("DELETE FROM series WHERE tenant=? AND check_name=?", write.removed)
             db.executemany(
+                "DELETE FROM series_details WHERE tenant=? AND check_name=?", write.removed
+            )
+            db.executemany(
                 "DELETE FROM series_items WHERE tenant=? AND check_name=?", write.removed
             )
             db.executemany(
@@ -284,10 +302,7 @@ class StateStore:
                 "ON CONFLICT (tenant, check_name) DO UPDATE SET state=excluded.state",
                 write.heads,
             )
-            db.executemany(
-                "UPDATE series SET detail=? WHERE tenant=? AND check_name=?",
-                [(detail, tenant, check) for tenant, check, detail in write.details],
-            )
+            db.executemany("INSERT OR REPLACE INTO series_details VALUES (?, ?, ?)", write.details)
             db.executemany("INSERT OR REPLACE INTO series_items VALUES (?, ?, ?, ?)", write.items)
 
     def write_history(self, write: HistoryWrite) -> None:

@@ -190,7 +190,7 @@ def test_a_previous_version_file_opens_and_keeps_its_data(tmp_path: Path) -> Non
     assert read_history_file(path, 0, math.inf).hours == ()  # readable before the upgrade
 
     store = StateStore.open(path)
-    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "3"
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION) == "4"
     assert store.get("tenants") == ["acme"]
     assert store.load_series(lambda head, detail, items: (head, detail, items)) == {
         ("acme", "search"): ({"x": 1}, {"b": 2}, [{"s": 3}])

@@ -13,7 +13,7 @@ from monitor.config.model import AlertsSpec
 from monitor.core.results import Outcome, ProbeResult
 from monitor.detect.codec import series_from_parts
 from monitor.detect.rules import RuleSet
-from monitor.detect.series import AlertStatus
+from monitor.detect.series import AlertStatus, Bucket
 from monitor.state.store import SeriesWrite, StateStore
 from tests.detect import reference_detector as reference
 
@@ -93,14 +93,16 @@ def test_a_file_of_per_sample_rows_loads_keeps_its_alerts_firing_and_is_rewritte
         k: s.samples for k, s in old.items()
     }
 
-    # The first save after a restore writes every series afresh: bucket rows, no sample rows.
+    # The first save after a restore writes every series afresh: bucket rows (packed samples,
+    # or JSON where a sample has a reason), no sample rows.
     write, _ = series_changes({}, tracker.series)
     store.write_series(write)
     rows = [
-        json.loads(text)
-        for (text,) in store.connection.execute("SELECT item FROM series_items").fetchall()
+        Bucket.of_records(item) if isinstance(item, bytes) else json.loads(item)["b"]
+        for (item,) in store.connection.execute("SELECT item FROM series_items").fetchall()
     ]
-    assert rows and all(isinstance(row, dict) and row["b"] for row in rows)
+    assert rows and all(len(row) for row in rows)
+    assert any(isinstance(row, Bucket) for row in rows)
     assert len(rows) < sum(len(s.samples) for s in tracker.series.values()) / 30
     assert store.load_series(series_from_parts) == tracker.series
     store.close()

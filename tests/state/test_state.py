@@ -20,8 +20,15 @@ from monitor.app.persist import Persistence, series_changes
 from monitor.config.model import AlertsSpec, StormSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
-from monitor.detect.codec import series_from_json, series_from_parts, series_to_json
-from monitor.detect.series import AlertEvent, EventKind, SeriesState
+from monitor.detect.codec import (
+    baseline_text,
+    samples_text,
+    series_core_text,
+    series_from_json,
+    series_from_parts,
+    series_to_json,
+)
+from monitor.detect.series import AlertEvent, Bucket, EventKind, SeriesState
 from monitor.state.store import SCHEMA_VERSION, SeriesKey, StateStore
 
 T0 = 1_700_000_000.0
@@ -324,7 +331,8 @@ def test_a_save_writes_only_the_series_and_samples_that_changed(tmp_path: Path) 
     store.write_series(write)
     # The window, once: a row per bucket (five minutes of samples), 15 samples a series.
     assert len(write.heads) == 3 and len(write.items) == 3 * 3
-    assert sum(len(json.loads(i[3])["b"]) for i in write.items) == 3 * 15
+    # Packed (no sample has a reason): 17 bytes a sample.
+    assert sum(len(Bucket.of_records(i[3])) for i in write.items) == 3 * 15
 
     for i in range(20, 25):  # a new bucket; the oldest one's samples all leave the window
         tracker.observe(ProbeResult("acme", "search", Outcome.OK, 0.05, 0.0), T0 + i * 60)
@@ -566,3 +574,56 @@ def test_a_clean_close_leaves_no_lock_file_and_the_next_open_claims_a_fresh_one(
     assert lock.exists()
     again.close()
     assert not lock.exists()
+
+
+def test_a_version_3_file_keeps_its_baselines_and_the_first_save_moves_them(
+    tmp_path: Path,
+) -> None:
+    """Schema 3 kept a series' detail (its baseline) in the series row and its rows as JSON
+    text: it loads as it is, and the first save after start, which writes every series
+    afresh, leaves the details in their own table and the new rows packed."""
+    path = tmp_path / "state.db"
+    tracker = three_series()
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE series (tenant TEXT NOT NULL, check_name TEXT NOT NULL,
+            state TEXT NOT NULL, detail TEXT, PRIMARY KEY (tenant, check_name));
+        CREATE TABLE series_items (tenant TEXT NOT NULL, check_name TEXT NOT NULL,
+            at REAL NOT NULL, item TEXT NOT NULL, PRIMARY KEY (tenant, check_name, at))
+            WITHOUT ROWID;
+        CREATE TABLE kv (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '3');
+        """
+    )
+    db.executemany(
+        "INSERT INTO series VALUES (?, ?, ?, ?)",
+        [(t, c, series_core_text(s), baseline_text(s)) for (t, c), s in tracker.series.items()],
+    )
+    db.executemany(
+        "INSERT INTO series_items VALUES (?, ?, ?, ?)",
+        [
+            (t, c, bucket.at(0), samples_text(bucket))
+            for (t, c), s in tracker.series.items()
+            for bucket in s.buckets
+        ],
+    )
+    db.commit()
+    db.close()
+
+    store = StateStore.open(path)
+    assert store.get_meta("schema_version") == str(SCHEMA_VERSION)
+    loaded = store.load_series(series_from_parts)
+    assert loaded == tracker.series
+    assert {k: s.baseline for k, s in loaded.items()} == {
+        k: s.baseline for k, s in tracker.series.items()
+    }
+    write, _ = series_changes({}, loaded)
+    store.write_series(write)
+    db = store.connection
+    assert db.execute("SELECT count(*) FROM series WHERE detail IS NOT NULL").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM series_details").fetchone() == (3,)
+    assert {type(item) for (item,) in db.execute("SELECT item FROM series_items")} == {bytes}
+    assert store.load_series(series_from_parts) == tracker.series
+    store.close()
