@@ -671,7 +671,8 @@ def _observer(child: Histogram) -> Callable[[float], None]:
     def observe(amount: float) -> None:
         add_sum(amount)
         at = bisect.bisect_left(bounds, amount)
-        if at < past:  # NaN: counted in the sum only, as observe() does
+        # NaN: counted in the sum only, as observe() does (bisection would place it first).
+        if at < past and amount == amount:
             bumps[at](1.0)
 
     return observe

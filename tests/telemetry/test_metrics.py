@@ -174,6 +174,12 @@ def test_recorded_latencies_count_as_histogram_observe_counts_them() -> None:
 
     assert histogram(recorded) == histogram(observed)
     assert sample(recorded, "recmon_probe_duration_seconds_count", tenant="acme", check="search")
+    # NaN (no latency): no bucket moves, as with observe(); the sums both turn NaN.
+    nan = float("nan")
+    recorded.record(ProbeResult("acme", "search", Outcome.OK, nan, 0.0, status=200, items=3))
+    observed.probe_duration.labels("acme", "search").observe(nan)
+    buckets = [entry for entry in histogram(recorded) if not entry[0].endswith("_sum")]
+    assert buckets == [entry for entry in histogram(observed) if not entry[0].endswith("_sum")]
 
 
 def test_backend_probes_count_each_result_by_address_and_outcome() -> None:
