@@ -14,7 +14,7 @@ from monitor.probing.transport.framing import (
     ResponseParser,
     encode_request,
 )
-from tests.http_corpus import BODY, CASES, Case, length
+from tests.http_corpus import BODY, CASES, OK_HEAD, Case, length
 
 READABLE = [c for c in CASES if c.outcome == "ok"]
 BROKEN = [c for c in CASES if c.outcome != "ok"]
@@ -170,3 +170,126 @@ def test_after_a_head_or_a_broken_response_the_next_is_read_afresh() -> None:
         broken.feed(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
     again, body = read_again(broken, length())
     assert body == BODY and reusable(again)
+
+
+# --- heads read at once (framing._SIMPLE_HEAD) against llhttp's reading ----------------------
+
+STATUS_LINES = [
+    b"HTTP/1.1 200 OK\r\n",
+    b"HTTP/1.1 200\r\n",
+    b"HTTP/1.1 200 \r\n",
+    b"HTTP/1.1 503 Service  Unavailable\r\n",
+    b"HTTP/1.1 404 Not Found \r\n",
+    b"HTTP/1.1 204 No Content\r\n",
+    b"HTTP/1.1 304 Not Modified\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n",
+    b"HTTP/1.1 599 X\r\n",
+    b"HTTP/1.1 600 X\r\n",
+    b"HTTP/1.1 20 OK\r\n",
+    b"HTTP/1.0 200 OK\r\n",
+    b"HTTP/2.0 200 OK\r\n",
+    b"HTTP/1.1 200 O\tK\r\n",
+    b"HTTP/1.1 200 \xc3\xa9\r\n",
+    b"http/1.1 200 OK\r\n",
+    b"HTTP/1.1  200 OK\r\n",
+    b"HTTP/1.1 200 OK\n",
+]
+FIELDS = [
+    b"Content-Type: application/json\r\n",
+    b"content-type:application/json\r\n",
+    b"X-A:  \t a b\r\n",
+    b"X-A: a \r\n",
+    b"X-A: a\t\r\n",
+    b"X-A:\r\n",
+    b"X-A: \r\n",
+    b"X-A: a\x7fb\r\n",
+    b"X-A: a\x00b\r\n",
+    b"X-A: caf\xc3\xa9\r\n",
+    b"X-A: a\r\n b\r\n",
+    b"X A: a\r\n",
+    b"X-A : a\r\n",
+    b"X-A: a\nX-B: b\r\n",
+    b"Server: uvicorn\r\n",
+    b"Connection: keep-alive\r\n",
+    b"Connection: close\r\n",
+    b"Proxy-Connection: close\r\n",
+    b"Upgrade: h2c\r\n",
+    b"Keep-Alive: timeout=5\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: gzip\r\n",
+    b"Content-Encoding: gzip\r\n",
+]
+LENGTHS = [
+    b"Content-Length: %d\r\n",
+    b"content-length:%d\r\n",
+    b"Content-Length: 0%d\r\n",
+    b"Content-Length:  %d\r\n",
+    b"Content-Length: %d \r\n",
+    b"Content-Length: +%d\r\n",
+    b"Content-Length: %d, %d\r\n",
+    b"Content-Length: 99999999999999999999\r\n",
+    b"Content-Length: 1234567890123456\r\n",
+    b"",
+]
+AFTER = [b"", b"\r\n", b"\n\r\n", b"X", b"HTTP/1.1 200 OK\r\n\r\n", b"x" * (2 * MAX_HEAD_BYTES + 1)]
+
+
+# The first few of each: heads read at once, or close to it.
+SIMPLE = {id(STATUS_LINES): 5, id(FIELDS): 3, id(LENGTHS): 5}
+
+
+@st.composite
+def responses(draw: st.DrawFn) -> bytes:
+    """Half of them from the simple parts only (most read at once), half from any."""
+    simple = draw(st.booleans())
+
+    def parts(choices: list[bytes]) -> st.SearchStrategy[bytes]:
+        return st.sampled_from(choices[: SIMPLE[id(choices)]] if simple else choices)
+
+    status = draw(parts(STATUS_LINES))
+    fields = draw(st.lists(parts(FIELDS), max_size=4))
+    lengths = draw(st.lists(parts(LENGTHS), min_size=int(simple), max_size=2))
+    body = draw(st.sampled_from([b"", b"[]", BODY, b"\r\n0\r\n\r\n"]))
+    declared = len(body) + draw(st.sampled_from([0, 0, 0, -1, 1]))
+    fields += [(x % ((declared,) * x.count(b"%d"))) for x in lengths]
+    order = draw(st.permutations(fields))
+    chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if b"chunked" in b"".join(order) else b""
+    after = draw(st.sampled_from(AFTER))
+    return status + b"".join(order) + b"\r\n" + (chunks or body) + after
+
+
+def reading(pieces: list[bytes], at_once: bool) -> object:
+    parser = ResponseParser(at_once=at_once)
+    body = b""
+    try:
+        for piece in pieces:
+            body += b"".join(parser.feed(piece))
+        complete_before_eof = parser.complete
+        if not parser.complete:
+            parser.feed_eof()
+    except ProtocolError as exc:
+        return str(exc)
+    return parser.head, body, complete_before_eof, parser.trailing_data
+
+
+@given(responses(), st.lists(st.integers(0, 400), max_size=4))
+def test_a_head_read_at_once_reads_as_llhttp_reads_it(raw: bytes, cuts: list[int]) -> None:
+    """Any response, whole or split: the same head, body, end and trailing bytes (or the same
+    error) with heads read at once as with llhttp reading every head."""
+    assert reading([raw], at_once=True) == reading([raw], at_once=False)
+    pieces = split(raw, cuts)
+    assert reading(pieces, at_once=True) == reading(pieces, at_once=False)
+
+
+def test_the_common_head_is_read_at_once_without_llhttp(monkeypatch: pytest.MonkeyPatch) -> None:
+    def llhttp_called(*args: object) -> None:
+        raise AssertionError("llhttp read the head")
+
+    monkeypatch.setattr(ResponseParser, "on_headers_complete", llhttp_called)
+    parser = ResponseParser()
+    raw = length(OK_HEAD + b"Server: uvicorn\r\n")
+    assert b"".join(parser.feed(raw[:-5])) + b"".join(parser.feed(raw[-5:])) == BODY
+    assert reusable(parser) and parser.head is not None
+    assert parser.head.headers[-1] == (b"content-length", b"%d" % len(BODY))
+    again = parser.again()
+    assert b"".join(again.feed(raw)) == BODY and reusable(again)
