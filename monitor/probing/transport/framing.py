@@ -6,7 +6,6 @@ reusing a connection whose response could be read more than one way."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,7 +33,7 @@ class Head:
     keep_alive: bool
 
 
-_new_head = builder(Head)  # Head(...) for every response: ~0.5 us less (monitor.core.frozen)
+_new_head = builder(Head)  # Head(...) for every response: ~0.3 us less (monitor.core.frozen)
 
 
 def encode_request(
@@ -50,65 +49,13 @@ def encode_request(
     return b"".join(lines)
 
 
-# The head most answers have, read in one step when it arrives whole in the first piece (as
-# it does from a server on a LAN): HTTP/1.1, a status of 200-599, a reason without spaces at
-# its ends, header fields of token names and visible-ASCII values (optional whitespace after
-# the colon, none at the value's end). llhttp reads every such head the same (the same status,
-# reason, fields and framing): ResponseParser's `at_once` reads it with one regular expression
-# match instead of a Python callback per line from llhttp (~3 us less a response). Anything
-# else, split heads included, is llhttp's to read; tests/probing/test_transport_framing.py
-# holds both readings to the same results.
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_VALUE = rb"[!-~](?:[ -~]*[!-~])?"
-_SIMPLE_HEAD = re.compile(
-    rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: (" + _VALUE + rb"))?\r\n"
-    rb"((?:" + _TOKEN + rb":[ \t]*" + _VALUE + rb"\r\n)*)\r\n"
-)
-_SIMPLE_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE + rb")\r\n")
-_SIMPLE_HEAD_BYTES = 8 * 1024  # well within MAX_HEAD_BYTES, whatever way it is counted
-# The fields llhttp reads for framing (proxy-connection as connection): a head with any but
-# one plain Content-Length is llhttp's to read.
-_FRAMING = frozenset(
-    (b"content-length", b"transfer-encoding", b"connection", b"proxy-connection", b"upgrade")
-)
-_NO_BODY = (204, 304)
-
-
-def _simple_head(data: bytes) -> tuple[Head, int, int] | None:
-    """The head `data` starts with, where its body starts and its Content-Length, if it is a
-    head _SIMPLE_HEAD reads (framed by one Content-Length, a status with a body); else None."""
-    match = _SIMPLE_HEAD.match(data)
-    if match is None or match.end() > _SIMPLE_HEAD_BYTES:
-        return None
-    status = int(match[1])
-    if status in _NO_BODY:
-        return None
-    length = -1
-    headers = []
-    for name, value in _SIMPLE_FIELD.findall(match[3]):
-        lower = name.lower()
-        if lower in _FRAMING:
-            if lower != b"content-length" or length >= 0 or not value.isdigit():
-                return None
-            if len(value) > 15:  # llhttp's own overflow check for the larger ones
-                return None
-            length = int(value)
-        headers.append((lower, value))
-    if length < 0:
-        return None
-    return _new_head(status, match[2] or b"", tuple(headers), True), match.end(), length
-
-
 class ResponseParser:
-    """Feed it what the socket gives; it says when the head is there and the body is done.
-    `at_once`: a simple head that comes whole in the first piece is read in one step
-    (_SIMPLE_HEAD), not by llhttp; False reads every head with llhttp (for tests)."""
+    """Feed it what the socket gives; it says when the head is there and the body is done."""
 
-    def __init__(self, *, head_request: bool = False, at_once: bool = True) -> None:
+    def __init__(self, *, head_request: bool = False) -> None:
         # llhttp's parser once a response ended cleanly: it stands at the start of the next
         # message, as on any kept-alive connection, and `again` reads the next response with it.
         self._spare: httptools.HttpResponseParser | None = None
-        self._at_once = at_once
         self._start(head_request, httptools.HttpResponseParser(self))
 
     def again(self, *, head_request: bool = False) -> ResponseParser:
@@ -139,8 +86,6 @@ class ResponseParser:
         self._body_bytes = 0
         self._chunks = 0
         self._pieces: list[bytes] = []
-        # Body bytes still to come of a head read at once (-1: llhttp reads this response).
-        self._left = -1
 
     def detach(self) -> None:
         """The connection is gone: nothing more is fed. Dropping llhttp's parser breaks the
@@ -154,14 +99,6 @@ class ResponseParser:
         if parser is None:  # complete, or stopped: llhttp would skip CRLFs, then see more
             self.trailing_data = self.trailing_data or bool(data.lstrip(b"\r\n"))
             return []
-        if self._left >= 0:  # the body of a head read at once
-            self._fed += len(data)
-            return self._read_at_once(data, 0)
-        if self._fed == 0 and self.head is None and self._at_once and not self._head_request:
-            found = _simple_head(data)  # the first piece: a simple head, whole?
-            if found is not None:
-                self.head, start, self._left = found
-                return self._read_at_once(data, start)
         self._fed += len(data)
         try:
             parser.feed_data(data)
@@ -193,23 +130,6 @@ class ResponseParser:
             # value in memory, so this is bounded too.
             raise ProtocolError("chunk framing or trailers too long")
         return pieces
-
-    def _read_at_once(self, data: bytes, start: int) -> list[bytes]:
-        """feed() of a response whose head was read at once (_simple_head), from `start` (where
-        its body begins in the first piece, else 0), as llhttp reads it: the body pieces."""
-        left = self._left
-        piece = data[start : start + left] if start or len(data) > left else data
-        self._left = left = left - len(piece)
-        self._body_bytes += len(piece)
-        if left == 0:
-            self.complete = True
-            # What follows the body: stray CRLFs are skipped, anything else trails (llhttp
-            # would see a second response). Its parser, never fed, reads the next response.
-            self.trailing_data = bool(data[start + len(piece) :].lstrip(b"\r\n"))
-            self._spare, self._parser = self._parser, None
-        if self._fed - self._body_bytes > 2 * MAX_HEAD_BYTES:  # as feed's llhttp reading
-            raise ProtocolError("chunk framing or trailers too long")
-        return [piece] if piece else []
 
     def feed_eof(self) -> None:
         """The server closed the connection. Raises ProtocolError unless that ends the body."""
