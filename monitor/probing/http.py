@@ -33,7 +33,7 @@ from monitor.core.tlsreasons import (
 )
 from monitor.probing.checks import HttpCheck, RenderedRequest, looks_like_credential
 from monitor.probing.deadlines import start_deadline
-from monitor.probing.transport.framing import MAX_HEAD_BYTES
+from monitor.probing.transport.framing import MAX_HEAD_BYTES, RequestFields
 from monitor.probing.transport.peer import PEER, VIA_PROXY, WAITED, peer_of_error
 from monitor.telemetry.looplag import TRUST_THRESHOLD_S
 
@@ -620,14 +620,14 @@ async def _exchange(
 
 # Headers.raw of the shared Headers objects (_shared_headers), by identity: Headers.raw builds
 # a new list on every call (1.6% of the probe path's CPU, bench/probe_path.py under py-spy).
-_RAW: dict[int, tuple[httpx.Headers, list[tuple[bytes, bytes]]]] = {}
+_RAW: dict[int, tuple[httpx.Headers, RequestFields]] = {}
 
 
-def _raw_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
+def _raw_headers(headers: httpx.Headers) -> RequestFields:
     kept = _RAW.get(id(headers))
     if kept is not None and kept[0] is headers:
         return kept[1]
-    raw = headers.raw
+    raw = RequestFields(headers.raw)  # with its lines as encoded, for every probe's request
     if len(_RAW) >= 1024:  # per-probe headers (a bearer token's): start again
         _RAW.clear()
     _RAW[id(headers)] = (headers, raw)

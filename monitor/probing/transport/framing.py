@@ -36,17 +36,33 @@ class Head:
 _new_head = builder(Head)  # Head(...) for every response: ~0.3 us less (monitor.core.frozen)
 
 
+class RequestFields(tuple[tuple[bytes, bytes], ...]):
+    """A request's header fields (name, value), never changed, that keep their lines as they
+    go on the wire: for the prober's requests, sent again every interval with the same
+    fields (encoding them anew was ~0.5 us of every probe)."""
+
+    lines: bytes
+
+    def __new__(cls, fields: Sequence[tuple[bytes, bytes]]) -> RequestFields:
+        self = super().__new__(cls, fields)
+        self.lines = _field_lines(self)
+        return self
+
+
+def _field_lines(headers: Sequence[tuple[bytes, bytes]]) -> bytes:
+    lines: list[bytes] = []
+    for name, value in headers:
+        lines += (name, b": ", value, b"\r\n")
+    return b"".join(lines)
+
+
 def encode_request(
     method: bytes, target: bytes, headers: Sequence[tuple[bytes, bytes]], body: bytes
 ) -> bytes:
     """The request as it goes on the wire. Header values come from httpx.Headers, which has
     already refused CR and LF in them."""
-    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in headers:
-        lines += (name, b": ", value, b"\r\n")
-    lines.append(b"\r\n")
-    lines.append(body)
-    return b"".join(lines)
+    lines = headers.lines if type(headers) is RequestFields else _field_lines(headers)
+    return b"".join((method, b" ", target, b" HTTP/1.1\r\n", lines, b"\r\n", body))
 
 
 class ResponseParser:
