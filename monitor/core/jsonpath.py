@@ -79,15 +79,19 @@ class JsonPath:
     def count_items(self, document: Any) -> int | None:
         """Items the path designates: the length of a selected list, or the number of matches
         for a wildcard path. None when the path does not exist in the document (wrong shape)."""
+        items = self.items(document)
+        return None if items is None else len(items)
+
+    def items(self, document: Any) -> list[Any] | None:
+        """The items count_items counts: the selected list, or every match of a wildcard
+        path; None when the path does not exist in the document (wrong shape)."""
         if not self._single:
-            return len(self.find(document))
+            return self.find(document)
         value = _walk(document, self.steps)
-        if value is MISSING:
-            return None
         if isinstance(value, list):
-            return len(value)
-        # null reads as "no items"; an object or a scalar is the wrong shape.
-        return 0 if value is None else None
+            return value
+        # null reads as "no items"; an object, a scalar or nothing is the wrong shape.
+        return [] if value is None else None
 
 
 def compile_path(text: str) -> JsonPath:

@@ -7,6 +7,8 @@ import json
 import textwrap
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from monitor.core.results import Outcome, ProbeResult
@@ -100,6 +102,32 @@ def test_item_ids_only_when_judged_across_requests() -> None:
     assert judge(scalar, {"recommendations": [{"sku": 7}, "x"]}).item_ids == ("7", "x")
     mixed = [{"sku": 1.5}, {"sku": True}, {"sku": None}, {"sku": ["a"]}, False, 2, {"id": "y"}]
     assert judge(scalar, {"recommendations": mixed}).item_ids == ("1.5", "2")  # scalars only
+
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 5), st.floats(-2, 2), st.text(max_size=3)
+)
+ITEMS = st.lists(
+    st.one_of(
+        st.fixed_dictionaries({"sku": st.text(max_size=3)}),  # most answers: string ids
+        st.dictionaries(st.sampled_from(["sku", "id"]), JSON_SCALARS | st.lists(JSON_SCALARS)),
+        JSON_SCALARS,
+        st.lists(JSON_SCALARS, max_size=2),
+    ),
+    max_size=6,
+)
+
+
+@given(ITEMS)
+def test_item_ids_are_each_items_scalar_id_or_the_scalar_item_itself(found: list[Any]) -> None:
+    """However the items mix objects, ids of any type, missing keys and bare scalars."""
+    scalar = recommendations("item_id: sku\n")
+    expected = []
+    for item in found:
+        value = item.get("sku") if isinstance(item, dict) else item
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            expected.append(str(value))
+    assert judge(scalar, {"recommendations": found}).item_ids == tuple(expected)
 
 
 def test_a_rotating_capture_takes_the_next_result_each_round() -> None:

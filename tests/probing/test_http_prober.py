@@ -11,12 +11,15 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.core.clock import ManualClock, SystemClock
 from monitor.core.results import Outcome, ProbeResult
 from monitor.probing import http
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.http import _build, prepare, prepared, probe_http
+from monitor.probing.transport.framing import Head
 from monitor.probing.transport.peer import WAITED
 from tests.helpers import BASE_CONFIG, checks
 
@@ -518,3 +521,25 @@ def test_read_head_refuses_a_length_with_chunking_and_an_oversized_head() -> Non
     assert http.read_head(chunked) == (None, (None, None, None))
     huge = httpx.Response(200, headers=[(b"X-Big", b"a" * 70_000), (b"Content-Length", b"3")])
     assert http.read_head(huge)[0] == f"response head larger than {http.MAX_HEAD_BYTES} bytes"
+
+
+HEAD_NAMES = st.sampled_from(
+    [b"content-length", b"content-encoding", b"content-type", b"transfer-encoding", b"x-a"]
+)
+HEAD_VALUES = st.one_of(
+    st.sampled_from([b"12", b"gzip", b"application/json", b"chunked", b"t\xc3\xa9", b"\xe9"]),
+    st.binary(max_size=4),
+    st.integers(0, 9_000).map(lambda n: b"a" * n),  # past MAX_HEAD_BYTES, or right at it
+)
+
+
+@given(
+    st.lists(st.tuples(HEAD_NAMES, HEAD_VALUES), max_size=5),
+    st.sampled_from([b"", b"OK", b"x" * 200]),
+)
+def test_read_answer_head_reads_a_parsed_head_as_read_raw_head(
+    headers: list[tuple[bytes, bytes]], reason: bytes
+) -> None:
+    """Names repeated or not, chunked, values not ASCII, heads around the size limit."""
+    head = Head(200, reason, tuple(headers), True)
+    assert http.read_answer_head(head) == http.read_raw_head(head.headers, reason)

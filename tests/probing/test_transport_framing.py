@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from monitor.probing.transport.framing import (
     MAX_HEAD_BYTES,
     ProtocolError,
+    RequestFields,
     ResponseParser,
     encode_request,
 )
@@ -170,3 +171,13 @@ def test_after_a_head_or_a_broken_response_the_next_is_read_afresh() -> None:
         broken.feed(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
     again, body = read_again(broken, length())
     assert body == BODY and reusable(again)
+
+
+def test_request_fields_kept_encoded_go_on_the_wire_as_any_fields() -> None:
+    fields = [(b"Host", b"x"), (b"Accept", b"*/*")]
+    kept = RequestFields(fields)
+    assert list(kept) == fields and [*kept, (b"X-A", b"b")][-1] == (b"X-A", b"b")
+    for method, target, body in [(b"GET", b"/v1/a?q=1", b""), (b"POST", b"/", b"{}")]:
+        wire = encode_request(method, target, fields, body)
+        assert encode_request(method, target, kept, body) == wire
+    assert encode_request(b"GET", b"/", RequestFields([]), b"") == b"GET / HTTP/1.1\r\n\r\n"

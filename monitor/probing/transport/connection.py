@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable
 from typing import cast
 
 from monitor.probing.transport.framing import Head, ProtocolError, ResponseParser
@@ -99,9 +100,11 @@ class Connection(asyncio.Protocol):
 
     # --- used by the pool -------------------------------------------------------------------
 
-    async def send(self, data: bytes, *, head_request: bool, read_timeout: float | None) -> Head:
-        """Write the request; return the response head. Raises ProtocolError, ConnectionClosed
-        or TimeoutError (read_timeout)."""
+    def send(
+        self, data: bytes, *, head_request: bool, read_timeout: float | None
+    ) -> Awaitable[Head]:
+        """Write the request; the response head, to be awaited. Raises ProtocolError,
+        ConnectionClosed or TimeoutError (read_timeout)."""
         assert self.transport is not None
         if self.closed:  # before a parser is made for it (a closed connection keeps none)
             raise ConnectionClosed("the connection was closed while idle")
@@ -119,10 +122,13 @@ class Connection(asyncio.Protocol):
         if read_timeout is None:
             # The probe's deadline holds it (http._send): no timeout object of its own
             # (asyncio.timeout's construction, enter and exit were ~2.5% of the 10k-tenant
-            # fleet's CPU, py-spy).
-            return await self._head
+            # fleet's CPU, py-spy), and the future itself awaited (no coroutine of its own).
+            return self._head
+        return self._head_within(self._head, read_timeout)
+
+    async def _head_within(self, head: asyncio.Future[Head], read_timeout: float) -> Head:
         async with asyncio.timeout(read_timeout):
-            return await self._head
+            return await head
 
     def buffered_piece(self) -> bytes | None:
         """The next body piece already read; b"" once the body is complete; None if the next

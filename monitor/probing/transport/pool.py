@@ -108,6 +108,8 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         self._waiters: list[asyncio.Future[None]] = []  # requests waiting for a free slot
         self._busy: set[Connection] = set()
         self._closed = False
+        # The loop its connections belong to, the last one that ran a request (`_loop_time`).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -158,9 +160,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
         port = port or _DEFAULT_PORTS[scheme]
         proxy = self._proxy_for(scheme, host)
-        # The loop's time, looked up once a request (get_running_loop asks the OS for the
-        # process id each time: ~1% of the probe path's CPU per look-up, py-spy --gil).
-        now = asyncio.get_running_loop().time()
+        now = self._loop_time()
         if proxy is None:
             # Known addresses without a coroutine (resolving is rare: every RESOLVE_EVERY_S).
             addresses = self._known_addresses(host, port, now) or await self._resolve(host, port)
@@ -207,6 +207,15 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 )
             return Answer(self, connection, origin, head, proxy is not None, read_timeout, request)
         raise AssertionError("unreachable")
+
+    def _loop_time(self) -> float:
+        """The running loop's time. The loop is kept while it runs: get_running_loop asks the
+        OS for the process id on every call (a getpid system call, ~0.7 us a probe under
+        py-spy --native), and a pool's connections all belong to the one loop that runs it."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
 
     async def aclose(self) -> None:
         self._closed = True
