@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from monitor.alerting.hub import AlertHub
 from monitor.core.clock import Clock
+from monitor.core.frozen import builder
 from monitor.core.results import Outcome, ProbeResult
 from monitor.core.secrets import Redactor
 from monitor.detect.overload import Tally
@@ -26,23 +27,19 @@ log = logging.getLogger("recmon.service")
 # A timeout judged while recmon's loop ran late: the skip the status page shows instead.
 WITHHELD = "timeout withheld: recmon's event loop ran late"
 
-# A result's fields, in order: its copy without item_ids sets them through the slots'
-# descriptors (~1.2 us), not the frozen __init__'s object.__setattr__ by name (~3.5 us;
-# dataclasses.replace ~5.8), paid on every probe whose result carries ids.
+# A result's fields, in order: its copy without item_ids is built positionally through the
+# frozen builder (~1.4 us; ~3.3 through the slots' descriptors one by one, the frozen
+# __init__ by name ~3.5, dataclasses.replace ~5.8), paid on every probe whose result carries
+# ids.
 _NAMES = [f.name for f in fields(ProbeResult)]
 _FIELDS = operator.attrgetter(*_NAMES)
-_SETTERS = tuple(getattr(ProbeResult, name).__set__ for name in _NAMES if name != "item_ids")
-_NOT_IDS = operator.itemgetter(*(k for k, name in enumerate(_NAMES) if name != "item_ids"))
-_SET_IDS = getattr(ProbeResult, "item_ids").__set__  # noqa: B009 (mypy: slots)
-_new = object.__new__
+_IDS_AT = _NAMES.index("item_ids")
+_new_result = builder(ProbeResult)
 
 
 def _without_ids(result: ProbeResult) -> ProbeResult:
-    copy: ProbeResult = _new(ProbeResult)
-    for set_field, value in zip(_SETTERS, _NOT_IDS(_FIELDS(result)), strict=True):
-        set_field(copy, value)
-    _SET_IDS(copy, ())
-    return copy
+    values = _FIELDS(result)
+    return _new_result(*values[:_IDS_AT], (), *values[_IDS_AT + 1 :])
 
 
 @dataclass

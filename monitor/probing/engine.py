@@ -291,7 +291,7 @@ class Engine:
             start = self.clock.monotonic()
             if due is not None:
                 lag = max(0.0, start - due)
-                self.metrics.schedule_lag.observe(lag)
+                self.metrics.observe_schedule_lag(lag)
                 if self.lag_sink is not None:
                     self.lag_sink(check.name, lag)
             client = self.clients[check.target]

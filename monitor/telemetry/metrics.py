@@ -413,6 +413,9 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=registry,
         )
+        # schedule_lag.observe for every run the scheduler starts (the engine's), as _observer's
+        # closure: no observability check and Python walk over the bounds on every probe.
+        self.observe_schedule_lag = _observer(self.schedule_lag)
         # The lag above in units of each check's interval, which the histogram cannot carry:
         # what RecmonOverloaded compares with recmon_schedule_lag_seconds_count.
         self.runs_late = Counter(
