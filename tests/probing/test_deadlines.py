@@ -142,3 +142,31 @@ async def test_on_the_real_loop_a_deadline_cancels_a_hang_and_spares_the_quick()
     ]
     assert asyncio.current_task() is not None
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def _expires() -> str:
+    deadline = start_deadline(0.02)
+    timed_out = False
+    try:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            timed_out = deadline.end()
+    except asyncio.CancelledError:
+        return "timeout" if timed_out else "cancelled"
+    return "done"
+
+
+def test_a_deadline_is_kept_by_the_loop_it_was_started_on() -> None:
+    """One loop after another, and two at once in two threads (the last loop is remembered,
+    found again without asking for the running loop): each expires its own deadlines."""
+    assert asyncio.run(_expires()) == "timeout"
+    assert asyncio.run(_expires()) == "timeout"
+
+    async def two_loops() -> list[str]:
+        first = asyncio.create_task(_expires())
+        await asyncio.sleep(0)  # its deadline started on this loop
+        other = await asyncio.to_thread(asyncio.run, _expires())
+        return [other, await first, await _expires()]
+
+    assert asyncio.run(two_loops()) == ["timeout", "timeout", "timeout"]
