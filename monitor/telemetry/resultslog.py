@@ -21,20 +21,14 @@ class ResultsLog:
         # a write call a probe was 2-3% of recmon's CPU in the benchmark (py-spy --gil).
         self._file: TextIO = Path(path).open("a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
         self._flush_due = False
-        # Lines not yet in the file, written in one call when flushed (a text file's write
-        # per result, encoding each line on its own, was ~1.5 us of a probe's ~6).
-        self._pending: list[str] = []
+        # Results not yet in the file, formatted and written together when flushed: one
+        # write call, and the formatting run back to back, not between each probe's HTTP
+        # and detector code (~10 us a probe in the running process, py-spy --gil, against ~6
+        # in a tight loop).
+        self._pending: list[ProbeResult] = []
 
     def write(self, result: ProbeResult) -> None:
-        # Written by hand, strings escaped by json's own encoder: json.dumps of a dict was a
-        # measurable share of a probe's CPU in the benchmark, which logs every probe.
-        self._pending.append(
-            f'{{"tenant":{_string(result.tenant)},"check":{_string(result.check)},'
-            f'"outcome":"{result.outcome.value}","duration_s":{round(result.duration_s, 6)!r},'
-            f'"started_at":{round(result.started_at, 3)!r},"status":{_number(result.status)},'
-            f'"items":{_number(result.items)},"reason":{_string(result.reason)},'
-            f'"trusted":{"true" if result.latency_trusted else "false"}}}\n'
-        )
+        self._pending.append(result)  # frozen: the line is the same formatted later
         if self._flush_due:
             return
         try:
@@ -48,14 +42,26 @@ class ResultsLog:
     def _flush(self) -> None:
         self._flush_due = False
         if not self._file.closed:
-            lines, self._pending = self._pending, []
-            self._file.write("".join(lines))
+            results, self._pending = self._pending, []
+            self._file.write("".join(map(_line, results)))
             self._file.flush()
 
     def close(self) -> None:
         if not self._file.closed:
             self._flush()
         self._file.close()
+
+
+def _line(result: ProbeResult) -> str:
+    # Written by hand, strings escaped by json's own encoder: json.dumps of a dict was a
+    # measurable share of a probe's CPU in the benchmark, which logs every probe.
+    return (
+        f'{{"tenant":{_string(result.tenant)},"check":{_string(result.check)},'
+        f'"outcome":"{result.outcome.value}","duration_s":{round(result.duration_s, 6)!r},'
+        f'"started_at":{round(result.started_at, 3)!r},"status":{_number(result.status)},'
+        f'"items":{_number(result.items)},"reason":{_string(result.reason)},'
+        f'"trusted":{"true" if result.latency_trusted else "false"}}}\n'
+    )
 
 
 def _number(value: int | None) -> str:
