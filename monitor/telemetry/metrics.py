@@ -306,6 +306,9 @@ class Metrics:
             registry=registry,
         )
         self._backend_children: dict[tuple[str, str, bool, Outcome], Callable[[float], None]] = {}
+        # untrusted_latency's inc per check: a latency withheld from the histograms is routine
+        # on a busy loop (a few percent of probes, more under load).
+        self._untrusted_children: dict[str, Callable[[float], None]] = {}
         # Whose credentials were refused (tenant, shared, none): a tenant's key and recmon's
         # own credentials apart, without a series per tenant.
         self.probe_auth_errors = Counter(
@@ -492,7 +495,7 @@ class Metrics:
         elif result.latency_trusted:
             self._timer_for(result.tenant, result.check)(result.duration_s)
         else:
-            self.untrusted_latency.labels(result.check).inc()
+            self._untrusted_count(result.check)(1.0)
         if result.first_outcome is not None:
             self.probe_retries.labels(result.check, result.first_outcome.value).inc()
         if result.tls_reason:
@@ -503,6 +506,13 @@ class Metrics:
             self._backend_count(result)(1.0)
         if result.condition:
             self.probe_condition_failures.labels(result.check, result.condition).inc()
+
+    def _untrusted_count(self, check: str) -> Callable[[float], None]:
+        count = self._untrusted_children.get(check)
+        if count is None:  # labels() costs a lock and a lookup: once per check, as below
+            child = self.untrusted_latency.labels(check)
+            count = self._untrusted_children[check] = child._value.inc
+        return count
 
     def _backend_count(self, result: ProbeResult) -> Callable[[float], None]:
         key = (result.target, result.address, result.via_proxy, result.outcome)

@@ -71,6 +71,11 @@ def test_untrusted_latency_is_counted_not_observed() -> None:
     assert count is None
     assert sample(metrics, "recmon_latency_untrusted_total", check="search") == 1
     assert sample(metrics, "recmon_probes_total", tenant="acme", check="search", outcome="ok") == 1
+    # The check's counter is kept after its first count: each later one counts, and so do
+    # counts restored from a CronJob run's snapshot.
+    metrics.restore_counters({"recmon_latency_untrusted": [(["search"], 3.0)]})
+    metrics.record(result("globex", trusted=False))
+    assert sample(metrics, "recmon_latency_untrusted_total", check="search") == 5
 
 
 def test_histograms_per_check_only_when_switched_off() -> None:
