@@ -28,6 +28,7 @@ from monitor.detect.codec import (
     series_from_parts,
     series_to_json,
 )
+from monitor.detect.content import content_to_json
 from monitor.detect.series import AlertEvent, Bucket, EventKind, SeriesState
 from monitor.state.store import SCHEMA_VERSION, SeriesKey, StateStore
 
@@ -627,3 +628,79 @@ def test_a_version_3_file_keeps_its_baselines_and_the_first_save_moves_them(
     assert {type(item) for (item,) in db.execute("SELECT item FROM series_items")} == {bytes}
     assert store.load_series(series_from_parts) == tracker.series
     store.close()
+
+
+async def test_a_periodic_save_writes_content_and_tenants_again_only_when_they_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cross-tenant content states (a list of ids per tenant) and the tenant list are
+    written by a periodic save when they changed since the last good save, and again after a
+    save that failed; what a restart restores is the memory as it was."""
+    from monitor.app.service import Monitor
+    from monitor.core.clock import ManualClock
+
+    clock = ManualClock()
+    path = tmp_path / "state.db"
+    store = StateStore.open(path)
+    monitor = _monitor(clock)
+    assert isinstance(monitor, Monitor)
+    await monitor.refresh_tenants()
+    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)
+    put = store.put
+    written: list[str] = []
+    failing: list[str] = []
+
+    def recording(name: str, value: object) -> None:
+        if name in failing:
+            failing.remove(name)
+            raise sqlite3.OperationalError("disk I/O error")
+        written.append(name)
+        put(name, value)
+
+    monkeypatch.setattr(store, "put", recording)
+
+    def minute(ids: tuple[str, ...]) -> None:
+        clock.advance(60)
+        for tenant in ("acme", "globex"):
+            monitor.hub.observe(
+                ProbeResult(
+                    tenant,
+                    "recommendations",
+                    Outcome.OK,
+                    0.06,
+                    clock.time(),
+                    items=len(ids),
+                    item_ids=tuple(f"{tenant}-{i}" for i in ids),
+                    asked="a1",
+                )
+            )
+
+    minute(("p1", "p2"))
+    await persistence.save_async()
+    assert {"content", "tenants"} <= set(written)
+    written.clear()
+    minute(("p1", "p2"))  # the same answers: the content states are as they were
+    await persistence.save_async()
+    assert "content" not in written and "tenants" not in written
+    minute(("p3", "p4"))  # new lists
+    failing.append("content")
+    with pytest.raises(sqlite3.OperationalError):
+        await persistence.save_async()
+    written.clear()
+    await persistence.save_async()  # the failed one's content written now
+    assert "content" in written
+    written.clear()
+    await persistence.save_async()
+    assert "content" not in written
+    memory = monitor.hub.memory()
+    store.close()
+
+    again = StateStore.open(path)
+    restored = _monitor(clock)
+    assert isinstance(restored, Monitor)
+    Persistence(again, restored.hub, restored.metrics, restored.tenant_source).restore(
+        counters=False
+    )
+    assert content_to_json(restored.hub.memory().content) == content_to_json(memory.content)
+    assert restored.tenant_source.current == ("acme", "globex")
+    again.close()
