@@ -625,6 +625,10 @@ async def _exchange(
     """_attempt on recmon's own transport, without an httpx.Request or Response: the same
     request on the wire, the same limits, errors and Attempt (tests/integration/
     test_direct_exchange.py holds both paths to the same answers)."""
+    # The start stamp and the request's write happen in one synchronous step on a kept-alive
+    # connection (exchange awaits nothing before it writes): however late this task started,
+    # the latency runs from the send. Otherwise (a new connection, a resolve) the loop's
+    # delays before the send are in it, and the answer says so (Answer.read_doubt: None).
     start = clock.monotonic()
     origin = request.origin
     host = origin.host
