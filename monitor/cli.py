@@ -24,7 +24,7 @@ from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.state.store import HistoryRead, StateUnavailable
 from monitor.telemetry.logs import setup_logging
-from monitor.telemetry.polltime import TimedSelector
+from monitor.telemetry.polltime import TimedSelector, thread_run_delay
 from monitor.telemetry.webauth import server_context
 
 
@@ -381,7 +381,8 @@ def _run_timed(main: Callable[[TimedSelector], Coroutine[Any, Any, int]]) -> int
     """asyncio.run(main(polls)) on a selector event loop whose selector times its polls
     (monitor.telemetry.polltime): the probes' transport stamps each answer with the poll that
     read it, handed `polls` by the composition root (nothing looks the loop's selector up)."""
-    polls = TimedSelector()
+    # This thread runs the loop: its waits for a CPU at the end of a poll count as doubt.
+    polls = TimedSelector(run_delay=thread_run_delay())
     with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(polls)) as runner:
         return runner.run(main(polls))
 

@@ -4,11 +4,12 @@ it (how long the loop ran callbacks since the previous poll looked), on an injec
 from __future__ import annotations
 
 import asyncio
+import selectors
 import socket
 
 import pytest
 
-from monitor.telemetry.polltime import TimedSelector
+from monitor.telemetry.polltime import TimedSelector, thread_run_delay
 
 
 class SteppedClock:
@@ -94,3 +95,38 @@ def test_a_loop_built_on_it_polls_through_it() -> None:
     polled_at, read_at = seen[0]
     # Stamped by the poll after the send (the one that saw the byte), before the callback ran.
     assert sent[0] <= polled_at <= read_at
+
+
+def test_a_blocking_poll_that_reports_adds_the_threads_wait_for_a_cpu_to_the_doubt() -> None:
+    """The bytes woke the thread, which then waited 8 ms on a run queue before the poll could
+    return: its end is late by that much too. A poll that did not block (timeout 0) or
+    reported nothing reads nothing."""
+    delays = iter([1.0, 2.0, 2.008])
+    readings: list[float] = []
+
+    def run_delay() -> float:
+        readings.append(next(delays))
+        return readings[-1]
+
+    mine, theirs = socket.socketpair()
+    with mine, theirs, TimedSelector(run_delay=run_delay) as selector:
+        selector.register(mine, selectors.EVENT_READ)
+        assert selector.select(0.001) == []  # timed out: one reading, no stall
+        assert (readings, selector.stalled) == ([1.0], 0.0)
+        theirs.send(b"x")
+        assert selector.select(0) != []  # did not block: no reading
+        assert (readings, selector.stalled) == ([1.0], 0.0)
+        assert selector.select(1.0) != []
+        assert readings == [1.0, 2.0, 2.008]
+        assert abs(selector.stalled - 0.008) < 1e-9
+        assert selector.doubt_since(selector.looked_at) >= selector.stalled
+
+
+def test_the_threads_run_queue_wait_is_read_where_linux_tells_it() -> None:
+    run_delay = thread_run_delay()
+    if run_delay is None:  # not Linux, or no schedstat
+        assert thread_run_delay("/nonexistent/schedstat") is None
+        return
+    first = run_delay()
+    assert 0.0 <= first <= run_delay()  # seconds, never going back
+    assert thread_run_delay("/nonexistent/schedstat") is None
