@@ -740,11 +740,6 @@ async def _read_and_judge_answer(
         return _from_answer(_too_large(check, head.status, clock.monotonic() - start), answer)
     except Exception as exc:
         return _from_answer(_failed_request(exc, clock.monotonic() - start, check), answer)
-    if answer.loop_held():
-        # The loop has run callbacks for a while (a burst's answers judged one after another):
-        # let it poll first. This answer's latency ends at its read whenever it is judged;
-        # the answers arriving meanwhile are read with little doubt, not after a long stretch.
-        await asyncio.sleep(0)
     duration = clock.monotonic() - start
     peer = answer.peer
     return _judged(

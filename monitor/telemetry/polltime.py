@@ -90,11 +90,6 @@ class TimedSelector(selectors.DefaultSelector):
         self.busy_before = 0.0
         self.stalled = 0.0
 
-    def held(self) -> float:
-        """Seconds the loop has run callbacks since its latest poll: bytes arriving now will
-        be doubted at least this much by the next one."""
-        return self.time() - self.polled_at
-
     def doubt_since(self, sent_at: float) -> float:
         """How late the latest poll's end may be for bytes that came after `sent_at` (the
         request they answer went out then): the busy stretch before the poll, or the part of

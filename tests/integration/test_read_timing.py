@@ -174,31 +174,3 @@ def never_on_time(start: float, end: float) -> bool:
 
 def always_on_time(start: float, end: float) -> bool:
     return True
-
-
-def test_a_reader_lets_a_held_loop_poll_before_judging(server: int) -> None:
-    """The loop ran callbacks for 100 ms after the read (a burst's answers being judged): the
-    probe lets it poll before judging its own answer, so that answers arriving meanwhile are
-    read with little doubt. Its own latency still ends at its read."""
-    original = Connection.data_received
-    judged_after: list[float] = []  # how long the loop had run since its latest poll
-    judged = http._judged
-
-    def then_stall(connection: Connection, data: bytes) -> None:
-        asyncio.get_running_loop().call_soon(time.sleep, STALL_S)
-        original(connection, data)
-
-    async def run(polls: TimedSelector) -> list[ProbeResult]:
-        def judging(*args: Any) -> Any:
-            judged_after.append(polls.held())
-            return judged(*args)
-
-        with mock.patch.object(http, "_judged", judging):
-            return await probes(server, direct=True, rounds=3)(polls)
-
-    with mock.patch.object(Connection, "data_received", then_stall):
-        results = on_timed_loop(run)
-    assert [r.latency_trusted for r in results[1:]] == [True, True]
-    assert all(r.duration_s < STALL_S for r in results)
-    assert len(judged_after) == 3
-    assert all(held < STALL_S for held in judged_after), judged_after

@@ -25,7 +25,7 @@ class Connection(asyncio.Protocol):
         """`polls`: the selector of the loop it runs on, when that one times its polls (the
         monitor's own loop: monitor.telemetry.polltime); None: stamps with loop.time()."""
         self._loop = self.loop = asyncio.get_running_loop()  # the loop it belongs to
-        self._polls = self.polls = polls
+        self._polls = polls
         # The clock of `completed_at`: the polls' (the loop's own, time.monotonic) or the loop's.
         self.time = polls.time if polls is not None else self._loop.time
         self.transport: asyncio.Transport | None = None

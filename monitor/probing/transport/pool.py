@@ -32,10 +32,6 @@ from monitor.probing.transport.peer import (
 from monitor.telemetry.polltime import TimedSelector
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# How long the loop may run callbacks since its latest poll before an answer's reader lets
-# it poll again (Answer.loop_held): well under the 5 ms that makes a read's latency doubtful,
-# leaving room for the judging and recording of the answer that checks it.
-HOLD_S = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -531,7 +527,6 @@ class Answer(httpx.AsyncByteStream):
         "_completed_at",
         "_connection",
         "_origin",
-        "_polls",
         "_pool",
         "_read_doubt",
         "_read_timeout",
@@ -558,7 +553,6 @@ class Answer(httpx.AsyncByteStream):
         self._pool = pool
         self._connection: Connection | None = connection
         self._time = connection.time  # the clock of its completed_at
-        self._polls = connection.polls
         self._origin = origin
         self.head = head
         self.peer = connection.peer  # the address that answered (the proxy's, via one)
@@ -573,13 +567,6 @@ class Answer(httpx.AsyncByteStream):
         """Seconds since the whole body was read off the socket (0.0 until it was)."""
         completed_at = self._completed_at
         return 0.0 if completed_at is None else self._time() - completed_at
-
-    def loop_held(self) -> bool:
-        """Whether the loop has run callbacks for HOLD_S since its latest poll (a timed loop
-        only): the reader should let it poll before its own work, so that the answers
-        arriving meanwhile are read with little doubt (http: a burst's answers judged)."""
-        polls = self._polls
-        return polls is not None and polls.held() > HOLD_S
 
     def read_doubt(self) -> float | None:
         """How late the body's completion may have been stamped (the busy stretch before
