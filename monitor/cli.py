@@ -10,8 +10,9 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import disable_created_metrics
 
@@ -23,6 +24,7 @@ from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.state.store import HistoryRead, StateUnavailable
 from monitor.telemetry.logs import setup_logging
+from monitor.telemetry.polltime import TimedSelector, thread_run_delay
 from monitor.telemetry.webauth import server_context
 
 
@@ -375,6 +377,16 @@ def _report(args: argparse.Namespace, redactor: Redactor) -> int:
     return 0
 
 
+def _run_timed(main: Callable[[TimedSelector], Coroutine[Any, Any, int]]) -> int:
+    """asyncio.run(main(polls)) on a selector event loop whose selector times its polls
+    (monitor.telemetry.polltime): the probes' transport stamps each answer with the poll that
+    read it, handed `polls` by the composition root (nothing looks the loop's selector up)."""
+    # This thread runs the loop: its waits for a CPU at the end of a poll count as doubt.
+    polls = TimedSelector(run_delay=thread_run_delay())
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(polls)) as runner:
+        return runner.run(main(polls))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     args = _parser().parse_args(argv)
@@ -453,15 +465,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             except WebConfigError as exc:
                 print(f"web configuration error: {exc}", file=sys.stderr)
                 return EXIT_ERROR
-            running = LongRunning(
-                loaded,
-                shard=shard,
-                listen=args.listen,
-                results_log=args.results_log,
-                redactor=redactor,
-                web=web,
-            )
-            return asyncio.run(running.run())
+
+            def run_long(polls: TimedSelector) -> Coroutine[Any, Any, int]:
+                running = LongRunning(
+                    loaded,
+                    shard=shard,
+                    listen=args.listen,
+                    results_log=args.results_log,
+                    redactor=redactor,
+                    web=web,
+                    polls=polls,
+                )
+                return running.run()
+
+            return _run_timed(run_long)
         from monitor.app.once import OnceOptions, one_round
 
         options = OnceOptions(
@@ -472,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush_within=args.flush_timeout,
             alerts_exit_code=args.alerts_exit_code,
         )
-        return asyncio.run(one_round(loaded, options, redactor=redactor))
+        return _run_timed(lambda polls: one_round(loaded, options, redactor=redactor, polls=polls))
     except KeyboardInterrupt:
         return EXIT_ERROR
     except StateUnavailable as exc:

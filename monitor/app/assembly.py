@@ -29,6 +29,7 @@ from monitor.probing.scheduler import Scheduler
 from monitor.state.store import StateStore, WriteHealth
 from monitor.telemetry.looplag import LoopLagMonitor
 from monitor.telemetry.metrics import Metrics
+from monitor.telemetry.polltime import TimedSelector
 from monitor.tls.watch import TlsWatch
 
 # The service's logger, as when the monitor built its own parts (log pipelines match it).
@@ -69,6 +70,7 @@ def build_monitor(
     redactor: Redactor | None = None,
     result_listeners: Sequence[Callable[[ProbeResult], None]] = (),
     storage: Callable[[], WriteHealth] | None = None,
+    polls: TimedSelector | None = None,
 ) -> Monitor:
     """A monitor and its parts, each built from those it needs: the probing parts, the alert
     hub, the ledger the engine reports to, the engine, the scheduler that runs its jobs, the
@@ -77,7 +79,9 @@ def build_monitor(
     builds them first when the pipeline, which counts deliveries, needs them too).
     `result_listeners`: also called with every result (the results log). `storage`: how the
     state file takes writes (recmon's own state_unwritable alert). `client_factory`: builds
-    the targets' clients (tests)."""
+    the targets' clients (tests). `polls`: the selector of the loop the monitor runs on, when
+    it times its polls (cli builds that loop): answers are then trusted by when they were
+    read (monitor.telemetry.polltime), not by when their probes were judged."""
     config = loaded.config
     metrics = metrics or metrics_for(config, registry)
     # Secrets read while running (tenant credentials, tokens) join the ones loaded.
@@ -90,6 +94,7 @@ def build_monitor(
         shard=shard,
         base_dir=base_dir,
         client_factory=client_factory,
+        polls=polls,
     )
     checks = probing.checks
     hub = AlertHub(
@@ -182,9 +187,11 @@ def assemble(
     redactor: Redactor | None = None,
     result_listeners: Sequence[Callable[[ProbeResult], None]] = (),
     history: HistoryRecorder | None = None,
+    polls: TimedSelector | None = None,
 ) -> tuple[Monitor, NotificationPipeline]:
     """A monitor whose decided notifications go to a notification pipeline on `store`
-    (and, with `history`, whose results and notifications are recorded there too)."""
+    (and, with `history`, whose results and notifications are recorded there too). `polls`:
+    build_monitor's."""
     registry = CollectorRegistry()
     metrics = metrics_for(loaded.config, registry)
     pipeline = NotificationPipeline(
@@ -201,5 +208,6 @@ def assemble(
         redactor=redactor,
         result_listeners=[*result_listeners, *([history.observe] if history else [])],
         storage=store.write_health,
+        polls=polls,
     )
     return monitor, pipeline

@@ -38,6 +38,7 @@ from monitor.core.clock import SystemClock
 from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.telemetry.asgiserve import listen, serve_asgi
+from monitor.telemetry.polltime import TimedSelector
 from monitor.telemetry.resultslog import ResultsLog
 from monitor.telemetry.webauth import BasicAuth, CertificateReload, server_context
 
@@ -91,10 +92,13 @@ class LongRunning:
         results_log: str | None,
         redactor: Redactor | None = None,
         web: WebConfig | None = None,
+        polls: TimedSelector | None = None,
     ) -> None:
         """`web`: TLS and basic authentication for what is served (the web configuration
-        file, read by the caller)."""
+        file, read by the caller). `polls`: the selector of the loop it will run on, when
+        that one times its polls (every generation's probes read by it)."""
         self.loaded = loaded
+        self.polls = polls
         self.shard = shard
         self.listen = listen or loaded.config.metrics.listen
         self.web = web
@@ -127,6 +131,7 @@ class LongRunning:
             redactor=self.redactor,
             result_listeners=[self.results_log.write] if self.results_log is not None else [],
             history=history,
+            polls=self.polls,
         )
         persistence = Persistence(
             self.store, monitor.hub, monitor.metrics, monitor.tenant_source, history

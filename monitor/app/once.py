@@ -21,6 +21,7 @@ from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.probing.tenant_source import TenantSourceError
 from monitor.state.store import StateStore
+from monitor.telemetry.polltime import TimedSelector
 from monitor.telemetry.push import push, write_textfile
 
 log = logging.getLogger("recmon")
@@ -48,8 +49,10 @@ async def one_round(
     options: OnceOptions,
     out: TextIO = sys.stdout,
     redactor: Redactor | None = None,
+    polls: TimedSelector | None = None,
 ) -> int:
-    """Probe every tenant once, evaluate, notify, persist, export.
+    """Probe every tenant once, evaluate, notify, persist, export. `polls`: the selector of
+    the loop it runs on, when that one times its polls.
 
     Exit 0 when no alert fires, 1 when alerts fire, 2 on configuration or internal errors.
     """
@@ -66,6 +69,7 @@ async def one_round(
         refresh_every=_gap_since_last_run(store, clock.time()),
         redactor=redactor,
         history=history,
+        polls=polls,
     )
     registry = monitor.registry
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source, history)

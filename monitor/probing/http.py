@@ -34,7 +34,7 @@ from monitor.core.tlsreasons import (
 from monitor.probing.checks import HttpCheck, RenderedRequest, looks_like_credential
 from monitor.probing.deadlines import start_deadline
 from monitor.probing.transport.framing import MAX_HEAD_BYTES, Head, RequestFields
-from monitor.probing.transport.peer import PEER, VIA_PROXY, WAITED, peer_of_error
+from monitor.probing.transport.peer import PEER, READ_DOUBT, VIA_PROXY, WAITED, peer_of_error
 from monitor.telemetry.looplag import TRUST_THRESHOLD_S
 
 if TYPE_CHECKING:
@@ -64,9 +64,13 @@ class Attempt:
     via_proxy: bool = False
     condition: str = ""  # wrong_content: the failed condition's name
     item_ids: tuple[str, ...] = ()
-    # The whole answer waited for the probe's task at least the loop-lag trust threshold:
-    # the loop was that busy around its last byte, so reading it may have waited as long.
-    loop_busy: bool = False
+    # Whether the loop was busy around the answer's read, as far as the read itself tells
+    # (`_judged`). True: its latency is not trusted. False: the poll that reported its last
+    # bytes was timed and came after a busy stretch under the trust threshold, the request
+    # having gone out at the probe's start: trusted, whatever ran before the probe was judged.
+    # None: the read does not tell (no answer, or a loop without a timed selector): the
+    # engine's latency guard (the loop-lag monitor over the flight) decides.
+    loop_busy: bool | None = None
 
     def from_peer(self, address: str, via_proxy: bool) -> Attempt:
         """The same, naming the peer."""
@@ -76,7 +80,7 @@ class Attempt:
         """The same, with loop_busy."""
         return self._with(self.address, self.via_proxy, True)
 
-    def _with(self, address: str, via_proxy: bool, loop_busy: bool) -> Attempt:
+    def _with(self, address: str, via_proxy: bool, loop_busy: bool | None) -> Attempt:
         """Built field by field: dataclasses.replace looks the fields up on every call, about
         1% of a probe's CPU at 1,000 probes/s."""
         return _new_attempt(
@@ -218,7 +222,8 @@ async def probe_http(
     Never raises for anything the target does. `values`: the tenant's variables, for
     conditions that name them. `latency_guard(guarded_from, now)`: False when the monitor
     itself ran late in that span, so the latency is not trusted (the engine's; asked here so
-    that the result is built once, not built and then copied untrusted)."""
+    that the result is built once, not built and then copied untrusted); not asked for an
+    answer whose read tells (Attempt.loop_busy)."""
     started_at = clock.time()
     turn = int(started_at // check.interval) if check.interval > 0 else 0
     begin = clock.monotonic()
@@ -295,8 +300,9 @@ async def probe_http(
         max(started, 1),
         attempts[0].outcome if started > 1 else None,
         MappingProxyType(final.captures) if final.captures else NO_CAPTURES,
-        not final.loop_busy
-        and (latency_guard is None or latency_guard(guarded_from, clock.monotonic())),
+        (not final.loop_busy)
+        if final.loop_busy is not None
+        else (latency_guard is None or latency_guard(guarded_from, clock.monotonic())),
         check.credential_scope if outcome is Outcome.AUTH_ERROR else "",
         check.target,
         final.address,
@@ -619,6 +625,10 @@ async def _exchange(
     """_attempt on recmon's own transport, without an httpx.Request or Response: the same
     request on the wire, the same limits, errors and Attempt (tests/integration/
     test_direct_exchange.py holds both paths to the same answers)."""
+    # The start stamp and the request's write happen in one synchronous step on a kept-alive
+    # connection (exchange awaits nothing before it writes): however late this task started,
+    # the latency runs from the send. Otherwise (a new connection, a resolve) the loop's
+    # delays before the send are in it, and the answer says so (Answer.read_doubt: None).
     start = clock.monotonic()
     origin = request.origin
     host = origin.host
@@ -680,9 +690,17 @@ async def _read_and_judge(
     except Exception as exc:
         return _failed_request(exc, clock.monotonic() - start, check)
     duration = clock.monotonic() - start
-    waited = response.extensions.get(WAITED)
+    extensions = response.extensions
+    waited = extensions.get(WAITED)
     wait = 0.0 if waited is None else waited()
-    return _judged(check, response.status_code, content_type, body, duration, wait, values, turn)
+    read_doubt = extensions.get(READ_DOUBT)
+    # After a redirect the probe's start was before an earlier request: the loop's time
+    # between that one's answer and this one's send is in the latency, which the read of
+    # this answer cannot tell.
+    doubt = None if read_doubt is None or response.history else read_doubt()
+    return _judged(
+        check, response.status_code, content_type, body, duration, wait, doubt, values, turn
+    )
 
 
 async def _read_and_judge_answer(
@@ -731,6 +749,7 @@ async def _read_and_judge_answer(
         body,
         duration,
         answer.waited(),
+        answer.read_doubt(),
         values,
         turn,
         peer,
@@ -759,14 +778,27 @@ def _judged(
     body: bytes,
     duration: float,
     wait: float,
+    doubt: float | None,
     values: Mapping[str, str],
     turn: int,
     address: str = "",
     via_proxy: bool = False,
 ) -> Attempt:
     """The whole response judged; `wait`: how long it waited for this task after its last
-    byte, which is the monitor's time, not the target's. `address`, `via_proxy`: the peer that
-    answered, named in the attempt as it is built (not copied afterwards: ~1.5 us a probe)."""
+    byte, which is the monitor's time, not the target's. `doubt`: how late that last byte's
+    read may have been stamped (the busy stretch before the poll that reported it), None when
+    not known. `address`, `via_proxy`: the peer that answered, named in the attempt as it is
+    built (not copied afterwards: ~1.5 us a probe).
+
+    Trust: with a doubt, the read alone decides (under TRUST_THRESHOLD_S: trusted, however
+    long the answer then waited to be judged, such as the last of a burst of answers read
+    in one poll). Without one (a loop that does not time its polls), a wait of at least the
+    threshold says the loop was busy around the last byte, so reading it may have waited as
+    long too (untrusted), and a shorter one leaves it to the engine's latency guard."""
+    if doubt is None:
+        busy = True if wait >= TRUST_THRESHOLD_S else None
+    else:
+        busy = doubt >= TRUST_THRESHOLD_S
     return _judge(
         check,
         status,
@@ -777,7 +809,7 @@ def _judged(
         turn,
         address,
         via_proxy,
-        wait >= TRUST_THRESHOLD_S,
+        busy,
     )
 
 
@@ -951,7 +983,7 @@ def judge_response(
     turn: int = 0,
     address: str = "",
     via_proxy: bool = False,
-    loop_busy: bool = False,
+    loop_busy: bool | None = None,
 ) -> Attempt:
     """Pure judgement of a complete response against the check's expectations. `values`:
     the tenant's variables (conditions name them); `turn`: the round, for rotating captures.
@@ -971,7 +1003,7 @@ def _judge(
     turn: int,
     address: str,
     via_proxy: bool,
-    loop_busy: bool,
+    loop_busy: bool | None,
 ) -> Attempt:
     """judge_response, every argument positional (the prober's own call: five keywords
     cost ~0.3 us more a probe)."""
@@ -1073,7 +1105,12 @@ def _judge(
 
 
 def _invalid_body(
-    duration: float, status: int, reason: str, address: str, via_proxy: bool, loop_busy: bool
+    duration: float,
+    status: int,
+    reason: str,
+    address: str,
+    via_proxy: bool,
+    loop_busy: bool | None,
 ) -> Attempt:
     return _new_attempt(
         Outcome.INVALID_BODY,
@@ -1141,7 +1178,7 @@ def _wrong_content(
     item_ids: tuple[str, ...] = (),
     address: str = "",
     via_proxy: bool = False,
-    loop_busy: bool = False,
+    loop_busy: bool | None = None,
 ) -> Attempt:
     secret = any(looks_like_credential(name) for name in _NAMES.findall(failure.location))
     return Attempt(

@@ -13,6 +13,7 @@ import httpx
 from monitor import __version__
 from monitor.config.model import Target
 from monitor.probing.transport.peer import PEER, VIA_PROXY, format_peer
+from monitor.telemetry.polltime import TimedSelector
 
 USER_AGENT = f"recmon/{__version__}"
 # Every transport honours them (and NO_PROXY); named in a log line, their values never shown
@@ -51,9 +52,11 @@ def build_client(
     kind: str = "httpx",
     location: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    polls: TimedSelector | None = None,
 ) -> httpx.AsyncClient:
     """A client whose pool is as large as the target allows, so probes never queue inside
-    httpx (queuing time would be reported as the target's latency)."""
+    httpx (queuing time would be reported as the target's latency). `polls`: the running
+    loop's selector when it times its polls (recmon's own transport reads by it)."""
     limits = httpx.Limits(
         max_connections=target.max_connections,
         max_keepalive_connections=target.max_connections,
@@ -74,6 +77,7 @@ def build_client(
             proxy=target.proxy,
             environment=environment_proxies(),
             addresses=target.addresses,
+            polls=polls,
         )
     elif transport is None and kind == "aiohttp":
         # Same httpx API, aiohttp underneath: several times less CPU per request (bench/).

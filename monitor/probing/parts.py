@@ -23,6 +23,7 @@ from monitor.probing.oauth2 import TokenSource
 from monitor.probing.tenant_source import TenantSource
 from monitor.probing.throttle import HostThrottle
 from monitor.telemetry.metrics import Metrics
+from monitor.telemetry.polltime import TimedSelector
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,11 @@ def build_probing(
     shard: Shard = Shard(),
     base_dir: Path | None = None,
     client_factory: ClientFactory | None = None,
+    polls: TimedSelector | None = None,
 ) -> ProbingParts:
     """`on_secret`: secrets read while running (tenant credentials, tokens), for the redactor.
-    `client_factory`: builds the targets' clients instead of build_client (tests)."""
+    `client_factory`: builds the targets' clients instead of build_client (tests). `polls`:
+    the selector of the loop the clients run on, when it times its polls."""
     checks = compile_checks(config)
     used = used_targets(config, checks)
     certificates = ClientCertificates(
@@ -99,6 +102,7 @@ def build_probing(
             kind=config.engine.transport,
             location=config.location,
             ssl_context=certificates.context(name),
+            polls=polls,
         )
     credentials = None
     if config.tenants.credentials is not None:

@@ -9,6 +9,12 @@ was in flight (the latency it would report is off by about that much), while "la
 and visible on /readyz and /status — means the monitor is falling behind. Measured (bench/): at
 2,000 probes/s in one process on 2 shared cores, a 50 ms trust threshold let p95 read 7-29 ms
 high; 5 ms on a 20 ms tick kept it within 1 ms, withholding 2.5% of measurements at 1,000/s.
+
+On recmon's own loop an answer's latency is judged by its read instead (monitor.telemetry.
+polltime: how busy the loop was before the poll that read it, whatever ran before the probe
+was judged); `trusted` still judges the probes whose read cannot tell (no answer, a request
+that waited for a new connection, a loop without timed polls), `deadline_trusted` every
+timeout, and the lag itself says whether the monitor is lagging.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from monitor.probing import http
 from monitor.probing.checks import HttpCheck, RenderedRequest
 from monitor.probing.http import _build, prepare, prepared, probe_http
 from monitor.probing.transport.framing import Head
-from monitor.probing.transport.peer import WAITED
+from monitor.probing.transport.peer import READ_DOUBT, WAITED
 from tests.helpers import BASE_CONFIG, checks
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -87,6 +87,43 @@ async def test_the_latency_leaves_out_the_wait_after_the_last_byte_was_read(
     assert result.outcome is Outcome.OK
     assert result.duration_s == pytest.approx(0.4 - waited)
     assert result.latency_trusted is trusted
+
+
+@pytest.mark.parametrize(
+    ("doubt", "guard", "trusted"),
+    [(0.001, False, True), (0.006, True, False), (None, False, False), (None, True, True)],
+    ids=["read-on-time", "read-after-busy", "untold-guard-late", "untold-guard-on-time"],
+)
+async def test_an_answer_whose_read_tells_is_trusted_by_its_read_alone(
+    doubt: float | None, guard: bool, trusted: bool
+) -> None:
+    """A transport that says how late the last byte's read may have been stamped (the loop
+    timed its polls): under the 5 ms threshold the latency is trusted however long it then
+    waited for the probe's task (a burst's answers are judged one after another) and the
+    latency guard (the loop-lag monitor over the flight) is not asked; 5 ms or more: withheld.
+    A transport that cannot tell leaves it to the wait (short here) and the guard."""
+    clock = ManualClock()
+    asked: list[tuple[float, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        clock.advance(0.4)
+        extensions = {WAITED: lambda: 0.004, READ_DOUBT: lambda: doubt}
+        return httpx.Response(200, json={"results": [1]}, extensions=extensions)
+
+    def latency_guard(start: float, end: float) -> bool:
+        asked.append((start, end))
+        return guard
+
+    check = search_check()
+    async with httpx.AsyncClient(
+        base_url="http://api.test", transport=httpx.MockTransport(handler)
+    ) as client:
+        request = prepare(client, check.render({"tenant": "acme", "query": "shoes"}))
+        result = await probe_http(check, "acme", request, client, clock, {}, latency_guard)
+    assert result.outcome is Outcome.OK
+    assert result.duration_s == pytest.approx(0.4 - 0.004)
+    assert result.latency_trusted is trusted
+    assert len(asked) == (1 if doubt is None else 0)
 
 
 async def test_request_is_built_from_the_template_with_url_encoded_tenant() -> None:

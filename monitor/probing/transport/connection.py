@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from typing import cast
 
 from monitor.probing.transport.framing import Head, ProtocolError, ResponseParser
+from monitor.telemetry.polltime import TimedSelector
 
 _PAUSE_ABOVE = 256 * 1024  # bytes of body waiting for the reader
 _RESUME_BELOW = 64 * 1024
@@ -20,16 +21,25 @@ class ConnectionClosed(Exception):
 
 
 class Connection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, polls: TimedSelector | None = None) -> None:
+        """`polls`: the selector of the loop it runs on, when that one times its polls (the
+        monitor's own loop: monitor.telemetry.polltime); None: stamps with loop.time()."""
         self._loop = self.loop = asyncio.get_running_loop()  # the loop it belongs to
+        self._polls = polls
+        # The clock of `completed_at`: the polls' (the loop's own, time.monotonic) or the loop's.
+        self.time = polls.time if polls is not None else self._loop.time
         self.transport: asyncio.Transport | None = None
         self.peer = ""  # ip:port of the server (or proxy) this connection reached
         self.closed = False
         self.received = False  # any byte of the current response: a retry is no longer safe
         self.idle_since = 0.0
         # Loop time the pending response was whole: its latency ends there, not when the
-        # probe's task next runs (a loop iteration later, ~1 ms on a busy loop).
+        # probe's task next runs (a loop iteration later, ~1 ms on a busy loop). With `polls`:
+        # the end of the poll that reported its last bytes, and `read_doubt` how late that
+        # stamp may be (the busy stretch before that poll); None: not known (no timed poll).
         self.completed_at: float | None = None
+        self.read_doubt: float | None = None
+        self._sent_at = 0.0  # with `polls`: when the pending request was written
         self._parser: ResponseParser | None = None  # the pending response's
         self._reader: ResponseParser | None = None  # kept for the next response
         self._error: BaseException | None = None
@@ -91,7 +101,8 @@ class Connection(asyncio.Protocol):
             else:
                 try:
                     self._parser.feed_eof()
-                    self._note_complete()
+                    # Called soon after the close, not by the poll that saw it: untimed.
+                    self._note_complete(polled=False)
                 except ProtocolError as error:
                     self._fail(error)
         if self._reader is not None:
@@ -116,8 +127,10 @@ class Connection(asyncio.Protocol):
         )
         self._error = None
         self.received = False
-        self.completed_at = None
+        self.completed_at = self.read_doubt = None
         self._head = self._loop.create_future()
+        if self._polls is not None:
+            self._sent_at = self.time()
         self.transport.write(data)
         if read_timeout is None:
             # The probe's deadline holds it (http._send): no timeout object of its own
@@ -213,9 +226,16 @@ class Connection(asyncio.Protocol):
         self._wake()
         self.close()
 
-    def _note_complete(self) -> None:
+    def _note_complete(self, polled: bool = True) -> None:
+        """The response is whole. `polled`: its last bytes (or end) came in a reader callback
+        of the poll that reported them, data_received or eof_received (polltime's reasoning)."""
         if self.completed_at is None:
-            self.completed_at = self._loop.time()
+            polls = self._polls
+            if polls is None or not polled:
+                self.completed_at = self.time()
+            else:
+                self.completed_at = polls.polled_at
+                self.read_doubt = polls.doubt_since(self._sent_at)
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():

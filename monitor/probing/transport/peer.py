@@ -11,6 +11,10 @@ VIA_PROXY = "recmon_via_proxy"  # True: the peer is the proxy, not the origin's 
 # () -> seconds the whole response waited for its reader after its last byte was read (0.0
 # until then): the probe's latency leaves that wait out.
 WAITED = "recmon_waited"
+# () -> how late the whole response's read may have been stamped (the busy stretch before the
+# poll that reported its last bytes: monitor.telemetry.polltime), or None when that is not
+# known (a loop without a timed selector, a request that did not go out at the probe's start).
+READ_DOUBT = "recmon_read_doubt"
 
 E = TypeVar("E", bound=BaseException)
 

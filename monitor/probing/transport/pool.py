@@ -13,6 +13,7 @@ import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import NoReturn
 from urllib.parse import unquote, urlsplit
 
@@ -20,7 +21,15 @@ import httpx
 
 from monitor.probing.transport.connection import Connection, ConnectionClosed
 from monitor.probing.transport.framing import Head, ProtocolError, encode_request
-from monitor.probing.transport.peer import PEER, VIA_PROXY, WAITED, format_peer, with_peer
+from monitor.probing.transport.peer import (
+    PEER,
+    READ_DOUBT,
+    VIA_PROXY,
+    WAITED,
+    format_peer,
+    with_peer,
+)
+from monitor.telemetry.polltime import TimedSelector
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -84,11 +93,15 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         proxy: str | None = None,
         environment: Mapping[str, str] | None = None,
         addresses: Sequence[str] = (),
+        polls: TimedSelector | None = None,
     ) -> None:
         """`proxy` (a target's `proxy:` key) carries every request; without it, `environment`
         (environment_proxies()) picks one per request URL, NO_PROXY honoured. `addresses`
-        (a target's `addresses:` key) stand for whatever the host name resolves to."""
+        (a target's `addresses:` key) stand for whatever the host name resolves to. `polls`:
+        the selector of the loop it runs on, when that one times its polls: each answer then
+        says when it was read and how late that may be (Answer.read_doubt)."""
         limits = limits or httpx.Limits()
+        self._new_connection = partial(Connection, polls)
         self._addresses = tuple(addresses)
         # Each request goes to one of its host's addresses, each address with its own kept-
         # alive connections, so every backend behind a name answers probes (one failing
@@ -136,6 +149,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 PEER: answer.peer,
                 VIA_PROXY: answer.via_proxy,
                 WAITED: answer.waited,
+                READ_DOUBT: answer.read_doubt,
             },
             request=request,
         )
@@ -163,9 +177,13 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
         now = self._loop_time()
         if proxy is None:
             # Known addresses without a coroutine (resolving is rare: every RESOLVE_EVERY_S).
-            addresses = self._known_addresses(host, port, now) or await self._resolve(host, port)
+            addresses = self._known_addresses(host, port, now)
+            resolved = not addresses
+            if resolved:
+                addresses = await self._resolve(host, port)
             origin = (scheme, host, port, self._pick(addresses))
         else:
+            resolved = False
             origin = (scheme, host, port, proxy.name)
         read_timeout = timeouts.get("read")
         target = raw_path
@@ -178,11 +196,16 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 headers = [*headers, (b"Proxy-Authorization", proxy.authorization)]
         data = encode_request(method.encode(), target, headers, body)
         head_request = method == "HEAD"
+        # Whether the request is written in the caller's own step, without the loop running
+        # anything in between (no resolving, no new connection, no retry): then its start
+        # stamp is its send time, and the loop's delays are all after the answer's read.
+        at_once = not resolved
         for attempt in (1, 2):
             # A kept-alive connection without a coroutine, most often; else a new one, or a wait.
             connection = self._idle_connection(origin, now)
             reused = connection is not None
             if connection is None:
+                at_once = False
                 connection, reused = await self._checkout(origin, proxy, timeouts)
             try:
                 head = await connection.send(
@@ -198,6 +221,7 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                     and not connection.received
                     and isinstance(exc, ConnectionClosed | ProtocolError)
                 ):
+                    at_once = False
                     continue
                 _raise_as_httpx(exc, request)
             if proxy is not None and scheme == "http" and head.status == 407:
@@ -205,7 +229,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 raise httpx.ProxyError(
                     f"proxy {proxy.name} requires authentication (407)", request=request
                 )
-            return Answer(self, connection, origin, head, proxy is not None, read_timeout, request)
+            return Answer(
+                self, connection, origin, head, proxy is not None, read_timeout, request, at_once
+            )
         raise AssertionError("unreachable")
 
     def _loop_time(self) -> float:
@@ -316,7 +342,9 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 if proxy is None:
                     return await self._connect_direct(host, port, origin[3], context)
                 try:
-                    _, connection = await loop.create_connection(Connection, proxy.host, proxy.port)
+                    _, connection = await loop.create_connection(
+                        self._new_connection, proxy.host, proxy.port
+                    )
                 except OSError as exc:
                     raise httpx.ProxyError(
                         f"cannot connect to proxy {proxy.name}: {exc or type(exc).__name__}"
@@ -357,7 +385,11 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
             peer = addresses[(first + n) % len(addresses)]
             try:
                 _, connection = await loop.create_connection(
-                    Connection, peer, port, ssl=context, server_hostname=host if context else None
+                    self._new_connection,
+                    peer,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context else None,
                 )
             except ssl.SSLError as exc:
                 raise with_peer(exc, format_peer(peer, port)) from None
@@ -494,13 +526,15 @@ class Answer(httpx.AsyncByteStream):
     __slots__ = (
         "_completed_at",
         "_connection",
-        "_loop",
         "_origin",
         "_pool",
+        "_read_doubt",
         "_read_timeout",
         "_request",
+        "_time",
         "head",
         "peer",
+        "sent_at_once",
         "via_proxy",
     )
 
@@ -513,10 +547,12 @@ class Answer(httpx.AsyncByteStream):
         via_proxy: bool,
         read_timeout: float | None,
         request: httpx.Request | None,
+        sent_at_once: bool = False,
     ) -> None:
+        """`sent_at_once`: the request was written in the caller's own step (exchange)."""
         self._pool = pool
         self._connection: Connection | None = connection
-        self._loop = connection.loop
+        self._time = connection.time  # the clock of its completed_at
         self._origin = origin
         self.head = head
         self.peer = connection.peer  # the address that answered (the proxy's, via one)
@@ -524,11 +560,20 @@ class Answer(httpx.AsyncByteStream):
         self._read_timeout = read_timeout
         self._request = request
         self._completed_at: float | None = None
+        self._read_doubt: float | None = None
+        self.sent_at_once = sent_at_once
 
     def waited(self) -> float:
         """Seconds since the whole body was read off the socket (0.0 until it was)."""
         completed_at = self._completed_at
-        return 0.0 if completed_at is None else self._loop.time() - completed_at
+        return 0.0 if completed_at is None else self._time() - completed_at
+
+    def read_doubt(self) -> float | None:
+        """How late the body's completion may have been stamped (the busy stretch before
+        the poll that reported its last bytes), if the loop times its polls, the body is
+        whole and the request went out in the caller's own step (`sent_at_once`: else the
+        loop's delays before the send are in the latency too); None otherwise."""
+        return self._read_doubt if self.sent_at_once else None
 
     def piece(self) -> bytes | None:
         """The next body piece already read off the socket; b"" once the body is whole (the
@@ -543,7 +588,9 @@ class Answer(httpx.AsyncByteStream):
             self.release()
             _raise_as_httpx(exc, self._request)
         if piece == b"":
-            self._completed_at = connection.completed_at  # before the next request resets it
+            # Before the next request resets them.
+            self._completed_at = connection.completed_at
+            self._read_doubt = connection.read_doubt
             self.release()
         return piece
 
