@@ -11,9 +11,13 @@ from collections import Counter
 from monitor.core.clock import ManualClock
 from monitor.probing.engine import Job
 from monitor.probing.scheduler import (
+    BURST,
+    BURST_AHEAD_S,
+    BURST_CHUNK,
     EARLY_SHARE,
     LAUNCH_AHEAD_S,
     MAX_AHEAD,
+    QUIET_RUNS,
     Scheduler,
     first_due,
     phase,
@@ -75,9 +79,11 @@ async def test_each_job_runs_once_per_interval_at_its_phase() -> None:
     assert set(starts) == set(jobs)
     for job, times in starts.items():
         assert len(times) == 3
-        assert times[1] - times[0] == pytest_approx(10.0)
-        # launched within one step of the job's phase
-        assert (times[0] - phase(job, 10.0)) % 10.0 < 0.06
+        # each launched within one step after its slot at the job's phase, or at most
+        # EARLY_SHARE of the interval before it
+        for k, at in enumerate(times):
+            offset = at - (phase(job, 10.0) + 10.0 * k)
+            assert -EARLY_SHARE * 10.0 - 1e-9 <= offset < 0.06
 
 
 def pytest_approx(value: float) -> object:
@@ -287,9 +293,9 @@ async def test_a_job_is_never_started_more_than_a_share_of_its_interval_early() 
         assert due - at <= EARLY_SHARE * 0.2 + 1e-9
 
 
-async def test_one_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() -> None:
-    """Many jobs due within the window: MAX_AHEAD start early with the one due now, the rest
-    at later wake-ups (never late: each by its own slot)."""
+async def test_a_busy_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() -> None:
+    """Many jobs due within the window while QUIET_RUNS runs are going: MAX_AHEAD start early
+    with the one due now, the rest at later wake-ups (never late: each by its own slot)."""
     clock = ManualClock(start=0.0)
     interval = 10.0
     jobs = sorted((Job(f"t{i}", "search") for i in range(20_000)), key=lambda j: phase(j, 10.0))
@@ -298,16 +304,24 @@ async def test_one_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() 
     first = phase(jobs[start], interval)
     burst = [job for job in jobs[start:] if phase(job, interval) - first < LAUNCH_AHEAD_S]
     assert len(burst) > MAX_AHEAD + 3
+    # Jobs launched at the start and still running when the burst falls due: a busy loop.
+    holders = jobs[:QUIET_RUNS]
+    assert phase(holders[-1], interval) < EARLY_SHARE * interval
+    release = asyncio.Event()
     runs: list[tuple[Job, float, float]] = []
 
     async def run_job(job: Job, due: float) -> None:
-        runs.append((job, clock.monotonic(), due))
+        if job in holders:
+            await release.wait()
+        else:
+            runs.append((job, clock.monotonic(), due))
 
     scheduler = Scheduler(run_job, lambda job: interval, clock=clock)
-    scheduler.set_jobs(burst)
+    scheduler.set_jobs(holders + burst)
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
     await settle()
+    assert scheduler.running == QUIET_RUNS
     clock.advance(first)
     await settle()
     # The one due now and MAX_AHEAD more.
@@ -316,6 +330,49 @@ async def test_one_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() 
     assert sorted(job.tenant for job, _, _ in runs) == sorted(job.tenant for job in burst)
     for _, at, due in runs:
         assert at <= due + 0.0011  # none late beyond the clock's step
+    release.set()
+    stop.set()
+    clock.advance(1.0)
+    await task
+    await scheduler.drain()
+
+
+async def test_a_quiet_wake_up_launches_a_burst_a_chunk_at_a_time() -> None:
+    """Few runs going: one wake-up launches the one due now and BURST more due within
+    BURST_AHEAD_S, BURST_CHUNK at a time (each chunk's first steps run before the next chunk
+    is launched), none more than EARLY_SHARE of its interval early."""
+    clock = ManualClock(start=0.0)
+    interval = 60.0  # EARLY_SHARE of it is more than BURST_AHEAD_S
+    assert EARLY_SHARE * interval > BURST_AHEAD_S
+    jobs = sorted((Job(f"t{i}", "search") for i in range(20_000)), key=lambda j: phase(j, 60.0))
+    start = next(k for k, job in enumerate(jobs) if phase(job, interval) > 1.0)
+    first = phase(jobs[start], interval)
+    window = [job for job in jobs[start:] if phase(job, interval) - first <= BURST_AHEAD_S]
+    assert len(window) > BURST + 1 + BURST_CHUNK  # more due than one burst takes
+    # (job, when it started, how many runs had been launched when its first step ran)
+    runs: list[tuple[Job, float, int]] = []
+    scheduler: Scheduler
+
+    async def run_job(job: Job, due: float) -> None:
+        runs.append((job, clock.monotonic(), scheduler.launched))
+
+    scheduler = Scheduler(run_job, lambda job: interval, clock=clock)
+    scheduler.set_jobs(window)
+    stop = asyncio.Event()
+    task = asyncio.create_task(scheduler.run(stop))
+    await settle()
+    clock.advance(first)
+    for _ in range(4 * BURST // BURST_CHUNK):
+        await asyncio.sleep(0)
+    # The one due now and BURST more, all at this one instant of the clock.
+    assert [job for job, _, _ in runs] == window[: BURST + 1]
+    assert {at for _, at, _ in runs} == {first}
+    # A chunk at a time: no run's first step waited behind more than a chunk launched after it.
+    for position, (_, _, launched) in enumerate(runs):
+        assert launched - (position + 1) <= BURST_CHUNK
+    # The rest at later wake-ups.
+    await advance(clock, BURST_AHEAD_S + 0.01, step=0.001)
+    assert [job for job, _, _ in runs] == window
     stop.set()
     clock.advance(1.0)
     await task
