@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import math
@@ -14,6 +15,7 @@ from monitor.alerting.codec import planner_from_json, planner_to_json
 from monitor.alerting.hub import AlertHub, AlertMemory
 from monitor.alerting.planner import PlannerState
 from monitor.app.history import HistoryRecorder, HistorySnapshot
+from monitor.core.results import Outcome
 from monitor.detect.codec import (
     baseline_row,
     samples_row,
@@ -153,7 +155,27 @@ def series_changes(
 
 
 def _quiet(state: SeriesState, stored: float) -> bool:
-    """Every sample of the series newer than `stored` (a time) is ok."""
+    """Every sample of the series newer than `stored` (a time) is ok: the newest one that is
+    not (the one before its run of ok_streak ok ones, as the detector counts it: never more
+    than its ok samples) is no newer. One lookup, not a scan: the save asks it of every series
+    it may leave for later."""
+    buckets = state.buckets
+    starts = state.starts
+    if not buckets:
+        return True
+    last = starts[-1] + len(buckets[-1]) - 1 - state.ok_streak  # sequence number
+    if last < starts[0]:
+        return True  # every sample held is ok
+    at = bisect.bisect_right(starts, last) - 1
+    bucket = buckets[at]
+    index = last - starts[at]
+    if bucket.outcome(index) == Outcome.OK:
+        return _ok_since(state, stored)  # a streak not counted from these samples: read them
+    return bucket.at(index) <= stored
+
+
+def _ok_since(state: SeriesState, stored: float) -> bool:
+    """_quiet by reading the outcomes of the samples newer than `stored`."""
     buckets = state.buckets
     at = len(buckets) - 1
     while at >= 0:

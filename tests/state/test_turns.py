@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from monitor.alerting.tracker import AlertTracker
 from monitor.app.history import HistoryRecorder
-from monitor.app.persist import SAVE_TURNS, Persistence, series_changes, turns
+from monitor.app.persist import SAVE_TURNS, Persistence, _quiet, series_changes, turns
 from monitor.config.model import AlertsSpec
 from monitor.core.clock import ManualClock
 from monitor.core.results import Outcome, ProbeResult
@@ -188,3 +191,31 @@ async def test_a_crash_loses_at_most_the_turns_of_a_quiet_series(tmp_path: Path)
     expected = {key: truth[key] - (key == ("globex", "search")) for key in keys}
     assert {key: _ok_count(store, *key, hour) for key in keys} == expected
     store.close()
+
+
+@settings(max_examples=200)
+@given(
+    outcomes=st.lists(st.sampled_from([Outcome.OK, Outcome.OK, Outcome.EMPTY, Outcome.TIMEOUT])),
+    streak=st.none() | st.integers(0, 30),
+)
+def test_quiet_reads_the_ok_streak_as_the_samples_say(
+    outcomes: list[Outcome], streak: int | None
+) -> None:
+    """Whether every sample after a time is ok, from the ok streak (one lookup), equals
+    reading the samples, for the detector's states and for states whose streak counts fewer
+    than their run of ok samples (restored from a file written before, say: then the samples
+    are read)."""
+    tracker = AlertTracker(AlertsSpec(), counting_checks={"search"}, parents={})
+    key = ("acme", "search")
+    for i, outcome in enumerate(outcomes):
+        tracker.observe(ProbeResult(*key, outcome, 0.05, 0.0), T0 + i * 60)
+    state = tracker.series.get(key, SeriesState())
+    if streak is not None:  # at most the samples' own run of ok ones (never more, as counted)
+        run = len(state.samples) - len(
+            "".join("x" if s.outcome != "ok" else "o" for s in state.samples).rstrip("o")
+        )
+        state = SeriesState.from_samples(state.samples, ok_streak=min(streak, run))
+    times = [T0 - 60] + [s.at for s in state.samples]
+    for stored in times:
+        expected = all(s.outcome == "ok" for s in state.samples if s.at > stored)
+        assert _quiet(state, stored) is expected
