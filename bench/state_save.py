@@ -6,7 +6,8 @@ once between two saves (the fleet row's 60 s interval and recmon's 60 s save per
 
 Prints the median CPU of 5 saves written in full (a first save: every head and sample), and
 over 10 periodic saves of recmon's (what changed since the previous save, a series' baseline at
-most every BASELINE_EVERY_S) the mean CPU per save, and the file size.
+most every BASELINE_EVERY_S, a quiet series on its turn: one save in SAVE_TURNS) the mean CPU
+per save, and the file size.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.app.persist import BASELINE_EVERY_S, Saved, series_changes  # noqa: E402
+from monitor.app.persist import (  # noqa: E402
+    BASELINE_EVERY_S,
+    SAVE_TURNS,
+    Saved,
+    series_changes,
+    turns,
+)
 from monitor.detect.series import Sample, SeriesState  # noqa: E402
 from monitor.detect.stats import DecayingHistogram  # noqa: E402
 from monitor.state.store import SeriesKey, SeriesWrite, StateStore  # noqa: E402
@@ -82,11 +89,15 @@ def main() -> None:
             store.write_series(write)
             full.append(time.process_time() - started)
         full_bytes = written_by(write)
-        for _ in range(10):
+        turn_of = turns(states)
+        for save in range(10):
             now += 60
             states = {key: probed(state, now) for key, state in states.items()}
+            later = {key for key, turn in turn_of.items() if turn != save % SAVE_TURNS}
             started = time.process_time()
-            write, saved = series_changes(saved, states, baseline_every=BASELINE_EVERY_S)
+            write, saved = series_changes(
+                saved, states, baseline_every=BASELINE_EVERY_S, later=later
+            )
             store.write_series(write)
             changed.append(time.process_time() - started)
             written.append(

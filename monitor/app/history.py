@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.alerting.hub import Decision, Route
@@ -57,6 +57,14 @@ class HistorySnapshot:
     hours: Mapping[HourKey, PackedHour]
     events: Mapping[EventKey, tuple[float, object]]  # (kind, id) → (start, event)
     prune_before: float | None = None
+
+    def without(self, series: Container[tuple[str, str]]) -> HistorySnapshot:
+        """The snapshot without the hour rows of `series` (tenant, check): a save leaves them
+        for a later one (app.persist.SAVE_TURNS); events and pruning as they were."""
+        if not series:
+            return self
+        hours = {key: row for key, row in self.hours.items() if (key[0], key[1]) not in series}
+        return HistorySnapshot(hours, self.events, self.prune_before)
 
     @property
     def write(self) -> HistoryWrite:

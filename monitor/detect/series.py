@@ -64,6 +64,7 @@ _SIZE = _RECORD.size
 _AT = struct.Struct("<d")
 _OUTCOMES: tuple[str, ...] = tuple(o.value for o in Outcome)
 _CODES: dict[str, int] = {value: code for code, value in enumerate(_OUTCOMES)}
+_OK_CODE = bytes([_CODES[Outcome.OK.value]])
 
 
 class Bucket:
@@ -155,6 +156,12 @@ class Bucket:
         """The time of the index-th sample (>= 0), without decoding the rest."""
         at: float = _AT.unpack_from(self.data, index * _SIZE)[0]
         return at
+
+    def all_ok_since(self, offset: int) -> bool:
+        """Whether every sample from the offset-th on is ok (their outcome codes read in
+        place, one slice: a save asks it of every series it may leave for later)."""
+        codes = self.data[offset * _SIZE + _SIZE - 1 :: _SIZE]
+        return not codes.strip(_OK_CODE)
 
     def outcome(self, index: int) -> str:
         """The outcome of the index-th sample (>= 0), without decoding the rest."""
