@@ -371,7 +371,6 @@ class Persistence:
         tenants_changed = bool(tenants) and tenants != self._tenants_written
         history = self.history.changes() if self.history is not None else None
         turn = self._saves % SAVE_TURNS
-        self._saves += 1
 
         def write() -> HistorySnapshot | None:
             left = self._write_series(memory.series, baseline_every=BASELINE_EVERY_S, turn=turn)
@@ -390,7 +389,8 @@ class Persistence:
             return written
 
         history = await asyncio.to_thread(write)
-        # Only once written: a failed save writes them again.
+        # Only once written: a failed save writes them again, and its turn is the next's.
+        self._saves += 1
         if content_changed:
             self._content_written = content
         if tenants_changed:

@@ -5,8 +5,10 @@ most SAVE_TURNS saves of a quiet series, and the file holds each series whole as
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -219,3 +221,41 @@ def test_quiet_reads_the_ok_streak_as_the_samples_say(
     for stored in times:
         expected = all(s.outcome == "ok" for s in state.samples if s.at > stored)
         assert _quiet(state, stored) is expected
+
+
+async def test_a_failed_save_keeps_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A periodic save that fails is done again with its turn: the next save writes that
+    turn's quiet series, which would otherwise wait SAVE_TURNS saves more."""
+    clock = ManualClock(start=T0)
+    store = StateStore.open(tmp_path / "state.db")
+    monitor = _monitor(clock)
+    persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source)  # type: ignore[attr-defined]
+    keys = [(f"t{i}", check) for i in range(5) for check in ("search", "recommendations")]
+
+    def minute() -> None:
+        clock.advance(60)
+        for key in keys:
+            monitor.hub.observe(ProbeResult(*key, Outcome.OK, 0.06, clock.time()))  # type: ignore[attr-defined]
+
+    minute()
+    await persistence.save_async()  # every series' first write, whatever its turn: turn 0
+    written: list[tuple[str, str]] = []
+    real = store.write_series
+    failing = [True]
+
+    def recording(write: object) -> None:
+        if failing and failing.pop():
+            raise sqlite3.OperationalError("disk I/O error")
+        written.extend((tenant, check) for tenant, check, _ in write.heads)  # type: ignore[attr-defined]
+        real(write)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "write_series", recording)
+    minute()
+    with pytest.raises(sqlite3.OperationalError):
+        await persistence.save_async()  # turn 1, failed
+    await persistence.save_async()
+    turn = turns(keys)
+    assert set(written) == {key for key in keys if turn[key] == 1}
+    store.close()
