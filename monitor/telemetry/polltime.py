@@ -98,10 +98,9 @@ class TimedSelector(selectors.DefaultSelector):
     """The platform's selector (epoll on Linux), timing each poll: `looked_at` and `polled_at`
     are the start and end of the latest poll, `busy_before` the busy stretch before it,
     `stalled` how long the thread waited for a CPU during it (with `run_delay`:
-    thread_run_delay() of the loop's thread), `slept` whether it slept, and `earliest` the
-    earliest time what it reported can have come (the send aside). arrival() is the stamp and
-    doubt of an answer it reported. For asyncio.SelectorEventLoop(selector); one loop, one
-    thread."""
+    thread_run_delay() of the loop's thread), `slept` whether it slept. arrival() is the
+    stamp and doubt of an answer it reported. For asyncio.SelectorEventLoop(selector); one
+    loop, one thread."""
 
     def __init__(
         self,
@@ -112,17 +111,34 @@ class TimedSelector(selectors.DefaultSelector):
         self.time = clock
         self._run_delay = run_delay
         # Until the first poll: the loop's start is the previous look.
-        self.looked_at = self.polled_at = self.earliest = clock()
-        self.busy_before = 0.0
+        self.looked_at = self.polled_at = self._before = clock()
         self.stalled = 0.0
-        self.slept = False
+        self._may_sleep = False
+
+    @property
+    def busy_before(self) -> float:
+        """How long the loop ran callbacks between the previous poll and the latest."""
+        return max(0.0, self.looked_at - self._before)
+
+    @property
+    def slept(self) -> bool:
+        """Whether the latest poll slept (the module's text): allowed to, and on the clock
+        SLEPT_AFTER_S or more beyond its wait for a CPU."""
+        return self._may_sleep and self.polled_at - self.looked_at - self.stalled >= SLEPT_AFTER_S
 
     def arrival(self, sent_at: float) -> tuple[float, float]:
         """When bytes the latest poll reported came, answering a request sent at `sent_at`,
         and the doubt of it: the midpoint and half-width of the interval they must have come
-        in (the module's text), never before `sent_at`."""
-        earliest = max(self.earliest, sent_at)
-        latest = max(self.polled_at, earliest)
+        in (the module's text), never before `sent_at`. Worked out here, once an answer,
+        rather than at every poll."""
+        end = self.polled_at
+        if self.slept:
+            # After it looked, the first of them when it woke, before the wait for a CPU.
+            earliest = max(self.looked_at, end - self.stalled, sent_at)
+        else:
+            # After the previous poll looked: in the busy stretch since it, or this poll.
+            earliest = max(self._before, sent_at)
+        latest = max(end, earliest)
         half = (latest - earliest) / 2
         return earliest + half, half
 
@@ -140,20 +156,10 @@ class TimedSelector(selectors.DefaultSelector):
             ready = super().select(timeout)
             return ready
         finally:
-            previous = self.polled_at
-            end = self.polled_at = clock()
-            self.busy_before = max(0.0, start - previous)
+            self._before = self.polled_at
             self.looked_at = start
-            stalled = 0.0
+            self.polled_at = clock()
+            self._may_sleep = may_sleep
+            self.stalled = 0.0
             if waited is not None and ready and run_delay is not None:
-                stalled = max(0.0, run_delay() - waited)
-            self.stalled = stalled
-            if may_sleep and end - start - stalled >= SLEPT_AFTER_S:
-                # It slept: what it reported came after it looked, the first of it when it
-                # woke, before the wait for a CPU.
-                self.slept = True
-                self.earliest = max(start, end - stalled)
-            else:
-                # It did not: what it reported came after the previous poll looked.
-                self.slept = False
-                self.earliest = previous
+                self.stalled = max(0.0, run_delay() - waited)
