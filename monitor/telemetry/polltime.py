@@ -44,16 +44,19 @@ nothing is, and then the first readiness wakes it. So, for poll k, reported byte
 - Not seen: bytes a paused transport held back (recmon pauses above 256 KiB of unread body:
   not a probe's), which a later poll reports again (level-triggered) though they came before.
 
-Measured (bench/run.py's 10,000-tenant fleet row, recmon and the sandbox each logging, on the
-one CLOCK_MONOTONIC, its stamps and its writes of the answers, one run each): with bursts of
-32 the poll's end was late by 1.17 ms on average (p95 of the error 3.48 ms), the midpoint by
-0.23 ms (1.97); with bursts of 48, 0.92 against 0.01 ms (2.53 against 1.19). The reported p95
-was 0.74 and 0.93 ms above the p95 of the true arrivals with the poll's end, 0.17 and 0.00 ms
-with the midpoint. The write fell in the stamp's interval for 98.5-98.7% of answers (the
-poll's-end interval: 98.3-99.3%); the rest was written before it, by 1.4-3.5 ms at the
-median: most likely bytes that reached recmon's socket later than the sandbox wrote them (a
-loopback packet left to ksoftirqd, a vCPU's wake-up: neither is in run_delay; not verified),
-which no selector sees.
+Measured (bench/run.py, recmon and the sandbox each logging, on the one CLOCK_MONOTONIC, its
+stamps and its writes of the answers, one run each): the poll's end was late by 1.17, 0.92
+and 2.20 ms on average in the 10,000-tenant fleet with bursts of 32, 48 and 64 runs, and by
+1.28 ms at 2,000/s; the midpoint by 0.23, 0.01, 0.30 and 0.04 ms (p95 of the error: 3.48 ->
+1.97, 2.53 -> 1.19, 6.16 -> 2.71, 4.54 -> 2.32 ms). On the same answers, with 5 ms of doubt
+trusted, the poll's end withheld 8.2, 3.3, 35 and 10.2%, the midpoint 0.4, 0.2, 4.6 and 4.4%.
+The sandbox's write fell in the stamp's interval for 98.3-98.9% of answers (the poll's-end
+interval's: 98.3-99.3%); the rest, by 1-3.5 ms at the median, most likely reached recmon's
+socket later than the sandbox wrote them (a loopback packet left to ksoftirqd, a vCPU's
+wake-up: neither is in run_delay), or the sandbox noted its write late (not verified).
+What is left of the fleet row's p95 error against the server's own p95 (+1.6 to +2.5 ms) is
+the sandbox's queue of a burst's requests (recmon's send to the handler's start: p95 5.0,
+3.7 and 7.8 ms with bursts of 32, 48 and 64), which the server's clock leaves out.
 
 `time` is the loop's clock (time.monotonic is loop.time for the default loop). A loop built
 without a TimedSelector (uvloop, a test's loop) has none of this: its readers stamp with
