@@ -785,16 +785,18 @@ def _judged(
     via_proxy: bool = False,
 ) -> Attempt:
     """The whole response judged; `wait`: how long it waited for this task after its last
-    byte, which is the monitor's time, not the target's. `doubt`: how late that last byte's
-    read may have been stamped (the busy stretch before the poll that reported it), None when
-    not known. `address`, `via_proxy`: the peer that answered, named in the attempt as it is
-    built (not copied afterwards: ~1.5 us a probe).
+    byte, which is the monitor's time, not the target's. `doubt`: how far off, either way, the
+    stamp of that last byte's arrival may be (half the interval it came in:
+    monitor.telemetry.polltime), None when not known. `address`, `via_proxy`: the peer that
+    answered, named in the attempt as it is built (not copied afterwards: ~1.5 us a probe).
 
     Trust: with a doubt, the read alone decides (under TRUST_THRESHOLD_S: trusted, however
     long the answer then waited to be judged, such as the last of a burst of answers read
-    in one poll). Without one (a loop that does not time its polls), a wait of at least the
-    threshold says the loop was busy around the last byte, so reading it may have waited as
-    long too (untrusted), and a shorter one leaves it to the engine's latency guard."""
+    in one poll). Without one (a loop that does not time its polls, or a request that did not
+    go out in the probe's own step), a wait of at least the threshold says the loop was busy
+    around the last byte, so reading it may have waited as long too (untrusted), and a
+    shorter one leaves it to the engine's latency guard. The wait counts from the stamp, so
+    on a timed loop it holds the read's own doubt too (the stamp is mid-interval)."""
     if doubt is None:
         busy = True if wait >= TRUST_THRESHOLD_S else None
     else:

@@ -139,8 +139,8 @@ def test_an_answer_read_on_time_and_judged_late_is_trusted(server: int, direct: 
 def test_an_answer_read_after_a_busy_stretch_is_withheld(server: int, direct: bool) -> None:
     """The loop stands still for 100 ms right after the request went out (in the step that
     wrote it): the answer arrives meanwhile and is read by the first poll after the stall,
-    which cannot tell when in those 100 ms it came. Not trusted, whatever the loop-lag
-    monitor says."""
+    which cannot tell when in those 100 ms it came (it stamps their middle). Not trusted,
+    whatever the loop-lag monitor says."""
     original = Connection.send
 
     def then_stall(connection: Connection, *args: Any, **kwargs: Any) -> Any:
@@ -152,10 +152,13 @@ def test_an_answer_read_after_a_busy_stretch_is_withheld(server: int, direct: bo
         results = on_timed_loop(probes(server, direct=direct, rounds=3, guard=always_on_time))
     for result in results:
         assert result.outcome is Outcome.OK, result
-        assert result.duration_s >= STALL_S, result  # the stall is in what it would report
-    # The first opened its connection: its read does not tell, the guard does (the loop-lag
-    # monitor, which would have seen the stall; this one says the loop was on time).
-    assert [r.latency_trusted for r in results] == [True, False, False]
+        # Half the stall is in what it would report (its doubt: the other half).
+        assert result.duration_s >= STALL_S / 2, result
+    # The first opened its connection: its read's doubt is not its latency's (the loop's delays
+    # before the send are not in it), but it waited for its task from the stamp, in the
+    # middle of the stall, over 50 ms: the loop was busy around its last byte (untrusted,
+    # whatever the loop-lag monitor says: this one says the loop was on time).
+    assert [r.latency_trusted for r in results] == [False, False, False]
 
 
 def test_on_time_reads_are_trusted_and_timed_from_their_poll(server: int) -> None:

@@ -37,17 +37,75 @@ def test_a_poll_records_its_end_and_the_busy_stretch_before_it() -> None:
         assert selector.busy_before == 0.0
 
 
-def test_bytes_answering_a_request_sent_during_the_busy_stretch_are_doubted_since_the_send() -> (
-    None
-):
-    clock = SteppedClock(0.0, 1.0, 1.0, 1.04, 1.041)
+def test_bytes_a_poll_that_did_not_sleep_reported_came_in_the_busy_stretch_before_it() -> None:
+    """A poll with timeout 0 reported them: they came after the previous poll looked and
+    before this one did. The stamp is the middle of that stretch, doubted by half of it
+    either way (the poll's end, the old stamp, was late by up to all of it)."""
+    clock = SteppedClock(0.0, 1.0, 1.0, 1.04, 1.0401)
+    with TimedSelector(clock) as selector:
+        selector.select(0)  # ends at 1.0
+        selector.select(0)  # 40 ms of callbacks before this poll
+        assert not selector.slept
+        stamp, doubt = selector.arrival(0.5)  # sent before the stretch
+        assert abs(stamp - 1.02005) < 1e-9
+        assert abs(doubt - 0.02005) < 1e-9
+        assert abs(stamp - doubt - 1.0) < 1e-9  # no earlier than the previous poll's end
+
+
+def test_an_answer_to_a_request_sent_late_in_the_busy_stretch_is_stamped_after_the_send() -> None:
+    clock = SteppedClock(0.0, 1.0, 1.0, 1.04, 1.0401)
     with TimedSelector(clock) as selector:
         selector.select(0)
-        selector.select(0)  # 40 ms of callbacks before this poll
-        assert abs(selector.busy_before - 0.04) < 1e-9
-        assert abs(selector.doubt_since(0.5) - 0.04) < 1e-9  # sent before the stretch
-        assert abs(selector.doubt_since(1.038) - 0.002) < 1e-9  # sent late in it
-        assert selector.doubt_since(1.0405) == 0.0  # the clock's own jitter: never negative
+        selector.select(0)
+        stamp, doubt = selector.arrival(1.038)  # the last of a burst of sends
+        assert abs(stamp - 1.03905) < 1e-9
+        assert abs(doubt - 0.00105) < 1e-9
+        # The clock's own jitter (a send stamped after the poll's end): never before the send.
+        assert selector.arrival(1.0405) == (1.0405, 0.0)
+
+
+def test_a_poll_allowed_to_block_that_returned_at_once_did_not_sleep() -> None:
+    """Something was ready when it looked (it took microseconds): what it reported came
+    in the busy stretch before it, as with timeout 0."""
+    clock = SteppedClock(0.0, 1.0, 1.0, 1.01, 1.01002)
+    with TimedSelector(clock) as selector:
+        selector.select(0)
+        selector.select(5.0)
+        assert not selector.slept
+        stamp, doubt = selector.arrival(0.0)
+        assert abs(stamp - 1.00501) < 1e-9
+        assert abs(doubt - 0.00501) < 1e-9
+
+
+def test_bytes_that_woke_a_sleeping_poll_came_at_its_end_less_the_wait_for_a_cpu() -> None:
+    """It slept 50 ms after a 10 ms busy stretch: nothing was ready when it looked, so the
+    busy stretch is not in the doubt; the bytes woke it 2 ms before it ended (the thread
+    waited that long on a run queue), or came during that wait."""
+    clock = SteppedClock(0.0, 1.0, 1.0, 1.01, 1.06)
+    delays = iter([3.0, 3.002])
+    mine, theirs = socket.socketpair()
+    with mine, theirs, TimedSelector(clock, run_delay=lambda: next(delays)) as selector:
+        selector.select(0)
+        selector.register(mine, selectors.EVENT_READ)
+        theirs.send(b"x")  # the clock says when: the poll reports it
+        assert selector.select(1.0) != []
+        assert selector.slept
+        assert abs(selector.stalled - 0.002) < 1e-9
+        stamp, doubt = selector.arrival(0.5)
+        assert abs(stamp - 1.059) < 1e-9
+        assert abs(doubt - 0.001) < 1e-9
+
+
+def test_without_the_threads_run_queue_wait_a_sleeping_poll_stamps_its_end() -> None:
+    clock = SteppedClock(0.0, 1.0, 1.0, 1.01, 1.06)
+    mine, theirs = socket.socketpair()
+    with mine, theirs, TimedSelector(clock) as selector:
+        selector.select(0)
+        selector.register(mine, selectors.EVENT_READ)
+        theirs.send(b"x")  # the clock says it came 50 ms into the poll
+        assert selector.select(None) != []
+        assert selector.slept
+        assert selector.arrival(0.5) == (1.06, 0.0)
 
 
 def test_a_poll_that_raises_is_still_counted() -> None:
@@ -119,7 +177,6 @@ def test_a_blocking_poll_that_reports_adds_the_threads_wait_for_a_cpu_to_the_dou
         assert selector.select(1.0) != []
         assert readings == [1.0, 2.0, 2.008]
         assert abs(selector.stalled - 0.008) < 1e-9
-        assert selector.doubt_since(selector.looked_at) >= selector.stalled
 
 
 def test_the_threads_run_queue_wait_is_read_where_linux_tells_it() -> None:

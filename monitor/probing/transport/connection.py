@@ -35,8 +35,9 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         # Loop time the pending response was whole: its latency ends there, not when the
         # probe's task next runs (a loop iteration later, ~1 ms on a busy loop). With `polls`:
-        # the end of the poll that reported its last bytes, and `read_doubt` how late that
-        # stamp may be (the busy stretch before that poll); None: not known (no timed poll).
+        # when the poll that reported its last bytes says they came (TimedSelector.arrival),
+        # and `read_doubt` how far off that stamp may be, either way; None: not known (no
+        # timed poll).
         self.completed_at: float | None = None
         self.read_doubt: float | None = None
         self._sent_at = 0.0  # with `polls`: when the pending request was written
@@ -234,8 +235,7 @@ class Connection(asyncio.Protocol):
             if polls is None or not polled:
                 self.completed_at = self.time()
             else:
-                self.completed_at = polls.polled_at
-                self.read_doubt = polls.doubt_since(self._sent_at)
+                self.completed_at, self.read_doubt = polls.arrival(self._sent_at)
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():

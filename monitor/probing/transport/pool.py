@@ -564,15 +564,17 @@ class Answer(httpx.AsyncByteStream):
         self.sent_at_once = sent_at_once
 
     def waited(self) -> float:
-        """Seconds since the whole body was read off the socket (0.0 until it was)."""
+        """Seconds since the whole body was read off the socket, as stamped (0.0 until it
+        was)."""
         completed_at = self._completed_at
         return 0.0 if completed_at is None else self._time() - completed_at
 
     def read_doubt(self) -> float | None:
-        """How late the body's completion may have been stamped (the busy stretch before
-        the poll that reported its last bytes), if the loop times its polls, the body is
-        whole and the request went out in the caller's own step (`sent_at_once`: else the
-        loop's delays before the send are in the latency too); None otherwise."""
+        """How far off, either way, the body's completion may have been stamped (half the
+        interval its last bytes came in: monitor.telemetry.polltime), if the loop times its
+        polls, the body is whole and the request went out in the caller's own step
+        (`sent_at_once`: else the loop's delays before the send are in the latency too);
+        None otherwise."""
         return self._read_doubt if self.sent_at_once else None
 
     def piece(self) -> bytes | None:
