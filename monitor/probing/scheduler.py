@@ -18,14 +18,24 @@ of 64 cost x0.57 but withheld 7-15%: their answers come back together, and judgi
 holds the loop past the read-trust threshold (monitor.telemetry.polltime); 16 cost x0.81-0.83.
 
 A busy loop bursts too. At 1,000 probes/s (5,000 tenants x 2 / 10 s, 60 ms answers: ~60 runs
-always going; bench/loopstats.py, one tree after another) launching at most 4 ahead within
-20 ms woke the loop 1.65 times a probe with 0.65 events a poll (271 us CPU a probe); bursts
-of 32 wake it 0.71 times with 1.42 events (213 us), withholding 0.5% against 0.3%; bursts of
-16: 1.11 and 0.92 (246 us, 0.3%); of 64: 0.46 and 2.19 (196 us) but 1.7% withheld; chunks of
-16 or 4 instead of 8: 218 us / 0.3%, 207 us / 2.4%. Side by side (bench/sidebyside.py, 5,000
-x 2 / 10 s) bursts on a busy loop too cost x0.847 of the CPU per probe of bursts on a quiet
-loop only. The scheduler itself (its heap and create_task) was 3% of the process's samples
-at 1,000/s (py-spy): not worth a cheaper structure.
+always going; bench/loopstats.py, one tree after another) launching at most 4 ahead within 20
+ms woke the loop 1.65 times a probe with 0.65 events a poll (271 us CPU a probe); bursts of 32
+wake it 0.71 times with 1.42 events (213 us), withholding 0.5% against 0.3%; bursts of 16: 1.11
+and 0.92 (246 us, 0.3%); of 64: 0.46 and 2.19 (196 us) but 1.7% withheld; chunks of 16 or 4
+instead of 8: 218 us / 0.3%, 207 us / 2.4%. Side by side (bench/sidebyside.py, 5,000 x 2 / 10
+s, two runs, both orders each) bursts on a busy loop too cost x0.847 and x0.802 of the CPU per
+probe of bursts on a quiet loop only. bench/run.py (--rates 1000,2000, each tree twice, a
+loaded machine): recmon ÷ blackbox_exporter 0.30 and 0.26 at 1,000/s (0.35 and 0.38 before),
+0.30 and 0.33 at 2,000/s (0.40 and 0.38). The cost: answers sent together come back together,
+and those read while the loop judges the others are stamped late within the trusted doubt, so
+the 2,000/s p95 read +2.9 and +2.7 ms against the server's (+1.9 and +1.6 ms before). Withheld
+shares moved with the machine's load, not with the trees (1,000/s 0.3% and 2.4% against 3.6%
+and 0.1%; 2,000/s 15.0% and 1.9% against 4.9% and 6.2%). Bursting only below 96 runs going
+(1,000/s but not 2,000/s at 60 ms) read 0.27 and 0.30, p95 +2.6 and -2.5 ms, in one run: not
+told apart from bursting always. The fleet did not move (bench/fleet_pair.py, 420 s: cores
+0.083-0.095 both). The scheduler itself (its heap and create_task) was 3% of the process's
+samples at 1,000/s (py-spy, 30 s; 3.4% with bursts, of fewer samples): not worth a cheaper
+structure than the heap.
 """
 
 from __future__ import annotations
