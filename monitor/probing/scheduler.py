@@ -4,21 +4,38 @@ A job's phase is a hash of (tenant, check): the same tenant probes at the same s
 interval, across restarts and replicas, and 10,000 tenants spread evenly instead of arriving
 together (no thundering herd).
 
-One wake-up launches every job due within the next LAUNCH_AHEAD_S (up to MAX_AHEAD ahead of
-their slots), none more than EARLY_SHARE of its interval early: at 1,000 probes/s the loop
-wakes for the schedule about 200 times a second instead of 1,000 (each wake-up of an idle
-loop costs a context switch, and the jobs' first steps run together after it). Each run still
-belongs to its own slot: the next run is counted from it, and so is the run's schedule lag (a
-run started early reads 0, never negative).
+One wake-up launches every job due now and a burst ahead of their slots: up to BURST jobs
+due within BURST_AHEAD_S, none more than EARLY_SHARE of its interval early, BURST_CHUNK per
+pass of the loop so that answers and timers due meanwhile are not held. Each run still belongs
+to its own slot: the next run is counted from it, and so is the run's schedule lag (a run
+started early reads 0, never negative).
 
-A quiet loop (fewer than QUIET_RUNS runs going) launches a burst instead: up to BURST jobs due
-within BURST_AHEAD_S, BURST_CHUNK per pass of the loop so that answers and timers due
-meanwhile are not held. A wake-up of a mostly idle process costs far more CPU than the work it
-does (cold caches, a context switch): at 10,000 tenants x 2 / 60 s (bench/fleet_pair.py, idle
-machine, minutes 2-5) bursts of 32 cost x0.64-0.66 of the cores, withholding 0.4-1.1% of
-latencies against 0.3-0.6%. Bursts of 64 cost x0.57 but withheld 7-15%: their answers come
-back together, and judging ~64 of them holds the loop past the read-trust threshold
-(monitor.telemetry.polltime); 16 cost x0.81-0.83.
+A wake-up of a mostly idle process costs far more CPU than the work it does (cold caches, a
+context switch), and requests sent together are answered together, so their answers share a
+poll too. At 10,000 tenants x 2 / 60 s (bench/fleet_pair.py, idle machine, minutes 2-5) bursts
+of 32 cost x0.64-0.66 of the cores, withholding 0.4-1.1% of latencies against 0.3-0.6%. Bursts
+of 64 cost x0.57 but withheld 7-15%: their answers come back together, and judging ~64 of them
+holds the loop past the read-trust threshold (monitor.telemetry.polltime); 16 cost x0.81-0.83.
+
+A busy loop bursts too. At 1,000 probes/s (5,000 tenants x 2 / 10 s, 60 ms answers: ~60 runs
+always going; bench/loopstats.py, one tree after another) launching at most 4 ahead within 20
+ms woke the loop 1.65 times a probe with 0.65 events a poll (271 us CPU a probe); bursts of 32
+wake it 0.71 times with 1.42 events (213 us), withholding 0.5% against 0.3%; bursts of 16: 1.11
+and 0.92 (246 us, 0.3%); of 64: 0.46 and 2.19 (196 us) but 1.7% withheld; chunks of 16 or 4
+instead of 8: 218 us / 0.3%, 207 us / 2.4%. Side by side (bench/sidebyside.py, 5,000 x 2 / 10
+s, two runs, both orders each) bursts on a busy loop too cost x0.847 and x0.802 of the CPU per
+probe of bursts on a quiet loop only. bench/run.py (--rates 1000,2000, each tree twice, a
+loaded machine): recmon ÷ blackbox_exporter 0.30 and 0.26 at 1,000/s (0.35 and 0.38 before),
+0.30 and 0.33 at 2,000/s (0.40 and 0.38). The cost: answers sent together come back together,
+and those read while the loop judges the others are stamped late within the trusted doubt, so
+the 2,000/s p95 read +2.9 and +2.7 ms against the server's (+1.9 and +1.6 ms before). Withheld
+shares moved with the machine's load, not with the trees (1,000/s 0.3% and 2.4% against 3.6%
+and 0.1%; 2,000/s 15.0% and 1.9% against 4.9% and 6.2%). Bursting only below 96 runs going
+(1,000/s but not 2,000/s at 60 ms) read 0.27 and 0.30, p95 +2.6 and -2.5 ms, in one run: not
+told apart from bursting always. The fleet did not move (bench/fleet_pair.py, 420 s: cores
+0.083-0.095 both). The scheduler itself (its heap and create_task) was 3% of the process's
+samples at 1,000/s (py-spy, 30 s; 3.4% with bursts, of fewer samples): not worth a cheaper
+structure than the heap.
 """
 
 from __future__ import annotations
@@ -41,26 +58,15 @@ RunJob = Callable[[Job, float], Coroutine[Any, Any, None]]
 MAX_SLEEP_S = 1.0
 # Sleeps shorter than this do not watch for schedule changes: a change waits at most this long.
 SHORT_SLEEP_S = 0.05
-# Jobs due this soon are launched with the one due now: a run starts at most this much early
-# (the loop-lag monitor's tick: bench/loopstats.py, 10k tenants x 2 / 60 s, 2.2 wake-ups per
-# probe at 10 ms, 1.9 at 20 ms, 3.4 launching each job on its own).
-LAUNCH_AHEAD_S = 0.02
-# ... and at most this share of its interval early (a 0.5 s interval: 5 ms).
+# A run starts at most this share of its interval early (a 0.5 s interval: 5 ms; 10 s: 100 ms).
 EARLY_SHARE = 0.01
-# ... and at most this many ahead of their slots in one wake-up: the jobs' first steps run
-# together, and 40 of them (2,000 probes/s) would hold the loop past the 5 ms that makes the
-# latencies of probes in flight untrusted. A loop that busy finds work at every wake-up anyway.
-# (bench/loopstats.py, 1,000/s, one run each: 4 ahead 581 us per probe, 3.5% withheld; 8 ahead
-# 584 us, 6.3%; launching each on its own 619 us, 2.7%.)
-MAX_AHEAD = 4
-# A loop with fewer runs going than this is quiet: it launches bursts (see the module's text).
-# A busy loop finds work at every wake-up anyway, and a burst would hold its answers.
-QUIET_RUNS = 16
-# ... up to this many jobs ahead of their slots, due within BURST_AHEAD_S (a quarter of a
-# second), each still at most EARLY_SHARE early (see the module's text for the size) ...
+# One wake-up launches up to this many jobs ahead of their slots, due within BURST_AHEAD_S (a
+# quarter of a second), each at most EARLY_SHARE early, however many runs are going (see the
+# module's text for the size) ...
 BURST = 32
 BURST_AHEAD_S = 0.25
-# ... this many launched per pass of the loop: their first steps run together, ~0.5 ms.
+# ... this many launched per pass of the loop: their first steps run together, ~0.5 ms (4
+# withheld more at 1,000/s, 16 no cheaper: see the module's text).
 BURST_CHUNK = 8
 
 
@@ -128,12 +134,8 @@ class Scheduler:
         """Launch jobs as they fall due until `stop` is set; running jobs are left to `drain`."""
         self._loop = asyncio.get_running_loop()  # its create_task: no loop look-up a launch
         while not stop.is_set():
+            await self._burst(self._clock.monotonic(), stop)
             now = self._clock.monotonic()
-            if len(self._running) >= QUIET_RUNS:
-                self._launch_due(now, now + LAUNCH_AHEAD_S, MAX_AHEAD)
-            else:
-                await self._burst(now, stop)
-                now = self._clock.monotonic()
             wait = min(self._heap[0][0] - now, MAX_SLEEP_S) if self._heap else MAX_SLEEP_S
             if wait > SHORT_SLEEP_S:
                 await self._sleep_unless_changed(wait)
@@ -155,7 +157,7 @@ class Scheduler:
                 task.cancel()
 
     async def _burst(self, now: float, stop: asyncio.Event) -> None:
-        """A quiet loop's launch: up to BURST jobs ahead of their slots, BURST_CHUNK a pass."""
+        """Launch what is due, and up to BURST jobs ahead of their slots, BURST_CHUNK a pass."""
         horizon, left = now + BURST_AHEAD_S, BURST
         while True:
             launched = self._launch_due(now, horizon, min(left, BURST_CHUNK))

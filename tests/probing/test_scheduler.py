@@ -15,9 +15,6 @@ from monitor.probing.scheduler import (
     BURST_AHEAD_S,
     BURST_CHUNK,
     EARLY_SHARE,
-    LAUNCH_AHEAD_S,
-    MAX_AHEAD,
-    QUIET_RUNS,
     Scheduler,
     first_due,
     phase,
@@ -204,9 +201,9 @@ async def test_jobs_added_while_idle_start_at_their_slot_not_after_the_idle_slee
 
 
 async def test_jobs_due_within_the_launch_window_start_in_one_wake_up() -> None:
-    """Jobs due within LAUNCH_AHEAD_S of the first are launched with it (one loop wake-up for
-    all), each with its own slot: the next run is counted from it, and the run's `due` is
-    that slot, so schedule lag is measured against it (early: none)."""
+    """Jobs due within EARLY_SHARE of their interval after the first are launched with it (one
+    loop wake-up for all), each with its own slot: the next run is counted from it, and the
+    run's `due` is that slot, so schedule lag is measured against it (early: none)."""
     clock = ManualClock(start=0.0)
     interval = 10.0
     jobs = sorted((Job(f"t{i}", "search") for i in range(2000)), key=lambda j: phase(j, 10.0))
@@ -216,7 +213,7 @@ async def test_jobs_due_within_the_launch_window_start_in_one_wake_up() -> None:
         (a, b)
         for a, b in itertools.pairwise(jobs)
         if phase(a, interval) > 0.5
-        and 0.002 < phase(b, interval) - phase(a, interval) < LAUNCH_AHEAD_S - 0.002
+        and 0.002 < phase(b, interval) - phase(a, interval) < EARLY_SHARE * interval - 0.002
     )
     runs: list[tuple[Job, float, float]] = []  # job, started at, its due
 
@@ -270,7 +267,7 @@ async def test_a_job_is_never_started_more_than_a_share_of_its_interval_early() 
         for s in (Job(f"t{i}", "slow") for i in range(100))
         if slot(s) > 0.5
         for f in (Job(f"t{i}", "fast") for i in range(2000))
-        if EARLY_SHARE * 0.2 + 0.001 < (slot(f) - slot(s)) % 0.2 < LAUNCH_AHEAD_S - 0.001
+        if EARLY_SHARE * 0.2 + 0.001 < (slot(f) - slot(s)) % 0.2 < BURST_AHEAD_S - 0.001
     )
     starts: dict[Job, list[tuple[float, float]]] = {slow: [], fast: []}
 
@@ -281,11 +278,14 @@ async def test_a_job_is_never_started_more_than_a_share_of_its_interval_early() 
     scheduler.set_jobs([slow, fast])
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
-    await advance(clock, slot(slow) + 0.1, step=0.001)
+    await advance(clock, slot(slow) + 0.3, step=0.001)
     stop.set()
     clock.advance(1.0)
     await task
-    assert [at for at, _ in starts[slow]] == [pytest_approx(slot(slow))]
+    # The slow job: at most EARLY_SHARE of its own interval early.
+    [(at, due)] = starts[slow]
+    assert due == pytest_approx(slot(slow))
+    assert 0 <= due - at <= EARLY_SHARE * 10.0 + 1e-9
     # The fast job's run right after the slow job's slot started at its own wake-up.
     after = [(at, due) for at, due in starts[fast] if due > slot(slow)]
     assert after
@@ -293,22 +293,24 @@ async def test_a_job_is_never_started_more_than_a_share_of_its_interval_early() 
         assert due - at <= EARLY_SHARE * 0.2 + 1e-9
 
 
-async def test_a_busy_wake_up_launches_at_most_max_ahead_jobs_before_their_slots() -> None:
-    """Many jobs due within the window while QUIET_RUNS runs are going: MAX_AHEAD start early
-    with the one due now, the rest at later wake-ups (never late: each by its own slot)."""
+async def test_a_busy_wake_up_launches_a_burst_each_run_from_its_own_slot() -> None:
+    """Many runs going (1,000 probes/s at a 60 ms latency keeps ~60): one wake-up still
+    launches the one due now and BURST more, none more than EARLY_SHARE of its interval early,
+    each run carrying its own slot (its lag is measured from it; early reads none) and its
+    next run counted from that slot."""
     clock = ManualClock(start=0.0)
-    interval = 10.0
+    interval = 10.0  # EARLY_SHARE of it (0.1 s) is less than BURST_AHEAD_S
+    assert EARLY_SHARE * interval < BURST_AHEAD_S
     jobs = sorted((Job(f"t{i}", "search") for i in range(20_000)), key=lambda j: phase(j, 10.0))
-    # The first job past 1 s, and every job due within the launch window after it.
     start = next(k for k, job in enumerate(jobs) if phase(job, interval) > 1.0)
     first = phase(jobs[start], interval)
-    burst = [job for job in jobs[start:] if phase(job, interval) - first < LAUNCH_AHEAD_S]
-    assert len(burst) > MAX_AHEAD + 3
-    # Jobs launched at the start and still running when the burst falls due: a busy loop.
-    holders = jobs[:QUIET_RUNS]
+    window = [job for job in jobs[start:] if phase(job, interval) - first <= BURST_AHEAD_S]
+    assert len(window) > BURST + 1 + BURST_CHUNK  # more due than one burst takes
+    # Jobs launched at the start and still running when the window falls due: a busy loop.
+    holders = jobs[:64]
     assert phase(holders[-1], interval) < EARLY_SHARE * interval
     release = asyncio.Event()
-    runs: list[tuple[Job, float, float]] = []
+    runs: list[tuple[Job, float, float]] = []  # job, started at, its due
 
     async def run_job(job: Job, due: float) -> None:
         if job in holders:
@@ -317,19 +319,32 @@ async def test_a_busy_wake_up_launches_at_most_max_ahead_jobs_before_their_slots
             runs.append((job, clock.monotonic(), due))
 
     scheduler = Scheduler(run_job, lambda job: interval, clock=clock)
-    scheduler.set_jobs(holders + burst)
+    scheduler.set_jobs(holders + window)
     stop = asyncio.Event()
     task = asyncio.create_task(scheduler.run(stop))
-    await settle()
-    assert scheduler.running == QUIET_RUNS
-    clock.advance(first)
-    await settle()
-    # The one due now and MAX_AHEAD more.
-    assert [job for job, _, _ in runs] == burst[: MAX_AHEAD + 1]
-    await advance(clock, LAUNCH_AHEAD_S + 0.01, step=0.001)
-    assert sorted(job.tenant for job, _, _ in runs) == sorted(job.tenant for job in burst)
+    await advance(clock, EARLY_SHARE * interval, step=0.01)  # every holder's slot
+    assert scheduler.running == len(holders)
+    clock.advance(first - EARLY_SHARE * interval)
+    for _ in range(4 * BURST // BURST_CHUNK):
+        await asyncio.sleep(0)
+    # The one due now and BURST more, all at this one instant of the clock.
+    assert [job for job, _, _ in runs] == window[: BURST + 1]
+    assert {at for _, at, _ in runs} == {first}
+    for job, at, due in runs:
+        assert due == pytest_approx(phase(job, interval))  # its own slot
+        assert 0 <= due - at <= EARLY_SHARE * interval + 1e-9
+    # The rest at later wake-ups, none late beyond the clock's step nor early beyond 1%.
+    await advance(clock, BURST_AHEAD_S + 0.01, step=0.001)
+    assert [job for job, _, _ in runs] == window
     for _, at, due in runs:
-        assert at <= due + 0.0011  # none late beyond the clock's step
+        assert -0.0011 <= due - at <= EARLY_SHARE * interval + 1e-9
+    # The next runs are counted from each job's own slot, not from when it started.
+    await advance(clock, interval, step=0.01)
+    again = [due for job, _, due in runs if job == window[BURST]]
+    assert again == [
+        pytest_approx(phase(window[BURST], interval)),
+        pytest_approx(phase(window[BURST], interval) + interval),
+    ]
     release.set()
     stop.set()
     clock.advance(1.0)
@@ -337,8 +352,8 @@ async def test_a_busy_wake_up_launches_at_most_max_ahead_jobs_before_their_slots
     await scheduler.drain()
 
 
-async def test_a_quiet_wake_up_launches_a_burst_a_chunk_at_a_time() -> None:
-    """Few runs going: one wake-up launches the one due now and BURST more due within
+async def test_a_wake_up_launches_a_burst_a_chunk_at_a_time() -> None:
+    """A long interval: one wake-up launches the one due now and BURST more due within
     BURST_AHEAD_S, BURST_CHUNK at a time (each chunk's first steps run before the next chunk
     is launched), none more than EARLY_SHARE of its interval early."""
     clock = ManualClock(start=0.0)
