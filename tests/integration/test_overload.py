@@ -34,12 +34,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.timing, pytest.mark.alone]
 TENANTS = 1500  # × 2 checks every quarter second: 12,000 probes/s offered, about twice what
 # one process runs here with the asyncio transport
 # Once 6,000 probes/s (0.5 s) were several times what one process could run; since the
-# scheduler launches bursts when its loop is quiet, the asyncio transport keeps up with them
-# here (0 skipped, 2.6% of latencies untrusted) and never paged. At 0.25 s it falls behind, but
-# it skips runs rather than let its loop lag: the lag stays at 0.07-0.2 s, so a 0.25 s timeout
-# was withheld only when the start's spike happened to be long enough (0 in one run of three).
-# A 0.1 s timeout is under that lag and ~100 times the sandbox's 1 ms answer: timeouts then are
-# the loop's, withheld by the thousand on each transport.
+# scheduler launches bursts (first on a quiet loop, now on any), the asyncio transport keeps
+# up with them here (0 skipped, 2.6% of latencies untrusted) and never paged. At 0.25 s it
+# falls behind, but it skips runs rather than let its loop lag: the lag stays at 0.07-0.2 s,
+# so a 0.25 s timeout was withheld only when the start's spike happened to be long enough (0
+# in one run of three). A 0.1 s timeout is under that lag and ~100 times the sandbox's 1 ms
+# answer: timeouts then are the loop's, withheld by the thousand on each transport.
 INTERVAL = 0.25
 TIMEOUT = 0.1
 WITHIN_S = 60.0  # bounded: the test stops here whatever happened
