@@ -14,7 +14,9 @@ from monitor.probing.scheduler import (
     BURST,
     BURST_AHEAD_S,
     BURST_CHUNK,
+    BUSY_BURST,
     EARLY_SHARE,
+    QUIET_RUNS,
     Scheduler,
     first_due,
     phase,
@@ -295,9 +297,9 @@ async def test_a_job_is_never_started_more_than_a_share_of_its_interval_early() 
 
 async def test_a_busy_wake_up_launches_a_burst_each_run_from_its_own_slot() -> None:
     """Many runs going (1,000 probes/s at a 60 ms latency keeps ~60): one wake-up still
-    launches the one due now and BURST more, none more than EARLY_SHARE of its interval early,
-    each run carrying its own slot (its lag is measured from it; early reads none) and its
-    next run counted from that slot."""
+    launches the one due now and BUSY_BURST more (fewer than a quiet loop's BURST), none more
+    than EARLY_SHARE of its interval early, each run carrying its own slot (its lag is
+    measured from it; early reads none) and its next run counted from that slot."""
     clock = ManualClock(start=0.0)
     interval = 10.0  # EARLY_SHARE of it (0.1 s) is less than BURST_AHEAD_S
     assert EARLY_SHARE * interval < BURST_AHEAD_S
@@ -306,8 +308,10 @@ async def test_a_busy_wake_up_launches_a_burst_each_run_from_its_own_slot() -> N
     first = phase(jobs[start], interval)
     window = [job for job in jobs[start:] if phase(job, interval) - first <= BURST_AHEAD_S]
     assert len(window) > BURST + 1 + BURST_CHUNK  # more due than one burst takes
+    assert BUSY_BURST < BURST
     # Jobs launched at the start and still running when the window falls due: a busy loop.
     holders = jobs[:64]
+    assert len(holders) >= QUIET_RUNS
     assert phase(holders[-1], interval) < EARLY_SHARE * interval
     release = asyncio.Event()
     runs: list[tuple[Job, float, float]] = []  # job, started at, its due
@@ -327,8 +331,8 @@ async def test_a_busy_wake_up_launches_a_burst_each_run_from_its_own_slot() -> N
     clock.advance(first - EARLY_SHARE * interval)
     for _ in range(4 * BURST // BURST_CHUNK):
         await asyncio.sleep(0)
-    # The one due now and BURST more, all at this one instant of the clock.
-    assert [job for job, _, _ in runs] == window[: BURST + 1]
+    # The one due now and BUSY_BURST more, all at this one instant of the clock.
+    assert [job for job, _, _ in runs] == window[: BUSY_BURST + 1]
     assert {at for _, at, _ in runs} == {first}
     for job, at, due in runs:
         assert due == pytest_approx(phase(job, interval))  # its own slot
@@ -340,10 +344,10 @@ async def test_a_busy_wake_up_launches_a_burst_each_run_from_its_own_slot() -> N
         assert -0.0011 <= due - at <= EARLY_SHARE * interval + 1e-9
     # The next runs are counted from each job's own slot, not from when it started.
     await advance(clock, interval, step=0.01)
-    again = [due for job, _, due in runs if job == window[BURST]]
+    again = [due for job, _, due in runs if job == window[BUSY_BURST]]
     assert again == [
-        pytest_approx(phase(window[BURST], interval)),
-        pytest_approx(phase(window[BURST], interval) + interval),
+        pytest_approx(phase(window[BUSY_BURST], interval)),
+        pytest_approx(phase(window[BUSY_BURST], interval) + interval),
     ]
     release.set()
     stop.set()
