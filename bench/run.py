@@ -3,7 +3,7 @@ blackbox_exporter probing the same target at the same rates.
 
     .venv/bin/python bench/run.py                    # all rows, ~6 minutes
     .venv/bin/python bench/run.py --quick            # shorter windows, fewer rows
-    .venv/bin/python bench/run.py --steady 17        # steady state: windows full (17 minutes)
+    .venv/bin/python bench/run.py --steady 18        # steady state: windows full (18 minutes)
 
 For each row: probes/s achieved, CPU seconds per 1,000 probes, p95 reported minus p95 true
 (server-side, from the sandbox), schedule lag p99, peak RSS, /metrics render time. The sandbox,
@@ -244,37 +244,90 @@ def recmon_row(
     )
 
 
+# The steady rows' two ends: the median of three minutes each, so one noisy minute of a shared
+# machine does not make the figure (single minutes of one process moved by ±10% from one
+# minute to the next, and both processes moved together: the machine, not the process).
+STEADY_SPAN = 3
+# The 15-minute error_rate window, the longest of the default rules: full from the 16th
+# measured minute on (the first starts 62 s after start, once every tenant was scheduled).
+STEADY_FULL_FROM = 16
+
+
 @dataclass
 class SteadyRow:
-    """CPU per probe of one recmon process in its first measured minute (windows nearly
-    empty) and in its last (every window full: past the 15-minute error_rate window)."""
+    """CPU per probe of one recmon process, minute by minute: the first minutes (windows
+    nearly empty) against the last (every window full: past the 15-minute error_rate
+    window), each end the median of STEADY_SPAN minutes."""
 
     label: str
     probes_per_s: float
-    first_us: float
-    full_us: float
-    minutes: int
+    minutes_us: tuple[float, ...]
+    # The machine's own speed over the same minutes: CPU seconds of a fixed piece of Python
+    # work, run by this harness each minute (one per minute, aligned with minutes_us).
+    gauge_s: tuple[float, ...]
     # A fresh process of the same configuration (same sandbox), started so that its first
-    # measured minute is the same wall-clock minute as the last: the machine's load then
-    # weighs on both alike (None: not run).
+    # measured minute is the same wall-clock minute as the last (None: not run, --control).
     fresh_us: float | None = None
+
+    @property
+    def first_us(self) -> float:
+        return statistics.median(self.minutes_us[:STEADY_SPAN])
+
+    @property
+    def full_us(self) -> float:
+        return statistics.median(self.minutes_us[-STEADY_SPAN:])
 
     @property
     def growth(self) -> float:
         return self.full_us / self.first_us
 
     @property
+    def machine(self) -> float:
+        """How much slower the machine ran the gauge at the end than at the start."""
+        return statistics.median(self.gauge_s[-STEADY_SPAN:]) / statistics.median(
+            self.gauge_s[:STEADY_SPAN]
+        )
+
+    @property
     def growth_same_minute(self) -> float | None:
-        return None if self.fresh_us is None else self.full_us / self.fresh_us
+        return None if self.fresh_us is None else self.minutes_us[-1] / self.fresh_us
+
+
+def gauge_seconds() -> float:
+    """CPU seconds of a fixed piece of work of the kinds a probe's bookkeeping does (tuples,
+    dicts, floats, struct packing, JSON): the fastest of three, so one preemption does not
+    count. Read each minute, its drift is the machine's (shared host, no CPU counters in
+    this VM), not recmon's."""
+    import struct
+
+    pair = struct.Struct("<Hd")
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        counts: dict[tuple[int, str], int] = {}
+        packed = []
+        for i in range(300_000):
+            key = (i & 1023, "ok" if i % 7 else "empty")
+            counts[key] = counts.get(key, 0) + 1
+            packed.append(pair.pack(i & 0xFFFF, i * 0.001))
+        json.dumps([[k[0], k[1], v] for k, v in counts.items()])
+        best = min(best, time.process_time() - started)
+    return best
 
 
 def steady_rows(
-    specs: list[tuple[int, float]], minutes: int, transport: str, *, control: bool = True
+    specs: list[tuple[int, float]], minutes: int, transport: str, *, control: bool = False
 ) -> list[SteadyRow]:
     """Run one recmon per (tenants, interval) side by side, default rules, for `minutes`; read
     each process's CPU from /proc at every minute and its probes per minute from its results
-    log. Real processes and real time: no pre-filled state, nothing simulated. With `control`,
-    a fresh process per configuration measured in the last minute too (SteadyRow.fresh_us)."""
+    log, and the machine's gauge. Real processes and real time: no pre-filled state, nothing
+    simulated. With `control`, a fresh process per configuration measured in the last minute
+    too (SteadyRow.fresh_us); it loads the machine in the last two minutes."""
+    if minutes < STEADY_FULL_FROM + STEADY_SPAN - 1:
+        raise SystemExit(
+            f"--steady {minutes}: at least {STEADY_FULL_FROM + STEADY_SPAN - 1} minutes, so "
+            f"that the last {STEADY_SPAN} are past the 15-minute error_rate window"
+        )
     runs = []
     for tenants, interval in specs:
         sandbox = Sandbox(tenants)
@@ -284,6 +337,7 @@ def steady_rows(
         )
         runs.append((tenants, interval, sandbox, work, process, port, results))
     marks: list[list[tuple[float, float]]] = [[] for _ in runs]
+    gauges: list[float] = []
     # The control: one fresh process per configuration whose first measured minute is the
     # same wall-clock minute as the old one's last (started two minutes before it).
     fresh: list[tuple[subprocess.Popen[bytes], int, Path]] = []
@@ -298,7 +352,17 @@ def steady_rows(
                 mark.append((now, cpu_seconds(process.pid)))
             for mark, (process, _, _) in zip(fresh_marks, fresh, strict=False):
                 mark.append((now, cpu_seconds(process.pid)))
-            if control and minute == minutes - 2 and minutes >= 3:
+            if minute < minutes:
+                gauges.append(gauge_seconds())
+                # Progress: each process's CPU over the minute just ended (per probe at the end).
+                spent = [m[-1][1] - m[-2][1] for m in marks] if minute else []
+                print(
+                    f"  minute {minute:>2} of {minutes}: gauge {gauges[-1] * 1000:.0f} ms"
+                    + "".join(f", recmon {cpu:.2f} s" for cpu in spent),
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if control and minute == minutes - 2:
                 for _, interval, sandbox, work, *_ in runs:
                     process, port, results = _start_recmon(
                         work / "fresh", sandbox, interval, transport, None, 0, 1
@@ -318,26 +382,27 @@ def steady_rows(
         zip(marks, runs, strict=True)
     ):
         sandbox.stop()
-        starts = [json.loads(line)["started_at"] for line in results.read_text().splitlines()]
+        starts = _starts(results)
         fresh_us = None
         if i < len(fresh) and len(fresh_marks[i]) >= 2:
-            fresh_starts = [
-                json.loads(line)["started_at"] for line in fresh[i][2].read_text().splitlines()
-            ]
-            fresh_us = _cpu_per_probe_us(fresh_marks[i], fresh_starts, len(fresh_marks[i]) - 2)
+            fresh_us = _cpu_per_probe_us(
+                fresh_marks[i], _starts(fresh[i][2]), len(fresh_marks[i]) - 2
+            )
         shutil.rmtree(work, ignore_errors=True)
-
         rows.append(
             SteadyRow(
                 f"{tenants * 2} series/{interval:g}s",
                 tenants * 2 / interval,
-                _cpu_per_probe_us(mark, starts, 0),
-                _cpu_per_probe_us(mark, starts, minutes - 1),
-                minutes,
+                tuple(_cpu_per_probe_us(mark, starts, m) for m in range(minutes)),
+                tuple(gauges),
                 fresh_us,
             )
         )
     return rows
+
+
+def _starts(results: Path) -> list[float]:
+    return [json.loads(line)["started_at"] for line in results.read_text().splitlines()]
 
 
 def _cpu_per_probe_us(marks: list[tuple[float, float]], starts: list[float], i: int) -> float:
@@ -349,13 +414,19 @@ def _cpu_per_probe_us(marks: list[tuple[float, float]], starts: list[float], i: 
 
 def print_steady(rows: list[SteadyRow]) -> None:
     print(
-        "\nSteady state: CPU per probe (us) in the first measured minute and in the last, "
-        "default rules:"
+        f"\nSteady state: CPU per probe (us), default rules; each end the median of "
+        f"{STEADY_SPAN} minutes (the first {STEADY_SPAN}, and the last {STEADY_SPAN}, every "
+        f"window full):"
     )
     for r in rows:
         print(
-            f"  {r.label:<22}{r.probes_per_s:>6.0f}/s  first minute {r.first_us:>6.0f}  "
-            f"minute {r.minutes} (windows full) {r.full_us:>6.0f}  growth x{r.growth:.2f}"
+            f"  {r.label:<22}{r.probes_per_s:>6.0f}/s  first minutes {r.first_us:>6.0f}  "
+            f"last minutes {r.full_us:>6.0f}  growth x{r.growth:.2f}"
+        )
+        print(f"  {'':<22}{'':>8}  every minute: {' '.join(f'{us:.0f}' for us in r.minutes_us)}")
+        print(
+            f"  {'':<22}{'':>8}  the machine over the same minutes (fixed work's CPU time): "
+            f"x{r.machine:.2f}; growth on its scale x{r.growth / r.machine:.2f}"
         )
         if r.fresh_us is not None and r.growth_same_minute is not None:
             print(
@@ -571,12 +642,14 @@ def main() -> int:
         type=int,
         metavar="MINUTES",
         help="only the steady-state rows: recmon at 1 s and at 60 s intervals side by side for "
-        "MINUTES (17: past the 15-minute error_rate window), first minute against the last",
+        "MINUTES (18: the last 3 past the 15-minute error_rate window), the first 3 minutes "
+        "against the last 3",
     )
     parser.add_argument(
-        "--no-control",
+        "--control",
         action="store_true",
-        help="steady rows without the fresh processes measured in the last minute",
+        help="steady rows with a fresh process per configuration measured in the last minute "
+        "(it loads the machine in the last two minutes)",
     )
     args = parser.parse_args()
     if args.steady:
@@ -586,7 +659,7 @@ def main() -> int:
                 [(50, 1.0), (3000, 60.0)],
                 args.steady,
                 args.transport,
-                control=not args.no_control,
+                control=args.control,
             )
             print_steady(steady)
         return 0
