@@ -421,12 +421,12 @@ def print_steady(rows: list[SteadyRow]) -> None:
     for r in rows:
         print(
             f"  {r.label:<22}{r.probes_per_s:>6.0f}/s  first minutes {r.first_us:>6.0f}  "
-            f"last minutes {r.full_us:>6.0f}  growth x{r.growth:.2f}"
+            f"last minutes {r.full_us:>6.0f}  growth x{r.growth:.3f}"
         )
         print(f"  {'':<22}{'':>8}  every minute: {' '.join(f'{us:.0f}' for us in r.minutes_us)}")
         print(
             f"  {'':<22}{'':>8}  the machine over the same minutes (fixed work's CPU time): "
-            f"x{r.machine:.2f}; growth on its scale x{r.growth / r.machine:.2f}"
+            f"x{r.machine:.3f}; growth on its scale x{r.growth / r.machine:.3f}"
         )
         if r.fresh_us is not None and r.growth_same_minute is not None:
             print(
