@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import sys
 import tempfile
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from monitor.app.assembly import assemble  # noqa: E402
 from monitor.app.history import HistoryRecorder  # noqa: E402
 from monitor.app.persist import SAVE_EVERY_S, Persistence  # noqa: E402
+from monitor.app.service import GC_THRESHOLDS  # noqa: E402
 from monitor.config.loader import load_config_text  # noqa: E402
 from monitor.core.clock import ManualClock  # noqa: E402
 from monitor.core.results import Outcome, ProbeResult  # noqa: E402
@@ -71,6 +73,10 @@ async def one_row(tenant_count: int, interval: float, minutes: int) -> list[tupl
     persistence = Persistence(store, monitor.hub, monitor.metrics, monitor.tenant_source, history)
     persistence.restore(counters=False)
     await monitor.refresh_tenants()
+    # As the running process does once its tenants are in (Monitor._refresh_tenants_forever).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     rng = random.Random(1)
     series = [(t, c) for t in tenants for c in ("search", "recommendations")]
     per_second = round(len(series) / interval)
