@@ -6,7 +6,7 @@ import bisect
 import itertools
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
@@ -65,27 +65,58 @@ def _bucket_upper(index: int) -> float:
 
 # A baseline bucket packed: its index and its weight (at `updated_at`), 12 bytes.
 _WEIGHT = struct.Struct("<id")
+# Decay is kept as one number: a histogram's weights are stored multiplied by `scale`, the
+# weight a sample added at `updated_at` carries, which doubles every half-life. Adding a sample
+# thus touches one weight, not all of them (the quantiles do not depend on the scale). The
+# weights are brought back to scale 1 when it passes this, or when one of them decays below
+# _PRUNE_BELOW and is dropped, as an add always did.
+_REBASE_FROM = 2.0**64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DecayingHistogram:
     """Latency distribution where each sample's weight halves every `half_life` seconds.
 
     A few dozen numbers per series, whatever the window: ten thousand tenants can keep a day
     of history without keeping a day of samples. Decay scales every weight alike, so the
-    quantiles only change when a sample is added; p95 is computed then, once. The buckets are
-    packed in one bytes object (a tuple of pairs cost ~130 bytes a bucket, 12 here).
+    quantiles only change when a sample is added; p95 is computed then, once. The weights are
+    packed in one bytes object (a tuple of pairs cost ~130 bytes a bucket); the occupied
+    buckets' indexes are a tuple shared by every version until a new bucket is occupied.
     """
 
-    packed: bytes = b""  # _WEIGHT per occupied bucket, ascending by index
+    indexes: tuple[int, ...] = ()  # occupied buckets, ascending
+    scaled: bytes = b""  # a double per occupied bucket: its weight x `scale`
     updated_at: float = 0.0
-    total: float = 0.0
+    total: float = 0.0  # the weights' sum at `updated_at`
     p95: float | None = None
+    scale: float = 1.0  # the weight a sample added at `updated_at` carries
+
+    def __eq__(self, other: object) -> bool:
+        """The same distribution at the same time: buckets, weights, total and p95 (not
+        their scale, which a save and restore brings back to 1)."""
+        if not isinstance(other, DecayingHistogram):
+            return NotImplemented
+        return (self.updated_at, self.total, self.p95, self.buckets) == (
+            other.updated_at,
+            other.total,
+            other.p95,
+            other.buckets,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.updated_at, self.total, self.p95, self.buckets))
 
     @property
     def buckets(self) -> tuple[tuple[int, float], ...]:
         """(bucket index, weight at `updated_at`), ascending by index."""
-        return tuple(_WEIGHT.iter_unpack(self.packed))
+        scale = self.scale
+        weights = _doubles(len(self.indexes)).unpack(self.scaled)
+        return tuple(zip(self.indexes, [weight / scale for weight in weights], strict=True))
+
+    @property
+    def packed(self) -> bytes:
+        """The buckets packed, _WEIGHT each: the state file's layout (codec.baseline_row)."""
+        return _packed(self.buckets)
 
     @property
     def weight(self) -> float:
@@ -93,38 +124,57 @@ class DecayingHistogram:
 
     def add(self, seconds: float, now: float, half_life: float) -> DecayingHistogram:
         """This histogram decayed to `now`, buckets below _PRUNE_BELOW dropped, with one
-        sample of `seconds` added. (Runs for every probe that leaves a drift window: the
-        buckets are unpacked, decayed and packed in one call each; the same floats, in the
-        same order, as decaying them pair by pair into a dict.)"""
-        updated_at, packed = self.updated_at, self.packed
-        factor = 0.5 ** ((now - updated_at) / half_life) if now > updated_at else 1.0
-        flat = _pairs(len(packed) // _WEIGHT.size).unpack(packed)
-        indexes: Sequence[int] = flat[0::2]
-        weights = [weight * factor for weight in flat[1::2]]
-        if weights and min(weights) < _PRUNE_BELOW:
-            kept = [k for k, weight in enumerate(weights) if weight >= _PRUNE_BELOW]
-            indexes = [indexes[k] for k in kept]
-            weights = [weights[k] for k in kept]
-        index = _bucket_of(seconds)
-        at = bisect.bisect_left(indexes, index)
-        if at < len(indexes) and indexes[at] == index:
-            weights[at] += 1.0
-            total = sum(weights)
-        else:
-            total = sum([*weights, 1.0])  # a new bucket summed last, as a dict's order had it
-            indexes = [*indexes[:at], index, *indexes[at:]]
-            weights.insert(at, 1.0)
-        count = len(indexes)
-        pairs: list[float] = [0.0] * (2 * count)
-        pairs[0::2] = indexes
-        pairs[1::2] = weights
+        sample of `seconds` added."""
+        return self.learned(((now, seconds),), half_life)
+
+    def learned(
+        self, samples: Iterable[tuple[float, float]], half_life: float
+    ) -> DecayingHistogram:
+        """This histogram with each (time, seconds) of `samples` added in turn, as add()
+        would one at a time (the same floats), its p95 computed once. (The baseline learns
+        the samples that left the drift window a few minutes' worth at a time: decay is one
+        multiplication of the scale, a sample one weight's increment.)"""
+        updated_at, scale, indexes = self.updated_at, self.scale, self.indexes
+        weights = list(_doubles(len(indexes)).unpack(self.scaled))
+        for now, seconds in samples:
+            halvings = (now - updated_at) / half_life if now > updated_at else 0.0
+            # The weight of a sample added now: at most 2**64 past the stored scale.
+            grown = scale * 2.0 ** min(halvings, 64.0)
+            if grown >= _REBASE_FROM or (weights and min(weights) < _PRUNE_BELOW * grown):
+                factor = 0.5**halvings / scale  # to the weights at `now`, scale 1
+                kept = [
+                    (index, weight * factor)
+                    for index, weight in zip(indexes, weights, strict=True)
+                    if weight * factor >= _PRUNE_BELOW
+                ]
+                indexes = tuple([index for index, _ in kept])
+                weights = [weight for _, weight in kept]
+                grown = 1.0
+            scale = grown
+            if now > updated_at:
+                updated_at = now
+            index = _bucket_of(seconds)
+            at = bisect.bisect_left(indexes, index)
+            if at < len(indexes) and indexes[at] == index:
+                weights[at] += grown
+            else:
+                indexes = (*indexes[:at], index, *indexes[at:])
+                weights.insert(at, grown)
+        if not indexes:
+            return self
+        # The total and p95 of the weights at `updated_at`, as restore() computes them from
+        # the state file's (the same floats: a saved and restored baseline is equal to it).
         # p95: the first bucket whose running weight reaches 95% (_quantile's sums, in C).
-        top = bisect.bisect_left(list(itertools.accumulate(weights)), 0.95 * total)
+        running = list(itertools.accumulate([weight / scale for weight in weights]))
+        total = running[-1]
+        top = bisect.bisect_left(running, 0.95 * total)
         return _decaying(
-            _pairs(count).pack(*pairs),
-            now if now > updated_at else updated_at,
+            indexes,
+            _doubles(len(indexes)).pack(*weights),
+            updated_at,
             total,
-            _bucket_value(indexes[top]) if top < count else _bucket_upper(indexes[-1]),
+            _bucket_value(indexes[top]) if top < len(indexes) else _bucket_upper(indexes[-1]),
+            scale,
         )
 
     def quantile(self, q: float) -> float | None:
@@ -137,7 +187,9 @@ class DecayingHistogram:
         cls, buckets: tuple[tuple[int, float], ...], updated_at: float
     ) -> DecayingHistogram:
         total = sum(w for _, w in buckets)
-        return cls(_packed(buckets), updated_at, total, _quantile(buckets, total, 0.95))
+        indexes = tuple(index for index, _ in buckets)
+        scaled = _doubles(len(buckets)).pack(*[weight for _, weight in buckets])
+        return cls(indexes, scaled, updated_at, total, _quantile(buckets, total, 0.95))
 
 
 # The histograms' fields set directly (their slots' descriptors), not by the frozen
@@ -149,27 +201,29 @@ _SET_DECAYING = tuple(
 
 
 def _decaying(
-    packed: bytes, updated_at: float, total: float, p95: float | None
+    indexes: tuple[int, ...],
+    scaled: bytes,
+    updated_at: float,
+    total: float,
+    p95: float | None,
+    scale: float,
 ) -> DecayingHistogram:
-    """DecayingHistogram(packed, updated_at, total, p95)."""
+    """DecayingHistogram(indexes, scaled, updated_at, total, p95, scale)."""
     histogram: DecayingHistogram = _new(DecayingHistogram)
-    set_packed, set_updated_at, set_total, set_p95 = _SET_DECAYING
-    set_packed(histogram, packed)
+    set_indexes, set_scaled, set_updated_at, set_total, set_p95, set_scale = _SET_DECAYING
+    set_indexes(histogram, indexes)
+    set_scaled(histogram, scaled)
     set_updated_at(histogram, updated_at)
     set_total(histogram, total)
     set_p95(histogram, p95)
+    set_scale(histogram, scale)
     return histogram
 
 
-_PAIRS: dict[int, struct.Struct] = {}
-
-
-def _pairs(count: int) -> struct.Struct:
-    """The struct of `count` packed buckets (_WEIGHT repeated; "<" packs no padding)."""
-    packer = _PAIRS.get(count)
-    if packer is None:
-        packer = _PAIRS[count] = struct.Struct("<" + "id" * count)
-    return packer
+@lru_cache(maxsize=512)
+def _doubles(count: int) -> struct.Struct:
+    """The struct of `count` packed weights ("<" packs no padding)."""
+    return struct.Struct(f"<{count}d")
 
 
 def _packed(buckets: tuple[tuple[int, float], ...]) -> bytes:
