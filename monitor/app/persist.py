@@ -48,8 +48,10 @@ SAVE_TURNS = 5
 # the series' turn (the final save, at shutdown and in `once`, writes every one). The
 # baseline and how far it has learned are saved together: a restored older pair learns again
 # the samples after it that are still in the window, all of them while this (and the turns'
-# SAVE_TURNS x SAVE_EVERY_S) is at most the longest window minus the drift window (900 - 300
-# s by default). Encoding the baseline was most of a save's CPU.
+# SAVE_TURNS x SAVE_EVERY_S, and the up to RuleSet.learn_every the baseline learns behind the
+# drift window) is at most the longest window minus the drift window (900 - 300 s by
+# default); past that, a restore after a crash leaves a few minutes of samples unlearned, of
+# a baseline of hours. Encoding the baseline was most of a save's CPU.
 BASELINE_EVERY_S = 300.0
 # Series encoded and written per transaction in a save (see Persistence._write_series).
 SAVE_CHUNK = 1_000

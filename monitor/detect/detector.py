@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -40,14 +39,13 @@ from monitor.detect.lifecycle import (
     Verdict,
     advance,
 )
-from monitor.detect.rules import RuleSet
+from monitor.detect.rules import RuleSet, learning_phase
 from monitor.detect.series import (
     NO_ALERTS,
     OUTCOME_OF_CODE,
     AlertEvent,
     AlertState,
     Bucket,
-    Record,
     Sample,
     SeriesState,
     Tally,
@@ -330,7 +328,8 @@ def _quiet_when_ok(rules: RuleSet) -> bool:
 
 def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet) -> SeriesState:
     """The state with this probe recorded: the sample in, every window's tally moved on by
-    the samples that left it, the baseline taught what left the short window."""
+    the samples that left it, the baseline taught what left the drift window (learn_every
+    of it at a time)."""
     # An empty answer is still a complete answer: its latency counts (in the incident, the
     # broken hop made recommendations both empty and slow).
     outcome = result.outcome
@@ -341,24 +340,37 @@ def _record(state: SeriesState, result: ProbeResult, now: float, rules: RuleSet)
     buckets, starts = appended_probe(state.buckets, state.starts, now, value, latency, reason)
     end = starts[-1] + len(buckets[-1])
     plan = _plan(rules)
-    drift = rules.latency_drift
-    # Frozen while drift is pending or firing, so the drift never becomes the new normal.
-    learning = drift is not None and state.alerts.get("latency_drift") is None
-    taught = drift.window if drift is not None and learning else None
-    stepped = _stepped(state.tallies, plan, buckets, starts, end, now, value, latency, taught)
+    stepped = _stepped(state.tallies, plan, buckets, starts, end, now, value, latency)
     if stepped is None:  # restored, or the rules changed: counted again from the samples
         sample = Sample(now, value, latency, reason)
-        tallies, gone = _rebuilt(state, plan, buckets, starts, end, now, sample, taught)
+        tallies = _rebuilt(state, plan, buckets, starts, end, now, sample)
     else:
-        tallies, gone = stepped
+        tallies = stepped
     baseline, learned_until = state.baseline, state.learned_until
+    drift = rules.latency_drift
     if drift is not None:
-        # Only what the series still remembers (the longest window) is learned.
-        after = max(learned_until, now - rules.longest_window)
-        for at, gone_latency, _ in gone:
-            if gone_latency == gone_latency and at > after:  # NaN: no latency
-                baseline = baseline.add(gone_latency, at, drift.baseline_half_life)
-        learned_until = max(learned_until, now - drift.window)
+        cutoff = now - drift.window
+        # Frozen while drift is pending or firing, so the drift never becomes the new normal.
+        if state.alerts.get("latency_drift") is not None:
+            learned_until = max(learned_until, cutoff)
+        elif cutoff - learned_until >= rules.learn_every:
+            # What left the drift window since it last learned, up to the series' own point
+            # in learn_every (learning_phase), read in place before the samples past the
+            # longest window are dropped (learn_every is never longer than the series
+            # remembers a sample after it left: none leaves unlearned).
+            every = rules.learn_every
+            phase = learning_phase(result.tenant, result.check)
+            edge = cutoff - (cutoff - phase) % every if every else cutoff
+            left = leaving(buckets, starts, end, state.head, edge)
+            # NaN (no latency) is unequal to itself.
+            taught = [
+                (at, seconds)
+                for at, seconds, _ in left
+                if at > learned_until and seconds == seconds
+            ]
+            if taught:
+                baseline = baseline.learned(taught, drift.baseline_half_life)
+            learned_until = max(learned_until, edge)
     buckets, starts = dropped_before(buckets, starts, tallies[0].cursor)
     histogram = tallies[plan.p95_at].latencies
     assert histogram is not None
@@ -388,16 +400,14 @@ def _stepped(
     now: float,
     value: str,
     latency: float | None,
-    taught: float | None,
-) -> tuple[list[Tally], list[Record]] | None:
+) -> list[Tally] | None:
     """Every window's tally moved on by one probe (`value`, `latency`) and the records that
-    left it, read in place; with what left the window of length `taught` (the baseline's).
-    None when the tallies are not the plan's (restored, or the rules changed)."""
+    left it, read in place. None when the tallies are not the plan's (restored, or the rules
+    changed)."""
     if len(old) != len(plan.lengths):
         return None
     joining = None if latency is None else window_bucket(latency)
     tallies: list[Tally] = []
-    gone: list[Record] = []
     for tally, length, timed_window in zip(old, plan.lengths, plan.timed, strict=True):
         histogram = tally.latencies
         if tally.length != length or (histogram is None) is timed_window:
@@ -424,11 +434,9 @@ def _stepped(
                     histogram = histogram.moved((), out)
             elif len(out) != 1 or out[0] != joining:
                 histogram = histogram.moved((joining,), out)
-        if length == taught:
-            gone = left
         moved = (length, tally.cursor + len(left), tally.probes + 1 - len(left), counts, histogram)
         tallies.append(_new_tuple(Tally, moved))  # Tally(*moved), in C
-    return tallies, gone
+    return tallies
 
 
 def _rebuilt(
@@ -439,21 +447,16 @@ def _rebuilt(
     end: int,
     now: float,
     sample: Sample,
-    taught: float | None,
-) -> tuple[list[Tally], list[Record]]:
-    """The plan's tallies counted again from every remembered sample and `sample`, with what
-    left the window of length `taught`."""
+) -> list[Tally]:
+    """The plan's tallies counted again from every remembered sample and `sample`."""
     head = state.head
     joined = (*state.since(head), sample)
     tallies: list[Tally] = []
-    gone: list[Record] = []
     for length, timed_window in zip(plan.lengths, plan.timed, strict=True):
         tally = Tally(length, head, latencies=WindowHistogram() if timed_window else None)
         left = _leaving(buckets, starts, end, head, now - length)
         tallies.append(_tallied(tally, joined, left))
-        if length == taught:
-            gone = [(s.at, math.nan if s.latency is None else s.latency, 0) for s in left]
-    return tallies, gone
+    return tallies
 
 
 def _leaving(

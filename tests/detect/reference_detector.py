@@ -35,7 +35,7 @@ from monitor.detect.lifecycle import (
     Verdict,
     advance,
 )
-from monitor.detect.rules import RuleSet
+from monitor.detect.rules import RuleSet, learning_phase
 from monitor.detect.series import AlertEvent, AlertState, AlertStatus, Sample
 from monitor.detect.stats import (
     DecayingHistogram,
@@ -220,10 +220,19 @@ def _record(
         # Frozen while drift is pending or firing, so the drift never becomes the new normal.
         suspected = state.alerts.get("latency_drift") is not None
         cutoff = now - drift.window
-        for old in samples:
-            if learned_until < old.at <= cutoff and old.latency is not None and not suspected:
-                baseline = baseline.add(old.latency, old.at, drift.baseline_half_life)
-        learned_until = max(learned_until, cutoff)
+        # Learned rules.learn_every of the series' time at a time, up to its own point in it
+        # (the same floats as adding each in turn): what left the drift window, of what the
+        # series remembered until now.
+        if suspected:
+            learned_until = max(learned_until, cutoff)
+        elif cutoff - learned_until >= rules.learn_every:
+            every = rules.learn_every
+            phase = learning_phase(result.tenant, result.check)
+            edge = cutoff - (cutoff - phase) % every if every else cutoff
+            for old in (*state.samples, sample):
+                if learned_until < old.at <= edge and old.latency is not None:
+                    baseline = baseline.add(old.latency, old.at, drift.baseline_half_life)
+            learned_until = max(learned_until, edge)
     since = now - (drift.window if drift is not None else rules.longest_window)
     latencies = sorted(s.latency for s in samples if s.at > since and s.latency is not None)
     recorded = _with(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from collections.abc import Iterable
 
 import pytest
@@ -10,6 +12,7 @@ from monitor.alerting.tracker import AlertTracker
 from monitor.config.model import AlertsSpec
 from monitor.core.notifications import Severity
 from monitor.core.results import Outcome, ProbeResult
+from monitor.detect.rules import learning_phase
 from monitor.detect.series import AlertEvent, EventKind
 from monitor.detect.stats import WINDOW_RELATIVE_ERROR, lower_bound_rank, p95_lower_bound
 
@@ -381,3 +384,47 @@ def test_refusals_in_a_row_count_only_what_the_series_remembers() -> None:
     assert t.observe(auth_result("acme", "tenant", A), T0 + 40) == []
     events = t.observe(auth_result("acme", "tenant", A), T0 + 50)
     assert [(e.rule, e.kind.value) for e in events] == [("auth_errors", "firing")]
+
+
+def baseline_weights(t: AlertTracker, probes: int, every: float = 60.0) -> list[float]:
+    """The learned baseline's weight after each of `probes` 60 ms probes."""
+    weights = []
+    for i in range(probes):
+        t.observe(result(O), T0 + i * every)
+        weights.append(t.series[("acme", "recommendations")].baseline.weight)
+    return weights
+
+
+def test_the_baseline_learns_what_left_the_drift_window_five_minutes_at_a_time() -> None:
+    # 60 s probes, a 5 m drift window: a sample leaves it a minute; the baseline takes them in
+    # five at a time, at the series' own point in the five minutes.
+    weights = baseline_weights(tracker(), 32)
+    learned_at = [i for i in range(1, 32) if weights[i] != weights[i - 1]]
+    assert len(learned_at) == 5 and learned_at[0] <= 10
+    assert [b - a for a, b in itertools.pairwise(learned_at)] == [5] * 4
+    # Every sample that had left the window by the series' point is in, and no other.
+    cutoff = T0 + learned_at[-1] * 60 - 300
+    edge = cutoff - (cutoff - learning_phase("acme", "recommendations")) % 300
+    assert weights[-1] == pytest.approx((edge - T0) // 60 + 1, rel=3e-2)  # decayed a little
+
+
+def test_a_fleet_started_together_learns_a_fifth_of_its_series_each_minute() -> None:
+    phases = [
+        learning_phase(f"tenant-{i:04}", check)
+        for i in range(1000)
+        for check in ("search", "recommendations")
+    ]
+    per_minute = Counter(int(phase // 60) for phase in phases)
+    assert sorted(per_minute) == [0, 1, 2, 3, 4]
+    assert all(320 < count < 480 for count in per_minute.values()), per_minute  # 400 each
+
+
+def test_a_drift_window_as_long_as_the_series_remembers_still_learns_every_sample() -> None:
+    # Every other window shorter: a sample leaves the drift window as the series forgets it,
+    # so it is learned on that very probe (it once was not learned at all).
+    t = tracker(error_rate={"enabled": False})
+    assert t.rulebook.for_series("acme", "recommendations").learn_every == 0.0
+    weights = baseline_weights(t, 40)
+    assert weights[:5] == [0.0] * 5
+    assert weights[5:8] == pytest.approx([1.0, 2.0, 3.0], rel=1e-2)
+    assert weights[-1] == pytest.approx(33.9, rel=1e-2)  # 35 samples, decayed

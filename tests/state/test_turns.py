@@ -62,6 +62,8 @@ def test_a_quiet_series_not_in_its_turn_is_left_as_the_file_holds_it() -> None:
     _, saved = series_changes({}, tracker.series)
     for key in KEYS:
         probe(tracker, key, Outcome.OK, 20)
+    for minute in range(21, 25):  # five minutes: its baseline learns (every 5 m) and changes
+        probe(tracker, ("acme", "search"), Outcome.OK, minute)
     probe(tracker, ("globex", "search"), Outcome.EMPTY, 21)  # not quiet: written
     write, after = series_changes(saved, tracker.series, baseline_every=300.0, later=set(KEYS))
     assert [h[:2] for h in write.heads] == [("globex", "search")]
