@@ -186,7 +186,8 @@ class DecayingHistogram:
     def restore(
         cls, buckets: tuple[tuple[int, float], ...], updated_at: float
     ) -> DecayingHistogram:
-        total = sum(w for _, w in buckets)
+        # Summed in order, as learned() does (sum() of floats is compensated from 3.12 on).
+        total = [*itertools.accumulate(w for _, w in buckets)][-1] if buckets else 0.0
         indexes = tuple(index for index, _ in buckets)
         scaled = _doubles(len(buckets)).pack(*[weight for _, weight in buckets])
         return cls(indexes, scaled, updated_at, total, _quantile(buckets, total, 0.95))
