@@ -24,7 +24,7 @@ from monitor.core.secrets import Redactor
 from monitor.core.tenancy import Shard
 from monitor.state.store import HistoryRead, StateUnavailable
 from monitor.telemetry.logs import setup_logging
-from monitor.telemetry.polltime import TimedSelector, thread_run_delay
+from monitor.telemetry.polltime import TimedSelector, loop_selector
 from monitor.telemetry.webauth import server_context
 
 
@@ -381,8 +381,9 @@ def _run_timed(main: Callable[[TimedSelector], Coroutine[Any, Any, int]]) -> int
     """asyncio.run(main(polls)) on a selector event loop whose selector times its polls
     (monitor.telemetry.polltime): the probes' transport stamps each answer with the poll that
     read it, handed `polls` by the composition root (nothing looks the loop's selector up)."""
-    # This thread runs the loop: its waits for a CPU at the end of a poll count as doubt.
-    polls = TimedSelector(run_delay=thread_run_delay())
+    # This thread runs the loop: its waits for a CPU at the end of a poll count as doubt, and
+    # its voluntary switches tell a poll that slept.
+    polls = loop_selector()
     with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(polls)) as runner:
         return runner.run(main(polls))
 

@@ -31,11 +31,17 @@ nothing is, and then the first readiness wakes it. So, for poll k, reported byte
   end], and the stamp is that interval's midpoint, the doubt its half-width. Without it the
   wait is not seen: the stamp is the end, doubted 0. (A timer-based lag monitor sees such a
   wait only when its own timer falls in it.)
-- Whether poll k slept: a poll with timeout 0 did not; one allowed to block slept when its
-  wall time, less the wait for a CPU, is at least SLEPT_AFTER_S: a poll that did not sleep
-  is on the CPU for microseconds. A shorter sleep is taken as none, whose interval holds the
-  sleeping one's too (the stamp is then early by up to the doubt, never before the send).
-  Without `run_delay` a poll preempted that long would be taken as a sleep (not seen).
+- Whether poll k slept: a poll with timeout 0 did not; one allowed to block slept when the
+  thread blocked during it (with `sleeps`: Linux counts a thread's voluntary context
+  switches, getrusage's ru_nvcsw, which a preemption does not move). Without that count, when
+  its wall time, less the wait for a CPU, is at least SLEPT_AFTER_S: a poll that did not sleep
+  is usually on the CPU for microseconds. But not always: on a 2-vCPU VM the first poll after
+  the thread stood still for 100 ms took 127-499 us with its bytes long there (30 of 30;
+  0.2% of polls over 100 us otherwise), and by the clock alone it slept, so its busy stretch
+  left the doubt (tests/integration/test_read_timing.py failed 5 runs of 6 there). A shorter
+  sleep is taken as none, whose interval holds the sleeping one's too (the stamp is then early
+  by up to the doubt, never before the send). Without `run_delay` a poll preempted that long
+  would be taken as a sleep (not seen).
 - The stamp is never before the send: the interval starts at `sent_at` at the earliest.
 - Every reader callback queued by poll k runs before poll k+1 (step 4 runs what was queued), so
   a data_received sees the latest poll's numbers: the poll that reported its bytes. What runs
@@ -97,11 +103,41 @@ def thread_run_delay(path: str = SCHEDSTAT) -> Callable[[], float] | None:
     return run_delay
 
 
+def thread_sleeps() -> Callable[[], int] | None:
+    """A reader of how many times the calling thread has blocked (its voluntary context
+    switches: getrusage(RUSAGE_THREAD).ru_nvcsw, ~0.3 us), or None where that is not readable
+    (RUSAGE_THREAD is Linux's)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    who = getattr(resource, "RUSAGE_THREAD", None)
+    if who is None:
+        return None
+    getrusage = resource.getrusage
+
+    def sleeps() -> int:
+        return getrusage(who).ru_nvcsw
+
+    try:
+        sleeps()
+    except OSError:
+        return None
+    return sleeps
+
+
+def loop_selector() -> TimedSelector:
+    """The selector for an event loop run by the calling thread: its polls timed, with that
+    thread's waits for a CPU and its sleeps read where Linux tells them."""
+    return TimedSelector(run_delay=thread_run_delay(), sleeps=thread_sleeps())
+
+
 class TimedSelector(selectors.DefaultSelector):
     """The platform's selector (epoll on Linux), timing each poll: `looked_at` and `polled_at`
     are the start and end of the latest poll, `busy_before` the busy stretch before it,
     `stalled` how long the thread waited for a CPU during it (with `run_delay`:
-    thread_run_delay() of the loop's thread), `slept` whether it slept. arrival() is the
+    thread_run_delay() of the loop's thread), `slept` whether it slept (with `sleeps`:
+    thread_sleeps() of the loop's thread; by the clock without). arrival() is the
     stamp and doubt of an answer it reported. For asyncio.SelectorEventLoop(selector); one
     loop, one thread."""
 
@@ -109,10 +145,14 @@ class TimedSelector(selectors.DefaultSelector):
         self,
         clock: Callable[[], float] = time.monotonic,
         run_delay: Callable[[], float] | None = None,
+        sleeps: Callable[[], int] | None = None,
     ) -> None:
         super().__init__()
         self.time = clock
         self._run_delay = run_delay
+        self._sleeps = sleeps
+        # Whether the latest poll blocked, as `sleeps` counted it (None: not counted).
+        self._blocked: bool | None = None
         # Until the first poll: the loop's start is the previous look.
         self.looked_at = self.polled_at = self._before = clock()
         self.stalled = 0.0
@@ -125,9 +165,14 @@ class TimedSelector(selectors.DefaultSelector):
 
     @property
     def slept(self) -> bool:
-        """Whether the latest poll slept (the module's text): allowed to, and on the clock
-        SLEPT_AFTER_S or more beyond its wait for a CPU."""
-        return self._may_sleep and self.polled_at - self.looked_at - self.stalled >= SLEPT_AFTER_S
+        """Whether the latest poll slept (the module's text): allowed to, and the thread
+        blocked in it (`sleeps`) or, not counted, on the clock SLEPT_AFTER_S or more beyond
+        its wait for a CPU."""
+        if not self._may_sleep:
+            return False
+        if self._blocked is not None:
+            return self._blocked
+        return self.polled_at - self.looked_at - self.stalled >= SLEPT_AFTER_S
 
     def arrival(self, sent_at: float) -> tuple[float, float]:
         """When bytes the latest poll reported came, answering a request sent at `sent_at`,
@@ -154,6 +199,8 @@ class TimedSelector(selectors.DefaultSelector):
         # reported.
         may_sleep = timeout is None or timeout > 0
         waited = run_delay() if run_delay is not None and may_sleep else None
+        sleeps = self._sleeps
+        blocks = sleeps() if sleeps is not None and may_sleep else None
         ready: list[tuple[selectors.SelectorKey, int]] = []
         try:
             ready = super().select(timeout)
@@ -164,5 +211,8 @@ class TimedSelector(selectors.DefaultSelector):
             self.polled_at = clock()
             self._may_sleep = may_sleep
             self.stalled = 0.0
+            self._blocked = None
             if waited is not None and ready and run_delay is not None:
                 self.stalled = max(0.0, run_delay() - waited)
+            if blocks is not None and ready and sleeps is not None:
+                self._blocked = sleeps() > blocks

@@ -23,7 +23,7 @@ from monitor.probing import http
 from monitor.probing.http import prepare, probe_http
 from monitor.probing.transport.connection import Connection
 from monitor.probing.transport.pool import AsyncioTransport
-from monitor.telemetry.polltime import TimedSelector
+from monitor.telemetry.polltime import TimedSelector, loop_selector
 from tests.http_corpus import BODY, JSON
 from tests.integration.test_direct_exchange import ThroughHttpx, search_check
 
@@ -82,7 +82,7 @@ def server() -> Iterator[int]:
 
 def on_timed_loop(main: Callable[[TimedSelector], Coroutine[Any, Any, Any]]) -> Any:
     """main(polls) run as cli runs the monitor: on a loop whose selector times its polls."""
-    polls = TimedSelector()
+    polls = loop_selector()
     with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(polls)) as runner:
         return runner.run(main(polls))
 
