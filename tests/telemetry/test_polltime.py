@@ -115,38 +115,37 @@ def test_without_the_threads_run_queue_wait_a_sleeping_poll_stamps_its_end() -> 
         assert selector.arrival(0.5) == (1.06, 0.0)
 
 
+def poll_counted(clock: SteppedClock, *counts: int) -> TimedSelector:
+    """A selector after its second poll, one allowed to block that reported a byte sent
+    before it, with the thread's voluntary switches read as `counts` around that poll."""
+    blocks = iter(counts)
+    mine, theirs = socket.socketpair()
+    with mine, theirs, TimedSelector(clock, sleeps=lambda: next(blocks)) as selector:
+        selector.select(0)
+        selector.register(mine, selectors.EVENT_READ)
+        theirs.send(b"x")
+        assert selector.select(1.0) != []
+    return selector
+
+
 def test_a_poll_that_found_its_bytes_there_did_not_sleep_however_long_it_took() -> None:
     """The thread did not block in it (its voluntary switches did not move), so its bytes
     came in the busy stretch before it, though the poll took 1 ms on the clock (the first
     poll after the thread stood still, on a VM: 127-499 us). By the clock alone it slept,
     and the 40 ms busy stretch left the doubt."""
-    clock = SteppedClock(0.0, 1.0, 1.0, 1.04, 1.041)
-    blocks = iter([7, 7])
-    mine, theirs = socket.socketpair()
-    with mine, theirs, TimedSelector(clock, sleeps=lambda: next(blocks)) as selector:
-        selector.select(0)
-        selector.register(mine, selectors.EVENT_READ)
-        theirs.send(b"x")
-        assert selector.select(1.0) != []
-        assert not selector.slept
-        stamp, doubt = selector.arrival(0.5)
-        assert abs(stamp - 1.0205) < 1e-9
-        assert abs(doubt - 0.0205) < 1e-9
+    selector = poll_counted(SteppedClock(0.0, 1.0, 1.0, 1.04, 1.041), 7, 7)
+    assert not selector.slept
+    stamp, doubt = selector.arrival(0.5)
+    assert abs(stamp - 1.0205) < 1e-9
+    assert abs(doubt - 0.0205) < 1e-9
 
 
 def test_a_poll_the_thread_blocked_in_slept_however_short_it_was() -> None:
     """It blocked (one voluntary switch) and its bytes woke it 50 us later: a sleep, though
     under SLEPT_AFTER_S on the clock, so the busy stretch before it is not in the doubt."""
-    clock = SteppedClock(0.0, 1.0, 1.0, 1.01, 1.01005)
-    blocks = iter([7, 8])
-    mine, theirs = socket.socketpair()
-    with mine, theirs, TimedSelector(clock, sleeps=lambda: next(blocks)) as selector:
-        selector.select(0)
-        selector.register(mine, selectors.EVENT_READ)
-        theirs.send(b"x")
-        assert selector.select(1.0) != []
-        assert selector.slept
-        assert selector.arrival(0.5) == (1.01005, 0.0)
+    selector = poll_counted(SteppedClock(0.0, 1.0, 1.0, 1.01, 1.01005), 7, 8)
+    assert selector.slept
+    assert selector.arrival(0.5) == (1.01005, 0.0)
 
 
 def test_the_threads_sleeps_are_counted_where_linux_tells_them() -> None:
