@@ -4,7 +4,9 @@ Runs one `recmon run` from a source tree (a directory holding a `monitor` packag
 checkout) against the sandbox at a given rate, with two counters added from outside recmon:
 every `selector.select` call (one a loop iteration: how often the loop wakes) and every
 garbage collection (`gc.callbacks`: generation and pause). After a warm-up, over the measured
-window it prints CPU per probe, loop wake-ups per second and per probe, the collections per
+window it prints CPU per probe, loop wake-ups per second and per probe (and of those, the polls
+that could block, no callback ready, and those a timer alone ended: at 1,000/s on a 2-vCPU VM
+1,400 polls a second, 617 that could block, 50 ended by a timer), the collections per
 generation with their median and longest pause, the share of ok latencies withheld
 (measured while the loop ran late), the kernel's share of the CPU, the share of threads other
 than the loop's (the state saves) and new connections per probe. Several trees: run one after
@@ -36,7 +38,7 @@ import sys, gc, json, threading, time, selectors
 sys.path.insert(0, {tree!r})
 import monitor
 assert monitor.__file__.startswith({tree!r}), monitor.__file__
-stats = {{"selects": 0, "events": 0, "gc": [], "connects": 0}}
+stats = {{"selects": 0, "events": 0, "blocking": 0, "timer_only": 0, "gc": [], "connects": 0}}
 from monitor.probing.transport.connection import Connection
 made = Connection.connection_made
 def counting_made(self, transport):
@@ -48,6 +50,9 @@ def counting(self, timeout=None):
     ready = select(self, timeout)
     stats["selects"] += 1
     stats["events"] += len(ready)
+    if timeout is None or timeout > 0:  # may sleep: the loop had no callback ready
+        stats["blocking"] += 1
+        stats["timer_only"] += not ready
     return ready
 selectors.EpollSelector.select = counting
 began = [0.0, 0.0]
@@ -134,6 +139,8 @@ def measure(tree: str, tenants: int, interval: float, warm: float, window: float
         "wakeups_per_s": (after["selects"] - before["selects"]) / span,
         "events_per_wakeup": (after["events"] - before["events"])
         / max(after["selects"] - before["selects"], 1),
+        "blocking_per_s": (after["blocking"] - before["blocking"]) / span,
+        "timer_only_per_s": (after["timer_only"] - before["timer_only"]) / span,
         "withheld_share": withheld / max(withheld + trusted, 1),
         "gc": {
             generation: (
@@ -170,7 +177,10 @@ def main() -> int:
             f"{row['cpu_us_per_probe']:.0f} us CPU per probe ({row['cores']:.3f} cores), "
             f"{row['wakeups_per_s']:.0f} loop wake-ups/s "
             f"({row['wakeups_per_s'] / max(row['probes_per_s'], 1):.2f} per probe, "
-            f"{row['events_per_wakeup']:.2f} events each), "
+            f"{row['events_per_wakeup']:.2f} events each; "
+            f"{row['wakeups_per_s'] - row['blocking_per_s']:.0f}/s with callbacks ready "
+            f"(timeout 0), {row['blocking_per_s']:.0f}/s that could block, "
+            f"{row['timer_only_per_s']:.0f}/s of those ended by a timer alone), "
             f"withheld {100 * row['withheld_share']:.1f}%, peak RSS {row['rss_mb']:.0f} MB, "
             f"kernel {100 * row['system_share']:.0f}% of the CPU, threads other than the "
             f"loop's (state saves) {100 * row['threads_share']:.0f}%, "
