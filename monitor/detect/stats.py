@@ -187,7 +187,9 @@ class DecayingHistogram:
         cls, buckets: tuple[tuple[int, float], ...], updated_at: float
     ) -> DecayingHistogram:
         # Summed in order, as learned() does (sum() of floats is compensated from 3.12 on).
-        total = [*itertools.accumulate(w for _, w in buckets)][-1] if buckets else 0.0
+        total = 0.0
+        for _, weight in buckets:
+            total += weight
         indexes = tuple(index for index, _ in buckets)
         scaled = _doubles(len(buckets)).pack(*[weight for _, weight in buckets])
         return cls(indexes, scaled, updated_at, total, _quantile(buckets, total, 0.95))
