@@ -2,6 +2,7 @@
 the loop's read path), two source trees alternated.
 
     .venv/bin/python bench/probe_path.py /tmp/main .     # main against this tree
+    .venv/bin/python bench/probe_path.py /tmp/main . --transport aiohttp --in-flight 200
 
 A raw HTTP/1.1 server in its own process answers every request on kept-alive connections
 after a few milliseconds with a sandbox-like search answer. Each run, in a process of its
@@ -52,7 +53,7 @@ asyncio.run(main())
 CONFIG = """
 defaults: {{interval: 10s, timeout: 2s}}
 targets:
-  api: {{base_url: "http://127.0.0.1:{port}"}}
+  api: {{base_url: "http://127.0.0.1:{port}", max_connections: {connections}}}
 tenants:
   static: [acme]
   default_vars: {{query: shoes}}
@@ -78,7 +79,7 @@ from monitor.probing.httpclient import build_client
 async def main():
     config = load_config_text({config!r}, source="<bench>").config
     check = compile_checks(config)["search"]
-    client = build_client("api", config.targets["api"], 2.0, kind="asyncio")
+    client = build_client("api", config.targets["api"], 2.0, kind={transport!r})
     request = prepare(client, check.render({{"tenant": "acme", "query": "shoes"}}))
     clock = SystemClock()
     left = {warm} + {probes}
@@ -93,7 +94,7 @@ async def main():
                 probe_http(check, "acme", request, client, clock, {{"query": "shoes"}})
             )
             assert result.outcome.value == "ok", result
-    await asyncio.gather(*(worker() for _ in range(60)))
+    await asyncio.gather(*(worker() for _ in range({in_flight})))
     print(1e6 * (time.process_time() - started) / {probes})
     await client.aclose()
 
@@ -107,9 +108,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def one_run(tree: str, port: int, warm: int, probes: int) -> float:
-    config = CONFIG.format(port=port)
-    code = RUN.format(tree=tree, config=config, warm=warm, probes=probes)
+def one_run(tree: str, port: int, args: argparse.Namespace) -> float:
+    config = CONFIG.format(port=port, connections=args.connections)
+    code = RUN.format(
+        tree=tree,
+        config=config,
+        warm=args.warm,
+        probes=args.probes,
+        transport=args.transport,
+        in_flight=args.in_flight,
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False
     )
@@ -124,6 +132,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per tree")
     parser.add_argument("--warm", type=int, default=3000)
     parser.add_argument("--probes", type=int, default=20000)
+    parser.add_argument("--transport", choices=("asyncio", "aiohttp", "httpx"), default="asyncio")
+    parser.add_argument("--in-flight", type=int, default=60, help="probes kept in flight")
+    parser.add_argument("--connections", type=int, default=100, help="the target's max_connections")
     args = parser.parse_args()
     trees = [os.path.abspath(tree) for tree in args.trees]
     port = free_port()
@@ -137,7 +148,7 @@ def main() -> int:
         figures: dict[str, list[float]] = {tree: [] for tree in trees}
         for _ in range(args.runs):
             for tree in trees:
-                figures[tree].append(one_run(tree, port, args.warm, args.probes))
+                figures[tree].append(one_run(tree, port, args))
                 time.sleep(0.5)
     finally:
         server.terminate()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -90,8 +91,9 @@ def build_client(
             proxy=httpx.Proxy(target.proxy) if target.proxy else None,
         )
     elif transport is None and target.proxy is None and not _proxy_variables():
-        # httpx's own, direct: the same transport, naming the address that answered.
-        transport = PeerNamingTransport(verify=verify, limits=limits)
+        # httpx's own, direct: the same transport, naming the address that answered, in
+        # pools of a few dozen connections.
+        transport = ShardedPoolTransport(verify=verify, limits=limits)
     return httpx.AsyncClient(
         base_url=target.base_url,
         headers={
@@ -155,3 +157,84 @@ class PeerNamingTransport(httpx.AsyncHTTPTransport):
             response.extensions[PEER] = format_peer(str(server[0]), int(server[1]))
             response.extensions[VIA_PROXY] = False
         return response
+
+
+# httpcore's pool walks every connection it holds on each request and on each response
+# closed, so its cost per request grows with its size: at 1,024 connections that walk was
+# 45% of an overloaded monitor's samples, and its loop fell minutes behind. Pools of at most
+# this many connections keep the walk short.
+POOL_SHARD = 32
+
+
+class ShardedPoolTransport(httpx.AsyncBaseTransport):
+    """httpx's direct transport as several pools of at most POOL_SHARD connections, together
+    as large as `limits` says. A request goes to the first pool with a connection to spare (a
+    light load reuses the first pool's kept-alive connections), so none waits inside httpcore
+    while another pool has room: recmon bounds a target's probes by its connections."""
+
+    def __init__(self, *, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> None:
+        total = limits.max_connections or POOL_SHARD
+        count = math.ceil(total / POOL_SHARD)
+        sizes = [total // count + (i < total % count) for i in range(count)]
+        context = httpx.create_ssl_context(verify=verify)  # one for all the pools
+        self._pools = [
+            PeerNamingTransport(
+                verify=context,
+                limits=httpx.Limits(
+                    max_connections=size,
+                    max_keepalive_connections=size,
+                    keepalive_expiry=limits.keepalive_expiry,
+                ),
+            )
+            for size in sizes
+        ]
+        self._room = sizes  # connections each pool has to spare: its size less its requests
+        self._next = 0  # beyond the bound (a caller that does not keep it): in turn
+
+    def _choose(self) -> int:
+        for index, room in enumerate(self._room):
+            if room > 0:
+                return index
+        self._next = (self._next + 1) % len(self._pools)
+        return self._next
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        index = self._choose()
+        self._room[index] -= 1
+        try:
+            response = await self._pools[index].handle_async_request(request)
+        except BaseException:
+            self._room[index] += 1
+            raise
+        # The connection is the pool's again once the body is closed.
+        response.stream = _ReleasingStream(response.stream, self._room, index)
+        return response
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """A response body that gives its pool's connection back once, when it is closed."""
+
+    def __init__(
+        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, room: list[int], index: int
+    ) -> None:
+        assert isinstance(stream, httpx.AsyncByteStream)
+        self._stream = stream
+        self._room = room
+        self._index = index
+        self._open = True
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()
+
+    async def aclose(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        try:
+            await self._stream.aclose()
+        finally:  # counted back once the pool has its connection again
+            self._room[self._index] += 1
