@@ -6,8 +6,9 @@ the loop's read path), two source trees alternated.
 
 A raw HTTP/1.1 server in its own process answers every request on kept-alive connections
 after a few milliseconds with a sandbox-like search answer. Each run, in a process of its
-own, keeps 60 probes in flight (a task each, as the scheduler launches them) through one
-client for a warm-up, then counts its CPU over the measured probes; trees alternate (A B A B
+own, keeps 60 probes in flight (--in-flight; a task each, as the scheduler launches them)
+through one client (--transport, default asyncio; --connections, its max_connections) for a
+warm-up, then counts its CPU over the measured probes; trees alternate (A B A B
 ...), and the medians' ratio to the first tree's is printed. Nothing after a probe
 (ProbeLedger.observe) runs: bench/observe_path.py measures that.
 """
