@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -92,7 +93,7 @@ def build_client(
         )
     elif transport is None and target.proxy is None and not _proxy_variables():
         # httpx's own, direct: the same transport, naming the address that answered, in
-        # pools of a few dozen connections.
+        # pools of a few connections.
         transport = ShardedPoolTransport(verify=verify, limits=limits)
     return httpx.AsyncClient(
         base_url=target.base_url,
@@ -160,16 +161,18 @@ class PeerNamingTransport(httpx.AsyncHTTPTransport):
 
 
 # httpcore's pool walks every connection it holds on each request and on each response
-# closed, so its cost per request grows with its size: at 1,024 connections that walk was
-# 45% of an overloaded monitor's samples, and its loop fell minutes behind. Pools of at most
-# this many connections keep the walk short.
-POOL_SHARD = 32
+# closed (has_expired asks anyio for an idle socket's extra info: a getpeername and a poll
+# each), so its cost per request grows with its size. In one pool of 100 (the default) a
+# recmon offered 500 probes/s here managed 29/s at 34 ms of CPU each; in pools of 32, 474/s
+# at 1.8 ms; of 8, 499/s at 1.2 ms; of 4, 500/s at 1.1 ms (bench/run.py --quick --transport
+# httpx --rates 500, one run each).
+POOL_SHARD = 4
 
 
 class ShardedPoolTransport(httpx.AsyncBaseTransport):
-    """httpx's direct transport as several pools of at most POOL_SHARD connections, together
-    as large as `limits` says. A request goes to the first pool with a connection to spare (a
-    light load reuses the first pool's kept-alive connections), so none waits inside httpcore
+    """httpx's direct transport as many pools of at most POOL_SHARD connections, together as
+    large as `limits` says. A request goes to the first pool with a connection to spare (a
+    light load reuses the first pools' kept-alive connections), so none waits inside httpcore
     while another pool has room: recmon bounds a target's probes by its connections."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> None:
@@ -189,25 +192,34 @@ class ShardedPoolTransport(httpx.AsyncBaseTransport):
             for size in sizes
         ]
         self._room = sizes  # connections each pool has to spare: its size less its requests
+        self._with_room = list(range(count))  # a heap of the pools whose room is above 0
         self._next = 0  # beyond the bound (a caller that does not keep it): in turn
 
-    def _choose(self) -> int:
-        for index, room in enumerate(self._room):
-            if room > 0:
-                return index
-        self._next = (self._next + 1) % len(self._pools)
-        return self._next
+    def _take(self) -> int:
+        if self._with_room:
+            index = self._with_room[0]
+            self._room[index] -= 1
+            if not self._room[index]:
+                heapq.heappop(self._with_room)
+        else:
+            self._next = index = (self._next + 1) % len(self._pools)
+            self._room[index] -= 1
+        return index
+
+    def _give(self, index: int) -> None:
+        self._room[index] += 1
+        if self._room[index] == 1:
+            heapq.heappush(self._with_room, index)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = self._choose()
-        self._room[index] -= 1
+        index = self._take()
         try:
             response = await self._pools[index].handle_async_request(request)
         except BaseException:
-            self._room[index] += 1
+            self._give(index)
             raise
         # The connection is the pool's again once the body is closed.
-        response.stream = _ReleasingStream(response.stream, self._room, index)
+        response.stream = _ReleasingStream(response.stream, self._give, index)
         return response
 
     async def aclose(self) -> None:
@@ -219,11 +231,14 @@ class _ReleasingStream(httpx.AsyncByteStream):
     """A response body that gives its pool's connection back once, when it is closed."""
 
     def __init__(
-        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, room: list[int], index: int
+        self,
+        stream: httpx.SyncByteStream | httpx.AsyncByteStream,
+        give: Callable[[int], None],
+        index: int,
     ) -> None:
         assert isinstance(stream, httpx.AsyncByteStream)
         self._stream = stream
-        self._room = room
+        self._give = give
         self._index = index
         self._open = True
 
@@ -237,4 +252,4 @@ class _ReleasingStream(httpx.AsyncByteStream):
         try:
             await self._stream.aclose()
         finally:  # counted back once the pool has its connection again
-            self._room[self._index] += 1
+            self._give(self._index)

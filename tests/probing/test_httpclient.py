@@ -101,10 +101,10 @@ async def _get_all(client: httpx.AsyncClient, count: int) -> list[int]:
 
 
 async def test_httpx_pools_run_as_many_requests_at_once_as_the_target_has_connections() -> None:
-    """33 connections are two httpcore pools (17 and 16; at most POOL_SHARD each): 33 requests
-    at once all reach the server, none held inside a full pool while another has room (the
-    server answers none until all 33 are in, so one held back would never be answered); and
-    again once their connections are back, on the same connections."""
+    """33 connections are several httpcore pools (at most POOL_SHARD each, not all of one
+    size): 33 requests at once all reach the server, none held inside a full pool while
+    another has room (the server answers none until all 33 are in, so one held back would
+    never be answered); and again once their connections are back, on the same connections."""
     gate = _Gate(expected=33)
     server = await asyncio.start_server(gate.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
