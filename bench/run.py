@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,6 +49,25 @@ def cpu_seconds(pid: int, *, system_only: bool = False, thread: int | None = Non
     path = f"/proc/{pid}/task/{thread}/stat" if thread is not None else f"/proc/{pid}/stat"
     fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[12]) + (0 if system_only else int(fields[11]))) / CLK_TCK
+
+
+def stop_all(processes: list[subprocess.Popen[Any]], within: float) -> None:
+    """SIGTERM to each, then SIGKILL to any still running after `within` seconds: a run that
+    fails leaves nothing probing behind it (an overloaded recmon left running once loaded
+    every later measurement)."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + within
+    stuck = []
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            stuck.append(process.args)
+    if stuck:
+        raise RuntimeError(f"killed after {within:.0f} s without stopping: {stuck}")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -144,8 +164,7 @@ class Sandbox:
         return max(values) if values else float("nan")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
+        stop_all([self.process], within=20)
 
 
 def histogram_quantile(
@@ -212,11 +231,10 @@ def recmon_row(
             renders.append(time.perf_counter() - t)
         rss = max(peak_rss_mb(p.pid) for p, _, _ in processes)
     finally:
-        for process, _, _ in processes:
-            process.send_signal(signal.SIGTERM)
-        for process, _, _ in processes:
-            process.wait(timeout=60)
-        sandbox.stop()
+        try:
+            stop_all([process for process, _, _ in processes], within=60)
+        finally:
+            sandbox.stop()
     durations = []
     probes = untrusted = 0
     for _, _, results in processes:
@@ -374,10 +392,7 @@ def steady_rows(
             time.sleep(max(0.0, now + 60 - time.time()))
     finally:
         processes = [process for *_, process, _, _ in runs] + [p for p, _, _ in fresh]
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=120)
+        stop_all(processes, within=120)
     rows = []
     for i, (mark, (tenants, interval, sandbox, work, _, _, results)) in enumerate(
         zip(marks, runs, strict=True)
@@ -563,10 +578,11 @@ def blackbox_row(label: str, rate: float, window: float) -> Row | None:
         p95_true = sandbox.p95_ms()
         rss = peak_rss_mb(process.pid)
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        sandbox.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            stop_all([process], within=20)
+        finally:
+            sandbox.stop()
+            shutil.rmtree(work, ignore_errors=True)
     return Row(
         label,
         "blackbox_exporter",
