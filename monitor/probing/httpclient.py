@@ -163,9 +163,9 @@ class PeerNamingTransport(httpx.AsyncHTTPTransport):
 # httpcore's pool walks every connection it holds on each request and on each response
 # closed (has_expired asks anyio for an idle socket's extra info: a getpeername and a poll
 # each), so its cost per request grows with its size. In one pool of 100 (the default) a
-# recmon offered 500 probes/s here managed 29/s at 34 ms of CPU each; in pools of 32, 474/s
-# at 1.8 ms; of 8, 499/s at 1.2 ms; of 4, 500/s at 1.1 ms (bench/run.py --quick --transport
-# httpx --rates 500, one run each).
+# recmon offered 500 probes/s here fell behind for good (it did not even stop within 60 s);
+# in pools of 32 it ran 521/s at 1.9 ms of CPU each, of 8 501/s at 1.5 ms, of 4 501/s at
+# 1.1 ms (bench/run.py --quick --transport httpx --rates 500; README, Transport).
 POOL_SHARD = 4
 
 
