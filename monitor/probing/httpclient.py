@@ -176,7 +176,9 @@ class ShardedPoolTransport(httpx.AsyncBaseTransport):
     while another pool has room: recmon bounds a target's probes by its connections."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> None:
-        total = limits.max_connections or POOL_SHARD
+        total = limits.max_connections
+        if total is None:  # a target's max_connections is 1 or more (config.model)
+            raise ValueError("a sharded pool needs max_connections")
         count = math.ceil(total / POOL_SHARD)
         sizes = [total // count + (i < total % count) for i in range(count)]
         context = httpx.create_ssl_context(verify=verify)  # one for all the pools
