@@ -474,6 +474,10 @@ class Metrics:
         timer = self._histograms.get(key)
         if timer is None:
             timer = self._histograms[key] = _observer(self.probe_duration.labels(*key))
+            # The check's untrusted count exported at 0 from its first latency on: the
+            # untrusted ratio (instance:recmon_latency_untrusted:ratio_5m) then reads 0, not
+            # "no data", on a monitor whose every latency was trusted.
+            self._untrusted_count(check)
         return timer
 
     def render(self) -> bytes:

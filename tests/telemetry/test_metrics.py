@@ -64,6 +64,16 @@ def test_record_sets_counter_gauges_and_histogram() -> None:
     )
 
 
+def test_a_checks_untrusted_count_is_exported_at_zero_once_it_has_a_latency() -> None:
+    """Every latency trusted: the count reads 0, so its ratio in Prometheus reads 0 too (the
+    series absent, the recording rule had no data: a dashboard panel empty on a healthy
+    monitor)."""
+    metrics = Metrics(CollectorRegistry())
+    assert sample(metrics, "recmon_latency_untrusted_total", check="search") is None
+    metrics.record(result("acme"))
+    assert sample(metrics, "recmon_latency_untrusted_total", check="search") == 0
+
+
 def test_untrusted_latency_is_counted_not_observed() -> None:
     metrics = Metrics(CollectorRegistry())
     metrics.record(result("acme", trusted=False))
