@@ -2,7 +2,7 @@
 probe the same sandbox at the same rate at the same time, one on each loop, and their CPU per
 probe is read from /proc minute by minute (so the machine's noise falls on both alike).
 
-    .venv/bin/pip install uvloop   # not a recmon dependency: see the README's benchmark
+    .venv/bin/pip install uvloop   # not a recmon dependency: see docs/BENCHMARKS.md
     .venv/bin/python bench/loops.py [--tenants 2500] [--interval 10] [--marks 6] [--every 20]
 """
 

@@ -693,7 +693,7 @@ def main() -> int:
             rates = [r for r in rates if r[0] in wanted] or [(r, r * 5, 10) for r in sorted(wanted)]
         if not args.quick and not args.no_fleet:
             # The fleet the issue asks for: 10,000 tenants × 2 checks every 60 s, per-tenant
-            # histograms at their default (off above 1,000 tenants: README, the /metrics
+            # histograms at their default (off above 1,000 tenants: docs/BENCHMARKS.md, the /metrics
             # trade-off).
             rows.append(
                 recmon_row("10k tenants/60s", 10000, 60, 60, args.transport, warm=args.warm)

@@ -42,7 +42,7 @@ SAVE_EVERY_S = 60.0
 # ok samples and history counts; the file holds each series as it was at one save, whole.
 # At the fleet (10,000 tenants x 2 / 60 s) a save wrote 20,000 heads, rows and hour rows,
 # every page of their tables (the saving thread ~13% of the process, minutes 6-8): see
-# README "The fleet's background, a sixth round".
+# docs/BENCHMARKS.md, "The fleet's background, a sixth round".
 SAVE_TURNS = 5
 # A periodic save writes a series' baseline again only this long after it last did, or on
 # the series' turn (the final save, at shutdown and in `once`, writes every one). The

@@ -28,7 +28,7 @@ from monitor.telemetry.exposition import (
 log = logging.getLogger("recmon.metrics")
 # metrics.per_tenant_histograms unset: on up to this many tenants (in this process's shard).
 # At 10,000 tenants x 2 checks they make a 39 MB scrape rendered in 3.7 s, against 7.4 MB in
-# 0.17 s off (README, "/metrics and per-tenant histograms").
+# 0.17 s off (docs/BENCHMARKS.md, "/metrics and per-tenant histograms").
 PER_TENANT_HISTOGRAMS_UP_TO = 1_000
 
 ALL_TENANTS = "_all"  # tenant label of the per-check histogram when per-tenant ones are off
