@@ -31,17 +31,24 @@ nothing is, and then the first readiness wakes it. So, for poll k, reported byte
   end], and the stamp is that interval's midpoint, the doubt its half-width. Without it the
   wait is not seen: the stamp is the end, doubted 0. (A timer-based lag monitor sees such a
   wait only when its own timer falls in it.)
-- Whether poll k slept: a poll with timeout 0 did not; one allowed to block slept when the
+- Whether poll k slept: a poll with timeout 0 did not, nor one allowed to block that found
+  something ready when it looked: it looks with timeout 0 first, and what that look finds
+  came before it. Only when that look finds nothing does it block, and then it slept when the
   thread blocked during it (with `sleeps`: Linux counts a thread's voluntary context
-  switches, getrusage's ru_nvcsw, which a preemption does not move). Without that count, when
-  its wall time, less the wait for a CPU, is at least SLEPT_AFTER_S: a poll that did not sleep
-  is usually on the CPU for microseconds. But not always: on a 2-vCPU VM the first poll after
-  the thread stood still for 100 ms took 127-499 us with its bytes long there (30 of 30;
-  0.2% of polls over 100 us otherwise), and by the clock alone it slept, so its busy stretch
-  left the doubt (tests/integration/test_read_timing.py failed 5 runs of 6 there). A shorter
-  sleep is taken as none, whose interval holds the sleeping one's too (the stamp is then early
-  by up to the doubt, never before the send). Without `run_delay` a poll preempted that long
-  would be taken as a sleep (not seen).
+  switches, getrusage's ru_nvcsw, which a preemption does not move) or, without that count,
+  when its wall time, less the wait for a CPU, is at least SLEPT_AFTER_S. Either reading alone
+  was once fooled by a poll that found its bytes long there: by the clock, the first poll
+  after the thread stood still for 100 ms took 127-499 us on a 2-vCPU VM (30 of 30; 0.2% of
+  polls over 100 us otherwise); by the switches, the thread waited to take the GIL back from
+  another thread as the poll returned (a voluntary switch too). Taken as a sleep, such bytes
+  were stamped when the poll looked, late by up to the busy stretch before it, and trusted:
+  tests/integration/test_read_timing.py failed 5 runs of 6 by the clock, and by the
+  switches, most likely, one full run of the suite in about fifteen (its server is a thread
+  of the test's process). The first look costs a blocking poll one more epoll_wait, with
+  timeout 0. A sleep shorter than SLEPT_AFTER_S, not counted, is taken as none, whose
+  interval holds the sleeping one's too (the stamp is then early by up to the doubt, never
+  before the send). Without `run_delay` a poll preempted that long would be taken as a sleep
+  (not seen).
 - The stamp is never before the send: the interval starts at `sent_at` at the earliest.
 - Every reader callback queued by poll k runs before poll k+1 (step 4 runs what was queued), so
   a data_received sees the latest poll's numbers: the poll that reported its bytes. What runs
@@ -198,12 +205,19 @@ class TimedSelector(selectors.DefaultSelector):
         # callbacks ready, the thread did not sleep): one reading before, one after if it
         # reported.
         may_sleep = timeout is None or timeout > 0
+        ready: list[tuple[selectors.SelectorKey, int]] = []
+        if may_sleep:
+            # What is ready when it looks came before it did: a first look with timeout 0
+            # tells, where the thread's voluntary switches alone could not (taking the GIL
+            # back from another thread after a poll that found its bytes there is one too).
+            ready = super().select(0)
+            may_sleep = not ready
         waited = run_delay() if run_delay is not None and may_sleep else None
         sleeps = self._sleeps
         blocks = sleeps() if sleeps is not None and may_sleep else None
-        ready: list[tuple[selectors.SelectorKey, int]] = []
         try:
-            ready = super().select(timeout)
+            if not ready:
+                ready = super().select(timeout)
             return ready
         finally:
             self._before = self.polled_at

@@ -8,6 +8,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -75,9 +76,12 @@ def test_a_poll_allowed_to_block_that_returned_at_once_did_not_sleep() -> None:
     """Something was ready when it looked (it took microseconds): what it reported came
     in the busy stretch before it, as with timeout 0."""
     clock = SteppedClock(0.0, 1.0, 1.0, 1.01, 1.01002)
-    with TimedSelector(clock) as selector:
+    mine, theirs = socket.socketpair()
+    with mine, theirs, TimedSelector(clock) as selector:
         selector.select(0)
-        selector.select(5.0)
+        selector.register(mine, selectors.EVENT_READ)
+        theirs.send(b"x")  # there when it looks: it returns at once
+        assert selector.select(5.0) != []
         assert not selector.slept
         stamp, doubt = selector.arrival(0.0)
         assert abs(stamp - 1.00501) < 1e-9
@@ -91,10 +95,15 @@ def test_bytes_that_woke_a_sleeping_poll_came_at_its_end_less_the_wait_for_a_cpu
     clock = SteppedClock(0.0, 1.0, 1.0, 1.01, 1.06)
     delays = iter([3.0, 3.002])
     mine, theirs = socket.socketpair()
-    with mine, theirs, TimedSelector(clock, run_delay=lambda: next(delays)) as selector:
+
+    def run_delay() -> float:
+        if delays.__length_hint__() == 2:  # read as it blocks: the byte comes after its look
+            theirs.send(b"x")  # the clock says when: the poll reports it
+        return next(delays)
+
+    with mine, theirs, TimedSelector(clock, run_delay=run_delay) as selector:
         selector.select(0)
         selector.register(mine, selectors.EVENT_READ)
-        theirs.send(b"x")  # the clock says when: the poll reports it
         assert selector.select(1.0) != []
         assert selector.slept
         assert abs(selector.stalled - 0.002) < 1e-9
@@ -106,24 +115,43 @@ def test_bytes_that_woke_a_sleeping_poll_came_at_its_end_less_the_wait_for_a_cpu
 def test_without_the_threads_run_queue_wait_a_sleeping_poll_stamps_its_end() -> None:
     clock = SteppedClock(0.0, 1.0, 1.0, 1.01, 1.06)
     mine, theirs = socket.socketpair()
-    with mine, theirs, TimedSelector(clock) as selector:
+    with mine, theirs, TimedSelector(clock, sleeps=sent_as_it_blocks(theirs)) as selector:
         selector.select(0)
         selector.register(mine, selectors.EVENT_READ)
-        theirs.send(b"x")  # the clock says it came 50 ms into the poll
-        assert selector.select(None) != []
+        assert selector.select(None) != []  # the clock says the byte came 50 ms into it
         assert selector.slept
         assert selector.arrival(0.5) == (1.06, 0.0)
 
 
-def poll_counted(clock: SteppedClock, *counts: int) -> TimedSelector:
-    """A selector after its second poll, one allowed to block that reported a byte sent
-    before it, with the thread's voluntary switches read as `counts` around that poll."""
+def sent_as_it_blocks(theirs: socket.socket, *counts: int) -> Callable[[], int]:
+    """The thread's voluntary switches for a selector, read as `counts` (one before and one
+    after a poll that blocked; default 0 then 1), sending a byte on `theirs` at the first
+    reading: as the poll blocks, after its first look found nothing."""
+    blocks = iter(counts or (0, 1))
+    first = True
+
+    def sleeps() -> int:
+        nonlocal first
+        if first:
+            theirs.send(b"x")
+            first = False
+        return next(blocks)
+
+    return sleeps
+
+
+def poll_counted(clock: SteppedClock, *counts: int, sent_before: bool) -> TimedSelector:
+    """A selector after its second poll, one allowed to block that reported a byte, sent
+    before it (`sent_before`) or as it blocked, with the thread's voluntary switches read as
+    `counts` around that poll."""
     blocks = iter(counts)
     mine, theirs = socket.socketpair()
-    with mine, theirs, TimedSelector(clock, sleeps=lambda: next(blocks)) as selector:
+    sleeps = (lambda: next(blocks)) if sent_before else sent_as_it_blocks(theirs, *counts)
+    with mine, theirs, TimedSelector(clock, sleeps=sleeps) as selector:
         selector.select(0)
         selector.register(mine, selectors.EVENT_READ)
-        theirs.send(b"x")
+        if sent_before:
+            theirs.send(b"x")
         assert selector.select(1.0) != []
     return selector
 
@@ -133,7 +161,7 @@ def test_a_poll_that_found_its_bytes_there_did_not_sleep_however_long_it_took() 
     came in the busy stretch before it, though the poll took 1 ms on the clock (the first
     poll after the thread stood still, on a VM: 127-499 us). By the clock alone it slept,
     and the 40 ms busy stretch left the doubt."""
-    selector = poll_counted(SteppedClock(0.0, 1.0, 1.0, 1.04, 1.041), 7, 7)
+    selector = poll_counted(SteppedClock(0.0, 1.0, 1.0, 1.04, 1.041), 7, 7, sent_before=True)
     assert not selector.slept
     stamp, doubt = selector.arrival(0.5)
     assert abs(stamp - 1.0205) < 1e-9
@@ -143,9 +171,21 @@ def test_a_poll_that_found_its_bytes_there_did_not_sleep_however_long_it_took() 
 def test_a_poll_the_thread_blocked_in_slept_however_short_it_was() -> None:
     """It blocked (one voluntary switch) and its bytes woke it 50 us later: a sleep, though
     under SLEPT_AFTER_S on the clock, so the busy stretch before it is not in the doubt."""
-    selector = poll_counted(SteppedClock(0.0, 1.0, 1.0, 1.01, 1.01005), 7, 8)
+    selector = poll_counted(SteppedClock(0.0, 1.0, 1.0, 1.01, 1.01005), 7, 8, sent_before=False)
     assert selector.slept
     assert selector.arrival(0.5) == (1.01005, 0.0)
+
+
+def test_a_poll_that_found_its_bytes_there_did_not_sleep_whatever_the_switches_say() -> None:
+    """Its bytes were there when it looked, but the thread's voluntary switches moved: it
+    waited to take the GIL back from another thread as the poll returned. Not a sleep: they
+    came in the 40 ms busy stretch before it, not when it looked (stamped so, they were
+    trusted with up to 40 ms left out of their latency)."""
+    selector = poll_counted(SteppedClock(0.0, 1.0, 1.0, 1.04, 1.041), 7, 8, sent_before=True)
+    assert not selector.slept
+    stamp, doubt = selector.arrival(0.5)
+    assert abs(stamp - 1.0205) < 1e-9
+    assert abs(doubt - 0.0205) < 1e-9
 
 
 def test_the_threads_sleeps_are_counted_where_linux_tells_them() -> None:
@@ -221,19 +261,23 @@ def test_a_blocking_poll_that_reports_adds_the_threads_wait_for_a_cpu_to_the_dou
     reported nothing reads nothing."""
     delays = iter([1.0, 2.0, 2.008])
     readings: list[float] = []
+    mine, theirs = socket.socketpair()
 
     def run_delay() -> float:
         readings.append(next(delays))
+        if readings[-1] == 2.0:  # read as it blocks: the byte comes after its first look
+            theirs.send(b"y")
         return readings[-1]
 
-    mine, theirs = socket.socketpair()
     with mine, theirs, TimedSelector(run_delay=run_delay) as selector:
         selector.register(mine, selectors.EVENT_READ)
         assert selector.select(0.001) == []  # timed out: one reading, no stall
         assert (readings, selector.stalled) == ([1.0], 0.0)
         theirs.send(b"x")
         assert selector.select(0) != []  # did not block: no reading
+        assert selector.select(1.0) != []  # found it there when it looked: no reading
         assert (readings, selector.stalled) == ([1.0], 0.0)
+        mine.recv(16)
         assert selector.select(1.0) != []
         assert readings == [1.0, 2.0, 2.008]
         assert abs(selector.stalled - 0.008) < 1e-9
