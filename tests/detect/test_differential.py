@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from monitor.config.model import AlertsSpec
@@ -225,6 +225,31 @@ def _latency_evidence(
     # are not saved: the probe counts them again from the samples), as at a restart.
     restarts=st.sets(st.integers(0, 300), max_size=4),
 )
+# Found by a suite run: three probes at once at exactly twice the configured baseline. The
+# exact p95 bound is the threshold (not over it), the approximate one is 0.14% above it (within
+# the error), so drift is pending on one detector only, and only that one keeps its baseline
+# frozen (learned_until at the window's edge).
+@example(
+    spec={
+        "empty_results": {"enabled": False, "window": 30.0, "share": 0.3, "min_probes": 1},
+        "failures": {"enabled": False, "window": 30.0, "share": 0.3, "min_probes": 1},
+        "error_rate": {"enabled": True, "window": 60.0, "threshold": 0.1, "min_probes": 1},
+        "latency_drift": {
+            "enabled": True,
+            "window": 30.0,
+            "min_samples": 2,
+            "ratio": 2.0,
+            "for": 1.0,
+            "resolve_for": 1.0,
+            "baseline_min_samples": 1,
+            "baseline_half_life": 600.0,
+            "baseline": 0.06,
+            "confidence": 0.5,
+        },
+    },
+    phases=[(Probe(0.0, Outcome.OK, 0.12, trusted=True, reason="", credential=""), 3)],
+    restarts=set(),
+)
 def test_the_incremental_detector_gives_the_reference_verdicts(
     spec: dict[str, Any], phases: list[tuple[Probe, int]], restarts: set[int]
 ) -> None:
@@ -284,8 +309,8 @@ def test_the_incremental_detector_gives_the_reference_verdicts(
             old_state.ok_streak,
         )
         assert new_state.slow_burn_quiet_until == old_state.slow_burn_quiet_until
-        assert new_state.learned_until == old_state.learned_until
         if "latency_drift" not in diverged:  # drift pending/firing freezes the baseline
+            assert new_state.learned_until == old_state.learned_until
             assert _same_baseline(new_state.baseline, old_state.baseline)
         assert _alerts(new_state, diverged) == _alerts(old_state, diverged)
 
