@@ -133,6 +133,7 @@ def build_monitor(
         deadline_guard=loop_lag.deadline_trusted,
         withheld_sink=ledger.withheld,
         lag_sink=ledger.started,
+        flight_sink=loop_lag.flight,
         skip_sink=ledger.not_probed,
         credential_names=config.tenant_credential_names,
         token_sources=probing.token_sources,

@@ -56,6 +56,7 @@ class Engine:
         deadline_guard: Callable[[float, float, float], bool] | None = None,
         withheld_sink: ResultSink | None = None,
         lag_sink: Callable[[str, float], None] | None = None,  # (check, seconds late)
+        flight_sink: Callable[[int], None] | None = None,  # +1 as a probe starts, -1 as it ends
         skip_sink: Callable[[str, str, str], None] | None = None,
         credential_names: frozenset[str] = frozenset(),
         token_sources: Mapping[str, TokenSource] | None = None,
@@ -78,6 +79,8 @@ class Engine:
         self.deadline_guard = deadline_guard
         self.withheld_sink = withheld_sink
         self.lag_sink = lag_sink
+        # The loop-lag monitor ticks fast only while probes are in flight.
+        self.flight_sink = flight_sink
         self.skip_sink = skip_sink
         # A missing captured variable is routine (the earlier check failed) and counted; any
         # other missing variable is a configuration gap for that tenant, said once.
@@ -284,9 +287,11 @@ class Engine:
         throttle = self.throttles.get(check.target)
         if throttle is not None:
             await throttle.acquire()
-        slots, target = self.slots, check.target
+        slots, target, flight = self.slots, check.target, self.flight_sink
         if not slots.try_take(target):
             await slots.take(target)
+        if flight is not None:
+            flight(1)
         try:
             start = self.clock.monotonic()
             if due is not None:
@@ -301,6 +306,8 @@ class Engine:
             )
         finally:
             slots.give(target)
+            if flight is not None:
+                flight(-1)  # the deadline's guard below runs before the tick can idle
         if (
             result.outcome is Outcome.TIMEOUT
             and self.deadline_guard is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 
 import httpx
@@ -29,6 +29,7 @@ def make_engine(
     target_connections: Mapping[str, int] | None = None,
     clock: Clock | None = None,
     throttles: Mapping[str, HostThrottle] | None = None,
+    flight_sink: Callable[[int], None] | None = None,
 ) -> tuple[Engine, list[ProbeResult], Metrics]:
     collected: list[ProbeResult] = []
     metrics = Metrics(CollectorRegistry())
@@ -45,6 +46,7 @@ def make_engine(
         max_in_flight=max_in_flight,
         target_connections=target_connections,
         throttles=throttles,
+        flight_sink=flight_sink,
     )
     return engine, collected, metrics
 
@@ -150,6 +152,35 @@ async def test_in_flight_probes_stay_within_the_target_bound() -> None:
     await engine.run_round([f"t{i}" for i in range(20)])
     assert len(results) == 40
     assert peak == 4
+
+
+async def test_the_loop_lag_monitor_is_told_of_each_probe_in_flight_and_its_end() -> None:
+    """+1 before a probe's request goes out (not while it waits for a slot), -1 once its
+    result is had, whatever it is: what the loop-lag monitor ticks fast for."""
+    in_flight = peak = 0
+    at_requests: list[int] = []
+
+    def flight(delta: int) -> None:
+        nonlocal in_flight, peak
+        in_flight += delta
+        peak = max(peak, in_flight)
+
+    class Slow(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            at_requests.append(in_flight)
+            await asyncio.sleep(0.01)
+            if request.url.path.startswith("/v1/t1/"):
+                raise httpx.ReadTimeout("timed out", request=request)
+            return catalog(request)
+
+    engine, results, _ = make_engine(
+        Slow(), max_in_flight=50, target_connections={"api": 3}, flight_sink=flight
+    )
+    await engine.run_round([f"t{i}" for i in range(6)])
+    assert len(at_requests) == 11  # t1's search timed out: its recommendations never ran
+    assert min(at_requests) >= 1 and peak == 3  # each request counted, slot waits not
+    assert in_flight == 0  # every probe's end told, the timeout's too
+    assert Outcome.TIMEOUT in {r.outcome for r in results}
 
 
 async def test_a_bug_inside_a_probe_is_counted_and_the_round_goes_on() -> None:

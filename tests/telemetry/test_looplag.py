@@ -9,7 +9,13 @@ import logging
 import pytest
 
 from monitor.core.clock import ManualClock
-from monitor.telemetry.looplag import TICK_S, LoopLagMonitor
+from monitor.telemetry.looplag import IDLE_TICK_S, KEEP_S, TICK_S, LoopLagMonitor
+
+
+async def ticks() -> None:
+    """Let the loop run what is ready (a woken tick goes back to sleep)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
 
 
 def test_lag_recorded_during_a_probe_makes_it_untrusted() -> None:
@@ -26,6 +32,7 @@ async def test_a_pause_in_progress_is_seen_before_the_tick_reports_it() -> None:
     clock = ManualClock(start=0.0)
     monitor = LoopLagMonitor(clock, threshold_s=0.05)
     stop = asyncio.Event()
+    monitor.flight(1)  # a probe in flight: the tick is fast
     task = asyncio.create_task(monitor.run(stop))
     await asyncio.sleep(0)  # the tick is now asleep, due at TICK_S
     clock._now = TICK_S + 0.3  # the loop was blocked: time passed, the tick has not run yet
@@ -95,9 +102,9 @@ async def test_after_the_ticker_stops_nothing_looks_late() -> None:
     monitor = LoopLagMonitor(clock, threshold_s=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
-    await asyncio.sleep(0)
+    await ticks()
     stop.set()
-    clock.advance(TICK_S)
+    clock.advance(IDLE_TICK_S)
     await task
     clock.advance(10.0)  # shutting down: probes still finishing, no tick due
     assert monitor.current_lag() == 0.0
@@ -121,3 +128,75 @@ def test_the_largest_lag_since_a_time_is_the_walk_over_the_kept_samples() -> Non
         assert monitor.recent_max == max(kept)
         for start in (now - 2.0, now - 0.5, now - 0.1, now - TICK_S, now, now + 1):
             assert monitor.max_lag_since(start) == monitor.max_lag_between(start, now)
+
+
+async def test_the_tick_is_fast_only_while_probes_are_in_flight() -> None:
+    clock = ManualClock(start=0.0)
+    monitor = LoopLagMonitor(clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    await ticks()
+    assert clock.next_wakeup == IDLE_TICK_S  # nothing in flight: an idle tick
+    clock.advance(0.3)
+    monitor.flight(1)  # a probe starts 0.3 s into the idle tick: the tick is due at once
+    await ticks()
+    assert clock.next_wakeup == pytest.approx(0.3 + TICK_S)
+    assert monitor.recent_max == 0.0  # woken early is not late
+    monitor.flight(1)
+    monitor.flight(-1)
+    clock.advance(TICK_S)
+    await ticks()
+    assert clock.next_wakeup == pytest.approx(0.3 + 2 * TICK_S)  # one still in flight
+    monitor.flight(-1)
+    clock.advance(TICK_S)
+    await ticks()
+    assert clock.next_wakeup == pytest.approx(0.3 + 2 * TICK_S + IDLE_TICK_S)  # none: idle
+    assert monitor.recent_max == 0.0
+    stop.set()
+    clock.advance(IDLE_TICK_S)
+    await task
+
+
+async def test_a_pause_as_a_probe_starts_in_an_idle_tick_is_seen_at_once() -> None:
+    clock = ManualClock(start=0.0)
+    monitor = LoopLagMonitor(clock, trust_threshold_s=0.005)
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    await ticks()  # idle, due at IDLE_TICK_S
+    clock._now = 0.3
+    monitor.flight(1)  # a probe starts, then the loop stands still before the tick can run
+    clock._now = 0.5
+    # due at 0.3 + TICK_S since the probe started, not at the idle tick's IDLE_TICK_S
+    assert monitor.current_lag() == pytest.approx(0.5 - 0.3 - TICK_S)
+    assert not monitor.trusted(0.3, 0.5)
+    await ticks()  # the tick runs at last, and reports the pause
+    assert monitor.recent_max == pytest.approx(0.5 - 0.3 - TICK_S)
+    assert not monitor.trusted(0.3, 0.5)
+    stop.set()
+    clock.advance(TICK_S)
+    await task
+
+
+async def test_an_idle_tick_that_ran_late_is_a_lag() -> None:
+    clock = ManualClock(start=0.0)
+    monitor = LoopLagMonitor(clock, threshold_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    await ticks()
+    clock.advance(IDLE_TICK_S + 0.4)  # the loop stood still 0.4 s past the idle tick's due time
+    await ticks()
+    assert monitor.recent_max == pytest.approx(0.4)
+    stop.set()
+    clock.advance(IDLE_TICK_S)
+    await task
+
+
+def test_the_recent_largest_lag_is_the_last_minutes_however_few_the_ticks() -> None:
+    monitor = LoopLagMonitor(ManualClock())
+    monitor.observe(100.0, 1.5)  # a pause, then idle ticks a second apart
+    for i in range(1, int(KEEP_S)):
+        monitor.observe(100.0 + i, 0.0)
+    assert monitor.recent_max == 1.5  # still within the last minute
+    monitor.observe(100.0 + KEEP_S + 1, 0.0)
+    assert monitor.recent_max == 0.0  # a minute on, readiness no longer sees it
+    assert monitor.max_lag_since(0.0) == 0.0
