@@ -2,10 +2,11 @@
 
 A sidecar probing a few tenants spends most of its time waiting, and what it pays then is the
 event loop's own wake-ups (the loop-lag tick above all). Two configurations against one
-sandbox answering in 60 ms, default rules, recmon's own transport:
+sandbox answering in 60 ms, default rules, recmon's own transport, as `bench/run.py` starts it
+(its results log written):
 
 - idle: 1 tenant × 2 checks every 60 s (a probe pair a minute: nearly always idle);
-- small: 6 tenants × 2 checks every 1 s (12 probes a second, in one burst each second).
+- small: 6 tenants × 2 checks every 1 s (12 probes a second, spread over it).
 
 Each tree's process runs alone (one tree after the other, `--rounds` times in turn), and its
 share of a core is read from /proc over `--seconds` after a 5 s settling.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,33 +35,16 @@ def core_share(tree: str, tenants: int, interval: float, seconds: float) -> floa
     """One recmon from `tree` probing `tenants` every `interval`: its CPU ÷ wall time."""
     sandbox = bench.Sandbox(tenants)
     work = Path(tempfile.mkdtemp(prefix="recmon-idle-"))
-    port = bench.free_port()
-    (work / "probes.yaml").write_text(f"""
-defaults: {{interval: {interval}s, timeout: 1s}}
-targets:
-  sandbox: {{base_url: "{sandbox.url}"}}
-tenants:
-  discover: {{url: "{sandbox.url}/v1/tenants"}}
-  default_vars: {{query: shoes}}
-checks:
-  search:
-    target: sandbox
-    request: {{path: "/v1/{{tenant}}/search", params: {{q: "{{query}}"}}}}
-    expect: {{items: "$.results"}}
-  recommendations:
-    target: sandbox
-    request: {{path: "/v1/{{tenant}}/recommendations", params: {{product: "{{tenant}}-p01"}}}}
-    expect: {{items: "$.recommendations"}}
-state: {{path: {work / "state.db"}}}
-""")
-    command = [sys.executable, "-c", FROM_TREE.format(tree=tree)]
-    args = ["--log-level", "warning", "run", "--config", str(work / "probes.yaml")]
-    with open(work / "recmon.log", "wb") as log:
-        process = subprocess.Popen(
-            [*command, *args, "--listen", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    process, port, _ = bench._start_recmon(
+        work / "recmon",
+        sandbox,
+        interval,
+        "asyncio",
+        None,
+        0,
+        1,
+        command=(sys.executable, "-c", FROM_TREE.format(tree=tree)),
+    )
     try:
         bench.wait_http(f"http://127.0.0.1:{port}/readyz")
         time.sleep(5)

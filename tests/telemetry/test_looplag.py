@@ -4,7 +4,9 @@ tick reports in."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,6 +18,20 @@ async def ticks() -> None:
     """Let the loop run what is ready (a woken tick goes back to sleep)."""
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def ticking(clock: ManualClock, monitor: LoopLagMonitor) -> AsyncIterator[None]:
+    """The monitor's tick running on `clock`, asleep in its first tick; stopped on leaving."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(monitor.run(stop))
+    await ticks()
+    try:
+        yield
+    finally:
+        stop.set()
+        clock.advance(IDLE_TICK_S)  # whichever tick is asleep
+        await task
 
 
 def test_lag_recorded_during_a_probe_makes_it_untrusted() -> None:
@@ -133,62 +149,47 @@ def test_the_largest_lag_since_a_time_is_the_walk_over_the_kept_samples() -> Non
 async def test_the_tick_is_fast_only_while_probes_are_in_flight() -> None:
     clock = ManualClock(start=0.0)
     monitor = LoopLagMonitor(clock)
-    stop = asyncio.Event()
-    task = asyncio.create_task(monitor.run(stop))
-    await ticks()
-    assert clock.next_wakeup == IDLE_TICK_S  # nothing in flight: an idle tick
-    clock.advance(0.3)
-    monitor.flight(1)  # a probe starts 0.3 s into the idle tick: the tick is due at once
-    await ticks()
-    assert clock.next_wakeup == pytest.approx(0.3 + TICK_S)
-    assert monitor.recent_max == 0.0  # woken early is not late
-    monitor.flight(1)
-    monitor.flight(-1)
-    clock.advance(TICK_S)
-    await ticks()
-    assert clock.next_wakeup == pytest.approx(0.3 + 2 * TICK_S)  # one still in flight
-    monitor.flight(-1)
-    clock.advance(TICK_S)
-    await ticks()
-    assert clock.next_wakeup == pytest.approx(0.3 + 2 * TICK_S + IDLE_TICK_S)  # none: idle
-    assert monitor.recent_max == 0.0
-    stop.set()
-    clock.advance(IDLE_TICK_S)
-    await task
+    async with ticking(clock, monitor):
+        assert clock.next_wakeup == IDLE_TICK_S  # nothing in flight: an idle tick
+        clock.advance(0.3)
+        monitor.flight(1)  # a probe starts 0.3 s into the idle tick: the tick is due at once
+        await ticks()
+        assert clock.next_wakeup == pytest.approx(0.3 + TICK_S)
+        assert monitor.recent_max == 0.0  # woken early is not late
+        monitor.flight(1)
+        monitor.flight(-1)
+        clock.advance(TICK_S)
+        await ticks()
+        assert clock.next_wakeup == pytest.approx(0.3 + 2 * TICK_S)  # one still in flight
+        monitor.flight(-1)
+        clock.advance(TICK_S)
+        await ticks()
+        assert clock.next_wakeup == pytest.approx(0.3 + 2 * TICK_S + IDLE_TICK_S)  # none: idle
+        assert monitor.recent_max == 0.0
 
 
 async def test_a_pause_as_a_probe_starts_in_an_idle_tick_is_seen_at_once() -> None:
     clock = ManualClock(start=0.0)
     monitor = LoopLagMonitor(clock, trust_threshold_s=0.005)
-    stop = asyncio.Event()
-    task = asyncio.create_task(monitor.run(stop))
-    await ticks()  # idle, due at IDLE_TICK_S
-    clock._now = 0.3
-    monitor.flight(1)  # a probe starts, then the loop stands still before the tick can run
-    clock._now = 0.5
-    # due at 0.3 + TICK_S since the probe started, not at the idle tick's IDLE_TICK_S
-    assert monitor.current_lag() == pytest.approx(0.5 - 0.3 - TICK_S)
-    assert not monitor.trusted(0.3, 0.5)
-    await ticks()  # the tick runs at last, and reports the pause
-    assert monitor.recent_max == pytest.approx(0.5 - 0.3 - TICK_S)
-    assert not monitor.trusted(0.3, 0.5)
-    stop.set()
-    clock.advance(TICK_S)
-    await task
+    async with ticking(clock, monitor):  # idle, due at IDLE_TICK_S
+        clock._now = 0.3
+        monitor.flight(1)  # a probe starts, then the loop stands still before the tick can run
+        clock._now = 0.5
+        # due at 0.3 + TICK_S since the probe started, not at the idle tick's IDLE_TICK_S
+        assert monitor.current_lag() == pytest.approx(0.5 - 0.3 - TICK_S)
+        assert not monitor.trusted(0.3, 0.5)
+        await ticks()  # the tick runs at last, and reports the pause
+        assert monitor.recent_max == pytest.approx(0.5 - 0.3 - TICK_S)
+        assert not monitor.trusted(0.3, 0.5)
 
 
 async def test_an_idle_tick_that_ran_late_is_a_lag() -> None:
     clock = ManualClock(start=0.0)
     monitor = LoopLagMonitor(clock, threshold_s=0.05)
-    stop = asyncio.Event()
-    task = asyncio.create_task(monitor.run(stop))
-    await ticks()
-    clock.advance(IDLE_TICK_S + 0.4)  # the loop stood still 0.4 s past the idle tick's due time
-    await ticks()
-    assert monitor.recent_max == pytest.approx(0.4)
-    stop.set()
-    clock.advance(IDLE_TICK_S)
-    await task
+    async with ticking(clock, monitor):
+        clock.advance(IDLE_TICK_S + 0.4)  # the loop stood still 0.4 s past the idle tick's due
+        await ticks()
+        assert monitor.recent_max == pytest.approx(0.4)
 
 
 def test_the_recent_largest_lag_is_the_last_minutes_however_few_the_ticks() -> None:
