@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench  # bench/run.py: the sandbox and process helpers
-from sidebyside import FROM_TREE
+from sidebyside import recmon_from_tree
 
 CONFIGS = {"idle": (1, 60), "small": (6, 1)}  # name: (tenants, interval in seconds)
 
@@ -35,16 +35,7 @@ def core_share(tree: str, tenants: int, interval: float, seconds: float) -> floa
     """One recmon from `tree` probing `tenants` every `interval`: its CPU ÷ wall time."""
     sandbox = bench.Sandbox(tenants)
     work = Path(tempfile.mkdtemp(prefix="recmon-idle-"))
-    process, port, _ = bench._start_recmon(
-        work / "recmon",
-        sandbox,
-        interval,
-        "asyncio",
-        None,
-        0,
-        1,
-        command=(sys.executable, "-c", FROM_TREE.format(tree=tree)),
-    )
+    process, port, _ = recmon_from_tree(work / "recmon", sandbox, interval, tree)
     try:
         bench.wait_http(f"http://127.0.0.1:{port}/readyz")
         time.sleep(5)

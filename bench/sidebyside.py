@@ -18,6 +18,7 @@ import json
 import math
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +36,14 @@ FROM_TREE = (
 )
 
 
+def recmon_from_tree(
+    work: Path, sandbox: bench.Sandbox, interval: float, tree: str
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """bench/run.py's recmon (own transport, default rules), started from `tree`'s monitor/."""
+    command = (sys.executable, "-c", FROM_TREE.format(tree=tree))
+    return bench._start_recmon(work, sandbox, interval, "asyncio", None, 0, 1, command=command)
+
+
 def pairing(
     trees: list[str], tenants: int, interval: float, periods: int, every: float
 ) -> list[list[float]]:
@@ -44,16 +53,7 @@ def pairing(
     try:
         for tree in trees:
             work = Path(tempfile.mkdtemp(prefix="recmon-sidebyside-"))
-            process, port, results = bench._start_recmon(
-                work / "recmon",
-                sandbox,
-                interval,
-                "asyncio",
-                None,
-                0,
-                1,
-                command=(sys.executable, "-c", FROM_TREE.format(tree=tree)),
-            )
+            process, port, results = recmon_from_tree(work / "recmon", sandbox, interval, tree)
             runs.append((process, port, results))
         for _, port, _ in runs:
             bench.wait_http(f"http://127.0.0.1:{port}/readyz")
