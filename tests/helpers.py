@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import pickle
@@ -72,3 +73,9 @@ def once_per_run(factory: pytest.TempPathFactory, name: str, compute: Callable[[
         value = compute(directory)
         path.write_bytes(pickle.dumps(value))
         return value
+
+
+async def settle() -> None:
+    """Let the event loop run what is ready, and what that makes ready (a few rounds)."""
+    for _ in range(5):
+        await asyncio.sleep(0)

@@ -181,7 +181,6 @@ class LoopLagMonitor:
             # No tick is due any more (shutting down): an old due time would make everything
             # still running, such as probes cut at their deadline, look late.
             self._expected_wake = None
-            self._idle_waker = None
 
     async def _idle(self) -> None:
         """Sleep IDLE_TICK_S, or until a probe starts (`flight`)."""

@@ -21,11 +21,7 @@ from monitor.probing.scheduler import (
     first_due,
     phase,
 )
-
-
-async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
+from tests.helpers import settle
 
 
 async def advance(clock: ManualClock, seconds: float, step: float = 0.05) -> None:

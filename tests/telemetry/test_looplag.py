@@ -12,12 +12,7 @@ import pytest
 
 from monitor.core.clock import ManualClock
 from monitor.telemetry.looplag import IDLE_TICK_S, KEEP_S, TICK_S, LoopLagMonitor
-
-
-async def ticks() -> None:
-    """Let the loop run what is ready (a woken tick goes back to sleep)."""
-    for _ in range(5):
-        await asyncio.sleep(0)
+from tests.helpers import settle
 
 
 @contextlib.asynccontextmanager
@@ -25,7 +20,7 @@ async def ticking(clock: ManualClock, monitor: LoopLagMonitor) -> AsyncIterator[
     """The monitor's tick running on `clock`, asleep in its first tick; stopped on leaving."""
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
-    await ticks()
+    await settle()
     try:
         yield
     finally:
@@ -118,7 +113,7 @@ async def test_after_the_ticker_stops_nothing_looks_late() -> None:
     monitor = LoopLagMonitor(clock, threshold_s=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(monitor.run(stop))
-    await ticks()
+    await settle()
     stop.set()
     clock.advance(IDLE_TICK_S)
     await task
@@ -153,17 +148,17 @@ async def test_the_tick_is_fast_only_while_probes_are_in_flight() -> None:
         assert clock.next_wakeup == IDLE_TICK_S  # nothing in flight: an idle tick
         clock.advance(0.3)
         monitor.flight(1)  # a probe starts 0.3 s into the idle tick: the tick is due at once
-        await ticks()
+        await settle()
         assert clock.next_wakeup == pytest.approx(0.3 + TICK_S)
         assert monitor.recent_max == 0.0  # woken early is not late
         monitor.flight(1)
         monitor.flight(-1)
         clock.advance(TICK_S)
-        await ticks()
+        await settle()
         assert clock.next_wakeup == pytest.approx(0.3 + 2 * TICK_S)  # one still in flight
         monitor.flight(-1)
         clock.advance(TICK_S)
-        await ticks()
+        await settle()
         assert clock.next_wakeup == pytest.approx(0.3 + 2 * TICK_S + IDLE_TICK_S)  # none: idle
         assert monitor.recent_max == 0.0
 
@@ -178,7 +173,7 @@ async def test_a_pause_as_a_probe_starts_in_an_idle_tick_is_seen_at_once() -> No
         # due at 0.3 + TICK_S since the probe started, not at the idle tick's IDLE_TICK_S
         assert monitor.current_lag() == pytest.approx(0.5 - 0.3 - TICK_S)
         assert not monitor.trusted(0.3, 0.5)
-        await ticks()  # the tick runs at last, and reports the pause
+        await settle()  # the tick runs at last, and reports the pause
         assert monitor.recent_max == pytest.approx(0.5 - 0.3 - TICK_S)
         assert not monitor.trusted(0.3, 0.5)
 
@@ -188,7 +183,7 @@ async def test_an_idle_tick_that_ran_late_is_a_lag() -> None:
     monitor = LoopLagMonitor(clock, threshold_s=0.05)
     async with ticking(clock, monitor):
         clock.advance(IDLE_TICK_S + 0.4)  # the loop stood still 0.4 s past the idle tick's due
-        await ticks()
+        await settle()
         assert monitor.recent_max == pytest.approx(0.4)
 
 
