@@ -51,7 +51,6 @@ class Answer(asyncio.Protocol):
         self.buffer = b""
         self.body_at = self.need = -1
         self.done: asyncio.Future[bytes] | None = None
-        self.on_body = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -67,7 +66,7 @@ class Answer(asyncio.Protocol):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head = self.buffer[:end].lower()
+            head = self.buffer[: end + 2].lower()  # every header line ends in CRLF
             at = head.index(b"content-length:") + 15
             self.body_at = end + 4
             self.need = self.body_at + int(head[at : head.find(b"\r\n", at)])
@@ -77,7 +76,8 @@ class Answer(asyncio.Protocol):
         self.buffer, self.need = self.buffer[self.need :], -1
         self.pool.append(self)
         if self.done is not None:
-            self.done.set_result(body)
+            if not self.done.done():  # not timed out
+                self.done.set_result(body)
         else:
             judge(body)
 
