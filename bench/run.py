@@ -285,7 +285,8 @@ class SteadyRow:
     # work, run by this harness each minute (one per minute, aligned with minutes_us).
     gauge_s: tuple[float, ...]
     # A fresh process of the same configuration (same sandbox), started so that its first
-    # measured minute is the same wall-clock minute as the last (None: not run, --control).
+    # STEADY_SPAN measured minutes are the same wall-clock minutes as the last STEADY_SPAN:
+    # their median (None: not run, --control).
     fresh_us: float | None = None
 
     @property
@@ -309,7 +310,7 @@ class SteadyRow:
 
     @property
     def growth_same_minute(self) -> float | None:
-        return None if self.fresh_us is None else self.minutes_us[-1] / self.fresh_us
+        return None if self.fresh_us is None else self.full_us / self.fresh_us
 
 
 def gauge_seconds() -> float:
@@ -341,7 +342,8 @@ def steady_rows(
     each process's CPU from /proc at every minute and its probes per minute from its results
     log, and the machine's gauge. Real processes and real time: no pre-filled state, nothing
     simulated. With `control`, a fresh process per configuration measured in the last minute
-    too (SteadyRow.fresh_us); it loads the machine in the last two minutes."""
+    too, in the last STEADY_SPAN minutes (SteadyRow.fresh_us, the median of its minutes, as
+    each end is); it loads the machine from STEADY_SPAN + 1 minutes before the end."""
     if minutes < STEADY_FULL_FROM + STEADY_SPAN - 1:
         raise SystemExit(
             f"--steady {minutes}: at least {STEADY_FULL_FROM + STEADY_SPAN - 1} minutes, so "
@@ -357,8 +359,9 @@ def steady_rows(
         runs.append((tenants, interval, sandbox, work, process, port, results))
     marks: list[list[tuple[float, float]]] = [[] for _ in runs]
     gauges: list[float] = []
-    # The control: one fresh process per configuration whose first measured minute is the
-    # same wall-clock minute as the old one's last (started two minutes before it).
+    # The control: one fresh process per configuration whose first measured minutes are the
+    # same wall-clock minutes as the old one's last STEADY_SPAN (started a minute before them:
+    # its first minute, starting up and scheduling every tenant once, is not measured).
     fresh: list[tuple[subprocess.Popen[bytes], int, Path]] = []
     fresh_marks: list[list[tuple[float, float]]] = [[] for _ in runs]
     try:
@@ -381,7 +384,7 @@ def steady_rows(
                     file=sys.stderr,
                     flush=True,
                 )
-            if control and minute == minutes - 2:
+            if control and minute == minutes - STEADY_SPAN - 1:
                 for _, interval, sandbox, work, *_ in runs:
                     process, port, results = _start_recmon(
                         work / "fresh", sandbox, interval, transport, None, 0, 1
@@ -401,8 +404,10 @@ def steady_rows(
         starts = _starts(results)
         fresh_us = None
         if i < len(fresh) and len(fresh_marks[i]) >= 2:
-            fresh_us = _cpu_per_probe_us(
-                fresh_marks[i], _starts(fresh[i][2]), len(fresh_marks[i]) - 2
+            fresh_starts = _starts(fresh[i][2])
+            fresh_us = statistics.median(
+                _cpu_per_probe_us(fresh_marks[i], fresh_starts, m)
+                for m in range(len(fresh_marks[i]) - 1 - STEADY_SPAN, len(fresh_marks[i]) - 1)
             )
         shutil.rmtree(work, ignore_errors=True)
         rows.append(
@@ -446,8 +451,8 @@ def print_steady(rows: list[SteadyRow]) -> None:
         )
         if r.fresh_us is not None and r.growth_same_minute is not None:
             print(
-                f"  {'':<22}{'':>8}  same wall minute: a fresh process's first minute "
-                f"{r.fresh_us:>6.0f}  growth x{r.growth_same_minute:.2f}"
+                f"  {'':<22}{'':>8}  same wall minutes: a fresh process's first "
+                f"{STEADY_SPAN} {r.fresh_us:>6.0f}  growth x{r.growth_same_minute:.3f}"
             )
 
 
@@ -665,8 +670,9 @@ def main() -> int:
     parser.add_argument(
         "--control",
         action="store_true",
-        help="steady rows with a fresh process per configuration measured in the last minute "
-        "(it loads the machine in the last two minutes)",
+        help="steady rows with a fresh process per configuration measured in the last 3 "
+        "minutes, against the old one's in the same minutes (it loads the machine in the last "
+        "four)",
     )
     args = parser.parse_args()
     if args.steady:
