@@ -341,9 +341,9 @@ def steady_rows(
     """Run one recmon per (tenants, interval) side by side, default rules, for `minutes`; read
     each process's CPU from /proc at every minute and its probes per minute from its results
     log, and the machine's gauge. Real processes and real time: no pre-filled state, nothing
-    simulated. With `control`, a fresh process per configuration measured in the last minute
-    too, in the last STEADY_SPAN minutes (SteadyRow.fresh_us, the median of its minutes, as
-    each end is); it loads the machine from STEADY_SPAN + 1 minutes before the end."""
+    simulated. With `control`, a fresh process per configuration too, measured over the last
+    STEADY_SPAN minutes (SteadyRow.fresh_us, the median of its minutes, as each end is); it
+    loads the machine from STEADY_SPAN + 1 minutes before the end."""
     if minutes < STEADY_FULL_FROM + STEADY_SPAN - 1:
         raise SystemExit(
             f"--steady {minutes}: at least {STEADY_FULL_FROM + STEADY_SPAN - 1} minutes, so "
@@ -403,7 +403,7 @@ def steady_rows(
         sandbox.stop()
         starts = _starts(results)
         fresh_us = None
-        if i < len(fresh) and len(fresh_marks[i]) >= 2:
+        if i < len(fresh) and len(fresh_marks[i]) > STEADY_SPAN:
             fresh_starts = _starts(fresh[i][2])
             fresh_us = statistics.median(
                 _cpu_per_probe_us(fresh_marks[i], fresh_starts, m)

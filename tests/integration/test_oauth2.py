@@ -200,8 +200,8 @@ async def test_a_revoked_client_is_paged_for_all_the_tenants_probed_at_once(
             await run.until(
                 "the fleet page",
                 lambda: any("all 19 tenants" in p.summary for p in run.pages),
-                # Generous: "at once" is judged below from the probes' own times, not by how
-                # soon this loaded machine delivered it (it failed at 4 intervals under load).
+                # Generous: "at once" is judged below from the alert events' own times, not
+                # by how soon this loaded machine delivered it (it failed at 4 intervals).
                 within=15 * interval,
             )
     storm = [p for p in run.pages if p.rule == "auth_errors" and p.tenant is None]
