@@ -111,12 +111,8 @@ def test_pauses_add_up_and_jitter_does_not() -> None:
 async def test_after_the_ticker_stops_nothing_looks_late() -> None:
     clock = ManualClock(start=0.0)
     monitor = LoopLagMonitor(clock, threshold_s=0.05)
-    stop = asyncio.Event()
-    task = asyncio.create_task(monitor.run(stop))
-    await settle()
-    stop.set()
-    clock.advance(IDLE_TICK_S)
-    await task
+    async with ticking(clock, monitor):
+        pass  # started, then stopped
     clock.advance(10.0)  # shutting down: probes still finishing, no tick due
     assert monitor.current_lag() == 0.0
     assert monitor.deadline_trusted(7.0, 10.0, 10.02)
